@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { Ajv, type ErrorObject } from 'ajv';
+import schema from '../config/schema.json' with { type: 'json' };
+
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
+
+export interface DeviceEntry { serial: string; officerId: string; officerName?: string }
+
+export interface Config {
+  station: { id: string; timeZone?: string; place?: string };
+  storage: { dir: string };
+  dock: { mountRoots: string[]; concurrency: number; settleMs: number };
+  devices: DeviceEntry[];
+  hq: {
+    embedded: boolean;
+    tus: { endpoint: string; headers: Record<string, string>; concurrency: number; stallTimeoutSeconds: number; maxRetryDelaySeconds: number };
+    mqtt: { url: string; topicPrefix: string; username?: string; password?: string };
+  };
+  log: { level: string };
+}
+
+export interface LoadedConfig { config: Config; file: string; sha256: string }
+
+/** A config problem: `message` is the one line the daemon prints before exiting. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+const validate = new Ajv({ allErrors: false, useDefaults: true, strict: false }).compile(schema);
+
+function keyPath(err: ErrorObject): string {
+  const base = err.instancePath.split('/').filter(Boolean).join('.');
+  const join = (k: string) => (base ? `${base}.${k}` : k);
+  if (err.keyword === 'additionalProperties') return join(String(err.params.additionalProperty));
+  if (err.keyword === 'required') return join(String(err.params.missingProperty));
+  return base || '(top level)';
+}
+
+function describe(err: ErrorObject): string {
+  switch (err.keyword) {
+    case 'additionalProperties': return 'unknown key';
+    case 'required': return 'missing required key';
+    case 'type': return `wrong type: must be ${err.params.type}`;
+    case 'enum': return `must be one of ${(err.params.allowedValues as unknown[]).join(', ')}`;
+    case 'pattern': return `has an invalid value (must match ${err.params.pattern})`;
+    default: return err.message ?? 'invalid';
+  }
+}
+
+/** Validates a parsed document, fills defaults and resolves paths; throws ConfigError with one line. */
+export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config: the document must be a mapping of keys');
+  const copy = structuredClone(doc);
+  if (!validate(copy)) {
+    const err = validate.errors![0];
+    throw new ConfigError(`config: ${keyPath(err)}: ${describe(err)}`);
+  }
+  const config = copy as unknown as Config;
+  if (config.station.timeZone) {
+    try { new Intl.DateTimeFormat('en', { timeZone: config.station.timeZone }); }
+    catch { throw new ConfigError(`config: station.timeZone: unknown time zone "${config.station.timeZone}"`); }
+  }
+  const serials = new Set<string>();
+  config.devices.forEach((d, i) => {
+    if (serials.has(d.serial)) throw new ConfigError(`config: devices.${i}.serial: duplicate serial "${d.serial}"`);
+    serials.add(d.serial);
+  });
+  if (config.hq.embedded) {
+    for (const [key, url] of [['hq.tus.endpoint', config.hq.tus.endpoint], ['hq.mqtt.url', config.hq.mqtt.url]] as const) {
+      const host = new URL(url).hostname;
+      if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host)) {
+        throw new ConfigError(`config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`);
+      }
+    }
+  }
+  config.storage.dir = path.resolve(baseDir, config.storage.dir);
+  config.dock.mountRoots = config.dock.mountRoots.map((r) => path.resolve(baseDir, r));
+  return config;
+}
+
+export function loadConfig(file: string): LoadedConfig {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); }
+  catch (e) { throw new ConfigError(`config: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  let doc: unknown;
+  try { doc = parseYaml(text); }
+  catch (e) { throw new ConfigError(`config: ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`); }
+  const baseDir = path.resolve(file) === DEFAULT_CONFIG_FILE ? PACKAGE_ROOT : process.cwd();
+  const config = validateConfig(doc, baseDir);
+  return { config, file: path.resolve(file), sha256: createHash('sha256').update(text).digest('hex') };
+}
+
+/** `--config FILE`, else $DOCKD_CONFIG, else config/default.yaml of this package. */
+export function configFileFromArgs(argv: string[]): { file: string; rest: string[] } {
+  const rest: string[] = [];
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--config') { file = argv[++i]; if (!file) throw new ConfigError('config: --config needs a file'); }
+    else if (argv[i].startsWith('--config=')) file = argv[i].slice('--config='.length);
+    else rest.push(argv[i]);
+  }
+  return { file: file ?? process.env.DOCKD_CONFIG ?? DEFAULT_CONFIG_FILE, rest };
+}

@@ -1,0 +1,88 @@
+import path from 'node:path';
+import type { Config, LoadedConfig } from './config.ts';
+import { DockService } from './dock/dockService.ts';
+import { EventBus } from './events.ts';
+import { EmbeddedHq } from './hq/embeddedHq.ts';
+import { systemTimeZone } from './ingest/fileName.ts';
+import type { Logger } from './log.ts';
+import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
+import { StatusBoard } from './status/board.ts';
+import { MqttStatus } from './status/mqttStatus.ts';
+import { Catalog } from './store/catalog.ts';
+import { ObjectStore } from './store/objects.ts';
+import { Uploader } from './upload/uploader.ts';
+
+/** IO the daemon reaches through injection, so tests can hand in real substitutes. */
+export interface Host {
+  now: () => Date;
+  media: MediaTools;
+}
+
+export function defaultHost(): Host {
+  return { now: () => new Date(), media: createFfmpegTools() };
+}
+
+/**
+ * Starts and stops dockd's services in an explicit order. Start: catalog → objects → embedded HQ → status → upload
+ * → dock. Stop: dock (stop intake) → upload (checkpoint) → status (publish offline) → embedded HQ → catalog.
+ */
+export class Controller {
+  catalog!: Catalog;
+  objects!: ObjectStore;
+  board!: StatusBoard;
+  bus!: EventBus;
+  hq: EmbeddedHq | null = null;
+  mqtt!: MqttStatus;
+  uploader!: Uploader;
+  dock!: DockService;
+  private readonly config: Config;
+
+  constructor(private readonly loaded: LoadedConfig, private readonly log: Logger, private readonly host: Host = defaultHost()) {
+    this.config = loaded.config;
+  }
+
+  async start(): Promise<void> {
+    const { config, log, host } = this;
+    this.catalog = Catalog.open(config.storage.dir, { now: host.now });
+    this.bus = new EventBus(log);
+    this.catalog.onEnqueue = () => setImmediate(() => this.bus.emit('outbox.added'));
+    this.objects = new ObjectStore(config.storage.dir);
+    await this.objects.init();
+    const interrupted = this.catalog.recoverInterruptedCopies();
+    const swept = await this.objects.sweepTemp();
+    if (interrupted || swept) log.warn({ rows: interrupted, tempFiles: swept }, 'discarded copies interrupted by the last stop (the recorder still has those files)');
+
+    this.board = new StatusBoard(this.bus, host.now, (alarm, raised) => {
+      this.catalog.enqueue('event', { type: 'alarm', at: host.now().toISOString(), code: alarm.code, key: alarm.key, message: alarm.message, active: raised, since: alarm.since });
+      log[raised ? 'warn' : 'info']({ code: alarm.code, key: alarm.key, message: alarm.message }, raised ? 'alarm raised' : 'alarm cleared');
+    });
+
+    if (config.hq.embedded) {
+      this.hq = new EmbeddedHq({ tusEndpoint: config.hq.tus.endpoint, mqttUrl: config.hq.mqtt.url, dir: path.join(path.dirname(config.storage.dir), 'hq'), log });
+      await this.hq.start();
+    }
+    this.uploader = new Uploader({ config, catalog: this.catalog, objects: this.objects, bus: this.bus, board: this.board, log });
+    this.mqtt = new MqttStatus({ config, catalog: this.catalog, bus: this.bus, board: this.board, log, now: host.now, uploads: () => this.uploader.snapshot().inFlight });
+    await this.mqtt.start();
+    await this.uploader.start();
+    this.dock = new DockService({
+      config, catalog: this.catalog, objects: this.objects, media: host.media, board: this.board, bus: this.bus, log, now: host.now,
+      timeZone: config.station.timeZone ?? systemTimeZone(), stationId: config.station.id, onReady: () => this.bus.emit('upload.wanted'),
+    });
+    await this.dock.start();
+    log.info({ config: this.loaded.file, configSha256: this.loaded.sha256, store: config.storage.dir, mountRoots: config.dock.mountRoots, tus: config.hq.tus.endpoint, mqtt: config.hq.mqtt.url, embeddedHq: config.hq.embedded }, 'dockd started');
+  }
+
+  async stop(): Promise<void> {
+    const steps: [string, () => Promise<void> | void][] = [
+      ['dock', () => this.dock?.stop()],
+      ['upload', () => this.uploader?.stop()],
+      ['status', () => this.mqtt?.stop()],
+      ['embedded HQ', () => this.hq?.stop()],
+      ['catalog', () => this.catalog?.close()],
+    ];
+    for (const [name, step] of steps) {
+      try { await step(); } catch (e) { this.log.error({ step: name, err: (e as Error).message }, 'stop step failed'); }
+    }
+  }
+}

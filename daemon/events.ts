@@ -1,0 +1,32 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from './log.ts';
+
+/** In-process events between services (MQTT events go through the catalog outbox, not here). */
+export interface BusEvents {
+  /** Something a status snapshot shows has changed. */
+  'state.changed': [];
+  /** The outbox has new entries to publish. */
+  'outbox.added': [];
+  /** A file became uploadable (ready), e.g. after ingest or annotation. */
+  'upload.wanted': [];
+}
+
+/** A typed event bus whose listeners cannot break the emitter: a throwing listener is logged and contained. */
+export class EventBus {
+  private readonly emitter = new EventEmitter();
+
+  constructor(private readonly log: Logger) { this.emitter.setMaxListeners(50); }
+
+  on<K extends keyof BusEvents>(event: K, listener: (...args: BusEvents[K]) => void): () => void {
+    const wrapped = (...args: BusEvents[K]) => {
+      try { listener(...args); }
+      catch (e) { this.log.error({ err: e, event }, 'event listener failed'); }
+    };
+    this.emitter.on(event, wrapped as (...a: unknown[]) => void);
+    return () => this.emitter.off(event, wrapped as (...a: unknown[]) => void);
+  }
+
+  emit<K extends keyof BusEvents>(event: K, ...args: BusEvents[K]): void {
+    this.emitter.emit(event, ...args);
+  }
+}

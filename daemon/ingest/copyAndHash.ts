@@ -1,0 +1,90 @@
+import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
+import fs from 'node:fs/promises';
+
+const CHUNK = 4 << 20;
+
+export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
+
+/** Errors of the copy, by code: SOURCE_GONE (unplugged) ends the session; the others affect one file. */
+export class CopyError extends Error {
+  constructor(readonly code: CopyErrorCode, message: string, readonly cause?: unknown) { super(message); }
+}
+
+const GONE = new Set(['ENOENT', 'ENODEV', 'ENXIO', 'EIO', 'ESTALE', 'ENOTCONN']);
+
+function sourceError(e: unknown, what: string): CopyError {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  if (e instanceof CopyError) return e;
+  return GONE.has(code)
+    ? new CopyError('SOURCE_GONE', `${what}: recorder volume went away (${code})`, e)
+    : new CopyError('SOURCE_IO', `${what}: ${(e as Error).message}`, e);
+}
+
+export interface CopyResult { sha256: string; size: number; mtimeMs: number }
+
+export interface CopyOptions {
+  /** Called with the byte count after each chunk (progress). */
+  onBytes?: (n: number) => void;
+  /** Stop early (e.g. shutdown); the partial target is left for the caller to remove. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Reads `source` once, hashing exactly the bytes written to `target` (created new, never overwritten), then
+ * fdatasyncs the target. With `target` null the source is only hashed. The source must keep the size and mtime it
+ * had when opened and deliver exactly that many bytes.
+ */
+export async function copyAndHash(source: string, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
+  let src: fs.FileHandle;
+  try { src = await fs.open(source, constants.O_RDONLY | constants.O_NOFOLLOW); }
+  catch (e) { throw sourceError(e, source); }
+  let dst: fs.FileHandle | null = null;
+  try {
+    const before = await src.stat().catch((e) => { throw sourceError(e, source); });
+    if (!before.isFile()) throw new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
+    if (target) {
+      try { dst = await fs.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600); }
+      catch (e) { throw new CopyError('TARGET_IO', `cannot create ${target}: ${(e as Error).message}`, e); }
+    }
+    const hash: Hash = createHash('sha256');
+    const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    const read = (i: number) => src.read(bufs[i % 2], 0, CHUNK, null).then((r) => r.bytesRead, (e) => { throw sourceError(e, source); });
+    let total = 0;
+    let i = 0;
+    let pending = read(i);
+    pending.catch(() => {});
+    for (;;) {
+      const n = await pending;
+      if (n === 0) break;
+      if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${source}: copy interrupted`);
+      const cur = bufs[i % 2];
+      i++;
+      // Read the next chunk into the other buffer while this one is hashed and written.
+      pending = read(i);
+      pending.catch(() => {}); // awaited next turn; this only keeps an early exit from leaving it unhandled
+      const bytes = cur.subarray(0, n);
+      hash.update(bytes);
+      if (dst) {
+        let off = 0;
+        while (off < n) {
+          const w = await dst.write(bytes, off, n - off).catch((e) => { throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e); });
+          off += w.bytesWritten;
+        }
+      }
+      total += n;
+      opts.onBytes?.(total);
+    }
+    if (total !== before.size) throw new CopyError('SOURCE_SHORT', `${source}: read ${total} bytes, the volume lists ${before.size}`);
+    const after = await src.stat().catch((e) => { throw sourceError(e, source); });
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw new CopyError('SOURCE_CHANGED', `${source} changed while it was copied`);
+    if (dst) {
+      try { await dst.datasync(); }
+      catch (e) { throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e); }
+    }
+    return { sha256: hash.digest('hex'), size: total, mtimeMs: Math.trunc(before.mtimeMs) };
+  } finally {
+    await src.close().catch(() => {});
+    await dst?.close().catch(() => {});
+  }
+}

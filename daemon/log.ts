@@ -1,0 +1,14 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/** Paths whose values never reach a log line. */
+export const REDACT_PATHS = [
+  'password', '*.password', '*.*.password', 'hq.mqtt.password', 'config.hq.mqtt.password',
+  'headers', '*.headers', 'hq.tus.headers', 'config.hq.tus.headers', 'authorization', '*.authorization',
+];
+
+/** pino JSON to stdout (journald keeps it); components take `log.child({ component })`. */
+export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
+  return pino({ level, base: { svc: 'dockd' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination ?? pino.destination({ fd: 1, sync: true }));
+}

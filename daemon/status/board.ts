@@ -1,0 +1,67 @@
+import type { EventBus } from '../events.ts';
+
+export type RecorderState = 'identifying' | 'copying' | 'verifying' | 'done' | 'error' | 'unplugged';
+
+export interface RecorderStatus {
+  volume: string;
+  name: string;
+  sessionId: number;
+  serial: string | null;
+  officerId: string | null;
+  officerName: string | null;
+  state: RecorderState;
+  dockedAt: string;
+  files: { total: number; done: number; copied: number; alreadyStored: number; rejected: number; needsAnnotation: number; skipped: number };
+  bytes: { total: number; done: number };
+  current: string | null;
+  /** Every recording on it is stored and hashed: the officer may take it. */
+  safeToUndock: boolean;
+  error: string | null;
+}
+
+export type AlarmCode = 'HQ_UNREACHABLE' | 'UPLOAD_REFUSED' | 'INGEST_FAILED' | 'RECORDER_UNPLUGGED' | 'MQTT_UNREACHABLE' | 'DISK_LOW' | 'DISK_FULL';
+
+export interface Alarm { key: string; code: AlarmCode; message: string; since: string }
+
+/** The live picture: docked recorders and active alarms. Services write it; the status publisher reads it. */
+export class StatusBoard {
+  readonly recorders = new Map<string, RecorderStatus>();
+  readonly alarms = new Map<string, Alarm>();
+
+  constructor(private readonly bus: EventBus, private readonly now: () => Date, private readonly onAlarm: (a: Alarm, raised: boolean) => void) {}
+
+  upsertRecorder(r: RecorderStatus): void {
+    this.recorders.set(r.volume, r);
+    this.bus.emit('state.changed');
+  }
+
+  patchRecorder(volume: string, patch: Partial<RecorderStatus>): void {
+    const r = this.recorders.get(volume);
+    if (!r) return;
+    Object.assign(r, patch);
+    this.bus.emit('state.changed');
+  }
+
+  removeRecorder(volume: string): void {
+    if (this.recorders.delete(volume)) this.bus.emit('state.changed');
+  }
+
+  /** Raises an alarm once per key; returns false if it was already active. */
+  raise(code: AlarmCode, key: string, message: string): boolean {
+    const existing = this.alarms.get(key);
+    if (existing && existing.message === message) return false;
+    const alarm: Alarm = { key, code, message, since: existing?.since ?? this.now().toISOString() };
+    this.alarms.set(key, alarm);
+    if (!existing) this.onAlarm(alarm, true);
+    this.bus.emit('state.changed');
+    return !existing;
+  }
+
+  clear(key: string): void {
+    const a = this.alarms.get(key);
+    if (!a) return;
+    this.alarms.delete(key);
+    this.onAlarm(a, false);
+    this.bus.emit('state.changed');
+  }
+}

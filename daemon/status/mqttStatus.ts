@@ -1,0 +1,148 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Config } from '../config.ts';
+import type { EventBus } from '../events.ts';
+import type { Logger } from '../log.ts';
+import type { Catalog } from '../store/catalog.ts';
+import type { StatusBoard } from './board.ts';
+import { buildSnapshot, diskInfo, type DiskInfo, type StateSnapshot } from './snapshot.ts';
+
+const STATE_MIN_INTERVAL_MS = 250;
+const STATE_REFRESH_MS = 10_000;
+
+/**
+ * Status over MQTT: retained online/offline (offline is also the last will), a retained state snapshot at most four
+ * times a second, and events from the catalog outbox delivered in order with QoS 1, surviving broker outages and
+ * restarts. The snapshot is also kept in the catalog for `dockctl status`.
+ */
+export class MqttStatus {
+  private client: MqttClient | null = null;
+  private draining = false;
+  private stateTimer: NodeJS.Timeout | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private lastStateAt = 0;
+  private disk: DiskInfo | null = null;
+  private offs: (() => void)[] = [];
+  private stopping = false;
+  private readonly log: Logger;
+  private readonly prefix: string;
+
+  constructor(private readonly deps: {
+    config: Config; catalog: Catalog; bus: EventBus; board: StatusBoard; log: Logger; now: () => Date;
+    uploads: () => { id: number; offset: number; size: number }[];
+  }) {
+    this.log = deps.log.child({ component: 'mqtt' });
+    this.prefix = `${deps.config.hq.mqtt.topicPrefix}/${deps.config.station.id}`;
+  }
+
+  get connected(): boolean { return Boolean(this.client?.connected); }
+
+  async start(): Promise<void> {
+    const { config } = this.deps;
+    this.disk = await diskInfo(config.storage.dir);
+    this.client = mqtt.connect(config.hq.mqtt.url, {
+      clientId: `dockd-${config.station.id}-${process.pid}`,
+      username: config.hq.mqtt.username,
+      password: config.hq.mqtt.password,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      will: { topic: `${this.prefix}/status`, payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    this.client.on('connect', () => {
+      this.log.info({ url: config.hq.mqtt.url }, 'connected to broker');
+      this.deps.board.clear('mqtt');
+      this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
+      this.scheduleState(true);
+      void this.drain();
+    });
+    this.client.on('offline', () => {
+      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker unreachable (${config.hq.mqtt.url}); events are kept and sent when it returns`);
+    });
+    this.client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
+    this.offs.push(this.deps.bus.on('outbox.added', () => void this.drain()));
+    this.offs.push(this.deps.bus.on('state.changed', () => this.scheduleState(false)));
+    this.refreshTimer = setInterval(async () => {
+      this.disk = await diskInfo(config.storage.dir);
+      void this.drain();
+      this.scheduleState(true);
+    }, STATE_REFRESH_MS);
+    // dockctl (another process) may add outbox entries too.
+    this.pollTimer = setInterval(() => void this.drain(), 1000);
+    this.persistSnapshot();
+  }
+
+  /** Publishes `offline`, flushes what it can of the outbox, and disconnects. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const off of this.offs) off();
+    if (this.stateTimer) clearTimeout(this.stateTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) {
+      await this.drain(2000);
+      await this.publishState().catch(() => {});
+      await withTimeout(client.publishAsync(`${this.prefix}/status`, 'offline', { qos: 1, retain: true }), 2000).catch(() => {});
+    }
+    await withTimeout(client.endAsync(), 2000).catch(() => client.end(true));
+    this.persistSnapshot();
+  }
+
+  snapshot(): StateSnapshot {
+    return buildSnapshot({
+      stationId: this.deps.config.station.id, now: this.deps.now(), board: this.deps.board, catalog: this.deps.catalog,
+      uploads: this.deps.uploads(), disk: this.disk, mqttConnected: this.connected,
+    });
+  }
+
+  private persistSnapshot(): StateSnapshot {
+    const snap = this.snapshot();
+    try { this.deps.catalog.setKv('state', snap); } catch (e) { this.log.warn({ err: (e as Error).message }, 'cannot save state snapshot'); }
+    return snap;
+  }
+
+  private scheduleState(now: boolean): void {
+    if (this.stateTimer || this.stopping) return;
+    const wait = now ? 0 : Math.max(0, STATE_MIN_INTERVAL_MS - (Date.now() - this.lastStateAt));
+    this.stateTimer = setTimeout(() => {
+      this.stateTimer = null;
+      this.publishState().catch((e) => this.log.warn({ err: (e as Error).message }, 'state publish failed'));
+    }, wait);
+  }
+
+  private async publishState(): Promise<void> {
+    this.lastStateAt = Date.now();
+    const snap = this.persistSnapshot();
+    if (this.client?.connected) await this.client.publishAsync(`${this.prefix}/state`, JSON.stringify(snap), { qos: 0, retain: true });
+  }
+
+  /** Sends outbox entries oldest first, each removed only after the broker's PUBACK. */
+  private async drain(budgetMs = Infinity): Promise<void> {
+    if (this.draining || !this.client) return;
+    this.draining = true;
+    const until = Date.now() + budgetMs;
+    try {
+      while (this.client.connected && Date.now() < until) {
+        const batch = this.deps.catalog.outboxPeek(50);
+        if (!batch.length) break;
+        for (const e of batch) {
+          if (!this.client.connected) break;
+          await withTimeout(this.client.publishAsync(`${this.prefix}/${e.topic}`, e.payload, { qos: 1 }), 15_000);
+          this.deps.catalog.outboxDelete(e.seq);
+        }
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'event delivery interrupted; will resume');
+    } finally {
+      this.draining = false;
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}

@@ -1,0 +1,42 @@
+import { statfs } from 'node:fs/promises';
+import type { Catalog, FileState } from '../store/catalog.ts';
+import type { Alarm, RecorderStatus, StatusBoard } from './board.ts';
+
+export interface DiskInfo { path: string; freeBytes: number; totalBytes: number }
+
+export interface StateSnapshot {
+  stationId: string;
+  at: string;
+  pid: number;
+  recorders: RecorderStatus[];
+  queue: Record<FileState, number> & { bytesPending: number; uploading: number; outbox: number };
+  uploads: { id: number; offset: number; size: number }[];
+  disk: DiskInfo | null;
+  links: { mqtt: 'connected' | 'disconnected'; tus: 'ok' | 'failing' };
+  alarms: Alarm[];
+}
+
+export async function diskInfo(dir: string): Promise<DiskInfo | null> {
+  try {
+    const s = await statfs(dir);
+    return { path: dir, freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+  } catch { return null; }
+}
+
+export function buildSnapshot(p: {
+  stationId: string; now: Date; board: StatusBoard; catalog: Catalog; uploads: { id: number; offset: number; size: number }[];
+  disk: DiskInfo | null; mqttConnected: boolean;
+}): StateSnapshot {
+  const counts = p.catalog.counts();
+  return {
+    stationId: p.stationId,
+    at: p.now.toISOString(),
+    pid: process.pid,
+    recorders: [...p.board.recorders.values()].map((r) => ({ ...r, files: { ...r.files }, bytes: { ...r.bytes } })),
+    queue: { ...counts, bytesPending: p.catalog.bytesPending(), uploading: p.uploads.length, outbox: p.catalog.outboxSize() },
+    uploads: p.uploads,
+    disk: p.disk,
+    links: { mqtt: p.mqttConnected ? 'connected' : 'disconnected', tus: p.board.alarms.has('hq:tus') ? 'failing' : 'ok' },
+    alarms: [...p.board.alarms.values()].sort((a, b) => b.since.localeCompare(a.since)),
+  };
+}

@@ -1,0 +1,84 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export class ObjectStoreError extends Error {
+  constructor(readonly code: 'OBJECT_CONFLICT' | 'OBJECT_MISSING', message: string) { super(message); }
+}
+
+/** Write-once, content-addressed objects: <dir>/objects/sha256/ab/cd/<hash>, mode 0444. */
+export class ObjectStore {
+  readonly objectsDir: string;
+  readonly tmpDir: string;
+
+  constructor(readonly dir: string) {
+    this.objectsDir = path.join(dir, 'objects', 'sha256');
+    this.tmpDir = path.join(dir, 'tmp');
+  }
+
+  async init(): Promise<void> {
+    await fs.mkdir(this.objectsDir, { recursive: true });
+    await fs.mkdir(this.tmpDir, { recursive: true });
+  }
+
+  pathOf(sha256: string): string {
+    return path.join(this.objectsDir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+  }
+
+  /** A fresh temp path inside the store (same filesystem, so the final rename is atomic). */
+  tempPath(): string {
+    return path.join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}.part`);
+  }
+
+  /** Removes temp files left by a crash; returns how many. */
+  async sweepTemp(): Promise<number> {
+    const names = await fs.readdir(this.tmpDir).catch(() => [] as string[]);
+    await Promise.all(names.map((n) => fs.rm(path.join(this.tmpDir, n), { force: true })));
+    return names.length;
+  }
+
+  async exists(sha256: string): Promise<boolean> {
+    return fs.access(this.pathOf(sha256), constants.F_OK).then(() => true, () => false);
+  }
+
+  /**
+   * Moves a fully written, fsynced temp file to its content address. When the object is already there (the same
+   * content seen before, or a crash after rename but before the catalog row) the existing object is kept, checked
+   * by size, and the temp file dropped.
+   */
+  async commit(tempPath: string, sha256: string, size: number): Promise<string> {
+    const target = this.pathOf(sha256);
+    const parent = path.dirname(target);
+    await fs.mkdir(parent, { recursive: true });
+    const existing = await fs.stat(target).catch(() => null);
+    if (existing) {
+      await fs.rm(tempPath, { force: true });
+      if (existing.size !== size) throw new ObjectStoreError('OBJECT_CONFLICT', `object ${sha256} exists with size ${existing.size}, expected ${size}`);
+      return target;
+    }
+    await fs.chmod(tempPath, 0o444);
+    await fs.rename(tempPath, target);
+    await fsyncDir(parent);
+    return target;
+  }
+
+  /** Re-hashes a stored object. */
+  async rehash(sha256: string): Promise<{ sha256: string; size: number }> {
+    const p = this.pathOf(sha256);
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) { hash.update(chunk as Buffer); size += (chunk as Buffer).length; }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectStoreError('OBJECT_MISSING', `object ${sha256} is missing`);
+      throw e;
+    }
+    return { sha256: hash.digest('hex'), size };
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const h = await fs.open(dir, 'r');
+  try { await h.sync(); } finally { await h.close(); }
+}

@@ -1,0 +1,87 @@
+/** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
+export const SCHEMA_VERSION = 1;
+
+export const MIGRATIONS: Record<number, string> = {
+  1: `
+  CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT UNIQUE,                 -- NULL while copying
+    size INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    filename TEXT NOT NULL,             -- name on the recorder
+    source_path TEXT NOT NULL,          -- path inside the recorder volume
+    device_serial TEXT,
+    officer_id TEXT,
+    captured_at TEXT,
+    captured_at_source TEXT,            -- file-name | creation_time
+    recorder_time TEXT,                 -- capture time exactly as the recorder wrote it
+    collector TEXT,
+    case_no TEXT,
+    purpose TEXT,
+    place TEXT,
+    important INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,                        -- why rejected / what annotation is missing
+    probe TEXT,                         -- JSON: format, duration, streams
+    duration REAL,
+    creation_time TEXT,
+    upload_url TEXT,
+    upload_offset INTEGER NOT NULL DEFAULT 0,
+    upload_attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    session_id INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    uploaded_at TEXT
+  );
+  CREATE INDEX files_state ON files(state);
+  CREATE TABLE sightings (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    session_id INTEGER,
+    device_serial TEXT,
+    source_path TEXT NOT NULL,
+    source_size INTEGER NOT NULL,
+    source_mtime_ms INTEGER NOT NULL,
+    copied INTEGER NOT NULL,            -- 1: this sighting wrote the object; 0: already stored
+    seen_at TEXT NOT NULL
+  );
+  CREATE INDEX sightings_source ON sightings(device_serial, source_path, source_size, source_mtime_ms);
+  CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    volume TEXT NOT NULL,
+    device_serial TEXT,
+    officer_id TEXT,
+    docked_at TEXT NOT NULL,
+    undocked_at TEXT,
+    result TEXT,
+    files_found INTEGER,
+    files_copied INTEGER,
+    files_known INTEGER,
+    skipped INTEGER,
+    error TEXT
+  );
+  CREATE TABLE skipped (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+  );
+  CREATE TABLE history (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,                -- suffix after P/S/, e.g. "event"
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `,
+};

@@ -1,0 +1,80 @@
+import { createReadStream } from 'node:fs';
+import * as tus from 'tus-js-client';
+
+export type TransferErrorCode = 'UPLOAD_GONE' | 'HQ_REFUSED' | 'HQ_UNREACHABLE' | 'STALLED' | 'ABORTED';
+
+export class TransferError extends Error {
+  constructor(readonly code: TransferErrorCode, message: string, readonly status?: number) { super(message); }
+}
+
+export interface TransferOptions {
+  path: string;
+  size: number;
+  endpoint: string;
+  /** Resume this upload; when the server no longer knows it, fail with UPLOAD_GONE instead of silently starting over. */
+  uploadUrl: string | null;
+  metadata: Record<string, string>;
+  headers: Record<string, string>;
+  stallTimeoutMs: number;
+  onUrl: (url: string) => void;
+  onProgress: (offset: number) => void;
+  signal: AbortSignal;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const res = (err as { originalResponse?: { getStatus(): number } | null }).originalResponse;
+  return res ? res.getStatus() : undefined;
+}
+
+/**
+ * One tus transfer, from a read stream of the stored object (tus-js-client reads ranges of the file by path, so memory
+ * stays constant and a resume starts at the server's offset). No retries here: the uploader decides.
+ */
+export function transfer(o: TransferOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let lastProgress = Date.now();
+    let settled = false;
+    const finish = (err?: TransferError) => {
+      if (settled) return;
+      settled = true;
+      clearInterval(stallTimer);
+      o.signal.removeEventListener('abort', onAbort);
+      if (err) reject(err); else resolve();
+    };
+    const resuming = Boolean(o.uploadUrl);
+    const upload = new tus.Upload(createReadStream(o.path), {
+      // Without an endpoint, tus-js-client reports a 4xx on the resuming HEAD instead of quietly creating a new upload.
+      endpoint: resuming ? undefined : o.endpoint,
+      uploadUrl: o.uploadUrl ?? undefined,
+      uploadSize: o.size,
+      metadata: o.metadata,
+      headers: o.headers,
+      retryDelays: null,
+      storeFingerprintForResuming: false,
+      removeFingerprintOnSuccess: false,
+      onUploadUrlAvailable: () => { if (upload.url) o.onUrl(upload.url); },
+      onProgress: (sent) => { lastProgress = Date.now(); o.onProgress(sent); },
+      onSuccess: () => finish(),
+      onError: (err) => {
+        const status = statusOf(err);
+        const msg = err.message.split('\n')[0];
+        if (resuming && status !== undefined && status >= 400 && status < 500 && status !== 423 && /resume/.test(err.message)) {
+          finish(new TransferError('UPLOAD_GONE', `HQ no longer has the upload (HEAD ${status})`, status));
+        } else if (status !== undefined && status >= 400 && status < 500 && status !== 423 && status !== 408 && status !== 429) {
+          finish(new TransferError('HQ_REFUSED', `HQ refused the upload (HTTP ${status}): ${msg}`, status));
+        } else {
+          finish(new TransferError('HQ_UNREACHABLE', status ? `HQ answered HTTP ${status}` : `HQ unreachable: ${(err as { causingError?: Error }).causingError?.message ?? msg}`, status));
+        }
+      },
+    });
+    const onAbort = () => { upload.abort(false).catch(() => {}); finish(new TransferError('ABORTED', 'upload stopped')); };
+    o.signal.addEventListener('abort', onAbort);
+    const stallTimer = setInterval(() => {
+      if (Date.now() - lastProgress > o.stallTimeoutMs) {
+        upload.abort(false).catch(() => {});
+        finish(new TransferError('STALLED', `no progress for ${Math.round(o.stallTimeoutMs / 1000)} s`));
+      }
+    }, Math.min(1000, o.stallTimeoutMs));
+    if (o.signal.aborted) onAbort(); else upload.start();
+  });
+}

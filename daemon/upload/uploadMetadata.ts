@@ -1,0 +1,21 @@
+import { mimeType } from '../ingest/fileName.ts';
+import type { FileRow } from '../store/catalog.ts';
+
+/** tus Upload-Metadata for a stored recording, with exactly the contract's keys (DESIGN.md, "Upload"). */
+export function uploadMetadata(f: FileRow, stationId: string): Record<string, string> {
+  return {
+    filename: f.filename,
+    filetype: mimeType(f.filename),
+    sha256: f.sha256 ?? '',
+    size: String(f.size),
+    stationId,
+    deviceSerial: f.device_serial ?? '',
+    officerId: f.officer_id ?? '',
+    caseNo: f.case_no ?? '',
+    capturedAt: f.captured_at ?? '',
+    place: f.place ?? '',
+    collector: f.collector ?? '',
+    purpose: f.purpose ?? '',
+    important: f.important ? '1' : '0',
+  };
+}
