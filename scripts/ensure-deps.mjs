@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// Installs what dockd needs before `npm start` / `npm test` / `npm run bench`: npm packages when node_modules is
+// missing or older than package-lock.json, and Debian packages (ffmpeg; mosquitto and socat for tests) with apt-get
+// when running as root. Otherwise it prints the exact command to run and exits non-zero. Plain Node, no dependencies.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const purpose = process.argv[2] ?? 'run';
+const NEEDS = {
+  run: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg' },
+  test: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', socat: 'socat' },
+  bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils' },
+}[purpose];
+if (!NEEDS) { console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench)`); process.exit(2); }
+
+function say(msg) { process.stderr.write(`dockd setup: ${msg}\n`); }
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 10)) { say(`Node.js >= 20.10 is needed, this is ${process.version}`); process.exit(1); }
+
+// npm packages
+const modules = path.join(root, 'node_modules');
+const lock = path.join(root, 'package-lock.json');
+const stamp = path.join(modules, '.package-lock.json');
+const stale = !existsSync(stamp) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(stamp).mtimeMs + 1000);
+if (stale) {
+  say('installing npm packages (npm ci)');
+  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) { say('npm ci failed; run it by hand in ' + root); process.exit(1); }
+}
+
+// Debian packages
+const searchPath = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
+const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env: { ...process.env, PATH: searchPath } }).status === 0;
+const missing = [...new Set(Object.entries(NEEDS).filter(([cmd]) => !onPath(cmd)).map(([, pkg]) => pkg))];
+if (missing.length) {
+  const cmd = `apt-get update && apt-get install -y ${missing.join(' ')}`;
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say(`installing Debian packages: ${missing.join(' ')}`);
+    try {
+      execFileSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd.replace('install -y', 'install -y -q --no-install-recommends')}`], { stdio: 'inherit' });
+    } catch { say(`apt-get failed; run: ${cmd}`); process.exit(1); }
+  } else {
+    say(`missing ${missing.join(', ')}; run as root: ${cmd}`);
+    process.exit(1);
+  }
+}
