@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 
 const CHUNK = 4 << 20;
+const SYNC_EVERY = 64 << 20;
 
 export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
 
@@ -19,6 +20,14 @@ function sourceError(e: unknown, what: string): CopyError {
   return GONE.has(code)
     ? new CopyError('SOURCE_GONE', `${what}: recorder volume went away (${code})`, e)
     : new CopyError('SOURCE_IO', `${what}: ${(e as Error).message}`, e);
+}
+
+async function writeAll(dst: fs.FileHandle, bytes: Buffer, target: string): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) {
+    const w = await dst.write(bytes, off, bytes.length - off).catch((e) => { throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e); });
+    off += w.bytesWritten;
+  }
 }
 
 export interface CopyResult { sha256: string; size: number; mtimeMs: number }
@@ -40,6 +49,7 @@ export async function copyAndHash(source: string, target: string | null, opts: C
   try { src = await fs.open(source, constants.O_RDONLY | constants.O_NOFOLLOW); }
   catch (e) { throw sourceError(e, source); }
   let dst: fs.FileHandle | null = null;
+  let syncing = null as Promise<void> | null;
   try {
     const before = await src.stat().catch((e) => { throw sourceError(e, source); });
     if (!before.isFile()) throw new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
@@ -51,6 +61,9 @@ export async function copyAndHash(source: string, target: string | null, opts: C
     const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
     const read = (i: number) => src.read(bufs[i % 2], 0, CHUNK, null).then((r) => r.bytesRead, (e) => { throw sourceError(e, source); });
     let total = 0;
+    let synced = 0;
+    // A writeback error must not be lost: Linux reports it to one fsync only.
+    let syncError: unknown = null;
     let i = 0;
     let pending = read(i);
     pending.catch(() => {});
@@ -64,13 +77,15 @@ export async function copyAndHash(source: string, target: string | null, opts: C
       pending = read(i);
       pending.catch(() => {}); // awaited next turn; this only keeps an early exit from leaving it unhandled
       const bytes = cur.subarray(0, n);
+      // The write runs on libuv's pool while this thread hashes the same (unchanging) buffer.
+      const written = dst ? writeAll(dst, bytes, target!) : null;
+      written?.catch(() => {});
       hash.update(bytes);
-      if (dst) {
-        let off = 0;
-        while (off < n) {
-          const w = await dst.write(bytes, off, n - off).catch((e) => { throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e); });
-          off += w.bytesWritten;
-        }
+      if (written) await written;
+      if (dst && total + n - synced >= SYNC_EVERY && !syncing) {
+        // Start writeback early (without waiting) so the final fdatasync has little left to flush.
+        synced = total + n;
+        syncing = dst.datasync().catch((e) => { syncError ??= e; }).finally(() => { syncing = null; });
       }
       total += n;
       opts.onBytes?.(total);
@@ -79,11 +94,16 @@ export async function copyAndHash(source: string, target: string | null, opts: C
     const after = await src.stat().catch((e) => { throw sourceError(e, source); });
     if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw new CopyError('SOURCE_CHANGED', `${source} changed while it was copied`);
     if (dst) {
-      try { await dst.datasync(); }
+      await syncing;
+      try {
+        if (syncError) throw syncError;
+        await dst.datasync();
+      }
       catch (e) { throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e); }
     }
     return { sha256: hash.digest('hex'), size: total, mtimeMs: Math.trunc(before.mtimeMs) };
   } finally {
+    await syncing?.catch(() => {});
     await src.close().catch(() => {});
     await dst?.close().catch(() => {});
   }
