@@ -14,7 +14,7 @@ export interface DeviceEntry { serial: string; officerId: string; officerName?: 
 export interface Config {
   station: { id: string; timeZone?: string; place?: string };
   storage: { dir: string };
-  dock: { mountRoots: string[]; concurrency: number; settleMs: number };
+  dock: { mountRoots: string[]; concurrency: number; settleMs: number; rescanSeconds: number };
   devices: DeviceEntry[];
   hq: {
     embedded: boolean;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
 import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
-import { ingestVolume, type IngestDeps } from '../ingest/ingestVolume.ts';
+import { sleep, VolumeSession, type IngestDeps } from '../ingest/ingestVolume.ts';
 import type { Logger } from '../log.ts';
 
 interface Session { controller: AbortController; done: Promise<void> }
@@ -70,15 +70,31 @@ export class DockService {
     if (this.stopping) return;
     const previous = this.sessions.get(volume)?.done;
     const controller = new AbortController();
+    const { signal } = controller;
     const run = async () => {
       await previous; // a re-dock waits for the unplugged session to wind down
-      await new Promise((r) => setTimeout(r, this.deps.config.dock.settleMs));
-      if (!(await this.slot(controller.signal))) return;
+      if (signal.aborted) return;
+      const volumeSession = new VolumeSession(this.deps, volume);
       try {
-        const result = await ingestVolume(this.deps, volume, controller.signal);
-        if (result.state === 'done') this.deps.board.clear(`unplugged:${volume}`);
-      } catch (e) { this.log.error({ volume, err: (e as Error).message }, 'ingest session failed'); }
-      finally { this.release(); }
+        await volumeSession.settle(signal);
+        // Passes repeat while the volume stays docked: a file still being written, or added later, is taken too.
+        while (!signal.aborted) {
+          const { todo } = await volumeSession.pending().catch(() => ({ todo: null }));
+          if (todo === null) break; // the volume is gone; the undock event follows
+          if (todo.length || volumeSession.status.state === 'identifying') {
+            if (!(await this.slot(signal))) break;
+            let state;
+            try { state = await volumeSession.pass(signal); } finally { this.release(); }
+            if (state === 'done') this.deps.board.clear(`unplugged:${volume}`);
+            if (state === 'unplugged') break;
+          }
+          await sleep(this.deps.config.dock.rescanSeconds * 1000, signal);
+        }
+      } catch (e) {
+        this.log.error({ volume, err: (e as Error).message }, 'ingest session failed');
+      } finally {
+        volumeSession.close(!this.stopping);
+      }
     };
     const session: Session = { controller, done: run().finally(() => { if (this.sessions.get(volume) === session) this.sessions.delete(volume); }) };
     this.sessions.set(volume, session);

@@ -54,87 +54,154 @@ export function identifyRecorder(volumeName: string, recordings: FoundRecording[
   return { serial, officerId, officerName };
 }
 
+const fingerprintOf = (r: FoundRecording) => `${r.size}:${r.mtimeMs}`;
+
 /**
- * One docked recorder volume: walk it, copy-and-hash every recording not already stored, verify and classify each,
- * and keep the status board current. An unplug ends the session; files not yet stored stay on the recorder.
+ * One docked recorder volume, for as long as it stays docked. Each pass walks it, copies and hashes every recording
+ * not yet handled in this session, verifies and classifies it, and keeps the status board current. Passes repeat
+ * while the volume is docked, so files that were still being written, or that appear later, are taken too. An unplug
+ * ends the session; files not yet stored stay on the recorder and are taken on the next dock.
  */
-export async function ingestVolume(deps: IngestDeps, volumePath: string, signal: AbortSignal): Promise<RecorderStatus> {
-  const { catalog, objects, log, board } = deps;
-  const name = path.basename(volumePath);
-  const sessionId = catalog.openSession(volumePath, deps.now().toISOString());
-  const status: RecorderStatus = {
-    volume: volumePath, name, sessionId, serial: null, officerId: null, officerName: null, state: 'identifying', dockedAt: deps.now().toISOString(),
-    files: { total: 0, done: 0, copied: 0, alreadyStored: 0, rejected: 0, needsAnnotation: 0, skipped: 0 }, bytes: { total: 0, done: 0 },
-    current: null, safeToUndock: false, error: null,
-  };
-  board.upsertRecorder(status);
-  const slog = log.child({ volume: volumePath, session: sessionId });
+export class VolumeSession {
+  readonly status: RecorderStatus;
+  readonly sessionId: number;
+  private readonly handled = new Map<string, string>();
+  private readonly slog: Logger;
+  private announced = false;
 
-  let found;
-  try { found = await discover(volumePath); }
-  catch (e) {
-    const msg = `cannot read the recorder volume: ${(e as Error).message}`;
-    board.patchRecorder(volumePath, { state: 'error', error: msg });
-    catalog.updateSession(sessionId, { result: 'error', error: msg });
-    return status;
+  constructor(private readonly deps: IngestDeps, readonly volumePath: string) {
+    this.sessionId = deps.catalog.openSession(volumePath, deps.now().toISOString());
+    this.status = {
+      volume: volumePath, name: path.basename(volumePath), sessionId: this.sessionId, serial: null, officerId: null, officerName: null,
+      state: 'identifying', dockedAt: deps.now().toISOString(),
+      files: { total: 0, done: 0, copied: 0, alreadyStored: 0, rejected: 0, needsAnnotation: 0, skipped: 0 }, bytes: { total: 0, done: 0 },
+      current: null, safeToUndock: false, error: null,
+    };
+    deps.board.upsertRecorder(this.status);
+    this.slog = deps.log.child({ volume: volumePath, session: this.sessionId });
   }
-  const who = identifyRecorder(name, found.recordings, deps.config.devices);
-  Object.assign(status, who);
-  status.files.total = found.recordings.length;
-  status.files.skipped = found.skipped.length;
-  status.bytes.total = found.recordings.reduce((s, r) => s + r.size, 0);
-  status.state = 'copying';
-  board.upsertRecorder(status);
-  catalog.tx(() => {
-    catalog.updateSession(sessionId, { device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skipped.length });
-    for (const s of found.skipped) catalog.recordSkipped(sessionId, s.relPath, s.reason);
-    catalog.enqueue('event', { type: 'recorder.docked', at: deps.now().toISOString(), volume: volumePath, sessionId, deviceSerial: who.serial, officerId: who.officerId, officerName: who.officerName, files: found.recordings.length, bytes: status.bytes.total, skipped: found.skipped });
-  });
-  slog.info({ serial: who.serial, officer: who.officerId, files: found.recordings.length, bytes: status.bytes.total, skipped: found.skipped.length }, 'recorder docked');
-  for (const s of found.skipped) slog.warn({ path: s.relPath, reason: s.reason }, 'skipped entry on recorder');
 
-  let bytesBefore = 0;
-  let failed = 0;
-  for (const rec of found.recordings) {
-    if (signal.aborted) break;
-    status.current = rec.relPath;
-    board.patchRecorder(volumePath, { current: rec.relPath });
-    try {
-      const outcome = await ingestOne(deps, rec, sessionId, who.serial, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
-      if (outcome.state === 'known') status.files.alreadyStored++;
-      else status.files.copied++;
-      if (outcome.state === 'rejected') status.files.rejected++;
-      if (outcome.state === 'needs-annotation') status.files.needsAnnotation++;
-    } catch (e) {
-      if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
-        status.state = 'unplugged';
-        status.error = `recorder removed during copy; ${status.files.total - status.files.done} file(s) not yet stored stay on it: dock it again`;
-        slog.warn({ err: e.message, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
-        break;
-      }
-      failed++;
-      const msg = (e as Error).message;
-      slog.error({ path: rec.relPath, code: (e as { code?: string }).code, err: msg }, 'file not ingested (it stays on the recorder)');
-      catalog.recordSkipped(sessionId, rec.relPath, `not ingested: ${msg}`);
-      board.raise('INGEST_FAILED', `ingest:${volumePath}:${rec.relPath}`, `${rec.relPath}: ${msg}`);
+  /** Recordings on the volume that this session has not taken yet (new, or changed since). */
+  async pending(): Promise<{ todo: FoundRecording[]; found: Awaited<ReturnType<typeof discover>> }> {
+    const found = await discover(this.volumePath);
+    return { todo: found.recordings.filter((r) => this.handled.get(r.relPath) !== fingerprintOf(r)), found };
+  }
+
+  /** Waits until two walks `settleMs` apart list the same recordings with the same sizes and mtimes (bounded). */
+  async settle(signal: AbortSignal, maxWaitMs = 30_000): Promise<void> {
+    const settleMs = this.deps.config.dock.settleMs;
+    const until = Date.now() + maxWaitMs;
+    let last = '';
+    while (!signal.aborted && Date.now() < until) {
+      const found = await discover(this.volumePath).catch(() => null);
+      const print = found ? found.recordings.map((r) => `${r.relPath}|${fingerprintOf(r)}`).join('\n') : 'gone';
+      if (print === last) return;
+      last = print;
+      await sleep(settleMs, signal);
     }
-    bytesBefore += rec.size;
-    status.bytes.done = bytesBefore;
-    status.files.done++;
-    board.patchRecorder(volumePath, {});
   }
-  status.current = null;
-  if (status.state !== 'unplugged') {
-    if (signal.aborted) { status.state = 'error'; status.error = 'ingest stopped before it finished (dockd is stopping)'; }
-    else if (failed) { status.state = 'error'; status.error = `${failed} file(s) could not be copied and stay on the recorder`; }
-    else { status.state = 'done'; status.safeToUndock = true; }
+
+  /** One pass over the volume; returns the recorder state after it. */
+  async pass(signal: AbortSignal): Promise<RecorderStatus['state']> {
+    const { deps } = this;
+    const { catalog, board } = deps;
+    const status = this.status;
+    const volumePath = this.volumePath;
+    let todo: FoundRecording[];
+    let found;
+    try { ({ todo, found } = await this.pending()); }
+    catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      status.state = code === 'ENOENT' ? 'unplugged' : 'error';
+      status.error = `cannot read the recorder volume: ${(e as Error).message}`;
+      board.upsertRecorder(status);
+      catalog.updateSession(this.sessionId, { result: status.state, error: status.error });
+      return status.state;
+    }
+    if (!this.announced) {
+      const who = identifyRecorder(status.name, found.recordings, deps.config.devices);
+      Object.assign(status, who);
+      status.files.skipped = found.skipped.length;
+      catalog.tx(() => {
+        catalog.updateSession(this.sessionId, { device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skipped.length });
+        for (const s of found.skipped) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
+        catalog.enqueue('event', {
+          type: 'recorder.docked', at: deps.now().toISOString(), volume: volumePath, sessionId: this.sessionId, deviceSerial: who.serial,
+          officerId: who.officerId, officerName: who.officerName, files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: found.skipped,
+        });
+      });
+      this.slog.info({ serial: who.serial, officer: who.officerId, files: found.recordings.length, skipped: found.skipped.length }, 'recorder docked');
+      for (const s of found.skipped) this.slog.warn({ path: s.relPath, reason: s.reason }, 'skipped entry on recorder');
+      this.announced = true;
+    }
+    if (!todo.length && status.state !== 'identifying') return status.state;
+
+    status.state = 'copying';
+    status.safeToUndock = false;
+    status.error = null;
+    status.files.total = status.files.done + todo.length;
+    status.bytes.total = status.bytes.done + todo.reduce((n, r) => n + r.size, 0);
+    board.upsertRecorder(status);
+
+    let failed = 0;
+    for (const rec of todo) {
+      if (signal.aborted) break;
+      status.current = rec.relPath;
+      const bytesBefore = status.bytes.done;
+      board.patchRecorder(volumePath, {});
+      try {
+        const outcome = await ingestOne(deps, rec, this.sessionId, status.serial, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
+        this.handled.set(rec.relPath, fingerprintOf(rec));
+        if (outcome.state === 'known') status.files.alreadyStored++;
+        else status.files.copied++;
+        if (outcome.state === 'rejected') status.files.rejected++;
+        if (outcome.state === 'needs-annotation') status.files.needsAnnotation++;
+        board.clear(`ingest:${volumePath}:${rec.relPath}`);
+      } catch (e) {
+        status.bytes.done = bytesBefore;
+        if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
+          status.state = 'unplugged';
+          status.error = `recorder removed during copy; ${status.files.total - status.files.done} file(s) not yet stored stay on it: dock it again`;
+          this.slog.warn({ err: e.message, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
+          break;
+        }
+        if (signal.aborted) break;
+        failed++;
+        const msg = (e as Error).message;
+        const code = (e as { code?: string }).code;
+        this.slog.error({ path: rec.relPath, code, err: msg }, 'file not ingested (it stays on the recorder; retried on the next pass)');
+        if (code !== 'SOURCE_CHANGED') board.raise('INGEST_FAILED', `ingest:${volumePath}:${rec.relPath}`, `${status.serial ?? status.name} ${rec.relPath}: ${msg}`);
+        continue;
+      }
+      status.bytes.done = bytesBefore + rec.size;
+      status.files.done++;
+      board.patchRecorder(volumePath, {});
+    }
+    status.current = null;
+    if (status.state !== 'unplugged') {
+      if (signal.aborted) { status.state = 'error'; status.error = 'ingest stopped before it finished (dockd is stopping)'; }
+      else if (failed) { status.state = 'error'; status.error = `${failed} file(s) could not be copied yet and stay on the recorder`; }
+      else { status.state = 'done'; status.safeToUndock = true; }
+    }
+    board.upsertRecorder(status);
+    catalog.updateSession(this.sessionId, { result: status.state, files_copied: status.files.copied, files_known: status.files.alreadyStored, error: status.error });
+    this.slog.info({ state: status.state, copied: status.files.copied, alreadyStored: status.files.alreadyStored, rejected: status.files.rejected, needsAnnotation: status.files.needsAnnotation, failed }, 'recorder ingest finished');
+    return status.state;
   }
-  board.upsertRecorder(status);
-  catalog.updateSession(sessionId, {
-    result: status.state, files_copied: status.files.copied, files_known: status.files.alreadyStored, error: status.error,
+
+  /** Marks the session ended in the catalog. */
+  close(undocked: boolean): void {
+    this.deps.catalog.updateSession(this.sessionId, { undocked_at: undocked ? this.deps.now().toISOString() : undefined, result: this.status.state });
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); }
+    signal?.addEventListener('abort', done);
   });
-  slog.info({ state: status.state, copied: status.files.copied, alreadyStored: status.files.alreadyStored, rejected: status.files.rejected, needsAnnotation: status.files.needsAnnotation }, 'recorder ingest finished');
-  return status;
 }
 
 type Outcome = { state: 'known' | 'rejected' | 'needs-annotation' | 'ready' | 'duplicate' | string };
