@@ -11,17 +11,41 @@ export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.ya
 
 export interface DeviceEntry { serial: string; officerId: string; officerName?: string }
 
+export type Secret = string | { env: string } | { file: string };
+
 export interface Config {
   station: { id: string; timeZone?: string; place?: string };
-  storage: { dir: string };
-  dock: { mountRoots: string[]; concurrency: number; settleMs: number; rescanSeconds: number };
+  storage: { dir: string; lowWaterBytes: number; reserveBytes: number };
+  dock: { mountRoots: string[]; concurrency: number; settleMs: number; rescanSeconds: number; wipe: 'never' | 'after-archive' };
   devices: DeviceEntry[];
   hq: {
     embedded: boolean;
     tus: { endpoint: string; headers: Record<string, string>; concurrency: number; stallTimeoutSeconds: number; maxRetryDelaySeconds: number };
-    mqtt: { url: string; topicPrefix: string; username?: string; password?: string };
+    mqtt: { url: string; topicPrefix: string; username?: string; password?: string; tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } };
+    receiptTimeoutSeconds: number;
+    auditIntervalSeconds: number;
   };
+  retention: { localDays: number };
+  integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string };
+}
+
+/** Values of secrets resolved from {env} / {file}, for redaction of anything that might echo them. */
+export const SECRET_VALUES = new Set<string>();
+
+function resolveSecret(key: string, v: Secret, baseDir: string): string {
+  let value: string;
+  if (typeof v === 'string') value = v;
+  else if ('env' in v) {
+    const e = process.env[v.env];
+    if (e === undefined) throw new ConfigError(`config: ${key}: environment variable ${v.env} is not set`);
+    value = e;
+  } else {
+    try { value = readFileSync(path.resolve(baseDir, v.file), 'utf8').replace(/\r?\n$/, ''); }
+    catch (e) { throw new ConfigError(`config: ${key}: cannot read secret file ${v.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  }
+  if (value) SECRET_VALUES.add(value);
+  return value;
 }
 
 export interface LoadedConfig { config: Config; file: string; sha256: string }
@@ -78,6 +102,11 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
       }
     }
   }
+  const raw = config as unknown as { hq: { mqtt: { password?: Secret }; tus: { headers: Record<string, Secret> } } };
+  if (raw.hq.mqtt.password !== undefined) config.hq.mqtt.password = resolveSecret('hq.mqtt.password', raw.hq.mqtt.password, baseDir);
+  for (const [h, v] of Object.entries(raw.hq.tus.headers)) config.hq.tus.headers[h] = resolveSecret(`hq.tus.headers.${h}`, v, baseDir);
+  const tls = config.hq.mqtt.tls;
+  if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k]) tls[k] = path.resolve(baseDir, tls[k]!);
   config.storage.dir = path.resolve(baseDir, config.storage.dir);
   config.dock.mountRoots = config.dock.mountRoots.map((r) => path.resolve(baseDir, r));
   return config;

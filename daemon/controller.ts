@@ -11,6 +11,9 @@ import { MqttStatus } from './status/mqttStatus.ts';
 import { Catalog } from './store/catalog.ts';
 import { ObjectStore } from './store/objects.ts';
 import { Uploader } from './upload/uploader.ts';
+import { applyReceipt } from './custody/receipts.ts';
+import { ReceiptWatch } from './custody/receiptWatch.ts';
+import { StorageKeeper } from './custody/storageKeeper.ts';
 
 /** IO the daemon reaches through injection, so tests can hand in real substitutes. */
 export interface Host {
@@ -35,6 +38,8 @@ export class Controller {
   mqtt!: MqttStatus;
   uploader!: Uploader;
   dock!: DockService;
+  storage!: StorageKeeper;
+  receipts!: ReceiptWatch;
   private readonly config: Config;
 
   constructor(private readonly loaded: LoadedConfig, private readonly log: Logger, private readonly host: Host = defaultHost()) {
@@ -58,16 +63,26 @@ export class Controller {
     });
 
     if (config.hq.embedded) {
-      this.hq = new EmbeddedHq({ tusEndpoint: config.hq.tus.endpoint, mqttUrl: config.hq.mqtt.url, dir: path.join(path.dirname(config.storage.dir), 'hq'), log });
+      this.hq = new EmbeddedHq({ tusEndpoint: config.hq.tus.endpoint, mqttUrl: config.hq.mqtt.url, dir: path.join(path.dirname(config.storage.dir), 'hq'), topicPrefix: config.hq.mqtt.topicPrefix, log });
       await this.hq.start();
     }
+    this.catalog.audit('config.loaded', null, { file: this.loaded.file, sha256: this.loaded.sha256, stationId: config.station.id });
+    this.storage = new StorageKeeper({ config, catalog: this.catalog, objects: this.objects, board: this.board, log, now: host.now });
+    await this.storage.start();
     this.uploader = new Uploader({ config, catalog: this.catalog, objects: this.objects, bus: this.bus, board: this.board, log });
-    this.mqtt = new MqttStatus({ config, catalog: this.catalog, bus: this.bus, board: this.board, log, now: host.now, uploads: () => this.uploader.snapshot().inFlight });
+    this.receipts = new ReceiptWatch({ config, catalog: this.catalog, board: this.board, bus: this.bus, log, now: host.now });
+    const receiptDeps = { catalog: this.catalog, objects: this.objects, board: this.board, bus: this.bus, log: log.child({ component: 'receipts' }), now: host.now };
+    this.mqtt = new MqttStatus({
+      config, catalog: this.catalog, bus: this.bus, board: this.board, log, now: host.now, uploads: () => this.uploader.snapshot().inFlight,
+      receipts: () => this.receipts.overdue(), onReceipt: (payload) => applyReceipt(receiptDeps, payload),
+    });
     await this.mqtt.start();
     await this.uploader.start();
+    await this.receipts.start();
     this.dock = new DockService({
       config, catalog: this.catalog, objects: this.objects, media: host.media, board: this.board, bus: this.bus, log, now: host.now,
       timeZone: config.station.timeZone ?? systemTimeZone(), stationId: config.station.id, onReady: () => this.bus.emit('upload.wanted'),
+      space: this.storage,
     });
     await this.dock.start();
     log.info({ config: this.loaded.file, configSha256: this.loaded.sha256, store: config.storage.dir, mountRoots: config.dock.mountRoots, tus: config.hq.tus.endpoint, mqtt: config.hq.mqtt.url, embeddedHq: config.hq.embedded }, 'dockd started');
@@ -77,6 +92,8 @@ export class Controller {
     const steps: [string, () => Promise<void> | void][] = [
       ['dock', () => this.dock?.stop()],
       ['upload', () => this.uploader?.stop()],
+      ['receipts', () => this.receipts?.stop()],
+      ['storage', () => this.storage?.stop()],
       ['status', () => this.mqtt?.stop()],
       ['embedded HQ', () => this.hq?.stop()],
       ['catalog', () => this.catalog?.close()],

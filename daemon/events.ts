@@ -9,6 +9,8 @@ export interface BusEvents {
   'outbox.added': [];
   /** A file became uploadable (ready), e.g. after ingest or annotation. */
   'upload.wanted': [];
+  /** The audit chain head should be published now (e.g. after an archive). */
+  'audit.head': [];
 }
 
 /** A typed event bus whose listeners cannot break the emitter: a throwing listener is logged and contained. */

@@ -5,15 +5,17 @@ import { ConfigError, configFileFromArgs, loadConfig, type Config } from '../con
 import { describeMissing, missingFields } from '../ingest/metadata.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
 import { Catalog, FILE_STATES, type FileRow, type FileState } from '../store/catalog.ts';
-import { ObjectStore, ObjectStoreError } from '../store/objects.ts';
 import { bar, bytes, table } from './format.ts';
+import { audit, exportRecording, verify, whoIsAsking } from './custodyCommands.ts';
 
 const USAGE = `usage: dockctl [--config FILE] <command>
   status [--json]                         station, docked recorders, queue, disk, alarms
   files [--json] [--state STATE]          the catalog (states: ${FILE_STATES.join(', ')})
   annotate ID --case-no X --purpose Y [--place P] [--collector C]
                                           complete a recording's required metadata (ID: catalog id or sha256 prefix)
-  verify [--json]                         re-hash every stored object; exit 1 naming each bad one`;
+  verify [--json]                         re-hash every stored object and check the audit chain; exit 1 naming each bad item
+  audit [--json] [--since T]              the audit trail (hash chain)
+  export ID --to DIR [--json]             copy a recording with its metadata and audit entries; the export is audited`;
 
 class UsageError extends Error {}
 
@@ -23,6 +25,11 @@ function openCatalog(config: Config, readonly: boolean): Catalog {
   const file = path.join(config.storage.dir, 'catalog.sqlite');
   if (!existsSync(file)) throw new UsageError(`no catalog at ${file}: has dockd run with this config?`);
   return Catalog.open(config.storage.dir, { readonly });
+}
+
+async function withCatalog<T>(config: Config, readonly: boolean, fn: (c: Catalog) => Promise<T> | T): Promise<T> {
+  const catalog = openCatalog(config, readonly);
+  try { return await fn(catalog); } finally { catalog.close(); }
 }
 
 function pidAlive(pid: number): boolean {
@@ -116,39 +123,14 @@ function annotate(config: Config, id: string, v: { caseNo?: string; purpose?: st
     const reason = missing.length ? describeMissing(missing) : null;
     const old = { caseNo: file.case_no, purpose: file.purpose, place: file.place, collector: file.collector };
     const changed = catalog.transition(file.id, to, { ...next, reason }, {
-      from: EDITABLE, detail: `annotated by ${process.env.SUDO_USER ?? process.env.USER ?? 'unknown'}`,
-      event: { type: 'file.annotated', id: file.id, sha256: file.sha256, state: to, old, new: { caseNo: next.case_no, purpose: next.purpose, place: next.place, collector: next.collector }, missing },
+      from: EDITABLE, detail: `annotated by ${whoIsAsking()}`,
+      event: { type: 'file.annotated', id: file.id, sha256: file.sha256, state: to, by: whoIsAsking(), old, new: { caseNo: next.case_no, purpose: next.purpose, place: next.place, collector: next.collector }, missing },
     });
     if (!changed) { process.stderr.write(`dockctl: recording #${file.id} changed state meanwhile; try again\n`); return 1; }
     out(missing.length
       ? `#${file.id} annotated but still held: ${reason}. Add the rest with dockctl annotate ${file.id} --case-no ... --purpose ... --place ...`
       : `#${file.id} annotated: ready, it will be uploaded`);
     return 0;
-  } finally { catalog.close(); }
-}
-
-async function verify(config: Config, json: boolean): Promise<number> {
-  const catalog = openCatalog(config, true);
-  const objects = new ObjectStore(config.storage.dir);
-  try {
-    const rows = catalog.list().filter((f) => f.sha256);
-    const bad: { id: number; sha256: string; problem: string }[] = [];
-    for (const f of rows) {
-      try {
-        const r = await objects.rehash(f.sha256!);
-        if (r.sha256 !== f.sha256) bad.push({ id: f.id, sha256: f.sha256!, problem: `content changed: now hashes to ${r.sha256}` });
-        else if (r.size !== f.size) bad.push({ id: f.id, sha256: f.sha256!, problem: `size ${r.size}, catalog says ${f.size}` });
-      } catch (e) {
-        bad.push({ id: f.id, sha256: f.sha256!, problem: e instanceof ObjectStoreError && e.code === 'OBJECT_MISSING' ? 'object missing' : (e as Error).message });
-      }
-    }
-    const ok = bad.length === 0;
-    if (json) out(JSON.stringify({ ok, checked: rows.length, bad }, null, 2));
-    else {
-      for (const b of bad) out(`BAD #${b.id} ${b.sha256}: ${b.problem}`);
-      out(ok ? `ok: ${rows.length} object(s) intact` : `${bad.length} of ${rows.length} object(s) bad`);
-    }
-    return ok ? 0 : 1;
   } finally { catalog.close(); }
 }
 
@@ -161,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
       args, allowPositionals: true, strict: true,
       options: {
         json: { type: 'boolean' }, state: { type: 'string' }, 'case-no': { type: 'string' }, purpose: { type: 'string' },
-        place: { type: 'string' }, collector: { type: 'string' },
+        place: { type: 'string' }, collector: { type: 'string' }, since: { type: 'string' }, to: { type: 'string' },
       },
     });
     const { config } = loadConfig(file);
@@ -171,7 +153,16 @@ export async function main(argv: string[]): Promise<number> {
       case 'annotate':
         if (positionals.length !== 1) throw new UsageError('annotate needs exactly one ID');
         return annotate(config, positionals[0], { caseNo: values['case-no'], purpose: values.purpose, place: values.place, collector: values.collector });
-      case 'verify': return await verify(config, Boolean(values.json));
+      case 'verify': return await withCatalog(config, false, (c) => verify(config, c, Boolean(values.json)));
+      case 'audit': return await withCatalog(config, true, (c) => audit(c, Boolean(values.json), values.since));
+      case 'export': {
+        if (positionals.length !== 1 || !values.to) throw new UsageError('usage: dockctl export ID --to DIR');
+        return await withCatalog(config, false, (c) => {
+          const { file, error } = c.resolve(positionals[0]);
+          if (!file) throw new UsageError(error!);
+          return exportRecording(config, c, file, values.to!, Boolean(values.json));
+        });
+      }
       default: throw new UsageError(`unknown command ${command}`);
     }
   } catch (e) {

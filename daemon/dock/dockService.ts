@@ -88,6 +88,7 @@ export class DockService {
             if (state === 'done') this.deps.board.clear(`unplugged:${volume}`);
             if (state === 'unplugged') break;
           }
+          if (this.deps.config.dock.wipe === 'after-archive') await volumeSession.wipeArchived(signal);
           await sleep(this.deps.config.dock.rescanSeconds * 1000, signal);
         }
       } catch (e) {

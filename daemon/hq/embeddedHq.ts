@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Aedes } from 'aedes';
 import { FileStore } from '@tus/file-store';
-import { Server, type Upload } from '@tus/server';
+import { EVENTS, Server, type Upload } from '@tus/server';
 import type { Logger } from '../log.ts';
 
 export interface EmbeddedHqOptions {
@@ -15,6 +15,8 @@ export interface EmbeddedHqOptions {
   /** MQTT broker URL to serve (port taken from it). */
   mqttUrl: string;
   dir: string;
+  /** P in P/S/receipt; receipts go to the station named in each upload's metadata. */
+  topicPrefix: string;
   log: Logger;
 }
 
@@ -58,6 +60,11 @@ export class EmbeddedHq {
       respectForwardedHeaders: false,
       onUploadFinish: async (_req, upload: Upload) => this.verifyFinished(datastore, filesDir, upload),
     });
+    // The receipt goes out after the client has its response, as a real HQ would send it after archiving.
+    tus.on(EVENTS.POST_FINISH, (_req, _res, upload) => {
+      const done = this.finished.find((f) => f.id === upload.id);
+      if (done) setTimeout(() => this.sendReceipt(done), 50);
+    });
     this.tusHttp = http.createServer((req, res) => { void tus.handle(req, res); });
     await listen(this.tusHttp, Number(tusUrl.port || 80), tusUrl.hostname, 'tus');
 
@@ -80,6 +87,16 @@ export class EmbeddedHq {
     this.finished.push({ id: upload.id, sha256: actual, size: upload.size ?? 0, metadata: upload.metadata ?? {}, path: file });
     this.log.info({ id: upload.id, sha256: actual, size: upload.size }, 'upload verified');
     return {};
+  }
+
+  private sendReceipt(f: FinishedUpload): void {
+    const station = f.metadata.stationId;
+    if (!this.broker || !station) return;
+    const topic = `${this.opts.topicPrefix}/${station}/receipt`;
+    this.broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ sha256: f.sha256, ok: true })), qos: 1, retain: false, dup: false }, (err) => {
+      if (err) this.log.error({ err: err.message, topic }, 'cannot publish receipt');
+      else this.log.info({ topic, sha256: f.sha256 }, 'receipt sent');
+    });
   }
 
   async stop(): Promise<void> {

@@ -30,13 +30,15 @@ async function writeAll(dst: fs.FileHandle, bytes: Buffer, target: string): Prom
   }
 }
 
-export interface CopyResult { sha256: string; size: number; mtimeMs: number }
+export interface CopyResult { sha256: string; size: number; mtimeMs: number; /** Extra digests asked for (e.g. sm3), hex. */ digests: Record<string, string> }
 
 export interface CopyOptions {
   /** Called with the byte count after each chunk (progress). */
   onBytes?: (n: number) => void;
   /** Stop early (e.g. shutdown); the partial target is left for the caller to remove. */
   signal?: AbortSignal;
+  /** Digests to compute besides SHA-256 in the same pass (OpenSSL names, e.g. 'sm3'). */
+  extraDigests?: string[];
 }
 
 /**
@@ -58,6 +60,7 @@ export async function copyAndHash(source: string, target: string | null, opts: C
       catch (e) { throw new CopyError('TARGET_IO', `cannot create ${target}: ${(e as Error).message}`, e); }
     }
     const hash: Hash = createHash('sha256');
+    const extra = (opts.extraDigests ?? []).map((name) => [name, createHash(name)] as const);
     const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
     const read = (i: number) => src.read(bufs[i % 2], 0, CHUNK, null).then((r) => r.bytesRead, (e) => { throw sourceError(e, source); });
     let total = 0;
@@ -81,6 +84,7 @@ export async function copyAndHash(source: string, target: string | null, opts: C
       const written = dst ? writeAll(dst, bytes, target!) : null;
       written?.catch(() => {});
       hash.update(bytes);
+      for (const [, h] of extra) h.update(bytes);
       if (written) await written;
       if (dst && total + n - synced >= SYNC_EVERY && !syncing) {
         // Start writeback early (without waiting) so the final fdatasync has little left to flush.
@@ -101,7 +105,7 @@ export async function copyAndHash(source: string, target: string | null, opts: C
       }
       catch (e) { throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e); }
     }
-    return { sha256: hash.digest('hex'), size: total, mtimeMs: Math.trunc(before.mtimeMs) };
+    return { sha256: hash.digest('hex'), size: total, mtimeMs: Math.trunc(before.mtimeMs), digests: Object.fromEntries(extra.map(([n, h]) => [n, h.digest('hex')])) };
   } finally {
     await syncing?.catch(() => {});
     await src.close().catch(() => {});

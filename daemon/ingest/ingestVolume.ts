@@ -11,6 +11,7 @@ import { classifyStored, type ClassifyDeps } from './classify.ts';
 import { CopyError, copyAndHash } from './copyAndHash.ts';
 import { discover, type FoundRecording } from './discover.ts';
 import { parseRecordingName } from './fileName.ts';
+import { DirectoryVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 
 export interface IngestDeps extends ClassifyDeps {
@@ -19,6 +20,10 @@ export interface IngestDeps extends ClassifyDeps {
   board: StatusBoard;
   now: () => Date;
   onReady: () => void;
+  /** Disk guard: resolves when a copy of `bytes` fits above the reserve (false: aborted). */
+  space?: { waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> };
+  /** The recorder's storage as something dockd may delete from (wipe gate); default: the directory itself. */
+  volumeFor?: (volumePath: string) => RecorderVolume;
 }
 
 const MAX_SIDECAR = 64 * 1024;
@@ -146,6 +151,11 @@ export class VolumeSession {
     let failed = 0;
     for (const rec of todo) {
       if (signal.aborted) break;
+      if (deps.space && !(await deps.space.waitForRoom(rec.size, signal, (reason) => {
+        status.state = reason ? 'paused' : 'copying';
+        status.error = reason;
+        board.upsertRecorder(status);
+      }))) break;
       status.current = rec.relPath;
       const bytesBefore = status.bytes.done;
       board.patchRecorder(volumePath, {});
@@ -187,6 +197,51 @@ export class VolumeSession {
     catalog.updateSession(this.sessionId, { result: status.state, files_copied: status.files.copied, files_known: status.files.alreadyStored, error: status.error });
     this.slog.info({ state: status.state, copied: status.files.copied, alreadyStored: status.files.alreadyStored, rejected: status.files.rejected, needsAnnotation: status.files.needsAnnotation, failed }, 'recorder ingest finished');
     return status.state;
+  }
+
+  private readonly wipeRefused = new Set<string>();
+
+  /**
+   * Wipe gate (dock.wipe: after-archive): deletes from the recorder each recording whose content HQ has confirmed
+   * (archived), only when the file there still has the archived size and hash. Rejected, held, unknown and skipped
+   * files are never touched. Returns how many were deleted.
+   */
+  async wipeArchived(signal: AbortSignal): Promise<number> {
+    const { catalog, log } = this.deps;
+    if (this.deps.config.dock.wipe !== 'after-archive') return 0;
+    const found = await discover(this.volumePath).catch(() => null);
+    if (!found) return 0;
+    const volume = (this.deps.volumeFor ?? ((p: string) => new DirectoryVolume(p)))(this.volumePath);
+    let deleted = 0;
+    for (const rec of found.recordings) {
+      if (signal.aborted || this.wipeRefused.has(rec.relPath)) continue;
+      const parsed = parseRecordingName(path.basename(rec.relPath));
+      const file = catalog.findKnownSource({ sessionId: this.sessionId, deviceSerial: parsed?.serial ?? this.status.serial, sourcePath: rec.relPath, size: rec.size, mtimeMs: rec.mtimeMs });
+      if (!file || file.state !== 'archived' || !file.receipt_at) continue;
+      const subject = file.sha256;
+      try {
+        const now = await copyAndHash(rec.absPath, null, { signal });
+        if (now.sha256 !== file.sha256 || now.size !== file.size) {
+          this.wipeRefused.add(rec.relPath);
+          catalog.audit('recorder.wipe-refused', subject, { id: file.id, path: rec.relPath, serial: this.status.serial, why: 'the file on the recorder no longer matches the archived copy', found: now.sha256 });
+          continue;
+        }
+        await volume.remove(rec.relPath);
+      } catch (e) {
+        this.wipeRefused.add(rec.relPath);
+        catalog.audit('recorder.wipe-failed', subject, { id: file.id, path: rec.relPath, serial: this.status.serial, error: (e as Error).message });
+        log.warn({ path: rec.relPath, err: (e as Error).message }, 'cannot delete an archived recording from the recorder');
+        continue;
+      }
+      catalog.tx(() => {
+        catalog.db.prepare(`UPDATE sightings SET wiped_at = ? WHERE file_id = ? AND source_path = ? AND wiped_at IS NULL`).run(this.deps.now().toISOString(), file.id, rec.relPath);
+        catalog.enqueue('event', { type: 'recorder.file-deleted', at: this.deps.now().toISOString(), sha256: file.sha256, id: file.id, path: rec.relPath, deviceSerial: this.status.serial, why: 'archived at HQ (receipt) and identical on the recorder' });
+      });
+      this.handled.delete(rec.relPath);
+      deleted++;
+    }
+    if (deleted) this.slog.info({ deleted }, 'deleted archived recordings from the recorder (wipe gate)');
+    return deleted;
   }
 
   /** Marks the session ended in the catalog. */
@@ -235,14 +290,14 @@ async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: numbe
   const tmp = objects.tempPath();
   let result;
   try {
-    result = await copyAndHash(rec.absPath, tmp, { onBytes, signal });
+    result = await copyAndHash(rec.absPath, tmp, { onBytes, signal, extraDigests: deps.config.integrity.algorithms.filter((a) => a !== 'sha256') });
     await objects.commit(tmp, result.sha256, result.size);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     catalog.abortCopy(fileId);
     throw e;
   }
-  const done = catalog.finishCopy(fileId, result.sha256, { ...sighting, size: result.size, mtimeMs: result.mtimeMs });
+  const done = catalog.finishCopy(fileId, result.sha256, { ...sighting, size: result.size, mtimeMs: result.mtimeMs }, { sm3: result.digests.sm3 });
   if (done.duplicate) return { state: 'duplicate' };
   const f = await classifyStored(deps, done.fileId);
   if (f.state === 'ready') deps.onReady();

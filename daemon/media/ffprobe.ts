@@ -76,7 +76,7 @@ export function createFfmpegTools(opts: { ffprobe?: string; ffmpeg?: string; bas
       const d = await run(ffmpeg, check, timeout);
       if (d.timedOut) return { ...result, ok: false, reason: `ffmpeg demux check timed out after ${timeout} ms` };
       const err = firstLine(d.stderr);
-      if (d.code !== 0) return { ...result, ok: false, reason: `does not demux cleanly: ${err || `ffmpeg exit ${d.code}`}` };
+      if (d.code !== 0 || err) return { ...result, ok: false, reason: `does not demux cleanly: ${err || `ffmpeg exit ${d.code}`}` };
       return result;
     },
   };

@@ -1,6 +1,6 @@
 import type { EventBus } from '../events.ts';
 
-export type RecorderState = 'identifying' | 'copying' | 'verifying' | 'done' | 'error' | 'unplugged';
+export type RecorderState = 'identifying' | 'copying' | 'paused' | 'verifying' | 'done' | 'error' | 'unplugged';
 
 export interface RecorderStatus {
   volume: string;
@@ -19,7 +19,7 @@ export interface RecorderStatus {
   error: string | null;
 }
 
-export type AlarmCode = 'HQ_UNREACHABLE' | 'UPLOAD_REFUSED' | 'INGEST_FAILED' | 'RECORDER_UNPLUGGED' | 'MQTT_UNREACHABLE' | 'DISK_LOW' | 'DISK_FULL';
+export type AlarmCode = 'HQ_UNREACHABLE' | 'UPLOAD_REFUSED' | 'INGEST_FAILED' | 'RECORDER_UNPLUGGED' | 'MQTT_UNREACHABLE' | 'DISK_LOW' | 'DISK_FULL' | 'OBJECT_CORRUPT' | 'RECEIPT_OVERDUE';
 
 export interface Alarm { key: string; code: AlarmCode; message: string; since: string }
 

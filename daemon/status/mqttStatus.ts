@@ -1,4 +1,6 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { auditHead } from '../store/audit.ts';
 import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
 import type { Logger } from '../log.ts';
@@ -20,6 +22,7 @@ export class MqttStatus {
   private stateTimer: NodeJS.Timeout | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
+  private auditTimer: NodeJS.Timeout | null = null;
   private lastStateAt = 0;
   private disk: DiskInfo | null = null;
   private offs: (() => void)[] = [];
@@ -30,6 +33,9 @@ export class MqttStatus {
   constructor(private readonly deps: {
     config: Config; catalog: Catalog; bus: EventBus; board: StatusBoard; log: Logger; now: () => Date;
     uploads: () => { id: number; offset: number; size: number }[];
+    receipts?: () => { count: number; oldestSince: string | null };
+    /** HQ → station receipts (P/S/receipt), applied in arrival order. */
+    onReceipt?: (payload: Buffer) => Promise<unknown>;
   }) {
     this.log = deps.log.child({ component: 'mqtt' });
     this.prefix = `${deps.config.hq.mqtt.topicPrefix}/${deps.config.station.id}`;
@@ -40,18 +46,35 @@ export class MqttStatus {
   async start(): Promise<void> {
     const { config } = this.deps;
     this.disk = await diskInfo(config.storage.dir);
-    this.client = mqtt.connect(config.hq.mqtt.url, {
-      clientId: `dockd-${config.station.id}-${process.pid}`,
+    const tls = config.hq.mqtt.tls;
+    const options: IClientOptions = {
+      // A stable id and a persistent session: the broker keeps QoS 1 receipts for us while we are away.
+      clientId: `dockd-${config.station.id}`,
+      clean: false,
       username: config.hq.mqtt.username,
       password: config.hq.mqtt.password,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       will: { topic: `${this.prefix}/status`, payload: Buffer.from('offline'), qos: 1, retain: true },
+      ...(tls ? {
+        ca: tls.ca ? readFileSync(tls.ca) : undefined,
+        cert: tls.cert ? readFileSync(tls.cert) : undefined,
+        key: tls.key ? readFileSync(tls.key) : undefined,
+        rejectUnauthorized: tls.rejectUnauthorized,
+      } : {}),
+    };
+    this.client = mqtt.connect(config.hq.mqtt.url, options);
+    let receipts = Promise.resolve();
+    this.client.on('message', (topic, payload) => {
+      if (topic !== `${this.prefix}/receipt` || !this.deps.onReceipt) return;
+      receipts = receipts.then(() => this.deps.onReceipt!(payload)).then(() => {}, (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'));
     });
     this.client.on('connect', () => {
       this.log.info({ url: config.hq.mqtt.url }, 'connected to broker');
       this.deps.board.clear('mqtt');
       this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
+      this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => { if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts'); });
+      this.publishAuditHead();
       this.scheduleState(true);
       void this.drain();
     });
@@ -61,6 +84,8 @@ export class MqttStatus {
     this.client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
     this.offs.push(this.deps.bus.on('outbox.added', () => void this.drain()));
     this.offs.push(this.deps.bus.on('state.changed', () => this.scheduleState(false)));
+    this.offs.push(this.deps.bus.on('audit.head', () => this.publishAuditHead()));
+    this.auditTimer = setInterval(() => this.publishAuditHead(), config.hq.auditIntervalSeconds * 1000);
     this.refreshTimer = setInterval(async () => {
       this.disk = await diskInfo(config.storage.dir);
       void this.drain();
@@ -78,6 +103,7 @@ export class MqttStatus {
     if (this.stateTimer) clearTimeout(this.stateTimer);
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.auditTimer) clearInterval(this.auditTimer);
     const client = this.client;
     if (!client) return;
     if (client.connected) {
@@ -92,7 +118,8 @@ export class MqttStatus {
   snapshot(): StateSnapshot {
     return buildSnapshot({
       stationId: this.deps.config.station.id, now: this.deps.now(), board: this.deps.board, catalog: this.deps.catalog,
-      uploads: this.deps.uploads(), disk: this.disk, mqttConnected: this.connected,
+      uploads: this.deps.uploads(), disk: this.disk, mqttConnected: this.connected, receipts: this.deps.receipts?.(),
+      watermarks: { lowWaterBytes: this.deps.config.storage.lowWaterBytes, reserveBytes: this.deps.config.storage.reserveBytes },
     });
   }
 
@@ -115,6 +142,13 @@ export class MqttStatus {
     this.lastStateAt = Date.now();
     const snap = this.persistSnapshot();
     if (this.client?.connected) await this.client.publishAsync(`${this.prefix}/state`, JSON.stringify(snap), { qos: 0, retain: true });
+  }
+
+  /** The head of the audit chain, retained, so HQ notices a station that rewrites its history. */
+  private publishAuditHead(): void {
+    if (!this.client?.connected) return;
+    const head = auditHead(this.deps.catalog.db);
+    this.client.publish(`${this.prefix}/audit`, JSON.stringify({ seq: head.seq, hash: head.hash, at: this.deps.now().toISOString() }), { qos: 1, retain: true });
   }
 
   /** Sends outbox entries oldest first, each removed only after the broker's PUBACK. */

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { appendAudit, type AuditEntry } from './audit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 
 export type FileState = 'copying' | 'stored' | 'rejected' | 'needs-annotation' | 'ready' | 'uploading' | 'uploaded' | 'archived';
@@ -13,6 +14,7 @@ export interface FileRow {
   important: number; reason: string | null; probe: string | null; duration: number | null; creation_time: string | null;
   upload_url: string | null; upload_offset: number; upload_attempts: number; last_error: string | null; session_id: number | null;
   created_at: string; updated_at: string; uploaded_at: string | null;
+  sm3: string | null; receipt_at: string | null; archived_at: string | null; local_deleted_at: string | null; announced_at: string | null;
 }
 
 /** Columns a state change may set alongside the state. */
@@ -25,7 +27,7 @@ export interface OutboxEntry { seq: number; topic: string; payload: string }
 const FIELD_NAMES = new Set<string>([
   'sha256', 'size', 'kind', 'filename', 'source_path', 'device_serial', 'officer_id', 'captured_at', 'captured_at_source', 'recorder_time',
   'collector', 'case_no', 'purpose', 'place', 'important', 'reason', 'probe', 'duration', 'creation_time', 'upload_url', 'upload_offset',
-  'upload_attempts', 'last_error', 'session_id', 'uploaded_at',
+  'upload_attempts', 'last_error', 'session_id', 'uploaded_at', 'sm3', 'receipt_at', 'archived_at', 'local_deleted_at', 'announced_at',
 ]);
 
 /**
@@ -69,7 +71,8 @@ export class Catalog {
 
   private stamp(): string { return this.now().toISOString(); }
 
-  tx<T>(fn: () => T): T { return this.db.transaction(fn)(); }
+  /** One IMMEDIATE transaction (nested calls become savepoints). */
+  tx<T>(fn: () => T): T { return this.db.transaction(fn).immediate(); }
 
   // ---- files -------------------------------------------------------------
 
@@ -96,7 +99,7 @@ export class Catalog {
    * Completes a copy once its object is durable. If the same content is already catalogued the copying row is
    * dropped and the sighting recorded on the existing file.
    */
-  finishCopy(id: number, sha256: string, sighting: SourceSighting): { fileId: number; duplicate: boolean } {
+  finishCopy(id: number, sha256: string, sighting: SourceSighting, digests: { sm3?: string } = {}): { fileId: number; duplicate: boolean } {
     const at = this.stamp();
     return this.tx(() => {
       const existing = this.db.prepare(`SELECT id FROM files WHERE sha256 = ?`).get(sha256) as { id: number } | undefined;
@@ -106,7 +109,7 @@ export class Catalog {
         this.addSighting(existing.id, sighting, false);
         return { fileId: existing.id, duplicate: true };
       }
-      this.db.prepare(`UPDATE files SET sha256 = ?, state = 'stored', updated_at = ? WHERE id = ? AND state = 'copying'`).run(sha256, at, id);
+      this.db.prepare(`UPDATE files SET sha256 = ?, sm3 = ?, state = 'stored', updated_at = ? WHERE id = ? AND state = 'copying'`).run(sha256, digests.sm3 ?? null, at, id);
       this.history(id, 'copying', 'stored', sha256, at);
       this.addSighting(id, sighting, true);
       return { fileId: id, duplicate: false };
@@ -237,9 +240,26 @@ export class Catalog {
 
   // ---- outbox (events that must reach the broker, in order, across restarts) ----
 
-  enqueue(topic: string, payload: unknown): void {
-    this.db.prepare(`INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)`).run(topic, JSON.stringify(payload), this.stamp());
+  /** Queues a message for the broker; an event is also appended to the audit chain, in the same transaction. */
+  enqueue(topic: string, payload: Record<string, unknown>): void {
+    this.tx(() => {
+      this.db.prepare(`INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)`).run(topic, JSON.stringify(payload), this.stamp());
+      if (topic === 'event') {
+        const subject = (payload.sha256 ?? payload.deviceSerial ?? payload.volume ?? payload.key ?? null) as string | null;
+        appendAudit(this.db, String(payload.at ?? this.stamp()), String(payload.type), subject, payload);
+      }
+    });
     this.onEnqueue?.();
+  }
+
+  /** An audit-only entry (something that is not announced on MQTT: config loaded, verify, export, ignored receipt …). */
+  audit(type: string, subject: string | null, data: Record<string, unknown>): AuditEntry {
+    return this.tx(() => appendAudit(this.db, this.stamp(), type, subject, data));
+  }
+
+  auditEntries(opts: { since?: string; subject?: string } = {}): AuditEntry[] {
+    return this.db.prepare(`SELECT * FROM audit WHERE (? IS NULL OR at >= ?) AND (? IS NULL OR subject = ?) ORDER BY seq`)
+      .all(opts.since ?? null, opts.since ?? null, opts.subject ?? null, opts.subject ?? null) as AuditEntry[];
   }
 
   outboxPeek(limit: number): OutboxEntry[] {

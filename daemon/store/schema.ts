@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -83,5 +83,24 @@ export const MIGRATIONS: Record<number, string> = {
     created_at TEXT NOT NULL
   );
   CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `,
+  2: `
+  CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,            -- 1, 2, 3 … with no gaps
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    subject TEXT,                       -- sha256, recorder serial, volume … what the entry is about
+    data TEXT NOT NULL,                 -- canonical JSON
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL                  -- sha256(prev_hash, seq, at, type, subject, data)
+  );
+  CREATE INDEX audit_subject ON audit(subject);
+  ALTER TABLE files ADD COLUMN sm3 TEXT;
+  ALTER TABLE files ADD COLUMN receipt_at TEXT;
+  ALTER TABLE files ADD COLUMN archived_at TEXT;
+  ALTER TABLE files ADD COLUMN local_deleted_at TEXT;
+  ALTER TABLE files ADD COLUMN announced_at TEXT;
+  ALTER TABLE sightings ADD COLUMN volume TEXT;
+  ALTER TABLE sightings ADD COLUMN wiped_at TEXT;
   `,
 };

@@ -17,5 +17,8 @@ export function uploadMetadata(f: FileRow, stationId: string): Record<string, st
     collector: f.collector ?? '',
     purpose: f.purpose ?? '',
     important: f.important ? '1' : '0',
+    // Beyond DESIGN.md's list: a recording with a case number is evidence (HQ keeps it permanently); sm3 when configured.
+    evidence: f.case_no ? '1' : '0',
+    ...(f.sm3 ? { sm3: f.sm3 } : {}),
   };
 }

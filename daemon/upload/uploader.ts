@@ -79,9 +79,11 @@ export class Uploader {
       this.deps.board.clear('hq:tus');
       this.notBefore.delete(row.id);
       catalog.tx(() => {
-        catalog.transition(row.id, 'uploaded', { upload_offset: row.size, uploaded_at: new Date().toISOString(), last_error: null }, { from: ['uploading'] });
+        const at = new Date().toISOString();
+        // Not moved when HQ's receipt already archived it meanwhile.
+        if (!catalog.transition(row.id, 'uploaded', { upload_offset: row.size, uploaded_at: at, announced_at: at, last_error: null }, { from: ['uploading'] })) return;
         const f = catalog.get(row.id)!;
-        catalog.enqueue('event', { ...fileEvent('file.uploaded', f, { uploadUrl: f.upload_url }), at: new Date().toISOString() });
+        catalog.enqueue('event', { ...fileEvent('file.uploaded', f, { uploadUrl: f.upload_url }), at });
       });
       this.deps.bus.emit('outbox.added');
       log.info({ ms: Date.now() - flight.startedAt }, 'uploaded');

@@ -1,0 +1,95 @@
+import { constants } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config.ts';
+import { copyAndHash } from '../ingest/copyAndHash.ts';
+import { verifyChain } from '../store/audit.ts';
+import type { Catalog, FileRow } from '../store/catalog.ts';
+import { fsyncDir, ObjectStore, ObjectStoreError } from '../store/objects.ts';
+import { uploadMetadata } from '../upload/uploadMetadata.ts';
+import { table } from './format.ts';
+
+function out(s: string): void { process.stdout.write(`${s}\n`); }
+
+export function whoIsAsking(): string {
+  return process.env.SUDO_USER ?? process.env.USER ?? process.env.LOGNAME ?? `uid ${process.getuid?.() ?? '?'}`;
+}
+
+export function audit(catalog: Catalog, json: boolean, since?: string): number {
+  if (since && Number.isNaN(Date.parse(since))) throw new Error(`--since ${since} is not a date/time (ISO 8601)`);
+  const sinceIso = since ? new Date(since).toISOString() : undefined;
+  const rows = catalog.auditEntries({ since: sinceIso });
+  if (json) { out(JSON.stringify(rows.map((r) => ({ ...r, data: JSON.parse(r.data) })), null, 2)); return 0; }
+  if (!rows.length) { out('no audit entries'); return 0; }
+  out(table([['SEQ', 'AT', 'TYPE', 'SUBJECT', 'HASH'], ...rows.map((r) => [String(r.seq), r.at, r.type, (r.subject ?? '').slice(0, 16), r.hash.slice(0, 16)])]));
+  return 0;
+}
+
+/** Re-hashes every stored object (not those freed after archive) and checks the audit chain; audits the result. */
+export async function verify(config: Config, catalog: Catalog, json: boolean): Promise<number> {
+  const objects = new ObjectStore(config.storage.dir);
+  const rows = catalog.list().filter((f) => f.sha256 && !f.local_deleted_at);
+  const bad: { id: number; sha256: string; problem: string }[] = [];
+  for (const f of rows) {
+    try {
+      const r = await objects.rehash(f.sha256!);
+      if (r.sha256 !== f.sha256) bad.push({ id: f.id, sha256: f.sha256!, problem: `content changed: now hashes to ${r.sha256}` });
+      else if (r.size !== f.size) bad.push({ id: f.id, sha256: f.sha256!, problem: `size ${r.size}, catalog says ${f.size}` });
+    } catch (e) {
+      bad.push({ id: f.id, sha256: f.sha256!, problem: e instanceof ObjectStoreError && e.code === 'OBJECT_MISSING' ? 'object missing' : (e as Error).message });
+    }
+  }
+  const chain = verifyChain(catalog.db);
+  const ok = bad.length === 0 && chain.ok;
+  if (chain.ok) {
+    // Only an intact chain is extended: appending to a broken one would bury the break.
+    catalog.audit('verify', null, { ok, checked: rows.length, bad: bad.map((b) => ({ id: b.id, sha256: b.sha256, problem: b.problem })), by: whoIsAsking() });
+  }
+  if (json) out(JSON.stringify({ ok, checked: rows.length, bad, audit: chain }, null, 2));
+  else {
+    for (const b of bad) out(`BAD #${b.id} ${b.sha256}: ${b.problem}`);
+    out(chain.ok ? `audit chain: ok, ${chain.entries} entries, head ${chain.head.seq} ${chain.head.hash.slice(0, 16)}`
+      : `BAD audit chain: entry ${chain.firstBroken!.seq}: ${chain.firstBroken!.problem}`);
+    out(ok ? `ok: ${rows.length} object(s) intact` : `${bad.length} of ${rows.length} object(s) bad${chain.ok ? '' : ', audit chain broken'}`);
+  }
+  return ok ? 0 : 1;
+}
+
+/**
+ * Copies a stored recording with its metadata JSON and its audit entries into DIR, verifies the copy's hash, and
+ * audits the export (调阅留痕).
+ */
+export async function exportRecording(config: Config, catalog: Catalog, file: FileRow, toDir: string, json: boolean): Promise<number> {
+  if (!file.sha256) throw new Error(`recording #${file.id} is not stored yet`);
+  if (file.local_deleted_at) throw new Error(`recording #${file.id} was freed locally after HQ archived it (${file.local_deleted_at}); retrieve it from HQ`);
+  const objects = new ObjectStore(config.storage.dir);
+  const dir = path.resolve(toDir);
+  await fs.mkdir(dir, { recursive: true });
+  const base = `${file.id}-${path.basename(file.filename)}`;
+  const target = path.join(dir, base);
+  const copied = await copyAndHash(objects.pathOf(file.sha256), target).catch(async (e) => {
+    if ((e as { code?: string }).code === 'TARGET_IO') throw new Error(`${target} exists already or cannot be written: ${(e as Error).message}`);
+    throw e;
+  });
+  if (copied.sha256 !== file.sha256) {
+    await fs.rm(target, { force: true });
+    throw new Error(`the copy hashes to ${copied.sha256}, expected ${file.sha256}: stored object damaged (run dockctl verify)`);
+  }
+  await fs.chmod(target, 0o444);
+  const by = whoIsAsking();
+  const entry = catalog.audit('file.exported', file.sha256, { id: file.id, to: target, by });
+  const manifest = {
+    id: file.id, sha256: file.sha256, ...(file.sm3 ? { sm3: file.sm3 } : {}), size: file.size, state: file.state,
+    metadata: uploadMetadata(file, config.station.id), sourcePath: file.source_path, recorderTime: file.recorder_time,
+    probe: file.probe ? JSON.parse(file.probe) : null, history: catalog.historyOf(file.id), sightings: catalog.sightingsOf(file.id),
+    audit: catalog.auditEntries({ subject: file.sha256 }).map((a) => ({ ...a, data: JSON.parse(a.data) })),
+    exportedAt: entry.at, exportedBy: by,
+  };
+  const metaPath = `${target}.meta.json`;
+  const h = await fs.open(metaPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444);
+  try { await h.writeFile(JSON.stringify(manifest, null, 2)); await h.sync(); } finally { await h.close(); }
+  await fsyncDir(dir);
+  if (json) out(JSON.stringify({ file: target, metadata: metaPath, sha256: copied.sha256, auditSeq: entry.seq }, null, 2));
+  else out(`exported #${file.id} to ${target} (sha256 ${copied.sha256} verified) with ${path.basename(metaPath)}; recorded as audit entry ${entry.seq}`);
+  return 0;
+}

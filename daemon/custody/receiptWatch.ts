@@ -1,0 +1,71 @@
+import type { Config } from '../config.ts';
+import type { EventBus } from '../events.ts';
+import { fileEvent } from '../ingest/classify.ts';
+import type { Logger } from '../log.ts';
+import type { StatusBoard } from '../status/board.ts';
+import type { Catalog } from '../store/catalog.ts';
+
+const CHECK_EVERY_MS = 30_000;
+
+/**
+ * Uploaded files whose receipt is overdue are re-checked at HQ (HEAD on the upload URL): still complete → announced
+ * again; gone → uploaded again from scratch. Nothing is archived without a receipt.
+ */
+export class ReceiptWatch {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: { config: Config; catalog: Catalog; board: StatusBoard; bus: EventBus; log: Logger; now: () => Date }) {
+    this.log = deps.log.child({ component: 'receipts' });
+  }
+
+  async start(): Promise<void> {
+    this.timer = setInterval(() => { this.running ??= this.check().finally(() => { this.running = null; }); }, CHECK_EVERY_MS);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Overdue uploads: how many, and since when the oldest waits. */
+  overdue(): { count: number; oldestSince: string | null } {
+    const limit = new Date(this.deps.now().getTime() - this.deps.config.hq.receiptTimeoutSeconds * 1000).toISOString();
+    const r = this.deps.catalog.db.prepare(`SELECT COUNT(*) n, MIN(uploaded_at) oldest FROM files WHERE state = 'uploaded' AND uploaded_at < ?`).get(limit) as { n: number; oldest: string | null };
+    return { count: r.n, oldestSince: r.oldest };
+  }
+
+  async check(): Promise<void> {
+    const { catalog, config } = this.deps;
+    const limit = new Date(this.deps.now().getTime() - config.hq.receiptTimeoutSeconds * 1000).toISOString();
+    const rows = catalog.db.prepare(`SELECT * FROM files WHERE state = 'uploaded' AND COALESCE(announced_at, uploaded_at) < ? ORDER BY uploaded_at LIMIT 50`).all(limit) as import('../store/catalog.ts').FileRow[];
+    const od = this.overdue();
+    if (od.count) this.deps.board.raise('RECEIPT_OVERDUE', 'receipts', `${od.count} upload(s) wait for HQ's receipt, the oldest since ${od.oldestSince}`);
+    else this.deps.board.clear('receipts');
+    for (const f of rows) {
+      if (!f.upload_url) continue;
+      let status: number;
+      let complete = false;
+      try {
+        const res = await fetch(f.upload_url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...config.hq.tus.headers }, signal: AbortSignal.timeout(15_000) });
+        status = res.status;
+        complete = res.ok && res.headers.get('upload-offset') === String(f.size);
+      } catch (e) {
+        this.log.warn({ file: f.id, err: (e as Error).message }, 'cannot re-check an upload at HQ');
+        continue;
+      }
+      const at = this.deps.now().toISOString();
+      if (complete) {
+        catalog.transition(f.id, 'uploaded', { announced_at: at }, { from: ['uploaded'], event: fileEvent('file.uploaded', f, { uploadUrl: f.upload_url, reannounced: true }) });
+        this.log.info({ file: f.id }, 'no receipt yet: HQ still holds the upload; announced again');
+      } else if (status === 404 || status === 410 || (status >= 200 && status < 300)) {
+        catalog.transition(f.id, 'ready', { upload_url: null, upload_offset: 0, last_error: `receipt overdue and HQ answers ${status} for the upload` }, {
+          from: ['uploaded'], event: fileEvent('file.reupload', { ...f, state: 'ready' }, { reason: `no receipt; HQ no longer holds the upload (HTTP ${status})` }),
+        });
+        this.deps.bus.emit('upload.wanted');
+        this.log.warn({ file: f.id, status }, 'no receipt and HQ no longer holds the upload: uploading again');
+      }
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import fs from 'node:fs/promises';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { StatusBoard } from '../status/board.ts';
+import { diskInfo } from '../status/snapshot.ts';
+import type { Catalog, FileRow } from '../store/catalog.ts';
+import type { ObjectStore } from '../store/objects.ts';
+import { sleep } from '../ingest/ingestVolume.ts';
+
+const CHECK_EVERY_MS = 15_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * Disk pressure and retention. Local objects are freed only when archived (HQ's receipt) and older than
+ * retention.localDays since; below storage.lowWaterBytes that happens at once, with an alarm. Below
+ * storage.reserveBytes no new copy starts (the recorder keeps its files) until space returns.
+ */
+export class StorageKeeper {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private lowSince: string | null = null;
+
+  constructor(private readonly deps: { config: Config; catalog: Catalog; objects: ObjectStore; board: StatusBoard; log: Logger; now: () => Date }) {
+    this.log = deps.log.child({ component: 'storage' });
+  }
+
+  async start(): Promise<void> {
+    await this.check();
+    this.timer = setInterval(() => void this.check().catch((e) => this.log.error({ err: (e as Error).message }, 'storage check failed')), CHECK_EVERY_MS);
+  }
+
+  async stop(): Promise<void> { if (this.timer) clearInterval(this.timer); }
+
+  async freeBytes(): Promise<number> {
+    return (await diskInfo(this.deps.config.storage.dir))?.freeBytes ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** Frees expired archived objects, raises or clears the disk alarms. */
+  async check(): Promise<void> {
+    const { config, board } = this.deps;
+    const freed = await this.purgeExpired();
+    const free = await this.freeBytes();
+    if (freed && free < config.storage.lowWaterBytes) this.log.warn({ freed, free }, 'still below the low-water mark after freeing expired objects');
+    if (free < config.storage.lowWaterBytes) {
+      this.lowSince ??= this.deps.now().toISOString();
+      board.raise('DISK_LOW', 'disk:low', `磁盘空间不足 disk low: ${Math.round(free / 1048576)} MiB free (alarm below ${Math.round(config.storage.lowWaterBytes / 1048576)} MiB)`);
+    } else {
+      this.lowSince = null;
+      board.clear('disk:low');
+    }
+    if (free >= config.storage.reserveBytes) board.clear('disk:full');
+  }
+
+  /** Deletes archived objects past retention (never one without a receipt); returns how many. */
+  async purgeExpired(): Promise<number> {
+    const { catalog, objects, config } = this.deps;
+    const cutoff = new Date(this.deps.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
+    const rows = catalog.db.prepare(`SELECT * FROM files WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL ORDER BY archived_at`).all(cutoff) as FileRow[];
+    let n = 0;
+    for (const f of rows) {
+      const p = objects.pathOf(f.sha256!);
+      try { await fs.rm(p, { force: true }); }
+      catch (e) { this.log.error({ file: f.id, err: (e as Error).message }, 'cannot free an expired object'); continue; }
+      const at = this.deps.now().toISOString();
+      catalog.tx(() => {
+        catalog.update(f.id, { local_deleted_at: at });
+        catalog.audit('object.deleted', f.sha256, { id: f.id, where: 'station store', why: `archived ${f.archived_at}, past retention of ${config.retention.localDays} day(s)` });
+      });
+      n++;
+    }
+    if (n) this.log.info({ freed: n }, 'freed archived objects past retention');
+    return n;
+  }
+
+  /**
+   * Waits until a copy of `bytes` leaves at least storage.reserveBytes free. While waiting, `onWait` gets a reason to
+   * show, once; returns false if `signal` aborted.
+   */
+  async waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> {
+    const { config, board } = this.deps;
+    let waiting = false;
+    for (;;) {
+      if (signal.aborted) return false;
+      const free = await this.freeBytes();
+      if (free - bytes >= config.storage.reserveBytes) {
+        if (waiting) { onWait(null); board.clear('disk:full'); this.log.info({ free }, 'space is back: copying resumes'); }
+        return true;
+      }
+      if (!waiting) {
+        waiting = true;
+        const reason = `磁盘空间不足 disk full: ${Math.round(free / 1048576)} MiB free, a ${Math.round(bytes / 1048576)} MiB copy would go below the reserve of ${Math.round(config.storage.reserveBytes / 1048576)} MiB; copying paused, the recorder keeps its files`;
+        board.raise('DISK_FULL', 'disk:full', reason);
+        onWait(reason);
+        this.log.warn({ free, bytes, reserve: config.storage.reserveBytes }, 'no room for the next copy: paused');
+        await this.purgeExpired();
+      }
+      await sleep(1000, signal);
+    }
+  }
+}
