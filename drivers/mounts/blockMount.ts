@@ -1,0 +1,192 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Mounts a recorder's block device read-only under a runtime mount root owned by dockd (`/run/dockd/mnt/<bay>`) and
+ * unmounts it again, through an injected command runner (`mount`, `umount`, `blkid`).
+ *
+ * Nothing is ever written to a recorder: the mount is `ro,nosuid,nodev,noexec`; ext4 also gets `noload` (a dirty
+ * journal is not replayed onto the device); vfat/exfat get `uid=`/`gid=` of dockd so it can read them, and vfat gets
+ * `utf8` so Chinese long names come through.
+ *
+ * Privileges: util-linux `mount` refuses any non-root real uid ("restricted" mode), even with CAP_SYS_ADMIN. When dockd
+ * runs as its own user (systemd/dockd.service: User=dockd with CAP_SYS_ADMIN and CAP_SETUID), the commands are started
+ * as uid 0 (`asRoot`; CAP_SETUID allows it) keeping dockd's gid, so they can traverse the dockd-owned 0750 runtime
+ * root; they hold only the service's capabilities (no CAP_DAC_OVERRIDE). As root, commands run as they are.
+ */
+
+export interface RunOptions { uid?: number; gid?: number; timeoutMs?: number }
+export interface RunResult { stdout: string; stderr: string }
+/** Runs a program without a shell; rejects with CommandError when it cannot start or exits non-zero. */
+export type CommandRunner = (file: string, args: readonly string[], options?: RunOptions) => Promise<RunResult>;
+
+export class CommandError extends Error {
+  constructor(message: string, readonly exitCode: number | null, readonly stderr: string, readonly errno?: string) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}
+
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The real runner: child_process.execFile with the system PATH (blkid lives in /usr/sbin). */
+export const execFileRunner: CommandRunner = (file, args, options = {}) => new Promise((resolve, reject) => {
+  execFile(file, [...args], {
+    encoding: 'utf8', timeout: options.timeoutMs ?? 30_000, killSignal: 'SIGKILL',
+    env: { ...process.env, PATH: `${process.env.PATH ?? ''}:${SYSTEM_PATH}`, LC_ALL: 'C' },
+    ...(options.uid !== undefined ? { uid: options.uid } : {}), ...(options.gid !== undefined ? { gid: options.gid } : {}),
+  }, (err, stdout, stderr) => {
+    if (!err) { resolve({ stdout, stderr }); return; }
+    const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
+    const exitCode = typeof e.code === 'number' ? e.code : null;
+    const why = exitCode !== null ? `exit ${exitCode}` : e.killed ? 'timed out' : String(e.code ?? e.message);
+    reject(new CommandError(`${file} ${args.join(' ')}: ${why}${stderr ? `: ${stderr.trim()}` : ''}`, exitCode, stderr ?? '',
+      typeof e.code === 'string' ? e.code : undefined));
+  });
+});
+
+export type MountErrorCode =
+  | 'BAD_NAME'        // the mount point name is not one safe path component
+  | 'DEVICE_GONE'     // the device node is not there (unplugged), or the kernel says it has no medium / device
+  | 'FS_UNKNOWN'      // blkid finds no filesystem
+  | 'FS_UNSUPPORTED'  // a filesystem other than vfat / exfat / ext4
+  | 'ALREADY_MOUNTED' // something is mounted on the mount point already
+  | 'MOUNT_FAILED'
+  | 'UMOUNT_FAILED';
+
+export class MountError extends Error {
+  constructor(readonly code: MountErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MountError';
+  }
+}
+
+export const SUPPORTED_FS = ['vfat', 'exfat', 'ext4'] as const;
+export type SupportedFs = typeof SUPPORTED_FS[number];
+
+export interface MountedVolume { device: string; mountPoint: string; fsType: SupportedFs; options: string[] }
+
+export interface BlockMounterOptions {
+  /** The runtime mount root owned by dockd, e.g. /run/dockd/mnt; created when missing. */
+  runtimeRoot: string;
+  run?: CommandRunner;
+  /** Start mount/umount/blkid as uid 0 (needs CAP_SETUID); default: when this process is not root. */
+  asRoot?: boolean;
+  /** Owner given to vfat/exfat files; default this process's uid/gid. */
+  ownerUid?: number;
+  ownerGid?: number;
+  /** The mount table to consult; default /proc/self/mounts. */
+  procMounts?: string;
+  /** Per command; default 30 s. */
+  timeoutMs?: number;
+}
+
+/** The options a recorder volume is mounted with (pure). */
+export function mountOptions(fsType: SupportedFs, owner: { uid: number; gid: number }): string[] {
+  const base = ['ro', 'nosuid', 'nodev', 'noexec'];
+  if (fsType === 'ext4') return [...base, 'noload'];
+  const ids = [`uid=${owner.uid}`, `gid=${owner.gid}`, 'fmask=0133', 'dmask=0022'];
+  return fsType === 'vfat' ? [...base, ...ids, 'utf8', 'shortname=mixed'] : [...base, ...ids, 'iocharset=utf8'];
+}
+
+export class BlockMounter {
+  private readonly run: CommandRunner;
+  private readonly privileged: RunOptions;
+
+  constructor(private readonly options: BlockMounterOptions) {
+    this.run = options.run ?? execFileRunner;
+    const asRoot = options.asRoot ?? (process.getuid?.() !== 0);
+    // uid 0 only: the gid stays dockd's, so the commands can traverse the dockd-owned 0750 runtime root.
+    this.privileged = { ...(asRoot ? { uid: 0 } : {}), timeoutMs: options.timeoutMs ?? 30_000 };
+  }
+
+  /** The filesystem type blkid finds on the device (low-level probe, no cache), or null when it finds none. */
+  async detectFsType(device: string): Promise<string | null> {
+    await this.requireDevice(device);
+    try {
+      const { stdout } = await this.run('blkid', ['-p', '-o', 'value', '-s', 'TYPE', device], this.privileged);
+      return stdout.trim() || null;
+    } catch (e) {
+      if (e instanceof CommandError && e.exitCode === 2) return null; // blkid: nothing identified
+      await this.requireDevice(device);
+      throw new MountError('MOUNT_FAILED', `cannot probe ${device}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Mounts `device` read-only at `<runtimeRoot>/<name>` (name: a bay id or a port path). */
+  async mount(device: string, name: string, opts: { fsType?: SupportedFs } = {}): Promise<MountedVolume> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(name) || name.includes('..')) {
+      throw new MountError('BAD_NAME', `mount point name ${JSON.stringify(name)} must be one path component of [A-Za-z0-9._:-]`);
+    }
+    const found = opts.fsType ?? await this.detectFsType(device);
+    if (!found) throw new MountError('FS_UNKNOWN', `no filesystem found on ${device}`);
+    if (!(SUPPORTED_FS as readonly string[]).includes(found)) {
+      throw new MountError('FS_UNSUPPORTED', `${device} holds ${found}; recorder volumes are ${SUPPORTED_FS.join(', ')}`);
+    }
+    const fsType = found as SupportedFs;
+    await fs.mkdir(this.options.runtimeRoot, { recursive: true, mode: 0o750 });
+    const mountPoint = path.join(await fs.realpath(this.options.runtimeRoot), name);
+    await fs.mkdir(mountPoint, { recursive: true, mode: 0o750 });
+    if (await this.isMounted(mountPoint)) throw new MountError('ALREADY_MOUNTED', `${mountPoint} is already a mount point`);
+    const options = mountOptions(fsType, { uid: this.options.ownerUid ?? process.getuid?.() ?? 0, gid: this.options.ownerGid ?? process.getgid?.() ?? 0 });
+    try {
+      await this.run('mount', ['-o', options.join(','), '-t', fsType, device, mountPoint], this.privileged);
+    } catch (e) {
+      await fs.rmdir(mountPoint).catch(() => {});
+      const stderr = e instanceof CommandError ? e.stderr : '';
+      const gone = /does not exist|No such device|No medium found|can't read superblock|not a block device/i.test(stderr)
+        || !(await exists(device));
+      throw new MountError(gone ? 'DEVICE_GONE' : 'MOUNT_FAILED', `mounting ${device} on ${mountPoint}: ${(e as Error).message}`, { cause: e });
+    }
+    return { device, mountPoint, fsType, options };
+  }
+
+  /**
+   * Unmounts and removes the mount point directory. A busy mount (EBUSY) or a device that has gone (EIO, ENODEV) is
+   * detached lazily (`umount -l`): it disappears from the tree at once and is released when the last file closes.
+   */
+  async unmount(mountPoint: string): Promise<{ wasMounted: boolean; lazy: boolean }> {
+    const mp = path.resolve(mountPoint);
+    let lazy = false;
+    const wasMounted = await this.isMounted(mp);
+    if (wasMounted) {
+      try {
+        await this.run('umount', [mp], this.privileged);
+      } catch (e) {
+        const stderr = e instanceof CommandError ? e.stderr : '';
+        if (/not mounted|mountpoint not found|no mount point specified/i.test(stderr) && !(await this.isMounted(mp))) {
+          // someone else unmounted it meanwhile
+        } else if (/busy|Input\/output error|No such device|Stale/i.test(stderr)) {
+          lazy = true;
+          try { await this.run('umount', ['-l', mp], this.privileged); }
+          catch (e2) { throw new MountError('UMOUNT_FAILED', `lazy unmount of ${mp}: ${(e2 as Error).message}`, { cause: e2 }); }
+        } else {
+          throw new MountError('UMOUNT_FAILED', `unmounting ${mp}: ${(e as Error).message}`, { cause: e });
+        }
+      }
+    }
+    await fs.rmdir(mp).catch(() => {}); // leaves a non-empty directory (never ours to delete) alone
+    return { wasMounted, lazy };
+  }
+
+  /** Whether something is mounted exactly at this path, per the mount table. */
+  async isMounted(mountPoint: string): Promise<boolean> {
+    const table = await fs.readFile(this.options.procMounts ?? '/proc/self/mounts', 'utf8');
+    const want = path.resolve(mountPoint);
+    return table.split('\n').some((line) => line && unescapeMountField(line.split(' ')[1] ?? '') === want);
+  }
+
+  private async requireDevice(device: string): Promise<void> {
+    if (!(await exists(device))) throw new MountError('DEVICE_GONE', `${device} is not there (unplugged?)`);
+  }
+}
+
+/** /proc/mounts escapes space, tab, newline and backslash as \ooo. */
+export function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+async function exists(p: string): Promise<boolean> {
+  try { await fs.stat(p); return true; } catch { return false; }
+}

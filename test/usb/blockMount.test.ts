@@ -1,0 +1,190 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import ts from 'typescript';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BlockMounter, MountError, mountOptions, unescapeMountField } from '../../drivers/mounts/blockMount.ts';
+
+/**
+ * Real loop devices with ext4 images (this kernel has no vfat): needs root, losetup, mkfs.ext4. CI runs as root; when
+ * this cannot run, every test here FAILS with the reason (a skipped mount test would hide a broken mount path).
+ */
+const REPO = path.resolve(import.meta.dirname, '../..');
+const SBIN_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
+const sh = (file: string, args: string[]) => execFileSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH: SBIN_PATH } }).trim();
+
+let cannot: string | null = null;
+beforeAll(() => {
+  if (process.getuid?.() !== 0) { cannot = `loop-mount tests need root (uid is ${process.getuid?.()}); run them as root, as CI does`; return; }
+  for (const tool of ['losetup', 'mkfs.ext4', 'mount', 'umount', 'blkid', 'setpriv']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], { env: { ...process.env, PATH: SBIN_PATH } }).status !== 0) {
+      cannot = `loop-mount tests need ${tool} (Debian: util-linux, mount, e2fsprogs)`; return;
+    }
+  }
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('ext4')) cannot = 'loop-mount tests need ext4 in this kernel';
+});
+function requireLoopSupport(): void {
+  if (cannot) throw new Error(`cannot test mounting here: ${cannot}`);
+}
+
+const temps: string[] = [];
+const loops: string[] = [];
+afterEach(async () => {
+  const table = await fs.readFile('/proc/self/mounts', 'utf8');
+  for (const dir of temps) {
+    for (const line of table.split('\n')) {
+      const mp = unescapeMountField(line.split(' ')[1] ?? '');
+      if (mp.startsWith(dir + path.sep)) spawnSync('umount', ['-l', mp]);
+    }
+  }
+  for (const l of loops.splice(0)) spawnSync('losetup', ['-d', l], { env: { ...process.env, PATH: SBIN_PATH } });
+  for (const d of temps.splice(0)) await fs.rm(d, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const d = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-mount-'));
+  temps.push(d);
+  return d;
+}
+
+/** An ext4 (or other mkfs) image holding `files`, attached to a loop device. */
+async function loopImage(files: Record<string, string> | null, mkfs = 'mkfs.ext4'): Promise<string> {
+  requireLoopSupport();
+  const dir = await tempDir();
+  const image = path.join(dir, 'recorder.img');
+  await fs.writeFile(image, '');
+  await fs.truncate(image, 16 * 1024 * 1024);
+  if (files) {
+    const content = path.join(dir, 'content');
+    for (const [name, data] of Object.entries(files)) {
+      await fs.mkdir(path.dirname(path.join(content, name)), { recursive: true });
+      await fs.writeFile(path.join(content, name), data);
+    }
+    sh(mkfs, ['-q', '-F', '-d', content, image]);
+  }
+  let loop: string;
+  try { loop = sh('losetup', ['--find', '--show', image]); }
+  catch (e) { throw new Error(`cannot test mounting here: losetup failed (no loop devices in this container?): ${(e as Error).message}`); }
+  loops.push(loop);
+  return loop;
+}
+
+function mountLine(mountPoint: string): string[] | undefined {
+  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '))
+    .find((f) => unescapeMountField(f[1] ?? '') === mountPoint);
+}
+
+const FILES = { 'DCIM/012345_1234567_20260301083000_0001.mp4': 'not really a video\n', 'README.txt': '记录仪\n' };
+
+describe('BlockMounter on real loop devices', () => {
+  it('mounts an ext4 recorder volume read-only, nosuid, nodev, noexec, and unmounts it', async () => {
+    const loop = await loopImage(FILES);
+    const runtimeRoot = path.join(await tempDir(), 'mnt');
+    const mounter = new BlockMounter({ runtimeRoot });
+    expect(await mounter.detectFsType(loop)).toBe('ext4');
+
+    const vol = await mounter.mount(loop, 'bay-1');
+    expect(vol).toMatchObject({ device: loop, fsType: 'ext4', mountPoint: path.join(await fs.realpath(runtimeRoot), 'bay-1') });
+    expect(await fs.readFile(path.join(vol.mountPoint, 'DCIM/012345_1234567_20260301083000_0001.mp4'), 'utf8')).toBe('not really a video\n');
+    expect(await fs.readFile(path.join(vol.mountPoint, 'README.txt'), 'utf8')).toBe('记录仪\n');
+    const writeErr = await fs.writeFile(path.join(vol.mountPoint, 'README.txt'), 'x').then(() => null, (e: NodeJS.ErrnoException) => e.code);
+    expect(writeErr).toBe('EROFS');
+    const createErr = await fs.writeFile(path.join(vol.mountPoint, 'new.txt'), 'x').then(() => null, (e: NodeJS.ErrnoException) => e.code);
+    expect(createErr).toBe('EROFS');
+    const line = mountLine(vol.mountPoint);
+    expect(line?.[0]).toBe(loop);
+    expect(line?.[2]).toBe('ext4');
+    expect(line?.[3]?.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+    expect(await mounter.isMounted(vol.mountPoint)).toBe(true);
+
+    expect(await mounter.unmount(vol.mountPoint)).toEqual({ wasMounted: true, lazy: false });
+    expect(mountLine(vol.mountPoint)).toBeUndefined();
+    await expect(fs.stat(vol.mountPoint)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await mounter.unmount(vol.mountPoint)).toEqual({ wasMounted: false, lazy: false }); // twice is harmless
+  });
+
+  it('detaches lazily when the volume is busy, and open files stay readable', async () => {
+    const loop = await loopImage(FILES);
+    const mounter = new BlockMounter({ runtimeRoot: path.join(await tempDir(), 'mnt') });
+    const vol = await mounter.mount(loop, '1-1.2');
+    const fh = await fs.open(path.join(vol.mountPoint, 'README.txt'), 'r');
+    try {
+      await expect(fs.readdir(vol.mountPoint)).resolves.toContain('DCIM');
+      expect(await mounter.unmount(vol.mountPoint)).toEqual({ wasMounted: true, lazy: true });
+      expect(mountLine(vol.mountPoint)).toBeUndefined();
+      expect((await fh.readFile('utf8'))).toBe('记录仪\n');
+    } finally { await fh.close(); }
+  });
+
+  it('refuses what is not a recorder volume, with a code', async () => {
+    const mounter = new BlockMounter({ runtimeRoot: path.join(await tempDir(), 'mnt') });
+    const codeOf = (p: Promise<unknown>) => p.then(() => 'mounted', (e: unknown) => { expect(e).toBeInstanceOf(MountError); return (e as MountError).code; });
+    expect(await codeOf(mounter.mount(await loopImage(null), 'bay-2'))).toBe('FS_UNKNOWN');
+    const ext2 = await loopImage({ 'a.txt': 'a' }, 'mkfs.ext2');
+    expect(await mounter.detectFsType(ext2)).toBe('ext2');
+    expect(await codeOf(mounter.mount(ext2, 'bay-2'))).toBe('FS_UNSUPPORTED');
+    expect(await codeOf(mounter.mount('/dev/dockd-no-such-device', 'bay-2'))).toBe('DEVICE_GONE');
+    for (const bad of ['..', '../etc', 'a/b', '', '.hidden']) expect(await codeOf(mounter.mount(ext2, bad))).toBe('BAD_NAME');
+    const loop = await loopImage(FILES);
+    await mounter.mount(loop, 'bay-3');
+    expect(await codeOf(mounter.mount(loop, 'bay-3'))).toBe('ALREADY_MOUNTED');
+  });
+
+  it('works as an unprivileged user holding only the capabilities dockd.service grants (NoNewPrivileges)', async () => {
+    const loop = await loopImage(FILES);
+    const unit = readFileSync(path.join(REPO, 'systemd/dockd.service'), 'utf8');
+    const caps = /^AmbientCapabilities=(.+)$/m.exec(unit)![1]!.trim().split(/\s+/).map((c) => c.replace(/^CAP_/, '').toLowerCase());
+    const bounding = /^CapabilityBoundingSet=(.+)$/m.exec(unit)![1]!.trim().split(/\s+/).map((c) => c.replace(/^CAP_/, '').toLowerCase());
+    expect(caps).toContain('sys_admin');
+    const dir = await tempDir();
+    await fs.chmod(dir, 0o755);
+    const runtimeRoot = path.join(dir, 'mnt');
+    await fs.mkdir(runtimeRoot, { mode: 0o750 });
+    await fs.chown(runtimeRoot, 65534, 65534);
+    const home = path.join(dir, 'home'); // the user's HOME and TMPDIR
+    await fs.mkdir(home);
+    await fs.chown(home, 65534, 65534);
+    // The user may not be able to read this checkout (CI may clone under /root): hand it plain JS in the temp dir.
+    const source = readFileSync(path.join(REPO, 'drivers/mounts/blockMount.ts'), 'utf8');
+    const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+    await fs.writeFile(path.join(dir, 'blockMount.mjs'), js);
+    const script = path.join(dir, 'mount-as-user.mjs');
+    await fs.writeFile(script, `
+      import { readFileSync } from 'node:fs';
+      import { BlockMounter } from './blockMount.mjs';
+      const m = new BlockMounter({ runtimeRoot: ${JSON.stringify(runtimeRoot)} });
+      const vol = await m.mount(${JSON.stringify(loop)}, 'bay-1');
+      const content = readFileSync(vol.mountPoint + '/README.txt', 'utf8');
+      const line = readFileSync('/proc/self/mounts', 'utf8').split('\\n').find((l) => l.split(' ')[1] === vol.mountPoint);
+      const unmounted = await m.unmount(vol.mountPoint);
+      console.log(JSON.stringify({ uid: process.getuid(), content, line, unmounted }));
+    `);
+    const r = spawnSync('setpriv', [
+      '--reuid=65534', '--regid=65534', '--clear-groups', '--nnp',
+      `--inh-caps=${caps.map((c) => `+${c}`).join(',')}`, `--ambient-caps=${caps.map((c) => `+${c}`).join(',')}`,
+      `--bounding-set=-all,${bounding.map((c) => `+${c}`).join(',')}`,
+      process.execPath, script,
+    ], { encoding: 'utf8', cwd: dir, env: { PATH: SBIN_PATH, HOME: home, TMPDIR: home } });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out.uid).toBe(65534);
+    expect(out.content).toBe('记录仪\n');
+    expect(out.line.split(' ')[3].split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+    expect(out.unmounted).toEqual({ wasMounted: true, lazy: false });
+  });
+});
+
+describe('mount options', () => {
+  it('are read-only and inert for every supported filesystem; FAT volumes are readable by dockd with UTF-8 names', () => {
+    for (const fsType of ['vfat', 'exfat', 'ext4'] as const) {
+      expect(mountOptions(fsType, { uid: 990, gid: 990 }).slice(0, 4)).toEqual(['ro', 'nosuid', 'nodev', 'noexec']);
+    }
+    expect(mountOptions('ext4', { uid: 990, gid: 990 })).toContain('noload');
+    expect(mountOptions('vfat', { uid: 990, gid: 991 })).toEqual(expect.arrayContaining(['uid=990', 'gid=991', 'utf8']));
+    expect(mountOptions('exfat', { uid: 990, gid: 991 })).toEqual(expect.arrayContaining(['uid=990', 'gid=991', 'iocharset=utf8']));
+    expect(unescapeMountField('/run/dockd/mnt/bay\\0401')).toBe('/run/dockd/mnt/bay 1');
+  });
+});
