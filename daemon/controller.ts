@@ -4,7 +4,7 @@ import { DockService } from './dock/dockService.ts';
 import { EventBus } from './events.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
 import { systemTimeZone } from './ingest/fileName.ts';
-import type { Logger } from './log.ts';
+import { safeUrl, type Logger } from './log.ts';
 import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
 import { StatusBoard } from './status/board.ts';
 import { MqttStatus } from './status/mqttStatus.ts';
@@ -85,7 +85,7 @@ export class Controller {
       space: this.storage,
     });
     await this.dock.start();
-    log.info({ config: this.loaded.file, configSha256: this.loaded.sha256, store: config.storage.dir, mountRoots: config.dock.mountRoots, tus: config.hq.tus.endpoint, mqtt: config.hq.mqtt.url, embeddedHq: config.hq.embedded }, 'dockd started');
+    log.info({ config: this.loaded.file, configSha256: this.loaded.sha256, store: config.storage.dir, mountRoots: config.dock.mountRoots, tus: safeUrl(config.hq.tus.endpoint), mqtt: safeUrl(config.hq.mqtt.url), embeddedHq: config.hq.embedded }, 'dockd started');
   }
 
   async stop(): Promise<void> {

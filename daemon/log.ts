@@ -12,3 +12,14 @@ export const REDACT_PATHS = [
 export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
   return pino({ level, base: { svc: 'dockd' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination ?? pino.destination({ fd: 1, sync: true }));
 }
+
+/** A URL with any user:password removed, for logs and status lines. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch { return url; }
+}

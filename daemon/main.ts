@@ -1,6 +1,7 @@
 import { ConfigError, configFileFromArgs, loadConfig } from './config.ts';
 import { Controller } from './controller.ts';
-import { createLogger } from './log.ts';
+import { createLogger, safeUrl } from './log.ts';
+import { SdNotify, startWatchdog } from '../drivers/systemd/sdNotify.ts';
 
 /** `dockd [--config FILE]`: runs until SIGTERM/SIGINT, then stops cleanly and exits 0. */
 export async function main(argv: string[]): Promise<number> {
@@ -15,16 +16,24 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger(loaded.config.log.level);
   const controller = new Controller(loaded, log);
+  const systemd = new SdNotify();
+  let watchdog: { stop(): void } | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
     if (stopping) return;
     log.info({ signal }, 'stopping');
-    stopping = controller.stop();
+    watchdog?.stop();
+    stopping = systemd.stopping().catch(() => false).then(() => controller.stop());
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
     await controller.start();
+    await systemd.ready('dockd running').catch((e) => log.warn({ err: (e as Error).message }, 'sd_notify READY failed'));
+    watchdog = startWatchdog(systemd, { onError: (e) => log.warn({ err: e.message }, 'sd_notify WATCHDOG failed') });
+    const c = loaded.config;
+    process.stderr.write(`dockd: station ${c.station.id} running — store ${c.storage.dir}; recorders docked under ${c.dock.mountRoots.join(', ')}; `
+      + `HQ tus ${safeUrl(c.hq.tus.endpoint)}, MQTT ${safeUrl(c.hq.mqtt.url)}${c.hq.embedded ? ' (embedded, loopback)' : ''}. Watch: dockctl status\n`);
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'dockd could not start');
     process.stderr.write(`dockd: ${(e as Error).message}\n`);

@@ -3,7 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { auditHead } from '../store/audit.ts';
 import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
-import type { Logger } from '../log.ts';
+import { safeUrl, type Logger } from '../log.ts';
 import type { Catalog } from '../store/catalog.ts';
 import type { StatusBoard } from './board.ts';
 import { buildSnapshot, diskInfo, type DiskInfo, type StateSnapshot } from './snapshot.ts';
@@ -70,7 +70,7 @@ export class MqttStatus {
       receipts = receipts.then(() => this.deps.onReceipt!(payload)).then(() => {}, (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'));
     });
     this.client.on('connect', () => {
-      this.log.info({ url: config.hq.mqtt.url }, 'connected to broker');
+      this.log.info({ url: safeUrl(config.hq.mqtt.url) }, 'connected to broker');
       this.deps.board.clear('mqtt');
       this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
       this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => { if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts'); });
@@ -79,7 +79,7 @@ export class MqttStatus {
       void this.drain();
     });
     this.client.on('offline', () => {
-      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker unreachable (${config.hq.mqtt.url}); events are kept and sent when it returns`);
+      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker unreachable (${safeUrl(config.hq.mqtt.url)}); events are kept and sent when it returns`);
     });
     this.client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
     this.offs.push(this.deps.bus.on('outbox.added', () => void this.drain()));
