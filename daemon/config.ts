@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { Ajv, type ErrorObject } from 'ajv';
 import schema from '../config/schema.json' with { type: 'json' };
+import { hashPassword, type PasswordHash } from './http/password.ts';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
@@ -28,12 +29,14 @@ export interface Config {
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string };
+  /** The station page and API; the admin password is kept only as its scrypt hash. */
+  http: { listen: string; adminPasswordHash?: PasswordHash; maxFailures: number; lockoutSeconds: number };
 }
 
 /** Values of secrets resolved from {env} / {file}, for redaction of anything that might echo them. */
 export const SECRET_VALUES = new Set<string>();
 
-function resolveSecret(key: string, v: Secret, baseDir: string): string {
+function resolveSecret(key: string, v: Secret, baseDir: string, remember = true): string {
   let value: string;
   if (typeof v === 'string') value = v;
   else if ('env' in v) {
@@ -44,7 +47,7 @@ function resolveSecret(key: string, v: Secret, baseDir: string): string {
     try { value = readFileSync(path.resolve(baseDir, v.file), 'utf8').replace(/\r?\n$/, ''); }
     catch (e) { throw new ConfigError(`config: ${key}: cannot read secret file ${v.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   }
-  if (value) SECRET_VALUES.add(value);
+  if (value && remember) SECRET_VALUES.add(value);
   return value;
 }
 
@@ -55,7 +58,8 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
 }
 
-const validate = new Ajv({ allErrors: false, useDefaults: true, strict: false }).compile(schema);
+// allErrors: so that an unknown key (a typo) is reported rather than the required key it was meant to be.
+const validate = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(schema);
 
 function keyPath(err: ErrorObject): string {
   const base = err.instancePath.split('/').filter(Boolean).join('.');
@@ -81,7 +85,7 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config: the document must be a mapping of keys');
   const copy = structuredClone(doc);
   if (!validate(copy)) {
-    const err = validate.errors![0];
+    const err = validate.errors!.find((e) => e.keyword === 'additionalProperties') ?? validate.errors![0];
     throw new ConfigError(`config: ${keyPath(err)}: ${describe(err)}`);
   }
   const config = copy as unknown as Config;
@@ -94,12 +98,12 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
     if (serials.has(d.serial)) throw new ConfigError(`config: devices.${i}.serial: duplicate serial "${d.serial}"`);
     serials.add(d.serial);
   });
-  if (config.hq.embedded) {
-    for (const [key, url] of [['hq.tus.endpoint', config.hq.tus.endpoint], ['hq.mqtt.url', config.hq.mqtt.url]] as const) {
-      const host = new URL(url).hostname;
-      if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host)) {
-        throw new ConfigError(`config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`);
-      }
+  for (const [key, url] of [['hq.tus.endpoint', config.hq.tus.endpoint], ['hq.mqtt.url', config.hq.mqtt.url]] as const) {
+    let host: string;
+    try { host = new URL(url).hostname; }
+    catch { throw new ConfigError(`config: ${key}: not a valid URL (${JSON.stringify(url)})`); }
+    if (config.hq.embedded && !['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host)) {
+      throw new ConfigError(`config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`);
     }
   }
   const raw = config as unknown as { hq: { mqtt: { password?: Secret }; tus: { headers: Record<string, Secret> } } };
@@ -109,6 +113,16 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k]) tls[k] = path.resolve(baseDir, tls[k]!);
   config.storage.dir = path.resolve(baseDir, config.storage.dir);
   config.dock.mountRoots = config.dock.mountRoots.map((r) => path.resolve(baseDir, r));
+  const port = Number(config.http.listen.slice(config.http.listen.lastIndexOf(':') + 1));
+  if (port < 1 || port > 65535) throw new ConfigError(`config: http.listen: port must be 1-65535 (got ${port})`);
+  const adminPassword = (config.http as { adminPassword?: Secret }).adminPassword;
+  delete (config.http as { adminPassword?: Secret }).adminPassword;
+  if (adminPassword !== undefined) {
+    // Hashed at once: the plain text is neither kept nor added to the redaction set.
+    const plain = resolveSecret('http.adminPassword', adminPassword, baseDir, false);
+    if (!plain) throw new ConfigError('config: http.adminPassword: must not be empty');
+    config.http.adminPasswordHash = hashPassword(plain);
+  }
   return config;
 }
 
@@ -133,5 +147,5 @@ export function configFileFromArgs(argv: string[]): { file: string; rest: string
     else if (argv[i].startsWith('--config=')) file = argv[i].slice('--config='.length);
     else rest.push(argv[i]);
   }
-  return { file: file ?? process.env.DOCKD_CONFIG ?? DEFAULT_CONFIG_FILE, rest };
+  return { file: file ?? (process.env.DOCKD_CONFIG || DEFAULT_CONFIG_FILE), rest };
 }

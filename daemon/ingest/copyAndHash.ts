@@ -48,7 +48,8 @@ export interface CopyOptions {
  */
 export async function copyAndHash(source: string, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
   let src: fs.FileHandle;
-  try { src = await fs.open(source, constants.O_RDONLY | constants.O_NOFOLLOW); }
+  // O_NONBLOCK: a fifo or device swapped in after discovery must not block the open (it is refused below).
+  try { src = await fs.open(source, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
   catch (e) { throw sourceError(e, source); }
   let dst: fs.FileHandle | null = null;
   let syncing = null as Promise<void> | null;
@@ -94,9 +95,9 @@ export async function copyAndHash(source: string, target: string | null, opts: C
       total += n;
       opts.onBytes?.(total);
     }
-    if (total !== before.size) throw new CopyError('SOURCE_SHORT', `${source}: read ${total} bytes, the volume lists ${before.size}`);
     const after = await src.stat().catch((e) => { throw sourceError(e, source); });
     if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw new CopyError('SOURCE_CHANGED', `${source} changed while it was copied`);
+    if (total !== before.size) throw new CopyError('SOURCE_SHORT', `${source}: read ${total} bytes, the volume lists ${before.size}`);
     if (dst) {
       await syncing;
       try {

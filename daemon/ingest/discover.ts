@@ -47,7 +47,7 @@ export async function discover(root: string): Promise<Discovery> {
       if (++entries > MAX_ENTRIES) { skipped.push({ relPath: dirRel || '.', reason: `more than ${MAX_ENTRIES} entries on the volume; the rest were not read` }); return; }
       const name = raw.toString('utf8');
       const rel = dirRel ? path.join(dirRel, name) : name;
-      if (!isValidUtf8Name(raw)) { skipped.push({ relPath: JSON.stringify(name).slice(1, -1), reason: 'file name is not valid UTF-8 or has control characters' }); continue; }
+      if (!isValidUtf8Name(raw)) { skipped.push({ relPath: JSON.stringify(rel).slice(1, -1), reason: 'file name is not valid UTF-8 or has control characters' }); continue; }
       const abs = path.join(dirAbs, name);
       let st;
       try { st = await fs.lstat(abs); }

@@ -30,12 +30,12 @@ const MAX_SIDECAR = 64 * 1024;
 
 async function readSidecar(p: string): Promise<{ sidecar: Sidecar; error?: string }> {
   let h: fs.FileHandle;
-  try { h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW); }
+  try { h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
   catch (e) { return { sidecar: {}, error: `cannot open sidecar: ${(e as NodeJS.ErrnoException).code}` }; }
   try {
     const st = await h.stat();
     if (!st.isFile() || st.size > MAX_SIDECAR) return { sidecar: {}, error: `sidecar larger than ${MAX_SIDECAR} bytes` };
-    return parseSidecar((await h.readFile()).toString('utf8'));
+    return parseSidecar((await h.readFile()).toString('utf8').replace(/^\uFEFF/, ''));
   } finally { await h.close(); }
 }
 
@@ -58,6 +58,9 @@ export function identifyRecorder(volumeName: string, recordings: FoundRecording[
   const officerName = device?.officerName ?? devices.find((d) => d.officerId === officerId)?.officerName ?? null;
   return { serial, officerId, officerName };
 }
+
+/** The abort reason of a session whose volume left the mount root (as opposed to dockd stopping). */
+export const UNDOCKED = 'undocked';
 
 const fingerprintOf = (r: FoundRecording) => `${r.size}:${r.mtimeMs}`;
 
@@ -189,7 +192,11 @@ export class VolumeSession {
     }
     status.current = null;
     if (status.state !== 'unplugged') {
-      if (signal.aborted) { status.state = 'error'; status.error = 'ingest stopped before it finished (dockd is stopping)'; }
+      if (signal.aborted && signal.reason === UNDOCKED) {
+        // The watcher saw the volume go before a read failed: still an unplug, not a stop of dockd.
+        status.state = 'unplugged';
+        status.error = `recorder removed during copy; ${status.files.total - status.files.done} file(s) not yet stored stay on it: dock it again`;
+      } else if (signal.aborted) { status.state = 'error'; status.error = 'ingest stopped before it finished (dockd is stopping)'; }
       else if (failed) { status.state = 'error'; status.error = `${failed} file(s) could not be copied yet and stay on the recorder`; }
       else { status.state = 'done'; status.safeToUndock = true; }
     }

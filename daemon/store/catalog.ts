@@ -187,7 +187,7 @@ export class Catalog {
   /** Files to upload: important first, then oldest capture. */
   uploadQueue(limit: number, excludeIds: number[] = []): FileRow[] {
     const rows = this.db.prepare(`SELECT * FROM files WHERE state IN ('ready', 'uploading')
-      ORDER BY important DESC, COALESCE(captured_at, created_at) ASC, id ASC LIMIT ?`).all(limit + excludeIds.length) as FileRow[];
+      ORDER BY important DESC, julianday(COALESCE(captured_at, created_at)) ASC, id ASC LIMIT ?`).all(limit + excludeIds.length) as FileRow[];
     return rows.filter((r) => !excludeIds.includes(r.id)).slice(0, limit);
   }
 

@@ -1,0 +1,224 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, closeSync, constants, openSync, truncateSync, writeSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CopyError, copyAndHash } from '../../daemon/ingest/copyAndHash.ts';
+import { sampleMedia } from '../../scripts/media.ts';
+
+const run = promisify(execFile);
+const MiB = 1 << 20;
+
+async function sha256sum(file: string): Promise<string> {
+  const { stdout } = await run('sha256sum', ['-b', file]);
+  return stdout.split(' ')[0];
+}
+
+async function copyError(p: Promise<unknown>): Promise<CopyError> {
+  try { await p; } catch (e) { if (e instanceof CopyError) return e; throw e; }
+  throw new Error('expected a CopyError, the copy succeeded');
+}
+
+describe('copyAndHash', () => {
+  let dir: string;
+  const fifos: string[] = [];
+
+  beforeEach(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copy-')); });
+
+  afterEach(async () => {
+    // Should a regression block in open() on a fifo, a writer lets that open return so the worker can exit.
+    for (const f of fifos.splice(0)) {
+      try { closeSync(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK)); } catch { /* no reader waiting: fine */ }
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  async function source(name: string, bytes: Buffer): Promise<string> {
+    const p = path.join(dir, name);
+    await fs.writeFile(p, bytes);
+    return p;
+  }
+
+  it.each([
+    ['empty', 0],
+    ['1 byte', 1],
+    ['exactly one 4 MiB chunk', 4 * MiB],
+    ['one chunk and one byte', 4 * MiB + 1],
+    ['about 13 MiB', 13 * MiB + 12345],
+  ])('copies %s byte-for-byte and hashes exactly those bytes', async (_what, size) => {
+    const bytes = randomBytes(size);
+    const src = await source('src.bin', bytes);
+    const dst = path.join(dir, 'dst.bin');
+    const progress: number[] = [];
+    const r = await copyAndHash(src, dst, { onBytes: (n) => progress.push(n) });
+
+    const copied = await fs.readFile(dst);
+    expect(copied.length).toBe(size);
+    expect(copied.equals(bytes)).toBe(true);
+    const expected = createHash('sha256').update(bytes).digest('hex');
+    expect(r.sha256).toBe(expected);
+    expect(await sha256sum(src)).toBe(expected);
+    expect(r.size).toBe(size);
+    expect(r.mtimeMs).toBe(Math.trunc((await fs.stat(src)).mtimeMs));
+    // Progress: cumulative, increasing by at most one 4 MiB chunk, ending at the size.
+    if (size === 0) expect(progress).toEqual([]);
+    else expect(progress[progress.length - 1]).toBe(size);
+    progress.forEach((n, i) => {
+      const prev = i ? progress[i - 1] : 0;
+      expect(n).toBeGreaterThan(prev);
+      expect(n - prev).toBeLessThanOrEqual(4 * MiB);
+    });
+    expect(progress.length).toBe(Math.ceil(size / (4 * MiB)));
+    // The copy is private to the station until the store makes it read-only.
+    expect((await fs.stat(dst)).mode & 0o777).toBe(0o600);
+    // The source is untouched.
+    expect((await fs.readFile(src)).equals(bytes)).toBe(true);
+  });
+
+  it('copies a file larger than the early-writeback interval (64 MiB) exactly, with SM3 in the same pass', async () => {
+    const bytes = randomBytes(68 * MiB + 3);
+    const src = await source('big.bin', bytes);
+    const dst = path.join(dir, 'big.copy');
+    const r = await copyAndHash(src, dst, { extraDigests: ['sm3'] });
+    expect(r.sha256).toBe(await sha256sum(src));
+    expect(r.digests).toEqual({ sm3: createHash('sm3').update(bytes).digest('hex') });
+    expect((await fs.readFile(dst)).equals(bytes)).toBe(true);
+  });
+
+  it('copies a real recording (ffmpeg-made mp4) with the hash sha256sum gives', async () => {
+    const clip = await sampleMedia('video', 2, 302);
+    const dst = path.join(dir, 'clip.mp4');
+    const r = await copyAndHash(clip, dst);
+    expect(r.sha256).toBe(await sha256sum(clip));
+    expect(r.size).toBe((await fs.stat(clip)).size);
+    expect(await sha256sum(dst)).toBe(r.sha256);
+    expect(r.digests).toEqual({});
+  });
+
+  it('only hashes when the target is null, writing nothing', async () => {
+    const bytes = randomBytes(5 * MiB);
+    const src = await source('src.bin', bytes);
+    const before = await fs.readdir(dir);
+    const r = await copyAndHash(src, null);
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(r.size).toBe(bytes.length);
+    expect(await fs.readdir(dir)).toEqual(before);
+  });
+
+  it('refuses an existing target with TARGET_IO and never overwrites it', async () => {
+    const src = await source('src.bin', randomBytes(1000));
+    const dst = await source('dst.bin', Buffer.from('an object that was already here'));
+    const e = await copyError(copyAndHash(src, dst));
+    expect(e.code).toBe('TARGET_IO');
+    expect(await fs.readFile(dst, 'utf8')).toBe('an object that was already here');
+  });
+
+  it('refuses an existing target even when it is a symlink (never writes through it)', async () => {
+    const src = await source('src.bin', randomBytes(100));
+    const victim = await source('victim.txt', Buffer.from('keep'));
+    const dst = path.join(dir, 'dst.bin');
+    await fs.symlink(victim, dst);
+    const e = await copyError(copyAndHash(src, dst));
+    expect(e.code).toBe('TARGET_IO');
+    expect(await fs.readFile(victim, 'utf8')).toBe('keep');
+  });
+
+  it('reports TARGET_IO when the target directory does not exist', async () => {
+    const src = await source('src.bin', randomBytes(10));
+    const e = await copyError(copyAndHash(src, path.join(dir, 'no-such-dir', 'dst.bin')));
+    expect(e.code).toBe('TARGET_IO');
+  });
+
+  it('refuses a source that is a symlink (O_NOFOLLOW) and creates no target', async () => {
+    const real = await source('real.mp4', randomBytes(100));
+    const link = path.join(dir, 'link.mp4');
+    await fs.symlink(real, link);
+    const dst = path.join(dir, 'dst.bin');
+    const e = await copyError(copyAndHash(link, dst));
+    expect(e.code).toBe('SOURCE_IO');
+    expect((e.cause as NodeJS.ErrnoException).code).toBe('ELOOP');
+    await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
+    const hashOnly = await copyError(copyAndHash(link, null));
+    expect(hashOnly.code).toBe('SOURCE_IO');
+  });
+
+  it('reports SOURCE_GONE for a missing source and creates no target', async () => {
+    const dst = path.join(dir, 'dst.bin');
+    const e = await copyError(copyAndHash(path.join(dir, 'unplugged.mp4'), dst));
+    expect(e.code).toBe('SOURCE_GONE');
+    await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses a directory as SOURCE_NOT_REGULAR and creates no target', async () => {
+    await fs.mkdir(path.join(dir, 'folder.mp4'));
+    const dst = path.join(dir, 'dst.bin');
+    const e = await copyError(copyAndHash(path.join(dir, 'folder.mp4'), dst));
+    expect(e.code).toBe('SOURCE_NOT_REGULAR');
+    await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses a fifo (swapped in after discovery) as SOURCE_NOT_REGULAR instead of blocking on it', async () => {
+    const fifo = path.join(dir, 'pipe.mp4');
+    execFileSync('mkfifo', [fifo]);
+    fifos.push(fifo);
+    const dst = path.join(dir, 'dst.bin');
+    const e = await copyError(copyAndHash(fifo, dst));
+    expect(e.code).toBe('SOURCE_NOT_REGULAR');
+    await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('reports SOURCE_CHANGED when the source grows during the copy', async () => {
+    const bytes = randomBytes(9 * MiB);
+    const src = await source('growing.mp4', bytes);
+    let appended = false;
+    const e = await copyError(copyAndHash(src, path.join(dir, 'dst.bin'), {
+      onBytes: () => { if (!appended) { appended = true; appendFileSync(src, 'more'); } },
+    }));
+    expect(appended).toBe(true);
+    expect(e.code).toBe('SOURCE_CHANGED');
+  });
+
+  it('reports SOURCE_CHANGED when the source shrinks during the copy', async () => {
+    const src = await source('shrinking.mp4', randomBytes(9 * MiB));
+    let cut = false;
+    const e = await copyError(copyAndHash(src, null, {
+      onBytes: () => { if (!cut) { cut = true; truncateSync(src, 5 * MiB); } },
+    }));
+    expect(cut).toBe(true);
+    expect(e.code).toBe('SOURCE_CHANGED');
+  });
+
+  it('reports SOURCE_CHANGED when the source is rewritten in place (same size, new mtime) during the copy', async () => {
+    const bytes = randomBytes(9 * MiB);
+    const src = await source('rewritten.mp4', bytes);
+    await fs.utimes(src, new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T00:00:00Z'));
+    let touched = false;
+    const e = await copyError(copyAndHash(src, path.join(dir, 'dst.bin'), {
+      onBytes: () => {
+        if (touched) return;
+        touched = true;
+        const fd = openSync(src, 'r+');
+        try { writeSync(fd, Buffer.from([bytes[0] ^ 0xff]), 0, 1, 0); } finally { closeSync(fd); }
+      },
+    }));
+    expect(touched).toBe(true);
+    expect(e.code).toBe('SOURCE_CHANGED');
+    expect((await fs.stat(src)).size).toBe(bytes.length);
+  });
+
+  it('stops with SOURCE_IO when aborted, leaving the partial target for the caller', async () => {
+    const bytes = randomBytes(12 * MiB);
+    const src = await source('long.mp4', bytes);
+    const dst = path.join(dir, 'dst.bin');
+    const ac = new AbortController();
+    const e = await copyError(copyAndHash(src, dst, { signal: ac.signal, onBytes: () => ac.abort() }));
+    expect(e.code).toBe('SOURCE_IO');
+    expect(e.message).toMatch(/interrupted/);
+    const partial = await fs.readFile(dst);
+    expect(partial.length).toBeLessThan(bytes.length);
+    expect(partial.equals(bytes.subarray(0, partial.length))).toBe(true);
+  });
+});
