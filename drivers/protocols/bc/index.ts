@@ -1,0 +1,10 @@
+/** The BC recorder command protocol: framing and messages (pure), the station's client, and the dock handshake. */
+export { BcError, isBcError, type BcErrorCode, type BcStep } from './errors.ts';
+export { LineSplitter, decodeLine, DEFAULT_MAX_LINE_BYTES, type LineEvent, type LineEncoding } from './lines.ts';
+export {
+  BC_LOGIN_USER, LINE_END, LOGIN_OK_WORDS, SERIAL_PATTERN, commandLine, commandTag, describeCommand, encodeCommand, encodeReply,
+  isCommandEcho, parseCommand, parseReply, parseReplyBytes, replyLine, replyTag, type BcCommand, type BcReply, type BcTag, type OfficerIdentity,
+} from './messages.ts';
+export { BC_TIME_PATTERN, assertTimeZone, formatBcTime, parseBcTime, parseBcWallClock } from './time.ts';
+export { BcClient, type BcClientOptions, type CallOptions } from './client.ts';
+export { handshake, type HandshakeOptions, type HandshakeResult } from './handshake.ts';

@@ -1,0 +1,208 @@
+/**
+ * Commands and replies of the BC recorder protocol: encoding and parsing for both ends (the station's client and the
+ * recorder emulator). Pure (no IO).
+ *
+ * ```
+ * → BC+LOGIN=admin:<password>      ← +LOGIN:OK | +LOGIN:Sucess (sic, some firmware) | Error:<reason>
+ * → BC+DID?                        ← +DID:<serial, 7 chars>
+ * → BC+UID?                        ← +UID:<officerId>:<officerName>:<unitNo>
+ * → BC+SYSTIME?                    ← +SYSTIME:<YYYYMMDDhhmmss>
+ * → BC+SYSTIME=<YYYYMMDDhhmmss>    ← +SYSTIME:OK
+ * → BC+BATVAL?                     ← +BATVAL:<0-100>
+ * → BC+UDISKEN=1                   ← +UDISKEN:OK   (the recorder then leaves and returns as mass storage)
+ * ```
+ * Every line ends with CRLF. Any command may be answered `Error:<reason>`.
+ */
+import { BcError } from './errors.ts';
+import { decodeLine } from './lines.ts';
+import { BC_TIME_PATTERN, parseBcWallClock } from './time.ts';
+
+export const BC_LOGIN_USER = 'admin';
+export const LINE_END = '\r\n';
+
+export type BcCommand =
+  | { op: 'login'; user: string; password: string }
+  | { op: 'get-did' }
+  | { op: 'get-uid' }
+  | { op: 'get-systime' }
+  | { op: 'set-systime'; time: string }
+  | { op: 'get-batval' }
+  | { op: 'udisk-enable' };
+
+/** The `+TAG:` a reply carries; it names the command it answers. */
+export type BcTag = 'LOGIN' | 'DID' | 'UID' | 'SYSTIME' | 'BATVAL' | 'UDISKEN';
+const TAGS: readonly BcTag[] = ['LOGIN', 'DID', 'UID', 'SYSTIME', 'BATVAL', 'UDISKEN'];
+
+export interface OfficerIdentity { officerId: string; officerName: string; unitNo: string }
+
+export type BcReply =
+  | { kind: 'login-ok'; word: string }
+  | { kind: 'login-refused'; word: string }
+  | { kind: 'error'; reason: string }
+  | { kind: 'did'; serial: string }
+  | ({ kind: 'uid' } & OfficerIdentity)
+  | { kind: 'systime'; time: string }
+  | { kind: 'systime-ok' }
+  | { kind: 'batval'; percent: number }
+  | { kind: 'udisken-ok' }
+  /** A known tag with a value that does not parse. */
+  | { kind: 'malformed'; tag: BcTag; line: string; problem: string }
+  /** Not a reply at all. */
+  | { kind: 'unknown'; line: string };
+
+export const SERIAL_PATTERN = /^[0-9A-Za-z]{7}$/;
+const OFFICER_ID_PATTERN = /^[0-9A-Za-z]+$/;
+/** Words of `+LOGIN:` that mean success; `Sucess` is a misspelling some firmware really sends. */
+export const LOGIN_OK_WORDS: readonly string[] = ['OK', 'Sucess', 'Success'];
+
+export function commandTag(cmd: BcCommand): BcTag {
+  switch (cmd.op) {
+    case 'login': return 'LOGIN';
+    case 'get-did': return 'DID';
+    case 'get-uid': return 'UID';
+    case 'get-systime': case 'set-systime': return 'SYSTIME';
+    case 'get-batval': return 'BATVAL';
+    case 'udisk-enable': return 'UDISKEN';
+  }
+}
+
+function assertSendable(what: string, value: string): void {
+  // A line break or NUL would end the command early and inject another one.
+  if (/[\r\n\0]/.test(value)) throw new BcError('BC_BAD_ARGUMENT', `${what} must not contain CR, LF or NUL`);
+}
+
+/** The command's line without its terminator. */
+export function commandLine(cmd: BcCommand): string {
+  switch (cmd.op) {
+    case 'login':
+      assertSendable('user', cmd.user);
+      assertSendable('password', cmd.password);
+      if (cmd.user.includes(':')) throw new BcError('BC_BAD_ARGUMENT', 'user must not contain ":"');
+      return `BC+LOGIN=${cmd.user}:${cmd.password}`;
+    case 'get-did': return 'BC+DID?';
+    case 'get-uid': return 'BC+UID?';
+    case 'get-systime': return 'BC+SYSTIME?';
+    case 'set-systime':
+      if (!parseBcWallClock(cmd.time)) throw new BcError('BC_BAD_ARGUMENT', `clock must be a valid YYYYMMDDhhmmss, got ${JSON.stringify(cmd.time)}`);
+      return `BC+SYSTIME=${cmd.time}`;
+    case 'get-batval': return 'BC+BATVAL?';
+    case 'udisk-enable': return 'BC+UDISKEN=1';
+  }
+}
+
+/** The command as bytes on the wire (UTF-8, CRLF-terminated). Throws BC_BAD_ARGUMENT for unsendable arguments. */
+export function encodeCommand(cmd: BcCommand): Buffer {
+  return Buffer.from(commandLine(cmd) + LINE_END, 'utf8');
+}
+
+/** The command line for logs and errors: the password is masked. */
+export function describeCommand(cmd: BcCommand): string {
+  return cmd.op === 'login' ? `BC+LOGIN=${cmd.user}:***` : commandLine(cmd);
+}
+
+/** Recorder side: a received line as a command, or null when it is none of the commands above. */
+export function parseCommand(line: string): BcCommand | null {
+  const text = line.trim();
+  const login = /^BC\+LOGIN=([^:]*):(.*)$/.exec(text);
+  if (login) return { op: 'login', user: login[1], password: login[2] };
+  const setTime = /^BC\+SYSTIME=(\d{14})$/.exec(text);
+  if (setTime) return parseBcWallClock(setTime[1]) ? { op: 'set-systime', time: setTime[1] } : null;
+  switch (text) {
+    case 'BC+DID?': return { op: 'get-did' };
+    case 'BC+UID?': return { op: 'get-uid' };
+    case 'BC+SYSTIME?': return { op: 'get-systime' };
+    case 'BC+BATVAL?': return { op: 'get-batval' };
+    case 'BC+UDISKEN=1': return { op: 'udisk-enable' };
+    default: return null;
+  }
+}
+
+/** Is this line an echo of a command (some CDC firmware echoes what it receives)? */
+export function isCommandEcho(line: string): boolean {
+  return /^\s*BC\+/.test(line);
+}
+
+/** Recorder side: the reply's line without its terminator. */
+export function replyLine(reply: BcReply): string {
+  switch (reply.kind) {
+    case 'login-ok': case 'login-refused': return `+LOGIN:${reply.word}`;
+    case 'error': return `Error:${reply.reason}`;
+    case 'did': return `+DID:${reply.serial}`;
+    case 'uid': return `+UID:${reply.officerId}:${reply.officerName}:${reply.unitNo}`;
+    case 'systime': return `+SYSTIME:${reply.time}`;
+    case 'systime-ok': return '+SYSTIME:OK';
+    case 'batval': return `+BATVAL:${reply.percent}`;
+    case 'udisken-ok': return '+UDISKEN:OK';
+    case 'malformed': case 'unknown': return reply.line;
+  }
+}
+
+export function encodeReply(reply: BcReply): Buffer {
+  return Buffer.from(replyLine(reply) + LINE_END, 'utf8');
+}
+
+// A reply head anywhere in the line: noise before it (a NUL, a stray byte after power-up) is tolerated.
+const REPLY_HEAD = new RegExp(`(\\+(${TAGS.join('|')}):)|(error:)`, 'i');
+
+/** Station side: one received line as a reply. Never throws. */
+export function parseReply(line: string): BcReply {
+  const text = line.replace(/^[\s\0]+|[\s\0]+$/g, '');
+  const head = REPLY_HEAD.exec(text);
+  if (!head) return { kind: 'unknown', line };
+  const rest = text.slice(head.index + head[0].length);
+  if (head[3]) return { kind: 'error', reason: rest.trim() };
+  const tag = head[2].toUpperCase() as BcTag;
+  const value = rest.trim();
+  const bad = (problem: string): BcReply => ({ kind: 'malformed', tag, line, problem });
+  switch (tag) {
+    case 'LOGIN':
+      if (!value) return bad('empty login answer');
+      return LOGIN_OK_WORDS.some((w) => w.toLowerCase() === value.toLowerCase()) ? { kind: 'login-ok', word: value } : { kind: 'login-refused', word: value };
+    case 'DID':
+      return SERIAL_PATTERN.test(value) ? { kind: 'did', serial: value } : bad(`serial must be 7 letters or digits, got ${JSON.stringify(value)}`);
+    case 'UID': {
+      const parts = rest.split(':');
+      if (parts.length < 3) return bad('expected <officerId>:<officerName>:<unitNo>');
+      const officerId = parts[0].trim();
+      const unitNo = parts[parts.length - 1].trim();
+      const officerName = parts.slice(1, -1).join(':').trim();
+      if (!OFFICER_ID_PATTERN.test(officerId)) return bad(`officer id must be letters or digits, got ${JSON.stringify(officerId)}`);
+      return { kind: 'uid', officerId, officerName, unitNo };
+    }
+    case 'SYSTIME':
+      if (value.toUpperCase() === 'OK') return { kind: 'systime-ok' };
+      if (!BC_TIME_PATTERN.test(value) || !parseBcWallClock(value)) return bad(`clock must be a valid YYYYMMDDhhmmss, got ${JSON.stringify(value)}`);
+      return { kind: 'systime', time: value };
+    case 'BATVAL': {
+      const m = /^(\d{1,3})\s*%?$/.exec(value);
+      const percent = m ? Number(m[1]) : NaN;
+      return m && percent <= 100 ? { kind: 'batval', percent } : bad(`battery must be 0-100, got ${JSON.stringify(value)}`);
+    }
+    case 'UDISKEN':
+      return value.toUpperCase() === 'OK' ? { kind: 'udisken-ok' } : bad(`expected OK, got ${JSON.stringify(value)}`);
+  }
+}
+
+/**
+ * Station side: one received line, as bytes, as a reply. The reply head is found in the bytes before decoding, so noise
+ * in front of it (bytes that are not text in any encoding) does not spoil the decoding of the rest (e.g. a GB18030 name).
+ */
+export function parseReplyBytes(bytes: Uint8Array): BcReply {
+  const head = REPLY_HEAD.exec(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'));
+  const reply = parseReply(decodeLine(head ? bytes.subarray(head.index) : bytes).text);
+  return reply.kind === 'unknown' || reply.kind === 'malformed' ? { ...reply, line: decodeLine(bytes).text } : reply;
+}
+
+/** The tag a reply carries, or null for `Error:` and unknown lines. */
+export function replyTag(reply: BcReply): BcTag | null {
+  switch (reply.kind) {
+    case 'login-ok': case 'login-refused': return 'LOGIN';
+    case 'did': return 'DID';
+    case 'uid': return 'UID';
+    case 'systime': case 'systime-ok': return 'SYSTIME';
+    case 'batval': return 'BATVAL';
+    case 'udisken-ok': return 'UDISKEN';
+    case 'malformed': return reply.tag;
+    case 'error': case 'unknown': return null;
+  }
+}
