@@ -10,14 +10,18 @@ import { hashPassword, type PasswordHash } from './http/password.ts';
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
 
-export interface DeviceEntry { serial: string; officerId: string; officerName?: string }
+export interface DeviceEntry { serial: string; officerId: string; officerName?: string; password?: string; model?: string }
 
 export type Secret = string | { env: string } | { file: string };
 
 export interface Config {
   station: { id: string; timeZone?: string; place?: string };
   storage: { dir: string; lowWaterBytes: number; reserveBytes: number };
-  dock: { mountRoots: string[]; concurrency: number; settleMs: number; rescanSeconds: number; wipe: 'never' | 'after-archive' };
+  dock: {
+    mountRoots: string[]; concurrency: number; settleMs: number; rescanSeconds: number; wipe: 'never' | 'after-archive';
+    serialDir: string; recorderPassword: string; allowUnknown: boolean; storageTimeoutSeconds: number; commandTimeoutMs: number;
+    bays: { id: string; usbPort: string }[];
+  };
   devices: DeviceEntry[];
   hq: {
     embedded: boolean;
@@ -26,6 +30,7 @@ export interface Config {
     receiptTimeoutSeconds: number;
     auditIntervalSeconds: number;
   };
+  usb: { enabled: boolean; sysfsRoot: string; runtimeMountRoot: string; fingerprints: Record<string, unknown>[] };
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string };
@@ -106,13 +111,17 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
       throw new ConfigError(`config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`);
     }
   }
-  const raw = config as unknown as { hq: { mqtt: { password?: Secret }; tus: { headers: Record<string, Secret> } } };
+  const raw = config as unknown as { hq: { mqtt: { password?: Secret }; tus: { headers: Record<string, Secret> } }; dock: { recorderPassword: Secret }; devices: { password?: Secret }[] };
+  config.dock.recorderPassword = resolveSecret('dock.recorderPassword', raw.dock.recorderPassword, baseDir);
+  raw.devices.forEach((d, i) => { if (d.password !== undefined) config.devices[i].password = resolveSecret(`devices.${i}.password`, d.password, baseDir); });
   if (raw.hq.mqtt.password !== undefined) config.hq.mqtt.password = resolveSecret('hq.mqtt.password', raw.hq.mqtt.password, baseDir);
   for (const [h, v] of Object.entries(raw.hq.tus.headers)) config.hq.tus.headers[h] = resolveSecret(`hq.tus.headers.${h}`, v, baseDir);
   const tls = config.hq.mqtt.tls;
   if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k]) tls[k] = path.resolve(baseDir, tls[k]!);
   config.storage.dir = path.resolve(baseDir, config.storage.dir);
   config.dock.mountRoots = config.dock.mountRoots.map((r) => path.resolve(baseDir, r));
+  config.dock.serialDir = path.resolve(baseDir, config.dock.serialDir);
+  config.usb.runtimeMountRoot = path.resolve(baseDir, config.usb.runtimeMountRoot);
   const port = Number(config.http.listen.slice(config.http.listen.lastIndexOf(':') + 1));
   if (port < 1 || port > 65535) throw new ConfigError(`config: http.listen: port must be 1-65535 (got ${port})`);
   const adminPassword = (config.http as { adminPassword?: Secret }).adminPassword;

@@ -14,6 +14,9 @@ import { Uploader } from './upload/uploader.ts';
 import { applyReceipt } from './custody/receipts.ts';
 import { ReceiptWatch } from './custody/receiptWatch.ts';
 import { StorageKeeper } from './custody/storageKeeper.ts';
+import { HttpServer } from './http/server.ts';
+import { RecorderLinks } from './dock/recorderLinks.ts';
+import { UsbDocking } from './dock/usbDocking.ts';
 
 /** IO the daemon reaches through injection, so tests can hand in real substitutes. */
 export interface Host {
@@ -27,7 +30,8 @@ export function defaultHost(): Host {
 
 /**
  * Starts and stops dockd's services in an explicit order. Start: catalog → objects → embedded HQ → status → upload
- * → dock. Stop: dock (stop intake) → upload (checkpoint) → status (publish offline) → embedded HQ → catalog.
+ * → station page (http) → dock. Stop: http (no more changes) → dock (stop intake) → upload (checkpoint) → status
+ * (publish offline) → embedded HQ → catalog.
  */
 export class Controller {
   catalog!: Catalog;
@@ -39,7 +43,10 @@ export class Controller {
   uploader!: Uploader;
   dock!: DockService;
   storage!: StorageKeeper;
+  links!: RecorderLinks;
+  usb: UsbDocking | null = null;
   receipts!: ReceiptWatch;
+  http: HttpServer | null = null;
   private readonly config: Config;
 
   constructor(private readonly loaded: LoadedConfig, private readonly log: Logger, private readonly host: Host = defaultHost()) {
@@ -79,17 +86,39 @@ export class Controller {
     await this.mqtt.start();
     await this.uploader.start();
     await this.receipts.start();
+    this.http = new HttpServer({
+      config, catalog: this.catalog, objects: this.objects, board: this.board, bus: this.bus, log, snapshot: () => this.mqtt.snapshot(),
+      bytesSent: () => this.uploader.snapshot().bytesSent,
+    });
+    await this.http.start();
+    const timeZone = config.station.timeZone ?? systemTimeZone();
+    this.links = new RecorderLinks({ config, catalog: this.catalog, board: this.board, log, now: host.now, timeZone });
+    const usbPorts = new Map<string, string>(); // mount point → USB port path, for volumes dockd mounted itself
     this.dock = new DockService({
       config, catalog: this.catalog, objects: this.objects, media: host.media, board: this.board, bus: this.bus, log, now: host.now,
-      timeZone: config.station.timeZone ?? systemTimeZone(), stationId: config.station.id, onReady: () => this.bus.emit('upload.wanted'),
+      timeZone, stationId: config.station.id, onReady: () => this.bus.emit('upload.wanted'),
       space: this.storage,
+      identityFor: (volume) => this.links.claim(path.basename(volume), usbPorts.get(volume) ?? null),
+      onUndocked: (volume) => { this.links.release(path.basename(volume)); usbPorts.delete(volume); },
     });
     await this.dock.start();
+    await this.links.start();
+    if (config.usb.enabled) {
+      this.usb = new UsbDocking({
+        config, links: this.links, board: this.board, log,
+        dockVolume: (mp, port) => { usbPorts.set(mp, port); this.dock.dockVolume(mp); },
+        undockVolume: (mp) => this.dock.undockVolume(mp),
+      });
+      await this.usb.start();
+    }
     log.info({ config: this.loaded.file, configSha256: this.loaded.sha256, store: config.storage.dir, mountRoots: config.dock.mountRoots, tus: safeUrl(config.hq.tus.endpoint), mqtt: safeUrl(config.hq.mqtt.url), embeddedHq: config.hq.embedded }, 'dockd started');
   }
 
   async stop(): Promise<void> {
     const steps: [string, () => Promise<void> | void][] = [
+      ['http', () => this.http?.stop()],
+      ['usb', () => this.usb?.stop()],
+      ['recorder links', () => this.links?.stop()],
       ['dock', () => this.dock?.stop()],
       ['upload', () => this.uploader?.stop()],
       ['receipts', () => this.receipts?.stop()],

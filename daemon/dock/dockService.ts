@@ -2,7 +2,7 @@ import path from 'node:path';
 import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
 import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
-import { sleep, VolumeSession, type IngestDeps } from '../ingest/ingestVolume.ts';
+import { sleep, UNDOCKED, VolumeSession, type IngestDeps } from '../ingest/ingestVolume.ts';
 import type { Logger } from '../log.ts';
 
 interface Session { controller: AbortController; done: Promise<void> }
@@ -19,7 +19,7 @@ export class DockService {
   private stopping = false;
   private readonly log: Logger;
 
-  constructor(private readonly deps: IngestDeps & { bus: EventBus }) { this.log = deps.log.child({ component: 'dock' }); }
+  constructor(private readonly deps: IngestDeps & { bus: EventBus; onUndocked?: (volume: string) => void }) { this.log = deps.log.child({ component: 'dock' }); }
 
   async start(): Promise<void> {
     await this.recoverStored();
@@ -66,6 +66,11 @@ export class DockService {
     this.waiting.shift()?.();
   }
 
+  /** A volume mounted by dockd itself (USB mass storage), outside the watched mount roots. */
+  dockVolume(volume: string): void { this.docked(volume); }
+
+  undockVolume(volume: string): void { this.undocked(volume); }
+
   private docked(volume: string): void {
     if (this.stopping) return;
     const previous = this.sessions.get(volume)?.done;
@@ -103,7 +108,7 @@ export class DockService {
 
   private undocked(volume: string): void {
     const s = this.sessions.get(volume);
-    s?.controller.abort();
+    s?.controller.abort(UNDOCKED);
     const status = this.deps.board.recorders.get(volume);
     this.deps.catalog.enqueue('event', {
       type: 'recorder.undocked', at: this.deps.now().toISOString(), volume, name: path.basename(volume),
@@ -116,6 +121,7 @@ export class DockService {
     }
     this.deps.board.removeRecorder(volume);
     void s?.done.then(() => { if (!this.sessions.has(volume)) this.deps.board.removeRecorder(volume); });
+    this.deps.onUndocked?.(volume);
     this.log.info({ volume, complete: status?.state === 'done' }, 'recorder undocked');
   }
 }

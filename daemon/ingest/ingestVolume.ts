@@ -22,6 +22,8 @@ export interface IngestDeps extends ClassifyDeps {
   onReady: () => void;
   /** Disk guard: resolves when a copy of `bytes` fits above the reserve (false: aborted). */
   space?: { waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> };
+  /** Who a volume belongs to, when its recorder identified itself on a control channel (paired by port or name). */
+  identityFor?: (volumePath: string) => { serial: string; officerId: string; officerName: string | null; battery: number | null; driftMs: number | null; bay: string | null; portPath: string | null } | undefined;
   /** The recorder's storage as something dockd may delete from (wipe gate); default: the directory itself. */
   volumeFor?: (volumePath: string) => RecorderVolume;
 }
@@ -76,6 +78,7 @@ export class VolumeSession {
   private readonly handled = new Map<string, string>();
   private readonly slog: Logger;
   private announced = false;
+  private driftMs: number | null = null;
 
   constructor(private readonly deps: IngestDeps, readonly volumePath: string) {
     this.sessionId = deps.catalog.openSession(volumePath, deps.now().toISOString());
@@ -127,15 +130,23 @@ export class VolumeSession {
       return status.state;
     }
     if (!this.announced) {
-      const who = identifyRecorder(status.name, found.recordings, deps.config.devices);
+      const linked = deps.identityFor?.(volumePath);
+      const who = linked
+        ? { serial: linked.serial, officerId: linked.officerId, officerName: linked.officerName ?? deps.config.devices.find((d) => d.serial === linked.serial)?.officerName ?? null }
+        : identifyRecorder(status.name, found.recordings, deps.config.devices);
       Object.assign(status, who);
+      if (linked) Object.assign(status, { battery: linked.battery, driftMs: linked.driftMs, bay: linked.bay });
+      this.driftMs = linked?.driftMs ?? null;
       status.files.skipped = found.skipped.length;
       catalog.tx(() => {
-        catalog.updateSession(this.sessionId, { device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skipped.length });
+        catalog.updateSession(this.sessionId, {
+          device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skipped.length,
+          battery: linked?.battery ?? null, drift_ms: linked?.driftMs ?? null, bay: linked?.bay ?? null, port_path: linked?.portPath ?? null,
+        });
         for (const s of found.skipped) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
         catalog.enqueue('event', {
           type: 'recorder.docked', at: deps.now().toISOString(), volume: volumePath, sessionId: this.sessionId, deviceSerial: who.serial,
-          officerId: who.officerId, officerName: who.officerName, files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: found.skipped,
+          officerId: who.officerId, officerName: who.officerName, bay: linked?.bay ?? null, battery: linked?.battery ?? null, clockDriftMs: linked?.driftMs ?? null, files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: found.skipped,
         });
       });
       this.slog.info({ serial: who.serial, officer: who.officerId, files: found.recordings.length, skipped: found.skipped.length }, 'recorder docked');
@@ -163,7 +174,7 @@ export class VolumeSession {
       const bytesBefore = status.bytes.done;
       board.patchRecorder(volumePath, {});
       try {
-        const outcome = await ingestOne(deps, rec, this.sessionId, status.serial, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
+        const outcome = await ingestOne(deps, rec, this.sessionId, status.serial, this.driftMs, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
         this.handled.set(rec.relPath, fingerprintOf(rec));
         if (outcome.state === 'known') status.files.alreadyStored++;
         else status.files.copied++;
@@ -268,7 +279,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 type Outcome = { state: 'known' | 'rejected' | 'needs-annotation' | 'ready' | 'duplicate' | string };
 
-async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: number, sessionSerial: string | null, onBytes: (n: number) => void, signal: AbortSignal): Promise<Outcome> {
+async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: number, sessionSerial: string | null, driftMs: number | null, onBytes: (n: number) => void, signal: AbortSignal): Promise<Outcome> {
   const { catalog, objects } = deps;
   const parsed = parseRecordingName(path.basename(rec.relPath));
   const deviceSerial = parsed?.serial ?? sessionSerial;
@@ -292,7 +303,7 @@ async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: numbe
     size: rec.size, kind: rec.kind, filename: path.basename(rec.relPath), source_path: rec.relPath, session_id: sessionId,
     device_serial: meta.deviceSerial, officer_id: meta.officerId, captured_at: meta.capturedAt, captured_at_source: meta.capturedAtSource,
     recorder_time: meta.recorderTime, collector: meta.collector, case_no: meta.caseNo, purpose: meta.purpose, place: meta.place,
-    important: meta.important ? 1 : 0,
+    important: meta.important ? 1 : 0, clock_drift_ms: driftMs,
   });
   const tmp = objects.tempPath();
   let result;

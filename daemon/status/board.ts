@@ -17,11 +17,22 @@ export interface RecorderStatus {
   /** Every recording on it is stored and hashed: the officer may take it. */
   safeToUndock: boolean;
   error: string | null;
+  /** Battery level in percent, when the recorder's protocol reports it. */
+  battery?: number | null;
+  /** Recorder clock minus station clock in ms, when the recorder's protocol reports it. */
+  driftMs?: number | null;
+  /** The bay (dock.bays) or USB port the recorder sits in, when known. */
+  bay?: string | null;
 }
 
-export type AlarmCode = 'HQ_UNREACHABLE' | 'UPLOAD_REFUSED' | 'INGEST_FAILED' | 'RECORDER_UNPLUGGED' | 'MQTT_UNREACHABLE' | 'DISK_LOW' | 'DISK_FULL' | 'OBJECT_CORRUPT' | 'RECEIPT_OVERDUE';
+export type AlarmCode = 'HQ_UNREACHABLE' | 'UPLOAD_REFUSED' | 'INGEST_FAILED' | 'RECORDER_UNPLUGGED' | 'MQTT_UNREACHABLE' | 'DISK_LOW' | 'DISK_FULL' | 'OBJECT_CORRUPT' | 'RECEIPT_OVERDUE'
+  | 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE' | 'MOUNT_FAILED';
 
-export interface Alarm { key: string; code: AlarmCode; message: string; since: string }
+export interface Alarm {
+  key: string; code: AlarmCode; message: string; since: string;
+  /** An admin has seen it (it stays active until its cause clears). */
+  acknowledged?: boolean; acknowledgedBy?: string; acknowledgedAt?: string;
+}
 
 /** The live picture: docked recorders and active alarms. Services write it; the status publisher reads it. */
 export class StatusBoard {
@@ -50,11 +61,23 @@ export class StatusBoard {
   raise(code: AlarmCode, key: string, message: string): boolean {
     const existing = this.alarms.get(key);
     if (existing && existing.message === message) return false;
-    const alarm: Alarm = { key, code, message, since: existing?.since ?? this.now().toISOString() };
+    const ack = existing?.acknowledged ? { acknowledged: true, acknowledgedBy: existing.acknowledgedBy, acknowledgedAt: existing.acknowledgedAt } : {};
+    const alarm: Alarm = { key, code, message, since: existing?.since ?? this.now().toISOString(), ...ack };
     this.alarms.set(key, alarm);
     if (!existing) this.onAlarm(alarm, true);
     this.bus.emit('state.changed');
     return !existing;
+  }
+
+  /** Marks an active alarm as seen by `by`; null if no such alarm. An update of its message keeps the mark. */
+  acknowledge(key: string, by: string): Alarm | null {
+    const a = this.alarms.get(key);
+    if (!a) return null;
+    if (!a.acknowledged) {
+      Object.assign(a, { acknowledged: true, acknowledgedBy: by, acknowledgedAt: this.now().toISOString() });
+      this.bus.emit('state.changed');
+    }
+    return a;
   }
 
   clear(key: string): void {

@@ -14,7 +14,7 @@ export interface FileRow {
   important: number; reason: string | null; probe: string | null; duration: number | null; creation_time: string | null;
   upload_url: string | null; upload_offset: number; upload_attempts: number; last_error: string | null; session_id: number | null;
   created_at: string; updated_at: string; uploaded_at: string | null;
-  sm3: string | null; receipt_at: string | null; archived_at: string | null; local_deleted_at: string | null; announced_at: string | null;
+  clock_drift_ms: number | null; sm3: string | null; receipt_at: string | null; archived_at: string | null; local_deleted_at: string | null; announced_at: string | null;
 }
 
 /** Columns a state change may set alongside the state. */
@@ -27,7 +27,7 @@ export interface OutboxEntry { seq: number; topic: string; payload: string }
 const FIELD_NAMES = new Set<string>([
   'sha256', 'size', 'kind', 'filename', 'source_path', 'device_serial', 'officer_id', 'captured_at', 'captured_at_source', 'recorder_time',
   'collector', 'case_no', 'purpose', 'place', 'important', 'reason', 'probe', 'duration', 'creation_time', 'upload_url', 'upload_offset',
-  'upload_attempts', 'last_error', 'session_id', 'uploaded_at', 'sm3', 'receipt_at', 'archived_at', 'local_deleted_at', 'announced_at',
+  'upload_attempts', 'last_error', 'session_id', 'uploaded_at', 'sm3', 'receipt_at', 'archived_at', 'local_deleted_at', 'announced_at', 'clock_drift_ms',
 ]);
 
 /**
@@ -224,7 +224,7 @@ export class Catalog {
     return Number(this.db.prepare(`INSERT INTO sessions (volume, docked_at) VALUES (?, ?)`).run(volume, at).lastInsertRowid);
   }
 
-  updateSession(id: number, f: { device_serial?: string | null; officer_id?: string | null; result?: string; files_found?: number; files_copied?: number; files_known?: number; skipped?: number; error?: string | null; undocked_at?: string }): void {
+  updateSession(id: number, f: { battery?: number | null; drift_ms?: number | null; bay?: string | null; port_path?: string | null; device_serial?: string | null; officer_id?: string | null; result?: string; files_found?: number; files_copied?: number; files_known?: number; skipped?: number; error?: string | null; undocked_at?: string }): void {
     const cols = Object.keys(f);
     if (!cols.length) return;
     this.db.prepare(`UPDATE sessions SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...cols.map((c) => (f as Record<string, unknown>)[c] ?? null), id);

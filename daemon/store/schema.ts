@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -102,5 +102,12 @@ export const MIGRATIONS: Record<number, string> = {
   ALTER TABLE files ADD COLUMN announced_at TEXT;
   ALTER TABLE sightings ADD COLUMN volume TEXT;
   ALTER TABLE sightings ADD COLUMN wiped_at TEXT;
+  `,
+  3: `
+  ALTER TABLE files ADD COLUMN clock_drift_ms INTEGER;  -- recorder clock minus station clock, measured at dock
+  ALTER TABLE sessions ADD COLUMN battery INTEGER;
+  ALTER TABLE sessions ADD COLUMN drift_ms INTEGER;
+  ALTER TABLE sessions ADD COLUMN bay TEXT;
+  ALTER TABLE sessions ADD COLUMN port_path TEXT;
   `,
 };

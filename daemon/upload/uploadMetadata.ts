@@ -20,5 +20,8 @@ export function uploadMetadata(f: FileRow, stationId: string): Record<string, st
     // Beyond DESIGN.md's list: a recording with a case number is evidence (HQ keeps it permanently); sm3 when configured.
     evidence: f.case_no ? '1' : '0',
     ...(f.sm3 ? { sm3: f.sm3 } : {}),
+    // Capture time exactly as the recorder wrote it, and its clock's measured drift (recorder − station, ms) at dock.
+    ...(f.recorder_time ? { recorderTime: f.recorder_time } : {}),
+    ...(f.clock_drift_ms !== null && f.clock_drift_ms !== undefined ? { clockDriftMs: String(f.clock_drift_ms) } : {}),
   };
 }

@@ -1,0 +1,196 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { BcClient, handshake, isBcError, type HandshakeResult } from '../../drivers/protocols/bc/index.ts';
+import { openSerial, type ByteTransport } from '../../drivers/transports/index.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { StatusBoard } from '../status/board.ts';
+import type { Catalog } from '../store/catalog.ts';
+import { sleep } from '../ingest/ingestVolume.ts';
+
+/** What a recorder said about itself on its control channel, waiting for its storage to appear. */
+export interface RecorderIdentity {
+  serial: string;
+  officerId: string;
+  officerName: string | null;
+  unitNo: string | null;
+  battery: number | null;
+  driftMs: number | null;
+  recorderClock: string | null;
+  portPath: string | null;
+  bay: string | null;
+  link: string;
+  at: string;
+}
+
+export type OpenTransport = (target: string) => Promise<ByteTransport>;
+
+const PLAIN_REASON: Record<string, string> = {
+  BC_AUTH_FAILED: '密码错误 wrong password',
+  BC_TIMEOUT: 'recorder does not answer',
+  BC_GARBAGE: 'recorder answers garbage',
+  BC_CLOSED: 'recorder went away during the handshake',
+  BC_BAD_REPLY: 'recorder gave an unexpected reply',
+  BC_DEVICE_ERROR: 'recorder reported an error',
+};
+
+/**
+ * Recorders with a control channel: for each tty that appears (in dock.serialDir, or found by the USB watcher) run the
+ * handshake — log in, read serial and officer, measure and fix the clock drift, read the battery, switch to mass
+ * storage — then wait for its storage volume and hand the identity to the ingest. Each recorder is handled on its own:
+ * a timeout, garbage, a wrong password or a recorder that never returns as storage ends that recorder's session with
+ * an alarm, never blocking other bays.
+ */
+export class RecorderLinks {
+  private watcher: FSWatcher | null = null;
+  private readonly active = new Map<string, AbortController>();
+  private readonly awaiting = new Map<string, RecorderIdentity & { timer: NodeJS.Timeout }>();
+  private readonly claimed = new Map<string, RecorderIdentity>();
+  private stopping = false;
+  private existTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: {
+    config: Config; catalog: Catalog; board: StatusBoard; log: Logger; now: () => Date; timeZone: string; openTransport?: OpenTransport;
+  }) { this.log = deps.log.child({ component: 'recorder-link' }); }
+
+  async start(): Promise<void> {
+    const dir = this.deps.config.dock.serialDir;
+    const exists = await fs.stat(dir).then((st) => st.isDirectory(), () => false);
+    if (!exists) {
+      // /dev/serial/by-id exists only while some serial device is present: look again until it does.
+      this.log.info({ serialDir: dir }, 'serial dir absent; waiting for it to appear');
+      this.existTimer = setInterval(() => {
+        void fs.stat(dir).then((st) => {
+          if (!st.isDirectory() || this.stopping || this.watcher) return;
+          clearInterval(this.existTimer!);
+          void this.watchDir(dir);
+        }, () => {});
+      }, 2000);
+      return;
+    }
+    await this.watchDir(dir);
+  }
+
+  private async watchDir(dir: string): Promise<void> {
+    this.watcher = watch(dir, { depth: 0, ignoreInitial: false, followSymlinks: false });
+    this.watcher.on('add', (p) => { if (path.dirname(p) === dir) this.linkAppeared(p, null); });
+    this.watcher.on('unlink', (p) => { this.active.get(p)?.abort(); });
+    this.watcher.on('error', (e) => this.log.error({ err: (e as Error).message }, 'serial dir watcher error'));
+    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+    this.log.info({ serialDir: dir }, 'watching for recorder control channels');
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.existTimer) clearInterval(this.existTimer);
+    await this.watcher?.close();
+    for (const c of this.active.values()) c.abort();
+    for (const a of this.awaiting.values()) clearTimeout(a.timer);
+    this.awaiting.clear();
+  }
+
+  bayOf(portPath: string | null): string | null {
+    return portPath ? this.deps.config.dock.bays.find((b) => b.usbPort === portPath)?.id ?? null : null;
+  }
+
+  /**
+   * The identity for a storage volume that just appeared: paired by USB port path when there is one, else by the
+   * volume's name (label) being the recorder's serial. Undefined for a recorder with no control channel.
+   */
+  claim(volumeName: string, portPath: string | null = null): RecorderIdentity | undefined {
+    for (const [serial, a] of this.awaiting) {
+      if ((portPath && a.portPath === portPath) || serial === volumeName) {
+        clearTimeout(a.timer);
+        this.awaiting.delete(serial);
+        const { timer: _t, ...identity } = a;
+        this.deps.board.removeRecorder(this.tileKey(a.link));
+        this.claimed.set(volumeName, identity);
+        return identity;
+      }
+    }
+    return this.claimed.get(volumeName);
+  }
+
+  release(volumeName: string): void { this.claimed.delete(volumeName); }
+
+  /** The recorder waiting for storage on this USB port, without claiming it. */
+  claimPreview(portPath: string): RecorderIdentity | undefined {
+    return [...this.awaiting.values()].find((a) => a.portPath === portPath);
+  }
+
+  /** A control channel appeared (serial dir or USB). */
+  linkAppeared(link: string, portPath: string | null): void {
+    if (this.stopping || this.active.has(link)) return;
+    const controller = new AbortController();
+    this.active.set(link, controller);
+    void this.dock(link, portPath, controller.signal).finally(() => this.active.delete(link));
+  }
+
+  private tileKey(link: string): string { return `link:${link}`; }
+
+  private async dock(link: string, portPath: string | null, signal: AbortSignal): Promise<void> {
+    const { config, board } = this.deps;
+    const bay = this.bayOf(portPath);
+    const key = this.tileKey(link);
+    const name = bay ? `bay ${bay}` : portPath ?? path.basename(link);
+    board.upsertRecorder({
+      volume: key, name, sessionId: 0, serial: null, officerId: null, officerName: null, state: 'identifying', dockedAt: this.deps.now().toISOString(),
+      files: { total: 0, done: 0, copied: 0, alreadyStored: 0, rejected: 0, needsAnnotation: 0, skipped: 0 }, bytes: { total: 0, done: 0 },
+      current: null, safeToUndock: false, error: null, bay, battery: null, driftMs: null,
+    });
+    let transport: ByteTransport | null = null;
+    let result: HandshakeResult;
+    try {
+      transport = await (this.deps.openTransport ?? ((t) => openSerial(t)))(link);
+      const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
+      const guess = config.devices.find((d) => path.basename(link).includes(d.serial));
+      const password = guess?.password ?? config.dock.recorderPassword;
+      result = await handshake(client, { password, now: this.deps.now, massStorage: false });
+      const known = config.devices.find((d) => d.serial === result.serial);
+      if (!known && !config.dock.allowUnknown) {
+        this.fail(key, link, result.serial, 'UNKNOWN_RECORDER', `unknown recorder ${result.serial} (officer ${result.officerId}) refused: not in devices and dock.allowUnknown is false`);
+        client.dispose();
+        return;
+      }
+      if (known?.password && known.password !== password) {
+        // The device names its own password: log in again with it before switching.
+        await client.login(known.password);
+      }
+      try { await client.enableMassStorage(); }
+      catch (e) { if (!(isBcError(e) && e.code === 'BC_CLOSED')) throw e; } // the link may drop before the ack is read
+      client.dispose();
+    } catch (e) {
+      const code = isBcError(e) ? e.code : (e as { code?: string }).code ?? 'LINK_FAILED';
+      const reason = PLAIN_REASON[code] ?? (e as Error).message;
+      this.fail(key, link, null, code === 'BC_AUTH_FAILED' ? 'WRONG_PASSWORD' : 'RECORDER_HANDSHAKE_FAILED', `${name}: ${reason} (${(e as Error).message})`);
+      return;
+    } finally {
+      await transport?.close().catch(() => {});
+    }
+    const known = config.devices.find((d) => d.serial === result.serial);
+    const identity: RecorderIdentity = {
+      serial: result.serial, officerId: result.officerId, officerName: result.officerName || known?.officerName || null, unitNo: result.unitNo || null,
+      battery: result.battery, driftMs: result.driftMs, recorderClock: result.recorderClock.toISOString(), portPath, bay, link, at: this.deps.now().toISOString(),
+    };
+    this.deps.catalog.audit('recorder.handshake', result.serial, { ...identity });
+    this.log.info({ serial: identity.serial, officer: identity.officerId, battery: identity.battery, driftMs: identity.driftMs, bay }, 'recorder identified; switched to mass storage');
+    board.patchRecorder(key, { serial: identity.serial, officerId: identity.officerId, officerName: identity.officerName, battery: identity.battery, driftMs: identity.driftMs, state: 'identifying', current: 'waiting for storage' });
+    const timer = setTimeout(() => {
+      if (!this.awaiting.delete(identity.serial)) return;
+      this.fail(key, link, identity.serial, 'RECORDER_NO_STORAGE', `recorder ${identity.serial} did not return as storage within ${config.dock.storageTimeoutSeconds} s: re-dock it`);
+    }, config.dock.storageTimeoutSeconds * 1000);
+    this.awaiting.set(identity.serial, { ...identity, timer });
+    // The tile for the control channel goes when the volume is claimed; keep it visible until then.
+    if (signal.aborted) return;
+    await sleep(0);
+  }
+
+  private fail(key: string, link: string, serial: string | null, code: 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE', message: string): void {
+    this.deps.board.patchRecorder(key, { state: 'error', error: message, ...(serial ? { serial } : {}) });
+    this.deps.board.raise(code, `link:${serial ?? link}`, message);
+    this.deps.catalog.audit('recorder.refused', serial ?? link, { code, message, link });
+    this.log.warn({ link, serial, code }, message);
+  }
+}

@@ -1,0 +1,91 @@
+import { BlockMounter, MountError } from '../../drivers/mounts/blockMount.ts';
+import { fingerprintTable, type FingerprintConfig } from '../../drivers/usb/fingerprints.ts';
+import { LibusbHotplug, SysfsPoller, type UsbHotplug } from '../../drivers/usb/hotplug.ts';
+import { Sysfs, volumeToMount } from '../../drivers/usb/sysfs.ts';
+import { UsbWatcher, type RecorderAttached, type RecorderDetached } from '../../drivers/usb/watcher.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { StatusBoard } from '../status/board.ts';
+import type { RecorderLinks } from './recorderLinks.ts';
+
+/**
+ * Recorders on the USB bus: a recorder in command mode (CDC-ACM tty) goes to the control-channel handshake; the same
+ * recorder back as mass storage (paired by port path) is mounted read-only under the runtime mount root and handed to
+ * the ingest; a detach undocks it and unmounts (lazily when busy or gone). Unknown devices are ignored.
+ */
+export class UsbDocking {
+  private watcher: UsbWatcher | null = null;
+  private hotplug: UsbHotplug | null = null;
+  private readonly mounts = new Map<string, string>(); // port path → mount point
+  private readonly mounter: BlockMounter;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: {
+    config: Config; links: RecorderLinks; board: StatusBoard; log: Logger;
+    dockVolume: (mountPoint: string, portPath: string) => void; undockVolume: (mountPoint: string) => void;
+    hotplug?: UsbHotplug; mounter?: BlockMounter;
+  }) {
+    this.log = deps.log.child({ component: 'usb' });
+    this.mounter = deps.mounter ?? new BlockMounter({ runtimeRoot: deps.config.usb.runtimeMountRoot });
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.deps;
+    const sysfs = new Sysfs({ root: config.usb.sysfsRoot });
+    this.hotplug = this.deps.hotplug ?? new LibusbHotplug({ log: this.log });
+    try { await this.hotplug.start(); }
+    catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'libusb hotplug unavailable: polling sysfs instead');
+      this.hotplug = new SysfsPoller({ sysfs });
+      await this.hotplug.start();
+    }
+    this.watcher = new UsbWatcher({ hotplug: this.hotplug, sysfs, fingerprints: fingerprintTable(config.usb.fingerprints as unknown as FingerprintConfig[]), log: this.log });
+    this.watcher.on('recorder-attached', (r) => void this.attached(r));
+    this.watcher.on('recorder-detached', (r) => void this.detached(r));
+    this.watcher.on('recorder-failed', (f) => {
+      const bay = this.deps.links.bayOf(f.portPath);
+      this.deps.board.raise('RECORDER_HANDSHAKE_FAILED', `usb:${f.portPath}`, `${bay ? `bay ${bay}` : f.portPath}: recorder did not come up (${f.error.message})`);
+    });
+    await this.watcher.start();
+    this.log.info({ sysfs: config.usb.sysfsRoot, mountRoot: config.usb.runtimeMountRoot }, 'watching USB for recorders');
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.stop();
+    for (const [port, mp] of this.mounts) {
+      this.deps.undockVolume(mp);
+      await this.mounter.unmount(mp).catch((e) => this.log.error({ port, err: (e as Error).message }, 'unmount failed'));
+    }
+    this.mounts.clear();
+  }
+
+  private async attached(r: RecorderAttached): Promise<void> {
+    this.deps.board.clear(`usb:${r.portPath}`);
+    if (r.driver === 'bc-serial' && r.tty) { this.deps.links.linkAppeared(r.tty, r.portPath); return; }
+    const device = r.blockDevices ? volumeToMount(r.blockDevices) : null;
+    if (!device) { this.log.warn({ port: r.portPath }, 'recorder storage without a block device'); return; }
+    // Name the mount after the serial the recorder gave on its control channel (or the bay, or the port).
+    const awaiting = this.deps.links.claimPreview(r.portPath);
+    const name = awaiting?.serial ?? this.deps.links.bayOf(r.portPath) ?? r.portPath;
+    try {
+      const m = await this.mounter.mount(device, name);
+      this.mounts.set(r.portPath, m.mountPoint);
+      this.log.info({ port: r.portPath, device, mountPoint: m.mountPoint, fsType: m.fsType }, 'recorder storage mounted read-only');
+      this.deps.dockVolume(m.mountPoint, r.portPath);
+    } catch (e) {
+      const msg = e instanceof MountError ? `${e.code}: ${e.message}` : (e as Error).message;
+      this.deps.board.raise('MOUNT_FAILED', `usb:${r.portPath}`, `cannot mount the recorder at ${r.portPath} (${device}): ${msg}`);
+    }
+  }
+
+  private async detached(r: RecorderDetached): Promise<void> {
+    const mp = this.mounts.get(r.portPath);
+    if (!mp) return;
+    this.mounts.delete(r.portPath);
+    this.deps.undockVolume(mp);
+    try {
+      const res = await this.mounter.unmount(mp);
+      this.log.info({ port: r.portPath, mountPoint: mp, lazy: res.lazy }, 'recorder storage unmounted');
+    } catch (e) { this.log.error({ port: r.portPath, err: (e as Error).message }, 'unmount failed'); }
+  }
+}
