@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { redactSecrets } from './redact.ts';
 
 export type { Logger };
 
@@ -10,7 +11,11 @@ export const REDACT_PATHS = [
 
 /** pino JSON to stdout (journald keeps it); components take `log.child({ component })`. */
 export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
-  return pino({ level, base: { svc: 'dockd' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination ?? pino.destination({ fd: 1, sync: true }));
+  return pino({
+    level, base: { svc: 'dockd' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime,
+    // Key paths cannot catch a secret echoed inside a message (e.g. an HQ error body): scrub every line by value too.
+    hooks: { streamWrite: redactSecrets },
+  }, destination ?? pino.destination({ fd: 1, sync: true }));
 }
 
 /** A URL with any user:password removed, for logs and status lines. */

@@ -19,6 +19,8 @@ export class StorageKeeper {
   private timer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private lowSince: string | null = null;
+  /** Copies waiting in waitForRoom: while any waits, DISK_FULL stays raised (only the waiter knows the size it needs). */
+  private waiters = 0;
 
   constructor(private readonly deps: { config: Config; catalog: Catalog; objects: ObjectStore; board: StatusBoard; log: Logger; now: () => Date }) {
     this.log = deps.log.child({ component: 'storage' });
@@ -48,7 +50,7 @@ export class StorageKeeper {
       this.lowSince = null;
       board.clear('disk:low');
     }
-    if (free >= config.storage.reserveBytes) board.clear('disk:full');
+    if (free >= config.storage.reserveBytes && this.waiters === 0) board.clear('disk:full');
   }
 
   /** Deletes archived objects past retention (never one without a receipt); returns how many. */
@@ -79,22 +81,32 @@ export class StorageKeeper {
   async waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> {
     const { config, board } = this.deps;
     let waiting = false;
-    for (;;) {
-      if (signal.aborted) return false;
-      const free = await this.freeBytes();
-      if (free - bytes >= config.storage.reserveBytes) {
-        if (waiting) { onWait(null); board.clear('disk:full'); this.log.info({ free }, 'space is back: copying resumes'); }
-        return true;
+    this.waiters++;
+    try {
+      for (;;) {
+        if (signal.aborted) return false;
+        const free = await this.freeBytes();
+        if (free - bytes >= config.storage.reserveBytes) {
+          if (waiting) {
+            onWait(null);
+            // Another recorder may still be waiting for more room than this one needed.
+            if (this.waiters === 1) board.clear('disk:full');
+            this.log.info({ free }, 'space is back: copying resumes');
+          }
+          return true;
+        }
+        if (!waiting) {
+          waiting = true;
+          const reason = `磁盘空间不足 disk full: ${Math.round(free / 1048576)} MiB free, a ${Math.round(bytes / 1048576)} MiB copy would go below the reserve of ${Math.round(config.storage.reserveBytes / 1048576)} MiB; copying paused, the recorder keeps its files`;
+          board.raise('DISK_FULL', 'disk:full', reason);
+          onWait(reason);
+          this.log.warn({ free, bytes, reserve: config.storage.reserveBytes }, 'no room for the next copy: paused');
+          await this.purgeExpired();
+        }
+        await sleep(1000, signal);
       }
-      if (!waiting) {
-        waiting = true;
-        const reason = `磁盘空间不足 disk full: ${Math.round(free / 1048576)} MiB free, a ${Math.round(bytes / 1048576)} MiB copy would go below the reserve of ${Math.round(config.storage.reserveBytes / 1048576)} MiB; copying paused, the recorder keeps its files`;
-        board.raise('DISK_FULL', 'disk:full', reason);
-        onWait(reason);
-        this.log.warn({ free, bytes, reserve: config.storage.reserveBytes }, 'no room for the next copy: paused');
-        await this.purgeExpired();
-      }
-      await sleep(1000, signal);
+    } finally {
+      this.waiters--;
     }
   }
 }

@@ -107,6 +107,8 @@ export class Catalog {
         this.db.prepare(`DELETE FROM history WHERE file_id = ?`).run(id);
         this.db.prepare(`DELETE FROM files WHERE id = ? AND state = 'copying'`).run(id);
         this.addSighting(existing.id, sighting, false);
+        // The copy just committed put a freed (archived, past retention) object back on disk: the row says so again.
+        this.db.prepare(`UPDATE files SET local_deleted_at = NULL WHERE id = ? AND local_deleted_at IS NOT NULL`).run(existing.id);
         return { fileId: existing.id, duplicate: true };
       }
       this.db.prepare(`UPDATE files SET sha256 = ?, sm3 = ?, state = 'stored', updated_at = ? WHERE id = ? AND state = 'copying'`).run(sha256, digests.sm3 ?? null, at, id);

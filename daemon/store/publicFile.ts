@@ -9,5 +9,6 @@ export function publicFile(f: FileRow): Record<string, unknown> {
     important: Boolean(f.important), reason: f.reason, duration: f.duration, creationTime: f.creation_time,
     probe: f.probe ? JSON.parse(f.probe) : null, uploadUrl: f.upload_url, uploadOffset: f.upload_offset, uploadAttempts: f.upload_attempts,
     lastError: f.last_error, createdAt: f.created_at, updatedAt: f.updated_at, uploadedAt: f.uploaded_at,
+    receiptAt: f.receipt_at, archivedAt: f.archived_at, localDeletedAt: f.local_deleted_at, clockDriftMs: f.clock_drift_ms,
   };
 }

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import * as tus from 'tus-js-client';
+import { redactSecrets } from '../redact.ts';
 
 export type TransferErrorCode = 'UPLOAD_GONE' | 'HQ_REFUSED' | 'HQ_UNREACHABLE' | 'STALLED' | 'ABORTED';
 
@@ -57,13 +58,14 @@ export function transfer(o: TransferOptions): Promise<void> {
       onSuccess: () => finish(),
       onError: (err) => {
         const status = statusOf(err);
-        const msg = err.message.split('\n')[0];
+        // HQ's error text may echo a credential we sent (Authorization header): never pass it on.
+        const msg = redactSecrets(err.message.split('\n')[0]);
         if (resuming && status !== undefined && status >= 400 && status < 500 && status !== 423 && /resume/.test(err.message)) {
           finish(new TransferError('UPLOAD_GONE', `HQ no longer has the upload (HEAD ${status})`, status));
         } else if (status !== undefined && status >= 400 && status < 500 && status !== 423 && status !== 408 && status !== 429) {
           finish(new TransferError('HQ_REFUSED', `HQ refused the upload (HTTP ${status}): ${msg}`, status));
         } else {
-          finish(new TransferError('HQ_UNREACHABLE', status ? `HQ answered HTTP ${status}` : `HQ unreachable: ${(err as { causingError?: Error }).causingError?.message ?? msg}`, status));
+          finish(new TransferError('HQ_UNREACHABLE', status ? `HQ answered HTTP ${status}` : `HQ unreachable: ${redactSecrets((err as { causingError?: Error }).causingError?.message ?? msg)}`, status));
         }
       },
     });
