@@ -176,7 +176,7 @@ export class VolumeSession {
       try {
         const outcome = await ingestOne(deps, rec, this.sessionId, status.serial, this.driftMs, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
         this.handled.set(rec.relPath, fingerprintOf(rec));
-        if (outcome.state === 'known') status.files.alreadyStored++;
+        if (outcome.state === 'known' || outcome.state === 'duplicate') status.files.alreadyStored++;
         else status.files.copied++;
         if (outcome.state === 'rejected') status.files.rejected++;
         if (outcome.state === 'needs-annotation') status.files.needsAnnotation++;

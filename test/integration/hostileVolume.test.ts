@@ -1,0 +1,239 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
+import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
+import {
+  contentHashesUnder, dockctlFiles, eventsOf, objectPath, rawTreeFingerprint, sha256Of, storedObjectNames, waitForIngestFinished,
+  waitForSettledCatalog, writeFirstHalf,
+} from '../helpers/edgeCases.ts';
+import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { waitFor } from '../helpers/ports.ts';
+import { TusTestServer } from '../helpers/tusServer.ts';
+import { dockVolume } from '../helpers/volume.ts';
+
+const run = promisify(execFile);
+const sidecar = (caseNo: string) => JSON.stringify({ caseNo, purpose: '现场检查', place: '幸福路12号' });
+const metaName = (n: string) => n.replace(/\.mp4$/i, '.meta.json');
+
+describe('a hostile recorder volume: broken clips, symlinks, fifos and odd names', () => {
+  let dir: string;
+  let broker: Mosquitto;
+  let tus: TusTestServer;
+  let daemon: DaemonProcess | null = null;
+  let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    broker = new Mosquitto(path.join(dir, 'mosquitto'));
+    await broker.start();
+    tus = new TusTestServer(path.join(dir, 'hq'));
+    await tus.start();
+  });
+
+  afterEach(async () => {
+    await daemon?.kill9();
+    daemon = null;
+    await sub?.client.endAsync(true);
+    sub = null;
+    await tus.stop();
+    await broker.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('uploads the good clips, rejects (and keeps) the broken ones, never follows or ingests the rest, and leaves the volume untouched', async () => {
+    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
+    const mq = await recordTopics(broker.url, 'dockd/test-st/#');
+    sub = mq;
+    daemon = new DaemonProcess(world.configFile);
+    daemon.start();
+    await daemon.started();
+
+    // Content that lives outside the volume and is reachable from it only through symlinks.
+    const outside = path.join(dir, 'outside');
+    await fs.mkdir(path.join(outside, 'dir'), { recursive: true });
+    const secretClip = await sampleMedia('video', 2, 204);
+    const secret = path.join(outside, 'secret.mp4');
+    await fs.copyFile(secretClip, secret);
+    const linkedDirName = recordingName({ at: '20261128080600', seq: 7 });
+    const linkedDirClip = await sampleMedia('video', 2, 205);
+    await fs.copyFile(linkedDirClip, path.join(outside, 'dir', linkedDirName));
+    await fs.writeFile(path.join(outside, 'dir', metaName(linkedDirName)), sidecar('LEAK-DIR'));
+    await fs.writeFile(path.join(outside, 'leak.meta.json'), JSON.stringify({ caseNo: 'LEAK-SIDECAR', purpose: 'leak', place: 'outside' }));
+
+    const valid = await sampleMedia('video', 2, 201);
+    const truncSource = await sampleMedia('video', 2, 202);
+    const truncFastSource = await sampleMedia('video-faststart', 2, 203);
+    const oddClip = await sampleMedia('video', 2, 206);
+    const badNameClip = await sampleMedia('video', 2, 207);
+    const junkSidecarClip = await sampleMedia('video', 2, 210);
+    const deepClip = await sampleMedia('video', 2, 211);
+    const linkedSidecarClip = await sampleMedia('video', 2, 208);
+    const corrupt = randomBytes(96 * 1024);
+
+    const n = {
+      valid: recordingName({ at: '20261128080000', seq: 1 }),
+      corrupt: recordingName({ at: '20261128080100', seq: 2 }),
+      trunc: recordingName({ at: '20261128080200', seq: 3 }),
+      truncFast: recordingName({ at: '20261128080300', seq: 4 }),
+      empty: recordingName({ at: '20261128080400', seq: 5 }),
+      symlink: recordingName({ at: '20261128080500', seq: 6 }),
+      fifo: recordingName({ at: '20261128080800', seq: 9 }),
+      linkedSidecar: recordingName({ at: '20261128080900', seq: 10 }),
+      odd: 'clip with  spaces 现场录像 ü.MP4',
+      junkSidecar: recordingName({ at: '20261128081000', seq: 13 }),
+    };
+    // Beside the volume, directly under the mount root: a symlink to a directory of recordings and a stray file.
+    // Neither is a docked recorder.
+    await fs.symlink(path.join(outside, 'dir'), path.join(world.mountRoot, 'EVIL'));
+    await fs.writeFile(path.join(world.mountRoot, 'stray.mp4'), await fs.readFile(secretClip));
+    const outsideBefore = await rawTreeFingerprint(outside);
+    let truncBytes!: Buffer;
+    let truncFastBytes!: Buffer;
+    let volumeBefore!: Record<string, string>;
+    const volume = await dockVolume(world.mountRoot, 'REC1', async (v) => {
+      const d = path.join(v, 'DCIM');
+      await fs.mkdir(d);
+      await fs.copyFile(valid, path.join(d, n.valid));
+      await fs.writeFile(path.join(d, metaName(n.valid)), sidecar('C-VALID'));
+      // Broken recordings, each with complete metadata: only their content can be the reason to reject them.
+      await fs.writeFile(path.join(d, n.corrupt), corrupt);
+      await fs.writeFile(path.join(d, metaName(n.corrupt)), sidecar('C-CORRUPT'));
+      truncBytes = await writeFirstHalf(truncSource, path.join(d, n.trunc));
+      await fs.writeFile(path.join(d, metaName(n.trunc)), sidecar('C-TRUNC'));
+      truncFastBytes = await writeFirstHalf(truncFastSource, path.join(d, n.truncFast));
+      await fs.writeFile(path.join(d, metaName(n.truncFast)), sidecar('C-TRUNC-FAST'));
+      await fs.writeFile(path.join(d, n.empty), '');
+      await fs.writeFile(path.join(d, metaName(n.empty)), sidecar('C-EMPTY'));
+      // A symlink named like a recording (with a real sidecar, so following it would upload it), a symlinked
+      // directory full of recordings, and a recording whose sidecar is a symlink to metadata outside the volume.
+      await fs.symlink(secret, path.join(d, n.symlink));
+      await fs.writeFile(path.join(d, metaName(n.symlink)), sidecar('LEAK-SYMLINK'));
+      await fs.symlink('../../outside/dir', path.join(v, 'LINKED'));
+      await fs.copyFile(linkedSidecarClip, path.join(d, n.linkedSidecar));
+      await fs.symlink(path.join(outside, 'leak.meta.json'), path.join(d, metaName(n.linkedSidecar)));
+      // Odd names: spaces and unicode (a fine recording), and bytes that are not UTF-8 (never ingested).
+      await fs.copyFile(oddClip, path.join(d, n.odd));
+      await fs.writeFile(path.join(d, metaName(n.odd)), sidecar('C-ODD'));
+      await fs.copyFile(badNameClip, Buffer.concat([Buffer.from(`${d}/bad-`), Buffer.from([0xff, 0xfe, 0x80]), Buffer.from('-012345_1234567_20261128080700_0008.mp4')]));
+      await fs.copyFile(badNameClip, path.join(d, 'line\nbreak-012345_1234567_20261128080700_0012.mp4'));
+      await fs.writeFile(path.join(d, 'notes.txt'), 'not a recording\n');
+      // A sidecar that is binary junk: ignored (the recording is held for annotation), never fatal.
+      await fs.copyFile(junkSidecarClip, path.join(d, n.junkSidecar));
+      await fs.writeFile(path.join(d, metaName(n.junkSidecar)), randomBytes(4096));
+      // A recording buried deeper than any recorder nests its folders.
+      const deep = path.join(v, ...Array.from({ length: 20 }, (_, i) => `L${i}`));
+      await fs.mkdir(deep, { recursive: true });
+      await fs.copyFile(deepClip, path.join(deep, recordingName({ at: '20261128081100', seq: 14 })));
+      await fs.writeFile(path.join(deep, metaName(recordingName({ at: '20261128081100', seq: 14 }))), sidecar('LEAK-DEEP'));
+      await run('mkfifo', [path.join(d, n.fifo)]);
+      volumeBefore = await rawTreeFingerprint(v); // before dockd can see it
+    });
+    expect(Object.keys(volumeBefore).some((k) => k.startsWith('hex:'))).toBe(true); // the invalid name really is on disk
+
+    const sha = {
+      valid: await sha256OfFile(valid), odd: await sha256OfFile(oddClip), linkedSidecar: await sha256OfFile(linkedSidecarClip), junkSidecar: await sha256OfFile(junkSidecarClip),
+      corrupt: sha256Of(corrupt), trunc: sha256Of(truncBytes), truncFast: sha256Of(truncFastBytes), empty: sha256Of(''),
+    };
+    const forbidden = { secret: await sha256OfFile(secretClip), linkedDir: await sha256OfFile(linkedDirClip), badName: await sha256OfFile(badNameClip), deep: await sha256OfFile(deepClip) };
+
+    const finished = await waitForIngestFinished(daemon, 1);
+    expect(finished).toMatchObject({ state: 'done', copied: 8, alreadyStored: 0, rejected: 4, needsAnnotation: 2 });
+    const rows = await waitForSettledCatalog(world.configFile, 8);
+    await waitFor('both good clips verified by the server', () => tus.finished.length >= 2, 180_000);
+
+    // The daemon is still up and serving.
+    expect(daemon.proc!.exitCode).toBeNull();
+    const status = await runDockctl(world.configFile, ['status', '--json']);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ daemon: 'running', queue: { uploaded: 2, rejected: 4, 'needs-annotation': 2 } });
+
+    // Exactly the two good clips reached HQ, the odd name intact.
+    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.valid, sha.odd].sort());
+    const bySha = Object.fromEntries(rows.map((r) => [r.sha256!, r]));
+    expect(bySha[sha.valid]).toMatchObject({ state: 'uploaded', filename: n.valid, caseNo: 'C-VALID' });
+    expect(bySha[sha.odd]).toMatchObject({ state: 'uploaded', filename: n.odd, sourcePath: path.join('DCIM', n.odd), caseNo: 'C-ODD' });
+    expect(tus.finished.find((u) => u.sha256 === sha.odd)!.metadata).toMatchObject({ filename: n.odd, filetype: 'video/mp4', caseNo: 'C-ODD', deviceSerial: '1234567' });
+
+    // Broken clips: rejected with a reason, never uploaded, and their exact bytes kept in the store.
+    const rejected = await dockctlFiles(world.configFile, 'rejected');
+    expect(rejected.map((r) => r.sha256).sort()).toEqual([sha.corrupt, sha.trunc, sha.truncFast, sha.empty].sort());
+    for (const r of rejected) {
+      expect(r.reason, `reason for ${r.filename}`).toBeTruthy();
+      const obj = objectPath(world.storeDir, r.sha256!);
+      expect(await sha256OfFile(obj)).toBe(r.sha256);
+      expect((await fs.stat(obj)).mode & 0o777).toBe(0o444);
+    }
+    expect(bySha[sha.corrupt]).toMatchObject({ filename: n.corrupt, reason: expect.stringMatching(/not a readable video file/) });
+    expect(bySha[sha.trunc]).toMatchObject({ filename: n.trunc, reason: expect.stringMatching(/not a readable video file|does not demux cleanly/) });
+    expect(bySha[sha.truncFast]).toMatchObject({ filename: n.truncFast, reason: expect.stringMatching(/does not demux cleanly|not a readable video file/) });
+    expect(bySha[sha.empty]).toMatchObject({ filename: n.empty, size: 0, reason: expect.stringMatching(/0 bytes/) });
+    await waitFor('a file.rejected event for each broken clip', () => eventsOf(mq.messages, 'file.rejected').length >= 4, 120_000);
+    const rejectedEvents = eventsOf(mq.messages, 'file.rejected');
+    expect(rejectedEvents.map((e) => e.sha256).sort()).toEqual([sha.corrupt, sha.trunc, sha.truncFast, sha.empty].sort());
+    for (const e of rejectedEvents) expect(e.reason).toEqual(bySha[e.sha256 as string].reason);
+
+    // A recording whose sidecar is a symlink gets no metadata through it: it is held, not filled from outside.
+    expect(bySha[sha.linkedSidecar]).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null, place: null });
+    expect(bySha[sha.junkSidecar]).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null, place: null });
+    expect(daemon.logs.some((l) => l.msg === 'sidecar ignored' && l.path === path.join('DCIM', n.junkSidecar))).toBe(true);
+
+    // Symlinks, the symlinked directory, the fifo, the text file and the non-UTF-8 name: skipped, each with a reason.
+    const docked = eventsOf(mq.messages, 'recorder.docked');
+    expect(docked).toHaveLength(1);
+    const skipped = docked[0].skipped as { relPath: string; reason: string }[];
+    const reasonFor = (pred: (p: string) => boolean) => skipped.find((s) => pred(s.relPath))?.reason;
+    expect(reasonFor((p) => p === path.join('DCIM', n.symlink))).toMatch(/symbolic link/);
+    expect(reasonFor((p) => p === 'LINKED')).toMatch(/symbolic link/);
+    expect(reasonFor((p) => p === path.join('DCIM', metaName(n.linkedSidecar)))).toMatch(/symbolic link/);
+    expect(reasonFor((p) => p === path.join('DCIM', n.fifo))).toMatch(/not a regular file/);
+    expect(reasonFor((p) => p === path.join('DCIM', 'notes.txt'))).toMatch(/not a recording/);
+    expect(reasonFor((p) => p.includes('bad-'))).toMatch(/not valid UTF-8/);
+    expect(reasonFor((p) => p.includes('break-'))).toMatch(/control characters/);
+    expect(reasonFor((p) => p.startsWith(path.join('L0', 'L1')))).toMatch(/deeper than/);
+    expect(rows.map((r) => r.filename)).not.toContain(n.symlink);
+    expect(rows.map((r) => r.filename)).not.toContain(n.fifo);
+    expect(rows.map((r) => r.filename)).not.toContain(linkedDirName);
+
+    // Nothing from outside the volume (or behind the bad name) is in the store or at HQ, nor any outside metadata.
+    const stored = await storedObjectNames(world.storeDir);
+    expect(stored).toEqual(Object.values(sha).sort());
+    const inStore = await contentHashesUnder(world.storeDir);
+    const atHq = await contentHashesUnder(path.join(dir, 'hq'));
+    for (const [what, h] of Object.entries(forbidden)) {
+      expect(inStore.has(h), `${what} in the store`).toBe(false);
+      expect(atHq.has(h), `${what} at HQ`).toBe(false);
+    }
+    expect(atHq.has(sha.valid)).toBe(true); // the check above can see uploads
+    expect(JSON.stringify(tus.finished.map((u) => u.metadata))).not.toMatch(/LEAK/);
+    expect(JSON.stringify(rows)).not.toMatch(/LEAK/);
+    expect(await fs.readdir(path.join(world.storeDir, 'tmp'))).toEqual([]);
+
+    // The volume and everything it links to were only read; nothing was written beside it.
+    expect(await rawTreeFingerprint(volume)).toEqual(volumeBefore);
+    expect(await rawTreeFingerprint(outside)).toEqual(outsideBefore);
+    expect((await fs.readdir(world.mountRoot)).sort()).toEqual(['EVIL', 'REC1', 'stray.mp4']);
+
+    // Still taking recorders after all that.
+    const later = await sampleMedia('video', 2, 209);
+    const laterName = recordingName({ at: '20261128090000', seq: 11 });
+    await dockVolume(world.mountRoot, 'REC2', async (v) => {
+      await fs.copyFile(later, path.join(v, laterName));
+      await fs.writeFile(path.join(v, metaName(laterName)), sidecar('C-LATER'));
+    });
+    const laterSha = await sha256OfFile(later);
+    await waitFor('the clip of the next recorder uploaded', () => tus.finished.some((u) => u.sha256 === laterSha), 180_000);
+    expect(tus.finished).toHaveLength(3);
+    // Only the two real volumes were ever docked (the mount-root symlink and stray file never were).
+    await waitForIngestFinished(daemon, 2);
+    await waitFor('the second recorder.docked event', () => eventsOf(mq.messages, 'recorder.docked').length >= 2, 120_000);
+    expect(eventsOf(mq.messages, 'recorder.docked').map((e) => path.basename(e.volume as string))).toEqual(['REC1', 'REC2']);
+    expect(daemon.logs.filter((l) => l.msg === 'recorder ingest finished').map((l) => path.basename(l.volume as string))).toEqual(['REC1', 'REC2']);
+    expect((await contentHashesUnder(world.storeDir)).has(forbidden.secret)).toBe(false);
+
+    expect(await daemon.stop()).toBe(0);
+  }, 300_000);
+});
