@@ -11,7 +11,7 @@ interface Pipe {
   queue: Buffer[];
   queued: number;
   ended: boolean;
-  /** Bytes that count against the rate limit (client → upstream only, when `uploadOnly`). */
+  /** Client → server: counts against the rate limit. */
   limited: boolean;
 }
 
@@ -37,9 +37,8 @@ export class ThrottleProxy {
   /** `bytesPerSecond`: the client → server rate (Infinity: unlimited). Server → client is never limited. */
   constructor(private readonly target: { host?: string; port: number }, private bytesPerSecond = Infinity) {}
 
-  get host(): string { return `127.0.0.1:${this.port}`; }
+  /** Open proxied connections. */
   get connections(): number { return this.conns.size; }
-  get isPaused(): boolean { return this.paused; }
 
   async start(port?: number): Promise<void> {
     if (port) this.port = port;
@@ -89,11 +88,9 @@ export class ThrottleProxy {
     const down: Pipe = { src: upstream, dst: client, queue: [], queued: 0, ended: false, limited: false };
     const conn: Conn = { client, upstream, pipes: [up, down] };
     this.conns.add(conn);
-    const close = () => {
-      if (!this.conns.delete(conn)) return;
-      client.destroy();
-      upstream.destroy();
-    };
+    // An abrupt end of either side (reset, error) is passed on as one; a clean half-close is passed on in order.
+    const close = () => { client.destroy(); upstream.destroy(); };
+    const forget = () => { if (client.destroyed && upstream.destroyed) this.conns.delete(conn); };
     for (const p of conn.pipes) {
       p.src.on('data', (chunk: Buffer) => {
         p.queue.push(chunk);
@@ -104,7 +101,8 @@ export class ThrottleProxy {
       // A half-close is passed on once everything queued before it has been written.
       p.src.on('end', () => { p.ended = true; this.flush(p); });
       p.src.on('error', close);
-      p.src.on('close', () => { if (!p.ended) close(); else if (!p.queued) close(); });
+      p.src.on('close', () => { if (!p.ended) close(); forget(); });
+      p.dst.on('drain', () => this.flush(p));
     }
     if (this.paused) { client.pause(); upstream.pause(); }
   }
@@ -124,7 +122,8 @@ export class ThrottleProxy {
   private flush(p: Pipe): void {
     if (this.paused) return;
     const unlimited = !p.limited || !Number.isFinite(this.bytesPerSecond);
-    while (p.queued > 0) {
+    // Backpressure: bytes wait here (and the source is paused) while the destination has not taken the last ones.
+    while (p.queued > 0 && p.dst.writableLength < HIGH_WATER) {
       const budget = unlimited ? p.queued : Math.floor(this.tokens);
       if (budget <= 0) break;
       const head = p.queue[0];
@@ -136,10 +135,7 @@ export class ThrottleProxy {
       if (p.limited) this.bytesUp += n;
       if (!p.dst.destroyed) p.dst.write(piece);
     }
-    if (p.queued <= HIGH_WATER / 2 && !p.ended && !p.src.destroyed) p.src.resume();
-    if (p.ended && p.queued === 0 && !p.dst.destroyed) {
-      p.dst.end();
-      if (p.src.destroyed) p.dst.destroySoon?.();
-    }
+    if (p.queued <= HIGH_WATER / 2 && p.dst.writableLength < HIGH_WATER && !p.ended && !p.src.destroyed) p.src.resume();
+    if (p.ended && p.queued === 0 && !p.dst.destroyed && !p.dst.writableEnded) p.dst.end();
   }
 }
