@@ -67,17 +67,33 @@ export async function exportRecording(config: Config, catalog: Catalog, file: Fi
   await fs.mkdir(dir, { recursive: true });
   const base = `${file.id}-${path.basename(file.filename)}`;
   const target = path.join(dir, base);
-  const copied = await copyAndHash(objects.pathOf(file.sha256), target).catch(async (e) => {
-    if ((e as { code?: string }).code === 'TARGET_IO') throw new Error(`${target} exists already or cannot be written: ${(e as Error).message}`);
-    throw e;
+  const metaPath = `${target}.meta.json`;
+  // Both names are claimed before anything is copied or audited: an export either completes (copy, manifest, audit
+  // entry) or leaves nothing of its own behind, and never overwrites what is in DIR already.
+  const h = await fs.open(metaPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444).catch((e) => {
+    throw new Error(`${metaPath} exists already or cannot be written: ${(e as Error).message}`);
   });
-  if (copied.sha256 !== file.sha256) {
-    await fs.rm(target, { force: true });
-    throw new Error(`the copy hashes to ${copied.sha256}, expected ${file.sha256}: stored object damaged (run dockctl verify)`);
+  let entry;
+  let by;
+  let copiedHere = false;
+  try {
+    const copied = await copyAndHash(objects.pathOf(file.sha256), target).catch(async (e) => {
+      if ((e as { code?: string }).code === 'TARGET_IO') throw new Error(`${target} exists already or cannot be written: ${(e as Error).message}`);
+      throw e;
+    });
+    copiedHere = true;
+    if (copied.sha256 !== file.sha256) {
+      throw new Error(`the copy hashes to ${copied.sha256}, expected ${file.sha256}: stored object damaged (run dockctl verify)`);
+    }
+    await fs.chmod(target, 0o444);
+    by = whoIsAsking();
+    entry = catalog.audit('file.exported', file.sha256, { id: file.id, to: target, by });
+  } catch (e) {
+    await h.close().catch(() => {});
+    await fs.rm(metaPath, { force: true });
+    if (copiedHere) await fs.rm(target, { force: true });
+    throw e;
   }
-  await fs.chmod(target, 0o444);
-  const by = whoIsAsking();
-  const entry = catalog.audit('file.exported', file.sha256, { id: file.id, to: target, by });
   const manifest = {
     id: file.id, sha256: file.sha256, ...(file.sm3 ? { sm3: file.sm3 } : {}), size: file.size, state: file.state,
     metadata: uploadMetadata(file, config.station.id), sourcePath: file.source_path, recorderTime: file.recorder_time,
@@ -85,11 +101,9 @@ export async function exportRecording(config: Config, catalog: Catalog, file: Fi
     audit: catalog.auditEntries({ subject: file.sha256 }).map((a) => ({ ...a, data: JSON.parse(a.data) })),
     exportedAt: entry.at, exportedBy: by,
   };
-  const metaPath = `${target}.meta.json`;
-  const h = await fs.open(metaPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444);
   try { await h.writeFile(JSON.stringify(manifest, null, 2)); await h.sync(); } finally { await h.close(); }
   await fsyncDir(dir);
-  if (json) out(JSON.stringify({ file: target, metadata: metaPath, sha256: copied.sha256, auditSeq: entry.seq }, null, 2));
-  else out(`exported #${file.id} to ${target} (sha256 ${copied.sha256} verified) with ${path.basename(metaPath)}; recorded as audit entry ${entry.seq}`);
+  if (json) out(JSON.stringify({ file: target, metadata: metaPath, sha256: file.sha256, auditSeq: entry.seq }, null, 2));
+  else out(`exported #${file.id} to ${target} (sha256 ${file.sha256} verified) with ${path.basename(metaPath)}; recorded as audit entry ${entry.seq}`);
   return 0;
 }

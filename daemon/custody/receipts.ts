@@ -42,15 +42,17 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
     catalog.audit('receipt.ignored', sha256, { ok, reason: 'no such recording at this station' });
     return 'unknown';
   }
-  if (file.state === 'archived') {
-    catalog.audit('receipt.duplicate', sha256, { ok, id: file.id });
+  if (file.state === 'archived' && (ok || file.local_deleted_at)) {
+    // A repeat; or HQ doubting a copy whose local object retention has already freed (nothing to send again).
+    catalog.audit('receipt.duplicate', sha256, { ok, id: file.id, ...(ok ? {} : { localFreed: file.local_deleted_at }) });
+    if (!ok) board.raise('UPLOAD_REFUSED', `receipt:${file.id}`, `HQ now reports a hash mismatch for archived ${file.filename} (${sha256.slice(0, 12)}), whose local copy was freed on ${file.local_deleted_at}`);
     return 'duplicate';
   }
-  if (file.state !== 'uploaded' && file.state !== 'uploading') {
+  if (file.state !== 'uploaded' && file.state !== 'uploading' && file.state !== 'archived') {
     catalog.audit('receipt.ignored', sha256, { ok, id: file.id, reason: `recording is ${file.state}, not uploaded` });
     return 'mismatched';
   }
-  if (ok) {
+  if (ok && file.state !== 'archived') {
     catalog.transition(file.id, 'archived', { receipt_at: at, archived_at: at, upload_offset: file.size }, {
       from: ['uploaded', 'uploading'], event: fileEvent('file.archived', { ...file, state: 'archived' }),
     });
@@ -65,8 +67,8 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
     board.raise('OBJECT_CORRUPT', `object:${sha256}`, `HQ reports a hash mismatch for ${file.filename} and the local copy no longer matches its hash either: check with dockctl verify`);
     return 'local-corrupt';
   }
-  catalog.transition(file.id, 'ready', { upload_url: null, upload_offset: 0, last_error: 'HQ receipt: hash mismatch' }, {
-    from: ['uploaded', 'uploading'], event: fileEvent('file.reupload', { ...file, state: 'ready' }, { reason: 'HQ receipt reported a hash mismatch' }),
+  catalog.transition(file.id, 'ready', { upload_url: null, upload_offset: 0, receipt_at: null, archived_at: null, last_error: 'HQ receipt: hash mismatch' }, {
+    from: ['uploaded', 'uploading', 'archived'], event: fileEvent('file.reupload', { ...file, state: 'ready' }, { reason: 'HQ receipt reported a hash mismatch' }),
   });
   board.raise('UPLOAD_REFUSED', `receipt:${file.id}`, `HQ's copy of ${file.filename} (${sha256.slice(0, 12)}) does not match; uploading it again from the start`);
   deps.bus.emit('upload.wanted');

@@ -1,0 +1,174 @@
+/**
+ * The audit chain through dockctl, on the catalog a real daemon wrote (real mosquitto, real tus server, HQ receipts):
+ * copies of the stopped daemon's store are tampered with by plain SQL (an edited row, a deleted row, two rows
+ * swapped) and `dockctl verify` must fail naming the first broken entry, while the untouched catalog verifies.
+ * `dockctl audit --since` filters by time.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sampleMedia } from '../../scripts/media.ts';
+import { dockctlAudit, sendReceipt, writeConfigVariant, type AuditJson } from '../helpers/custodyTrail.ts';
+import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
+import { dockctlFiles } from '../helpers/edgeCases.ts';
+import { Mosquitto } from '../helpers/mosquitto.ts';
+import { waitFor } from '../helpers/ports.ts';
+import { dockRecordings } from '../helpers/recordings.ts';
+import { TusTestServer } from '../helpers/tusServer.ts';
+
+const ST = 'test-st';
+
+type StoredRow = Omit<AuditJson, 'seq' | 'data'> & { data: string };
+
+interface VerifyJson { ok: boolean; checked: number; bad: unknown[]; audit: { ok: boolean; entries: number; firstBroken?: { seq: number; problem: string } } }
+
+describe('dockctl verify and audit on a real catalog', () => {
+  let dir: string;
+  let broker: Mosquitto;
+  let tus: TusTestServer;
+  let daemon: DaemonProcess | null = null;
+
+  beforeEach(async () => {
+    dir = await tempDir('dockd-tamper-');
+    broker = new Mosquitto(path.join(dir, 'mosquitto'));
+    await broker.start();
+    tus = new TusTestServer(path.join(dir, 'hq'));
+    await tus.start();
+  });
+
+  afterEach(async () => {
+    await daemon?.kill9();
+    daemon = null;
+    await tus.stop();
+    await broker.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('detects an edited, a deleted and a reordered row in copies of the catalog; the untouched one verifies; --since filters', async () => {
+    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
+    daemon = new DaemonProcess(world.configFile);
+    daemon.start();
+    await daemon.started();
+    const { files } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 631), await sampleMedia('video', 1, 632)]);
+    await waitFor('both uploaded', async () => {
+      const rows = await dockctlFiles(world.configFile);
+      return rows.length === 2 && rows.every((f) => f.state === 'uploaded');
+    }, 120_000);
+
+    // Everything so far happened before `mark`; the receipts (and what they cause) after it.
+    const early = await dockctlAudit(world.configFile);
+    await new Promise((r) => setTimeout(r, 20)); // `at` has millisecond resolution: step past the last entry's
+    const mark = new Date().toISOString();
+    for (const f of files) await sendReceipt(broker.url, ST, { sha256: f.sha256, ok: true });
+    await waitFor('both archived', async () => (await dockctlFiles(world.configFile)).every((f) => f.state === 'archived'), 120_000);
+    await sendReceipt(broker.url, ST, { sha256: files[0].sha256, ok: true }); // a duplicate, audited
+    await waitFor('the duplicate audited', async () => (await dockctlAudit(world.configFile)).some((e) => e.type === 'receipt.duplicate'), 60_000);
+
+    // --since: only entries at or after the mark, and all of those.
+    const all = await dockctlAudit(world.configFile);
+    const since = await dockctlAudit(world.configFile, mark);
+    expect(since.length).toBeGreaterThanOrEqual(3);
+    expect(since.length).toBeLessThan(all.length);
+    expect(since.every((e) => e.at >= mark)).toBe(true);
+    expect(since.map((e) => e.seq)).toEqual(all.filter((e) => e.at >= mark).map((e) => e.seq));
+    expect(since.map((e) => e.type)).toEqual(expect.arrayContaining(['file.archived', 'receipt.duplicate']));
+    for (const e of early) expect(since.map((x) => x.seq)).not.toContain(e.seq);
+    expect(since.filter((e) => e.type === 'file.archived').map((e) => e.subject).sort()).toEqual(files.map((f) => f.sha256).sort());
+    // The same instant written with an offset means the same thing.
+    const offsetMark = new Date(Date.parse(mark) + 8 * 3600_000).toISOString().replace('Z', '+08:00');
+    expect((await dockctlAudit(world.configFile, offsetMark)).map((e) => e.seq)).toEqual(since.map((e) => e.seq));
+    const bad = await runDockctl(world.configFile, ['audit', '--since', 'last tuesday']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--since/);
+    // Plain text lists the entries too.
+    const text = await runDockctl(world.configFile, ['audit', '--since', mark]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/file\.archived/);
+    expect(text.stdout).not.toMatch(/config\.loaded/);
+
+    // Stop the daemon so its store is at rest, then make copies of it (catalog with its WAL, and the objects).
+    expect(await daemon.stop()).toBe(0);
+    daemon = null;
+    const chain = await dockctlAudit(world.configFile);
+    const copyOf = async (name: string): Promise<{ configFile: string; catalog: string }> => {
+      const storeDir = path.join(dir, 'copies', name, 'store');
+      await fs.cp(world.storeDir, storeDir, { recursive: true });
+      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), { storage: { dir: storeDir } });
+      return { configFile, catalog: path.join(storeDir, 'catalog.sqlite') };
+    };
+    const tamper = (catalog: string, fn: (db: Database.Database) => void): void => {
+      const db = new Database(catalog);
+      try { fn(db); } finally { db.close(); }
+    };
+    const verify = async (configFile: string): Promise<{ code: number; text: string; json: VerifyJson }> => {
+      const t = await runDockctl(configFile, ['verify']);
+      const j = await runDockctl(configFile, ['verify', '--json']);
+      expect(j.code).toBe(t.code);
+      return { code: t.code, text: t.stdout, json: JSON.parse(j.stdout) as VerifyJson };
+    };
+    // A middle entry about a recording, with entries on both sides of it.
+    const victim = chain.find((e) => e.type === 'file.uploaded')!;
+    expect(victim.seq).toBeGreaterThan(1);
+    expect(chain.filter((e) => e.seq > victim.seq + 1).length).toBeGreaterThanOrEqual(2);
+
+    // Untouched copy: intact.
+    const clean = await copyOf('clean');
+    const ok = await verify(clean.configFile);
+    expect(ok.code, ok.text).toBe(0);
+    expect(ok.json).toMatchObject({ ok: true, bad: [], audit: { ok: true } });
+    expect(ok.text).toMatch(/audit chain: ok/);
+
+    // An edited row: the entry itself is named.
+    const edited = await copyOf('edited');
+    tamper(edited.catalog, (db) => {
+      const data = JSON.parse((db.prepare('SELECT data FROM audit WHERE seq = ?').get(victim.seq) as { data: string }).data) as Record<string, unknown>;
+      db.prepare('UPDATE audit SET data = ? WHERE seq = ?').run(JSON.stringify({ ...data, sha256: '0'.repeat(64) }), victim.seq);
+    });
+    const e1 = await verify(edited.configFile);
+    expect(e1.code).not.toBe(0);
+    expect(e1.json.audit).toMatchObject({ ok: false, firstBroken: { seq: victim.seq } });
+    expect(e1.json.bad).toEqual([]); // the objects are fine: it is the chain that fails
+    expect(e1.text).toContain(`BAD audit chain: entry ${victim.seq}:`);
+
+    // A deleted row: the gap is named (the entry after it, reporting the missing seq).
+    const deleted = await copyOf('deleted');
+    tamper(deleted.catalog, (db) => { db.prepare('DELETE FROM audit WHERE seq = ?').run(victim.seq); });
+    const e2 = await verify(deleted.configFile);
+    expect(e2.code).not.toBe(0);
+    expect(e2.json.audit.ok).toBe(false);
+    expect(e2.json.audit.firstBroken!.seq).toBe(victim.seq + 1);
+    expect(e2.json.audit.firstBroken!.problem).toContain(String(victim.seq));
+    expect(e2.json.bad).toEqual([]);
+    expect(e2.text).toContain(`BAD audit chain: entry ${victim.seq + 1}:`);
+
+    // Two rows swapped (contents exchanged between seq k and a later one): the first position is named.
+    const reordered = await copyOf('reordered');
+    const other = chain.find((e) => e.seq > victim.seq + 1 && e.seq < chain[chain.length - 1].seq)!;
+    tamper(reordered.catalog, (db) => {
+      const get = db.prepare('SELECT at, type, subject, data, prev_hash, hash FROM audit WHERE seq = ?');
+      const put = db.prepare('UPDATE audit SET at = ?, type = ?, subject = ?, data = ?, prev_hash = ?, hash = ? WHERE seq = ?');
+      const [a, b] = [get.get(victim.seq), get.get(other.seq)] as StoredRow[];
+      db.transaction(() => {
+        put.run(b.at, b.type, b.subject, b.data, b.prev_hash, b.hash, victim.seq);
+        put.run(a.at, a.type, a.subject, a.data, a.prev_hash, a.hash, other.seq);
+      })();
+    });
+    const e3 = await verify(reordered.configFile);
+    expect(e3.code).not.toBe(0);
+    expect(e3.json.audit).toMatchObject({ ok: false, firstBroken: { seq: victim.seq } });
+    expect(e3.text).toContain(`BAD audit chain: entry ${victim.seq}:`);
+
+    // A broken chain is not extended by verify (that would bury the break), and keeps failing.
+    const countAfter = (await dockctlAudit(edited.configFile)).length;
+    expect(countAfter).toBe(chain.length);
+    expect((await verify(edited.configFile)).code).not.toBe(0);
+
+    // The original catalog was never touched: it verifies, and that verification is itself audited.
+    const orig = await verify(world.configFile);
+    expect(orig.code, orig.text).toBe(0);
+    const verifies = (await dockctlAudit(world.configFile)).filter((e) => e.type === 'verify');
+    expect(verifies.length).toBeGreaterThanOrEqual(2);
+    expect(verifies.at(-1)!.data).toMatchObject({ ok: true, checked: 2 });
+  }, 300_000);
+});
