@@ -11,7 +11,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const purpose = process.argv[2] ?? 'run';
 const NEEDS = {
   run: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg' },
-  test: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', socat: 'socat' },
+  test: {
+    ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', mosquitto_passwd: 'mosquitto', socat: 'socat', chromium: 'chromium',
+    'systemd-analyze': 'systemd', 'mkfs.ext4': 'e2fsprogs', losetup: 'mount', openssl: 'openssl',
+  },
   bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils' },
 }[purpose];
 if (!NEEDS) { console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench)`); process.exit(2); }
