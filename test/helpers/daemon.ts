@@ -100,6 +100,8 @@ export async function makeWorld(dir: string, o: WorldOptions): Promise<{ configF
     devices: o.devices ?? [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
     hq: { embedded: false, tus: { endpoint: o.tusEndpoint, stallTimeoutSeconds: 5, maxRetryDelaySeconds: 2, ...(o.tus ?? {}) }, mqtt: { url: o.mqttUrl, topicPrefix: 'dockd' } },
     log: { level: 'debug' },
+    // Tests run daemons side by side: the station page on a port of its own choosing unless a test names one.
+    http: { listen: '127.0.0.1:0' },
     ...(o.extra ?? {}),
   };
   const configFile = path.join(dir, 'dockd.yaml');
