@@ -26,6 +26,9 @@ export interface RecorderIdentity {
 
 export type OpenTransport = (target: string) => Promise<ByteTransport>;
 
+/** Logins tried on a tty that just appeared before the recorder counts as not answering (see dock()). */
+const LOGIN_ATTEMPTS = 3;
+
 const PLAIN_REASON: Record<string, string> = {
   BC_AUTH_FAILED: '密码错误 wrong password',
   BC_TIMEOUT: 'recorder does not answer',
@@ -76,7 +79,11 @@ export class RecorderLinks {
   private async watchDir(dir: string): Promise<void> {
     this.watcher = watch(dir, { depth: 0, ignoreInitial: false, followSymlinks: false });
     this.watcher.on('add', (p) => { if (path.dirname(p) === dir) this.linkAppeared(p, null); });
-    this.watcher.on('unlink', (p) => { this.active.get(p)?.abort(); });
+    this.watcher.on('unlink', (p) => {
+      this.active.get(p)?.abort();
+      // A recorder that failed and was taken away: its tile goes (the alarm stays until its cause clears or an admin acknowledges it).
+      if (this.deps.board.recorders.get(this.tileKey(p))?.state === 'error') this.deps.board.removeRecorder(this.tileKey(p));
+    });
     this.watcher.on('error', (e) => this.log.error({ err: (e as Error).message }, 'serial dir watcher error'));
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
     this.log.info({ serialDir: dir }, 'watching for recorder control channels');
@@ -141,13 +148,25 @@ export class RecorderLinks {
       current: null, safeToUndock: false, error: null, bay, battery: null, driftMs: null,
     });
     let transport: ByteTransport | null = null;
-    let result: HandshakeResult;
+    let result!: HandshakeResult;
+    let identity!: RecorderIdentity;
+    let waiting: (RecorderIdentity & { timer: NodeJS.Timeout }) | null = null;
     try {
       transport = await (this.deps.openTransport ?? ((t) => openSerial(t)))(link);
       const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
       const guess = config.devices.find((d) => path.basename(link).includes(d.serial));
       const password = guess?.password ?? config.dock.recorderPassword;
-      result = await handshake(client, { password, now: this.deps.now, massStorage: false });
+      // A tty that has just appeared may drop what is written before the recorder listens on it (opening a tty
+      // flushes its queues): a login met by silence is tried again before the recorder counts as not answering.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          result = await handshake(client, { password, now: this.deps.now, massStorage: false });
+          break;
+        } catch (e) {
+          if (attempt >= LOGIN_ATTEMPTS || signal.aborted || !(isBcError(e) && e.code === 'BC_TIMEOUT' && e.step === 'login')) throw e;
+          this.log.debug({ link, attempt }, 'no answer to the login yet; trying again');
+        }
+      }
       const known = config.devices.find((d) => d.serial === result.serial);
       if (!known && !config.dock.allowUnknown) {
         this.fail(key, link, result.serial, 'UNKNOWN_RECORDER', `unknown recorder ${result.serial} (officer ${result.officerId}) refused: not in devices and dock.allowUnknown is false`);
@@ -158,10 +177,17 @@ export class RecorderLinks {
         // The device names its own password: log in again with it before switching.
         await client.login(known.password);
       }
+      identity = {
+        serial: result.serial, officerId: result.officerId, officerName: result.officerName || known?.officerName || null, unitNo: result.unitNo || null,
+        battery: result.battery, driftMs: result.driftMs, recorderClock: result.recorderClock.toISOString(), portPath, bay, link, at: this.deps.now().toISOString(),
+      };
+      // Wait for the storage before asking for it: the volume can appear before this side has read the acknowledgement.
+      waiting = this.awaitStorage(identity, key);
       try { await client.enableMassStorage(); }
       catch (e) { if (!(isBcError(e) && e.code === 'BC_CLOSED')) throw e; } // the link may drop before the ack is read
       client.dispose();
     } catch (e) {
+      if (waiting && this.awaiting.get(waiting.serial) === waiting) { clearTimeout(waiting.timer); this.awaiting.delete(waiting.serial); }
       const code = isBcError(e) ? e.code : (e as { code?: string }).code ?? 'LINK_FAILED';
       const reason = PLAIN_REASON[code] ?? (e as Error).message;
       this.fail(key, link, null, code === 'BC_AUTH_FAILED' ? 'WRONG_PASSWORD' : 'RECORDER_HANDSHAKE_FAILED', `${name}: ${reason} (${(e as Error).message})`);
@@ -169,22 +195,37 @@ export class RecorderLinks {
     } finally {
       await transport?.close().catch(() => {});
     }
-    const known = config.devices.find((d) => d.serial === result.serial);
-    const identity: RecorderIdentity = {
-      serial: result.serial, officerId: result.officerId, officerName: result.officerName || known?.officerName || null, unitNo: result.unitNo || null,
-      battery: result.battery, driftMs: result.driftMs, recorderClock: result.recorderClock.toISOString(), portPath, bay, link, at: this.deps.now().toISOString(),
-    };
-    this.deps.catalog.audit('recorder.handshake', result.serial, { ...identity });
+    this.deps.catalog.audit('recorder.handshake', identity.serial, { ...identity });
     this.log.info({ serial: identity.serial, officer: identity.officerId, battery: identity.battery, driftMs: identity.driftMs, bay }, 'recorder identified; switched to mass storage');
-    board.patchRecorder(key, { serial: identity.serial, officerId: identity.officerId, officerName: identity.officerName, battery: identity.battery, driftMs: identity.driftMs, state: 'identifying', current: 'waiting for storage' });
-    const timer = setTimeout(() => {
-      if (!this.awaiting.delete(identity.serial)) return;
-      this.fail(key, link, identity.serial, 'RECORDER_NO_STORAGE', `recorder ${identity.serial} did not return as storage within ${config.dock.storageTimeoutSeconds} s: re-dock it`);
-    }, config.dock.storageTimeoutSeconds * 1000);
-    this.awaiting.set(identity.serial, { ...identity, timer });
+    // This recorder (or this port) docked well: earlier handshake alarms about it are over.
+    this.deps.board.clear(`link:${identity.serial}`);
+    this.deps.board.clear(`link:${link}`);
+    if (this.awaiting.get(identity.serial) === waiting) {
+      board.patchRecorder(key, { serial: identity.serial, officerId: identity.officerId, officerName: identity.officerName, battery: identity.battery, driftMs: identity.driftMs, state: 'identifying', current: 'waiting for storage' });
+    }
     // The tile for the control channel goes when the volume is claimed; keep it visible until then.
     if (signal.aborted) return;
     await sleep(0);
+  }
+
+  /**
+   * Registers a recorder as waiting for its storage, with the alarm if it never comes. A newer dock of the same
+   * recorder replaces an entry whose storage never came (and its timer, which must not end the newer one).
+   */
+  private awaitStorage(identity: RecorderIdentity, key: string): RecorderIdentity & { timer: NodeJS.Timeout } {
+    const { config } = this.deps;
+    const previous = this.awaiting.get(identity.serial);
+    if (previous) clearTimeout(previous.timer);
+    const entry: RecorderIdentity & { timer: NodeJS.Timeout } = {
+      ...identity,
+      timer: setTimeout(() => {
+        if (this.awaiting.get(identity.serial) !== entry) return;
+        this.awaiting.delete(identity.serial);
+        this.fail(key, identity.link, identity.serial, 'RECORDER_NO_STORAGE', `recorder ${identity.serial} did not return as storage within ${config.dock.storageTimeoutSeconds} s: re-dock it`);
+      }, config.dock.storageTimeoutSeconds * 1000),
+    };
+    this.awaiting.set(identity.serial, entry);
+    return entry;
   }
 
   private fail(key: string, link: string, serial: string | null, code: 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE', message: string): void {

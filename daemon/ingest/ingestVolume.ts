@@ -79,6 +79,8 @@ export class VolumeSession {
   private readonly slog: Logger;
   private announced = false;
   private driftMs: number | null = null;
+  /** The officer the recorder named on its control channel (+UID), when it has one. */
+  private linkedOfficer: { officerId: string; officerName: string | null } | null = null;
 
   constructor(private readonly deps: IngestDeps, readonly volumePath: string) {
     this.sessionId = deps.catalog.openSession(volumePath, deps.now().toISOString());
@@ -137,6 +139,7 @@ export class VolumeSession {
       Object.assign(status, who);
       if (linked) Object.assign(status, { battery: linked.battery, driftMs: linked.driftMs, bay: linked.bay });
       this.driftMs = linked?.driftMs ?? null;
+      this.linkedOfficer = linked ? { officerId: linked.officerId, officerName: who.officerName } : null;
       status.files.skipped = found.skipped.length;
       catalog.tx(() => {
         catalog.updateSession(this.sessionId, {
@@ -174,7 +177,7 @@ export class VolumeSession {
       const bytesBefore = status.bytes.done;
       board.patchRecorder(volumePath, {});
       try {
-        const outcome = await ingestOne(deps, rec, this.sessionId, status.serial, this.driftMs, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
+        const outcome = await ingestOne(deps, rec, this.sessionId, status.serial, this.driftMs, this.linkedOfficer, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
         this.handled.set(rec.relPath, fingerprintOf(rec));
         if (outcome.state === 'known' || outcome.state === 'duplicate') status.files.alreadyStored++;
         else status.files.copied++;
@@ -279,7 +282,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 type Outcome = { state: 'known' | 'rejected' | 'needs-annotation' | 'ready' | 'duplicate' | string };
 
-async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: number, sessionSerial: string | null, driftMs: number | null, onBytes: (n: number) => void, signal: AbortSignal): Promise<Outcome> {
+async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: number, sessionSerial: string | null, driftMs: number | null,
+  linkedOfficer: { officerId: string; officerName: string | null } | null, onBytes: (n: number) => void, signal: AbortSignal): Promise<Outcome> {
   const { catalog, objects } = deps;
   const parsed = parseRecordingName(path.basename(rec.relPath));
   const deviceSerial = parsed?.serial ?? sessionSerial;
@@ -299,6 +303,14 @@ async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: numbe
   const meta = buildMetadata({
     name: parsed, sidecar: sc.sidecar, devices: deps.config.devices, sessionSerial, timeZone: deps.timeZone, defaultPlace: deps.config.station.place,
   });
+  if (linkedOfficer && meta.deviceSerial === sessionSerial) {
+    // The recorder named its officer on its control channel: that identity holds for files whose names carry none
+    // (a recorder not in `devices`, ingested because dock.allowUnknown is true), and names the collector.
+    meta.officerId ??= linkedOfficer.officerId;
+    if (!sc.sidecar.collector && meta.officerId === linkedOfficer.officerId && (meta.collector === null || meta.collector === meta.officerId)) {
+      meta.collector = linkedOfficer.officerName ?? linkedOfficer.officerId;
+    }
+  }
   const fileId = catalog.beginCopy({
     size: rec.size, kind: rec.kind, filename: path.basename(rec.relPath), source_path: rec.relPath, session_id: sessionId,
     device_serial: meta.deviceSerial, officer_id: meta.officerId, captured_at: meta.capturedAt, captured_at_source: meta.capturedAtSource,
