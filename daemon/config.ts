@@ -30,7 +30,7 @@ export interface Config {
     receiptTimeoutSeconds: number;
     auditIntervalSeconds: number;
   };
-  usb: { enabled: boolean; sysfsRoot: string; runtimeMountRoot: string; fingerprints: Record<string, unknown>[] };
+  usb: { enabled: boolean; hotplug: 'auto' | 'libusb' | 'sysfs'; sysfsRoot: string; devRoot: string; runtimeMountRoot: string; fingerprints: Record<string, unknown>[] };
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string };

@@ -31,10 +31,11 @@ export class UsbDocking {
 
   async start(): Promise<void> {
     const { config } = this.deps;
-    const sysfs = new Sysfs({ root: config.usb.sysfsRoot });
-    this.hotplug = this.deps.hotplug ?? new LibusbHotplug({ log: this.log });
+    const sysfs = new Sysfs({ root: config.usb.sysfsRoot, devRoot: config.usb.devRoot });
+    this.hotplug = this.deps.hotplug ?? (config.usb.hotplug === 'sysfs' ? new SysfsPoller({ sysfs }) : new LibusbHotplug({ log: this.log }));
     try { await this.hotplug.start(); }
     catch (e) {
+      if (config.usb.hotplug === 'libusb') throw e;
       this.log.warn({ err: (e as Error).message }, 'libusb hotplug unavailable: polling sysfs instead');
       this.hotplug = new SysfsPoller({ sysfs });
       await this.hotplug.start();
