@@ -123,7 +123,8 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   config.dock.serialDir = path.resolve(baseDir, config.dock.serialDir);
   config.usb.runtimeMountRoot = path.resolve(baseDir, config.usb.runtimeMountRoot);
   const port = Number(config.http.listen.slice(config.http.listen.lastIndexOf(':') + 1));
-  if (port < 1 || port > 65535) throw new ConfigError(`config: http.listen: port must be 1-65535 (got ${port})`);
+  // Port 0: any free port (the log and the start line say which).
+  if (port < 0 || port > 65535) throw new ConfigError(`config: http.listen: port must be 0-65535 (got ${port})`);
   const adminPassword = (config.http as { adminPassword?: Secret }).adminPassword;
   delete (config.http as { adminPassword?: Secret }).adminPassword;
   if (adminPassword !== undefined) {

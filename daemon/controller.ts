@@ -99,6 +99,10 @@ export class Controller {
       timeZone, stationId: config.station.id, onReady: () => this.bus.emit('upload.wanted'),
       space: this.storage,
       identityFor: (volume) => this.links.claim(path.basename(volume), usbPorts.get(volume) ?? null),
+      placeFor: (volume) => {
+        const port = usbPorts.get(volume);
+        return port ? { bay: this.links.bayOf(port), portPath: port } : undefined;
+      },
       onUndocked: (volume) => { this.links.release(path.basename(volume)); usbPorts.delete(volume); },
     });
     await this.dock.start();

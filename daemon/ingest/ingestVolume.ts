@@ -24,6 +24,8 @@ export interface IngestDeps extends ClassifyDeps {
   space?: { waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> };
   /** Who a volume belongs to, when its recorder identified itself on a control channel (paired by port or name). */
   identityFor?: (volumePath: string) => { serial: string; officerId: string; officerName: string | null; battery: number | null; driftMs: number | null; bay: string | null; portPath: string | null } | undefined;
+  /** Where a volume dockd mounted itself (USB) sits: its bay (dock.bays) and port path, for a recorder with no control channel. */
+  placeFor?: (volumePath: string) => { bay: string | null; portPath: string | null } | undefined;
   /** The recorder's storage as something dockd may delete from (wipe gate); default: the directory itself. */
   volumeFor?: (volumePath: string) => RecorderVolume;
 }
@@ -138,18 +140,20 @@ export class VolumeSession {
         : identifyRecorder(status.name, found.recordings, deps.config.devices);
       Object.assign(status, who);
       if (linked) Object.assign(status, { battery: linked.battery, driftMs: linked.driftMs, bay: linked.bay });
+      const place = linked ?? deps.placeFor?.(volumePath);
+      if (place) status.bay = place.bay;
       this.driftMs = linked?.driftMs ?? null;
       this.linkedOfficer = linked ? { officerId: linked.officerId, officerName: who.officerName } : null;
       status.files.skipped = found.skipped.length;
       catalog.tx(() => {
         catalog.updateSession(this.sessionId, {
           device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skipped.length,
-          battery: linked?.battery ?? null, drift_ms: linked?.driftMs ?? null, bay: linked?.bay ?? null, port_path: linked?.portPath ?? null,
+          battery: linked?.battery ?? null, drift_ms: linked?.driftMs ?? null, bay: place?.bay ?? null, port_path: place?.portPath ?? null,
         });
         for (const s of found.skipped) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
         catalog.enqueue('event', {
           type: 'recorder.docked', at: deps.now().toISOString(), volume: volumePath, sessionId: this.sessionId, deviceSerial: who.serial,
-          officerId: who.officerId, officerName: who.officerName, bay: linked?.bay ?? null, battery: linked?.battery ?? null, clockDriftMs: linked?.driftMs ?? null, files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: found.skipped,
+          officerId: who.officerId, officerName: who.officerName, bay: place?.bay ?? null, battery: linked?.battery ?? null, clockDriftMs: linked?.driftMs ?? null, files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: found.skipped,
         });
       });
       this.slog.info({ serial: who.serial, officer: who.officerId, files: found.recordings.length, skipped: found.skipped.length }, 'recorder docked');

@@ -101,10 +101,13 @@ describe('http config keys', () => {
     } finally { await fs.rm(dir, { recursive: true, force: true }); }
   });
 
+  it('takes port 0 as "any free port" (the daemon logs the one it got)', () => {
+    expect(validateConfig({ ...structuredClone(base), http: { listen: '127.0.0.1:0' } }).http.listen).toBe('127.0.0.1:0');
+  });
+
   it.each([
     [{ listen: '8080' }, 'config: http.listen: has an invalid value'],
-    [{ listen: '127.0.0.1:99999' }, 'config: http.listen: port must be 1-65535 (got 99999)'],
-    [{ listen: '127.0.0.1:0' }, 'config: http.listen: port must be 1-65535 (got 0)'],
+    [{ listen: '127.0.0.1:99999' }, 'config: http.listen: port must be 0-65535 (got 99999)'],
     [{ listen: '[::1]:8080', adminPassword: '' }, 'config: http.adminPassword: must not be empty'],
     [{ adminPassword: { env: 'DOCKD_TEST_NO_SUCH_VAR' } }, 'config: http.adminPassword: environment variable DOCKD_TEST_NO_SUCH_VAR is not set'],
     [{ maxFailures: 0 }, 'config: http.maxFailures'],
