@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,17 +19,30 @@ const RECIPES: Record<SampleKind, { ext: string; args: (seconds: number) => stri
   photo: { ext: 'jpg', args: () => ['-f', 'lavfi', '-i', 'testsrc2=size=640x480', '-frames:v', '1'] },
 };
 
-/** A media file made by ffmpeg, cached under .cache/fixtures; `variant` gives distinct content for the same recipe. */
-export async function sampleMedia(kind: SampleKind, seconds = 2, variant = 0): Promise<string> {
+const making = new Map<string, Promise<string>>();
+
+/**
+ * A media file made by ffmpeg, cached under .cache/fixtures; `variant` gives distinct content for the same recipe.
+ * Concurrent calls (in this process or others) never collide: each writes its own temp file and renames it in.
+ */
+export function sampleMedia(kind: SampleKind, seconds = 2, variant = 0): Promise<string> {
   const recipe = RECIPES[kind];
-  await fs.mkdir(FIXTURE_CACHE, { recursive: true });
   const file = path.join(FIXTURE_CACHE, `${kind}-${seconds}s-v${variant}.${recipe.ext}`);
-  try { await fs.access(file); return file; } catch { /* make it */ }
-  const tmp = `${file}.${process.pid}.tmp.${recipe.ext}`;
-  const args = ['-hide_banner', '-loglevel', 'error', '-y', ...recipe.args(seconds), '-metadata', `comment=dockd fixture ${variant}`, tmp];
-  await run('ffmpeg', args, { timeout: 600_000, maxBuffer: 8 << 20 });
-  await fs.rename(tmp, file);
-  return file;
+  let p = making.get(file);
+  if (!p) {
+    p = (async () => {
+      await fs.mkdir(FIXTURE_CACHE, { recursive: true });
+      try { await fs.access(file); return file; } catch { /* make it */ }
+      const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp.${recipe.ext}`;
+      const args = ['-hide_banner', '-loglevel', 'error', '-y', ...recipe.args(seconds), '-metadata', `comment=dockd fixture ${variant}`, tmp];
+      await run('ffmpeg', args, { timeout: 600_000, maxBuffer: 8 << 20 });
+      await fs.rename(tmp, file);
+      return file;
+    })();
+    making.set(file, p);
+    p.catch(() => making.delete(file));
+  }
+  return p;
 }
 
 /** A GA/T 947 style file name: officer first by default. */

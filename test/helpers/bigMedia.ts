@@ -18,7 +18,7 @@ export async function bigClip(variant = 0): Promise<string> {
   if (variant === 0) return base;
   const file = path.join(FIXTURE_CACHE, `video-big-${BASE_SECONDS}s-remux-v${variant}.mp4`);
   try { await fs.access(file); return file; } catch { /* make it */ }
-  const tmp = `${file}.${process.pid}.tmp.mp4`;
+  const tmp = `${file}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.tmp.mp4`;
   await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', base, '-map', '0', '-c', 'copy', '-metadata', `comment=dockd big fixture ${variant}`, tmp], { timeout: 300_000 });
   await fs.rename(tmp, file);
   return file;

@@ -37,7 +37,7 @@ export async function loopedClip(variant: number, plays: number): Promise<string
   const base = await sampleMedia('video', 2, variant);
   const file = path.join(FIXTURE_CACHE, `video-2s-v${variant}-x${plays}.mp4`);
   try { await fs.access(file); return file; } catch { /* make it */ }
-  const tmp = `${file}.${process.pid}.tmp.mp4`;
+  const tmp = `${file}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.tmp.mp4`;
   await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-stream_loop', String(plays - 1), '-i', base, '-map', '0', '-c', 'copy', tmp], { timeout: 300_000 });
   await fs.rename(tmp, file);
   return file;
