@@ -34,6 +34,6 @@ await fs.writeFile(path.join(staging, 'DEVICE.TXT'), `serial=${serial}\n`);
 
 await fs.mkdir(root, { recursive: true });
 await fs.rename(staging, volume); // appears at once, like a mount
-console.log(`docked a sample recorder at ${volume}: 5 recordings (one needs annotation: ${held}).`);
+console.log(`docked a sample recorder at ${volume}: 5 recordings; 2 carry complete metadata and upload at once, 3 (a clip, a photo, a sound file) wait for annotation (待补录), e.g. ${held}.`);
 console.log(`watch it:  npx dockctl status   (or the daemon's log)`);
 console.log(`undock it: rm -r '${volume}'`);
