@@ -5,7 +5,7 @@ import type { StatusBoard } from '../status/board.ts';
 import { diskInfo } from '../status/snapshot.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
-import { sleep } from '../ingest/ingestVolume.ts';
+import { sleep } from '../sleep.ts';
 
 const CHECK_EVERY_MS = 15_000;
 const DAY_MS = 86_400_000;
@@ -18,7 +18,6 @@ const DAY_MS = 86_400_000;
 export class StorageKeeper {
   private timer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
-  private lowSince: string | null = null;
   /** Copies waiting in waitForRoom: while any waits, DISK_FULL stays raised (only the waiter knows the size it needs). */
   private waiters = 0;
 
@@ -44,10 +43,8 @@ export class StorageKeeper {
     const free = await this.freeBytes();
     if (freed && free < config.storage.lowWaterBytes) this.log.warn({ freed, free }, 'still below the low-water mark after freeing expired objects');
     if (free < config.storage.lowWaterBytes) {
-      this.lowSince ??= this.deps.now().toISOString();
       board.raise('DISK_LOW', 'disk:low', `磁盘空间不足 disk low: ${Math.round(free / 1048576)} MiB free (alarm below ${Math.round(config.storage.lowWaterBytes / 1048576)} MiB)`);
     } else {
-      this.lowSince = null;
       board.clear('disk:low');
     }
     if (free >= config.storage.reserveBytes && this.waiters === 0) board.clear('disk:full');

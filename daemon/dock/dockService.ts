@@ -2,7 +2,8 @@ import path from 'node:path';
 import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
 import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
-import { sleep, UNDOCKED, VolumeSession, type IngestDeps } from '../ingest/ingestVolume.ts';
+import { UNDOCKED, VolumeSession, type IngestDeps } from '../ingest/ingestVolume.ts';
+import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
 
 interface Session { controller: AbortController; done: Promise<void> }

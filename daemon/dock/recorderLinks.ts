@@ -7,7 +7,6 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import type { Catalog } from '../store/catalog.ts';
-import { sleep } from '../ingest/ingestVolume.ts';
 
 /** What a recorder said about itself on its control channel, waiting for its storage to appear. */
 export interface RecorderIdentity {
@@ -203,9 +202,7 @@ export class RecorderLinks {
     if (this.awaiting.get(identity.serial) === waiting) {
       board.patchRecorder(key, { serial: identity.serial, officerId: identity.officerId, officerName: identity.officerName, battery: identity.battery, driftMs: identity.driftMs, state: 'identifying', current: 'waiting for storage' });
     }
-    // The tile for the control channel goes when the volume is claimed; keep it visible until then.
-    if (signal.aborted) return;
-    await sleep(0);
+    // The tile for the control channel stays until the volume is claimed (see claim()).
   }
 
   /**

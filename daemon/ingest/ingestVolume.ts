@@ -3,13 +3,12 @@ import { constants } from 'node:fs';
 import path from 'node:path';
 import type { Config, DeviceEntry } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { MediaTools } from '../media/ffprobe.ts';
-import type { Catalog, SourceSighting } from '../store/catalog.ts';
-import type { ObjectStore } from '../store/objects.ts';
+import type { SourceSighting } from '../store/catalog.ts';
 import type { RecorderStatus, StatusBoard } from '../status/board.ts';
 import { classifyStored, type ClassifyDeps } from './classify.ts';
 import { CopyError, copyAndHash } from './copyAndHash.ts';
 import { discover, type FoundRecording } from './discover.ts';
+import { sleep } from '../sleep.ts';
 import { parseRecordingName } from './fileName.ts';
 import { DirectoryVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
@@ -275,14 +274,6 @@ export class VolumeSession {
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); }
-    signal?.addEventListener('abort', done);
-  });
-}
 
 type Outcome = { state: 'known' | 'rejected' | 'needs-annotation' | 'ready' | 'duplicate' | string };
 
