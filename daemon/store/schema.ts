@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -109,5 +109,16 @@ export const MIGRATIONS: Record<number, string> = {
   ALTER TABLE sessions ADD COLUMN drift_ms INTEGER;
   ALTER TABLE sessions ADD COLUMN bay TEXT;
   ALTER TABLE sessions ADD COLUMN port_path TEXT;
+  `,
+  4: `
+  ALTER TABLE files ADD COLUMN integrity TEXT;                 -- ok | damaged (NULL until probed)
+  ALTER TABLE files ADD COLUMN integrity_note TEXT;            -- the probe's reason for damaged
+  ALTER TABLE files ADD COLUMN probe_attempts INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE files ADD COLUMN probe_after TEXT;               -- a probe that failed for a reason of the station's own: retry after
+  ALTER TABLE files ADD COLUMN source_path_hex TEXT;           -- the recorder's path bytes, when they are not valid UTF-8
+  ALTER TABLE files ADD COLUMN supersedes INTEGER;             -- an earlier copy of the same recorder path that changed after it was copied
+  ALTER TABLE files ADD COLUMN derived_sha256 TEXT;            -- a playable copy made from a damaged recording (never instead of it)
+  ALTER TABLE skipped ADD COLUMN left_behind INTEGER NOT NULL DEFAULT 0;  -- 1: a recording that is not in the store
+  ALTER TABLE skipped ADD COLUMN path_hex TEXT;
   `,
 };
