@@ -10,7 +10,8 @@ import { CopyError, copyAndHash } from './copyAndHash.ts';
 import { discover, type FoundRecording } from './discover.ts';
 import { sleep } from '../sleep.ts';
 import { parseRecordingName } from './fileName.ts';
-import { DirectoryVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
+import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
+import { RecorderWipe } from '../custody/recorderWipe.ts';
 import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 
 export interface IngestDeps extends ClassifyDeps {
@@ -25,7 +26,7 @@ export interface IngestDeps extends ClassifyDeps {
   identityFor?: (volumePath: string) => { serial: string; officerId: string; officerName: string | null; battery: number | null; driftMs: number | null; bay: string | null; portPath: string | null } | undefined;
   /** Where a volume dockd mounted itself (USB) sits: its bay (dock.bays) and port path, for a recorder with no control channel. */
   placeFor?: (volumePath: string) => { bay: string | null; portPath: string | null } | undefined;
-  /** The recorder's storage as something dockd may delete from (wipe gate); default: the directory itself. */
+  /** How the wipe gate deletes from this recorder's storage (control channel, read-write remount); default: the directory itself. */
   volumeFor?: (volumePath: string) => RecorderVolume;
 }
 
@@ -223,49 +224,12 @@ export class VolumeSession {
     return status.state;
   }
 
-  private readonly wipeRefused = new Set<string>();
+  private wipe: RecorderWipe | null = null;
 
-  /**
-   * Wipe gate (dock.wipe: after-archive): deletes from the recorder each recording whose content HQ has confirmed
-   * (archived), only when the file there still has the archived size and hash. Rejected, held, unknown and skipped
-   * files are never touched. Returns how many were deleted.
-   */
-  async wipeArchived(signal: AbortSignal): Promise<number> {
-    const { catalog, log } = this.deps;
-    if (this.deps.config.dock.wipe !== 'after-archive') return 0;
-    const found = await discover(this.volumePath).catch(() => null);
-    if (!found) return 0;
-    const volume = (this.deps.volumeFor ?? ((p: string) => new DirectoryVolume(p)))(this.volumePath);
-    let deleted = 0;
-    for (const rec of found.recordings) {
-      if (signal.aborted || this.wipeRefused.has(rec.relPath)) continue;
-      const parsed = parseRecordingName(path.basename(rec.relPath));
-      const file = catalog.findKnownSource({ sessionId: this.sessionId, deviceSerial: parsed?.serial ?? this.status.serial, sourcePath: rec.relPath, size: rec.size, mtimeMs: rec.mtimeMs });
-      if (!file || file.state !== 'archived' || !file.receipt_at) continue;
-      const subject = file.sha256;
-      try {
-        const now = await copyAndHash(rec.absPath, null, { signal });
-        if (now.sha256 !== file.sha256 || now.size !== file.size) {
-          this.wipeRefused.add(rec.relPath);
-          catalog.audit('recorder.wipe-refused', subject, { id: file.id, path: rec.relPath, serial: this.status.serial, why: 'the file on the recorder no longer matches the archived copy', found: now.sha256 });
-          continue;
-        }
-        await volume.remove(rec.relPath);
-      } catch (e) {
-        this.wipeRefused.add(rec.relPath);
-        catalog.audit('recorder.wipe-failed', subject, { id: file.id, path: rec.relPath, serial: this.status.serial, error: (e as Error).message });
-        log.warn({ path: rec.relPath, err: (e as Error).message }, 'cannot delete an archived recording from the recorder');
-        continue;
-      }
-      catalog.tx(() => {
-        catalog.db.prepare(`UPDATE sightings SET wiped_at = ? WHERE file_id = ? AND source_path = ? AND wiped_at IS NULL`).run(this.deps.now().toISOString(), file.id, rec.relPath);
-        catalog.enqueue('event', { type: 'recorder.file-deleted', at: this.deps.now().toISOString(), sha256: file.sha256, id: file.id, path: rec.relPath, deviceSerial: this.status.serial, why: 'archived at HQ (receipt) and identical on the recorder' });
-      });
-      this.handled.delete(rec.relPath);
-      deleted++;
-    }
-    if (deleted) this.slog.info({ deleted }, 'deleted archived recordings from the recorder (wipe gate)');
-    return deleted;
+  /** Wipe gate (dock.wipe: after-archive), see daemon/custody/recorderWipe.ts; returns how many were deleted. */
+  wipeArchived(signal: AbortSignal): Promise<number> {
+    this.wipe ??= new RecorderWipe(this.deps, { volumePath: this.volumePath, sessionId: this.sessionId, forget: (p) => this.handled.delete(p) });
+    return this.wipe.run(signal, this.status.serial);
   }
 
   /** Marks the session ended in the catalog. */
