@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { ConfigError, SECRET_VALUES, loadConfig, validateConfig } from '../../daemon/config.ts';
 import { createLogger } from '../../daemon/log.ts';
-import { redactSecrets } from '../../daemon/redact.ts';
+import { MIN_SCRUBBED_SECRET_LENGTH, redactSecrets } from '../../daemon/redact.ts';
 import { runDockd, tempDir } from '../helpers/daemon.ts';
 
 const UNSET = 'DOCKD_TEST_SURELY_UNSET_VARIABLE';
@@ -127,23 +127,52 @@ describe('config secrets: {env} and {file}', () => {
     expect(r.stdout).toBe('');
   });
 
-  it('text echoing a resolved secret (whole, or the credential after its scheme) is scrubbed, in logs too', async () => {
+  it('free text echoing a resolved secret of 8+ characters (whole, after its scheme, JSON-escaped) is scrubbed', async () => {
     process.env[SET] = 'Bearer tok-9f8e7d6c5b4a';
     await fs.writeFile(path.join(dir, 'pw'), 'pw-"quoted"-secret\n');
     validateConfig(doc({ password: { file: 'pw' }, headers: { Authorization: { env: SET } } }), dir);
+    expect(MIN_SCRUBBED_SECRET_LENGTH).toBe(8);
     expect(redactSecrets('HTTP 401: invalid credentials: Bearer tok-9f8e7d6c5b4a, try again')).toBe('HTTP 401: invalid credentials: [redacted], try again');
     expect(redactSecrets('unknown token tok-9f8e7d6c5b4a')).toBe('unknown token [redacted]');
+    expect(redactSecrets('{"echo":"pw-\\"quoted\\"-secret"}')).toBe('{"echo":"[redacted]"}');
     expect(redactSecrets('nothing secret here')).toBe('nothing secret here');
+  });
+
+  it('log fields are redacted by key at any usual depth, and never by value: other fields keep their exact text', () => {
+    process.env[SET] = 'Bearer tok-9f8e7d6c5b4a';
+    validateConfig(doc({ headers: { Authorization: { env: SET } } }), dir);
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const log = createLogger('debug', sink);
+    log.info({
+      password: 'by-key-1', headers: { Authorization: 'by-key-2' }, device: { password: 'by-key-3' }, authorization: 'by-key-4',
+      config: { hq: { mqtt: { password: 'by-key-5' } }, dock: { recorderPassword: 'by-key-6' }, devices: [{ serial: '1234567', password: 'by-key-7' }] },
+    }, 'key paths');
+    // An echoed secret in a field that is not a secret's key is the caller's to scrub (redactSecrets where it enters):
+    // the logger never rewrites values, so a number or a hash is never damaged by a short secret.
+    log.warn({ err: 'HQ said: Bearer tok-9f8e7d6c5b4a is wrong' }, 'unscrubbed on purpose');
+    expect(lines).toHaveLength(2);
+    const first = JSON.parse(lines[0]) as Record<string, unknown>;
+    for (let i = 1; i <= 7; i++) expect(lines[0]).not.toContain(`by-key-${i}`);
+    expect(first).toMatchObject({ password: '[redacted]', headers: '[redacted]', device: { password: '[redacted]' }, authorization: '[redacted]',
+      config: { hq: { mqtt: { password: '[redacted]' } }, dock: { recorderPassword: '[redacted]' }, devices: [{ serial: '1234567', password: '[redacted]' }] } });
+    expect(JSON.parse(lines[1])).toMatchObject({ err: 'HQ said: Bearer tok-9f8e7d6c5b4a is wrong' });
+  });
+
+  it('the default recorder password 000000 is never searched for in text: a line holding 10000000 stays valid, exact JSON', () => {
+    const c = validateConfig({ ...doc(), dock: { mountRoots: ['dock'], recorderPassword: '000000' }, devices: [{ serial: '7654321', officerId: '000001', password: '1000000' }] }, dir);
+    expect(c.dock.recorderPassword).toBe('000000');
+    expect(SECRET_VALUES.has('000000')).toBe(true);
+    expect(redactSecrets('size 10000000 bytes, at 2026-01-01T00:00:00.000Z')).toBe('size 10000000 bytes, at 2026-01-01T00:00:00.000Z');
 
     const lines: string[] = [];
     const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
     const log = createLogger('debug', sink);
-    log.warn({ err: 'HQ said: Bearer tok-9f8e7d6c5b4a is wrong', detail: { body: 'pw-"quoted"-secret' } }, 'refused with pw-"quoted"-secret');
-    log.info({ password: 'by-key', headers: { Authorization: 'by-key-too' } }, 'key paths');
-    expect(lines).toHaveLength(2);
-    const all = lines.join('');
-    for (const leak of ['tok-9f8e7d6c5b4a', 'pw-"quoted"-secret', 'pw-\\"quoted\\"-secret', 'by-key']) expect(all).not.toContain(leak);
-    const first = JSON.parse(lines[0]) as { err: string; detail: { body: string }; msg: string };
-    expect(first).toMatchObject({ err: 'HQ said: [redacted] is wrong', detail: { body: '[redacted]' }, msg: 'refused with [redacted]' });
+    const sha = `${'0'.repeat(32)}1000000${'0'.repeat(25)}`;
+    log.info({ size: 10_000_000, sha256: sha, offset: 1_000_000, note: 'copied 10000000 of 10000000 bytes' }, 'starting upload of 10000000 bytes');
+    log.info({ file: { size: 100000000, password: '000000' } }, 'nested');
+    for (const l of lines) expect(() => JSON.parse(l), l).not.toThrow();
+    expect(JSON.parse(lines[0])).toMatchObject({ size: 10_000_000, sha256: sha, offset: 1_000_000, note: 'copied 10000000 of 10000000 bytes', msg: 'starting upload of 10000000 bytes' });
+    expect(JSON.parse(lines[1])).toMatchObject({ file: { size: 100000000, password: '[redacted]' } });
   });
 });
