@@ -39,6 +39,8 @@ export interface EmulatorFaults {
   neverReturnsAsStorage?: boolean;
   /** After the storage appears, it vanishes again after this many ms (the cable pulled while files are read). */
   unplugMidCopyMs?: number;
+  /** Every `BC+DEL` is refused with this reason (`+DEL:ERR:<reason>`) and nothing is deleted. */
+  deleteFails?: string;
 }
 
 export function recorderClock(model: RecorderModel): Date {
@@ -69,6 +71,8 @@ export function answer(cmd: BcCommand | null, model: RecorderModel, session: { l
     }
     case 'get-batval': return { kind: 'batval', percent: model.battery };
     case 'udisk-enable': return { kind: 'udisken-ok' };
+    // Deleting needs the recorder's storage: a CommandServer given a deleteFile hook answers it instead.
+    case 'delete': return { kind: 'del-refused', reason: faults.deleteFails ?? 'no storage' };
   }
 }
 
@@ -77,12 +81,16 @@ export interface CommandServerHooks {
   onCommand?: (line: string, cmd: BcCommand | null) => void;
   /** `BC+UDISKEN=1` was acknowledged and the acknowledgement handed to the stream. */
   onMassStorage?: () => void;
+  /** Answers `BC+DEL=<path>` after a login (unless faults.deleteFails): deletes from the recorder's storage. */
+  deleteFile?: (path: string) => Promise<BcReply>;
 }
 
 export class CommandServer {
   private readonly splitter = new LineSplitter(512);
   private readonly session = { loggedIn: false };
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Answers leave in the order their commands came, also when one (a deletion) takes a while. */
+  private answering: Promise<void> = Promise.resolve();
   private detached = false;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
 
@@ -112,10 +120,14 @@ export class CommandServer {
       this.hooks.onCommand?.(cmd ? describeCommand(cmd) : ev.text, cmd);
       const faults = this.faults();
       if (faults.silence) continue;
-      const reply = answer(cmd, this.model, this.session, faults);
-      const bytes = faults.garbage ? randomBytes(16 + Math.floor(Math.random() * 48)) : encodeReply(reply);
-      const leaves = !faults.garbage && cmd?.op === 'udisk-enable' && reply.kind === 'udisken-ok';
-      this.later(faults.slowRepliesMs ?? 0, () => this.write(bytes, leaves));
+      const deleting = cmd?.op === 'delete' && this.session.loggedIn && !faults.deleteFails && this.hooks.deleteFile;
+      const reply = deleting ? this.hooks.deleteFile!((cmd as { path: string }).path) : Promise.resolve(answer(cmd, this.model, this.session, faults));
+      this.answering = this.answering.then(async () => {
+        const r = await reply.catch((e: Error): BcReply => ({ kind: 'del-refused', reason: e.message }));
+        const bytes = faults.garbage ? randomBytes(16 + Math.floor(Math.random() * 48)) : encodeReply(r);
+        const leaves = !faults.garbage && cmd?.op === 'udisk-enable' && r.kind === 'udisken-ok';
+        this.later(faults.slowRepliesMs ?? 0, () => this.write(bytes, leaves));
+      });
     }
   }
 

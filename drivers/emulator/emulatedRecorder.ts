@@ -6,6 +6,10 @@
  * `BC+UDISKEN=1` it acknowledges, leaves command mode (the pty link disappears) and returns as mass storage: its
  * volume directory appears at `<mountRoot>/<serial>`. Unplugged, the tty and the storage vanish. Faults make it
  * misbehave (see EmulatorFaults); they are read live and can be changed at any time.
+ *
+ * `BC+DEL=<path>` deletes a file from the volume directory itself (the recorder's own storage) and from its exposed
+ * copy. With `keepsControlChannel` the tty stays while the storage is exposed (a composite USB device), so the station
+ * can delete files after it has copied them; otherwise the tty vanishes on `BC+UDISKEN=1`, like most recorders.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
@@ -17,6 +21,7 @@ import { SerialTransport } from '../transports/serial.ts';
 import { CommandServer, recorderClock, type EmulatorFaults, type RecorderModel } from './commandServer.ts';
 import { EmulatorError } from './errors.ts';
 import { createPtyPair, type PtyPair } from './ptyPair.ts';
+import { deleteFromStorage } from './recorderStorage.ts';
 import { exposeVolume, withdrawVolume } from './volumeExposure.ts';
 
 /** `pty`: make a pty pair and put the station's end at this path; `path`: speak on an existing tty. */
@@ -38,8 +43,10 @@ export interface EmulatedRecorderOptions {
   now?: () => Date;
   /** Zone of the recorder's wall clock (default: local). */
   timeZone?: string;
-  /** The recorder's storage: a directory with its recordings. It is copied, never changed. */
+  /** The recorder's storage: a directory with its recordings. Exposed as a copy; only `BC+DEL` changes it. */
   volumeDir: string;
+  /** The control channel (tty) stays while the storage is exposed (default false: it vanishes on `BC+UDISKEN=1`). */
+  keepsControlChannel?: boolean;
   /** Where its storage appears in mass-storage mode, as `<mountRoot>/<serial>`. */
   mountRoot: string;
   port: EmulatorPort;
@@ -57,6 +64,8 @@ export interface EmulatorEvents {
   /** A line received in command mode (password masked). */
   command: [line: string];
   storage: [exposedPath: string];
+  /** `BC+DEL` deleted this path from the recorder's storage. */
+  deleted: [relPath: string];
   unplugged: [];
   /** Only emitted when someone listens; otherwise kept in `lastError`. */
   error: [err: Error];
@@ -183,6 +192,11 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
     this.server = new CommandServer(transport.stream, this.model, () => this.faults, {
       onCommand: (line) => this.emit('command', line),
       onMassStorage: () => this.after(this.opts.leaveDelayMs ?? 250, () => this.leaveCommandMode()),
+      deleteFile: async (rel) => {
+        const reply = await deleteFromStorage(this.opts.volumeDir, this.exposed, rel);
+        if (reply.kind === 'del-ok') this.emit('deleted', rel);
+        return reply;
+      },
     });
   }
 
@@ -200,7 +214,7 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
     return this.serialize(async () => {
       if (this.currentState !== 'command') return;
       this.setState('switching');
-      await this.closeCommandMode();
+      if (!this.opts.keepsControlChannel) await this.closeCommandMode();
       if (this.faults.neverReturnsAsStorage) { this.setState('no-storage'); return; }
       this.after(this.opts.storageDelayMs ?? 0, () => this.returnAsStorage());
     });

@@ -3,4 +3,5 @@ export { EmulatedRecorder, type EmulatedRecorderOptions, type EmulatorEvents, ty
 export { CommandServer, answer, recorderClock, type CommandServerHooks, type EmulatorFaults, type RecorderModel } from './commandServer.ts';
 export { createPtyPair, type PtyPair, type PtyPairOptions } from './ptyPair.ts';
 export { exposeVolume, withdrawVolume } from './volumeExposure.ts';
+export { deleteFromStorage } from './recorderStorage.ts';
 export { EmulatorError, type EmulatorErrorCode } from './errors.ts';

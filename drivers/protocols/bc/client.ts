@@ -123,7 +123,19 @@ export class BcClient {
     return this.request({ op: 'udisk-enable' }, (r) => (r.kind === 'udisken-ok' ? { value: undefined } : null), call);
   }
 
-  /** Stops listening to the stream (which stays open: its transport owns it); pending and later calls fail BC_CLOSED. */
+  /**
+   * `BC+DEL=<path>`: the recorder deletes one file from its own storage (`path` inside it, `/`-separated). A refusal
+   * (`+DEL:ERR:<reason>`) is BC_DEVICE_ERROR with the recorder's reason; a path that cannot be sent is BC_BAD_ARGUMENT.
+   */
+  deleteFile(path: string, call: CallOptions = {}): Promise<void> {
+    return this.request<void>({ op: 'delete', path }, (r) => {
+      if (r.kind === 'del-ok') return { value: undefined };
+      if (r.kind === 'del-refused') return { error: new BcError('BC_DEVICE_ERROR', `the recorder did not delete ${path}: ${r.reason}`, { command: describeCommand({ op: 'delete', path }), reason: r.reason }) };
+      return null;
+    }, call);
+  }
+
+    /** Stops listening to the stream (which stays open: its transport owns it); pending and later calls fail BC_CLOSED. */
   dispose(): void {
     for (const [event, fn] of this.listeners) this.stream.off(event, fn);
     this.onClosed('the client was disposed');

@@ -1,9 +1,10 @@
 /**
  * The dock handshake over a BcClient: log in → serial → officer → read the clock (and measure its drift against the
  * station's clock) → set the clock → battery → switch to mass storage. A failure is the step's BcError with `step` set.
+ * `reconnect()` logs in again later on a recorder that kept its control channel (to delete files after HQ's receipt).
  */
 import type { BcClient } from './client.ts';
-import { BcError, type BcStep } from './errors.ts';
+import { BcError, isBcError, type BcStep } from './errors.ts';
 
 export interface HandshakeOptions {
   password: string;
@@ -74,4 +75,35 @@ export async function handshake(client: BcClient, opts: HandshakeOptions): Promi
     serial, ...officer, recorderClock, stationClock, driftMs: recorderClock.getTime() - stationClock.getTime(),
     clockSetTo, battery, loginWord: word, massStorage,
   };
+}
+
+export interface ReconnectOptions {
+  password: string;
+  /** The serial the recorder gave at its handshake: nothing is changed on any other recorder. */
+  serial: string;
+  /** Per-command timeout, ms (default: the client's). */
+  timeoutMs?: number;
+  /** Logins met by silence before giving up (default 3): opening a tty may flush what is first written to it. */
+  attempts?: number;
+}
+
+/**
+ * Logs in again on a recorder that has already been through the handshake and whose control channel stayed while its
+ * storage is mounted, and checks that it is still that recorder (`BC+DID?`), before anything is changed on it (the
+ * wipe gate's `BC+DEL`). Failures are BcErrors with `step` set; another recorder on the tty is BC_BAD_REPLY.
+ */
+export async function reconnect(client: BcClient, opts: ReconnectOptions): Promise<void> {
+  const call = { timeoutMs: opts.timeoutMs };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await step('login', () => client.login(opts.password, call));
+      break;
+    } catch (e) {
+      if (attempt >= (opts.attempts ?? 3) || !isBcError(e, 'BC_TIMEOUT')) throw e;
+    }
+  }
+  await step('serial', async () => {
+    const serial = await client.deviceId(call);
+    if (serial !== opts.serial) throw new BcError('BC_BAD_REPLY', `expected recorder ${opts.serial} on this channel, found ${serial}`, { command: 'BC+DID?' });
+  });
 }

@@ -10,8 +10,14 @@
  * → BC+SYSTIME=<YYYYMMDDhhmmss>    ← +SYSTIME:OK
  * → BC+BATVAL?                     ← +BATVAL:<0-100>
  * → BC+UDISKEN=1                   ← +UDISKEN:OK   (the recorder then leaves and returns as mass storage)
+ * → BC+DEL=<path>                  ← +DEL:OK | +DEL:ERR:<reason>
  * ```
- * Every line ends with CRLF. Any command may be answered `Error:<reason>`.
+ * Every line ends with CRLF. Any command may be answered `Error:<reason>` (`not login` before a login).
+ *
+ * `BC+DEL=<path>` deletes one file from the recorder's own storage, named by its path inside that storage with `/`
+ * between parts (`DCIM/100MEDIA/012345_1234567_20261128083000_0001.mp4`; UTF-8, no `.` or `..` parts, no leading `/`,
+ * at most MAX_DELETE_PATH_BYTES). `+DEL:ERR:<reason>` says why the recorder did not delete it (`no such file`, `not a
+ * file`, `bad path`, `read-only`, …). There is deliberately no format command: dockd deletes one verified file at a time.
  */
 import { BcError } from './errors.ts';
 import { decodeLine } from './lines.ts';
@@ -27,11 +33,12 @@ export type BcCommand =
   | { op: 'get-systime' }
   | { op: 'set-systime'; time: string }
   | { op: 'get-batval' }
-  | { op: 'udisk-enable' };
+  | { op: 'udisk-enable' }
+  | { op: 'delete'; path: string };
 
 /** The `+TAG:` a reply carries; it names the command it answers. */
-export type BcTag = 'LOGIN' | 'DID' | 'UID' | 'SYSTIME' | 'BATVAL' | 'UDISKEN';
-const TAGS: readonly BcTag[] = ['LOGIN', 'DID', 'UID', 'SYSTIME', 'BATVAL', 'UDISKEN'];
+export type BcTag = 'LOGIN' | 'DID' | 'UID' | 'SYSTIME' | 'BATVAL' | 'UDISKEN' | 'DEL';
+const TAGS: readonly BcTag[] = ['LOGIN', 'DID', 'UID', 'SYSTIME', 'BATVAL', 'UDISKEN', 'DEL'];
 
 export interface OfficerIdentity { officerId: string; officerName: string; unitNo: string }
 
@@ -45,6 +52,8 @@ export type BcReply =
   | { kind: 'systime-ok' }
   | { kind: 'batval'; percent: number }
   | { kind: 'udisken-ok' }
+  | { kind: 'del-ok' }
+  | { kind: 'del-refused'; reason: string }
   /** A known tag with a value that does not parse. */
   | { kind: 'malformed'; tag: BcTag; line: string; problem: string }
   /** Not a reply at all. */
@@ -63,12 +72,27 @@ export function commandTag(cmd: BcCommand): BcTag {
     case 'get-systime': case 'set-systime': return 'SYSTIME';
     case 'get-batval': return 'BATVAL';
     case 'udisk-enable': return 'UDISKEN';
+    case 'delete': return 'DEL';
   }
 }
 
 function assertSendable(what: string, value: string): void {
   // A line break or NUL would end the command early and inject another one.
   if (/[\r\n\0]/.test(value)) throw new BcError('BC_BAD_ARGUMENT', `${what} must not contain CR, LF or NUL`);
+}
+
+/** Longest path `BC+DEL=` takes, in UTF-8 bytes (the line must fit a recorder's 512-byte line buffer). */
+export const MAX_DELETE_PATH_BYTES = 400;
+
+/** Why `path` cannot be named in `BC+DEL=`, or null when it can (both ends use this). */
+export function deletePathProblem(path: string): string | null {
+  if (!path) return 'the path is empty';
+  if (/[\r\n\0]/.test(path)) return 'the path must not contain CR, LF or NUL';
+  if (path.includes('\uFFFD')) return 'the path is not UTF-8';
+  if (path !== path.trim()) return 'the path must not begin or end with blanks';
+  if (Buffer.byteLength(path, 'utf8') > MAX_DELETE_PATH_BYTES) return `the path is longer than ${MAX_DELETE_PATH_BYTES} bytes`;
+  if (path.startsWith('/') || path.includes('\\') || path.split('/').some((p) => p === '' || p === '.' || p === '..')) return 'the path must be relative, with / between its parts and no . or .. parts';
+  return null;
 }
 
 /** The command's line without its terminator. */
@@ -87,6 +111,11 @@ export function commandLine(cmd: BcCommand): string {
       return `BC+SYSTIME=${cmd.time}`;
     case 'get-batval': return 'BC+BATVAL?';
     case 'udisk-enable': return 'BC+UDISKEN=1';
+    case 'delete': {
+      const problem = deletePathProblem(cmd.path);
+      if (problem) throw new BcError('BC_BAD_ARGUMENT', `cannot delete ${JSON.stringify(cmd.path)}: ${problem}`);
+      return `BC+DEL=${cmd.path}`;
+    }
   }
 }
 
@@ -97,7 +126,9 @@ export function encodeCommand(cmd: BcCommand): Buffer {
 
 /** The command line for logs and errors: the password is masked. */
 export function describeCommand(cmd: BcCommand): string {
-  return cmd.op === 'login' ? `BC+LOGIN=${cmd.user}:***` : commandLine(cmd);
+  if (cmd.op === 'login') return `BC+LOGIN=${cmd.user}:***`;
+  if (cmd.op === 'delete') return `BC+DEL=${JSON.stringify(cmd.path).slice(1, -1)}`; // described even when it cannot be sent
+  return commandLine(cmd);
 }
 
 /** Recorder side: a received line as a command, or null when it is none of the commands above. */
@@ -105,6 +136,9 @@ export function parseCommand(line: string): BcCommand | null {
   const text = line.trim();
   const login = /^BC\+LOGIN=([^:]*):(.*)$/.exec(text);
   if (login) return { op: 'login', user: login[1], password: login[2] };
+  // Any path is taken as said: the recorder checks it and answers +DEL:ERR:bad path.
+  const del = /^BC\+DEL=(.*)$/.exec(text);
+  if (del) return { op: 'delete', path: del[1] };
   const setTime = /^BC\+SYSTIME=(\d{14})$/.exec(text);
   if (setTime) return parseBcWallClock(setTime[1]) ? { op: 'set-systime', time: setTime[1] } : null;
   switch (text) {
@@ -133,6 +167,8 @@ export function replyLine(reply: BcReply): string {
     case 'systime-ok': return '+SYSTIME:OK';
     case 'batval': return `+BATVAL:${reply.percent}`;
     case 'udisken-ok': return '+UDISKEN:OK';
+    case 'del-ok': return '+DEL:OK';
+    case 'del-refused': return `+DEL:ERR:${reply.reason}`;
     case 'malformed': case 'unknown': return reply.line;
   }
 }
@@ -180,6 +216,11 @@ export function parseReply(line: string): BcReply {
     }
     case 'UDISKEN':
       return value.toUpperCase() === 'OK' ? { kind: 'udisken-ok' } : bad(`expected OK, got ${JSON.stringify(value)}`);
+    case 'DEL': {
+      if (value.toUpperCase() === 'OK') return { kind: 'del-ok' };
+      const refused = /^ERR(?::(.*))?$/i.exec(value);
+      return refused ? { kind: 'del-refused', reason: (refused[1] ?? '').trim() || 'no reason given' } : bad(`expected OK or ERR:<reason>, got ${JSON.stringify(value)}`);
+    }
   }
 }
 
@@ -202,6 +243,7 @@ export function replyTag(reply: BcReply): BcTag | null {
     case 'systime': case 'systime-ok': return 'SYSTIME';
     case 'batval': return 'BATVAL';
     case 'udisken-ok': return 'UDISKEN';
+    case 'del-ok': case 'del-refused': return 'DEL';
     case 'malformed': return reply.tag;
     case 'error': case 'unknown': return null;
   }
