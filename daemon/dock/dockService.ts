@@ -6,6 +6,8 @@ import { UNDOCKED, VolumeSession, type IngestDeps } from '../ingest/ingestVolume
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
 
+const PROBE_RETRY_CHECK_MS = 2000;
+
 interface Session { controller: AbortController; done: Promise<void> }
 
 /**
@@ -17,6 +19,9 @@ export class DockService {
   private readonly sessions = new Map<string, Session>();
   private readonly waiting: (() => void)[] = [];
   private active = 0;
+  private probeTimer: NodeJS.Timeout | null = null;
+  /** Files being verified now (by a copy, the start-up recovery or a retry), so none is probed twice at once. */
+  private readonly probing = new Set<number>();
   private stopping = false;
   private readonly log: Logger;
 
@@ -24,6 +29,7 @@ export class DockService {
 
   async start(): Promise<void> {
     await this.recoverStored();
+    this.probeTimer = setInterval(() => void this.retryProbes(), PROBE_RETRY_CHECK_MS);
     this.watcher = new MountRootWatcher(this.deps.config.dock.mountRoots);
     this.watcher.on('docked', (v) => this.docked(v));
     this.watcher.on('undocked', (v) => this.undocked(v));
@@ -35,6 +41,7 @@ export class DockService {
   /** Stops intake: no new sessions, running copies are interrupted (their partial files discarded). */
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
     await this.watcher?.stop();
     for (const s of this.sessions.values()) s.controller.abort();
     for (const w of this.waiting.splice(0)) w();
@@ -43,13 +50,28 @@ export class DockService {
 
   /** Files stored before a crash but not yet verified are verified now (from the stored copy). */
   private async recoverStored(): Promise<void> {
-    for (const f of this.deps.catalog.list('stored')) {
-      try {
-        const r = await classifyStored(this.deps, f.id);
-        this.log.info({ file: f.id, state: r.state }, 'verified a file stored before the last stop');
-      } catch (e) { this.log.error({ file: f.id, err: (e as Error).message }, 'cannot verify stored file'); }
-    }
+    for (const f of this.deps.catalog.list('stored')) await this.verify(f.id, 'verified a file stored before the last stop');
     this.deps.onReady();
+  }
+
+  /** Stored files whose verification could not run (ffprobe timed out, killed, missing) are verified again when due. */
+  private async retryProbes(): Promise<void> {
+    const now = this.deps.now().toISOString();
+    for (const f of this.deps.catalog.list('stored')) {
+      if (this.stopping) return;
+      if (f.probe_after && f.probe_after <= now) await this.verify(f.id, 'verified a file again after its verification could not run');
+    }
+  }
+
+  private async verify(id: number, what: string): Promise<void> {
+    if (this.probing.has(id)) return;
+    this.probing.add(id);
+    try {
+      const r = await classifyStored(this.deps, id);
+      if (r.state !== 'stored') this.log.info({ file: id, state: r.state, integrity: r.integrity }, what);
+      if (r.state === 'ready') this.deps.onReady();
+    } catch (e) { this.log.error({ file: id, err: (e as Error).message }, 'cannot verify stored file'); }
+    finally { this.probing.delete(id); }
   }
 
   private async slot(signal: AbortSignal): Promise<boolean> {
@@ -83,19 +105,30 @@ export class DockService {
       const volumeSession = new VolumeSession(this.deps, volume);
       try {
         await volumeSession.settle(signal);
-        // Passes repeat while the volume stays docked: a file still being written, or added later, is taken too.
+        // Scans repeat while the volume stays docked: a file still being written, or added later, is taken too.
+        let last = '';
         while (!signal.aborted) {
-          const { todo } = await volumeSession.pending().catch(() => ({ todo: null }));
-          if (todo === null) break; // the volume is gone; the undock event follows
-          if (todo.length || volumeSession.status.state === 'identifying') {
+          const scan = await volumeSession.scan();
+          if (!scan) break; // the volume is gone; the undock event follows
+          let outcome: 'ok' | 'unplugged' = 'ok';
+          if (scan.ready.length) {
             if (!(await this.slot(signal))) break;
-            let state;
-            try { state = await volumeSession.pass(signal); } finally { this.release(); }
-            if (state === 'done') this.deps.board.clear(`unplugged:${volume}`);
-            if (state === 'unplugged') break;
+            try { outcome = await volumeSession.copy(scan, signal); } finally { this.release(); }
           }
+          const state = volumeSession.conclude(scan, signal);
+          const f = volumeSession.status.files;
+          const summary = `${state}:${f.done}:${f.copied}:${f.alreadyStored}:${volumeSession.status.leftBehind.length}`;
+          if (state !== 'copying' && summary !== last) {
+            last = summary;
+            this.log.info({
+              volume, session: volumeSession.sessionId, state, copied: f.copied, alreadyStored: f.alreadyStored, rejected: f.rejected, damaged: f.damaged,
+              needsAnnotation: f.needsAnnotation, superseded: f.superseded, leftBehind: volumeSession.status.leftBehind.length, safeToUndock: volumeSession.status.safeToUndock,
+            }, 'recorder ingest finished');
+          }
+          if (state === 'done') this.deps.board.clear(`unplugged:${volume}`);
+          if (outcome === 'unplugged' || state === 'unplugged') break;
           if (this.deps.config.dock.wipe === 'after-archive') await volumeSession.wipeArchived(signal);
-          await sleep(this.deps.config.dock.rescanSeconds * 1000, signal);
+          await sleep(volumeSession.nextScanDelayMs(scan), signal);
         }
       } catch (e) {
         this.log.error({ volume, err: (e as Error).message }, 'ingest session failed');
@@ -115,6 +148,7 @@ export class DockService {
       type: 'recorder.undocked', at: this.deps.now().toISOString(), volume, name: path.basename(volume),
       sessionId: status?.sessionId ?? null, deviceSerial: status?.serial ?? null, complete: status?.state === 'done',
     });
+    this.deps.board.clear(`left:${volume}`); // RECORDER_UNPLUGGED below says what stays on it
     if (status && status.state !== 'done') {
       this.deps.board.raise('RECORDER_UNPLUGGED', `unplugged:${volume}`, `recorder ${status.serial ?? path.basename(volume)} removed before all files were stored; dock it again`);
     } else {

@@ -5,7 +5,7 @@ import { BcClient, handshake, isBcError, type HandshakeResult } from '../../driv
 import { openSerial, type ByteTransport } from '../../drivers/transports/index.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { StatusBoard } from '../status/board.ts';
+import { noFiles, type StatusBoard } from '../status/board.ts';
 import type { Catalog } from '../store/catalog.ts';
 
 /** What a recorder said about itself on its control channel, waiting for its storage to appear. */
@@ -143,8 +143,8 @@ export class RecorderLinks {
     const name = bay ? `bay ${bay}` : portPath ?? path.basename(link);
     board.upsertRecorder({
       volume: key, name, sessionId: 0, serial: null, officerId: null, officerName: null, state: 'identifying', dockedAt: this.deps.now().toISOString(),
-      files: { total: 0, done: 0, copied: 0, alreadyStored: 0, rejected: 0, needsAnnotation: 0, skipped: 0 }, bytes: { total: 0, done: 0 },
-      current: null, safeToUndock: false, error: null, bay, battery: null, driftMs: null,
+      files: noFiles(), bytes: { total: 0, done: 0 },
+      current: null, safeToUndock: false, leftBehind: [], error: null, bay, battery: null, driftMs: null,
     });
     let transport: ByteTransport | null = null;
     let result!: HandshakeResult;

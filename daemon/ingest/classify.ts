@@ -1,23 +1,39 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { instantInZone } from './fileName.ts';
 import { describeMissing, missingFields } from './metadata.ts';
+import { copyAndHash } from './copyAndHash.ts';
 import type { MediaTools } from '../media/ffprobe.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
 import type { MediaKind } from './fileName.ts';
+import type { Logger } from '../log.ts';
 
-export interface ClassifyDeps { catalog: Catalog; objects: ObjectStore; media: MediaTools; timeZone: string; stationId: string }
+export interface ClassifyDeps { catalog: Catalog; objects: ObjectStore; media: MediaTools; timeZone: string; stationId: string; log?: Logger }
+
+/** A probe that could not run is tried again after this long, doubling up to the cap; it never gives a verdict. */
+const PROBE_RETRY_BASE_MS = 10_000;
+const PROBE_RETRY_MAX_MS = 3_600_000;
 
 /** The event payload that names a file on MQTT. */
 export function fileEvent(type: string, f: FileRow, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     type, id: f.id, sha256: f.sha256, size: f.size, filename: f.filename, sourcePath: f.source_path, deviceSerial: f.device_serial,
-    officerId: f.officer_id, capturedAt: f.captured_at, important: Boolean(f.important), state: f.state, ...extra,
+    officerId: f.officer_id, capturedAt: f.captured_at, important: Boolean(f.important), state: f.state,
+    integrity: f.integrity, ...(f.integrity_note ? { integrityNote: f.integrity_note } : {}), ...(f.supersedes ? { supersedes: f.supersedes } : {}), ...extra,
   };
 }
 
+/** Where the playable copy made from a damaged recording is kept: beside the objects, never instead of one. */
+export function derivedPath(objects: ObjectStore, sha256: string): string {
+  return path.join(objects.dir, 'derived', `${sha256}.mp4`);
+}
+
 /**
- * Verifies a stored object with ffprobe and decides its state: rejected (kept, with the reason), needs-annotation
- * (held from upload) or ready. Runs on the stored copy, so the recorder is read only once.
+ * Verifies a stored object with ffprobe and decides its state. Only an empty file is rejected; a file that does not
+ * demux cleanly is `damaged` (integrity) and goes on like any other: needs-annotation (held from upload) or ready.
+ * A probe that fails for a reason of the station's own (timeout, killed, ffmpeg missing) gives no verdict: the file
+ * stays `stored` and is probed again later (probe_after). Runs on the stored copy, so the recorder is read only once.
  */
 export async function classifyStored(deps: ClassifyDeps, fileId: number): Promise<FileRow> {
   const { catalog } = deps;
@@ -26,22 +42,31 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
   const objectPath = deps.objects.pathOf(row.sha256);
 
   if (row.size === 0) {
-    catalog.transition(fileId, 'rejected', { reason: 'empty file (0 bytes)' }, { from: ['stored'], event: fileEvent('file.rejected', { ...row, state: 'rejected' }, { reason: 'empty file (0 bytes)' }) });
-    return catalog.get(fileId)!;
-  }
-  const probe = await deps.media.probe(objectPath, row.kind as MediaKind, row.size);
-  const probeJson = JSON.stringify({ format: probe.format, duration: probe.duration, streams: probe.streams, creationTime: probe.creationTime });
-  const common = { probe: probeJson, duration: probe.duration ?? null, creation_time: probe.creationTime ?? null };
-  if (!probe.ok) {
-    const reason = probe.reason ?? 'failed verification';
+    const reason = 'empty file (0 bytes)';
     catalog.tx(() => {
-      catalog.transition(fileId, 'rejected', { ...common, reason }, { from: ['stored'], detail: reason });
+      if (!catalog.transition(fileId, 'rejected', { reason, probe_after: null }, { from: ['stored'], detail: reason })) return;
       const f = catalog.get(fileId)!;
-      catalog.enqueue('event', { ...fileEvent('file.ingested', f), at: new Date().toISOString() });
-      catalog.enqueue('event', { ...fileEvent('file.rejected', f, { reason }), at: new Date().toISOString() });
+      const at = new Date().toISOString();
+      catalog.enqueue('event', { ...fileEvent('file.ingested', f), at });
+      catalog.enqueue('event', { ...fileEvent('file.rejected', f, { reason }), at });
     });
     return catalog.get(fileId)!;
   }
+  const probe = await deps.media.probe(objectPath, row.kind as MediaKind, row.size, row.probe_attempts);
+  if (probe.unavailable) {
+    const attempts = row.probe_attempts + 1;
+    const delay = Math.min(PROBE_RETRY_MAX_MS, PROBE_RETRY_BASE_MS * 2 ** (attempts - 1));
+    catalog.update(fileId, { probe_attempts: attempts, probe_after: new Date(Date.now() + delay).toISOString(), last_error: `校验 verification could not run: ${probe.unavailable}` });
+    deps.log?.warn({ file: fileId, err: probe.unavailable, attempts, retryInMs: delay }, 'verification could not run (no verdict): trying again later');
+    return catalog.get(fileId)!;
+  }
+  const probeJson = JSON.stringify({ format: probe.format, duration: probe.duration, streams: probe.streams, creationTime: probe.creationTime });
+  const damaged = !probe.ok;
+  const integrityNote = damaged ? (probe.reason ?? 'failed verification') : null;
+  const common = {
+    probe: probeJson, duration: probe.duration ?? null, creation_time: probe.creationTime ?? null,
+    integrity: damaged ? 'damaged' : 'ok', integrity_note: integrityNote, probe_after: null, last_error: null,
+  };
   let capturedAt = row.captured_at;
   let capturedAtSource = row.captured_at_source;
   let recorderTime = row.recorder_time;
@@ -54,11 +79,43 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
   const to = missing.length ? 'needs-annotation' : 'ready';
   const reason = missing.length ? describeMissing(missing) : null;
   catalog.tx(() => {
-    catalog.transition(fileId, to, { ...common, captured_at: capturedAt, captured_at_source: capturedAtSource, recorder_time: recorderTime, reason }, { from: ['stored'], detail: reason ?? undefined });
+    const detail = [integrityNote && `damaged: ${integrityNote}`, reason].filter(Boolean).join('; ') || undefined;
+    if (!catalog.transition(fileId, to, { ...common, captured_at: capturedAt, captured_at_source: capturedAtSource, recorder_time: recorderTime, reason }, { from: ['stored'], detail })) return;
     const f = catalog.get(fileId)!;
     const at = new Date().toISOString();
     catalog.enqueue('event', { ...fileEvent('file.ingested', f), at });
+    if (damaged) catalog.enqueue('event', { ...fileEvent('file.damaged', f, { reason: integrityNote }), at });
     if (missing.length) catalog.enqueue('event', { ...fileEvent('file.needs-annotation', f, { missing }), at });
   });
+  const f = catalog.get(fileId)!;
+  if (damaged && f.integrity === 'damaged' && /\.(mp4|mov)$/i.test(f.filename)) await makePlayableCopy(deps, f);
   return catalog.get(fileId)!;
+}
+
+/**
+ * Offers a playable copy of a damaged MP4/MOV (what still demuxes, stream-copied) beside the original, hashed and
+ * write-once; the original stays the evidence. Best effort: a clip that yields nothing playable simply has none.
+ */
+export async function makePlayableCopy(deps: ClassifyDeps, f: FileRow): Promise<string | null> {
+  const { objects, catalog } = deps;
+  const target = derivedPath(objects, f.sha256!);
+  const tmp = `${objects.tempPath()}.mp4`;
+  try {
+    if (!(await deps.media.salvage(objects.pathOf(f.sha256!), tmp, f.size))) return null;
+    const h = await copyAndHash(tmp, null);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.chmod(tmp, 0o444);
+    await fs.rename(tmp, target);
+    catalog.tx(() => {
+      catalog.update(f.id, { derived_sha256: h.sha256 });
+      catalog.audit('file.playable-copy', f.sha256, { id: f.id, derivedSha256: h.sha256, size: h.size, how: 'ffmpeg -c copy of what still demuxes; the original is unchanged' });
+    });
+    deps.log?.info({ file: f.id, derivedSha256: h.sha256 }, 'made a playable copy of a damaged recording (beside the original)');
+    return h.sha256;
+  } catch (e) {
+    deps.log?.warn({ file: f.id, err: (e as Error).message }, 'no playable copy of a damaged recording');
+    return null;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
 }

@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
+import { escapeName } from './rawName.ts';
 
 const CHUNK = 4 << 20;
 const SYNC_EVERY = 64 << 20;
@@ -46,10 +47,12 @@ export interface CopyOptions {
  * fdatasyncs the target. With `target` null the source is only hashed. The source must keep the size and mtime it
  * had when opened and deliver exactly that many bytes.
  */
-export async function copyAndHash(source: string, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
+export async function copyAndHash(sourcePath: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
+  // A name that is not clean UTF-8 is opened by its bytes and named escaped in errors.
+  const source = typeof sourcePath === 'string' ? sourcePath : escapeName(sourcePath).text;
   let src: fs.FileHandle;
   // O_NONBLOCK: a fifo or device swapped in after discovery must not block the open (it is refused below).
-  try { src = await fs.open(source, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
+  try { src = await fs.open(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
   catch (e) { throw sourceError(e, source); }
   let dst: fs.FileHandle | null = null;
   let syncing = null as Promise<void> | null;

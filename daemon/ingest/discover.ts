@@ -1,82 +1,149 @@
+import type { Dirent, Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { mediaKind, type MediaKind } from './fileName.ts';
+import { escapeName } from './rawName.ts';
 
 export const SIDECAR_SUFFIX = '.meta.json';
-const MAX_DEPTH = 16;
-const MAX_ENTRIES = 100_000;
+/** How many skipped entries a walk reports by name (the rest are counted): a volume may hold 100,000 stray files. */
+const MAX_SKIPPED_LISTED = 1000;
 
 export interface FoundRecording {
+  /** Path inside the volume as shown to people: bytes that are not clean UTF-8 are escaped (`\xff`). */
   relPath: string;
-  absPath: string;
+  /** The path's raw bytes in hex, when `relPath` had to escape them; null otherwise. */
+  relPathHex: string | null;
+  /** What to open: a string, or the raw bytes when the name is not clean UTF-8. */
+  absPath: string | Buffer;
   size: number;
   mtimeMs: number;
   kind: MediaKind;
   /** Path of `<basename>.meta.json` beside it, when present. */
-  sidecarPath?: string;
+  sidecarPath?: string | Buffer;
 }
 
+/** An entry that is not a recording (other extension, link, fifo …): skipped with its reason; it never blocks. */
 export interface SkippedEntry { relPath: string; reason: string }
 
-export interface Discovery { recordings: FoundRecording[]; skipped: SkippedEntry[] }
+/** Something on the volume that may be (or hold) a recording and could not be taken: it keeps the recorder unsafe. */
+export interface LeftBehindEntry { path: string; reason: string; pathHex?: string }
 
-function isValidUtf8Name(raw: Buffer): boolean {
-  const s = raw.toString('utf8');
-  return Buffer.from(s, 'utf8').equals(raw) && !/[\u0000-\u001f\u007f]/.test(s);
+export interface Discovery {
+  recordings: FoundRecording[];
+  skipped: SkippedEntry[];
+  /** Skipped entries in all (the list above stops at MAX_SKIPPED_LISTED). */
+  skippedCount: number;
+  leftBehind: LeftBehindEntry[];
+}
+
+const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+
+interface Seg { text: string; raw: Buffer; escaped: boolean }
+
+function joinSegs(segs: Seg[]): { rel: string; hex: string | null; escaped: boolean } {
+  const escaped = segs.some((s) => s.escaped);
+  const rel = segs.map((s) => s.text).join('/');
+  return { rel, escaped, hex: escaped ? Buffer.from(segs.map((s) => s.raw.toString('latin1')).join('/'), 'latin1').toString('hex') : null };
+}
+
+function absOf(root: string, segs: Seg[]): string | Buffer {
+  if (!segs.some((s) => s.escaped)) return path.join(root, ...segs.map((s) => s.text));
+  const parts: Buffer[] = [Buffer.from(root)];
+  for (const s of segs) parts.push(Buffer.from('/'), s.raw);
+  return Buffer.concat(parts);
+}
+
+/** The type a directory entry reports, without a stat when the filesystem gives it (d_type). */
+function direntType(d: Dirent<Buffer>): 'dir' | 'file' | 'link' | 'other' | 'unknown' {
+  if (d.isDirectory()) return 'dir';
+  if (d.isFile()) return 'file';
+  if (d.isSymbolicLink()) return 'link';
+  if (d.isFIFO() || d.isSocket() || d.isBlockDevice() || d.isCharacterDevice()) return 'other';
+  return 'unknown';
+}
+
+function statType(st: Stats): 'dir' | 'file' | 'link' | 'other' {
+  return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
 }
 
 /**
- * Walks a recorder volume once: recordings by extension, never following symlinks or leaving the volume; every
- * other entry is reported with the reason it was skipped. Reads metadata only; writes nothing.
+ * Walks a recorder volume once, to any depth: recordings by extension (any case), whatever their names' bytes.
+ * Never follows symlinks, never leaves the volume's filesystem, and guards against loops by device and inode. Entries
+ * that are not recordings are skipped with a reason; anything that may be or hold a recording but cannot be read (a
+ * directory, an entry that cannot be stat'ed) is left behind with a reason. Reads metadata only; writes nothing.
+ * Throws only when the root itself cannot be stat'ed (the volume is gone).
  */
 export async function discover(root: string): Promise<Discovery> {
-  const recordings: FoundRecording[] = [];
-  const skipped: SkippedEntry[] = [];
+  const out: Discovery = { recordings: [], skipped: [], skippedCount: 0, leftBehind: [] };
   const rootStat = await fs.stat(root);
-  let entries = 0;
+  const visited = new Set<string>([`${rootStat.dev}:${rootStat.ino}`]);
+  const skip = (relPath: string, reason: string) => {
+    out.skippedCount++;
+    if (out.skipped.length < MAX_SKIPPED_LISTED) out.skipped.push({ relPath, reason });
+  };
+  const leave = (segs: Seg[], reason: string) => {
+    const j = joinSegs(segs);
+    out.leftBehind.push({ path: j.rel || '.', reason, ...(j.hex ? { pathHex: j.hex } : {}) });
+  };
 
-  async function walk(dirRel: string, depth: number): Promise<void> {
-    const dirAbs = path.join(root, dirRel);
-    let names: Buffer[];
-    try { names = await fs.readdir(dirAbs, { encoding: 'buffer' }); }
-    catch (e) { skipped.push({ relPath: dirRel || '.', reason: `cannot read directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }); return; }
-    names.sort(Buffer.compare);
-    const sidecars = new Set<string>();
-    const files: { rel: string; abs: string; st: import('node:fs').Stats; kind: MediaKind | null; name: string }[] = [];
-    for (const raw of names) {
-      if (++entries > MAX_ENTRIES) { skipped.push({ relPath: dirRel || '.', reason: `more than ${MAX_ENTRIES} entries on the volume; the rest were not read` }); return; }
-      const name = raw.toString('utf8');
-      const rel = dirRel ? path.join(dirRel, name) : name;
-      if (!isValidUtf8Name(raw)) { skipped.push({ relPath: JSON.stringify(rel).slice(1, -1), reason: 'file name is not valid UTF-8 or has control characters' }); continue; }
-      const abs = path.join(dirAbs, name);
-      let st;
-      try { st = await fs.lstat(abs); }
-      catch (e) { skipped.push({ relPath: rel, reason: `cannot stat: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }); continue; }
-      if (st.isSymbolicLink()) { skipped.push({ relPath: rel, reason: 'symbolic link (never followed)' }); continue; }
-      if (st.isDirectory()) {
-        if (st.dev !== rootStat.dev) { skipped.push({ relPath: rel, reason: 'another filesystem mounted inside the volume' }); continue; }
-        if (depth >= MAX_DEPTH) { skipped.push({ relPath: rel, reason: `directory deeper than ${MAX_DEPTH} levels` }); continue; }
-        await walk(rel, depth + 1);
+  async function walk(dirSegs: Seg[]): Promise<void> {
+    const dirAbs = absOf(root, dirSegs);
+    let entries: Dirent<Buffer>[];
+    try { entries = await fs.readdir(dirAbs as string, { encoding: 'buffer', withFileTypes: true }) as unknown as Dirent<Buffer>[]; }
+    catch (e) { leave(dirSegs, `cannot read directory: ${errCode(e)}`); return; }
+    entries.sort((a, b) => Buffer.compare(a.name, b.name));
+    const sidecars = new Map<string, Seg>(); // by the recording's base name
+    const files: { segs: Seg[]; st: Stats; kind: MediaKind | null; name: string }[] = [];
+    const subdirs: Seg[][] = [];
+    for (const d of entries) {
+      const name = escapeName(d.name);
+      const seg: Seg = { text: name.text, raw: d.name, escaped: name.escaped };
+      const segs = [...dirSegs, seg];
+      const rel = () => joinSegs(segs).rel;
+      let type = direntType(d);
+      const kind = mediaKind(name.text);
+      const isSidecar = name.text.toLowerCase().endsWith(SIDECAR_SUFFIX);
+      // Only what may be (or hold) a recording needs a stat; 100,000 stray files cost a readdir, nothing more.
+      if (type === 'file' && !kind && !isSidecar) { skip(rel(), `not a recording (extension ${path.extname(name.text) || 'none'})`); continue; }
+      if (type === 'link') { skip(rel(), 'symbolic link (never followed)'); continue; }
+      if (type === 'other') { skip(rel(), 'not a regular file (device, fifo or socket)'); continue; }
+      let st: Stats;
+      try { st = await fs.lstat(absOf(root, segs) as string); }
+      catch (e) {
+        if (isSidecar) skip(rel(), `cannot stat sidecar: ${errCode(e)}`);
+        else leave(segs, `cannot stat: ${errCode(e)}`);
         continue;
       }
-      if (!st.isFile()) { skipped.push({ relPath: rel, reason: 'not a regular file (device, fifo or socket)' }); continue; }
-      if (name.toLowerCase().endsWith(SIDECAR_SUFFIX)) { sidecars.add(name); continue; }
-      files.push({ rel, abs, st, kind: mediaKind(name), name });
+      type = statType(st);
+      if (type === 'link') { skip(rel(), 'symbolic link (never followed)'); continue; }
+      if (type === 'other') { skip(rel(), 'not a regular file (device, fifo or socket)'); continue; }
+      if (type === 'dir') {
+        if (st.dev !== rootStat.dev) { skip(rel(), 'another filesystem mounted inside the volume (not entered)'); continue; }
+        const id = `${st.dev}:${st.ino}`;
+        if (visited.has(id)) { skip(rel(), 'directory already walked (a loop: bind mount or hard link)'); continue; }
+        visited.add(id);
+        subdirs.push(segs);
+        continue;
+      }
+      if (isSidecar && !name.escaped) { sidecars.set(name.text.slice(0, -SIDECAR_SUFFIX.length), seg); continue; }
+      if (!kind) { skip(rel(), `not a recording (extension ${path.extname(name.text) || 'none'})`); continue; }
+      files.push({ segs, st, kind, name: name.text });
     }
+    for (const segs of subdirs) await walk(segs);
     const usedSidecars = new Set<string>();
     for (const f of files) {
-      if (!f.kind) { skipped.push({ relPath: f.rel, reason: `not a recording (extension ${path.extname(f.name) || 'none'})` }); continue; }
       const base = f.name.slice(0, f.name.length - path.extname(f.name).length);
-      const sidecar = [...sidecars].find((s) => s.slice(0, -SIDECAR_SUFFIX.length) === base);
-      if (sidecar) usedSidecars.add(sidecar);
-      recordings.push({
-        relPath: f.rel, absPath: f.abs, size: f.st.size, mtimeMs: Math.trunc(f.st.mtimeMs), kind: f.kind,
-        ...(sidecar ? { sidecarPath: path.join(dirAbs, sidecar) } : {}),
+      const sidecar = sidecars.get(base);
+      if (sidecar) usedSidecars.add(base);
+      const j = joinSegs(f.segs);
+      out.recordings.push({
+        relPath: j.rel, relPathHex: j.hex, absPath: absOf(root, f.segs), size: f.st.size, mtimeMs: Math.trunc(f.st.mtimeMs), kind: f.kind!,
+        ...(sidecar ? { sidecarPath: absOf(root, [...dirSegs, sidecar]) } : {}),
       });
     }
-    for (const s of sidecars) if (!usedSidecars.has(s)) skipped.push({ relPath: dirRel ? path.join(dirRel, s) : s, reason: 'sidecar without a recording of the same name' });
+    for (const [base, seg] of sidecars) if (!usedSidecars.has(base)) skip(joinSegs([...dirSegs, seg]).rel, 'sidecar without a recording of the same name');
   }
 
-  await walk('', 0);
-  return { recordings, skipped };
+  await walk([]);
+  return out;
 }

@@ -4,10 +4,10 @@ import path from 'node:path';
 import type { Config, DeviceEntry } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { SourceSighting } from '../store/catalog.ts';
-import type { RecorderStatus, StatusBoard } from '../status/board.ts';
+import { noFiles, type RecorderStatus, type StatusBoard } from '../status/board.ts';
 import { classifyStored, type ClassifyDeps } from './classify.ts';
 import { CopyError, copyAndHash } from './copyAndHash.ts';
-import { discover, type FoundRecording } from './discover.ts';
+import { discover, type Discovery, type FoundRecording, type LeftBehindEntry } from './discover.ts';
 import { sleep } from '../sleep.ts';
 import { parseRecordingName } from './fileName.ts';
 import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
@@ -31,8 +31,13 @@ export interface IngestDeps extends ClassifyDeps {
 }
 
 const MAX_SIDECAR = 64 * 1024;
+/** How many skipped entries the recorder.docked event and the catalog name one by one (the rest are counted). */
+const SKIPPED_ANNOUNCED = 100;
+/** A copy that failed is tried again after this long, doubling up to the cap (the recorder is read, never changed). */
+const RETRY_BASE_MS = 2000;
+const RETRY_MAX_MS = 60_000;
 
-async function readSidecar(p: string): Promise<{ sidecar: Sidecar; error?: string }> {
+async function readSidecar(p: string | Buffer): Promise<{ sidecar: Sidecar; error?: string }> {
   let h: fs.FileHandle;
   try { h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
   catch (e) { return { sidecar: {}, error: `cannot open sidecar: ${(e as NodeJS.ErrnoException).code}` }; }
@@ -68,16 +73,36 @@ export const UNDOCKED = 'undocked';
 
 const fingerprintOf = (r: FoundRecording) => `${r.size}:${r.mtimeMs}`;
 
+/** What one walk of the volume found to do. */
+export interface Scan {
+  found: Discovery;
+  /** Recordings not yet taken in this session whose size and mtime have settled: copy them now. */
+  ready: FoundRecording[];
+  /** Recordings still changing (being written): taken once they settle. */
+  settling: FoundRecording[];
+  /** Recordings whose last copy failed, waiting for their retry. */
+  retrying: FoundRecording[];
+}
+
 /**
- * One docked recorder volume, for as long as it stays docked. Each pass walks it, copies and hashes every recording
- * not yet handled in this session, verifies and classifies it, and keeps the status board current. Passes repeat
- * while the volume is docked, so files that were still being written, or that appear later, are taken too. An unplug
- * ends the session; files not yet stored stay on the recorder and are taken on the next dock.
+ * One docked recorder volume, for as long as it stays docked. Each scan walks it; each copy takes, hashes, verifies
+ * and classifies every settled recording not yet handled in this session; `conclude` says whether the officer may
+ * take the recorder. Scans repeat while the volume is docked, so files that were still being written, or that appear
+ * later, are taken too. An unplug ends the session; files not yet stored stay on the recorder for the next dock.
+ * Safe to undock means: the walk reached everything, every recording is in the store, none is still changing.
  */
 export class VolumeSession {
   readonly status: RecorderStatus;
   readonly sessionId: number;
+  /** relPath → the size:mtime last stored (or confirmed) in this session, and its catalog id. */
   private readonly handled = new Map<string, string>();
+  private readonly storedIds = new Map<string, number>();
+  /** relPath → the size:mtime first seen, and when (a recording is copied once it has stopped changing). */
+  private readonly observed = new Map<string, { fp: string; sinceMs: number }>();
+  /** relPath → why its copy failed, how often, and when to try again. */
+  private readonly failures = new Map<string, { reason: string; attempts: number; retryAtMs: number; hex: string | null }>();
+  /** Left-behind entries already written to the catalog (path + reason), so a rescan does not repeat them. */
+  private readonly leftRecorded = new Set<string>();
   private readonly slog: Logger;
   private announced = false;
   private driftMs: number | null = null;
@@ -89,18 +114,14 @@ export class VolumeSession {
     this.status = {
       volume: volumePath, name: path.basename(volumePath), sessionId: this.sessionId, serial: null, officerId: null, officerName: null,
       state: 'identifying', dockedAt: deps.now().toISOString(),
-      files: { total: 0, done: 0, copied: 0, alreadyStored: 0, rejected: 0, needsAnnotation: 0, skipped: 0 }, bytes: { total: 0, done: 0 },
-      current: null, safeToUndock: false, error: null,
+      files: noFiles(), bytes: { total: 0, done: 0 },
+      current: null, safeToUndock: false, leftBehind: [], error: null,
     };
     deps.board.upsertRecorder(this.status);
     this.slog = deps.log.child({ volume: volumePath, session: this.sessionId });
   }
 
-  /** Recordings on the volume that this session has not taken yet (new, or changed since). */
-  async pending(): Promise<{ todo: FoundRecording[]; found: Awaited<ReturnType<typeof discover>> }> {
-    const found = await discover(this.volumePath);
-    return { todo: found.recordings.filter((r) => this.handled.get(r.relPath) !== fingerprintOf(r)), found };
-  }
+  private get settleMs(): number { return this.deps.config.dock.settleSeconds * 1000; }
 
   /** Waits until two walks `settleMs` apart list the same recordings with the same sizes and mtimes (bounded). */
   async settle(signal: AbortSignal, maxWaitMs = 30_000): Promise<void> {
@@ -116,61 +137,92 @@ export class VolumeSession {
     }
   }
 
-  /** One pass over the volume; returns the recorder state after it. */
-  async pass(signal: AbortSignal): Promise<RecorderStatus['state']> {
-    const { deps } = this;
-    const { catalog, board } = deps;
-    const status = this.status;
-    const volumePath = this.volumePath;
-    let todo: FoundRecording[];
-    let found;
-    try { ({ todo, found } = await this.pending()); }
+  /**
+   * Walks the volume and sorts its recordings into ready, settling and retrying. Returns null when the volume is gone
+   * (the undock follows). A root that cannot be read is left behind as a whole: never safe.
+   */
+  async scan(): Promise<Scan | null> {
+    let found: Discovery;
+    try { found = await discover(this.volumePath); }
     catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      status.state = code === 'ENOENT' ? 'unplugged' : 'error';
-      status.error = `cannot read the recorder volume: ${(e as Error).message}`;
-      board.upsertRecorder(status);
-      catalog.updateSession(this.sessionId, { result: status.state, error: status.error });
-      return status.state;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      found = { recordings: [], skipped: [], skippedCount: 0, leftBehind: [{ path: '.', reason: `cannot read the recorder volume: ${code ?? (e as Error).message}` }] };
     }
-    if (!this.announced) {
-      const linked = deps.identityFor?.(volumePath);
-      const who = linked
-        ? { serial: linked.serial, officerId: linked.officerId, officerName: linked.officerName ?? deps.config.devices.find((d) => d.serial === linked.serial)?.officerName ?? null }
-        : identifyRecorder(status.name, found.recordings, deps.config.devices);
-      Object.assign(status, who);
-      if (linked) Object.assign(status, { battery: linked.battery, driftMs: linked.driftMs, bay: linked.bay });
-      const place = linked ?? deps.placeFor?.(volumePath);
-      if (place) status.bay = place.bay;
-      this.driftMs = linked?.driftMs ?? null;
-      this.linkedOfficer = linked ? { officerId: linked.officerId, officerName: who.officerName } : null;
-      status.files.skipped = found.skipped.length;
-      catalog.tx(() => {
-        catalog.updateSession(this.sessionId, {
-          device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skipped.length,
-          battery: linked?.battery ?? null, drift_ms: linked?.driftMs ?? null, bay: place?.bay ?? null, port_path: place?.portPath ?? null,
-        });
-        for (const s of found.skipped) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
-        catalog.enqueue('event', {
-          type: 'recorder.docked', at: deps.now().toISOString(), volume: volumePath, sessionId: this.sessionId, deviceSerial: who.serial,
-          officerId: who.officerId, officerName: who.officerName, bay: place?.bay ?? null, battery: linked?.battery ?? null, clockDriftMs: linked?.driftMs ?? null, files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: found.skipped,
-        });
+    if (!this.announced) this.announce(found);
+    const nowMs = this.deps.now().getTime();
+    const scan: Scan = { found, ready: [], settling: [], retrying: [] };
+    const present = new Set<string>();
+    for (const r of found.recordings) {
+      present.add(r.relPath);
+      const fp = fingerprintOf(r);
+      if (this.handled.get(r.relPath) === fp) continue;
+      const seen = this.observed.get(r.relPath);
+      if (!seen || seen.fp !== fp) this.observed.set(r.relPath, { fp, sinceMs: nowMs });
+      const since = this.observed.get(r.relPath)!.sinceMs;
+      // Settled: unchanged for settleSeconds, or last written longer ago than that (a recorder's files are old).
+      if (nowMs - since < this.settleMs && nowMs - r.mtimeMs < this.settleMs) { scan.settling.push(r); continue; }
+      const failed = this.failures.get(r.relPath);
+      if (failed && failed.retryAtMs > nowMs) { scan.retrying.push(r); continue; }
+      scan.ready.push(r);
+    }
+    for (const p of this.failures.keys()) if (!present.has(p)) this.failures.delete(p);
+    this.updateTotals(scan);
+    return scan;
+  }
+
+  private updateTotals(scan: Scan): void {
+    const { status } = this;
+    const open = [...scan.ready, ...scan.settling, ...scan.retrying];
+    status.files.total = status.files.done + open.length;
+    status.bytes.total = status.bytes.done + open.reduce((n, r) => n + r.size, 0);
+    status.files.settling = scan.settling.length;
+    status.files.skipped = scan.found.skippedCount;
+    if (open.length || status.state === 'identifying') {
+      status.state = 'copying';
+      status.safeToUndock = false;
+    }
+    this.deps.board.upsertRecorder(status);
+  }
+
+  private announce(found: Discovery): void {
+    const { deps, status, volumePath } = this;
+    const { catalog } = deps;
+    const linked = deps.identityFor?.(volumePath);
+    const who = linked
+      ? { serial: linked.serial, officerId: linked.officerId, officerName: linked.officerName ?? deps.config.devices.find((d) => d.serial === linked.serial)?.officerName ?? null }
+      : identifyRecorder(status.name, found.recordings, deps.config.devices);
+    Object.assign(status, who);
+    if (linked) Object.assign(status, { battery: linked.battery, driftMs: linked.driftMs, bay: linked.bay });
+    const place = linked ?? deps.placeFor?.(volumePath);
+    if (place) status.bay = place.bay;
+    this.driftMs = linked?.driftMs ?? null;
+    this.linkedOfficer = linked ? { officerId: linked.officerId, officerName: who.officerName } : null;
+    const listed = found.skipped.slice(0, SKIPPED_ANNOUNCED);
+    const more = found.skippedCount - listed.length;
+    catalog.tx(() => {
+      catalog.updateSession(this.sessionId, {
+        device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skippedCount,
+        battery: linked?.battery ?? null, drift_ms: linked?.driftMs ?? null, bay: place?.bay ?? null, port_path: place?.portPath ?? null,
       });
-      this.slog.info({ serial: who.serial, officer: who.officerId, files: found.recordings.length, skipped: found.skipped.length }, 'recorder docked');
-      for (const s of found.skipped) this.slog.warn({ path: s.relPath, reason: s.reason }, 'skipped entry on recorder');
-      this.announced = true;
-    }
-    if (!todo.length && status.state !== 'identifying') return status.state;
+      for (const s of listed) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
+      if (more > 0) catalog.recordSkipped(this.sessionId, '…', `${more} more entries skipped (not recordings); not listed one by one`);
+      catalog.enqueue('event', {
+        type: 'recorder.docked', at: deps.now().toISOString(), volume: volumePath, sessionId: this.sessionId, deviceSerial: who.serial,
+        officerId: who.officerId, officerName: who.officerName, bay: place?.bay ?? null, battery: linked?.battery ?? null, clockDriftMs: linked?.driftMs ?? null,
+        files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: listed, skippedCount: found.skippedCount, leftBehind: found.leftBehind,
+      });
+    });
+    this.slog.info({ serial: who.serial, officer: who.officerId, files: found.recordings.length, skipped: found.skippedCount, leftBehind: found.leftBehind.length }, 'recorder docked');
+    for (const s of listed) this.slog.warn({ path: s.relPath, reason: s.reason }, 'skipped entry on recorder');
+    this.announced = true;
+  }
 
-    status.state = 'copying';
-    status.safeToUndock = false;
-    status.error = null;
-    status.files.total = status.files.done + todo.length;
-    status.bytes.total = status.bytes.done + todo.reduce((n, r) => n + r.size, 0);
-    board.upsertRecorder(status);
-
-    let failed = 0;
-    for (const rec of todo) {
+  /** Copies the scan's ready recordings; returns 'unplugged' when the volume went away mid-copy. */
+  async copy(scan: Scan, signal: AbortSignal): Promise<'ok' | 'unplugged'> {
+    const { deps, status, volumePath } = this;
+    const { board } = deps;
+    for (const rec of scan.ready) {
       if (signal.aborted) break;
       if (deps.space && !(await deps.space.waitForRoom(rec.size, signal, (reason) => {
         status.state = reason ? 'paused' : 'copying';
@@ -181,27 +233,29 @@ export class VolumeSession {
       const bytesBefore = status.bytes.done;
       board.patchRecorder(volumePath, {});
       try {
-        const outcome = await ingestOne(deps, rec, this.sessionId, status.serial, this.driftMs, this.linkedOfficer, (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal);
+        const previous = this.storedIds.get(rec.relPath);
+        const outcome = await ingestOne(deps, rec, {
+          sessionId: this.sessionId, sessionSerial: status.serial, driftMs: this.driftMs, linkedOfficer: this.linkedOfficer, supersedes: previous ?? null,
+          onBytes: (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal,
+        });
         this.handled.set(rec.relPath, fingerprintOf(rec));
-        if (outcome.state === 'known' || outcome.state === 'duplicate') status.files.alreadyStored++;
-        else status.files.copied++;
-        if (outcome.state === 'rejected') status.files.rejected++;
-        if (outcome.state === 'needs-annotation') status.files.needsAnnotation++;
-        board.clear(`ingest:${volumePath}:${rec.relPath}`);
+        if (outcome.fileId !== null) this.storedIds.set(rec.relPath, outcome.fileId);
+        this.failures.delete(rec.relPath);
+        this.count(outcome);
+        if (previous !== undefined && outcome.fileId !== previous) {
+          status.files.superseded++;
+          this.slog.warn({ path: rec.relPath, previous, id: outcome.fileId }, 'recording changed after it was copied: copied again as a new version');
+        }
       } catch (e) {
         status.bytes.done = bytesBefore;
         if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
           status.state = 'unplugged';
-          status.error = `recorder removed during copy; ${status.files.total - status.files.done} file(s) not yet stored stay on it: dock it again`;
           this.slog.warn({ err: e.message, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
-          break;
+          status.current = null;
+          return 'unplugged';
         }
         if (signal.aborted) break;
-        failed++;
-        const msg = (e as Error).message;
-        const code = (e as { code?: string }).code;
-        this.slog.error({ path: rec.relPath, code, err: msg }, 'file not ingested (it stays on the recorder; retried on the next pass)');
-        if (code !== 'SOURCE_CHANGED') board.raise('INGEST_FAILED', `ingest:${volumePath}:${rec.relPath}`, `${status.serial ?? status.name} ${rec.relPath}: ${msg}`);
+        this.copyFailed(rec, e as Error);
         continue;
       }
       status.bytes.done = bytesBefore + rec.size;
@@ -209,19 +263,92 @@ export class VolumeSession {
       board.patchRecorder(volumePath, {});
     }
     status.current = null;
-    if (status.state !== 'unplugged') {
-      if (signal.aborted && signal.reason === UNDOCKED) {
-        // The watcher saw the volume go before a read failed: still an unplug, not a stop of dockd.
-        status.state = 'unplugged';
-        status.error = `recorder removed during copy; ${status.files.total - status.files.done} file(s) not yet stored stay on it: dock it again`;
-      } else if (signal.aborted) { status.state = 'error'; status.error = 'ingest stopped before it finished (dockd is stopping)'; }
-      else if (failed) { status.state = 'error'; status.error = `${failed} file(s) could not be copied yet and stay on the recorder`; }
-      else { status.state = 'done'; status.safeToUndock = true; }
+    return 'ok';
+  }
+
+  private count(outcome: Outcome): void {
+    const f = this.status.files;
+    if (outcome.state === 'known' || outcome.state === 'duplicate') f.alreadyStored++;
+    else f.copied++;
+    if (outcome.state === 'rejected') f.rejected++;
+    if (outcome.state === 'needs-annotation') f.needsAnnotation++;
+    if (outcome.integrity === 'damaged') f.damaged++;
+  }
+
+  private copyFailed(rec: FoundRecording, e: Error): void {
+    const code = (e as { code?: string }).code;
+    const prev = this.failures.get(rec.relPath);
+    const attempts = (prev?.attempts ?? 0) + 1;
+    // A file that changed under the copy is still being written: it waits to settle again, not as a failure.
+    if (code === 'SOURCE_CHANGED') { this.observed.delete(rec.relPath); return; }
+    const reason = describeCopyFailure(e);
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempts - 1));
+    this.failures.set(rec.relPath, { reason, attempts, retryAtMs: this.deps.now().getTime() + delay, hex: rec.relPathHex });
+    this.slog.error({ path: rec.relPath, code, err: e.message, attempts, retryInMs: delay }, 'recording not copied: it stays on the recorder and is tried again');
+  }
+
+  /**
+   * After a scan (and its copies): what the officer is told. Safe only when nothing is left behind, nothing is still
+   * changing or waiting for a retry, and the walk was complete. Left-behind recordings raise RECORDING_LEFT_BEHIND.
+   */
+  conclude(scan: Scan, signal: AbortSignal): RecorderStatus['state'] {
+    const { status, deps } = this;
+    const left: LeftBehindEntry[] = [...scan.found.leftBehind];
+    for (const [p, f] of this.failures) left.push({ path: p, reason: f.reason, ...(f.hex ? { pathHex: f.hex } : {}) });
+    status.leftBehind = left;
+    status.files.settling = scan.settling.length;
+    this.recordLeftBehind(left);
+    const waiting = scan.settling.length + scan.retrying.length;
+    if (status.state === 'unplugged' || (signal.aborted && signal.reason === UNDOCKED)) {
+      status.state = 'unplugged';
+      status.error = `recorder removed during copy; ${Math.max(0, status.files.total - status.files.done)} file(s) not yet stored stay on it: dock it again`;
+    } else if (signal.aborted) {
+      status.state = 'error';
+      status.error = 'ingest stopped before it finished (dockd is stopping)';
+    } else if (left.length) {
+      status.state = 'error';
+      status.error = describeLeftBehind(left);
+    } else if (waiting) {
+      status.state = 'copying';
+      status.error = null;
+    } else if (status.state !== 'paused') {
+      status.state = 'done';
+      status.error = null;
     }
-    board.upsertRecorder(status);
-    catalog.updateSession(this.sessionId, { result: status.state, files_copied: status.files.copied, files_known: status.files.alreadyStored, error: status.error });
-    this.slog.info({ state: status.state, copied: status.files.copied, alreadyStored: status.files.alreadyStored, rejected: status.files.rejected, needsAnnotation: status.files.needsAnnotation, failed }, 'recorder ingest finished');
+    status.safeToUndock = status.state === 'done';
+    const alarmKey = `left:${this.volumePath}`;
+    if (left.length && status.state !== 'unplugged') {
+      deps.board.raise('RECORDING_LEFT_BEHIND', alarmKey, `${status.serial ?? status.name}: ${describeLeftBehind(left)}`);
+    } else if (!left.length) deps.board.clear(alarmKey);
+    deps.board.upsertRecorder(status);
+    deps.catalog.updateSession(this.sessionId, { result: status.state, files_copied: status.files.copied, files_known: status.files.alreadyStored, error: status.error });
     return status.state;
+  }
+
+  private recordLeftBehind(left: LeftBehindEntry[]): void {
+    const fresh = left.filter((l) => !this.leftRecorded.has(`${l.path}\n${l.reason}`));
+    if (!fresh.length) return;
+    const { catalog } = this.deps;
+    catalog.tx(() => {
+      for (const l of fresh) {
+        this.leftRecorded.add(`${l.path}\n${l.reason}`);
+        catalog.recordSkipped(this.sessionId, l.path, l.reason, { leftBehind: true, pathHex: l.pathHex ?? null });
+        catalog.audit('recording.left-behind', this.status.serial ?? this.volumePath, { sessionId: this.sessionId, path: l.path, reason: l.reason, ...(l.pathHex ? { pathHex: l.pathHex } : {}) });
+      }
+    });
+    for (const l of fresh) this.slog.error({ path: l.path, reason: l.reason }, 'recording left behind on the recorder');
+  }
+
+  /** When to look again: soon while something settles or waits for a retry, else every dock.rescanSeconds. */
+  nextScanDelayMs(scan: Scan): number {
+    const rescan = this.deps.config.dock.rescanSeconds * 1000;
+    if (!scan.settling.length && !scan.retrying.length) return rescan;
+    const nowMs = this.deps.now().getTime();
+    const waits = [
+      ...scan.settling.map((r) => this.observed.get(r.relPath)!.sinceMs + this.settleMs - nowMs),
+      ...scan.retrying.map((r) => this.failures.get(r.relPath)!.retryAtMs - nowMs),
+    ];
+    return Math.max(100, Math.min(rescan, ...waits));
   }
 
   private wipe: RecorderWipe | null = null;
@@ -238,12 +365,37 @@ export class VolumeSession {
   }
 }
 
+/** A copy failure in words, for the officer and the admin. */
+function describeCopyFailure(e: Error): string {
+  const errno = (e as { cause?: NodeJS.ErrnoException }).cause?.code;
+  if (errno === 'EACCES' || errno === 'EPERM') return `cannot read (permission denied: ${errno})`;
+  if (errno) return `cannot read (${errno})`;
+  return e.message;
+}
 
-type Outcome = { state: 'known' | 'rejected' | 'needs-annotation' | 'ready' | 'duplicate' | string };
+/** "2 recording(s) left behind …: a (why); b (why)", at most five named. */
+export function describeLeftBehind(left: LeftBehindEntry[]): string {
+  const named = left.slice(0, 5).map((l) => `${l.path === '.' ? '(volume root)' : l.path} (${l.reason})`).join('; ');
+  const more = left.length > 5 ? `; … ${left.length - 5} more` : '';
+  return `${left.length} 个文件未采集 recording(s) left behind on the recorder, not safe to undock: ${named}${more}`;
+}
 
-async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: number, sessionSerial: string | null, driftMs: number | null,
-  linkedOfficer: { officerId: string; officerName: string | null } | null, onBytes: (n: number) => void, signal: AbortSignal): Promise<Outcome> {
+interface Outcome { state: string; fileId: number | null; integrity: string | null }
+
+interface IngestContext {
+  sessionId: number;
+  sessionSerial: string | null;
+  driftMs: number | null;
+  linkedOfficer: { officerId: string; officerName: string | null } | null;
+  /** The catalog id of this path's earlier copy in this session, when the file changed after it was copied. */
+  supersedes: number | null;
+  onBytes: (n: number) => void;
+  signal: AbortSignal;
+}
+
+async function ingestOne(deps: IngestDeps, rec: FoundRecording, ctx: IngestContext): Promise<Outcome> {
   const { catalog, objects } = deps;
+  const { sessionId, sessionSerial, driftMs, linkedOfficer, onBytes, signal } = ctx;
   const parsed = parseRecordingName(path.basename(rec.relPath));
   const deviceSerial = parsed?.serial ?? sessionSerial;
   const sighting: SourceSighting = { sessionId, deviceSerial, sourcePath: rec.relPath, size: rec.size, mtimeMs: rec.mtimeMs };
@@ -253,7 +405,7 @@ async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: numbe
     const r = await copyAndHash(rec.absPath, null, { onBytes, signal });
     if (r.sha256 === known.sha256) {
       catalog.addSighting(known.id, { ...sighting, mtimeMs: r.mtimeMs }, false);
-      return { state: 'known' };
+      return { state: 'known', fileId: known.id, integrity: known.integrity };
     }
   }
 
@@ -271,10 +423,10 @@ async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: numbe
     }
   }
   const fileId = catalog.beginCopy({
-    size: rec.size, kind: rec.kind, filename: path.basename(rec.relPath), source_path: rec.relPath, session_id: sessionId,
+    size: rec.size, kind: rec.kind, filename: path.basename(rec.relPath), source_path: rec.relPath, source_path_hex: rec.relPathHex, session_id: sessionId,
     device_serial: meta.deviceSerial, officer_id: meta.officerId, captured_at: meta.capturedAt, captured_at_source: meta.capturedAtSource,
     recorder_time: meta.recorderTime, collector: meta.collector, case_no: meta.caseNo, purpose: meta.purpose, place: meta.place,
-    important: meta.important ? 1 : 0, clock_drift_ms: driftMs,
+    important: meta.important ? 1 : 0, clock_drift_ms: driftMs, supersedes: ctx.supersedes,
   });
   const tmp = objects.tempPath();
   let result;
@@ -287,8 +439,8 @@ async function ingestOne(deps: IngestDeps, rec: FoundRecording, sessionId: numbe
     throw e;
   }
   const done = catalog.finishCopy(fileId, result.sha256, { ...sighting, size: result.size, mtimeMs: result.mtimeMs }, { sm3: result.digests.sm3 });
-  if (done.duplicate) return { state: 'duplicate' };
+  if (done.duplicate) return { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null };
   const f = await classifyStored(deps, done.fileId);
   if (f.state === 'ready') deps.onReady();
-  return { state: f.state };
+  return { state: f.state, fileId: f.id, integrity: f.integrity };
 }

@@ -1,12 +1,19 @@
 import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import type { MediaKind } from '../ingest/fileName.ts';
 
 export interface StreamInfo { type: string; codec: string; width?: number; height?: number; sampleRate?: number; channels?: number }
 
 export interface ProbeResult {
+  /** The file demuxes (or decodes) cleanly. False with `reason`: damaged. */
   ok: boolean;
   /** Why the file is not a clean recording (when !ok). */
   reason?: string;
+  /**
+   * Set when the probe itself failed for a reason of the station's own (timed out, killed, ffmpeg missing, no
+   * memory): there is no verdict on the file, and the probe is tried again later.
+   */
+  unavailable?: string;
   format?: string;
   duration?: number;
   streams: StreamInfo[];
@@ -15,20 +22,28 @@ export interface ProbeResult {
 }
 
 export interface MediaTools {
-  probe(file: string, kind: MediaKind, size: number): Promise<ProbeResult>;
+  /** `attempt` (0 first) lengthens the timeout of a probe tried again after the station was too busy. */
+  probe(file: string, kind: MediaKind, size: number, attempt?: number): Promise<ProbeResult>;
+  /**
+   * Writes a playable copy of a damaged MP4/MOV to `out` (stream copy of what still demuxes); true when `out` holds
+   * one that probes clean. The damaged original is never changed.
+   */
+  salvage(file: string, out: string, size: number): Promise<boolean>;
 }
 
-interface RunResult { code: number | null; stdout: string; stderr: string; timedOut: boolean }
+interface RunResult { code: number | null; stdout: string; stderr: string; failed: string | null }
 
+/** Runs a tool; `failed` says why it gave no answer (timed out, killed by a signal, missing, not startable). */
 function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-        reject(new Error(`${cmd} not found: install it (Debian: apt-get install ffmpeg)`));
-        return;
-      }
-      const timedOut = Boolean(err && (err as { killed?: boolean }).killed);
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0, stdout, stderr, timedOut });
+      const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: unknown }) | null;
+      let failed: string | null = null;
+      if (e?.code === 'ENOENT') failed = `${cmd} not found: install it (Debian: apt-get install ffmpeg)`;
+      else if (e?.killed) failed = `${cmd} timed out after ${timeoutMs} ms`;
+      else if (e?.signal) failed = `${cmd} was killed (${e.signal})`;
+      else if (e && typeof e.code === 'string') failed = `${cmd} could not run: ${e.code}`;
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr, failed });
     });
   });
 }
@@ -45,10 +60,10 @@ export function createFfmpegTools(opts: { ffprobe?: string; ffmpeg?: string; bas
   const timeoutFor = (size: number) => base + Math.ceil(size / (20 << 20)) * 1000;
 
   return {
-    async probe(file, kind, size) {
-      const timeout = timeoutFor(size);
+    async probe(file, kind, size, attempt = 0) {
+      const timeout = timeoutFor(size) * 2 ** Math.min(attempt, 4);
       const p = await run(ffprobe, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file], timeout);
-      if (p.timedOut) return { ok: false, reason: `ffprobe timed out after ${timeout} ms`, streams: [] };
+      if (p.failed) return { ok: false, unavailable: p.failed, streams: [] };
       let json: { format?: { format_name?: string; duration?: string; tags?: Record<string, string> }; streams?: Record<string, unknown>[] } = {};
       try { json = JSON.parse(p.stdout || '{}'); } catch { /* reported below */ }
       if (p.code !== 0 || !json.format) {
@@ -74,10 +89,19 @@ export function createFfmpegTools(opts: { ffprobe?: string; ffmpeg?: string; bas
         ? ['-v', 'error', '-nostdin', '-i', file, '-f', 'null', '-']
         : ['-v', 'error', '-nostdin', '-i', file, '-map', '0', '-c', 'copy', '-f', 'null', '-'];
       const d = await run(ffmpeg, check, timeout);
-      if (d.timedOut) return { ...result, ok: false, reason: `ffmpeg demux check timed out after ${timeout} ms` };
+      if (d.failed) return { ...result, ok: false, unavailable: d.failed };
       const err = firstLine(d.stderr);
       if (d.code !== 0 || err) return { ...result, ok: false, reason: `does not demux cleanly: ${err || `ffmpeg exit ${d.code}`}` };
       return result;
+    },
+
+    async salvage(file, out, size) {
+      const r = await run(ffmpeg, ['-v', 'error', '-nostdin', '-y', '-i', file, '-map', '0', '-c', 'copy', '-f', 'mp4', out], timeoutFor(size));
+      if (r.failed || r.code !== 0) return false;
+      const st = await stat(out).catch(() => null);
+      if (!st || st.size === 0) return false;
+      const check = await this.probe(out, 'video', st.size);
+      return check.ok;
     },
   };
 }

@@ -11,11 +11,19 @@ export interface RecorderStatus {
   officerName: string | null;
   state: RecorderState;
   dockedAt: string;
-  files: { total: number; done: number; copied: number; alreadyStored: number; rejected: number; needsAnnotation: number; skipped: number };
+  files: {
+    total: number; done: number; copied: number; alreadyStored: number; rejected: number; damaged: number; needsAnnotation: number; skipped: number;
+    /** Recordings still being written (size or mtime changing): copied once they settle. */
+    settling: number;
+    /** Recordings that changed after they were copied, copied again as a new version (`supersedes`). */
+    superseded: number;
+  };
   bytes: { total: number; done: number };
   current: string | null;
-  /** Every recording on it is stored and hashed: the officer may take it. */
+  /** Every recording on it is stored and hashed, none left behind, none still changing: the officer may take it. */
   safeToUndock: boolean;
+  /** Recordings (or directories that may hold some) on the volume that are not in the store, with the reason. */
+  leftBehind: { path: string; reason: string; pathHex?: string }[];
   error: string | null;
   /** Battery level in percent, when the recorder's protocol reports it. */
   battery?: number | null;
@@ -25,8 +33,14 @@ export interface RecorderStatus {
   bay?: string | null;
 }
 
+/** The counters of a recorder tile before anything is known. */
+export function noFiles(): RecorderStatus['files'] {
+  return { total: 0, done: 0, copied: 0, alreadyStored: 0, rejected: 0, damaged: 0, needsAnnotation: 0, skipped: 0, settling: 0, superseded: 0 };
+}
+
 export type AlarmCode = 'HQ_UNREACHABLE' | 'UPLOAD_REFUSED' | 'INGEST_FAILED' | 'RECORDER_UNPLUGGED' | 'MQTT_UNREACHABLE' | 'DISK_LOW' | 'DISK_FULL' | 'OBJECT_CORRUPT' | 'RECEIPT_OVERDUE'
-  | 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE' | 'MOUNT_FAILED';
+  | 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE' | 'MOUNT_FAILED'
+  | 'RECORDING_LEFT_BEHIND';
 
 export interface Alarm {
   key: string; code: AlarmCode; message: string; since: string;

@@ -15,6 +15,9 @@ export interface FileRow {
   upload_url: string | null; upload_offset: number; upload_attempts: number; last_error: string | null; session_id: number | null;
   created_at: string; updated_at: string; uploaded_at: string | null;
   clock_drift_ms: number | null; sm3: string | null; receipt_at: string | null; archived_at: string | null; local_deleted_at: string | null; announced_at: string | null;
+  /** ok | damaged (the probe's verdict; NULL until a verdict). */
+  integrity: string | null; integrity_note: string | null; probe_attempts: number; probe_after: string | null;
+  source_path_hex: string | null; supersedes: number | null; derived_sha256: string | null;
 }
 
 /** Columns a state change may set alongside the state. */
@@ -28,6 +31,7 @@ const FIELD_NAMES = new Set<string>([
   'sha256', 'size', 'kind', 'filename', 'source_path', 'device_serial', 'officer_id', 'captured_at', 'captured_at_source', 'recorder_time',
   'collector', 'case_no', 'purpose', 'place', 'important', 'reason', 'probe', 'duration', 'creation_time', 'upload_url', 'upload_offset',
   'upload_attempts', 'last_error', 'session_id', 'uploaded_at', 'sm3', 'receipt_at', 'archived_at', 'local_deleted_at', 'announced_at', 'clock_drift_ms',
+  'integrity', 'integrity_note', 'probe_attempts', 'probe_after', 'source_path_hex', 'supersedes', 'derived_sha256',
 ]);
 
 /**
@@ -232,12 +236,14 @@ export class Catalog {
     this.db.prepare(`UPDATE sessions SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...cols.map((c) => (f as Record<string, unknown>)[c] ?? null), id);
   }
 
-  recordSkipped(sessionId: number, relPath: string, reason: string): void {
-    this.db.prepare(`INSERT INTO skipped (session_id, path, reason, seen_at) VALUES (?, ?, ?, ?)`).run(sessionId, relPath, reason, this.stamp());
+  /** An entry of the volume not taken: skipped (not a recording), or left behind (a recording not in the store). */
+  recordSkipped(sessionId: number, relPath: string, reason: string, opts: { leftBehind?: boolean; pathHex?: string | null } = {}): void {
+    this.db.prepare(`INSERT INTO skipped (session_id, path, reason, seen_at, left_behind, path_hex) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(sessionId, relPath, reason, this.stamp(), opts.leftBehind ? 1 : 0, opts.pathHex ?? null);
   }
 
-  skippedOf(sessionId: number): { path: string; reason: string }[] {
-    return this.db.prepare(`SELECT path, reason FROM skipped WHERE session_id = ? ORDER BY id`).all(sessionId) as never;
+  skippedOf(sessionId: number): { path: string; reason: string; left_behind: number; path_hex: string | null }[] {
+    return this.db.prepare(`SELECT path, reason, left_behind, path_hex FROM skipped WHERE session_id = ? ORDER BY id`).all(sessionId) as never;
   }
 
   // ---- outbox (events that must reach the broker, in order, across restarts) ----

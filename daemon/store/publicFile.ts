@@ -10,5 +10,7 @@ export function publicFile(f: FileRow): Record<string, unknown> {
     probe: f.probe ? JSON.parse(f.probe) : null, uploadUrl: f.upload_url, uploadOffset: f.upload_offset, uploadAttempts: f.upload_attempts,
     lastError: f.last_error, createdAt: f.created_at, updatedAt: f.updated_at, uploadedAt: f.uploaded_at,
     receiptAt: f.receipt_at, archivedAt: f.archived_at, localDeletedAt: f.local_deleted_at, clockDriftMs: f.clock_drift_ms,
+    integrity: f.integrity, integrityNote: f.integrity_note, probeAttempts: f.probe_attempts, probeAfter: f.probe_after,
+    sourcePathHex: f.source_path_hex, supersedes: f.supersedes, playableCopySha256: f.derived_sha256,
   };
 }

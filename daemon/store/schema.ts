@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -120,5 +120,33 @@ export const MIGRATIONS: Record<number, string> = {
   ALTER TABLE files ADD COLUMN derived_sha256 TEXT;            -- a playable copy made from a damaged recording (never instead of it)
   ALTER TABLE skipped ADD COLUMN left_behind INTEGER NOT NULL DEFAULT 0;  -- 1: a recording that is not in the store
   ALTER TABLE skipped ADD COLUMN path_hex TEXT;
+  -- Damaged recordings are evidence too: what an earlier dockd rejected for its content (not for being empty) is
+  -- probed again and goes on as damaged.
+  INSERT INTO history (file_id, at, from_state, to_state, detail)
+    SELECT id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'rejected', 'stored', 'catalog schema 4: a damaged recording is not rejected; verified again'
+    FROM files WHERE state = 'rejected' AND size > 0 AND sha256 IS NOT NULL;
+  UPDATE files SET state = 'stored', probe_after = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE state = 'rejected' AND size > 0 AND sha256 IS NOT NULL;
+  `,
+  5: `
+  CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,                                 -- admins log in with it
+    role TEXT NOT NULL CHECK (role IN ('officer', 'admin')),
+    officer_id TEXT UNIQUE,                                    -- 警号: officers log in with it; their own recordings carry it
+    hash TEXT NOT NULL,                                        -- scrypt$N$r$p$salt$key (never the password)
+    disabled INTEGER NOT NULL DEFAULT 0,
+    from_config INTEGER NOT NULL DEFAULT 0,                    -- 1: the bootstrap admin of http.adminPassword
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE web_sessions (
+    token_hash TEXT PRIMARY KEY,                               -- sha256 of the cookie's token (the token itself is not kept)
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT,
+    source TEXT                                                -- the address it was opened from
+  );
+  CREATE INDEX web_sessions_user ON web_sessions(user_id);
   `,
 };

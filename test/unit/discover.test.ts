@@ -65,7 +65,7 @@ describe('discover on hostile recorder volumes', () => {
     ]);
     const wav = recordings[2];
     const st = statSync(path.join(volume, 'RECORD/2026/11/28/a.wav'));
-    expect(wav).toEqual({ relPath: 'RECORD/2026/11/28/a.wav', absPath: path.join(volume, 'RECORD/2026/11/28/a.wav'), size: 1000, mtimeMs: Math.trunc(st.mtimeMs), kind: 'audio' });
+    expect(wav).toEqual({ relPath: 'RECORD/2026/11/28/a.wav', relPathHex: null, absPath: path.join(volume, 'RECORD/2026/11/28/a.wav'), size: 1000, mtimeMs: Math.trunc(st.mtimeMs), kind: 'audio' });
     expect(recordings.map((r) => r.kind)).toEqual(['video', 'photo', 'audio']);
     expect(skipped).toEqual(expect.arrayContaining([
       { relPath: 'notes.txt', reason: 'not a recording (extension .txt)' },
@@ -91,7 +91,7 @@ describe('discover on hostile recorder volumes', () => {
     const { recordings, skipped } = await discover(volume);
 
     expect(recordings.map((r) => r.relPath)).toEqual(['DCIM/real.mp4']);
-    for (const r of recordings) expect(r.absPath.startsWith(`${volume}/`)).toBe(true);
+    for (const r of recordings) expect(String(r.absPath).startsWith(`${volume}/`)).toBe(true);
     const links = ['escape.mp4', 'escape-dir', 'inside.mp4', 'loop', 'DCIM/root', 'dangling.mp4'];
     for (const l of links) expect(skipped).toContainEqual({ relPath: l, reason: 'symbolic link (never followed)' });
     expect(skipped).toHaveLength(links.length);
@@ -163,39 +163,45 @@ describe('discover on hostile recorder volumes', () => {
     expect(recordings.map((r) => [r.relPath, r.size, r.kind])).toEqual([['DCIM/empty.jpg', 0, 'photo'], ['empty.mp4', 0, 'video']]);
   });
 
-  it('skips file names that are not valid UTF-8, naming where they are, without crashing', async () => {
+  it('takes recordings whose names are not valid UTF-8: shown escaped, kept as raw bytes, opened by those bytes', async () => {
     await put('DCIM/good.mp4', 'g');
     const vol = Buffer.from(volume);
-    const bad = Buffer.from([0x63, 0x6c, 0x69, 0x70, 0xff, 0xfe, 0x2e, 0x6d, 0x70, 0x34]); // "clip\xff\xfe.mp4"
+    const bad = Buffer.from([0xff, 0xfe, 0x5f, 0x30, 0x30, 0x30, 0x31, 0x2e, 0x4d, 0x50, 0x34]); // "\xff\xfe_0001.MP4"
     const badGbk = Buffer.concat([Buffer.from([0xd5, 0xc5, 0xc8, 0xfd]), Buffer.from('.mp4')]); // "张三" in GBK
     writeFileSync(Buffer.concat([vol, Buffer.from('/'), bad]), 'bad');
+    execFileSync('mkdir', [Buffer.concat([vol, Buffer.from('/'), Buffer.from([0xb2, 0xe2])]).toString('latin1')], { encoding: 'latin1' } as never);
     writeFileSync(Buffer.concat([vol, Buffer.from('/DCIM/'), badGbk]), 'gbk');
     const before = fingerprint(vol);
 
-    const { recordings, skipped } = await discover(volume);
+    const { recordings, skipped, leftBehind } = await discover(volume);
 
-    expect(recordings.map((r) => r.relPath)).toEqual(['DCIM/good.mp4']);
-    const reason = 'file name is not valid UTF-8 or has control characters';
-    expect(skipped).toHaveLength(2);
-    for (const s of skipped) expect(s.reason).toBe(reason);
-    // Reported with U+FFFD in place of the bad bytes, and with the directory it is in.
-    expect(skipped.map((s) => s.relPath).sort()).toEqual([`DCIM/${badGbk.toString('utf8')}`, 'clip\uFFFD\uFFFD.mp4']);
-    expect(badGbk.toString('utf8')).toContain('\uFFFD');
+    expect(skipped).toEqual([]);
+    expect(leftBehind).toEqual([]);
+    const byPath = Object.fromEntries(recordings.map((r) => [r.relPath, r]));
+    expect(Object.keys(byPath).sort()).toEqual(['DCIM/good.mp4', 'DCIM/\\xd5\\xc5\\xc8\\xfd.mp4', '\\xff\\xfe_0001.MP4'].sort());
+    expect(byPath['\\xff\\xfe_0001.MP4'].relPathHex).toBe(bad.toString('hex'));
+    expect(byPath['DCIM/\\xd5\\xc5\\xc8\\xfd.mp4'].relPathHex).toBe(Buffer.concat([Buffer.from('DCIM/'), badGbk]).toString('hex'));
+    expect(byPath['DCIM/good.mp4'].relPathHex).toBeNull();
+    // The raw path opens the very file.
+    expect(readFileSync(byPath['\\xff\\xfe_0001.MP4'].absPath).toString()).toBe('bad');
+    expect(readFileSync(byPath['DCIM/\\xd5\\xc5\\xc8\\xfd.mp4'].absPath).toString()).toBe('gbk');
     expect(fingerprint(vol)).toEqual(before);
   });
 
-  it('skips names with control characters and reports them escaped', async () => {
+  it('takes names with control characters, escaped (never a raw newline or bell in a path shown to people)', async () => {
     await put('line\nbreak.mp4', 'n');
     await put('tab\there.jpg', 't');
     await put('bell\u0007.wav', 'b');
     await put('del\u007f.mp4', 'd');
+    await put('back\\slash\n.mp4', 's');
     await put('ok.mp4', 'o');
     const { recordings, skipped } = await discover(volume);
-    expect(recordings.map((r) => r.relPath)).toEqual(['ok.mp4']);
-    expect(skipped.map((s) => s.relPath).sort()).toEqual(['bell\\u0007.wav', 'del\u007f.mp4', 'line\\nbreak.mp4', 'tab\\there.jpg'].sort());
-    for (const s of skipped) {
-      expect(s.reason).toBe('file name is not valid UTF-8 or has control characters');
-      expect(s.relPath).not.toMatch(/[\n\t\u0007]/);
+    expect(skipped).toEqual([]);
+    expect(recordings.map((r) => r.relPath).sort()).toEqual(
+      ['bell\\x07.wav', 'del\\x7f.mp4', 'line\\x0abreak.mp4', 'tab\\x09here.jpg', 'back\\x5cslash\\x0a.mp4', 'ok.mp4'].sort());
+    for (const r of recordings) {
+      expect(r.relPath).not.toMatch(/[\n\t\u0007\u007f]/);
+      expect(readFileSync(r.absPath).length).toBe(1);
     }
   });
 
@@ -207,13 +213,36 @@ describe('discover on hostile recorder volumes', () => {
     expect(skipped).toEqual([]);
   });
 
-  it('stops descending 16 levels down and says so', async () => {
-    const levels = Array.from({ length: 18 }, (_, i) => `d${i + 1}`);
-    await put(`${levels.slice(0, 16).join('/')}/deep16.mp4`, 'ok');
-    await put(`${levels.join('/')}/deep18.mp4`, 'too deep');
-    const { recordings, skipped } = await discover(volume);
-    expect(recordings.map((r) => r.relPath)).toEqual([`${levels.slice(0, 16).join('/')}/deep16.mp4`]);
-    expect(skipped).toEqual([{ relPath: levels.slice(0, 17).join('/'), reason: 'directory deeper than 16 levels' }]);
+  it('walks any depth (40 levels) and takes what is there', async () => {
+    const levels = Array.from({ length: 40 }, (_, i) => `d${i + 1}`);
+    await put(`${levels.join('/')}/deep40.mp4`, 'deep');
+    const { recordings, skipped, leftBehind } = await discover(volume);
+    expect(recordings.map((r) => r.relPath)).toEqual([`${levels.join('/')}/deep40.mp4`]);
+    expect(skipped).toEqual([]);
+    expect(leftBehind).toEqual([]);
+  });
+
+  it('guards against a loop by device and inode (a bind mount of the volume inside itself)', async () => {
+    await put('DCIM/a.mp4', 'a');
+    await fs.mkdir(path.join(volume, 'DCIM', 'loop'));
+    execFileSync('mount', ['--bind', volume, path.join(volume, 'DCIM', 'loop')]);
+    try {
+      const { recordings, skipped, leftBehind } = await discover(volume);
+      expect(recordings.map((r) => r.relPath)).toEqual(['DCIM/a.mp4']);
+      expect(skipped).toEqual([{ relPath: 'DCIM/loop', reason: 'directory already walked (a loop: bind mount or hard link)' }]);
+      expect(leftBehind).toEqual([]);
+    } finally { execFileSync('umount', [path.join(volume, 'DCIM', 'loop')]); }
+  });
+
+  it('counts every skipped entry but names at most 1000 (a volume of 100,000 stray files)', async () => {
+    const junk = path.join(volume, 'junk');
+    await fs.mkdir(junk);
+    for (let i = 0; i < 3000; i++) writeFileSync(path.join(junk, `f${i}.txt`), '');
+    await put('zz/last.mp4', 'x');
+    const found = await discover(volume);
+    expect(found.skippedCount).toBe(3000);
+    expect(found.skipped).toHaveLength(1000);
+    expect(found.recordings.map((r) => r.relPath)).toEqual(['zz/last.mp4']);
   });
 
   it('reads nothing but metadata and writes nothing (the volume is unchanged)', async () => {
@@ -242,7 +271,7 @@ describe('discover on hostile recorder volumes', () => {
     });
     expect(mounts.length).toBeGreaterThan(0);
     const { recordings, skipped } = await discover(root);
-    for (const m of mounts) expect(skipped).toContainEqual({ relPath: m, reason: 'another filesystem mounted inside the volume' });
+    for (const m of mounts) expect(skipped).toContainEqual({ relPath: m, reason: 'another filesystem mounted inside the volume (not entered)' });
     for (const r of recordings) expect(mounts.some((m) => r.relPath.startsWith(`${m}/`))).toBe(false);
     for (const s of skipped) expect(mounts.some((m) => s.relPath.startsWith(`${m}/`))).toBe(false);
   });
