@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { EventBus } from '../events.ts';
 import { annotateRecording, MAX_ANNOTATION_FIELD, type AnnotateErrorCode } from '../ingest/annotate.ts';
-import { zonedIso } from '../ingest/fileName.ts';
+import { parseCapturedAt } from '../ingest/capturedAt.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import { FILE_STATES, type Catalog, type FileState } from '../store/catalog.ts';
@@ -89,7 +89,7 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
         type: 'object', additionalProperties: false, required: ['caseNo', 'purpose'],
         properties: {
           caseNo: { ...text(), minLength: 1, pattern: '\\S' }, purpose: { ...text(), minLength: 1, pattern: '\\S' }, place: text(), collector: text(),
-          // Only for a recording with no capture time; annotateRecording checks the format (ISO 8601 with an offset).
+          // Only for a recording with no capture time; parseCapturedAt checks it is a real date and time (ISO 8601 with an offset).
           capturedAt: text(40),
         },
       },
@@ -97,9 +97,12 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
   }, async (req, reply) => {
     const by = actor(req);
     const input = { ...req.body };
-    // A wall time without an offset (as a datetime-local field gives it) is station time.
-    const wall = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})(:\d{2})?$/.exec(input.capturedAt?.trim() ?? '');
-    if (wall) input.capturedAt = zonedIso(`${wall[1]}${wall[2] ?? ':00'}`, ctx.timeZone);
+    if (input.capturedAt?.trim()) {
+      // A wall time without an offset (as a datetime-local field gives it) is station time; the same strict check as dockctl.
+      const t = parseCapturedAt(input.capturedAt, { wallTimeZone: ctx.timeZone });
+      if (!t.ok) return fail(reply, 400, 'INVALID', t.message);
+      input.capturedAt = t.iso;
+    }
     const r = annotateRecording(catalog, req.params.id, input, by);
     if (!r.ok) return fail(reply, ANNOTATE_STATUS[r.code], r.code, r.message);
     log.info({ file: r.file.id, state: r.state, by }, 'recording annotated from the station page');

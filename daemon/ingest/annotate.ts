@@ -1,4 +1,5 @@
 import type { Catalog, FileRow, FileState } from '../store/catalog.ts';
+import { parseCapturedAt } from './capturedAt.ts';
 import { describeMissing, missingFields, type RequiredField } from './metadata.ts';
 
 /** Only recordings still at the station can be annotated: what has gone to HQ is not changed. */
@@ -12,8 +13,6 @@ export interface AnnotationInput {
   /** 采集时间, only for a recording whose name and container carry none: ISO 8601 with a zone offset. */
   capturedAt?: string;
 }
-
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
 export type AnnotateErrorCode = 'INVALID' | 'NOT_FOUND' | 'NOT_ANNOTATABLE' | 'CONFLICT';
 
@@ -34,14 +33,17 @@ export function annotateRecording(catalog: Catalog, idOrPrefix: string, v: Annot
   for (const [k, value] of Object.entries(v)) {
     if (typeof value === 'string' && value.trim().length > MAX_ANNOTATION_FIELD) return { ok: false, code: 'INVALID', message: `${k} is longer than ${MAX_ANNOTATION_FIELD} characters` };
   }
+  const capturedAt = v.capturedAt?.trim();
+  if (capturedAt) {
+    const parsed = parseCapturedAt(capturedAt);
+    if (!parsed.ok) return { ok: false, code: 'INVALID', message: parsed.message };
+  }
   const { file, error } = catalog.resolve(idOrPrefix);
   if (!file) return { ok: false, code: 'NOT_FOUND', message: error! };
   if (!ANNOTATABLE_STATES.includes(file.state)) {
     return { ok: false, code: 'NOT_ANNOTATABLE', message: `recording #${file.id} is ${file.state}; only ${ANNOTATABLE_STATES.join(' or ')} recordings can be annotated` };
   }
-  const capturedAt = v.capturedAt?.trim();
   if (capturedAt) {
-    if (!ISO_WITH_OFFSET.test(capturedAt) || Number.isNaN(Date.parse(capturedAt))) return { ok: false, code: 'INVALID', message: `capture time ${capturedAt} is not ISO 8601 with a zone offset (e.g. 2026-11-28T09:30:00+08:00)` };
     if (file.captured_at) return { ok: false, code: 'INVALID', message: `recording #${file.id} already has a capture time (${file.captured_at}, from its ${file.captured_at_source}); it is not changed` };
   }
   const next = {
