@@ -6,9 +6,10 @@ import path from 'node:path';
  * Mounts a recorder's block device read-only under a runtime mount root owned by dockd (`/run/dockd/mnt/<bay>`) and
  * unmounts it again, through an injected command runner (`mount`, `umount`, `blkid`).
  *
- * Nothing is ever written to a recorder: the mount is `ro,nosuid,nodev,noexec`; ext4 also gets `noload` (a dirty
- * journal is not replayed onto the device); vfat/exfat get `uid=`/`gid=` of dockd so it can read them, and vfat gets
- * `utf8` so Chinese long names come through.
+ * The mount is `ro,nosuid,nodev,noexec`; ext4 also gets `noload` (a dirty journal is not replayed onto the device);
+ * vfat/exfat get `uid=`/`gid=` of dockd so it can read (and, for the wipe, delete) them, and vfat gets `utf8` so
+ * Chinese long names come through. The only write ever made is the wipe gate's: `remount(mp, 'rw')` just for it,
+ * then `remount(mp, 'ro')` (see drivers/volumes/recorderVolume.ts, RemountedVolume).
  *
  * Privileges: util-linux `mount` refuses any non-root real uid ("restricted" mode), even with CAP_SYS_ADMIN. When dockd
  * runs as its own user (systemd/dockd.service: User=dockd with CAP_SYS_ADMIN and CAP_SETUID), the commands are started
@@ -53,7 +54,10 @@ export type MountErrorCode =
   | 'FS_UNSUPPORTED'  // a filesystem other than vfat / exfat / ext4
   | 'ALREADY_MOUNTED' // something is mounted on the mount point already
   | 'MOUNT_FAILED'
-  | 'UMOUNT_FAILED';
+  | 'UMOUNT_FAILED'
+  | 'NOT_MOUNTED'     // remount: nothing of ours is mounted there
+  | 'REMOUNT_REFUSED' // remount rw: an ext4 whose journal needs recovery (writing past it would corrupt the volume)
+  | 'REMOUNT_FAILED';
 
 export class MountError extends Error {
   constructor(readonly code: MountErrorCode, message: string, options?: { cause?: unknown }) {
@@ -172,9 +176,48 @@ export class BlockMounter {
 
   /** Whether something is mounted exactly at this path, per the mount table. */
   async isMounted(mountPoint: string): Promise<boolean> {
+    return (await this.mountEntry(mountPoint)) !== null;
+  }
+
+  /** The mount table's entry for this mount point (the last one: what is visible there), or null. */
+  async mountEntry(mountPoint: string): Promise<{ device: string; fsType: string; options: string[] } | null> {
     const table = await fs.readFile(this.options.procMounts ?? '/proc/self/mounts', 'utf8');
     const want = path.resolve(mountPoint);
-    return table.split('\n').some((line) => line && unescapeMountField(line.split(' ')[1] ?? '') === want);
+    const lines = table.split('\n').map((l) => l.split(' ')).filter((f) => f.length >= 4 && unescapeMountField(f[1]) === want);
+    const last = lines.at(-1);
+    return last ? { device: unescapeMountField(last[0]), fsType: last[2], options: last[3].split(',') } : null;
+  }
+
+  /**
+   * Makes a volume this mounter mounted writable (`rw`), for the wipe gate only, or read-only again (`ro`, which also
+   * flushes it to the device). Only mount points under the runtime root are touched. An ext4 whose journal needs
+   * recovery is never made writable: it is mounted `noload`, and writing past an unreplayed journal corrupts it.
+   */
+  async remount(mountPoint: string, mode: 'rw' | 'ro'): Promise<void> {
+    const mp = path.resolve(mountPoint);
+    const root = await fs.realpath(this.options.runtimeRoot).catch(() => path.resolve(this.options.runtimeRoot));
+    const entry = mp.startsWith(root + path.sep) ? await this.mountEntry(mp) : null;
+    if (!entry) throw new MountError('NOT_MOUNTED', `${mp} is not a recorder volume mounted by dockd`);
+    if (mode === 'rw' && entry.fsType === 'ext4') {
+      const features = await this.ext4Features(entry.device);
+      if (features.includes('needs_recovery')) throw new MountError('REMOUNT_REFUSED', `${entry.device} has a journal that needs recovery: it is not made writable (check it with e2fsck elsewhere)`);
+    }
+    try {
+      await this.run('mount', ['-o', `remount,${mode}`, mp], this.privileged);
+    } catch (e) {
+      throw new MountError('REMOUNT_FAILED', `remounting ${mp} ${mode === 'rw' ? 'read-write' : 'read-only'}: ${(e as Error).message}`, { cause: e });
+    }
+    const after = await this.mountEntry(mp);
+    if (!after?.options.includes(mode)) throw new MountError('REMOUNT_FAILED', `${mp} is still ${after ? after.options[0] : 'unmounted'} after remount,${mode}`);
+  }
+
+  private async ext4Features(device: string): Promise<string[]> {
+    try {
+      const { stdout } = await this.run('dumpe2fs', ['-h', device], this.privileged);
+      return /^Filesystem features:\s*(.*)$/m.exec(stdout)?.[1]?.trim().split(/\s+/) ?? [];
+    } catch (e) {
+      throw new MountError('REMOUNT_REFUSED', `cannot read the ext4 superblock of ${device} (dumpe2fs, from e2fsprogs): ${(e as Error).message}`, { cause: e });
+    }
   }
 
   private async requireDevice(device: string): Promise<void> {

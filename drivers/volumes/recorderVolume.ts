@@ -147,3 +147,42 @@ export class ChannelVolume implements RecorderVolume {
     await open?.close();
   }
 }
+
+/** Remounts a volume read-write and read-only again (drivers/mounts/blockMount.ts, BlockMounter). */
+export interface Remounter { remount(mountPoint: string, mode: 'rw' | 'ro'): Promise<void> }
+
+/**
+ * Storage dockd mounted itself read-only (a USB block device): the first remove() remounts it read-write, close()
+ * fsyncs the directories it changed and remounts it read-only again (which flushes the filesystem to the device).
+ * Deletions are unlinks made by dockd itself (on vfat/exfat dockd owns the files through the mount's uid=).
+ */
+export class RemountedVolume implements RecorderVolume {
+  readonly method = 'remount' as const;
+  private writable: Promise<void> | null = null;
+  private readonly touched = new Map<string, string | Buffer>();
+
+  constructor(readonly root: string, private readonly mounter: Remounter) {}
+
+  async remove(entry: VolumeEntry): Promise<void> {
+    this.writable ??= this.mounter.remount(this.root, 'rw');
+    try { await this.writable; }
+    catch (e) { throw new VolumeWriteError('NO_ACCESS', `cannot make the recorder's storage writable: ${(e as Error).message}`, { cause: e }); }
+    const dir = await unlinkInside(this.root, entry);
+    this.touched.set(asBuffer(dir).toString('hex'), dir);
+  }
+
+  async close(): Promise<void> {
+    const writable = this.writable;
+    this.writable = null;
+    if (!writable) return;
+    // A failed rw remount may still have left it writable: read-only again in every case.
+    const made = await writable.then(() => true, () => false);
+    const dirs = [...this.touched.values()];
+    this.touched.clear();
+    let syncError: unknown = null;
+    if (made) await syncDirectories(dirs).catch((e) => { syncError = e; });
+    try { await this.mounter.remount(this.root, 'ro'); }
+    catch (e) { throw new VolumeWriteError('IO', `the recorder's storage could not be made read-only again: ${(e as Error).message}`, { cause: e }); }
+    if (syncError) throw new VolumeWriteError('IO', `syncing the deletions on ${this.root}: ${(syncError as Error).message}`, { cause: syncError });
+  }
+}

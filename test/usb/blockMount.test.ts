@@ -6,6 +6,7 @@ import path from 'node:path';
 import ts from 'typescript';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BlockMounter, MountError, mountOptions, unescapeMountField } from '../../drivers/mounts/blockMount.ts';
+import { RemountedVolume, VolumeWriteError } from '../../drivers/volumes/recorderVolume.ts';
 
 /**
  * Real loop devices with ext4 images (this kernel has no vfat): needs root, losetup, mkfs.ext4. CI runs as root; when
@@ -157,9 +158,14 @@ describe('BlockMounter on real loop devices', () => {
       const m = new BlockMounter({ runtimeRoot: ${JSON.stringify(runtimeRoot)} });
       const vol = await m.mount(${JSON.stringify(loop)}, 'bay-1');
       const content = readFileSync(vol.mountPoint + '/README.txt', 'utf8');
+      const optionsNow = () => readFileSync('/proc/self/mounts', 'utf8').split('\\n').find((l) => l.split(' ')[1] === vol.mountPoint).split(' ')[3].split(',');
+      await m.remount(vol.mountPoint, 'rw');
+      const whileWiping = optionsNow();
+      await m.remount(vol.mountPoint, 'ro');
+      const afterWipe = optionsNow();
       const line = readFileSync('/proc/self/mounts', 'utf8').split('\\n').find((l) => l.split(' ')[1] === vol.mountPoint);
       const unmounted = await m.unmount(vol.mountPoint);
-      console.log(JSON.stringify({ uid: process.getuid(), content, line, unmounted }));
+      console.log(JSON.stringify({ uid: process.getuid(), content, line, unmounted, whileWiping, afterWipe }));
     `);
     const r = spawnSync('setpriv', [
       '--reuid=65534', '--regid=65534', '--clear-groups', '--nnp',
@@ -174,6 +180,78 @@ describe('BlockMounter on real loop devices', () => {
     expect(out.content).toBe('记录仪\n');
     expect(out.line.split(' ')[3].split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
     expect(out.unmounted).toEqual({ wasMounted: true, lazy: false });
+    // The wipe's remount works with the same capabilities (dumpe2fs reads the ext4 superblock first).
+    expect(out.whileWiping).toContain('rw');
+    expect(out.afterWipe).toContain('ro');
+    expect(out.afterWipe).not.toContain('rw');
+  });
+});
+
+describe('a read-write remount just for the wipe', () => {
+  const CLIP = 'DCIM/012345_1234567_20260301083000_0001.mp4';
+  const KEEP = 'DCIM/012345_1234567_20260301090000_0002.mp4';
+  const files = { [CLIP]: 'archived at HQ\n', [KEEP]: 'not archived yet\n', 'README.txt': '记录仪\n' };
+  const entry = (mountPoint: string, rel: string) => ({ relPath: rel, absPath: path.join(mountPoint, rel) });
+
+  it('deletes on the device itself, then the volume is read-only again', async () => {
+    const loop = await loopImage(files);
+    const mounter = new BlockMounter({ runtimeRoot: path.join(await tempDir(), 'mnt') });
+    const vol = await mounter.mount(loop, 'bay-1');
+    const wipe = new RemountedVolume(vol.mountPoint, mounter);
+    await wipe.close(); // nothing removed: nothing remounted
+    expect(mountLine(vol.mountPoint)?.[3]?.split(',')).toContain('ro');
+
+    await wipe.remove(entry(vol.mountPoint, CLIP));
+    expect(mountLine(vol.mountPoint)?.[3]?.split(',')).toEqual(expect.arrayContaining(['rw', 'nosuid', 'nodev', 'noexec']));
+    await wipe.close();
+    const options = mountLine(vol.mountPoint)?.[3]?.split(',');
+    expect(options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
+    expect(options).not.toContain('rw');
+    expect(await fs.writeFile(path.join(vol.mountPoint, 'new.txt'), 'x').then(() => null, (e: NodeJS.ErrnoException) => e.code)).toBe('EROFS');
+
+    // On the device: the filesystem is clean (e2fsck exits 0), and mounted afresh the deleted file is gone and the
+    // rest is byte-identical.
+    await mounter.unmount(vol.mountPoint);
+    expect(() => sh('e2fsck', ['-n', '-f', loop])).not.toThrow();
+    const again = await mounter.mount(loop, 'bay-1');
+    await expect(fs.stat(path.join(again.mountPoint, CLIP))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await fs.readFile(path.join(again.mountPoint, KEEP), 'utf8')).toBe('not archived yet\n');
+    expect(await fs.readFile(path.join(again.mountPoint, 'README.txt'), 'utf8')).toBe('记录仪\n');
+  });
+
+  it('never makes writable an ext4 whose journal needs recovery, nor anything not mounted by it', async () => {
+    const loop = await loopImage(files);
+    sh('debugfs', ['-w', '-R', 'feature needs_recovery', loop]);
+    const mounter = new BlockMounter({ runtimeRoot: path.join(await tempDir(), 'mnt') });
+    const vol = await mounter.mount(loop, 'bay-2');
+    const wipe = new RemountedVolume(vol.mountPoint, mounter);
+    const e = await wipe.remove(entry(vol.mountPoint, CLIP)).then(() => null, (err: unknown) => err);
+    expect(e).toBeInstanceOf(VolumeWriteError);
+    expect((e as VolumeWriteError).code).toBe('NO_ACCESS');
+    expect(((e as VolumeWriteError).cause as MountError).code).toBe('REMOUNT_REFUSED');
+    await wipe.close();
+    expect(mountLine(vol.mountPoint)?.[3]?.split(',')).toContain('ro');
+    expect(await fs.readFile(path.join(vol.mountPoint, CLIP), 'utf8')).toBe('archived at HQ\n');
+
+    for (const elsewhere of ['/', path.dirname(vol.mountPoint), path.join(vol.mountPoint, 'DCIM')]) {
+      const err = await mounter.remount(elsewhere, 'rw').then(() => null, (x: unknown) => x);
+      expect((err as MountError).code, elsewhere).toBe('NOT_MOUNTED');
+    }
+  });
+
+  it('refuses a path that leaves the volume, with the volume read-only again afterwards', async () => {
+    const loop = await loopImage(files);
+    const mounter = new BlockMounter({ runtimeRoot: path.join(await tempDir(), 'mnt') });
+    const vol = await mounter.mount(loop, 'bay-3');
+    const wipe = new RemountedVolume(vol.mountPoint, mounter);
+    const outside = path.join(await tempDir(), 'outside.mp4');
+    await fs.writeFile(outside, 'x');
+    const codeOf = (p: Promise<unknown>) => p.then(() => 'deleted', (x: unknown) => (x as VolumeWriteError).code);
+    expect(await codeOf(wipe.remove({ relPath: '../outside.mp4', absPath: path.join(vol.mountPoint, '..', path.basename(outside)) }))).toBe('OUTSIDE_VOLUME');
+    expect(await codeOf(wipe.remove({ relPath: 'DCIM', absPath: path.join(vol.mountPoint, 'DCIM') }))).toBe('NOT_A_FILE');
+    await wipe.close();
+    expect(mountLine(vol.mountPoint)?.[3]?.split(',')).toContain('ro');
+    expect(await fs.readFile(outside, 'utf8')).toBe('x');
   });
 });
 
