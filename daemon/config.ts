@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { Ajv, type ErrorObject } from 'ajv';
 import schema from '../config/schema.json' with { type: 'json' };
 import { hashPassword, type PasswordHash } from './http/password.ts';
+import { parsePublicKey } from './custody/keys.ts';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
@@ -29,6 +30,8 @@ export interface Config {
     mqtt: { url: string; topicPrefix: string; username?: string; password?: string; tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } };
     receiptTimeoutSeconds: number;
     auditIntervalSeconds: number;
+    /** HQ's Ed25519 public key (PEM) that receipts must be signed with; with the embedded HQ and none set, its own. */
+    receiptKey?: string;
   };
   usb: { enabled: boolean; hotplug: 'auto' | 'libusb' | 'sysfs'; sysfsRoot: string; devRoot: string; runtimeMountRoot: string; fingerprints: Record<string, unknown>[] };
   retention: { localDays: number };
@@ -116,6 +119,13 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   raw.devices.forEach((d, i) => { if (d.password !== undefined) config.devices[i].password = resolveSecret(`devices.${i}.password`, d.password, baseDir); });
   if (raw.hq.mqtt.password !== undefined) config.hq.mqtt.password = resolveSecret('hq.mqtt.password', raw.hq.mqtt.password, baseDir);
   for (const [h, v] of Object.entries(raw.hq.tus.headers)) config.hq.tus.headers[h] = resolveSecret(`hq.tus.headers.${h}`, v, baseDir);
+  const receiptKey = (raw.hq as { receiptKey?: Secret }).receiptKey;
+  if (receiptKey !== undefined) {
+    // Public, so not remembered for redaction; read like a secret because it usually lives in a file.
+    const text = resolveSecret('hq.receiptKey', receiptKey, baseDir, false);
+    try { config.hq.receiptKey = parsePublicKey(text).export({ type: 'spki', format: 'pem' }).toString(); }
+    catch (e) { throw new ConfigError(`config: hq.receiptKey: ${(e as Error).message.split('\n')[0]}`); }
+  }
   const tls = config.hq.mqtt.tls;
   if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k]) tls[k] = path.resolve(baseDir, tls[k]!);
   config.storage.dir = path.resolve(baseDir, config.storage.dir);

@@ -12,6 +12,7 @@ import { Catalog } from './store/catalog.ts';
 import { ObjectStore } from './store/objects.ts';
 import { Uploader } from './upload/uploader.ts';
 import { applyReceipt } from './custody/receipts.ts';
+import { openStationKey } from './custody/keys.ts';
 import { ReceiptWatch } from './custody/receiptWatch.ts';
 import { StorageKeeper } from './custody/storageKeeper.ts';
 import { HttpServer } from './http/server.ts';
@@ -60,6 +61,7 @@ export class Controller {
     this.catalog.onEnqueue = () => setImmediate(() => this.bus.emit('outbox.added'));
     this.objects = new ObjectStore(config.storage.dir);
     await this.objects.init();
+    const stationKey = openStationKey(config.storage.dir); // made at the first start; signs the audit heads
     const interrupted = this.catalog.recoverInterruptedCopies();
     const swept = await this.objects.sweepTemp();
     if (interrupted || swept) log.warn({ rows: interrupted, tempFiles: swept }, 'discarded copies interrupted by the last stop (the recorder still has those files)');
@@ -72,16 +74,17 @@ export class Controller {
     if (config.hq.embedded) {
       this.hq = new EmbeddedHq({ tusEndpoint: config.hq.tus.endpoint, mqttUrl: config.hq.mqtt.url, dir: path.join(path.dirname(config.storage.dir), 'hq'), topicPrefix: config.hq.mqtt.topicPrefix, log });
       await this.hq.start();
+      config.hq.receiptKey ??= this.hq.receiptPublicKeyPem; // the default setup trusts its own embedded HQ
     }
     this.catalog.audit('config.loaded', null, { file: this.loaded.file, sha256: this.loaded.sha256, stationId: config.station.id });
     this.storage = new StorageKeeper({ config, catalog: this.catalog, objects: this.objects, board: this.board, log, now: host.now });
     await this.storage.start();
     this.uploader = new Uploader({ config, catalog: this.catalog, objects: this.objects, bus: this.bus, board: this.board, log });
     this.receipts = new ReceiptWatch({ config, catalog: this.catalog, board: this.board, bus: this.bus, log, now: host.now });
-    const receiptDeps = { catalog: this.catalog, objects: this.objects, board: this.board, bus: this.bus, log: log.child({ component: 'receipts' }), now: host.now };
+    const receiptDeps = { config, catalog: this.catalog, objects: this.objects, board: this.board, bus: this.bus, log: log.child({ component: 'receipts' }), now: host.now };
     this.mqtt = new MqttStatus({
       config, catalog: this.catalog, bus: this.bus, board: this.board, log, now: host.now, uploads: () => this.uploader.snapshot().inFlight,
-      receipts: () => this.receipts.overdue(), onReceipt: (payload) => applyReceipt(receiptDeps, payload),
+      receipts: () => this.receipts.overdue(), onReceipt: (payload) => applyReceipt(receiptDeps, payload), stationKey,
     });
     await this.mqtt.start();
     await this.uploader.start();

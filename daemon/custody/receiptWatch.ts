@@ -4,6 +4,7 @@ import { fileEvent } from '../ingest/classify.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import type { Catalog } from '../store/catalog.ts';
+import { headUpload } from './hqUpload.ts';
 
 const CHECK_EVERY_MS = 30_000;
 
@@ -21,6 +22,9 @@ export class ReceiptWatch {
   }
 
   async start(): Promise<void> {
+    if (!this.deps.config.hq.receiptKey) {
+      this.log.warn('hq.receiptKey is not set: receipts cannot be told from forgeries, so they archive recordings but never let one be wiped from a recorder or freed here');
+    }
     this.timer = setInterval(() => { this.running ??= this.check().finally(() => { this.running = null; }); }, CHECK_EVERY_MS);
   }
 
@@ -48,9 +52,9 @@ export class ReceiptWatch {
       let status: number;
       let complete = false;
       try {
-        const res = await fetch(f.upload_url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...config.hq.tus.headers }, signal: AbortSignal.timeout(15_000) });
-        status = res.status;
-        complete = res.ok && res.headers.get('upload-offset') === String(f.size);
+        const hq = await headUpload(f.upload_url, config.hq.tus.headers);
+        status = hq.status;
+        complete = status >= 200 && status < 300 && hq.offset === f.size;
       } catch (e) {
         this.log.warn({ file: f.id, err: (e as Error).message }, 'cannot re-check an upload at HQ');
         continue;

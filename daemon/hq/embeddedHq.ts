@@ -7,6 +7,8 @@ import path from 'node:path';
 import { Aedes } from 'aedes';
 import { FileStore } from '@tus/file-store';
 import { EVENTS, Server, type Upload } from '@tus/server';
+import { openKeyPair, type KeyPair } from '../custody/keys.ts';
+import { signReceipt } from '../custody/signatures.ts';
 import type { Logger } from '../log.ts';
 
 export interface EmbeddedHqOptions {
@@ -38,18 +40,27 @@ function listen(server: net.Server, port: number, host: string, what: string): P
 
 /**
  * A loopback HQ for the out-of-the-box setup and for tests: a real tus 1.0 server that re-hashes every finished upload
- * and refuses (and discards) one whose SHA-256 differs from its metadata, and an MQTT broker.
+ * and refuses (and discards) one whose SHA-256 differs from its metadata, and an MQTT broker. Its receipts are signed
+ * with its own Ed25519 key pair (kept in its dir), which the station trusts when no hq.receiptKey is configured.
  */
 export class EmbeddedHq {
   readonly finished: FinishedUpload[] = [];
   private tusHttp: http.Server | null = null;
   private mqttServer: net.Server | null = null;
   private broker: Aedes | null = null;
+  private keys: KeyPair | null = null;
   private readonly log: Logger;
 
   constructor(private readonly opts: EmbeddedHqOptions) { this.log = opts.log.child({ component: 'embedded-hq' }); }
 
+  /** The public key its receipts are signed with (PEM); known once started. */
+  get receiptPublicKeyPem(): string {
+    if (!this.keys) throw new Error('embedded HQ not started');
+    return this.keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  }
+
   async start(): Promise<void> {
+    this.keys = openKeyPair(path.join(this.opts.dir, 'receipt-key.pem'), path.join(this.opts.dir, 'receipt-key.pub.pem'));
     const tusUrl = new URL(this.opts.tusEndpoint);
     const filesDir = path.join(this.opts.dir, 'uploads');
     await fs.mkdir(filesDir, { recursive: true });
@@ -91,9 +102,10 @@ export class EmbeddedHq {
 
   private sendReceipt(f: FinishedUpload): void {
     const station = f.metadata.stationId;
-    if (!this.broker || !station) return;
+    if (!this.broker || !station || !this.keys) return;
     const topic = `${this.opts.topicPrefix}/${station}/receipt`;
-    this.broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ sha256: f.sha256, ok: true })), qos: 1, retain: false, dup: false }, (err) => {
+    const receipt = signReceipt(this.keys.privateKey, { stationId: station, sha256: f.sha256, ok: true, at: new Date().toISOString() });
+    this.broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(receipt)), qos: 1, retain: false, dup: false }, (err) => {
       if (err) this.log.error({ err: err.message, topic }, 'cannot publish receipt');
       else this.log.info({ topic, sha256: f.sha256 }, 'receipt sent');
     });

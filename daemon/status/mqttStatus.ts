@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { auditHead } from '../store/audit.ts';
+import type { KeyPair } from '../custody/keys.ts';
+import { signAuditHead } from '../custody/signatures.ts';
 import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
 import { safeUrl, type Logger } from '../log.ts';
@@ -36,6 +38,8 @@ export class MqttStatus {
     receipts?: () => { count: number; oldestSince: string | null };
     /** HQ → station receipts (P/S/receipt), applied in arrival order. */
     onReceipt?: (payload: Buffer) => Promise<unknown>;
+    /** The station's key pair: every published audit head is signed with it. */
+    stationKey: KeyPair;
   }) {
     this.log = deps.log.child({ component: 'mqtt' });
     this.prefix = `${deps.config.hq.mqtt.topicPrefix}/${deps.config.station.id}`;
@@ -144,11 +148,15 @@ export class MqttStatus {
     if (this.client?.connected) await this.client.publishAsync(`${this.prefix}/state`, JSON.stringify(snap), { qos: 0, retain: true });
   }
 
-  /** The head of the audit chain, retained, so HQ notices a station that rewrites its history. */
+  /**
+   * The head of the audit chain, signed with the station's key and retained (with the public key in it), so HQ can
+   * keep it and later catch a station that rewrites its history or cuts off its newest entries (dockctl verify --head).
+   */
   private publishAuditHead(): void {
     if (!this.client?.connected) return;
     const head = auditHead(this.deps.catalog.db);
-    this.client.publish(`${this.prefix}/audit`, JSON.stringify({ seq: head.seq, hash: head.hash, at: this.deps.now().toISOString() }), { qos: 1, retain: true });
+    const signed = signAuditHead(this.deps.stationKey, { stationId: this.deps.config.station.id, seq: head.seq, hash: head.hash, at: this.deps.now().toISOString() });
+    this.client.publish(`${this.prefix}/audit`, JSON.stringify(signed), { qos: 1, retain: true });
   }
 
   /** Sends outbox entries oldest first, each removed only after the broker's PUBACK. */

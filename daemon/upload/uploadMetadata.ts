@@ -2,7 +2,7 @@ import { mimeType } from '../ingest/fileName.ts';
 import type { FileRow } from '../store/catalog.ts';
 
 /** tus Upload-Metadata for a stored recording, with exactly the contract's keys (DESIGN.md, "Upload"). */
-export function uploadMetadata(f: FileRow, stationId: string): Record<string, string> {
+export function uploadMetadata(f: FileRow, stationId: string, stationKey?: string): Record<string, string> {
   return {
     filename: f.filename,
     filetype: mimeType(f.filename),
@@ -23,5 +23,6 @@ export function uploadMetadata(f: FileRow, stationId: string): Record<string, st
     // Capture time exactly as the recorder wrote it, and its clock's measured drift (recorder − station, ms) at dock.
     ...(f.recorder_time ? { recorderTime: f.recorder_time } : {}),
     ...(f.clock_drift_ms !== null && f.clock_drift_ms !== undefined ? { clockDriftMs: String(f.clock_drift_ms) } : {}),
+    ...(stationKey ? { stationKey } : {}), // the station's Ed25519 public key (base64 SPKI DER): it signs the audit heads
   };
 }

@@ -6,6 +6,7 @@ import type { ObjectStore } from '../store/objects.ts';
 import type { StatusBoard } from '../status/board.ts';
 import { fileEvent } from '../ingest/classify.ts';
 import { uploadMetadata } from './uploadMetadata.ts';
+import { stationKeyForUpload } from '../custody/keys.ts';
 import { TransferError, transfer } from './tusTransfer.ts';
 
 interface InFlight { fileId: number; controller: AbortController; offset: number; size: number; startedAt: number }
@@ -70,7 +71,7 @@ export class Uploader {
     log.info({ resume: Boolean(row.upload_url), size: row.size }, row.upload_url ? 'resuming upload' : 'starting upload');
     transfer({
       path: this.deps.objects.pathOf(row.sha256!), size: row.size, endpoint: config.hq.tus.endpoint, uploadUrl: row.upload_url,
-      metadata: uploadMetadata(row, config.station.id), headers: config.hq.tus.headers, stallTimeoutMs: config.hq.tus.stallTimeoutSeconds * 1000,
+      metadata: uploadMetadata(row, config.station.id, stationKeyForUpload(config.storage.dir)), headers: config.hq.tus.headers, stallTimeoutMs: config.hq.tus.stallTimeoutSeconds * 1000,
       signal: controller.signal,
       onUrl: (url) => { if (url !== row.upload_url) catalog.update(row.id, { upload_url: url }); },
       onProgress: (offset) => { this.bytesSent += Math.max(0, offset - flight.offset); flight.offset = offset; this.deps.bus.emit('state.changed'); },

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions } from 'mqtt';
 import { runDockctl } from './daemon.ts';
+import { signedReceipt } from './hqKeys.ts';
 
 const run = promisify(execFile);
 
@@ -102,9 +103,10 @@ export async function auditJson(configFile: string): Promise<AuditJson[]> {
   return JSON.parse(r.stdout) as AuditJson[];
 }
 
-/** HQ's receipt for one recording, sent the way HQ sends it: QoS 1 on P/S/receipt. */
+/** HQ's receipt for one recording, sent the way HQ sends it: signed by the test HQ, QoS 1 on P/S/receipt. */
 export async function publishReceipt(url: string, topic: string, sha256: string, ok = true, opts: IClientOptions = {}): Promise<void> {
   const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-  try { await client.publishAsync(topic, JSON.stringify({ sha256, ok }), { qos: 1 }); }
+  const stationId = topic.split('/').at(-2)!;
+  try { await client.publishAsync(topic, JSON.stringify(signedReceipt(stationId, sha256, ok)), { qos: 1 }); }
   finally { await client.endAsync(); }
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
+import { TEST_HQ_PUBLIC_PEM } from './hqKeys.ts';
 import { waitFor } from './ports.ts';
 
 export const DOCKD_BIN = path.join(PACKAGE_ROOT, 'bin', 'dockd.js');
@@ -86,6 +87,8 @@ export interface WorldOptions {
   devices?: { serial: string; officerId: string; officerName?: string }[];
   extra?: Record<string, unknown>;
   tus?: Record<string, unknown>;
+  /** hq.receiptKey: the test HQ's public key unless given; null for none (receipts then archive but free nothing). */
+  receiptKey?: string | null;
 }
 
 /** A temp world for one test: a store, a mount root and a config file pointing at the given servers. */
@@ -98,7 +101,7 @@ export async function makeWorld(dir: string, o: WorldOptions): Promise<{ configF
     storage: { dir: storeDir },
     dock: { mountRoots: [mountRoot], settleMs: 100 },
     devices: o.devices ?? [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
-    hq: { embedded: false, tus: { endpoint: o.tusEndpoint, stallTimeoutSeconds: 5, maxRetryDelaySeconds: 2, ...(o.tus ?? {}) }, mqtt: { url: o.mqttUrl, topicPrefix: 'dockd' } },
+    hq: { embedded: false, tus: { endpoint: o.tusEndpoint, stallTimeoutSeconds: 5, maxRetryDelaySeconds: 2, ...(o.tus ?? {}) }, mqtt: { url: o.mqttUrl, topicPrefix: 'dockd' }, ...(o.receiptKey === null ? {} : { receiptKey: o.receiptKey ?? TEST_HQ_PUBLIC_PEM }) },
     log: { level: 'debug' },
     // Tests run daemons side by side: the station page on a port of its own choosing unless a test names one.
     http: { listen: '127.0.0.1:0' },
