@@ -1,20 +1,35 @@
 import { ConfigError, configFileFromArgs, loadConfig } from './config.ts';
-import { Controller } from './controller.ts';
+import { checkConfigPaths } from './configPaths.ts';
 import { createLogger, safeUrl } from './log.ts';
 import { SdNotify, startWatchdog } from '../drivers/systemd/sdNotify.ts';
 
-/** `dockd [--config FILE]`: runs until SIGTERM/SIGINT, then stops cleanly and exits 0. */
+/** How long a failed start-up may take to stop what it had started before dockd exits anyway. */
+const FAILED_START_STOP_MS = 5_000;
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/**
+ * `dockd [--config FILE]`: runs until SIGTERM/SIGINT, then stops cleanly and returns 0. A config or a path in it that
+ * is wrong returns 2 before anything starts; a start-up that fails later stops what had started and returns 1. The
+ * caller exits with the code (bin/dockd.js), so nothing left open can keep half a daemon alive.
+ */
 export async function main(argv: string[]): Promise<number> {
   let loaded;
   try {
     const { file, rest } = configFileFromArgs(argv);
     if (rest.length) throw new ConfigError(`dockd: unexpected argument ${rest[0]} (usage: dockd [--config FILE])`);
     loaded = loadConfig(file);
+    await checkConfigPaths(loaded.config);
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
+    process.stderr.write(`${oneLine((e as Error).message)}\n`);
     return 2;
   }
   const log = createLogger(loaded.config.log.level);
+  // Loaded only now: the services' modules (fastify, MQTT, tus …) take seconds to load, and a wrong config or path
+  // must stop dockd at once.
+  const { Controller } = await import('./controller.ts');
   const controller = new Controller(loaded, log);
   const systemd = new SdNotify();
   let watchdog: { stop(): void } | null = null;
@@ -41,8 +56,16 @@ export async function main(argv: string[]): Promise<number> {
       + `Watch: ${controller.http?.address ? `http://${controller.http.address}/ or ` : ''}dockctl status\n`);
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'dockd could not start');
-    process.stderr.write(`dockd: ${(e as Error).message}\n`);
-    await controller.stop();
+    process.stderr.write(`dockd: could not start: ${oneLine((e as Error).message)}\n`);
+    // A signal may already be stopping it; otherwise stop what had started, within a bound.
+    const stopped = stopping ?? controller.stop();
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      stopped.then(() => false),
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), FAILED_START_STOP_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp) log.error({ afterMs: FAILED_START_STOP_MS }, 'stopping after the failed start-up did not finish; exiting anyway');
     return 1;
   }
   await new Promise<void>((resolve) => {

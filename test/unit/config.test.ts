@@ -5,6 +5,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, configFileFromArgs, DEFAULT_CONFIG_FILE, loadConfig, PACKAGE_ROOT, validateConfig } from '../../daemon/config.ts';
+import { checkConfigPaths } from '../../daemon/configPaths.ts';
 import { runDockd } from '../helpers/daemon.ts';
 
 /** A minimal valid document (every required key, nothing else). */
@@ -287,6 +288,93 @@ describe('configFileFromArgs', () => {
     expect(configFileFromArgs([]).file).toBe(DEFAULT_CONFIG_FILE);
     delete process.env.DOCKD_CONFIG;
     expect(configFileFromArgs([]).file).toBe(DEFAULT_CONFIG_FILE);
+  });
+});
+
+describe('checkConfigPaths (every path before any service starts)', () => {
+  let dir: string;
+  beforeEach(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-config-paths-')); });
+  afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+
+  /** A config whose paths all lie in the temp dir; `change` edits the document before validation. */
+  function configWith(change: (doc: Record<string, any>) => void = () => {}) {
+    const doc = minimal();
+    doc.storage.dir = 'var/store';
+    doc.dock.mountRoots = ['var/dock'];
+    doc.dock.serialDir = 'var/serial/by-id';
+    change(doc);
+    return validateConfig(doc, dir);
+  }
+
+  async function refusal(change: (doc: Record<string, any>) => void): Promise<string> {
+    const e = await checkConfigPaths(configWith(change)).then(() => null, (err: unknown) => err);
+    if (!(e instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(e)}`);
+    expectOneLine(e, /^config: /);
+    return e.message;
+  }
+
+  it('creates the store, nested mount roots and the embedded HQ dir, and leaves an absent serial dir to appear later', async () => {
+    const config = configWith((d) => {
+      d.dock.mountRoots = ['var/dock', 'deep/er/dock'];
+      d.hq.embedded = true;
+      d.hq.tus.endpoint = 'http://127.0.0.1:1080/files/';
+      d.hq.mqtt.url = 'mqtt://127.0.0.1:1883';
+    });
+    await checkConfigPaths(config);
+    for (const d of ['var/store', 'var/dock', 'deep/er/dock', 'var/hq']) expect((await fs.stat(path.join(dir, d))).isDirectory()).toBe(true);
+    await expect(fs.access(path.join(dir, 'var/serial'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // The write check leaves nothing behind.
+    expect(await fs.readdir(path.join(dir, 'var/store'))).toEqual([]);
+    // And a second start finds everything in place.
+    await checkConfigPaths(config);
+  });
+
+  it('refuses a mount root that is a regular file, naming its index, and one below a regular file', async () => {
+    await fs.writeFile(path.join(dir, 'plain'), 'not a directory');
+    expect(await refusal((d) => { d.dock.mountRoots = ['var/dock', 'plain']; }))
+      .toBe(`config: dock.mountRoots.1: ${path.join(dir, 'plain')} is a regular file, not a directory`);
+    expect(await refusal((d) => { d.dock.mountRoots = ['plain/sub/dock']; }))
+      .toBe(`config: dock.mountRoots.0: ${path.join(dir, 'plain/sub/dock')} cannot be a directory: ${path.join(dir, 'plain')} is a regular file`);
+    await expect(fs.access(path.join(dir, 'var/dock'))).resolves.toBeUndefined(); // the first root was fine
+  });
+
+  it('refuses a store that is a file, and a mount root where no directory can be made (/proc), without hanging', async () => {
+    await fs.writeFile(path.join(dir, 'store-file'), '');
+    expect(await refusal((d) => { d.storage.dir = 'store-file'; })).toBe(`config: storage.dir: ${path.join(dir, 'store-file')} is a regular file, not a directory`);
+    expect(await refusal((d) => { d.dock.mountRoots = ['/proc/dockd-test/dock']; }))
+      .toBe('config: dock.mountRoots.0: /proc/dockd-test/dock cannot be created (at /proc/dockd-test): this file system takes no new entries there (ENOENT)');
+  });
+
+  it('refuses a serial dir that is a file, below a file, or a dangling symbolic link', async () => {
+    await fs.mkdir(path.join(dir, 'var/serial'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'var/serial/by-id'), '');
+    expect(await refusal(() => {})).toBe(`config: dock.serialDir: ${path.join(dir, 'var/serial/by-id')} is a regular file, not a directory`);
+    await fs.rm(path.join(dir, 'var/serial'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'var/serial'), '');
+    expect(await refusal(() => {})).toBe(`config: dock.serialDir: ${path.join(dir, 'var/serial/by-id')} cannot be a directory: ${path.join(dir, 'var/serial')} is a regular file`);
+    await fs.symlink(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+    expect(await refusal((d) => { d.dock.serialDir = 'dangling'; })).toBe(`config: dock.serialDir: ${path.join(dir, 'dangling')} is a symbolic link to nothing`);
+  });
+
+  it('checks the USB paths only when USB docking is on', async () => {
+    await fs.writeFile(path.join(dir, 'mnt-file'), '');
+    await checkConfigPaths(configWith((d) => { d.usb = { enabled: false, runtimeMountRoot: 'mnt-file' }; }));
+    expect(await refusal((d) => { d.usb = { enabled: true, runtimeMountRoot: 'mnt-file' }; }))
+      .toBe(`config: usb.runtimeMountRoot: ${path.join(dir, 'mnt-file')} is a regular file, not a directory`);
+    expect(await refusal((d) => { d.usb = { enabled: true, runtimeMountRoot: 'run/mnt', sysfsRoot: path.join(dir, 'no-sys') }; }))
+      .toBe(`config: usb.sysfsRoot: ${path.join(dir, 'no-sys')} does not exist`);
+    await fs.mkdir(path.join(dir, 'sys'));
+    await fs.mkdir(path.join(dir, 'dev'));
+    await checkConfigPaths(configWith((d) => { d.usb = { enabled: true, runtimeMountRoot: 'run/mnt', sysfsRoot: path.join(dir, 'sys'), devRoot: path.join(dir, 'dev') }; }));
+    expect((await fs.stat(path.join(dir, 'run/mnt'))).isDirectory()).toBe(true);
+  });
+
+  it('refuses TLS files that are missing or not regular files', async () => {
+    await fs.writeFile(path.join(dir, 'ca.pem'), 'x');
+    await fs.mkdir(path.join(dir, 'key.pem'));
+    await checkConfigPaths(configWith((d) => { d.hq.mqtt.tls = { ca: 'ca.pem' }; }));
+    expect(await refusal((d) => { d.hq.mqtt.tls = { ca: 'ca.pem', cert: 'cert.pem' }; })).toBe(`config: hq.mqtt.tls.cert: ${path.join(dir, 'cert.pem')} does not exist`);
+    expect(await refusal((d) => { d.hq.mqtt.tls = { key: 'key.pem' }; })).toBe(`config: hq.mqtt.tls.key: ${path.join(dir, 'key.pem')} is a directory, not a regular file`);
   });
 });
 
