@@ -66,7 +66,12 @@ export function renderStatus(v: StatusView, eta?: EtaTracker): string {
     ])]));
     for (const r of v.recorders) {
       if (r.error) out(`  ${r.name} ! ${r.error}`);
-      if (r.files.rejected || r.files.needsAnnotation || r.files.skipped) out(`  ${r.name}: rejected ${r.files.rejected}, needs annotation ${r.files.needsAnnotation}, skipped ${r.files.skipped}`);
+      for (const l of r.leftBehind ?? []) out(`  ${r.name} ! 未采集 left behind: ${l.path} — ${l.reason}`);
+      if (r.files.settling) out(`  ${r.name}: ${r.files.settling} recording(s) still being written; copied once they stop changing (not safe to undock yet)`);
+      if (r.files.superseded) out(`  ${r.name}: ${r.files.superseded} recording(s) changed after they were copied; copied again as a new version (supersedes)`);
+      if (r.files.rejected || r.files.damaged || r.files.needsAnnotation || r.files.skipped) {
+        out(`  ${r.name}: damaged ${r.files.damaged ?? 0}, empty (rejected) ${r.files.rejected}, needs annotation ${r.files.needsAnnotation}, skipped (not recordings) ${r.files.skipped}`);
+      }
     }
   }
   out('');

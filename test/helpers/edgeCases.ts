@@ -15,6 +15,8 @@ export interface PublicFile {
   id: number; sha256: string | null; state: string; size: number; kind: string; filename: string; sourcePath: string;
   deviceSerial: string | null; officerId: string | null; capturedAt: string | null; caseNo: string | null; purpose: string | null;
   place: string | null; collector: string | null; important: boolean; reason: string | null; uploadedAt: string | null;
+  integrity: string | null; integrityNote: string | null; sourcePathHex: string | null; supersedes: number | null; playableCopySha256: string | null;
+  probeAttempts: number; probeAfter: string | null; lastError: string | null;
 }
 
 export async function dockctlFiles(configFile: string, state?: string): Promise<PublicFile[]> {
