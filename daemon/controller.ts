@@ -18,6 +18,7 @@ import { StorageKeeper } from './custody/storageKeeper.ts';
 import { HttpServer } from './http/server.ts';
 import { RecorderLinks } from './dock/recorderLinks.ts';
 import { UsbDocking } from './dock/usbDocking.ts';
+import { ChannelVolume, DirectoryVolume } from '../drivers/volumes/recorderVolume.ts';
 
 /** IO the daemon reaches through injection, so tests can hand in real substitutes. */
 export interface Host {
@@ -107,6 +108,12 @@ export class Controller {
         return port ? { bay: this.links.bayOf(port), portPath: port } : undefined;
       },
       onUndocked: (volume) => { this.links.release(path.basename(volume)); usbPorts.delete(volume); },
+      // Wipe gate: through the recorder's control channel when it kept one, else a read-write remount of storage dockd
+      // mounted itself, else the directory.
+      volumeFor: (volume) => {
+        const channel = this.links.deleteChannelFor(path.basename(volume));
+        return channel ? new ChannelVolume(volume, channel) : this.usb?.wipeVolumeFor(volume) ?? new DirectoryVolume(volume);
+      },
     });
     await this.dock.start();
     await this.links.start();

@@ -127,7 +127,9 @@ export class DockService {
           }
           if (state === 'done') this.deps.board.clear(`unplugged:${volume}`);
           if (outcome === 'unplugged' || state === 'unplugged') break;
-          if (this.deps.config.dock.wipe === 'after-archive') await volumeSession.wipeArchived(signal);
+          if (this.deps.config.dock.wipe === 'after-archive') {
+            await volumeSession.wipeArchived(signal).catch((e: Error) => this.log.error({ volume, err: e.message }, 'wipe gate failed (nothing more is deleted in this pass)'));
+          }
           await sleep(volumeSession.nextScanDelayMs(scan), signal);
         }
       } catch (e) {

@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import { BcClient, handshake, isBcError, type HandshakeResult } from '../../drivers/protocols/bc/index.ts';
+import { BcClient, handshake, isBcError, reconnect, type HandshakeResult } from '../../drivers/protocols/bc/index.ts';
+import type { DeleteChannel } from '../../drivers/volumes/recorderVolume.ts';
 import { openSerial, type ByteTransport } from '../../drivers/transports/index.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -120,6 +122,33 @@ export class RecorderLinks {
   }
 
   release(volumeName: string): void { this.claimed.delete(volumeName); }
+
+  /**
+   * For the wipe gate: when the recorder paired with this volume kept its control channel while its storage is
+   * mounted (its tty is still there), a way to open that channel to delete files through it (`BC+DEL`). The channel
+   * logs in again and checks the recorder's serial first. Undefined when there is no such channel now.
+   */
+  deleteChannelFor(volumeName: string): (() => Promise<DeleteChannel>) | undefined {
+    const identity = this.claimed.get(volumeName);
+    if (!identity || !existsSync(identity.link)) return undefined;
+    return () => this.openDeleteChannel(identity);
+  }
+
+  private async openDeleteChannel(identity: RecorderIdentity): Promise<DeleteChannel> {
+    const { config } = this.deps;
+    const transport = await (this.deps.openTransport ?? ((t) => openSerial(t)))(identity.link);
+    const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
+    const close = async () => { client.dispose(); await transport.close().catch(() => {}); };
+    try {
+      const password = config.devices.find((d) => d.serial === identity.serial)?.password ?? config.dock.recorderPassword;
+      await reconnect(client, { password, serial: identity.serial, attempts: LOGIN_ATTEMPTS });
+    } catch (e) {
+      await close();
+      throw e;
+    }
+    this.log.info({ serial: identity.serial, link: identity.link }, 'control channel open to delete archived recordings');
+    return { deleteFile: (rel) => client.deleteFile(rel), close };
+  }
 
   /** The recorder waiting for storage on this USB port, without claiming it. */
   claimPreview(portPath: string): RecorderIdentity | undefined {

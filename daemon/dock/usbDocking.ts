@@ -1,4 +1,5 @@
 import { BlockMounter, MountError } from '../../drivers/mounts/blockMount.ts';
+import { RemountedVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { fingerprintTable, type FingerprintConfig } from '../../drivers/usb/fingerprints.ts';
 import { LibusbHotplug, SysfsPoller, type UsbHotplug } from '../../drivers/usb/hotplug.ts';
 import { Sysfs, volumeToMount } from '../../drivers/usb/sysfs.ts';
@@ -58,6 +59,11 @@ export class UsbDocking {
       await this.mounter.unmount(mp).catch((e) => this.log.error({ port, err: (e as Error).message }, 'unmount failed'));
     }
     this.mounts.clear();
+  }
+
+  /** For the wipe gate: storage dockd mounted itself (read-only) is written through a read-write remount just for it. */
+  wipeVolumeFor(mountPoint: string): RecorderVolume | undefined {
+    return [...this.mounts.values()].includes(mountPoint) ? new RemountedVolume(mountPoint, this.mounter) : undefined;
   }
 
   private async attached(r: RecorderAttached): Promise<void> {

@@ -105,7 +105,9 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
   get state(): RecorderState { return this.currentState; }
   /** The tty the station opens: the pty link (while in command mode) or the given path. */
   get stationPath(): string { return 'pty' in this.opts.port ? this.opts.port.pty : this.opts.port.path; }
-  /** Where the storage is while exposed, else null. */
+  /** The recorder's own storage (what `BC+DEL` deletes from). */
+  get volumeDir(): string { return this.opts.volumeDir; }
+    /** Where the storage is while exposed, else null. */
   get exposedPath(): string | null { return this.exposed; }
   /** The recorder's own clock now. */
   clock(): Date { return recorderClock(this.model); }
