@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { Ajv, type ErrorObject } from 'ajv';
 import schema from '../config/schema.json' with { type: 'json' };
-import { hashPassword, type PasswordHash } from './http/password.ts';
+import { checkHttpConfig, type HttpConfig } from './http/httpConfig.ts';
 import { parsePublicKey } from './custody/keys.ts';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,8 +37,8 @@ export interface Config {
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string };
-  /** The station page and API; the admin password is kept only as its scrypt hash. */
-  http: { listen: string; adminPasswordHash?: PasswordHash; maxFailures: number; lockoutSeconds: number };
+  /** The station page and API (daemon/http/httpConfig.ts); the admin password is kept only as its scrypt hash. */
+  http: HttpConfig;
 }
 
 /** Values of secrets resolved from {env} / {file}, for redaction of anything that might echo them. */
@@ -132,17 +132,7 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   config.dock.mountRoots = config.dock.mountRoots.map((r) => path.resolve(baseDir, r));
   config.dock.serialDir = path.resolve(baseDir, config.dock.serialDir);
   config.usb.runtimeMountRoot = path.resolve(baseDir, config.usb.runtimeMountRoot);
-  const port = Number(config.http.listen.slice(config.http.listen.lastIndexOf(':') + 1));
-  // Port 0: any free port (the log and the start line say which).
-  if (port < 0 || port > 65535) throw new ConfigError(`config: http.listen: port must be 0-65535 (got ${port})`);
-  const adminPassword = (config.http as { adminPassword?: Secret }).adminPassword;
-  delete (config.http as { adminPassword?: Secret }).adminPassword;
-  if (adminPassword !== undefined) {
-    // Hashed at once: the plain text is neither kept nor added to the redaction set.
-    const plain = resolveSecret('http.adminPassword', adminPassword, baseDir, false);
-    if (!plain) throw new ConfigError('config: http.adminPassword: must not be empty');
-    config.http.adminPasswordHash = hashPassword(plain);
-  }
+  checkHttpConfig(config.http, baseDir, { resolveSecret, fail: (line) => { throw new ConfigError(line); } });
   return config;
 }
 

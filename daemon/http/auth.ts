@@ -1,94 +1,86 @@
-import { randomBytes } from 'node:crypto';
-import { verifyPassword, type PasswordHash } from './password.ts';
+import { isIP } from 'node:net';
+import type { User, UserStore } from '../users/userStore.ts';
+import type { LoginGuard, LockScope } from './loginGuard.ts';
+import { NO_USER_HASH, verifyPassword } from './password.ts';
 
 export type AuthFailure =
-  | { ok: false; code: 'NOT_CONFIGURED'; status: 403; message: string }
   | { ok: false; code: 'WRONG_PASSWORD'; status: 401; message: string; remaining: number }
-  | { ok: false; code: 'LOCKED_OUT'; status: 429; message: string; retryAfterSeconds: number };
+  | { ok: false; code: 'ACCOUNT_DISABLED'; status: 403; message: string }
+  | { ok: false; code: 'LOCKED_OUT'; status: 429; message: string; scope: LockScope; retryAfterSeconds: number };
 
-const SESSION_MS = 12 * 3600_000;
-const MAX_SESSIONS = 64;
+/** What the authenticator reports, for the log and the audit trail. */
+export type AuthNotice =
+  | { type: 'login-failed'; login: string; from: string; reason: 'wrong-password' | 'disabled' | 'locked'; accountFailures?: number }
+  | { type: 'lockout'; scope: LockScope; key: string; until: string; lockouts: number };
 
-/** The loopback addresses: a page listening only there is open; anywhere else changes need the admin password. */
+/** The loopback addresses and names. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** A request's source address as dockd names it (an IPv4 address mapped into IPv6 is shown as IPv4). */
+export function sourceAddress(ip: string): string {
+  const m = /^::ffff:(\d{1,3}(\.\d{1,3}){3})$/i.exec(ip);
+  return m ? m[1] : isIP(ip) ? ip : 'unknown';
 }
 
 /**
- * The admin password check: scrypt + timingSafeEqual, one attempt at a time, and a lockout after `maxFailures`
- * wrong passwords in a row, during which even the right one is refused. A right password opens a session (a random
- * token kept in memory, for a cookie) so the page does not send the password with every change.
+ * Checks a login name and a password: officers log in with their officer id (警号) and PIN, admins with their name
+ * and password (scrypt, timingSafeEqual). The guard locks an account or a source address after repeated failures,
+ * never everybody. An unknown name costs as much as a known one and gets the same answer.
  */
-export class AdminAuth {
-  private failures = 0;
-  private lockedUntil = 0;
-  private queue: Promise<unknown> = Promise.resolve();
-  private readonly sessions = new Map<string, number>();
+export class Authenticator {
+  constructor(private readonly o: { users: UserStore; guard: LoginGuard; notify: (n: AuthNotice) => void }) {}
 
-  constructor(private readonly o: {
-    hash: PasswordHash | undefined; maxFailures: number; lockoutMs: number; now: () => number;
-    /** Told of each wrong password and of each lockout (for the log and the audit trail). */
-    onFailure?: (failures: number, lockedUntil: number | null) => void;
-  }) {}
-
-  get configured(): boolean { return Boolean(this.o.hash); }
-
-  /** Milliseconds left of a lockout (0: not locked). */
-  lockedForMs(): number { return Math.max(0, this.lockedUntil - this.o.now()); }
-
-  /** Checks a password; attempts are serialized so a burst cannot slip past the lockout. */
-  checkPassword(candidate: string): Promise<{ ok: true } | AuthFailure> {
-    const attempt = this.queue.then(() => this.check(candidate));
-    this.queue = attempt.catch(() => {});
-    return attempt;
-  }
-
-  private async check(candidate: string): Promise<{ ok: true } | AuthFailure> {
-    if (!this.o.hash) return { ok: false, code: 'NOT_CONFIGURED', status: 403, message: 'no admin password is configured (http.adminPassword): changes are only possible on a loopback-only page' };
-    const locked = this.lockedForMs();
-    if (locked) return this.lockedOut(locked);
-    if (await verifyPassword(candidate, this.o.hash)) { this.failures = 0; return { ok: true }; }
-    this.failures++;
-    if (this.failures >= this.o.maxFailures) {
-      this.failures = 0;
-      this.lockedUntil = this.o.now() + this.o.lockoutMs;
-      this.o.onFailure?.(this.o.maxFailures, this.lockedUntil);
-      return this.lockedOut(this.o.lockoutMs);
+  async check(login: string, password: string, from: string): Promise<{ ok: true; user: User } | AuthFailure> {
+    const started = this.o.guard.begin(login, from);
+    if (!started.ok) {
+      this.reportLocks(started.newLocks);
+      this.o.notify({ type: 'login-failed', login, from, reason: 'locked' });
+      return this.lockedOut(started.locked.scope, started.locked.retryAfterMs);
     }
-    this.o.onFailure?.(this.failures, null);
-    const remaining = this.o.maxFailures - this.failures;
-    return { ok: false, code: 'WRONG_PASSWORD', status: 401, message: `密码错误 wrong password (${remaining} attempt(s) left before a lockout)`, remaining };
+    let ok = false;
+    let disabled = false;
+    let user: User | undefined;
+    let remaining = 0;
+    try {
+      const found = this.o.users.forLogin(login);
+      ok = await verifyPassword(password, found?.hash ?? NO_USER_HASH) && Boolean(found);
+      user = found?.user;
+      if (ok && user!.disabled) { ok = false; disabled = true; }
+    } finally {
+      const outcome = this.o.guard.finish(login, from, ok || disabled);
+      remaining = outcome.remaining;
+      if (!ok) {
+        this.o.notify({ type: 'login-failed', login, from, reason: disabled ? 'disabled' : 'wrong-password', accountFailures: outcome.accountFailures });
+        this.reportLocks(outcome.newLocks);
+      }
+    }
+    if (disabled) return { ok: false, code: 'ACCOUNT_DISABLED', status: 403, message: `账号已停用 account ${user!.name} is disabled` };
+    if (ok) return { ok: true, user: user! };
+    const locked = this.o.guard.lockedFor(login, from);
+    if (locked) return this.lockedOut(locked.scope, locked.retryAfterMs);
+    return { ok: false, code: 'WRONG_PASSWORD', status: 401, message: `密码错误 wrong name or password (${remaining} attempt(s) left before a lockout)`, remaining };
   }
 
-  private lockedOut(ms: number): AuthFailure {
-    const retryAfterSeconds = Math.ceil(ms / 1000);
-    return { ok: false, code: 'LOCKED_OUT', status: 429, message: `too many wrong passwords: locked for ${retryAfterSeconds} s`, retryAfterSeconds };
+  private reportLocks(locks: { scope: LockScope; key: string; until: number; lockouts: number }[]): void {
+    for (const l of locks) this.o.notify({ type: 'lockout', scope: l.scope, key: l.key, until: new Date(l.until).toISOString(), lockouts: l.lockouts });
   }
 
-  /** A new session token after a right password. */
-  openSession(): string {
-    const now = this.o.now();
-    for (const [t, until] of this.sessions) if (until <= now) this.sessions.delete(t);
-    while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
-    const token = randomBytes(32).toString('base64url');
-    this.sessions.set(token, now + SESSION_MS);
-    return token;
+  private lockedOut(scope: LockScope, ms: number): AuthFailure {
+    const retryAfterSeconds = Math.max(1, Math.ceil(ms / 1000));
+    const what = scope === 'account' ? 'this account' : 'this address';
+    return { ok: false, code: 'LOCKED_OUT', status: 429, scope, retryAfterSeconds, message: `密码错误次数过多 too many wrong passwords for ${what}: locked for ${retryAfterSeconds} s` };
   }
-
-  hasSession(token: string | undefined): boolean {
-    if (!token) return false;
-    const until = this.sessions.get(token);
-    if (until === undefined) return false;
-    if (until <= this.o.now()) { this.sessions.delete(token); return false; }
-    return true;
-  }
-
-  closeSession(token: string | undefined): void { if (token) this.sessions.delete(token); }
 }
 
 export const SESSION_COOKIE = 'dockd_session';
-export const SESSION_MAX_AGE_S = SESSION_MS / 1000;
+
+/** The Set-Cookie value of a session (or of its removal, with maxAgeS 0). */
+export function sessionCookie(token: string, maxAgeS: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}; Max-Age=${maxAgeS}`;
+}
 
 /** The value of one cookie from a Cookie header. */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
@@ -99,11 +91,11 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-/** The password of an `Authorization: Basic` header (the user name is ignored). */
-export function basicPassword(header: string | undefined): string | undefined {
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+/** The name and password of an `Authorization: Basic` header. */
+export function basicCredentials(header: string | undefined): { login: string; password: string } | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/=]{1,2800})\s*$/i.exec(header ?? '');
   if (!m) return undefined;
   const decoded = Buffer.from(m[1], 'base64').toString('utf8');
   const i = decoded.indexOf(':');
-  return i >= 0 ? decoded.slice(i + 1) : undefined;
+  return i >= 0 ? { login: decoded.slice(0, i), password: decoded.slice(i + 1) } : undefined;
 }

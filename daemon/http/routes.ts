@@ -4,85 +4,79 @@ import type { EventBus } from '../events.ts';
 import { annotateRecording, MAX_ANNOTATION_FIELD, type AnnotateErrorCode } from '../ingest/annotate.ts';
 import { parseCapturedAt } from '../ingest/capturedAt.ts';
 import type { Logger } from '../log.ts';
-import type { StatusBoard } from '../status/board.ts';
-import { FILE_STATES, type Catalog, type FileState } from '../store/catalog.ts';
+import { FILE_STATES, type Catalog, type FileRow, type FileState } from '../store/catalog.ts';
+import type { ObjectStore } from '../store/objects.ts';
 import { publicFile } from '../store/publicFile.ts';
-import { AdminAuth, SESSION_COOKIE, SESSION_MAX_AGE_S, basicPassword, cookieValue } from './auth.ts';
-import type { LiveStream } from './liveStream.ts';
-import type { StationMetrics } from './metrics.ts';
-import type { StationState } from './stationState.ts';
+import { actorFields, actorName, mayRead } from './access.ts';
+import { fail } from './requestAuth.ts';
 import type { Thumbnails } from './thumbnails.ts';
 
+export { fail } from './requestAuth.ts';
+
+/** The recordings API: the catalog, one recording, its thumbnail, its export, its annotation. */
 export interface ApiContext {
-  catalog: Catalog; board: StatusBoard; bus: EventBus; log: Logger;
-  state: () => StationState; live: LiveStream; metrics: StationMetrics; thumbnails: Thumbnails;
-  auth: AdminAuth;
-  /** Changes need the admin password (the page listens beyond loopback). */
-  authRequired: boolean;
+  catalog: Catalog; objects: ObjectStore; bus: EventBus; log: Logger; thumbnails: Thumbnails;
   /** The station's time zone, for a capture time given as wall time. */
   timeZone: string;
-  securityHeaders: Record<string, string>;
 }
 
 const text = (max = MAX_ANNOTATION_FIELD) => ({ type: 'string', maxLength: max });
 const ID_PARAM = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: '^([0-9]{1,12}|[0-9a-fA-F]{6,64})$' } } };
-const NO_BODY = { type: 'object', additionalProperties: false, properties: {} };
-
-/** A clear JSON error: `{error: CODE, message}`. */
-export function fail(reply: FastifyReply, status: number, error: string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
-  return reply.code(status).send({ error, message, ...extra });
-}
 
 const ANNOTATE_STATUS: Record<AnnotateErrorCode, number> = { INVALID: 400, NOT_FOUND: 404, NOT_ANNOTATABLE: 409, CONFLICT: 409 };
 
+/**
+ * Every read of case data here is behind a login and on the record (调阅留痕): listing the catalog, viewing a
+ * recording or its thumbnail, exporting it; each audit entry names the user, the role and the source address. An
+ * officer reaches only recordings that carry their own officer id; another officer's answer exactly as an unknown
+ * id does (404), and the attempt is audited.
+ */
 export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
-  const { catalog, board, bus, log, auth } = ctx;
+  const { catalog, bus, log } = ctx;
 
-  /** Who made a change, for the audit trail: the admin (authenticated) or the loopback page, and from where. */
-  const actor = (req: FastifyRequest) => `${ctx.authRequired ? 'admin' : 'station page'}@${req.ip}`;
-
-  /** preHandler of every change: open on a loopback-only page; otherwise a session cookie or the password (Basic). */
-  async function requireAdmin(req: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (!ctx.authRequired) return;
-    if (auth.hasSession(cookieValue(req.headers.cookie, SESSION_COOKIE))) return;
-    const password = basicPassword(req.headers.authorization);
-    if (password === undefined) {
-      reply.header('www-authenticate', 'DockdSession realm="dockd"');
-      await fail(reply, 401, 'AUTH_REQUIRED', 'log in as admin (POST /api/login) or send the admin password (Authorization: Basic)');
-      return;
+  /** The recording this viewer may read, or null once the reply (404) is sent. */
+  function readable(req: FastifyRequest, reply: FastifyReply, id: string, action: string): FileRow | null {
+    const v = req.viewer!;
+    const { file, error } = catalog.resolve(id);
+    if (!file) { void fail(reply, 404, 'NOT_FOUND', error!); return null; }
+    if (!mayRead(v, file)) {
+      catalog.audit('http.denied', file.sha256, { id: file.id, action, ...actorFields(v) });
+      log.warn({ file: file.id, action, by: actorName(v) }, 'refused a recording of another officer');
+      void fail(reply, 404, 'NOT_FOUND', `no recording with id ${id}`);
+      return null;
     }
-    const r = await auth.checkPassword(password);
-    if (r.ok) return;
-    if (r.code === 'LOCKED_OUT') reply.header('retry-after', String(r.retryAfterSeconds));
-    await fail(reply, r.status, r.code, r.message, r.code === 'LOCKED_OUT' ? { retryAfterSeconds: r.retryAfterSeconds } : {});
+    return file;
   }
 
-  app.get('/api/state', async () => ctx.state());
-
-  app.get('/api/events', (req, reply) => {
-    reply.hijack();
-    if (!ctx.live.attach(reply.raw)) {
-      reply.raw.writeHead(503, { ...ctx.securityHeaders, 'content-type': 'application/json; charset=utf-8', 'retry-after': '10' });
-      reply.raw.end(JSON.stringify({ error: 'TOO_MANY_CLIENTS', message: 'too many live connections; try again later' }));
-    }
-  });
-
-  app.get<{ Querystring: { state?: FileState; limit?: number } }>('/api/files', {
+  app.get<{ Querystring: { state?: FileState; limit: number; order: 'asc' | 'desc' } }>('/api/files', {
+    config: { access: 'user' },
     schema: {
       querystring: {
         type: 'object', additionalProperties: false,
-        properties: { state: { type: 'string', enum: FILE_STATES }, limit: { type: 'integer', minimum: 1, maximum: 100_000, default: 10_000 } },
+        properties: {
+          state: { type: 'string', enum: FILE_STATES }, limit: { type: 'integer', minimum: 1, maximum: 100_000, default: 10_000 },
+          order: { type: 'string', enum: ['asc', 'desc'], default: 'asc' },
+        },
       },
     },
-  }, async (req) => catalog.list(req.query.state).slice(0, req.query.limit).map(publicFile));
+  }, async (req) => {
+    const v = req.viewer!;
+    const officerId = v.kind === 'user' && v.user.role === 'admin' ? null : (v.kind === 'user' ? v.user.officerId ?? '' : '');
+    const rows = catalog.db.prepare(`SELECT * FROM files WHERE (? IS NULL OR state = ?) AND (? IS NULL OR officer_id = ?)
+      ORDER BY id ${req.query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`).all(req.query.state ?? null, req.query.state ?? null, officerId, officerId, req.query.limit) as FileRow[];
+    catalog.audit('http.files-listed', null, { state: req.query.state ?? null, order: req.query.order, count: rows.length, ...actorFields(v) });
+    return rows.map(publicFile);
+  });
 
-  app.get<{ Params: { id: string } }>('/api/files/:id', { schema: { params: ID_PARAM } }, async (req, reply) => {
-    const { file, error } = catalog.resolve(req.params.id);
-    return file ? publicFile(file) : fail(reply, 404, 'NOT_FOUND', error!);
+  app.get<{ Params: { id: string } }>('/api/files/:id', { config: { access: 'user' }, schema: { params: ID_PARAM } }, async (req, reply) => {
+    const file = readable(req, reply, req.params.id, 'view');
+    if (!file) return reply;
+    catalog.audit('file.viewed', file.sha256, { id: file.id, what: 'details', ...actorFields(req.viewer!) });
+    return publicFile(file);
   });
 
   app.post<{ Params: { id: string }; Body: { caseNo: string; purpose: string; place?: string; collector?: string; capturedAt?: string } }>('/api/files/:id/annotate', {
-    preHandler: requireAdmin,
+    config: { access: 'user' },
     schema: {
       params: ID_PARAM,
       body: {
@@ -95,7 +89,9 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
   }, async (req, reply) => {
-    const by = actor(req);
+    const v = req.viewer!;
+    const by = actorName(v);
+    if (!readable(req, reply, req.params.id, 'annotate')) return reply;
     const input = { ...req.body };
     if (input.capturedAt?.trim()) {
       // A wall time without an offset (as a datetime-local field gives it) is station time; the same strict check as dockctl.
@@ -111,61 +107,36 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     return { ok: true, state: r.state, missing: r.missing, reason: r.reason, file: publicFile(r.file) };
   });
 
-  app.get<{ Params: { id: string } }>('/api/files/:id/thumbnail', { schema: { params: ID_PARAM } }, async (req, reply) => {
-    const { file, error } = catalog.resolve(req.params.id);
-    if (!file) return fail(reply, 404, 'NOT_FOUND', error!);
+  app.get<{ Params: { id: string } }>('/api/files/:id/thumbnail', { config: { access: 'user' }, schema: { params: ID_PARAM } }, async (req, reply) => {
+    const file = readable(req, reply, req.params.id, 'thumbnail');
+    if (!file) return reply;
     const t = await ctx.thumbnails.get(file);
     if (!t.ok) return fail(reply, t.code === 'FAILED' ? 422 : 404, t.code, t.message);
-    return reply.type('image/jpeg').header('cache-control', 'private, max-age=86400, immutable').send(await fs.readFile(t.file));
+    catalog.audit('file.viewed', file.sha256, { id: file.id, what: 'thumbnail', ...actorFields(req.viewer!) });
+    // Evidence frames are not left in a shared browser's cache after logout.
+    return reply.type('image/jpeg').header('cache-control', 'no-store').send(await fs.readFile(t.file));
   });
 
-  app.get('/api/alarms', async () => ctx.state().alarms);
-
-  app.post<{ Params: { key: string } }>('/api/alarms/:key/ack', {
-    preHandler: requireAdmin,
-    schema: {
-      params: { type: 'object', required: ['key'], additionalProperties: false, properties: { key: { type: 'string', minLength: 1, maxLength: 300 } } },
-      body: NO_BODY,
-    },
-  }, async (req, reply) => {
-    const existing = board.alarms.get(req.params.key);
-    if (!existing) return fail(reply, 404, 'NOT_FOUND', `no active alarm ${req.params.key} (it may have cleared)`);
-    const already = Boolean(existing.acknowledged);
-    const by = actor(req);
-    const a = board.acknowledge(req.params.key, by)!;
-    if (!already) {
-      catalog.audit('alarm.acknowledged', a.key, { code: a.code, message: a.message, since: a.since, by, at: a.acknowledgedAt });
-      log.info({ key: a.key, code: a.code, by }, 'alarm acknowledged');
-    }
-    return { ok: true, alreadyAcknowledged: already, alarm: { ...a, acknowledged: true } };
+  // The stored object itself, as a download (admins only); the export is audited before the first byte leaves.
+  app.get<{ Params: { id: string } }>('/api/files/:id/export', { config: { access: 'admin' }, schema: { params: ID_PARAM } }, async (req, reply) => {
+    const file = readable(req, reply, req.params.id, 'export');
+    if (!file) return reply;
+    if (!file.sha256) return fail(reply, 409, 'NOT_STORED', `recording #${file.id} is not stored yet`);
+    if (file.local_deleted_at) return fail(reply, 410, 'FREED', `recording #${file.id} was freed at the station after HQ archived it (${file.local_deleted_at}); retrieve it from HQ`);
+    const source = ctx.objects.pathOf(file.sha256);
+    const handle = await fs.open(source, 'r').catch(() => null);
+    if (!handle) return fail(reply, 410, 'NO_OBJECT', `the stored copy of recording #${file.id} is missing (run dockctl verify)`);
+    const entry = catalog.audit('file.exported', file.sha256, { id: file.id, via: 'http', ...actorFields(req.viewer!) });
+    log.info({ file: file.id, by: actorName(req.viewer!) }, 'recording exported from the station page');
+    const name = `${file.id}-${file.filename}`;
+    return reply
+      .type('application/octet-stream')
+      .header('content-length', String(file.size))
+      .header('content-disposition', `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`)
+      .header('repr-digest', `sha-256=:${Buffer.from(file.sha256, 'hex').toString('base64')}:`)
+      .header('x-dockd-sha256', file.sha256)
+      .header('x-dockd-audit-seq', String(entry.seq))
+      .header('cache-control', 'no-store')
+      .send(handle.createReadStream());
   });
-
-  app.get('/api/session', async (req) => ({
-    required: ctx.authRequired, configured: auth.configured,
-    authenticated: !ctx.authRequired || auth.hasSession(cookieValue(req.headers.cookie, SESSION_COOKIE)),
-    lockedForSeconds: Math.ceil(auth.lockedForMs() / 1000),
-  }));
-
-  app.post<{ Body: { password: string } }>('/api/login', {
-    schema: { body: { type: 'object', additionalProperties: false, required: ['password'], properties: { password: { type: 'string', minLength: 1, maxLength: 1024 } } } },
-  }, async (req, reply) => {
-    const r = await auth.checkPassword(req.body.password);
-    if (!r.ok) {
-      if (r.code === 'LOCKED_OUT') reply.header('retry-after', String(r.retryAfterSeconds));
-      const { ok: _ok, status, code, message, ...extra } = r;
-      return fail(reply, status, code, message, extra);
-    }
-    catalog.audit('http.login', null, { from: req.ip });
-    log.info({ from: req.ip }, 'admin logged in on the station page');
-    reply.header('set-cookie', `${SESSION_COOKIE}=${auth.openSession()}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_MAX_AGE_S}`);
-    return { ok: true };
-  });
-
-  app.post('/api/logout', { schema: { body: NO_BODY } }, async (req, reply) => {
-    auth.closeSession(cookieValue(req.headers.cookie, SESSION_COOKIE));
-    reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
-    return { ok: true };
-  });
-
-  app.get('/metrics', async (_req, reply) => reply.type(ctx.metrics.contentType).send(await ctx.metrics.render()));
 }

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
 import type { Logger } from '../log.ts';
@@ -10,12 +11,22 @@ import type { StateSnapshot } from '../status/snapshot.ts';
 import type { Catalog } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
 import { systemTimeZone } from '../ingest/fileName.ts';
-import { AdminAuth, isLoopbackHost } from './auth.ts';
+import { restrictCatalogFiles } from '../users/catalogFiles.ts';
+import { UserStore } from '../users/userStore.ts';
+import { viewState } from './access.ts';
+import { Authenticator, isLoopbackHost, type AuthNotice } from './auth.ts';
+import { splitListen } from './httpConfig.ts';
 import { LiveStream } from './liveStream.ts';
+import { LoginGuard } from './loginGuard.ts';
 import { StationMetrics } from './metrics.ts';
+import { installAccessControl } from './requestAuth.ts';
 import { fail, registerApi } from './routes.ts';
+import { registerSessionRoutes } from './sessionRoutes.ts';
+import { registerStationRoutes } from './stationRoutes.ts';
 import { RateMeter, stationState, type StationState } from './stationState.ts';
 import { Thumbnails } from './thumbnails.ts';
+
+export { splitListen } from './httpConfig.ts';
 
 export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 
@@ -26,6 +37,9 @@ const SECURITY_HEADERS: Record<string, string> = {
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
 };
+
+/** The longest lockout of an account or an address (each lockout doubles the one before, from http.lockoutSeconds). */
+const MAX_LOCKOUT_MS = 24 * 3600_000;
 
 export interface HttpDeps {
   config: Config; catalog: Catalog; objects: ObjectStore; board: StatusBoard; bus: EventBus; log: Logger;
@@ -55,11 +69,6 @@ function requestValidator({ schema, httpPart }: { schema: object; httpPart?: str
   return fn;
 }
 
-export function splitListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
-}
-
 /**
  * The station page, its JSON API, the live stream (server-sent events) and /metrics, on http.listen (fastify).
  * A failure to listen (say the port is taken) is logged and contained: dockd goes on without its page.
@@ -72,6 +81,8 @@ export class HttpServer {
   private readonly log: Logger;
   /** The address actually listened on (after start), e.g. for tests with port 0. */
   address: string | null = null;
+  /** The page's URL (https when http.tls is set). */
+  url: string | null = null;
 
   constructor(private readonly deps: HttpDeps) {
     this.log = deps.log.child({ component: 'http' });
@@ -81,47 +92,59 @@ export class HttpServer {
     const { config, catalog, board, bus } = this.deps;
     const { host, port } = splitListen(config.http.listen);
     const loopback = isLoopbackHost(host);
-    const authRequired = !loopback;
-    const auth = new AdminAuth({
-      hash: config.http.adminPasswordHash, maxFailures: config.http.maxFailures, lockoutMs: config.http.lockoutSeconds * 1000, now: Date.now,
-      onFailure: (failures, lockedUntil) => {
-        if (lockedUntil) {
-          const until = new Date(lockedUntil).toISOString();
-          this.log.warn({ failures, until }, 'admin login locked after repeated wrong passwords');
-          catalog.audit('http.lockout', null, { failures, until });
-        } else {
-          this.log.warn({ failures }, 'wrong admin password');
-          catalog.audit('http.login-failed', null, { failures });
-        }
-      },
+    const https = config.http.tls ? this.readTls(config.http.tls) : undefined;
+    if (config.http.tls && !https) return;
+    if (!loopback && !https) this.log.warn({ listen: config.http.listen }, 'the station page is served as plain HTTP beyond loopback (http.allowPlainHttp): passwords and case data cross the network in clear');
+
+    restrictCatalogFiles(config.storage.dir, this.log);
+    const users = new UserStore(catalog.db);
+    if (config.http.adminPasswordHash) {
+      const r = users.ensureConfigAdmin(config.http.adminPasswordHash);
+      if (r === 'created') catalog.audit('user.added', 'admin', { user: 'admin', role: 'admin', by: 'config (http.adminPassword)' });
+      if (r === 'managed-by-dockctl') this.log.warn('http.adminPassword is ignored: the user admin is managed with dockctl (remove the key)');
+      else this.log.warn('http.adminPassword is deprecated: it makes the user admin; manage users with dockctl user add|passwd|disable instead');
+    }
+    users.pruneSessions(30 * 24 * 3600_000);
+    const accounts = users.list().filter((u) => !u.disabled);
+    if (!accounts.some((u) => u.role === 'admin')) this.log.warn('no admin can log in to the station page yet: add one with dockctl user add NAME --role admin');
+
+    const guard = new LoginGuard({
+      maxAccountFailures: config.http.maxFailures, maxSourceFailures: config.http.maxSourceFailures,
+      baseLockMs: config.http.lockoutSeconds * 1000, maxLockMs: Math.max(MAX_LOCKOUT_MS, config.http.lockoutSeconds * 1000), now: Date.now,
     });
-    if (authRequired && !auth.configured) this.log.warn({ listen: config.http.listen }, 'the station page is reachable beyond loopback but http.adminPassword is not set: annotating and acknowledging are refused');
+    const authenticator = new Authenticator({ users, guard, notify: (n) => this.onAuthNotice(n) });
 
     this.rate = new RateMeter(this.deps.bytesSent);
     const state = (): StationState => stationState(this.deps.snapshot(), catalog, this.rate!.perSecond());
-    this.live = new LiveStream({ bus, state, log: this.log, headers: SECURITY_HEADERS });
+    const headers = https ? { ...SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000' } : SECURITY_HEADERS;
+    this.live = new LiveStream({ bus, log: this.log, headers, view: (v) => viewState(state(), v, catalog) });
     this.thumbnails = new Thumbnails({ storageDir: config.storage.dir, objects: this.deps.objects, catalog, log: this.log });
     const metrics = new StationMetrics({ catalog, state, bytesSent: this.deps.bytesSent });
 
+    const timeoutMs = config.http.requestTimeoutSeconds * 1000;
+    // Slow requests are cut off: the headers and the whole request must arrive in time (checked every second).
+    const serverOptions = { headersTimeout: timeoutMs, requestTimeout: timeoutMs, connectionsCheckingInterval: 1000 };
     const app = Fastify({
       // fastify's own lines only from warn up (no per-request lines, no duplicate 'listening').
-      loggerInstance: this.log.child({}, { level: this.log.levelVal > 40 ? this.log.level : 'warn' }) as unknown as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024, maxParamLength: 400,
-      forceCloseConnections: true, return503OnClosing: true,
-    });
+      loggerInstance: this.log.child({}, { level: this.log.levelVal > 40 ? this.log.level : 'warn' }) as unknown as FastifyBaseLogger,
+      logController: new LogController({ disableRequestLogging: true }), bodyLimit: 64 * 1024, routerOptions: { maxParamLength: 400 },
+      forceCloseConnections: true, return503OnClosing: true, requestTimeout: timeoutMs,
+      ...(https ? { https: { ...https, ...serverOptions } } : { http: serverOptions }),
+    } as FastifyServerOptions);
     app.setValidatorCompiler(requestValidator);
+    // JSON only: a form or text body is refused with 415 (a cross-site form cannot post here).
+    app.removeContentTypeParser(['text/plain']);
     app.addHook('onRequest', async (req, reply) => {
       // A loopback-only page answers only to loopback names (no DNS rebinding onto it).
       const hostHeader = req.headers.host ?? '';
       if (loopback && !isLoopbackHost(hostHeader.replace(/:\d+$/, ''))) return fail(reply, 403, 'FORBIDDEN_HOST', `this page answers only to loopback names, not ${hostHeader}`);
-      // A change must come from this page (or a non-browser client), never from another site.
-      const origin = req.headers.origin;
-      if (req.method !== 'GET' && req.method !== 'HEAD' && origin && origin !== 'null') {
-        let originHost = '';
-        try { originHost = new URL(origin).host; } catch { /* refused below */ }
-        if (originHost !== hostHeader) return fail(reply, 403, 'FORBIDDEN_ORIGIN', `cross-origin change refused (${origin})`);
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        const refused = crossOrigin(req.headers, https ? 'https:' : 'http:');
+        if (refused) return fail(reply, 403, 'FORBIDDEN_ORIGIN', `cross-origin change refused (${refused})`);
       }
     });
-    app.addHook('onSend', async (_req, reply) => { for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v); });
+    installAccessControl(app, { users, authenticator, kiosk: config.http.kiosk });
+    app.addHook('onSend', async (_req, reply) => { for (const [k, v] of Object.entries(headers)) reply.header(k, v); });
     app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
       if (err.validation) return fail(reply, 400, 'INVALID_REQUEST', err.message);
       const status = err.statusCode ?? 500;
@@ -131,8 +154,9 @@ export class HttpServer {
     });
     app.setNotFoundHandler((req, reply) => fail(reply, 404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0]}`));
     await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0, dotfiles: 'deny' });
-    registerApi(app, { catalog, board, bus, log: this.log, state, live: this.live, metrics, thumbnails: this.thumbnails, auth, authRequired,
-      securityHeaders: SECURITY_HEADERS, timeZone: config.station.timeZone ?? systemTimeZone() });
+    registerSessionRoutes(app, { catalog, users, authenticator, log: this.log, sessionMs: config.http.sessionHours * 3600_000, secureCookies: Boolean(https), kiosk: config.http.kiosk });
+    registerStationRoutes(app, { catalog, board, log: this.log, users, state, live: this.live, metrics, metricsToken: config.http.metricsToken, securityHeaders: headers });
+    registerApi(app, { catalog, objects: this.deps.objects, bus, log: this.log, thumbnails: this.thumbnails, timeZone: config.station.timeZone ?? systemTimeZone() });
 
     try {
       await app.listen({ host, port });
@@ -146,7 +170,27 @@ export class HttpServer {
     this.live.start();
     const addr = app.server.address();
     this.address = addr && typeof addr === 'object' ? `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : config.http.listen;
-    this.log.info({ url: `http://${this.address}/`, auth: authRequired ? (auth.configured ? 'admin password for changes' : 'changes refused: no admin password') : 'open (loopback only)' }, 'station page listening');
+    this.url = `${https ? 'https' : 'http'}://${this.address}/`;
+    this.log.info({ url: this.url, tls: Boolean(https), kiosk: config.http.kiosk, users: accounts.length, metrics: config.http.metricsToken ? 'bearer token' : 'loopback only' }, 'station page listening');
+  }
+
+  private readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } | undefined {
+    try { return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) }; }
+    catch (e) {
+      this.log.error({ cert: tls.cert, key: tls.key, err: (e as Error).message }, 'station page not served: cannot read http.tls (dockd goes on without it)');
+      return undefined;
+    }
+  }
+
+  private onAuthNotice(n: AuthNotice): void {
+    const { catalog } = this.deps;
+    if (n.type === 'lockout') {
+      this.log.warn({ scope: n.scope, key: n.key, until: n.until, lockouts: n.lockouts }, `login locked for this ${n.scope} after repeated wrong passwords`);
+      catalog.audit('http.lockout', n.scope === 'account' ? n.key : null, { scope: n.scope, [n.scope === 'account' ? 'user' : 'from']: n.key, until: n.until, lockouts: n.lockouts });
+    } else {
+      this.log.warn({ user: n.login, from: n.from, reason: n.reason }, 'failed login on the station page');
+      catalog.audit('http.login-failed', null, { user: n.login.slice(0, 64), from: n.from, reason: n.reason, ...(n.accountFailures !== undefined ? { accountFailures: n.accountFailures } : {}) });
+    }
   }
 
   /** Stops taking requests and ends the live streams (so a stop does not wait for browsers). */
@@ -158,4 +202,20 @@ export class HttpServer {
     this.app = null;
     if (app) await app.close();
   }
+}
+
+/**
+ * Why a change (any method but GET/HEAD) is refused as cross-origin, or null: a browser's Origin must be this page's
+ * own (scheme and host), `Origin: null` (a sandboxed frame, a file) is refused, and so is a request the browser marks
+ * as coming from another site. A client that sends neither header (curl, a script) is not a browser page.
+ */
+export function crossOrigin(h: Record<string, string | string[] | undefined>, scheme: 'http:' | 'https:'): string | null {
+  const origin = typeof h.origin === 'string' ? h.origin : undefined;
+  const site = typeof h['sec-fetch-site'] === 'string' ? h['sec-fetch-site'] : undefined;
+  if (site && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
+  if (origin === undefined) return null;
+  let u: URL | null = null;
+  try { u = new URL(origin); } catch { /* refused below */ }
+  if (!u || u.protocol !== scheme || u.host !== h.host) return origin;
+  return null;
 }

@@ -1,5 +1,6 @@
 import type { Catalog, FileRow, FileState } from '../store/catalog.ts';
 import { parseCapturedAt } from './capturedAt.ts';
+import { fieldTextProblem } from './fieldText.ts';
 import { describeMissing, missingFields, type RequiredField } from './metadata.ts';
 
 /** Only recordings still at the station can be annotated: what has gone to HQ is not changed. */
@@ -32,6 +33,8 @@ export function annotateRecording(catalog: Catalog, idOrPrefix: string, v: Annot
   if (!caseNo || !purpose) return { ok: false, code: 'INVALID', message: 'case no. (案件编号) and purpose (证明对象) are required' };
   for (const [k, value] of Object.entries(v)) {
     if (typeof value === 'string' && value.trim().length > MAX_ANNOTATION_FIELD) return { ok: false, code: 'INVALID', message: `${k} is longer than ${MAX_ANNOTATION_FIELD} characters` };
+    const bad = typeof value === 'string' ? fieldTextProblem(k, value) : null;
+    if (bad) return { ok: false, code: 'INVALID', message: bad };
   }
   const capturedAt = v.capturedAt?.trim();
   if (capturedAt) {
