@@ -7,14 +7,17 @@ import { Catalog, FILE_STATES, type FileState } from '../store/catalog.ts';
 import { publicFile } from '../store/publicFile.ts';
 import { bytes, table } from './format.ts';
 import { collectStatus, renderStatus, watchStatus } from './statusView.ts';
-import { audit, exportRecording, verify, whoIsAsking } from './custodyCommands.ts';
+import { audit, exportRecording } from './custodyCommands.ts';
+import { whoIsAsking } from './actor.ts';
+import { HeadFileError, verify } from './verifyCommand.ts';
 
 const USAGE = `usage: dockctl [--config FILE] <command>
   status [--json | --watch]               station, docked recorders, queue, disk, alarms (--watch: refresh every second)
   files [--json] [--state STATE]          the catalog (states: ${FILE_STATES.join(', ')})
   annotate ID --case-no X --purpose Y [--place P] [--collector C] [--captured-at ISO]
                                           complete a recording's required metadata (ID: catalog id or sha256 prefix)
-  verify [--json]                         re-hash every stored object and check the audit chain; exit 1 naming each bad item
+  verify [--json] [--head FILE]           re-hash every stored object and check the audit chain (and that it still holds the
+                                          signed audit head HQ kept in FILE); exit 1 naming each bad item
   audit [--json] [--since T]              the audit trail (hash chain)
   export ID --to DIR [--json]             copy a recording with its metadata and audit entries; the export is audited`;
 
@@ -80,6 +83,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         json: { type: 'boolean' }, watch: { type: 'boolean' }, state: { type: 'string' }, 'case-no': { type: 'string' }, purpose: { type: 'string' },
         place: { type: 'string' }, collector: { type: 'string' }, 'captured-at': { type: 'string' }, since: { type: 'string' }, to: { type: 'string' },
+        head: { type: 'string' },
       },
     });
     const { config } = loadConfig(file);
@@ -89,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'annotate':
         if (positionals.length !== 1) throw new UsageError('annotate needs exactly one ID');
         return annotate(config, positionals[0], { caseNo: values['case-no'], purpose: values.purpose, place: values.place, collector: values.collector, capturedAt: values['captured-at'] });
-      case 'verify': return await withCatalog(config, false, (c) => verify(config, c, Boolean(values.json)));
+      case 'verify': return await withCatalog(config, false, (c) => verify(config, c, Boolean(values.json), values.head));
       case 'audit': return await withCatalog(config, true, (c) => audit(c, Boolean(values.json), values.since));
       case 'export': {
         if (positionals.length !== 1 || !values.to) throw new UsageError('usage: dockctl export ID --to DIR');
@@ -102,8 +106,8 @@ export async function main(argv: string[]): Promise<number> {
       default: throw new UsageError(`unknown command ${command}`);
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ConfigError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`dockctl: ${(e as Error).message}\n${e instanceof UsageError || e instanceof ConfigError ? '' : `${USAGE}\n`}`);
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof HeadFileError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`dockctl: ${(e as Error).message}\n${e instanceof UsageError || e instanceof ConfigError || e instanceof HeadFileError ? '' : `${USAGE}\n`}`);
       return 2;
     }
     process.stderr.write(`dockctl: ${(e as Error).message}\n`);

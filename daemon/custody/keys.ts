@@ -28,6 +28,8 @@ export function publicKeyBase64(key: KeyObject): string {
  */
 export function parsePublicKey(text: string): KeyObject {
   const trimmed = text.trim();
+  // createPublicKey would quietly derive the public half of a private key: a private key here is a mistake to name.
+  if (/PRIVATE KEY-----/.test(trimmed)) throw new Error('a private key: give the public key only (the private key must stay with its owner)');
   let key: KeyObject;
   try {
     key = trimmed.startsWith('-----BEGIN')

@@ -27,15 +27,13 @@ export async function reprobe(deps: ClassifyDeps, file: FileRow, actor: string):
   const note = probe.ok ? null : (probe.reason ?? 'failed verification');
   const sentToHq = ['uploading', 'uploaded', 'archived'].includes(file.state);
   const detail = `probed again by ${actor}: ${integrity}${note ? ` (${note})` : ''}${sentToHq ? `; HQ was sent integrity=${file.integrity ?? 'ok'}` : ''}`;
-  catalog.tx(() => {
-    catalog.transition(file.id, file.state, {
-      integrity, integrity_note: note, probe: JSON.stringify({ format: probe.format, duration: probe.duration, streams: probe.streams, creationTime: probe.creationTime }),
-      duration: probe.duration ?? file.duration,
-    }, {
-      from: [file.state], detail,
-      event: fileEvent('file.reprobed', { ...file, integrity, integrity_note: note }, { by: actor, previous: file.integrity, ...(sentToHq ? { sentToHqAs: file.integrity ?? 'ok' } : {}) }),
-    });
-    catalog.audit('file.reprobed', file.sha256, { id: file.id, by: actor, integrity, note, previous: file.integrity });
+  // The file.reprobed event (with who asked) is itself an entry of the audit chain.
+  catalog.transition(file.id, file.state, {
+    integrity, integrity_note: note, probe: JSON.stringify({ format: probe.format, duration: probe.duration, streams: probe.streams, creationTime: probe.creationTime }),
+    duration: probe.duration ?? file.duration,
+  }, {
+    from: [file.state], detail,
+    event: fileEvent('file.reprobed', { ...file, integrity, integrity_note: note }, { by: actor, previous: file.integrity, ...(sentToHq ? { sentToHqAs: file.integrity ?? 'ok' } : {}) }),
   });
   let f = catalog.get(file.id)!;
   if (integrity === 'damaged' && !f.derived_sha256 && /\.(mp4|mov)$/i.test(f.filename)) {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { MediaKind } from '../ingest/fileName.ts';
 
 export interface StreamInfo { type: string; codec: string; width?: number; height?: number; sampleRate?: number; channels?: number }
@@ -26,7 +26,7 @@ export interface MediaTools {
   probe(file: string, kind: MediaKind, size: number, attempt?: number): Promise<ProbeResult>;
   /**
    * Writes a playable copy of a damaged MP4/MOV to `out` (stream copy of what still demuxes); true when `out` holds
-   * one that probes clean. The damaged original is never changed.
+   * a container a player opens, with its streams. The damaged original is never changed.
    */
   salvage(file: string, out: string, size: number): Promise<boolean>;
 }
@@ -46,6 +46,22 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult>
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr, failed });
     });
   });
+}
+
+/**
+ * A RIFF file (WAV, AVI) says its own length in its header; ffmpeg reads a truncated one without a word, so the
+ * header is compared with the file. Null when it is not RIFF or the lengths agree.
+ */
+async function riffTruncation(file: string, size: number): Promise<string | null> {
+  const h = await open(file, 'r').catch(() => null);
+  if (!h) return null;
+  try {
+    const head = Buffer.alloc(12);
+    const { bytesRead } = await h.read(head, 0, 12, 0);
+    if (bytesRead < 12 || head.toString('latin1', 0, 4) !== 'RIFF') return null;
+    const declared = head.readUInt32LE(4) + 8;
+    return declared > size ? `truncated: the ${head.toString('latin1', 8, 12).trim()} header declares ${declared} bytes, the file has ${size}` : null;
+  } finally { await h.close(); }
 }
 
 function firstLine(s: string): string {
@@ -84,6 +100,9 @@ export function createFfmpegTools(opts: { ffprobe?: string; ffmpeg?: string; bas
       if (kind === 'video' && !streams.some((s) => s.type === 'video' || s.type === 'audio')) return { ...result, ok: false, reason: 'no audio or video stream' };
       if (wanted && !streams.some((s) => s.type === wanted)) return { ...result, ok: false, reason: `no ${kind === 'photo' ? 'image' : 'audio'} stream` };
 
+      const riff = kind === 'photo' ? null : await riffTruncation(file, size);
+      if (riff) return { ...result, ok: false, reason: riff };
+
       // Demux every packet (decode photos) to catch truncated or garbled files that still have a valid header.
       const check = kind === 'photo'
         ? ['-v', 'error', '-nostdin', '-i', file, '-f', 'null', '-']
@@ -100,8 +119,9 @@ export function createFfmpegTools(opts: { ffprobe?: string; ffmpeg?: string; bas
       if (r.failed || r.code !== 0) return false;
       const st = await stat(out).catch(() => null);
       if (!st || st.size === 0) return false;
+      // Playable: a container a player opens, with its streams indexed (the tail may still hold the partial packet).
       const check = await this.probe(out, 'video', st.size);
-      return check.ok;
+      return !check.unavailable && check.format !== undefined && check.streams.length > 0;
     },
   };
 }

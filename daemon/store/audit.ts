@@ -57,3 +57,24 @@ export function verifyChain(db: Database.Database): ChainCheck {
   }
   return { ok: true, entries: n, head: { seq: expectedSeq - 1, hash: prev } };
 }
+
+/**
+ * Compares the chain with a head published earlier (and kept by HQ): the entry at that seq must still be there with
+ * that hash. A chain that verifies on its own can still have lost its newest entries, or been rebuilt from an edited
+ * past; only an outside head shows that. Entries after the head are fine (the station went on working).
+ */
+export function checkChainAgainstHead(db: Database.Database, head: { seq: number; hash: string }): { ok: true } | { ok: false; problem: string } {
+  if (head.seq === 0) return head.hash === GENESIS ? { ok: true } : { ok: false, problem: 'a head at seq 0 must carry the genesis hash' };
+  const row = db.prepare(`SELECT hash FROM audit WHERE seq = ?`).get(head.seq) as { hash: string } | undefined;
+  const last = auditHead(db);
+  if (!row) {
+    const gone = last.seq + 1 === head.seq ? `entry ${head.seq} (at least) was` : `entries ${last.seq + 1}–${head.seq} (at least) were`;
+    return { ok: false, problem: last.seq < head.seq
+      ? `the chain ends at entry ${last.seq}, but the signed head names entry ${head.seq}: ${gone} deleted`
+      : `entry ${head.seq}, named by the signed head, is missing` };
+  }
+  if (row.hash !== head.hash) {
+    return { ok: false, problem: `entry ${head.seq} hashes to ${row.hash.slice(0, 16)}…, the signed head says ${head.hash.slice(0, 16)}…: the history up to it was rewritten` };
+  }
+  return { ok: true };
+}

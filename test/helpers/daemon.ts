@@ -25,8 +25,11 @@ export class DaemonProcess {
 
   constructor(readonly configFile: string) {}
 
-  start(): void {
-    this.proc = spawn(process.execPath, [DOCKD_BIN, '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKD_CONFIG: '' } });
+  /** `as`: run the daemon as another user (permissions then apply, as for the dockd service user); `env`: extra variables. */
+  start(opts: { as?: { uid: number; gid: number }; env?: Record<string, string> } = {}): void {
+    this.proc = spawn(process.execPath, [DOCKD_BIN, '--config', this.configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKD_CONFIG: '', ...(opts.env ?? {}) }, ...(opts.as ?? {}),
+    });
     let buf = '';
     this.proc.stdout!.on('data', (d) => {
       buf += d;

@@ -9,10 +9,12 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
-import { dockctlAudit, sendReceipt, writeConfigVariant, type AuditJson } from '../helpers/custodyTrail.ts';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { STATION_KEY_FILE, STATION_PUBLIC_KEY_FILE } from '../../daemon/custody/keys.ts';
+import { dockctlAudit, sendReceipt, waitForAudit, writeConfigVariant, type AuditJson } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import { dockctlFiles } from '../helpers/edgeCases.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
@@ -170,5 +172,102 @@ describe('dockctl verify and audit on a real catalog', () => {
     const verifies = (await dockctlAudit(world.configFile)).filter((e) => e.type === 'verify');
     expect(verifies.length).toBeGreaterThanOrEqual(2);
     expect(verifies.at(-1)!.data).toMatchObject({ ok: true, checked: 2 });
+  }, 300_000);
+
+  it('verify --head: the signed head HQ kept catches the newest entries cut off, which the chain alone cannot show', async () => {
+    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
+    const sub = await recordTopics(broker.url, `dockd/${ST}/audit`);
+    daemon = new DaemonProcess(world.configFile);
+    daemon.start();
+    await daemon.started();
+    const { files: [a] } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 633)]);
+    await waitFor('uploaded', async () => (await dockctlFiles(world.configFile))[0]?.state === 'uploaded', 120_000);
+    await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+    const [archived] = await waitForAudit(world.configFile, 'file.archived');
+
+    // What HQ keeps: the payload of a P/S/audit message at or past the archive, signed by the station's key.
+    const message = await waitFor('a signed audit head past the archive', () => sub.messages.find((m) => (JSON.parse(m.payload) as { seq: number }).seq >= archived.seq));
+    const head = JSON.parse(message.payload) as { stationId: string; seq: number; hash: string; at: string; key: string; sig: string };
+    expect(Object.keys(head)).toEqual(['stationId', 'seq', 'hash', 'at', 'key', 'sig']);
+    expect(head.stationId).toBe(ST);
+    // The key in the head is the station's key in its store, and the one sent with every upload.
+    const storeKey = createPublicKey(await fs.readFile(path.join(world.storeDir, STATION_PUBLIC_KEY_FILE), 'utf8')).export({ type: 'spki', format: 'der' }).toString('base64');
+    expect(head.key).toBe(storeKey);
+    expect(tus.finished[0].metadata.stationKey).toBe(storeKey);
+    expect((await fs.stat(path.join(world.storeDir, STATION_KEY_FILE))).mode & 0o777).toBe(0o600);
+    // Retained: HQ gets the newest signed head on subscribing.
+    const late = await recordTopics(broker.url, `dockd/${ST}/audit`);
+    const retained = await waitFor('the retained head', () => late.messages.find((m) => m.retain));
+    await late.close();
+    expect(JSON.parse(retained.payload)).toMatchObject({ stationId: ST, key: storeKey, sig: expect.any(String) });
+    await sub.close();
+    const headFile = path.join(dir, 'hq-kept-head.json');
+    await fs.writeFile(headFile, message.payload);
+    expect(await daemon.stop()).toBe(0);
+    daemon = null;
+
+    const copyOf = async (name: string): Promise<{ configFile: string; storeDir: string; catalog: string }> => {
+      const storeDir = path.join(dir, 'copies', name, 'store');
+      await fs.cp(world.storeDir, storeDir, { recursive: true });
+      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), { storage: { dir: storeDir } });
+      return { configFile, storeDir, catalog: path.join(storeDir, 'catalog.sqlite') };
+    };
+    const verify = async (configFile: string, file = headFile) => {
+      const t = await runDockctl(configFile, ['verify', '--head', file]);
+      const j = await runDockctl(configFile, ['verify', '--json', '--head', file]);
+      expect(j.code).toBe(t.code);
+      return { code: t.code, text: t.stdout + t.stderr, json: JSON.parse(j.stdout) as VerifyJson & { head: { ok: boolean; seq: number; problem?: string } } };
+    };
+
+    // Untouched: the chain holds the head.
+    const clean = await copyOf('clean');
+    const ok = await verify(clean.configFile);
+    expect(ok.code, ok.text).toBe(0);
+    expect(ok.json).toMatchObject({ ok: true, audit: { ok: true }, head: { ok: true, seq: head.seq } });
+    expect(ok.text).toContain(`signed head ${head.seq}: ok`);
+    expect((await dockctlAudit(clean.configFile)).at(-1)).toMatchObject({ type: 'verify', data: { ok: true, head: { seq: head.seq, ok: true } } });
+
+    // The newest entries cut off (the head's entry and everything after it): a valid chain on its own ...
+    const cut = await copyOf('cut');
+    const db = new Database(cut.catalog);
+    try { db.prepare('DELETE FROM audit WHERE seq >= ?').run(head.seq); } finally { db.close(); }
+    const caught = await verify(cut.configFile);
+    expect(caught.code).toBe(1);
+    expect(caught.json).toMatchObject({ ok: false, audit: { ok: true, entries: head.seq - 1 }, head: { ok: false, seq: head.seq } });
+    expect(caught.json.head.problem).toMatch(new RegExp(`ends at entry ${head.seq - 1}, but the signed head names entry ${head.seq}: entry ${head.seq} \\(at least\\) was deleted`));
+    expect(caught.text).toContain(`BAD signed head ${head.seq}:`);
+    expect((await dockctlAudit(cut.configFile)).at(-1)!.seq).toBe(head.seq - 1); // a failed head check is not buried under a new entry
+    // ... the chain alone looks fine; and once something is appended where the cut entries were, the head still differs.
+    const plain = await runDockctl(cut.configFile, ['verify', '--json']);
+    expect(plain.code, plain.stdout).toBe(0);
+    expect(JSON.parse(plain.stdout)).toMatchObject({ ok: true, audit: { ok: true, entries: head.seq - 1 } });
+    const still = await verify(cut.configFile);
+    expect(still.code).toBe(1);
+    expect(still.json.head.problem).toMatch(new RegExp(`entry ${head.seq} hashes to .*, the signed head says .*: the history up to it was rewritten`));
+
+    // A head that is not what the station signed, or a station whose key was replaced: refused.
+    const forgedFile = path.join(dir, 'forged-head.json');
+    await fs.writeFile(forgedFile, JSON.stringify({ ...head, seq: head.seq - 1 }));
+    const forged = await verify(clean.configFile, forgedFile);
+    expect(forged.code).toBe(1);
+    expect(forged.json.head.problem).toMatch(/bad signature/);
+    const rekeyed = await copyOf('rekeyed');
+    const other = generateKeyPairSync('ed25519');
+    await fs.writeFile(path.join(rekeyed.storeDir, STATION_KEY_FILE), other.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    await fs.writeFile(path.join(rekeyed.storeDir, STATION_PUBLIC_KEY_FILE), other.publicKey.export({ type: 'spki', format: 'pem' }));
+    const wrongKey = await verify(rekeyed.configFile);
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.json.head.problem).toMatch(/signed with another key/);
+
+    // A file that is no head at all is the caller's mistake: exit 2, one clear line, nothing audited.
+    const before = (await dockctlAudit(clean.configFile)).length;
+    await fs.writeFile(path.join(dir, 'not-json'), 'seq=3');
+    for (const [file, why] of [[path.join(dir, 'not-json'), /not JSON/], [path.join(dir, 'absent.json'), /cannot read it: ENOENT/]] as const) {
+      const r = await runDockctl(clean.configFile, ['verify', '--head', file]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect(await dockctlAudit(clean.configFile)).toHaveLength(before);
   }, 300_000);
 });

@@ -4,7 +4,10 @@
  */
 import fs from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditHead, canonicalJson, entryHash, GENESIS, verifyChain, type AuditEntry } from '../../daemon/store/audit.ts';
+import { generateKeyPairSync } from 'node:crypto';
+import { openStationKey, publicKeyBase64 } from '../../daemon/custody/keys.ts';
+import { checkAuditHead, signAuditHead } from '../../daemon/custody/signatures.ts';
+import { auditHead, canonicalJson, checkChainAgainstHead, entryHash, GENESIS, verifyChain, type AuditEntry } from '../../daemon/store/audit.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
 import { tempDir } from '../helpers/daemon.ts';
 
@@ -183,5 +186,59 @@ describe('audit hash chain on a real catalog', () => {
     expect(got.map((e) => e.seq)).toContain(5);
     expect(catalog.auditEntries({ subject: SHA_A }).map((e) => e.type)).toEqual(['file.ingested', 'file.uploaded', 'file.archived', 'file.exported']);
     expect(catalog.auditEntries()).toHaveLength(entries.length);
+  });
+
+  it('a published head catches what the chain alone cannot: its newest entries deleted, or the chain rebuilt', () => {
+    activity();
+    const kept = auditHead(catalog.db); // seq 8, as HQ saw it on P/S/audit
+    catalog.audit('verify', null, { ok: true }); // the station goes on working: later entries are fine
+    expect(checkChainAgainstHead(catalog.db, kept)).toEqual({ ok: true });
+    expect(checkChainAgainstHead(catalog.db, { seq: 0, hash: GENESIS })).toEqual({ ok: true });
+
+    // The newest entries cut off: the rest is a perfectly valid chain, only the head shows the loss.
+    catalog.db.exec('DELETE FROM audit WHERE seq >= 7');
+    expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 6 });
+    const cut = checkChainAgainstHead(catalog.db, kept);
+    expect(cut.ok).toBe(false);
+    expect(!cut.ok && cut.problem).toMatch(/ends at entry 6.*names entry 8.*7–8.*deleted/);
+
+    // Rebuilt (re-hashed from an edit onwards) to the same length: the entry at the head's seq differs.
+    const e = rows(catalog)[3];
+    const data = canonicalJson({ type: 'file.uploaded', at: e.at, sha256: SHA_B });
+    catalog.db.prepare('UPDATE audit SET data = ?, hash = ? WHERE seq = 4').run(data, entryHash({ ...e, data }));
+    let prev = entryHash({ ...e, data });
+    for (const r of rows(catalog).slice(4)) {
+      const hash = entryHash({ ...r, prev_hash: prev });
+      catalog.db.prepare('UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?').run(prev, hash, r.seq);
+      prev = hash;
+    }
+    for (let i = 0; i < 2; i++) catalog.audit('file.viewed', SHA_A, { i });
+    expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 8 });
+    const rebuilt = checkChainAgainstHead(catalog.db, kept);
+    expect(!rebuilt.ok && rebuilt.problem).toMatch(/entry 8 hashes to .*signed head says.*rewritten/);
+  });
+
+  it('audit heads are signed with the station key: any changed field, another key or no signature fails', () => {
+    activity();
+    const key = openStationKey(dir);
+    const head = signAuditHead(key, { stationId: 'st-1', ...auditHead(catalog.db), at: '2026-11-28T00:10:00.000Z' });
+    expect(Object.keys(head)).toEqual(['stationId', 'seq', 'hash', 'at', 'key', 'sig']);
+    expect(head.key).toBe(publicKeyBase64(key.publicKey));
+    expect(checkAuditHead(JSON.parse(JSON.stringify(head)), key.publicKey)).toEqual({ head });
+
+    const error = (doc: unknown) => { const r = checkAuditHead(doc, key.publicKey); return 'error' in r ? r.error : null; };
+    expect(error({ ...head, seq: head.seq - 1 })).toMatch(/bad signature/);
+    expect(error({ ...head, hash: GENESIS })).toMatch(/bad signature/);
+    expect(error({ ...head, at: '2026-11-28T00:11:00.000Z' })).toMatch(/bad signature/);
+    expect(error({ ...head, stationId: 'st-2' })).toMatch(/bad signature/);
+    expect(error({ ...head, sig: undefined })).toMatch(/not signed/);
+    expect(error({ ...head, sig: 'not base64 at all!' })).toMatch(/bad signature/);
+    expect(error({ seq: head.seq, hash: head.hash, at: head.at })).toMatch(/needs stationId/);
+    expect(error([head])).toMatch(/not a JSON object/);
+    // Signed by someone else, naming their own key: refused even though it verifies with that key.
+    const other = generateKeyPairSync('ed25519');
+    const forged = signAuditHead({ ...other, publicKeyBase64: publicKeyBase64(other.publicKey) }, head);
+    expect(error(forged)).toMatch(/another key/);
+    expect(error({ ...forged, key: head.key })).toMatch(/bad signature/);
   });
 });
