@@ -1,12 +1,15 @@
 /**
- * HQ receipts on P/S/receipt (QoS 1, {sha256, ok}), sent as HQ sends them to a real mosquitto, against the daemon as a
- * child process with a real tus server: ok archives, ok:false uploads again from scratch with an alarm, anything
- * unknown, malformed or repeated is ignored and audited. And with hq.embedded the loop closes by itself.
+ * HQ receipts on P/S/receipt (QoS 1, {stationId, sha256, ok, at, sig}, signed by the test HQ whose key the world
+ * trusts), sent as HQ sends them to a real mosquitto, against the daemon as a child process with a real tus server: ok
+ * archives, ok:false uploads again from scratch with an alarm, anything unknown, malformed or repeated is ignored and
+ * audited. And with hq.embedded the loop closes by itself, with receipts the embedded HQ signs. (Forgeries:
+ * receiptTrust.test.ts.)
  */
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { receiptSignatureValid, type SignedReceipt } from '../../daemon/custody/signatures.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { auditHeads, dockctlAudit, sendReceipt, waitForAudit } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
@@ -287,9 +290,17 @@ describe('with hq.embedded: true the whole loop works out of the box', () => {
     const held = new Set<string>();
     for (const n of await fs.readdir(uploadsDir)) if (!n.endsWith('.json')) held.add(await sha256OfFile(path.join(uploadsDir, n)));
     for (const f of files) expect(held.has(f.sha256)).toBe(true);
-    const receipts = sub.messages.filter((m) => m.topic === `dockd/${ST}/receipt`).map((m) => JSON.parse(m.payload) as { sha256: string; ok: boolean });
+    const receipts = sub.messages.filter((m) => m.topic === `dockd/${ST}/receipt`).map((m) => JSON.parse(m.payload) as SignedReceipt);
     expect(receipts.map((r) => r.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
     expect(receipts.every((r) => r.ok === true)).toBe(true);
+    // Signed with the embedded HQ's own key (kept in its dir), which the station trusts with no hq.receiptKey set.
+    const hqKey = createPublicKey(await fs.readFile(path.join(dir, 'hq', 'receipt-key.pub.pem'), 'utf8'));
+    for (const r of receipts) {
+      expect(r.stationId).toBe(ST);
+      expect(receiptSignatureValid(hqKey, r)).toBe(true);
+    }
+    expect((await fs.stat(path.join(dir, 'hq', 'receipt-key.pem'))).mode & 0o777).toBe(0o600);
+    expect(rows.every((f) => (f as unknown as { receiptAt: string | null }).receiptAt !== null)).toBe(true);
 
     await waitFor('file.archived events for both', () => eventsOf(sub.messages, 'file.archived').length === 2);
     const archivedSeq = Math.max(...(await dockctlAudit(world.configFile)).filter((e) => e.type === 'file.archived').map((e) => e.seq));
