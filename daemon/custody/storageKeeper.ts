@@ -11,7 +11,7 @@ const CHECK_EVERY_MS = 15_000;
 const DAY_MS = 86_400_000;
 
 /**
- * Disk pressure and retention. Local objects are freed only when archived (HQ's receipt) and older than
+ * Disk pressure and retention. Local objects are freed only when archived on HQ's signed receipt and older than
  * retention.localDays since; below storage.lowWaterBytes that happens at once, with an alarm. Below
  * storage.reserveBytes no new copy starts (the recorder keeps its files) until space returns.
  */
@@ -50,7 +50,10 @@ export class StorageKeeper {
     if (free >= config.storage.reserveBytes && this.waiters === 0) board.clear('disk:full');
   }
 
-  /** Deletes archived objects past retention (never one without a receipt); returns how many. */
+  /**
+   * Deletes archived objects past retention; returns how many. Never one without a signed receipt: receipt_at is set
+   * only by a receipt verified with hq.receiptKey (an unsigned one archives with it unset).
+   */
   async purgeExpired(): Promise<number> {
     const { catalog, objects, config } = this.deps;
     const cutoff = new Date(this.deps.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
