@@ -1,15 +1,21 @@
-import { constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants, fsyncSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.ts';
-import { copyAndHash } from '../ingest/copyAndHash.ts';
+import { copyAndHash, CopyError } from '../ingest/copyAndHash.ts';
+import { DirectoryProblem, ensureDirectory, errnoWords } from '../makeDirectory.ts';
+import { verifyChain, type AuditEntry } from '../store/audit.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
-import { fsyncDir, ObjectStore } from '../store/objects.ts';
+import { fsyncDir, ObjectStore, ObjectStoreError } from '../store/objects.ts';
 import { uploadMetadata } from '../upload/uploadMetadata.ts';
-import { whoIsAsking } from './actor.ts';
 import { table } from './format.ts';
 
 function out(s: string): void { process.stdout.write(`${s}\n`); }
+
+export function whoIsAsking(): string {
+  return process.env.SUDO_USER ?? process.env.USER ?? process.env.LOGNAME ?? `uid ${process.getuid?.() ?? '?'}`;
+}
 
 export function audit(catalog: Catalog, json: boolean, since?: string): number {
   if (since && Number.isNaN(Date.parse(since))) throw new Error(`--since ${since} is not a date/time (ISO 8601)`);
@@ -21,55 +27,110 @@ export function audit(catalog: Catalog, json: boolean, since?: string): number {
   return 0;
 }
 
+/** Re-hashes every stored object (not those freed after archive) and checks the audit chain; audits the result. */
+export async function verify(config: Config, catalog: Catalog, json: boolean): Promise<number> {
+  const objects = new ObjectStore(config.storage.dir);
+  const rows = catalog.list().filter((f) => f.sha256 && !f.local_deleted_at);
+  const bad: { id: number; sha256: string; problem: string }[] = [];
+  for (const f of rows) {
+    try {
+      const r = await objects.rehash(f.sha256!);
+      if (r.sha256 !== f.sha256) bad.push({ id: f.id, sha256: f.sha256!, problem: `content changed: now hashes to ${r.sha256}` });
+      else if (r.size !== f.size) bad.push({ id: f.id, sha256: f.sha256!, problem: `size ${r.size}, catalog says ${f.size}` });
+    } catch (e) {
+      bad.push({ id: f.id, sha256: f.sha256!, problem: e instanceof ObjectStoreError && e.code === 'OBJECT_MISSING' ? 'object missing' : (e as Error).message });
+    }
+  }
+  const chain = verifyChain(catalog.db);
+  const ok = bad.length === 0 && chain.ok;
+  if (chain.ok) {
+    // Only an intact chain is extended: appending to a broken one would bury the break.
+    catalog.audit('verify', null, { ok, checked: rows.length, bad: bad.map((b) => ({ id: b.id, sha256: b.sha256, problem: b.problem })), by: whoIsAsking() });
+  }
+  if (json) out(JSON.stringify({ ok, checked: rows.length, bad, audit: chain }, null, 2));
+  else {
+    for (const b of bad) out(`BAD #${b.id} ${b.sha256}: ${b.problem}`);
+    out(chain.ok ? `audit chain: ok, ${chain.entries} entries, head ${chain.head.seq} ${chain.head.hash.slice(0, 16)}`
+      : `BAD audit chain: entry ${chain.firstBroken!.seq}: ${chain.firstBroken!.problem}`);
+    out(ok ? `ok: ${rows.length} object(s) intact` : `${bad.length} of ${rows.length} object(s) bad${chain.ok ? '' : ', audit chain broken'}`);
+  }
+  return ok ? 0 : 1;
+}
+
 /**
  * Copies a stored recording with its metadata JSON and its audit entries into DIR, verifies the copy's hash, and
- * audits the export (调阅留痕).
+ * audits the export (调阅留痕). It either completes (copy, manifest, audit entry) or leaves nothing of its own in DIR
+ * and no `file.exported` entry (a `file.export-failed` entry says what went wrong); it never overwrites.
  */
 export async function exportRecording(config: Config, catalog: Catalog, file: FileRow, toDir: string, json: boolean): Promise<number> {
   if (!file.sha256) throw new Error(`recording #${file.id} is not stored yet`);
   if (file.local_deleted_at) throw new Error(`recording #${file.id} was freed locally after HQ archived it (${file.local_deleted_at}); retrieve it from HQ`);
-  const objects = new ObjectStore(config.storage.dir);
   const dir = path.resolve(toDir);
-  await fs.mkdir(dir, { recursive: true });
-  const base = `${file.id}-${path.basename(file.filename)}`;
-  const target = path.join(dir, base);
-  const metaPath = `${target}.meta.json`;
-  // Both names are claimed before anything is copied or audited: an export either completes (copy, manifest, audit
-  // entry) or leaves nothing of its own behind, and never overwrites what is in DIR already.
-  const h = await fs.open(metaPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444).catch((e) => {
-    throw new Error(`${metaPath} exists already or cannot be written: ${(e as Error).message}`);
-  });
-  let entry;
-  let by;
-  let copiedHere = false;
+  const target = path.join(dir, `${file.id}-${path.basename(file.filename)}`);
+  const by = whoIsAsking();
   try {
-    const copied = await copyAndHash(objects.pathOf(file.sha256), target).catch(async (e) => {
-      if ((e as { code?: string }).code === 'TARGET_IO') throw new Error(`${target} exists already or cannot be written: ${(e as Error).message}`);
-      throw e;
+    const { entry, metaPath } = await exportInto(config, catalog, file, dir, target, by);
+    if (json) out(JSON.stringify({ file: target, metadata: metaPath, sha256: file.sha256, auditSeq: entry.seq }, null, 2));
+    else out(`exported #${file.id} to ${target} (sha256 ${file.sha256} verified) with ${path.basename(metaPath)}; recorded as audit entry ${entry.seq}`);
+    return 0;
+  } catch (e) {
+    const message = e instanceof DirectoryProblem ? `export to ${e.message}` : (e as Error).message;
+    try { catalog.audit('file.export-failed', file.sha256, { id: file.id, to: target, by, error: message }); }
+    catch (auditError) { throw new Error(`${message} (and the failed attempt could not be audited: ${(auditError as Error).message})`); }
+    throw new Error(message);
+  }
+}
+
+async function exportInto(config: Config, catalog: Catalog, file: FileRow, dir: string, target: string, by: string): Promise<{ entry: AuditEntry; metaPath: string }> {
+  const sha256 = file.sha256!;
+  await ensureDirectory(dir, { create: true });
+  const metaPath = `${target}.meta.json`;
+  if (await fs.lstat(target).then(() => true, () => false)) throw new Error(`${target} exists already`);
+  // The manifest's name is claimed first, so that an export never overwrites what is in DIR already.
+  const h = await fs.open(metaPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o444).catch((e) => {
+    throw new Error((e as NodeJS.ErrnoException).code === 'EEXIST' ? `${metaPath} exists already` : `${metaPath} cannot be written: ${errnoWords(e)}`);
+  });
+  // The copy is made under a hidden name and linked to its own only once complete and verified: a failure midway
+  // (a full disk, a read-only or odd file system) leaves no truncated recording under the recording's name.
+  const partial = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.partial`);
+  let linked = false;
+  try {
+    const copied = await copyAndHash(new ObjectStore(config.storage.dir).pathOf(sha256), partial).catch((e) => {
+      if (!(e instanceof CopyError)) throw e;
+      throw new Error(e.code === 'TARGET_IO' ? `cannot export to ${dir}: ${errnoWords(e.cause ?? e)}`
+        : `the stored object of #${file.id} cannot be read (${errnoWords(e.cause ?? e)}); run dockctl verify`);
     });
-    copiedHere = true;
-    if (copied.sha256 !== file.sha256) {
-      throw new Error(`the copy hashes to ${copied.sha256}, expected ${file.sha256}: stored object damaged (run dockctl verify)`);
-    }
-    await fs.chmod(target, 0o444);
-    by = whoIsAsking();
-    entry = catalog.audit('file.exported', file.sha256, { id: file.id, to: target, by });
+    if (copied.sha256 !== sha256) throw new Error(`the copy hashes to ${copied.sha256}, expected ${sha256}: stored object damaged (run dockctl verify)`);
+    await fs.chmod(partial, 0o444);
+    await fs.link(partial, target).catch((e) => {
+      throw new Error((e as NodeJS.ErrnoException).code === 'EEXIST' ? `${target} exists already` : `${target} cannot be written: ${errnoWords(e)}`);
+    });
+    linked = true;
+    await fs.unlink(partial);
+    await fsyncDir(dir);
+    // The audit entry and the manifest that carries it commit together: the manifest is written (synchronously)
+    // inside the audit transaction, so a manifest that cannot be written rolls the entry back.
+    const entry = catalog.tx(() => {
+      const e = catalog.audit('file.exported', sha256, { id: file.id, to: target, by });
+      const manifest = {
+        id: file.id, sha256, ...(file.sm3 ? { sm3: file.sm3 } : {}), size: file.size, state: file.state,
+        metadata: uploadMetadata(file, config.station.id), sourcePath: file.source_path, recorderTime: file.recorder_time,
+        probe: file.probe ? JSON.parse(file.probe) : null, history: catalog.historyOf(file.id), sightings: catalog.sightingsOf(file.id),
+        audit: catalog.auditEntries({ subject: sha256 }).map((a) => ({ ...a, data: JSON.parse(a.data) })),
+        exportedAt: e.at, exportedBy: by,
+      };
+      try { writeFileSync(h.fd, JSON.stringify(manifest, null, 2)); fsyncSync(h.fd); }
+      catch (err) { throw new Error(`${metaPath} cannot be written: ${errnoWords(err)}`); }
+      return e;
+    });
+    // Committed: the manifest is on disk (fsynced above), so nothing after this may undo the export.
+    await h.close().catch(() => {});
+    return { entry, metaPath };
   } catch (e) {
     await h.close().catch(() => {});
     await fs.rm(metaPath, { force: true });
-    if (copiedHere) await fs.rm(target, { force: true });
+    await fs.rm(partial, { force: true });
+    if (linked) await fs.rm(target, { force: true });
     throw e;
   }
-  const manifest = {
-    id: file.id, sha256: file.sha256, ...(file.sm3 ? { sm3: file.sm3 } : {}), size: file.size, state: file.state,
-    metadata: uploadMetadata(file, config.station.id), sourcePath: file.source_path, recorderTime: file.recorder_time,
-    probe: file.probe ? JSON.parse(file.probe) : null, history: catalog.historyOf(file.id), sightings: catalog.sightingsOf(file.id),
-    audit: catalog.auditEntries({ subject: file.sha256 }).map((a) => ({ ...a, data: JSON.parse(a.data) })),
-    exportedAt: entry.at, exportedBy: by,
-  };
-  try { await h.writeFile(JSON.stringify(manifest, null, 2)); await h.sync(); } finally { await h.close(); }
-  await fsyncDir(dir);
-  if (json) out(JSON.stringify({ file: target, metadata: metaPath, sha256: file.sha256, auditSeq: entry.seq }, null, 2));
-  else out(`exported #${file.id} to ${target} (sha256 ${file.sha256} verified) with ${path.basename(metaPath)}; recorded as audit entry ${entry.seq}`);
-  return 0;
 }

@@ -2,11 +2,14 @@
  * `dockctl export ID --to DIR` (调阅留痕): a verified copy of a stored recording with its metadata and audit entries,
  * and the export itself audited. Against a running daemon (real mosquitto and tus server) and its real catalog.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { canonicalJson, entryHash } from '../../daemon/store/audit.ts';
+import { freeBytes, mountTmpfs, unmount } from '../helpers/custodyKit.ts';
 import { dockctlAudit, exists, sendReceipt, type AuditJson } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import { dockctlFiles, type PublicFile } from '../helpers/edgeCases.ts';
@@ -28,6 +31,7 @@ describe('dockctl export', () => {
   let broker: Mosquitto;
   let tus: TusTestServer;
   let daemon: DaemonProcess | null = null;
+  const mounts: string[] = [];
 
   beforeEach(async () => {
     dir = await tempDir('dockd-export-');
@@ -40,6 +44,7 @@ describe('dockctl export', () => {
   afterEach(async () => {
     await daemon?.kill9();
     daemon = null;
+    for (const m of mounts.splice(0)) await unmount(m);
     await tus.stop();
     await broker.stop();
     await fs.rm(dir, { recursive: true, force: true });
@@ -182,5 +187,71 @@ describe('dockctl export', () => {
     // No half export: no copy without its manifest, and no audit entry claiming an export that did not complete.
     expect(await exists(target)).toBe(false);
     expect((await dockctlAudit(configFile)).filter((e) => e.type === 'file.exported')).toEqual([]);
+  }, TIMEOUT);
+
+  it('fails in one line, leaves nothing in DIR and records no export, for /proc/x, a read-only dir and a full tmpfs', async () => {
+    const { configFile, files, rows } = await setup();
+    const rec = files[0];
+    const row = rows.find((f) => f.sha256 === rec.sha256)!;
+    const name = `${row.id}-${rec.name}`;
+    const failed = async () => (await dockctlAudit(configFile)).filter((e) => e.type === 'file.export-failed');
+    /** One line on stderr (`why`: the whole line, or a pattern), exit 1, no `file.exported` entry, one more `file.export-failed`. */
+    async function refused(to: string, why: string | RegExp): Promise<void> {
+      const before = (await failed()).length;
+      const r = await runDockctl(configFile, ['export', String(row.id), '--to', to]);
+      expect(r.code, r.stdout).toBe(1);
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^dockctl: /);
+      if (typeof why === 'string') expect(lines[0]).toBe(why);
+      else expect(lines[0]).toMatch(why);
+      expect(r.stdout).toBe('');
+      expect((await dockctlAudit(configFile)).filter((e) => e.type === 'file.exported')).toEqual([]);
+      const after = await failed();
+      expect(after).toHaveLength(before + 1);
+      expect(after.at(-1)).toMatchObject({ subject: rec.sha256, data: { id: row.id, to: path.join(path.resolve(to), name), error: lines[0].slice('dockctl: '.length) } });
+    }
+
+    // /proc takes no new directory (Node's recursive mkdir used to spin there at full CPU for minutes).
+    await refused('/proc/x', 'dockctl: export to /proc/x cannot be created: this file system takes no new entries there (ENOENT)');
+    await refused('/proc/x/y/z', 'dockctl: export to /proc/x/y/z cannot be created (at /proc/x): this file system takes no new entries there (ENOENT)');
+
+    // A read-only file system: neither into it nor into a new directory below it.
+    const ro = path.join(dir, 'read-only');
+    await mountTmpfs(ro, 1);
+    mounts.push(ro);
+    await promisify(execFile)('mount', ['-o', 'remount,ro', ro]);
+    await refused(ro, `dockctl: ${path.join(ro, `${name}.meta.json`)} cannot be written: read-only file system (EROFS)`);
+    await refused(path.join(ro, 'case'), `dockctl: export to ${path.join(ro, 'case')} cannot be created: read-only file system (EROFS)`);
+    expect(await fs.readdir(ro)).toEqual([]);
+
+    // A full tmpfs: the copy does not fit. The partial copy goes; what was there stays.
+    const full = path.join(dir, 'full');
+    await mountTmpfs(full, 1);
+    mounts.push(full);
+    const filler = Buffer.alloc((await freeBytes(full)) - 16 * 1024, 7);
+    await fs.writeFile(path.join(full, 'filler'), filler);
+    expect(rec.size).toBeGreaterThan(16 * 1024);
+    await refused(full, `dockctl: cannot export to ${full}: no space left on the device (ENOSPC)`);
+    expect(await fs.readdir(full)).toEqual(['filler']);
+    expect((await fs.readFile(path.join(full, 'filler'))).equals(filler)).toBe(true);
+
+    // Room for the copy but not for its manifest: the copy goes too, and the audit entry is rolled back with it.
+    await fs.rm(path.join(full, 'filler'));
+    const pages = Math.ceil(rec.size / 4096) * 4096;
+    expect(pages).toBeLessThan(await freeBytes(full));
+    await fs.writeFile(path.join(full, 'filler'), Buffer.alloc((await freeBytes(full)) - pages, 7));
+    await refused(full, `dockctl: ${path.join(full, `${name}.meta.json`)} cannot be written: no space left on the device (ENOSPC)`);
+    expect(await fs.readdir(full)).toEqual(['filler']);
+
+    // With room again, the same export completes and is recorded once; the chain stays intact.
+    await fs.rm(path.join(full, 'filler'));
+    const ok = await runDockctl(configFile, ['export', String(row.id), '--to', full]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await sha256OfFile(path.join(full, name))).toBe(rec.sha256);
+    expect((await fs.readdir(full)).sort()).toEqual([name, `${name}.meta.json`]);
+    expect((await dockctlAudit(configFile)).filter((e) => e.type === 'file.exported')).toHaveLength(1);
+    const verify = await runDockctl(configFile, ['verify', '--json']);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
   }, TIMEOUT);
 });
