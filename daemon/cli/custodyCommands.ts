@@ -5,17 +5,14 @@ import path from 'node:path';
 import type { Config } from '../config.ts';
 import { copyAndHash, CopyError } from '../ingest/copyAndHash.ts';
 import { DirectoryProblem, ensureDirectory, errnoWords } from '../makeDirectory.ts';
-import { verifyChain, type AuditEntry } from '../store/audit.ts';
+import type { AuditEntry } from '../store/audit.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
-import { fsyncDir, ObjectStore, ObjectStoreError } from '../store/objects.ts';
+import { fsyncDir, ObjectStore } from '../store/objects.ts';
 import { uploadMetadata } from '../upload/uploadMetadata.ts';
+import { whoIsAsking } from './actor.ts';
 import { table } from './format.ts';
 
 function out(s: string): void { process.stdout.write(`${s}\n`); }
-
-export function whoIsAsking(): string {
-  return process.env.SUDO_USER ?? process.env.USER ?? process.env.LOGNAME ?? `uid ${process.getuid?.() ?? '?'}`;
-}
 
 export function audit(catalog: Catalog, json: boolean, since?: string): number {
   if (since && Number.isNaN(Date.parse(since))) throw new Error(`--since ${since} is not a date/time (ISO 8601)`);
@@ -25,36 +22,6 @@ export function audit(catalog: Catalog, json: boolean, since?: string): number {
   if (!rows.length) { out('no audit entries'); return 0; }
   out(table([['SEQ', 'AT', 'TYPE', 'SUBJECT', 'HASH'], ...rows.map((r) => [String(r.seq), r.at, r.type, (r.subject ?? '').slice(0, 16), r.hash.slice(0, 16)])]));
   return 0;
-}
-
-/** Re-hashes every stored object (not those freed after archive) and checks the audit chain; audits the result. */
-export async function verify(config: Config, catalog: Catalog, json: boolean): Promise<number> {
-  const objects = new ObjectStore(config.storage.dir);
-  const rows = catalog.list().filter((f) => f.sha256 && !f.local_deleted_at);
-  const bad: { id: number; sha256: string; problem: string }[] = [];
-  for (const f of rows) {
-    try {
-      const r = await objects.rehash(f.sha256!);
-      if (r.sha256 !== f.sha256) bad.push({ id: f.id, sha256: f.sha256!, problem: `content changed: now hashes to ${r.sha256}` });
-      else if (r.size !== f.size) bad.push({ id: f.id, sha256: f.sha256!, problem: `size ${r.size}, catalog says ${f.size}` });
-    } catch (e) {
-      bad.push({ id: f.id, sha256: f.sha256!, problem: e instanceof ObjectStoreError && e.code === 'OBJECT_MISSING' ? 'object missing' : (e as Error).message });
-    }
-  }
-  const chain = verifyChain(catalog.db);
-  const ok = bad.length === 0 && chain.ok;
-  if (chain.ok) {
-    // Only an intact chain is extended: appending to a broken one would bury the break.
-    catalog.audit('verify', null, { ok, checked: rows.length, bad: bad.map((b) => ({ id: b.id, sha256: b.sha256, problem: b.problem })), by: whoIsAsking() });
-  }
-  if (json) out(JSON.stringify({ ok, checked: rows.length, bad, audit: chain }, null, 2));
-  else {
-    for (const b of bad) out(`BAD #${b.id} ${b.sha256}: ${b.problem}`);
-    out(chain.ok ? `audit chain: ok, ${chain.entries} entries, head ${chain.head.seq} ${chain.head.hash.slice(0, 16)}`
-      : `BAD audit chain: entry ${chain.firstBroken!.seq}: ${chain.firstBroken!.problem}`);
-    out(ok ? `ok: ${rows.length} object(s) intact` : `${bad.length} of ${rows.length} object(s) bad${chain.ok ? '' : ', audit chain broken'}`);
-  }
-  return ok ? 0 : 1;
 }
 
 /**
