@@ -19,7 +19,7 @@ export interface Config {
   station: { id: string; timeZone?: string; place?: string };
   storage: { dir: string; lowWaterBytes: number; reserveBytes: number };
   dock: {
-    mountRoots: string[]; concurrency: number; settleMs: number; rescanSeconds: number; wipe: 'never' | 'after-archive';
+    mountRoots: string[]; concurrency: number; settleMs: number; settleSeconds: number; rescanSeconds: number; wipe: 'never' | 'after-archive';
     serialDir: string; recorderPassword: string; allowUnknown: boolean; storageTimeoutSeconds: number; commandTimeoutMs: number;
     bays: { id: string; usbPort: string }[];
   };

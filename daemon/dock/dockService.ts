@@ -104,7 +104,8 @@ export class DockService {
       if (signal.aborted) return;
       const volumeSession = new VolumeSession(this.deps, volume);
       try {
-        await volumeSession.settle(signal);
+        // A volume that has just appeared (a mount in progress) is given a moment before the first walk.
+        await sleep(this.deps.config.dock.settleMs, signal);
         // Scans repeat while the volume stays docked: a file still being written, or added later, is taken too.
         let last = '';
         while (!signal.aborted) {

@@ -8,7 +8,6 @@ import { noFiles, type RecorderStatus, type StatusBoard } from '../status/board.
 import { classifyStored, type ClassifyDeps } from './classify.ts';
 import { CopyError, copyAndHash } from './copyAndHash.ts';
 import { discover, type Discovery, type FoundRecording, type LeftBehindEntry } from './discover.ts';
-import { sleep } from '../sleep.ts';
 import { parseRecordingName } from './fileName.ts';
 import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { RecorderWipe } from '../custody/recorderWipe.ts';
@@ -122,20 +121,6 @@ export class VolumeSession {
   }
 
   private get settleMs(): number { return this.deps.config.dock.settleSeconds * 1000; }
-
-  /** Waits until two walks `settleMs` apart list the same recordings with the same sizes and mtimes (bounded). */
-  async settle(signal: AbortSignal, maxWaitMs = 30_000): Promise<void> {
-    const settleMs = this.deps.config.dock.settleMs;
-    const until = Date.now() + maxWaitMs;
-    let last = '';
-    while (!signal.aborted && Date.now() < until) {
-      const found = await discover(this.volumePath).catch(() => null);
-      const print = found ? found.recordings.map((r) => `${r.relPath}|${fingerprintOf(r)}`).join('\n') : 'gone';
-      if (print === last) return;
-      last = print;
-      await sleep(settleMs, signal);
-    }
-  }
 
   /**
    * Walks the volume and sorts its recordings into ready, settling and retrying. Returns null when the volume is gone

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -9,7 +10,8 @@ import { Mosquitto } from '../helpers/mosquitto.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { getWithHost, metric, openEvents, parseMetrics, request } from './client.ts';
+import { getWithHost, login, metric, openEvents, parseMetrics, request, type RequestOptions } from './client.ts';
+import { addUser, beyondLoopbackAddress } from './stationUsers.ts';
 
 interface AuditRow { seq: number; type: string; subject: string | null; data: Record<string, unknown> }
 
@@ -68,36 +70,41 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     daemon.start();
     await daemon.started();
     await daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');
+    await addUser(world.configFile, 'chief', 'admin', 'chief-pass-2026');
+    expect((await request(base, 'GET', '/api/state')).status).toBe(401);
+    const cookie = await login(base, 'chief', 'chief-pass-2026');
+    const as: RequestOptions = { headers: { cookie } };
+    const get = (url: string) => request(base, 'GET', url, as);
 
-    const empty = await request(base, 'GET', '/api/state');
+    const empty = await get('/api/state');
     expect(empty.status).toBe(200);
     expect(empty.json).toMatchObject({ stationId: 'test-st', recorders: [], links: { tus: 'ok' }, alarms: [], held: { count: 0 } });
-    const page = await request(base, 'GET', '/');
+    const page = await get('/');
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(page.text).toContain('执法记录仪采集站');
     expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
 
-    const events = await openEvents(`${base}/api/events`);
+    const events = await openEvents(`${base}/api/events`, as);
     await waitFor('the first live state on connect', () => events.states.length >= 1);
     expect(events.states[0]).toMatchObject({ stationId: 'test-st' });
 
     const sample = await dockSample(world.mountRoot, 1, 41);
     const heldSha = sample.held[0].sha256;
     const files = await waitFor('one upload and one held recording in /api/files', async () => {
-      const r = await request(base, 'GET', '/api/files');
+      const r = await get('/api/files');
       const bySha = Object.fromEntries((r.json as { sha256: string; state: string }[]).map((f) => [f.sha256, f]));
       return bySha[sample.complete.sha256]?.state === 'uploaded' && bySha[heldSha]?.state === 'needs-annotation' ? r.json as { id: number; sha256: string; state: string }[] : null;
     }, 120_000);
     const heldId = files.find((f) => f.sha256 === heldSha)!.id;
     const uploadedId = files.find((f) => f.sha256 === sample.complete.sha256)!.id;
-    const onlyHeld = await request(base, 'GET', '/api/files?state=needs-annotation');
+    const onlyHeld = await get('/api/files?state=needs-annotation');
     expect(onlyHeld.json.map((f: { id: number }) => f.id)).toEqual([heldId]);
     expect(onlyHeld.json[0]).toMatchObject({ caseNo: null, purpose: null, collector: '张三', officerId: '012345', reason: expect.stringMatching(/missing/) });
 
     // The recorder tile: identity and "safe to undock", in the snapshot and on the live stream.
     const state = await waitFor('the recorder done in /api/state', async () => {
-      const r = await request(base, 'GET', '/api/state');
+      const r = await get('/api/state');
       return r.json.recorders[0]?.state === 'done' ? r.json : null;
     }, 60_000);
     expect(state.recorders[0]).toMatchObject({ serial: '1234567', officerId: '012345', officerName: '张三', safeToUndock: true, files: { total: 2, done: 2 } });
@@ -119,6 +126,21 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
       ['POST', annotateUrl, { raw: '{"caseNo": "X-1", ', headers: { 'content-type': 'application/json' } }, 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
       ['POST', annotateUrl, { raw: `{"caseNo":"${'x'.repeat(70_000)}","purpose":"p"}`, headers: { 'content-type': 'application/json' } }, 413, 'FST_ERR_CTP_BODY_TOO_LARGE'],
       ['POST', annotateUrl, { raw: 'caseNo=X-1&purpose=p', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+      ['POST', annotateUrl, { raw: '{"caseNo":"X-1","purpose":"p"}', headers: { 'content-type': 'text/plain' } }, 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+      // Control characters (ESC, BEL, CR, NUL, a direction override) in a field: refused, nothing stored.
+      ['POST', annotateUrl, { body: { caseNo: 'X-1\u001b[2J', purpose: '取证' } }, 400, 'INVALID'],
+      ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '取证\u0007' } }, 400, 'INVALID'],
+      ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '取证', place: '幸福路\r12号' } }, 400, 'INVALID'],
+      ['POST', annotateUrl, { body: { caseNo: 'X\u00001', purpose: '取证' } }, 400, 'INVALID'],
+      ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '取证', collector: '张三\u202e' } }, 400, 'INVALID'],
+      // Ids with path tricks, logins without a password or with 10 KB of one (refused before any hashing).
+      ['GET', '/api/files/..%2f..%2fetc%2fpasswd', {}, 400, 'INVALID_REQUEST'],
+      ['GET', '/api/files/1%00/thumbnail', {}, 400, 'INVALID_REQUEST'],
+      ['GET', '/../../etc/passwd', {}, 403, 'FST_STATIC_FORBIDDEN_PATH'],
+      ['GET', '/%2e%2e/%2e%2e/etc/passwd', {}, 403, 'FST_STATIC_FORBIDDEN_PATH'],
+      ['POST', '/api/login', { body: { user: 'chief', password: '' } }, 400, 'INVALID_REQUEST'],
+      ['POST', '/api/login', { body: { user: 'chief', password: 'x'.repeat(10 * 1024) } }, 400, 'INVALID_REQUEST'],
+      ['POST', '/api/login', { body: { user: 'chief' } }, 400, 'INVALID_REQUEST'],
       ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '取证' }, headers: { origin: 'http://evil.example' } }, 403, 'FORBIDDEN_ORIGIN'],
       ['POST', '/api/files/not-an-id!/annotate', { body: { caseNo: 'X-1', purpose: '取证' } }, 400, 'INVALID_REQUEST'],
       ['POST', '/api/files/987654321/annotate', { body: { caseNo: 'X-1', purpose: '取证' } }, 404, 'NOT_FOUND'],
@@ -129,61 +151,62 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
       ['GET', '/api/no-such-thing', {}, 404, 'NOT_FOUND'],
     ];
     for (const [method, url, opts, status, code] of bad) {
-      const r = await request(base, method, url, opts);
+      const r = await request(base, method, url, { ...opts, headers: { cookie, ...(opts?.headers ?? {}) } });
       expect({ method, url: url.slice(0, 60), status: r.status, error: r.json?.error }).toEqual({ method, url: url.slice(0, 60), status, error: code });
       expect(typeof r.json.message).toBe('string');
     }
     // A loopback-only page answers only to loopback names (DNS rebinding).
-    expect(await getWithHost(base, '/api/state', `rebind.example:${port}`)).toMatchObject({ status: 403, json: { error: 'FORBIDDEN_HOST' } });
-    expect((await getWithHost(base, '/api/state', `localhost:${port}`)).status).toBe(200);
-    expect((await request(base, 'GET', `/api/files/${heldId}`)).json).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null });
+    expect(await getWithHost(base, '/api/state', `rebind.example:${port}`, as)).toMatchObject({ status: 403, json: { error: 'FORBIDDEN_HOST' } });
+    expect((await getWithHost(base, '/api/state', `localhost:${port}`, as)).status).toBe(200);
+    expect((await get(`/api/files/${heldId}`)).json).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null });
     expect(tus.finished.map((u) => u.sha256)).toEqual([sample.complete.sha256]);
 
     // A thumbnail of the held recording: a JPEG grabbed by ffmpeg, cached under storage.dir/thumbs.
-    const thumb = await fetch(`${base}/api/files/${heldId}/thumbnail`);
+    const thumb = await get(`/api/files/${heldId}/thumbnail`);
     expect(thumb.status).toBe(200);
     expect(thumb.headers.get('content-type')).toBe('image/jpeg');
-    const jpeg = Buffer.from(await thumb.arrayBuffer());
+    expect(thumb.headers.get('cache-control')).toBe('no-store');
+    const jpeg = thumb.body;
     expect([...jpeg.subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
     expect(existsSync(path.join(world.storeDir, 'thumbs', `${heldSha}.jpg`))).toBe(true);
 
     // Annotation over the API: the same rules as dockctl (partial → still held), then released and uploaded.
-    const partial = await request(base, 'POST', annotateUrl, { body: { caseNo: 'C-9', purpose: '现场执法' } });
+    const partial = await request(base, 'POST', annotateUrl, { ...as, body: { caseNo: 'C-9', purpose: '现场执法' } });
     expect(partial.status).toBe(200);
     expect(partial.json).toMatchObject({ ok: true, state: 'needs-annotation', missing: ['place'], file: { caseNo: 'C-9', place: null } });
     expect(tus.finished).toHaveLength(1);
-    const full = await request(base, 'POST', `/api/files/${heldSha.slice(0, 12)}/annotate`, { body: { caseNo: 'C-9', purpose: '现场执法', place: '解放路1号' } });
+    const full = await request(base, 'POST', `/api/files/${heldSha.slice(0, 12)}/annotate`, { ...as, body: { caseNo: 'C-9', purpose: '现场执法', place: '解放路1号' } });
     expect(full.status).toBe(200);
     expect(full.json).toMatchObject({ ok: true, state: 'ready', missing: [], file: { id: heldId, caseNo: 'C-9', purpose: '现场执法', place: '解放路1号', collector: '张三' } });
     await waitFor('the annotated recording uploaded', () => tus.finished.some((u) => u.sha256 === heldSha), 120_000);
     expect(tus.finished.find((u) => u.sha256 === heldSha)!.metadata).toMatchObject({ caseNo: 'C-9', purpose: '现场执法', place: '解放路1号', collector: '张三' });
-    await waitFor('the catalog to call it uploaded', async () => (await request(base, 'GET', `/api/files/${heldId}`)).json.state === 'uploaded', 60_000);
+    await waitFor('the catalog to call it uploaded', async () => (await get(`/api/files/${heldId}`)).json.state === 'uploaded', 60_000);
     const annotated = (await auditRows(world.configFile)).filter((a) => a.type === 'file.annotated' && a.subject === heldSha);
     expect(annotated).toHaveLength(2);
-    expect(annotated[1].data).toMatchObject({ by: 'station page@127.0.0.1', new: { caseNo: 'C-9', place: '解放路1号' }, old: { caseNo: 'C-9', place: null } });
+    expect(annotated[1].data).toMatchObject({ by: 'chief (admin) @127.0.0.1', new: { caseNo: 'C-9', place: '解放路1号' }, old: { caseNo: 'C-9', place: null } });
 
     // An alarm (the broker goes away), acknowledged once, audited once, shown live; it clears when the broker returns.
     await broker.stop();
-    const alarm = await waitFor('MQTT_UNREACHABLE in /api/alarms', async () => (await request(base, 'GET', '/api/alarms')).json.find((a: { code: string }) => a.code === 'MQTT_UNREACHABLE'), 60_000);
+    const alarm = await waitFor('MQTT_UNREACHABLE in /api/alarms', async () => (await get('/api/alarms')).json.find((a: { code: string }) => a.code === 'MQTT_UNREACHABLE'), 60_000);
     expect(alarm).toMatchObject({ key: 'mqtt', acknowledged: false });
-    const ack = await request(base, 'POST', '/api/alarms/mqtt/ack');
+    const ack = await request(base, 'POST', '/api/alarms/mqtt/ack', as);
     expect(ack.status).toBe(200);
-    expect(ack.json).toMatchObject({ ok: true, alreadyAcknowledged: false, alarm: { key: 'mqtt', acknowledged: true, acknowledgedBy: 'station page@127.0.0.1' } });
-    const again = await request(base, 'POST', '/api/alarms/mqtt/ack', { body: {} });
+    expect(ack.json).toMatchObject({ ok: true, alreadyAcknowledged: false, alarm: { key: 'mqtt', acknowledged: true, acknowledgedBy: 'chief (admin) @127.0.0.1' } });
+    const again = await request(base, 'POST', '/api/alarms/mqtt/ack', { ...as, body: {} });
     expect(again.json).toMatchObject({ ok: true, alreadyAcknowledged: true });
-    expect((await request(base, 'GET', '/api/alarms')).json.find((a: { key: string }) => a.key === 'mqtt')).toMatchObject({ acknowledged: true, acknowledgedAt: expect.any(String) });
+    expect((await get('/api/alarms')).json.find((a: { key: string }) => a.key === 'mqtt')).toMatchObject({ acknowledged: true, acknowledgedAt: expect.any(String) });
     await waitFor('the acknowledgement on the live stream', () => events.states.some((s) => s.alarms.some((a: { key: string; acknowledged: boolean }) => a.key === 'mqtt' && a.acknowledged)), 30_000);
     const acks = (await auditRows(world.configFile)).filter((a) => a.type === 'alarm.acknowledged');
     expect(acks).toHaveLength(1);
-    expect(acks[0]).toMatchObject({ subject: 'mqtt', data: { code: 'MQTT_UNREACHABLE', by: 'station page@127.0.0.1' } });
+    expect(acks[0]).toMatchObject({ subject: 'mqtt', data: { code: 'MQTT_UNREACHABLE', by: 'chief (admin) @127.0.0.1', user: 'chief', role: 'admin', from: '127.0.0.1' } });
     await broker.start(broker.port);
-    await waitFor('the MQTT alarm to clear', async () => (await request(base, 'GET', '/api/alarms')).json.length === 0, 60_000);
+    await waitFor('the MQTT alarm to clear', async () => (await get('/api/alarms')).json.length === 0, 60_000);
 
     // /metrics: the Prometheus text format, with the station's numbers.
-    const m = await fetch(`${base}/metrics`);
+    const m = await request(base, 'GET', '/metrics');
     expect(m.status).toBe(200);
     expect(m.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-    const { samples, types } = parseMetrics(await m.text());
+    const { samples, types } = parseMetrics(m.text);
     const bytesBoth = sample.complete.size + sample.held[0].size;
     expect(metric(samples, 'dockd_recorders_docked')).toBe(1);
     expect(metric(samples, 'dockd_recorders_safe_to_undock')).toBe(1);
@@ -205,12 +228,12 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     // A recording with no capture time at all (plain name, no creation_time): the API takes it as station wall time.
     const noTime = await sampleMedia('video-faststart', 2, 45);
     await dockVolume(world.mountRoot, 'REC2', async (v) => { await fs.copyFile(noTime, path.join(v, 'clip.mp4')); });
-    const timeless = await waitFor('the timeless recording held', async () => (await request(base, 'GET', '/api/files?state=needs-annotation')).json.find((f: { filename: string }) => f.filename === 'clip.mp4'), 120_000);
+    const timeless = await waitFor('the timeless recording held', async () => (await get('/api/files?state=needs-annotation')).json.find((f: { filename: string }) => f.filename === 'clip.mp4'), 120_000);
     expect(timeless).toMatchObject({ capturedAt: null, reason: expect.stringMatching(/采集时间 capture time/) });
     const timeBody = { caseNo: 'C-10', purpose: '补录', place: '解放路1号', collector: '王五' };
-    const badTime = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, { body: { ...timeBody, capturedAt: 'yesterday at nine' } });
+    const badTime = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, { ...as, body: { ...timeBody, capturedAt: 'yesterday at nine' } });
     expect(badTime).toMatchObject({ status: 400, json: { error: 'INVALID', message: expect.stringMatching(/ISO 8601/) } });
-    const timed = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, { body: { ...timeBody, capturedAt: '2026-11-28T09:30' } });
+    const timed = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, { ...as, body: { ...timeBody, capturedAt: '2026-11-28T09:30' } });
     expect(timed.status).toBe(200);
     expect(timed.json).toMatchObject({ state: 'ready', file: { capturedAt: '2026-11-28T09:30:00+08:00', collector: '王五' } });
     await waitFor('the timeless recording uploaded with its new capture time', () => tus.finished.find((u) => u.metadata.capturedAt === '2026-11-28T09:30:00+08:00'), 120_000);
@@ -242,80 +265,126 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     expect(both.stderr).toMatch(/--watch and --json/);
   }, 300_000);
 
-  it('needs the admin password for changes when listening beyond loopback, and locks out after 5 wrong ones', async () => {
+  it('the bootstrap admin of http.adminPassword; lockout per account and per address (one client\'s wrong passwords lock out nobody else); cross-origin changes refused and nothing changes; live streams capped per user; slow requests cut off; disable ends sessions', async () => {
     const password = 'Zhan-san 采集站 #7';
     const pwFile = path.join(dir, 'admin.pw');
     await fs.writeFile(pwFile, `${password}\n`);
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `0.0.0.0:${port}`, adminPassword: { file: pwFile } } } });
+    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `0.0.0.0:${port}`, allowPlainHttp: true, adminPassword: { file: pwFile }, requestTimeoutSeconds: 2 } } });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    const listening = await daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');
-    expect(listening.auth).toBe('admin password for changes');
+    await daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');
+    expect(daemon.logs.some((l) => /plain HTTP beyond loopback/.test(l.msg))).toBe(true);
+    expect(daemon.logs.some((l) => /http.adminPassword is deprecated/.test(l.msg))).toBe(true);
+    await addUser(world.configFile, '张三', 'officer', '246810', '012345');
+    await addUser(world.configFile, '李四', 'officer', '135791', '054321');
 
     const sample = await dockSample(world.mountRoot, 2, 51);
+    const admin = await login(base, 'admin', password);
     const held = await waitFor('two held recordings', async () => {
-      const r = await request(base, 'GET', '/api/files?state=needs-annotation');
+      const r = await request(base, 'GET', '/api/files?state=needs-annotation', { headers: { cookie: admin } });
       return r.json.length === 2 ? r.json as { id: number; sha256: string }[] : null;
     }, 120_000);
     const [first, second] = held;
-
-    // Reading stays open; changes do not.
-    expect((await request(base, 'GET', '/api/state')).status).toBe(200);
-    expect((await request(base, 'GET', '/api/session')).json).toMatchObject({ required: true, configured: true, authenticated: false, lockedForSeconds: 0 });
     const body = { caseNo: 'C-20', purpose: '调查取证', place: '建设路3号' };
-    const anonymous = await request(base, 'POST', `/api/files/${first.id}/annotate`, { body });
-    expect(anonymous.status).toBe(401);
-    expect(anonymous.json.error).toBe('AUTH_REQUIRED');
-    expect((await request(base, 'POST', '/api/login', { body: {} })).status).toBe(400);
 
-    const wrong = await request(base, 'POST', '/api/login', { body: { password: 'zhan-san' } });
-    expect(wrong.status).toBe(401);
-    expect(wrong.json).toMatchObject({ error: 'WRONG_PASSWORD', remaining: 4 });
-    const login = await request(base, 'POST', '/api/login', { body: { password } });
-    expect(login.status).toBe(200);
-    const cookie = login.headers.get('set-cookie') ?? '';
-    expect(cookie).toMatch(/^dockd_session=[A-Za-z0-9_-]{40,}; Path=\/; HttpOnly; SameSite=Strict/);
-    const session = cookie.split(';')[0];
-    expect((await request(base, 'GET', '/api/session', { headers: { cookie: session } })).json.authenticated).toBe(true);
+    // Cross-origin changes: refused with 403 before anything is read or changed, even with a valid session.
+    const seqBefore = (await auditRows(world.configFile)).length;
+    const crossSite: Record<string, string>[] = [{ origin: 'http://evil.example' }, { origin: 'null' }, { origin: `http://127.0.0.1:${port + 1}` }, { 'sec-fetch-site': 'cross-site' }];
+    for (const headers of crossSite) {
+      const r = await request(base, 'POST', `/api/files/${first.id}/annotate`, { body, headers: { cookie: admin, ...headers } });
+      expect({ headers, status: r.status, error: r.json.error }).toEqual({ headers, status: 403, error: 'FORBIDDEN_ORIGIN' });
+      expect((await request(base, 'POST', '/api/logout', { body: {}, headers: { cookie: admin, ...headers } })).status).toBe(403);
+    }
+    expect((await request(base, 'GET', `/api/files/${first.id}`, { headers: { cookie: admin } })).json).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null });
+    expect((await auditRows(world.configFile)).slice(seqBefore).map((a) => a.type).filter((t) => t.startsWith('http.') || t === 'file.annotated' || t === 'file.viewed')).toEqual(['file.viewed']);
+    // The same change from the page itself goes through.
+    const same = await request(base, 'POST', `/api/files/${first.id}/annotate`, { body, headers: { cookie: admin, origin: base } });
+    expect(same.status).toBe(200);
 
-    const withSession = await request(base, 'POST', `/api/files/${first.id}/annotate`, { body, headers: { cookie: session } });
+    // Client A (127.0.0.2) guesses the admin password ten times: the account locks after five; nobody else is locked.
+    const A: RequestOptions = { localAddress: '127.0.0.2' };
+    const B: RequestOptions = { localAddress: '127.0.0.3' };
+    const guesses = [];
+    for (let i = 1; i <= 10; i++) guesses.push((await request(base, 'POST', '/api/login', { ...A, body: { user: 'admin', password: `guess-${i}` } })).json);
+    expect(guesses.map((g) => g.error)).toEqual([...Array(4).fill('WRONG_PASSWORD'), ...Array(6).fill('LOCKED_OUT')]);
+    expect(guesses.slice(0, 4).map((g) => g.remaining)).toEqual([4, 3, 2, 1]);
+    expect(guesses[4]).toMatchObject({ scope: 'account', retryAfterSeconds: 300 });
+    // Another user logs in from another client, and from client A too (the address is not locked by 10 failures).
+    expect((await request(base, 'POST', '/api/login', { ...B, body: { user: '012345', password: '246810' } })).status).toBe(200);
+    expect((await request(base, 'POST', '/api/login', { ...A, body: { user: '054321', password: '135791' } })).status).toBe(200);
+    // The admin account itself stays locked from everywhere, even with the right password; its open session still works.
+    const locked = await request(base, 'POST', '/api/login', { ...B, body: { user: 'admin', password } });
+    expect(locked).toMatchObject({ status: 429, json: { error: 'LOCKED_OUT', scope: 'account' } });
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(290);
+    const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+    expect((await request(base, 'POST', '/api/alarms/x/ack', { ...B, headers: basic('admin', password) })).status).toBe(429);
+    const withSession = await request(base, 'POST', `/api/files/${second.id}/annotate`, { body: { ...body, caseNo: 'C-21' }, headers: { cookie: admin } });
     expect(withSession.status).toBe(200);
-    expect(withSession.json).toMatchObject({ state: 'ready' });
-    const forged = await request(base, 'POST', `/api/files/${second.id}/annotate`, { body, headers: { cookie: 'dockd_session=not-a-session' } });
-    expect(forged.status).toBe(401);
-    const basic = (p: string) => ({ authorization: `Basic ${Buffer.from(`admin:${p}`).toString('base64')}` });
-    const withBasic = await request(base, 'POST', `/api/files/${second.id}/annotate`, { body: { ...body, caseNo: 'C-21' }, headers: basic(password) });
-    expect(withBasic.status).toBe(200);
+    // Client A now sprays other accounts: after 20 failures in all its address is locked, for every account; B is not.
+    const spray = [];
+    for (let i = 0; i < 10; i++) spray.push((await request(base, 'POST', '/api/login', { ...A, body: { user: `0000${i}`, password: 'wrong-pin' } })).json.error);
+    expect(spray.at(-1)).toBe('LOCKED_OUT');
+    expect((await request(base, 'POST', '/api/login', { ...A, body: { user: '012345', password: '246810' } })).json).toMatchObject({ error: 'LOCKED_OUT', scope: 'source' });
+    expect((await request(base, 'POST', '/api/login', { ...B, body: { user: '012345', password: '246810' } })).status).toBe(200);
+    const trail = await auditRows(world.configFile);
+    expect(trail.filter((a) => a.type === 'http.lockout').map((a) => a.data)).toEqual([
+      expect.objectContaining({ scope: 'account', user: 'admin', lockouts: 1 }), expect.objectContaining({ scope: 'source', from: '127.0.0.2', lockouts: 1 }),
+    ]);
+    // 10 guesses, 2 refused logins of the locked admin from B, 10 sprayed, 1 refused at the locked address.
+    expect(trail.filter((a) => a.type === 'http.login-failed').map((a) => a.data.reason)).toEqual([
+      ...Array(5).fill('wrong-password'), ...Array(7).fill('locked'), ...Array(10).fill('wrong-password'), 'locked']);
+    expect(trail.filter((a) => a.type === 'http.login').map((a) => a.data.user)).toEqual(['admin', '张三', '李四', '张三']);
+    expect(trail.find((a) => a.type === 'user.added' && a.subject === 'admin')?.data).toMatchObject({ role: 'admin', by: 'config (http.adminPassword)' });
     await waitFor('both annotated recordings uploaded', () => held.every((h) => tus.finished.some((u) => u.sha256 === h.sha256)), 120_000);
     expect(tus.finished.find((u) => u.sha256 === second.sha256)!.metadata).toMatchObject({ caseNo: 'C-21' });
-    const annotated = (await auditRows(world.configFile)).filter((a) => a.type === 'file.annotated');
-    expect(annotated.map((a) => a.data.by)).toEqual(['admin@127.0.0.1', 'admin@127.0.0.1']);
+    expect(trail.filter((a) => a.type === 'file.annotated').map((a) => a.data.by)).toEqual(['admin (admin) @127.0.0.1', 'admin (admin) @127.0.0.1']);
 
-    // Five wrong passwords in a row (a right one reset the count): locked, and then even the right one is refused.
-    for (let i = 1; i <= 4; i++) {
-      const r = await request(base, 'POST', '/api/login', { body: { password: `guess-${i}` } });
-      expect(r.status).toBe(401);
-      expect(r.json.remaining).toBe(5 - i);
-    }
-    const fifth = await request(base, 'POST', '/api/alarms/x/ack', { headers: basic('guess-5') });
-    expect(fifth.status).toBe(429);
-    expect(fifth.json.error).toBe('LOCKED_OUT');
-    expect(Number(fifth.headers.get('retry-after'))).toBeGreaterThan(290);
-    const rightButLocked = await request(base, 'POST', '/api/login', { body: { password } });
-    expect(rightButLocked.status).toBe(429);
-    expect(rightButLocked.json.retryAfterSeconds).toBeGreaterThan(0);
-    expect((await request(base, 'POST', '/api/alarms/x/ack', { headers: basic(password) })).status).toBe(429);
-    expect((await request(base, 'GET', '/api/session')).json.lockedForSeconds).toBeGreaterThan(0);
-    const trail = await auditRows(world.configFile);
-    expect(trail.filter((a) => a.type === 'http.lockout')).toHaveLength(1);
-    expect(trail.filter((a) => a.type === 'http.login-failed')).toHaveLength(5);
-    expect(trail.filter((a) => a.type === 'http.login')).toHaveLength(1);
+    // Live streams: at most 4 per user; the fifth is refused (503), other users are not affected, anonymous gets 401.
+    const officer = await login(base, '012345', '246810', B);
+    const mine = await Promise.all(Array.from({ length: 4 }, () => openEvents(`${base}/api/events`, { headers: { cookie: officer } })));
+    expect(mine.map((e) => e.status)).toEqual([200, 200, 200, 200]);
+    const fifth = await openEvents(`${base}/api/events`, { headers: { cookie: officer } });
+    expect(fifth).toMatchObject({ status: 503, json: { error: 'TOO_MANY_CONNECTIONS' } });
+    const adminStream = await openEvents(`${base}/api/events`, { headers: { cookie: admin } });
+    expect(adminStream.status).toBe(200);
+    expect((await openEvents(`${base}/api/events`)).status).toBe(401);
+    mine[0].close();
+    await waitFor('a place for a new stream once one closed', async () => {
+      const e = await openEvents(`${base}/api/events`, { headers: { cookie: officer } });
+      e.close();
+      return e.status === 200;
+    });
+    // dockctl user disable ends the user's sessions: the cookie stops working and the open streams are closed.
+    const disabled = await runDockctl(world.configFile, ['user', 'disable', '张三']);
+    expect(disabled).toMatchObject({ code: 0, stdout: expect.stringMatching(/张三 disabled; \d+ open session\(s\) ended/) });
+    expect((await request(base, 'GET', '/api/state', { headers: { cookie: officer } })).status).toBe(401);
+    await Promise.all(mine.slice(1).map((e) => e.ended));
+    expect(mine[1].events.at(-1)).toBe('session-ended');
+    expect(adminStream.events.includes('session-ended')).toBe(false);
+    adminStream.close();
+
+    // /metrics without a token: loopback clients only.
+    expect((await request(base, 'GET', '/metrics', A)).status).toBe(200);
+    const ip = beyondLoopbackAddress();
+    expect((await request(`http://${ip}:${port}`, 'GET', '/metrics', { localAddress: ip })).json).toMatchObject({ error: 'LOOPBACK_ONLY' });
+
+    // A slow request (headers never finished) is cut off after http.requestTimeoutSeconds, and dockd goes on serving.
+    const slow = net.connect(port, '127.0.0.1');
+    let answer = '';
+    slow.setEncoding('utf8');
+    slow.on('data', (d) => { answer += d; });
+    const closed = new Promise<void>((resolve) => slow.on('close', () => resolve()));
+    slow.write(`GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `);
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    expect((await request(base, 'GET', '/api/session')).status).toBe(200);
 
     // The password is never logged, and the config keeps only its hash.
     const logs = JSON.stringify(daemon.logs) + daemon.stderr;
     expect(logs).not.toContain(password);
     expect(logs).not.toContain('guess-5');
+    expect(logs).not.toContain('246810');
     expect(sample.held).toHaveLength(2);
     expect(await daemon.stop()).toBe(0);
   }, 400_000);
