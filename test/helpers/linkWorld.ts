@@ -68,6 +68,8 @@ export interface RecorderSpec {
   faults?: EmulatorFaults;
   /** Between its tty vanishing (after UDISKEN) and its storage appearing, ms (default 0). */
   storageDelayMs?: number;
+  /** Its control channel stays while its storage is exposed (the wipe gate deletes through it). */
+  keepsControlChannel?: boolean;
   /** Media files to put on its volume (each gets a GA/T 947 name carrying this serial and officer, and a sidecar). */
   media: string[];
   /** Extra files under names of their own (e.g. not GA/T 947 style), each with a sidecar. */
@@ -165,7 +167,7 @@ export class LinkWorld {
       serial: spec.serial, officerId: spec.officerId, officerName: spec.officerName ?? '张三', unitNo: spec.unitNo ?? 'U3301',
       password: spec.password ?? STATION_PASSWORD, loginWord: spec.loginWord, battery: spec.battery, clockOffsetMs: spec.clockOffsetMs,
       timeZone: TIME_ZONE, volumeDir, mountRoot: this.mountRoot, port: { pty: this.linkOf(spec.serial) }, faults: spec.faults,
-      storageDelayMs: spec.storageDelayMs,
+      storageDelayMs: spec.storageDelayMs, keepsControlChannel: spec.keepsControlChannel,
     });
     this.emulators.push(rec);
     const heard: string[] = [];
