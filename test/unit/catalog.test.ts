@@ -359,10 +359,14 @@ describe('Catalog', () => {
       const s = catalog.openSession('/var/dock/REC1');
       catalog.recordSkipped(s, 'link.mp4', 'symbolic link (never followed)');
       catalog.recordSkipped(s, 'notes.txt', 'not a recording (extension .txt)');
+      catalog.recordSkipped(s, 'LOCKED', 'cannot read directory: EACCES', { leftBehind: true });
+      catalog.recordSkipped(s, '\\xff.mp4', 'cannot read (EIO)', { leftBehind: true, pathHex: 'ff2e6d7034' });
       catalog.updateSession(s, { device_serial: '1234567', files_found: 3, result: 'done' });
       expect(catalog.skippedOf(s)).toEqual([
-        { path: 'link.mp4', reason: 'symbolic link (never followed)' },
-        { path: 'notes.txt', reason: 'not a recording (extension .txt)' },
+        { path: 'link.mp4', reason: 'symbolic link (never followed)', left_behind: 0, path_hex: null },
+        { path: 'notes.txt', reason: 'not a recording (extension .txt)', left_behind: 0, path_hex: null },
+        { path: 'LOCKED', reason: 'cannot read directory: EACCES', left_behind: 1, path_hex: null },
+        { path: '\\xff.mp4', reason: 'cannot read (EIO)', left_behind: 1, path_hex: 'ff2e6d7034' },
       ]);
       expect(catalog.db.prepare('SELECT volume, device_serial, files_found, result FROM sessions WHERE id = ?').get(s))
         .toEqual({ volume: '/var/dock/REC1', device_serial: '1234567', files_found: 3, result: 'done' });

@@ -35,7 +35,7 @@ describe('validateConfig', () => {
     const c = validateConfig(minimal(), '/srv/dockd');
     expect(c.storage.dir).toBe('/srv/dockd/var/store');
     expect(c.dock.mountRoots).toEqual(['/srv/dockd/var/dock']);
-    expect(c.dock).toMatchObject({ concurrency: 2, settleMs: 500 });
+    expect(c.dock).toMatchObject({ concurrency: 2, settleMs: 200, settleSeconds: 2 });
     expect(c.devices).toEqual([]);
     expect(c.hq.embedded).toBe(false);
     expect(c.hq.tus).toEqual({ endpoint: 'https://hq.example.org/files/', headers: {}, concurrency: 2, stallTimeoutSeconds: 30, maxRetryDelaySeconds: 60 });
