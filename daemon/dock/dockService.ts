@@ -149,7 +149,7 @@ export class DockService {
     const status = this.deps.board.recorders.get(volume);
     this.deps.catalog.enqueue('event', {
       type: 'recorder.undocked', at: this.deps.now().toISOString(), volume, name: path.basename(volume),
-      sessionId: status?.sessionId ?? null, deviceSerial: status?.serial ?? null, complete: status?.state === 'done',
+      sessionId: status?.sessionId ?? null, deviceSerial: status?.serial ?? null, complete: status?.state === 'done', leftBehind: status?.leftBehind ?? [],
     });
     this.deps.board.clear(`left:${volume}`); // RECORDER_UNPLUGGED below says what stays on it
     if (status && status.state !== 'done') {
