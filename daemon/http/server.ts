@@ -140,7 +140,10 @@ export class HttpServer {
       if (loopback && !isLoopbackHost(hostHeader.replace(/:\d+$/, ''))) return fail(reply, 403, 'FORBIDDEN_HOST', `this page answers only to loopback names, not ${hostHeader}`);
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         const refused = crossOrigin(req.headers, https ? 'https:' : 'http:');
-        if (refused) return fail(reply, 403, 'FORBIDDEN_ORIGIN', `cross-origin change refused (${refused})`);
+        if (refused) {
+          this.log.warn({ method: req.method, url: req.url.split('?')[0], origin: refused, from: req.ip }, 'cross-origin change refused');
+          return fail(reply, 403, 'FORBIDDEN_ORIGIN', `cross-origin change refused (${refused})`);
+        }
       }
     });
     installAccessControl(app, { users, authenticator, kiosk: config.http.kiosk });

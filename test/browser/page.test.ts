@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,6 +12,8 @@ import { Mosquitto } from '../helpers/mosquitto.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { openEvents, request } from '../http/client.ts';
+import { addUser, auditAfter, catalogFiles } from '../http/stationUsers.ts';
 
 const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'browser');
 const CHROMIUM = '/usr/bin/chromium';
@@ -18,13 +22,14 @@ const WAIT = 120_000;
 /** Debian's Chromium, headless, in a fresh profile (no network beyond the page, no first-run work). */
 async function launch(profile: string): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   const context = await chromium.launchPersistentContext(profile, {
+    acceptDownloads: true,
     executablePath: CHROMIUM, headless: true, viewport: { width: 1024, height: 600 }, locale: 'zh-CN',
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
   const page = context.pages()[0] ?? await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy|Uncaught/.test(m.text())) problems.push(`console: ${m.text()}`); });
+  page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy|Uncaught|ReferenceError|TypeError/.test(m.text())) problems.push(`console: ${m.text()}`); });
   // Every state a recorder tile shows, in order (tiles are redrawn on each live update).
   await page.addInitScript(() => {
     const w = window as unknown as { tileStates: string[] };
@@ -71,12 +76,13 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('shows a docked recorder copying then safe to undock, releases a held recording from its form, and shows an alarm when HQ goes away', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `127.0.0.1:${port}` } } });
+  it('kiosk: the station screen shows bay tiles without a login and without case data; an admin logs in and sees a recorder copying then safe to undock, releases a held recording from its form, and acknowledges an alarm when HQ goes away', async () => {
+    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `127.0.0.1:${port}`, kiosk: true } } });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
     await daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');
+    await addUser(world.configFile, 'chief', 'admin', 'chief-pass-2026');
     const browser = await launch(path.join(dir, 'chromium-profile'));
     context = browser.context;
     const { page } = browser;
@@ -102,6 +108,21 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
 
     const tile = page.locator('.tile[data-volume$="REC-1234567"]');
     await page.waitForSelector('.tile[data-volume$="REC-1234567"][data-state="copying"]', { timeout: WAIT });
+    // The kiosk: the tile and its progress, but no officer, no recorder serial, no held recordings, no alarms to acknowledge.
+    expect(await page.getAttribute('body', 'data-role')).toBe('kiosk');
+    expect(await page.textContent('#who')).toBe('公共屏幕（仅显示坞位）');
+    expect(await tile.locator('.officer-name').textContent()).toBe('警员 —');
+    expect(await tile.locator('.serial').textContent()).toBe('—');
+    expect(await page.isVisible('#held-panel')).toBe(false);
+    expect(await page.isVisible('#recordings-panel')).toBe(false);
+    await shot(page, '00-kiosk');
+    await page.click('#login');
+    await page.waitForSelector('#login-dialog[open]', { timeout: WAIT });
+    await page.fill('#login-name', 'chief');
+    await page.fill('#password', 'chief-pass-2026');
+    await page.click('#login-form button[type="submit"]');
+    await expect.poll(() => page.textContent('#who'), { timeout: WAIT }).toBe('chief · 管理员');
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
     await shot(page, '01-copying');
     await expect.poll(() => tile.locator('.serial').textContent(), { timeout: WAIT }).toBe('1234567');
     expect(await tile.locator('.officer-name').textContent()).toBe('张三');
@@ -170,42 +191,162 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     expect(await daemon.stop()).toBe(0);
   }, 600_000);
 
-  it('asks for the admin password before a change when the page is reachable beyond loopback', async () => {
-    const password = 'dock-admin-2468';
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `0.0.0.0:${port}`, adminPassword: password } } });
+
+  it('named users: an officer logs in with 警号 + PIN, annotates their own recording, cannot open another officer\'s, and the page reconnects after a 503 and a restart (the session survives it); logout; an admin exports; a cross-origin POST from another page changes nothing', async () => {
+    const world = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `127.0.0.1:${port}` } },
+      devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }, { serial: '7654321', officerId: '054321', officerName: '李四' }],
+    });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    await daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');
-    const clip = await sampleMedia('video', 2, 63);
-    const name = recordingName({ at: '20261128130000', seq: 3 });
-    await dockVolume(world.mountRoot, 'REC-3', async (v) => { await fs.copyFile(clip, path.join(v, name)); });
+    await addUser(world.configFile, '张三', 'officer', '246810', '012345');
+    await addUser(world.configFile, '李四', 'officer', '135791', '054321');
+    await addUser(world.configFile, 'chief', 'admin', 'chief-pass-2026');
+    const [mineClip, theirsClip] = await Promise.all([sampleMedia('video', 2, 63), sampleMedia('video', 2, 64)]);
+    const mineName = recordingName({ officerId: '012345', serial: '1234567', at: '20261128130000', seq: 3 });
+    const theirsName = recordingName({ officerId: '054321', serial: '7654321', at: '20261128131000', seq: 4 });
+    await dockVolume(world.mountRoot, 'REC-A', async (v) => { await fs.copyFile(mineClip, path.join(v, mineName)); });
+    await dockVolume(world.mountRoot, 'REC-B', async (v) => { await fs.copyFile(theirsClip, path.join(v, theirsName)); });
+    const files = await waitFor('both recordings held', () => {
+      const f = catalogFiles(world.storeDir).filter((r) => r.state === 'needs-annotation');
+      return f.length === 2 ? f : null;
+    }, WAIT);
+    const mine = files.find((f) => f.officer_id === '012345')!;
+    const theirs = files.find((f) => f.officer_id === '054321')!;
+    const base = `http://127.0.0.1:${port}`;
 
     const browser = await launch(path.join(dir, 'chromium-profile'));
     context = browser.context;
     const { page } = browser;
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await expect.poll(() => page.textContent('#login'), { timeout: WAIT }).toBe('管理员登录');
-    const item = page.locator('#held .held-item').filter({ hasText: name });
+    await page.goto(`${base}/`);
+    // Nothing without a login: the login dialog asks for 警号 / 用户名 and PIN / 密码.
+    await page.waitForSelector('#login-dialog[open]', { timeout: WAIT });
+    expect(await page.isVisible('main')).toBe(false);
+    await page.fill('#login-name', '012345');
+    await page.fill('#password', '000000');
+    await page.click('#login-form button[type="submit"]');
+    await page.waitForSelector('#login-error:not([hidden])', { timeout: WAIT });
+    expect(await page.textContent('#login-error')).toContain('密码错误');
+    await shot(page, '08-login-wrong-pin');
+    await page.fill('#password', '246810');
+    await page.click('#login-form button[type="submit"]');
+    await expect.poll(() => page.textContent('#who'), { timeout: WAIT }).toBe('张三 · 警员 012345');
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+
+    // Their own recording only: in the held list (with its thumbnail) and in the recordings list.
+    const item = page.locator('#held .held-item').filter({ hasText: mineName });
     await item.waitFor({ timeout: WAIT });
+    await expect.poll(() => page.locator('#held .held-item').count(), { timeout: WAIT }).toBe(1);
+    await expect.poll(() => item.locator('img.thumb').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), { timeout: WAIT }).toBe(320);
+    await expect.poll(() => page.locator('#recordings .recording').count(), { timeout: WAIT }).toBe(1);
+    expect(await page.textContent('#recordings')).not.toContain(theirsName);
+    expect(await page.locator('#recordings .export').count()).toBe(0);
+    // The other officer's tile shows no case data; their own shows their name.
+    expect(await page.locator('.tile[data-volume$="REC-A"] .officer-name').textContent()).toBe('张三');
+    expect(await page.locator('.tile[data-volume$="REC-B"] .officer-name').textContent()).toBe('警员 —');
+    await shot(page, '09-officer');
     await item.locator('input[name="caseNo"]').fill('B-1');
     await item.locator('input[name="purpose"]').fill('调查取证');
     await item.locator('input[name="place"]').fill('胜利路9号');
     await item.locator('button[type="submit"]').click();
-
-    await page.waitForSelector('#login-dialog[open]', { timeout: WAIT });
-    await page.fill('#password', 'not-the-password');
-    await page.click('#login-form button[type="submit"]');
-    await page.waitForSelector('#login-error:not([hidden])', { timeout: WAIT });
-    expect(await page.textContent('#login-error')).toContain('密码错误');
-    await shot(page, '08-login-wrong-password');
-    await page.fill('#password', password);
-    await page.click('#login-form button[type="submit"]');
     await item.waitFor({ state: 'detached', timeout: WAIT });
-    expect(await page.isVisible('#login-dialog[open]')).toBe(false);
-    await expect.poll(() => page.textContent('#login'), { timeout: WAIT }).toBe('退出登录');
     await waitFor('the annotated recording at HQ', () => tus.finished.some((u) => u.metadata.caseNo === 'B-1'), WAIT);
+    const annotated = auditAfter(world.storeDir).find((a) => a.type === 'file.annotated' && a.subject === mine.sha256)!;
+    expect(annotated.data.by).toBe('张三 (officer 012345) @127.0.0.1');
+
+    // Another officer's recording: 404 for its details and its thumbnail, as if it did not exist.
+    const other = await page.goto(`${base}/api/files/${theirs.id}`);
+    expect(other!.status()).toBe(404);
+    expect(await page.textContent('body')).not.toContain(theirsName);
+    expect((await page.goto(`${base}/api/files/${theirs.id}/thumbnail`))!.status()).toBe(404);
+    expect(auditAfter(world.storeDir).filter((a) => a.type === 'http.denied' && a.subject === theirs.sha256).map((a) => a.data.action)).toEqual(['view', 'thumbnail']);
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+
+    // Four live streams of the same officer elsewhere: the page's is refused (503) and it says so; once one closes, it reconnects.
+    const cookie = (await context.cookies()).filter((c) => c.name === 'dockd_session').map((c) => `${c.name}=${c.value}`).join('; ');
+    await page.goto('about:blank');
+    const streams = await waitFor('four streams of the officer open elsewhere (the page\'s own has closed)', async () => {
+      const opened = await Promise.all(Array.from({ length: 4 }, () => openEvents(`${base}/api/events`, { headers: { cookie } })));
+      if (opened.every((e) => e.status === 200)) return opened;
+      for (const e of opened) e.close();
+      return null;
+    }, WAIT, 500);
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#live[data-state="offline"]', { timeout: WAIT });
+    expect(await page.textContent('#who')).toBe('张三 · 警员 012345');
+    streams[0].close();
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+    for (const e of streams) e.close();
+
+    // A restart: the page goes live again by itself, and after a reload the officer is still logged in.
+    expect(await daemon.stop()).toBe(0);
+    await page.waitForSelector('#live[data-state="offline"]', { timeout: WAIT });
+    daemon = new DaemonProcess(world.configFile);
+    daemon.start();
+    await daemon.started();
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+    await page.reload();
+    await expect.poll(() => page.textContent('#who'), { timeout: WAIT }).toBe('张三 · 警员 012345');
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+
+    // Logout: the session ends at the station, the page forgets what it showed and asks for a login.
+    await page.click('#login');
+    await page.waitForSelector('#login-dialog[open]', { timeout: WAIT });
+    expect(await page.getAttribute('body', 'data-role')).toBe('none');
+    expect(await page.locator('#held .held-item').count()).toBe(0);
+    expect(await page.locator('#recordings .recording').count()).toBe(0);
+    expect((await request(base, 'GET', '/api/state', { headers: { cookie } })).status).toBe(401);
+    await shot(page, '10-logged-out');
+
+    // The admin: every recording, details on opening one (audited), and an export that downloads the stored copy.
+    await page.fill('#login-name', 'chief');
+    await page.fill('#password', 'chief-pass-2026');
+    await page.click('#login-form button[type="submit"]');
+    await expect.poll(() => page.textContent('#who'), { timeout: WAIT }).toBe('chief · 管理员');
+    await expect.poll(() => page.locator('#recordings .recording').count(), { timeout: WAIT }).toBe(2);
+    const row = page.locator(`#recordings .recording[data-id="${mine.id}"]`);
+    await row.locator('summary').click();
+    await expect.poll(() => row.locator('dd[data-field="caseNo"]').textContent(), { timeout: WAIT }).toBe('B-1');
+    const downloading = page.waitForEvent('download');
+    await row.locator('a.export').click();
+    const download = await downloading;
+    expect(download.suggestedFilename()).toBe(`${mine.id}-${mineName}`);
+    const saved = path.join(dir, 'exported.mp4');
+    await download.saveAs(saved);
+    expect(createHash('sha256').update(await fs.readFile(saved)).digest('hex')).toBe(mine.sha256);
+    const trail = auditAfter(world.storeDir);
+    expect(trail.find((a) => a.type === 'file.exported' && a.subject === mine.sha256)?.data).toMatchObject({ user: 'chief', role: 'admin', from: '127.0.0.1', via: 'http' });
+    expect(trail.some((a) => a.type === 'file.viewed' && a.subject === mine.sha256 && a.data.user === 'chief' && a.data.what === 'details')).toBe(true);
+    await shot(page, '11-admin-export');
+
+    // Cross-site request forgery: a page of another origin posts to the station with the admin's cookie; refused, nothing changes.
+    const evil = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>another site</title>');
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const evilPage = await context.newPage();
+      await evilPage.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
+      const before = auditAfter(world.storeDir).length;
+      const answers = await evilPage.evaluate(async ({ target }) => {
+        const body = JSON.stringify({ caseNo: 'FORGED', purpose: 'forged', place: 'nowhere' });
+        const a = await fetch(`${target}/annotate`, { method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body }).then((r) => r.status, (e) => String(e));
+        const b = await fetch(`${target}/annotate`, { method: 'POST', credentials: 'include', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body }).then((r) => r.type, (e) => String(e));
+        return [a, b];
+      }, { target: `${base}/api/files/${theirs.id}` });
+      // The JSON one is stopped by CORS before it is sent; the simple one is sent and refused by dockd (Origin).
+      expect(answers[0]).toMatch(/TypeError|Failed to fetch/);
+      expect(answers[1]).toBe('opaque');
+      await evilPage.close();
+      expect(catalogFiles(world.storeDir).find((f) => f.id === theirs.id)).toMatchObject({ state: 'needs-annotation', case_no: null });
+      expect(auditAfter(world.storeDir).slice(before).filter((a) => a.type === 'file.annotated' || a.type === 'http.denied')).toEqual([]);
+      expect(daemon.logs.some((l) => l.msg === 'recording annotated from the station page' && l.file === theirs.id)).toBe(false);
+      await daemon.waitForLog((l) => l.msg === 'cross-origin change refused' && l.url === `/api/files/${theirs.id}/annotate`, 'dockd to refuse the forged change');
+    } finally { await new Promise((resolve) => evil.close(resolve)); }
     expect(browser.problems).toEqual([]);
     expect(await daemon.stop()).toBe(0);
-  }, 400_000);
+  }, 600_000);
 });

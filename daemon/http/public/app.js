@@ -9,7 +9,6 @@ const PURPOSES = ['现场执法', '调查取证', '现场检查', '查封扣押'
 
 let lang = localStorage.getItem('dockd.lang') === 'en' ? 'en' : 'zh';
 let state = null;
-let session = { required: false, authenticated: true, configured: false };
 let heldMark = '';
 let queueMark = '';
 const held = new Map(); // id -> {li, f} (kept across updates so typing is never lost)
@@ -276,43 +275,8 @@ async function send(url, body, retried = false) {
   return null;
 }
 
-function askLogin() {
-  const dialog = $('login-dialog');
-  $('login-error').hidden = true;
-  $('password').value = '';
-  dialog.showModal();
-  return new Promise((resolve) => {
-    const done = (ok) => { dialog.close(); cleanup(); resolve(ok); };
-    const onSubmit = async (e) => {
-      e.preventDefault();
-      const r = await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: $('password').value }) });
-      const json = await r.json().catch(() => ({}));
-      if (r.ok) { await loadSession(); done(true); return; }
-      $('login-error').textContent = json.error === 'LOCKED_OUT' ? t('lockedOut', { s: json.retryAfterSeconds }) : json.error === 'WRONG_PASSWORD' ? `${t('wrongPassword')} (${json.remaining})` : (json.message ?? String(r.status));
-      $('login-error').hidden = false;
-    };
-    const onCancel = () => done(false);
-    const cleanup = () => { $('login-form').removeEventListener('submit', onSubmit); $('login-cancel').removeEventListener('click', onCancel); dialog.removeEventListener('cancel', onCancel); };
-    $('login-form').addEventListener('submit', onSubmit);
-    $('login-cancel').addEventListener('click', onCancel);
-    dialog.addEventListener('cancel', onCancel);
-  });
-}
-
-async function loadSession() {
-  const r = await fetch('/api/session');
-  if (r.ok) session = await r.json();
-  const b = $('login');
-  b.hidden = !session.required;
-  b.textContent = session.authenticated ? t('logout') : t('adminLogin');
-}
-
-$('login').addEventListener('click', async () => {
-  if (session.authenticated) {
-    await fetch('/api/logout', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-    await loadSession();
-  } else await askLogin();
-});
+$('login').addEventListener('click', loginOrLogout);
+$('login-open').addEventListener('click', () => askLogin());
 
 // ---- language and rendering -------------------------------------------------
 
@@ -349,14 +313,8 @@ function onState(next) {
   if (hm !== heldMark) { heldMark = hm; refreshHeld(); }
   const qm = JSON.stringify(next.queue);
   if (qm !== queueMark) { queueMark = qm; if (recent.size) refreshRecent(); }
-}
-
-function connect() {
-  const es = new EventSource('/api/events');
-  es.addEventListener('state', (e) => onState(JSON.parse(e.data)));
-  es.onopen = () => { $('live').dataset.state = 'live'; $('live').dataset.i18n = 'live'; $('live').textContent = t('live'); };
-  es.onerror = () => { $('live').dataset.state = 'offline'; $('live').dataset.i18n = 'offline'; $('live').textContent = t('offline'); };
+  if (typeof recordingsOnState === 'function') recordingsOnState(next);
 }
 
 applyLanguage();
-connect();
+loadSession().then(connect);
