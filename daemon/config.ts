@@ -67,7 +67,8 @@ export class ConfigError extends Error {
 }
 
 // allErrors: so that an unknown key (a typo) is reported rather than the required key it was meant to be.
-const validate = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(schema);
+// verbose: a pattern error then carries its schema, whose patternMessage says in words what is allowed and why.
+const validate = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true }).compile(schema);
 
 function keyPath(err: ErrorObject): string {
   const base = err.instancePath.split('/').filter(Boolean).join('.');
@@ -83,7 +84,10 @@ function describe(err: ErrorObject): string {
     case 'required': return 'missing required key';
     case 'type': return `wrong type: must be ${err.params.type}`;
     case 'enum': return `must be one of ${(err.params.allowedValues as unknown[]).join(', ')}`;
-    case 'pattern': return `has an invalid value (must match ${err.params.pattern})`;
+    case 'pattern': {
+      const why = (err.parentSchema as { patternMessage?: string } | undefined)?.patternMessage;
+      return `has an invalid value (must match ${err.params.pattern})${why ? `: got ${JSON.stringify(err.data)}; ${why}` : ''}`;
+    }
     default: return err.message ?? 'invalid';
   }
 }

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
+import { LogThrottle } from '../status/logThrottle.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
 import { fileEvent } from '../ingest/classify.ts';
@@ -21,6 +22,8 @@ const RECEIPT_SCHEMA = {
   },
 };
 const validate = new Ajv({ strict: false }).compile(RECEIPT_SCHEMA);
+/** Every malformed receipt is audited; the journal gets at most one line a minute about them. */
+const malformedLog = new LogThrottle();
 
 interface ReceiptDoc { sha256: string; ok: boolean; stationId?: string; at?: string; sig?: string }
 
@@ -68,7 +71,7 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
   if (doc === undefined || !validate(doc)) {
     const error = doc === undefined ? 'not JSON' : `${validate.errors?.[0]?.instancePath || '/'} ${validate.errors?.[0]?.message}`;
     catalog.audit('receipt.malformed', null, { payload: text.slice(0, 500), error });
-    log.warn({ error }, 'malformed receipt from HQ ignored');
+    malformedLog.warn(log, 'malformed', { error }, 'malformed receipt from HQ ignored (audited as receipt.malformed)');
     return 'malformed';
   }
   const receipt = doc as unknown as ReceiptDoc;

@@ -8,6 +8,7 @@ import type { EventBus } from '../events.ts';
 import { safeUrl, type Logger } from '../log.ts';
 import type { Catalog } from '../store/catalog.ts';
 import type { StatusBoard } from './board.ts';
+import { LogThrottle } from './logThrottle.ts';
 import { buildSnapshot, diskInfo, type DiskInfo, type StateSnapshot } from './snapshot.ts';
 
 const STATE_MIN_INTERVAL_MS = 250;
@@ -31,6 +32,7 @@ export class MqttStatus {
   private stopping = false;
   private readonly log: Logger;
   private readonly prefix: string;
+  private readonly throttle = new LogThrottle();
 
   constructor(private readonly deps: {
     config: Config; catalog: Catalog; bus: EventBus; board: StatusBoard; log: Logger; now: () => Date;
@@ -70,7 +72,8 @@ export class MqttStatus {
     this.client = mqtt.connect(config.hq.mqtt.url, options);
     let receipts = Promise.resolve();
     this.client.on('message', (topic, payload) => {
-      if (topic !== `${this.prefix}/receipt` || !this.deps.onReceipt) return;
+      if (!this.deps.onReceipt) return;
+      if (topic !== `${this.prefix}/receipt`) { this.notUnderstood(topic, payload); return; }
       receipts = receipts.then(() => this.deps.onReceipt!(payload)).then(() => {}, (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'));
     });
     this.client.on('connect', () => {
@@ -157,6 +160,20 @@ export class MqttStatus {
     const head = auditHead(this.deps.catalog.db);
     const signed = signAuditHead(this.deps.stationKey, { stationId: this.deps.config.station.id, seq: head.seq, hash: head.hash, at: this.deps.now().toISOString() });
     this.client.publish(`${this.prefix}/audit`, JSON.stringify(signed), { qos: 1, retain: true });
+  }
+
+  /**
+   * A message on our subscription whose topic is not exactly P/S/receipt: a broker that rewrites topic names (RabbitMQ
+   * turns '.' into '/'), or a subscription our persistent session kept from an earlier topic prefix. It cannot be
+   * applied, but it must not vanish unnoticed: audited every time, logged at most once a minute.
+   */
+  private notUnderstood(topic: string, payload: Buffer): void {
+    const expected = `${this.prefix}/receipt`;
+    try {
+      this.deps.catalog.audit('mqtt.not-understood', null, { topic, expected, bytes: payload.length, payload: payload.toString('utf8').slice(0, 500) });
+    } catch (e) { this.log.error({ err: (e as Error).message }, 'cannot audit a message that was not understood'); }
+    this.throttle.warn(this.log, 'topic', { topic, expected, bytes: payload.length },
+      'message on the receipt subscription with a topic that is not this station\'s receipt topic: ignored (does the broker rewrite topic names, or did hq.mqtt.topicPrefix change?)');
   }
 
   /** Sends outbox entries oldest first, each removed only after the broker's PUBACK. */

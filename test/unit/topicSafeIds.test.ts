@@ -1,0 +1,73 @@
+/**
+ * station.id and hq.mqtt.topicPrefix are MQTT topic levels: only [A-Za-z0-9_-] (the prefix: such levels separated by
+ * /), so that every broker delivers P/S/receipt under the very name dockd subscribed to. RabbitMQ rewrites '.', which
+ * made a station with a dot in its id lose every receipt. Anything else is refused in one line naming the key, what
+ * is allowed and why.
+ */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, validateConfig } from '../../daemon/config.ts';
+import { LogThrottle } from '../../daemon/status/logThrottle.ts';
+import { createLogger } from '../../daemon/log.ts';
+
+function doc(stationId: string, topicPrefix?: string): Record<string, any> {
+  return {
+    station: { id: stationId },
+    storage: { dir: 'var/store' },
+    dock: { mountRoots: ['var/dock'] },
+    hq: { tus: { endpoint: 'https://hq.example.org/files/' }, mqtt: { url: 'mqtts://hq.example.org:8883', ...(topicPrefix === undefined ? {} : { topicPrefix }) } },
+  };
+}
+
+function refusal(d: Record<string, any>): string {
+  try { validateConfig(d, '/srv'); } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('topic-safe ids', () => {
+  it.each(['dock-01', 'DOCK_7', 'a', '0', 'x'.repeat(64), 'st-sh'])('accepts station.id %j', (id) => {
+    expect(validateConfig(doc(id), '/srv').station.id).toBe(id);
+  });
+
+  it.each(['st.01', 'dock 07', 'dock/07', 'dock+', 'dock#', '-dock', '_dock', 'x'.repeat(65), '站01', 'dock\n07', ''])('refuses station.id %j in one line that says what is allowed and why', (id) => {
+    const line = refusal(doc(id));
+    expect(line).not.toContain('\n');
+    expect(line.startsWith('config: station.id: has an invalid value')).toBe(true);
+    if (id) {
+      expect(line).toContain(`got ${JSON.stringify(id)}`);
+      expect(line).toContain('letters A-Z a-z, digits, _ and -');
+      expect(line).toContain("RabbitMQ rewrite '.'");
+    }
+  });
+
+  it.each(['dockd', 'police/evidence/dockd', 'a_b-c/0'])('accepts hq.mqtt.topicPrefix %j', (p) => {
+    expect(validateConfig(doc('dock-01', p), '/srv').hq.mqtt.topicPrefix).toBe(p);
+  });
+
+  it.each(['police.hq', 'a/b.c', '/dockd', 'dockd/', 'a//b', 'dock d', 'dock+d', 'dockd/#', '$SYS/dockd', ''])('refuses hq.mqtt.topicPrefix %j in one line', (p) => {
+    const line = refusal(doc('dock-01', p));
+    expect(line).not.toContain('\n');
+    expect(line).toContain(`config: hq.mqtt.topicPrefix: has an invalid value (must match ^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$): got ${JSON.stringify(p)}`);
+    expect(line).toContain('levels separated by /');
+  });
+
+  it('the prefix defaults to dockd', () => {
+    expect(validateConfig(doc('dock-01'), '/srv').hq.mqtt.topicPrefix).toBe('dockd');
+  });
+});
+
+describe('LogThrottle', () => {
+  it('writes the first warning of a key, then at most one per interval, saying how many it left out', () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger('info', { write: (s: string) => { lines.push(JSON.parse(s)); } });
+    let now = 0;
+    const t = new LogThrottle(60_000, () => now);
+    for (let i = 0; i < 5; i++) t.warn(log, 'topic', { i }, 'odd topic');
+    t.warn(log, 'other', { i: 'o' }, 'another kind');
+    now = 60_000;
+    t.warn(log, 'topic', { i: 5 }, 'odd topic');
+    expect(lines.map((l) => [l.msg, l.i, l.suppressed])).toEqual([['odd topic', 0, undefined], ['another kind', 'o', undefined], ['odd topic', 5, 4]]);
+  });
+});
