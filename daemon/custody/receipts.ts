@@ -24,6 +24,8 @@ const RECEIPT_SCHEMA = {
 const validate = new Ajv({ strict: false }).compile(RECEIPT_SCHEMA);
 /** Every malformed receipt is audited; the journal gets at most one line a minute about them. */
 const malformedLog = new LogThrottle();
+/** Likewise for receipts not signed by HQ: a flood of forgeries is all in the audit trail, not all in the journal. */
+const refusedLog = new LogThrottle();
 
 interface ReceiptDoc { sha256: string; ok: boolean; stationId?: string; at?: string; sig?: string }
 
@@ -80,7 +82,7 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
   const auth = authenticate(deps.config, receipt);
   if ('refused' in auth) {
     catalog.audit('receipt.refused', sha256, { ok, reason: auth.refused, payload: text.slice(0, 500) });
-    log.warn({ sha256, reason: auth.refused }, 'receipt not from HQ ignored');
+    refusedLog.warn(log, 'refused', { sha256, reason: auth.refused }, 'receipt not from HQ ignored (audited as receipt.refused)');
     return 'refused';
   }
   const { signed } = auth;

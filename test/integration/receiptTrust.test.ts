@@ -112,7 +112,10 @@ describe('receipts change something only when HQ signed them, and only for what 
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual([a.sha256, b.sha256].sort());
     const archived = await waitFor('the file.archived event', () => eventsOf(sub.messages, 'file.archived').find((e) => e.sha256 === b.sha256));
     expect(archived).toMatchObject({ state: 'archived', signedReceipt: true });
-    expect(daemon!.logs.filter((l) => l.msg === 'receipt not from HQ ignored')).toHaveLength(forged.length);
+    // Each one audited, but the journal gets a warning at most once a minute, not one per forgery.
+    const warned = daemon!.logs.filter((l) => String(l.msg).startsWith('receipt not from HQ ignored')).length;
+    expect(warned).toBeGreaterThanOrEqual(1);
+    expect(warned).toBeLessThan(forged.length);
 
     // HQ's own receipt for a archives it too; the chain stays intact.
     await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
