@@ -27,7 +27,7 @@ export interface Config {
   hq: {
     embedded: boolean;
     tus: { endpoint: string; headers: Record<string, string>; concurrency: number; stallTimeoutSeconds: number; maxRetryDelaySeconds: number };
-    mqtt: { url: string; topicPrefix: string; username?: string; password?: string; tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } };
+    mqtt: { url: string; topicPrefix: string; protocolVersion: 4 | 5; username?: string; password?: string; tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } };
     receiptTimeoutSeconds: number;
     auditIntervalSeconds: number;
     /** HQ's Ed25519 public key (PEM) that receipts must be signed with; with the embedded HQ and none set, its own. */
@@ -117,6 +117,9 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
     if (config.hq.embedded && !['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host)) {
       throw new ConfigError(`config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`);
     }
+  }
+  if (config.hq.embedded && config.hq.mqtt.protocolVersion === 5) {
+    throw new ConfigError('config: hq.mqtt.protocolVersion: the embedded HQ\'s broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true');
   }
   const raw = config as unknown as { hq: { mqtt: { password?: Secret }; tus: { headers: Record<string, Secret> } }; dock: { recorderPassword: Secret }; devices: { password?: Secret }[] };
   config.dock.recorderPassword = resolveSecret('dock.recorderPassword', raw.dock.recorderPassword, baseDir);

@@ -57,6 +57,9 @@ export class MqttStatus {
       // A stable id and a persistent session: the broker keeps QoS 1 receipts for us while we are away.
       clientId: `dockd-${config.station.id}`,
       clean: false,
+      protocolVersion: config.hq.mqtt.protocolVersion,
+      // MQTT 5 ends a session when the connection closes unless asked to keep it; keep it for ever, as 3.1.1 does.
+      ...(config.hq.mqtt.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0xFFFFFFFF } } : {}),
       username: config.hq.mqtt.username,
       password: config.hq.mqtt.password,
       reconnectPeriod: 1000,
@@ -76,8 +79,22 @@ export class MqttStatus {
       if (topic !== `${this.prefix}/receipt`) { this.notUnderstood(topic, payload); return; }
       receipts = receipts.then(() => this.deps.onReceipt!(payload)).then(() => {}, (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'));
     });
+    // A broker that hangs up on our CONNECT without a CONNACK is up but will not talk to us: usually MQTT 5 to a broker
+    // that speaks only 3.1.1 (RabbitMQ before 3.13). Say so, rather than only "unreachable".
+    let awaitingConnack = false;
+    this.client.on('packetsend', (packet) => { if (packet.cmd === 'connect') awaitingConnack = true; });
+    this.client.on('packetreceive', (packet) => { if (packet.cmd === 'connack') awaitingConnack = false; });
+    this.client.on('close', () => {
+      if (!awaitingConnack || this.stopping) return;
+      awaitingConnack = false;
+      const version = config.hq.mqtt.protocolVersion;
+      const hint = version === 5 ? 'if it does not speak MQTT 5 (RabbitMQ before 3.13 does not), set hq.mqtt.protocolVersion: 4' : 'check its listener and logs';
+      this.throttle.warn(this.log, 'connack', { url: safeUrl(config.hq.mqtt.url), protocolVersion: version }, `the broker closed the connection without answering our MQTT CONNECT: ${hint}`);
+      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker (${safeUrl(config.hq.mqtt.url)}) hangs up on our MQTT ${version === 5 ? '5' : '3.1.1'} CONNECT: ${hint}; events are kept and sent when it answers`);
+    });
     this.client.on('connect', () => {
-      this.log.info({ url: safeUrl(config.hq.mqtt.url) }, 'connected to broker');
+      awaitingConnack = false;
+      this.log.info({ url: safeUrl(config.hq.mqtt.url), protocolVersion: config.hq.mqtt.protocolVersion }, 'connected to broker');
       this.deps.board.clear('mqtt');
       this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
       this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => { if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts'); });
@@ -141,7 +158,7 @@ export class MqttStatus {
     const wait = now ? 0 : Math.max(0, STATE_MIN_INTERVAL_MS - (Date.now() - this.lastStateAt));
     this.stateTimer = setTimeout(() => {
       this.stateTimer = null;
-      this.publishState().catch((e) => this.log.warn({ err: (e as Error).message }, 'state publish failed'));
+      this.publishState().catch((e) => this.throttle.warn(this.log, 'state', { err: (e as Error).message }, 'state publish failed'));
     }, wait);
   }
 
@@ -189,10 +206,17 @@ export class MqttStatus {
           if (!this.client.connected) break;
           await withTimeout(this.client.publishAsync(`${this.prefix}/${e.topic}`, e.payload, { qos: 1 }), 15_000);
           this.deps.catalog.outboxDelete(e.seq);
+          this.deps.board.clear('mqtt:refused');
         }
       }
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'event delivery interrupted; will resume');
+      const reasonCode = (e as { code?: unknown }).code;
+      if (typeof reasonCode === 'number' && reasonCode >= 0x80) {
+        // MQTT 5 only: the broker acknowledged with a refusal (e.g. 0x87 not authorized by its ACL). The event stays
+        // first in the outbox, so nothing is lost and nothing overtakes it; tried again every second.
+        this.throttle.warn(this.log, 'refused', { reasonCode, err: (e as Error).message }, 'the broker refuses our events: they stay in the outbox, in order, until it accepts them (check its ACL for this station)');
+        this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt:refused', `MQTT broker refuses events on ${this.prefix}/event (${(e as Error).message}); they are kept and sent in order once it accepts them`);
+      } else this.log.warn({ err: (e as Error).message }, 'event delivery interrupted; will resume');
     } finally {
       this.draining = false;
     }

@@ -1,8 +1,8 @@
 /**
- * station.id and hq.mqtt.topicPrefix are MQTT topic levels: only [A-Za-z0-9_-] (the prefix: such levels separated by
- * /), so that every broker delivers P/S/receipt under the very name dockd subscribed to. RabbitMQ rewrites '.', which
- * made a station with a dot in its id lose every receipt. Anything else is refused in one line naming the key, what
- * is allowed and why.
+ * The hq.mqtt keys. station.id and hq.mqtt.topicPrefix are MQTT topic levels: only [A-Za-z0-9_-] (the prefix: such
+ * levels separated by /), so that every broker delivers P/S/receipt under the very name dockd subscribed to. RabbitMQ
+ * rewrites '.', which made a station with a dot in its id lose every receipt. Anything else is refused in one line
+ * naming the key, what is allowed and why. hq.mqtt.protocolVersion is 4 or 5.
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../daemon/config.ts';
@@ -55,6 +55,27 @@ describe('topic-safe ids', () => {
 
   it('the prefix defaults to dockd', () => {
     expect(validateConfig(doc('dock-01'), '/srv').hq.mqtt.topicPrefix).toBe('dockd');
+  });
+});
+
+describe('hq.mqtt.protocolVersion', () => {
+  it('is 4 (MQTT 3.1.1) unless set; 5 is accepted', () => {
+    expect(validateConfig(doc('dock-01'), '/srv').hq.mqtt.protocolVersion).toBe(4);
+    const d = doc('dock-01');
+    d.hq.mqtt.protocolVersion = 5;
+    expect(validateConfig(d, '/srv').hq.mqtt.protocolVersion).toBe(5);
+  });
+
+  it.each([3, 6, '5', 3.1])('refuses %j in one line', (v) => {
+    const d = doc('dock-01');
+    d.hq.mqtt.protocolVersion = v;
+    expect(refusal(d)).toMatch(/^config: hq\.mqtt\.protocolVersion: (must be one of 4, 5|wrong type: must be integer)$/);
+  });
+
+  it('refuses 5 with the embedded HQ, whose broker speaks 3.1.1 only', () => {
+    const d = doc('dock-01');
+    d.hq = { embedded: true, tus: { endpoint: 'http://127.0.0.1:1080/files/' }, mqtt: { url: 'mqtt://127.0.0.1:1883', protocolVersion: 5 } };
+    expect(refusal(d)).toBe("config: hq.mqtt.protocolVersion: the embedded HQ's broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true");
   });
 });
 
