@@ -1,7 +1,9 @@
+import os from 'node:os';
 import path from 'node:path';
 import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
 import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
+import type { FileRow } from '../store/catalog.ts';
 import { UNDOCKED, VolumeSession, type IngestDeps } from '../ingest/ingestVolume.ts';
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
@@ -22,10 +24,18 @@ export class DockService {
   private probeTimer: NodeJS.Timeout | null = null;
   /** Files being verified now (by a copy, the start-up recovery or a retry), so none is probed twice at once. */
   private readonly probing = new Set<number>();
+  private probesRunning = 0;
+  private readonly probeSlots = Math.max(1, os.availableParallelism() - 1);
+  private readonly probeWaiters: (() => void)[] = [];
   private stopping = false;
   private readonly log: Logger;
 
-  constructor(private readonly deps: IngestDeps & { bus: EventBus; onUndocked?: (volume: string) => void }) { this.log = deps.log.child({ component: 'dock' }); }
+  private readonly deps: IngestDeps & { bus: EventBus; onUndocked?: (volume: string) => void };
+
+  constructor(deps: IngestDeps & { bus: EventBus; onUndocked?: (volume: string) => void }) {
+    this.log = deps.log.child({ component: 'dock' });
+    this.deps = { ...deps, verify: (id) => this.verifyNow(id, null) };
+  }
 
   async start(): Promise<void> {
     await this.recoverStored();
@@ -65,13 +75,25 @@ export class DockService {
 
   private async verify(id: number, what: string): Promise<void> {
     if (this.probing.has(id)) return;
+    try { await this.verifyNow(id, what); } catch (e) { this.log.error({ file: id, err: (e as Error).message }, 'cannot verify stored file'); }
+  }
+
+  /** Verifies one stored file in the bounded pool (probes are CPU-bound: they must not starve the copies). */
+  private async verifyNow(id: number, what: string | null): Promise<FileRow> {
     this.probing.add(id);
     try {
-      const r = await classifyStored(this.deps, id);
-      if (r.state !== 'stored') this.log.info({ file: id, state: r.state, integrity: r.integrity }, what);
-      if (r.state === 'ready') this.deps.onReady();
-    } catch (e) { this.log.error({ file: id, err: (e as Error).message }, 'cannot verify stored file'); }
-    finally { this.probing.delete(id); }
+      while (this.probesRunning >= this.probeSlots) await new Promise<void>((r) => this.probeWaiters.push(r));
+      this.probesRunning++;
+      try {
+        const r = await classifyStored(this.deps, id);
+        if (what && r.state !== 'stored') this.log.info({ file: id, state: r.state, integrity: r.integrity }, what);
+        if (r.state === 'ready') this.deps.onReady();
+        return r;
+      } finally {
+        this.probesRunning--;
+        this.probeWaiters.shift()?.();
+      }
+    } finally { this.probing.delete(id); }
   }
 
   private async slot(signal: AbortSignal): Promise<boolean> {
@@ -116,7 +138,11 @@ export class DockService {
             if (!(await this.slot(signal))) break;
             try { outcome = await volumeSession.copy(scan, signal); } finally { this.release(); }
           }
-          const state = volumeSession.conclude(scan, signal);
+          let state = volumeSession.conclude(scan, signal);
+          if (state === 'verifying') {
+            await volumeSession.verified();
+            state = volumeSession.conclude(scan, signal);
+          }
           const f = volumeSession.status.files;
           const summary = `${state}:${f.done}:${f.copied}:${f.alreadyStored}:${volumeSession.status.leftBehind.length}`;
           if (state !== 'copying' && summary !== last) {
@@ -149,10 +175,10 @@ export class DockService {
     const status = this.deps.board.recorders.get(volume);
     this.deps.catalog.enqueue('event', {
       type: 'recorder.undocked', at: this.deps.now().toISOString(), volume, name: path.basename(volume),
-      sessionId: status?.sessionId ?? null, deviceSerial: status?.serial ?? null, complete: status?.state === 'done', leftBehind: status?.leftBehind ?? [],
+      sessionId: status?.sessionId ?? null, deviceSerial: status?.serial ?? null, complete: Boolean(status?.safeToUndock), leftBehind: status?.leftBehind ?? [],
     });
     this.deps.board.clear(`left:${volume}`); // RECORDER_UNPLUGGED below says what stays on it
-    if (status && status.state !== 'done') {
+    if (status && !status.safeToUndock) {
       this.deps.board.raise('RECORDER_UNPLUGGED', `unplugged:${volume}`, `recorder ${status.serial ?? path.basename(volume)} removed before all files were stored; dock it again`);
     } else {
       this.deps.board.clear(`unplugged:${volume}`);
@@ -160,6 +186,6 @@ export class DockService {
     this.deps.board.removeRecorder(volume);
     void s?.done.then(() => { if (!this.sessions.has(volume)) this.deps.board.removeRecorder(volume); });
     this.deps.onUndocked?.(volume);
-    this.log.info({ volume, complete: status?.state === 'done' }, 'recorder undocked');
+    this.log.info({ volume, complete: Boolean(status?.safeToUndock) }, 'recorder undocked');
   }
 }

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import path from 'node:path';
 import type { Config, DeviceEntry } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { SourceSighting } from '../store/catalog.ts';
+import type { FileRow, SourceSighting } from '../store/catalog.ts';
 import { noFiles, type RecorderStatus, type StatusBoard } from '../status/board.ts';
 import { classifyStored, type ClassifyDeps } from './classify.ts';
 import { CopyError, copyAndHash } from './copyAndHash.ts';
@@ -25,6 +25,11 @@ export interface IngestDeps extends ClassifyDeps {
   identityFor?: (volumePath: string) => { serial: string; officerId: string; officerName: string | null; battery: number | null; driftMs: number | null; bay: string | null; portPath: string | null } | undefined;
   /** Where a volume dockd mounted itself (USB) sits: its bay (dock.bays) and port path, for a recorder with no control channel. */
   placeFor?: (volumePath: string) => { bay: string | null; portPath: string | null } | undefined;
+  /**
+   * Verifies a stored recording (probe, metadata, state) off the copy path, in a bounded pool: the officer waits only
+   * for the bytes to be durable with their hash. Without it, verification runs inline.
+   */
+  verify?: (fileId: number) => Promise<FileRow>;
   /** How the wipe gate deletes from this recorder's storage (control channel, read-write remount); default: the directory itself. */
   volumeFor?: (volumePath: string) => RecorderVolume;
 }
@@ -102,8 +107,11 @@ export class VolumeSession {
   private readonly failures = new Map<string, { reason: string; attempts: number; retryAtMs: number; hex: string | null }>();
   /** Left-behind entries already written to the catalog (path + reason), so a rescan does not repeat them. */
   private readonly leftRecorded = new Set<string>();
+  /** Verifications of this session's copies still running (the recorder is safe; its tile says verifying). */
+  private readonly verifying = new Set<Promise<unknown>>();
   private readonly slog: Logger;
   private announced = false;
+  private wasSafe = false;
   private driftMs: number | null = null;
   /** The officer the recorder named on its control channel (+UID), when it has one. */
   private linkedOfficer: { officerId: string; officerName: string | null } | null = null;
@@ -227,6 +235,7 @@ export class VolumeSession {
         if (outcome.fileId !== null) this.storedIds.set(rec.relPath, outcome.fileId);
         this.failures.delete(rec.relPath);
         this.count(outcome);
+        if (outcome.verdict) this.track(outcome.verdict);
         if (previous !== undefined && outcome.fileId !== previous) {
           status.files.superseded++;
           this.slog.warn({ path: rec.relPath, previous, id: outcome.fileId }, 'recording changed after it was copied: copied again as a new version');
@@ -251,13 +260,30 @@ export class VolumeSession {
     return 'ok';
   }
 
-  private count(outcome: Outcome): void {
+  private count(outcome: { state: string; integrity: string | null }): void {
     const f = this.status.files;
     if (outcome.state === 'known' || outcome.state === 'duplicate') f.alreadyStored++;
-    else f.copied++;
+    else if (outcome.state === 'stored') f.copied++;
+  }
+
+  /** A verification's verdict, in the tile's counters (a probe that could not run gives none). */
+  private countVerdict(outcome: { state: string; integrity: string | null }): void {
+    const f = this.status.files;
     if (outcome.state === 'rejected') f.rejected++;
     if (outcome.state === 'needs-annotation') f.needsAnnotation++;
     if (outcome.integrity === 'damaged') f.damaged++;
+  }
+
+  private track(verdict: Promise<FileRow>): void {
+    const p = verdict.then((f) => { this.countVerdict({ state: f.state, integrity: f.integrity }); this.deps.board.patchRecorder(this.volumePath, {}); },
+      (e) => this.slog.error({ err: (e as Error).message }, 'verification failed'));
+    this.verifying.add(p);
+    void p.finally(() => this.verifying.delete(p));
+  }
+
+  /** Resolves when this session's copies are all verified (or at once when none is running). */
+  async verified(): Promise<void> {
+    while (this.verifying.size) await Promise.allSettled([...this.verifying]);
   }
 
   private copyFailed(rec: FoundRecording, e: Error): void {
@@ -284,10 +310,12 @@ export class VolumeSession {
     status.files.settling = scan.settling.length;
     this.recordLeftBehind(left);
     const waiting = scan.settling.length + scan.retrying.length;
-    if (status.state === 'unplugged' || (signal.aborted && signal.reason === UNDOCKED)) {
+    const copied = scan.ready.every((r) => this.handled.get(r.relPath) === fingerprintOf(r) || this.failures.has(r.relPath));
+    const complete = copied && !waiting && !left.length && status.state !== 'unplugged';
+    if (!complete && (status.state === 'unplugged' || (signal.aborted && signal.reason === UNDOCKED))) {
       status.state = 'unplugged';
       status.error = `recorder removed during copy; ${Math.max(0, status.files.total - status.files.done)} file(s) not yet stored stay on it: dock it again`;
-    } else if (signal.aborted) {
+    } else if (signal.aborted && !complete) {
       status.state = 'error';
       status.error = 'ingest stopped before it finished (dockd is stopping)';
     } else if (left.length) {
@@ -297,10 +325,17 @@ export class VolumeSession {
       status.state = 'copying';
       status.error = null;
     } else if (status.state !== 'paused') {
-      status.state = 'done';
+      // Every recording is durable with its hash: safe. Verification may still run, off the officer's time.
+      status.state = this.verifying.size ? 'verifying' : 'done';
       status.error = null;
     }
-    status.safeToUndock = status.state === 'done';
+    status.safeToUndock = status.state === 'done' || status.state === 'verifying';
+    if (status.safeToUndock && !this.wasSafe) {
+      const ms = deps.now().getTime() - Date.parse(status.dockedAt);
+      deps.catalog.enqueue('event', { type: 'recorder.safe-to-undock', at: deps.now().toISOString(), volume: this.volumePath, sessionId: this.sessionId, deviceSerial: status.serial, files: status.files.done, bytes: status.bytes.done, msSinceDocked: ms });
+      this.slog.info({ msSinceDocked: ms, files: status.files.done, bytes: status.bytes.done }, 'recorder safe to undock');
+    }
+    this.wasSafe = status.safeToUndock;
     const alarmKey = `left:${this.volumePath}`;
     if (left.length && status.state !== 'unplugged') {
       deps.board.raise('RECORDING_LEFT_BEHIND', alarmKey, `${status.serial ?? status.name}: ${describeLeftBehind(left)}`);
@@ -365,7 +400,7 @@ export function describeLeftBehind(left: LeftBehindEntry[]): string {
   return `${left.length} 个文件未采集 recording(s) left behind on the recorder, not safe to undock: ${named}${more}`;
 }
 
-interface Outcome { state: string; fileId: number | null; integrity: string | null }
+interface Outcome { state: string; fileId: number | null; integrity: string | null; verdict?: Promise<FileRow> }
 
 interface IngestContext {
   sessionId: number;
@@ -425,7 +460,8 @@ async function ingestOne(deps: IngestDeps, rec: FoundRecording, ctx: IngestConte
   }
   const done = catalog.finishCopy(fileId, result.sha256, { ...sighting, size: result.size, mtimeMs: result.mtimeMs }, { sm3: result.digests.sm3 });
   if (done.duplicate) return { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null };
+  if (deps.verify) return { state: 'stored', fileId: done.fileId, integrity: null, verdict: deps.verify(done.fileId) };
   const f = await classifyStored(deps, done.fileId);
   if (f.state === 'ready') deps.onReady();
-  return { state: f.state, fileId: f.id, integrity: f.integrity };
+  return { state: 'stored', fileId: f.id, integrity: null, verdict: Promise.resolve(f) };
 }

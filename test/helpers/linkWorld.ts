@@ -153,6 +153,9 @@ export class LinkWorld {
     const recordings: Recording[] = [];
     const put = async (source: string, name: string, localTime: string | null) => {
       await fs.copyFile(source, path.join(media, name));
+      // A recorder writes a file when it records it, long before the dock: its mtime says so (dockd copies settled files at once).
+      const written = localTime ? new Date(`${localTime}+08:00`) : new Date(Date.now() - 3_600_000);
+      await fs.utimes(path.join(media, name), written, written);
       const base = name.replace(/\.[^.]+$/, '');
       await fs.writeFile(path.join(media, `${base}.meta.json`), JSON.stringify({ caseNo: `C-${spec.serial}-${recordings.length + 1}`, purpose: '现场检查', place: '幸福路12号' }));
       recordings.push({ relPath: path.join('DCIM', '100MEDIA', name), name, sha256: await sha256OfFile(source), size: (await fs.stat(source)).size, localTime });

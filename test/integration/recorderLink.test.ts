@@ -116,7 +116,7 @@ describe('a recorder docked over its control channel (dock.serialDir)', () => {
     expect(w.tus.refused).toEqual([]);
 
     // The retained state snapshot (as a newcomer sees it): the recorder with its battery and drift, done.
-    const snap = await retainedState(w, (s) => s.recorders.some((r) => r.serial === HEALTHY.serial && r.safeToUndock === true));
+    const snap = await retainedState(w, (s) => s.recorders.some((r) => r.serial === HEALTHY.serial && r.safeToUndock === true && r.state === 'done'));
     expect(snap.recorders.find((r) => r.serial === HEALTHY.serial)).toMatchObject({ volume, officerId: HEALTHY.officerId, battery: 66, driftMs: drift, state: 'done' });
 
     // dockctl: the same recorder, both files uploaded, no alarm.
@@ -330,7 +330,7 @@ describe('unplugged mid-copy, then docked again', () => {
     expect(files.map((f) => [f.sha256, f.state]).sort()).toEqual(a.recordings.map((r) => [r.sha256, 'uploaded']).sort());
     // The re-dock took what the cut-off dock had stored as already stored, and copied only the rest.
     const last = w.daemon!.logs.filter((l) => l.msg === 'recorder ingest finished' && l.volume === volume).at(-1)!;
-    expect(last).toMatchObject({ state: 'done', failed: 0 });
+    expect(last).toMatchObject({ state: 'done', leftBehind: 0, safeToUndock: true });
     expect(Number(last.copied) + Number(last.alreadyStored)).toBe(3);
     expect(Number(last.alreadyStored)).toBeGreaterThanOrEqual(Number(cut.copied));
     // The store holds exactly the three objects, intact, and no partial copy was left behind.

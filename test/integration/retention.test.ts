@@ -3,7 +3,7 @@
  * recordings without a receipt (uploaded, held for annotation, rejected) are never freed. Freed objects are audited,
  * marked in the catalog, and not reported missing by `dockctl verify`.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -22,8 +22,8 @@ interface Case { name: string; sha256: string }
 
 /**
  * A volume with: `archivable` clips with complete metadata (uploaded, then given a receipt by the test), one clip with
- * complete metadata that never gets a receipt, one without a case number (needs annotation), one that is not media
- * (rejected).
+ * complete metadata that never gets a receipt, one without a case number (needs annotation), one that is empty
+ * (rejected: a damaged clip is uploaded like any other, only an empty file is rejected).
  */
 async function dockMix(mountRoot: string, archivable: number, variantBase: number): Promise<{ archive: Case[]; noReceipt: Case; held: Case; rejected: Case }> {
   const complete: Case[] = [];
@@ -35,7 +35,7 @@ async function dockMix(mountRoot: string, archivable: number, variantBase: numbe
   }
   const heldSrc = await sampleMedia('video', 2, variantBase + 50);
   const held = { name: recordingName({ at: '20261128112000', seq: 20 }), sha256: await sha256OfFile(heldSrc) };
-  const junk = randomBytes(48 * 1024);
+  const junk = Buffer.alloc(0);
   const rejected = { name: recordingName({ at: '20261128113000', seq: 30 }), sha256: createHash('sha256').update(junk).digest('hex') };
   await dockVolume(mountRoot, 'REC1', async (v) => {
     for (const [i, c] of complete.entries()) {
