@@ -91,7 +91,7 @@ export class Controller {
     await this.uploader.start();
     await this.receipts.start();
     this.http = new HttpServer({
-      config, catalog: this.catalog, objects: this.objects, board: this.board, bus: this.bus, log, snapshot: () => this.mqtt.snapshot(),
+      config, media: host.media, catalog: this.catalog, objects: this.objects, board: this.board, bus: this.bus, log, snapshot: () => this.mqtt.snapshot(),
       bytesSent: () => this.uploader.snapshot().bytesSent,
     });
     await this.http.start();

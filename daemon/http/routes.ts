@@ -10,12 +10,14 @@ import { publicFile } from '../store/publicFile.ts';
 import { actorFields, actorName, mayRead } from './access.ts';
 import { fail } from './requestAuth.ts';
 import type { Thumbnails } from './thumbnails.ts';
+import type { MediaTools } from '../media/ffprobe.ts';
+import { reprobe } from '../ingest/reprobe.ts';
 
 export { fail } from './requestAuth.ts';
 
 /** The recordings API: the catalog, one recording, its thumbnail, its export, its annotation. */
 export interface ApiContext {
-  catalog: Catalog; objects: ObjectStore; bus: EventBus; log: Logger; thumbnails: Thumbnails;
+  catalog: Catalog; objects: ObjectStore; bus: EventBus; log: Logger; thumbnails: Thumbnails; media: MediaTools; stationId: string;
   /** The station's time zone, for a capture time given as wall time. */
   timeZone: string;
 }
@@ -105,6 +107,19 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     bus.emit('state.changed');
     if (r.state === 'ready') bus.emit('upload.wanted');
     return { ok: true, state: r.state, missing: r.missing, reason: r.reason, file: publicFile(r.file) };
+  });
+
+  // Verify a stored recording again (a damaged one, or one whose probe could not run): admins; audited with who asked.
+  app.post<{ Params: { id: string } }>('/api/files/:id/reprobe', { config: { access: 'admin' }, schema: { params: ID_PARAM } }, async (req, reply) => {
+    const file = readable(req, reply, req.params.id, 'reprobe');
+    if (!file) return reply;
+    const by = actorName(req.viewer!);
+    const r = await reprobe({ catalog, objects: ctx.objects, media: ctx.media, timeZone: ctx.timeZone, stationId: ctx.stationId, log }, file, by, actorFields(req.viewer!));
+    log.info({ file: file.id, by, ok: r.ok, message: r.message }, 'recording probed again from the station page');
+    if (!r.ok) return fail(reply, 409, 'NO_VERDICT', r.message);
+    bus.emit('state.changed');
+    if (r.file?.state === 'ready') bus.emit('upload.wanted');
+    return { ok: true, message: r.message, file: publicFile(r.file!) };
   });
 
   app.get<{ Params: { id: string } }>('/api/files/:id/thumbnail', { config: { access: 'user' }, schema: { params: ID_PARAM } }, async (req, reply) => {

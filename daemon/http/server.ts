@@ -10,6 +10,7 @@ import type { StatusBoard } from '../status/board.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
 import type { Catalog } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
+import { createFfmpegTools, type MediaTools } from '../media/ffprobe.ts';
 import { systemTimeZone } from '../ingest/fileName.ts';
 import { restrictCatalogFiles } from '../users/catalogFiles.ts';
 import { UserStore } from '../users/userStore.ts';
@@ -43,6 +44,8 @@ const MAX_LOCKOUT_MS = 24 * 3600_000;
 
 export interface HttpDeps {
   config: Config; catalog: Catalog; objects: ObjectStore; board: StatusBoard; bus: EventBus; log: Logger;
+  /** ffprobe/ffmpeg, for `reprobe` from the page (default: the station's own). */
+  media?: MediaTools;
   /** The status snapshot (the same JSON as the retained MQTT state). */
   snapshot: () => StateSnapshot;
   /** Upload bytes sent so far by this process (for the speed and /metrics). */
@@ -159,7 +162,10 @@ export class HttpServer {
     await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0, dotfiles: 'deny' });
     registerSessionRoutes(app, { catalog, users, authenticator, log: this.log, sessionMs: config.http.sessionHours * 3600_000, secureCookies: Boolean(https), kiosk: config.http.kiosk });
     registerStationRoutes(app, { catalog, board, log: this.log, users, state, live: this.live, metrics, metricsToken: config.http.metricsToken, securityHeaders: headers });
-    registerApi(app, { catalog, objects: this.deps.objects, bus, log: this.log, thumbnails: this.thumbnails, timeZone: config.station.timeZone ?? systemTimeZone() });
+    registerApi(app, {
+      catalog, objects: this.deps.objects, bus, log: this.log, thumbnails: this.thumbnails, timeZone: config.station.timeZone ?? systemTimeZone(),
+      media: this.deps.media ?? createFfmpegTools(), stationId: config.station.id,
+    });
 
     try {
       await app.listen({ host, port });

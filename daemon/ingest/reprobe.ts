@@ -9,14 +9,14 @@ export interface ReprobeResult { ok: boolean; message: string; file?: FileRow }
  * probe could not run. The new verdict replaces the old one in the catalog and is audited and announced with who
  * asked; a recording already sent to HQ keeps what HQ was told (the event says both). Only the object is read.
  */
-export async function reprobe(deps: ClassifyDeps, file: FileRow, actor: string): Promise<ReprobeResult> {
+export async function reprobe(deps: ClassifyDeps, file: FileRow, actor: string, actorFields: Record<string, unknown> = {}): Promise<ReprobeResult> {
   const { catalog, objects, media } = deps;
   if (!file.sha256) return { ok: false, message: `#${file.id} is still being copied` };
   if (file.local_deleted_at) return { ok: false, message: `#${file.id}: the local copy was freed on ${file.local_deleted_at} (HQ holds it); nothing to probe here` };
   if (file.size === 0) return { ok: false, message: `#${file.id} is an empty file (0 bytes): there is nothing to probe` };
   if (file.state === 'stored') {
     const f = await classifyStored(deps, file.id);
-    catalog.audit('file.reprobed', f.sha256, { id: f.id, by: actor, integrity: f.integrity, note: f.integrity_note, state: f.state });
+    catalog.audit('file.reprobed', f.sha256, { id: f.id, by: actor, ...actorFields, integrity: f.integrity, note: f.integrity_note, state: f.state });
     return f.state === 'stored'
       ? { ok: false, message: `#${f.id}: ${f.last_error ?? 'verification could not run'}; it is tried again later`, file: f }
       : { ok: true, message: `#${f.id}: ${describe(f)}`, file: f };
@@ -33,7 +33,7 @@ export async function reprobe(deps: ClassifyDeps, file: FileRow, actor: string):
     duration: probe.duration ?? file.duration,
   }, {
     from: [file.state], detail,
-    event: fileEvent('file.reprobed', { ...file, integrity, integrity_note: note }, { by: actor, previous: file.integrity, ...(sentToHq ? { sentToHqAs: file.integrity ?? 'ok' } : {}) }),
+    event: fileEvent('file.reprobed', { ...file, integrity, integrity_note: note }, { by: actor, ...actorFields, previous: file.integrity, ...(sentToHq ? { sentToHqAs: file.integrity ?? 'ok' } : {}) }),
   });
   let f = catalog.get(file.id)!;
   if (integrity === 'damaged' && !f.derived_sha256 && /\.(mp4|mov)$/i.test(f.filename)) {

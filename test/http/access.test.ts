@@ -43,6 +43,7 @@ const TABLE: Row[] = [
   { method: 'GET', path: (i) => `/api/files/${i.mine}`, status: [401, 200, 404, 200], audit: [null, 'file.viewed', 'http.denied', 'file.viewed'] },
   { method: 'GET', path: (i) => `/api/files/${i.mine}/thumbnail`, status: [401, 200, 404, 200], audit: [null, 'file.viewed', 'http.denied', 'file.viewed'] },
   { method: 'GET', path: (i) => `/api/files/${i.mine}/export`, status: [401, 403, 403, 200], audit: [null, null, null, 'file.exported'] },
+  { method: 'POST', path: (i) => `/api/files/${i.mine}/reprobe`, body: {}, status: [401, 403, 403, 200], audit: [null, null, null, 'file.reprobed'] },
   { method: 'POST', path: (i) => `/api/files/${i.mine}/annotate`, body: { caseNo: 'T-1', purpose: '调查取证' }, status: [401, 200, 404, 200], audit: [null, 'file.annotated', 'http.denied', 'file.annotated'] },
   { method: 'POST', path: () => '/api/alarms/no-such-alarm/ack', body: {}, status: [401, 403, 403, 404] },
   { method: 'POST', path: () => '/api/login', body: { user: '', password: '' }, status: [400, 400, 400, 400] },
@@ -120,7 +121,7 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
         // Anonymous answers carry no case data.
         if (who === 'anonymous') for (const secret of ['012345', '054321', '张三', '李四', 'REC-A']) expect(text, label).not.toContain(secret);
         if (row.audit) {
-          const written = auditAfter(world.storeDir, before).filter((a) => [...READ_AUDITS, 'file.annotated'].includes(a.type));
+          const written = auditAfter(world.storeDir, before).filter((a) => [...READ_AUDITS, 'file.annotated', 'file.reprobed'].includes(a.type));
           const want = row.audit[i];
           expect(written.map((a) => a.type), label).toEqual(want ? [want] : []);
           if (want) {

@@ -98,8 +98,14 @@ function tile(r) {
       left !== null ? h('span', { class: 'eta' }, t('left', { t: duration(left) })) : null,
       r.uploadsPending > 0 ? h('span', {}, t('uploadsPending', { n: r.uploadsPending })) : null),
     r.current && r.state === 'copying' ? h('div', { class: 'current small' }, r.current) : null,
-    r.error ? h('div', { class: 'reason' }, r.error) : null,
-    r.safeToUndock ? h('div', { class: 'safe' }, `✔ ${t('safe')}`) : null);
+    r.error && !(r.leftBehind || []).length ? h('div', { class: 'reason' }, r.error) : null,
+    (r.leftBehind || []).length ? h('ul', { class: 'left-behind reason' }, ...r.leftBehind.slice(0, 5).map((l) => h('li', {}, t('leftBehind', { p: l.path, r: l.reason }))),
+      r.leftBehind.length > 5 ? h('li', {}, `… +${r.leftBehind.length - 5}`) : null) : null,
+    r.files.settling ? h('div', { class: 'small settling' }, t('settling', { n: r.files.settling })) : null,
+    r.files.damaged ? h('div', { class: 'small damaged' }, t('damagedN', { n: r.files.damaged })) : null,
+    r.files.superseded ? h('div', { class: 'small superseded' }, t('superseded', { n: r.files.superseded })) : null,
+    r.safeToUndock ? h('div', { class: 'safe' }, `✔ ${t('safe')}`)
+      : ['done', 'error', 'copying', 'paused', 'identifying'].includes(r.state) ? h('div', { class: 'not-safe' }, `✖ ${t('notSafe')}`) : null);
 }
 
 function renderRecorders() {

@@ -29,8 +29,17 @@ function recordingItem(f) {
     h('summary', {}, `#${f.id} ${f.filename} `, h('b', { class: 'state', 'data-state': f.state }, t(`q.${f.state}`))),
     h('div', { class: 'recording-details small' }, '…'));
   const exportable = f.sha256 && !f.localDeletedAt && session.user?.role === 'admin';
-  return h('li', { class: 'recording', 'data-id': f.id, 'data-state': f.state }, details,
-    exportable ? h('a', { class: 'export', href: `/api/files/${f.id}/export`, download: '' }, t('export')) : null);
+  const damaged = f.integrity === 'damaged';
+  const reprobable = session.user?.role === 'admin' && f.sha256 && !f.localDeletedAt && (damaged || (f.state === 'stored' && f.probeAfter));
+  return h('li', { class: 'recording', 'data-id': f.id, 'data-state': f.state, 'data-integrity': f.integrity ?? '' }, details,
+    damaged ? h('span', { class: 'damaged', title: f.integrityNote ?? '' }, ` ${t('damaged')}`) : null,
+    exportable ? h('a', { class: 'export', href: `/api/files/${f.id}/export`, download: '' }, t('export')) : null,
+    reprobable ? h('button', { class: 'reprobe', type: 'button', onclick: () => reprobeRecording(f.id) }, t('reprobe')) : null);
+}
+
+async function reprobeRecording(id) {
+  const r = await send(`/api/files/${id}/reprobe`, {});
+  if (r) { toast(r.message, 'ok'); refreshRecordings(); }
 }
 
 async function showRecording(id, el) {
@@ -41,7 +50,9 @@ async function showRecording(id, el) {
   const row = (k, v) => [h('dt', {}, t(k)), h('dd', { 'data-field': k }, dash(v))];
   box.replaceChildren(h('dl', {},
     ...row('caseNo', f.caseNo), ...row('purpose', f.purpose), ...row('place', f.place), ...row('collector', f.collector),
-    ...row('capturedAt', stationTime(f.capturedAt)), ...row('officerId', f.officerId), ...row('size', bytes(f.size)), ...row('sha256', f.sha256)));
+    ...row('capturedAt', stationTime(f.capturedAt)), ...row('officerId', f.officerId), ...row('size', bytes(f.size)), ...row('sha256', f.sha256),
+    ...(f.integrity === 'damaged' ? row('damaged', f.integrityNote) : []),
+    ...(f.playableCopySha256 ? row('playableCopy', f.playableCopySha256) : [])));
 }
 
 function renderRecordings() {
