@@ -99,12 +99,14 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
       catalog.audit('receipt.verified', sha256, { id: file.id, archivedAt: file.archived_at });
     });
     deps.bus.emit('audit.head');
+    clearRefusals(board, file.id);
     return 'verified';
   }
   if (file.state === 'archived' && (ok || file.local_deleted_at)) {
     // A repeat; or HQ doubting a copy whose local object retention has already freed (nothing to send again).
     catalog.audit('receipt.duplicate', sha256, { ok, signed, id: file.id, ...(ok ? {} : { localFreed: file.local_deleted_at }) });
     if (!ok) board.raise('UPLOAD_REFUSED', `receipt:${file.id}`, `HQ now reports a hash mismatch for archived ${file.filename} (${sha256.slice(0, 12)}), whose local copy was freed on ${file.local_deleted_at}`);
+    else clearRefusals(board, file.id);
     return 'duplicate';
   }
   if (file.state !== 'uploaded' && file.state !== 'uploading' && file.state !== 'archived') {
@@ -134,10 +136,17 @@ async function archive(deps: ReceiptDeps, file: FileRow, signed: boolean): Promi
     catalog.audit('receipt.duplicate', sha256, { ok: true, signed, id: file.id, state: catalog.get(file.id)?.state });
     return 'duplicate';
   }
+  clearRefusals(deps.board, file.id);
   if (signed) log.info({ file: file.id, sha256 }, 'HQ confirmed a verified copy: archived');
   else log.warn({ file: file.id, sha256 }, 'archived on an unsigned receipt (no hq.receiptKey): it will not be wiped from the recorder nor freed here');
   deps.bus.emit('audit.head');
   return 'archived';
+}
+
+/** HQ holds a verified copy now: alarms about its refusal (uploader) or a mismatching copy (receipt) are over. */
+function clearRefusals(board: StatusBoard, id: number): void {
+  board.clear(`refused:${id}`);
+  board.clear(`receipt:${id}`);
 }
 
 /** HQ's copy differs. Our stored object is the reference: check it before sending it again. */

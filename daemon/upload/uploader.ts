@@ -87,6 +87,8 @@ export class Uploader {
         catalog.enqueue('event', { ...fileEvent('file.uploaded', f, { uploadUrl: f.upload_url }), at });
       });
       this.deps.bus.emit('outbox.added');
+      // It has reached HQ: an earlier refusal of it is over. (HQ's receipt saying its copy differed waits for HQ's word.)
+      this.deps.board.clear(`refused:${row.id}`);
       log.info({ ms: Date.now() - flight.startedAt }, 'uploaded');
     }, (err: TransferError) => this.failed(row, flight, err, log)).finally(() => {
       this.inFlight.delete(row.id);
