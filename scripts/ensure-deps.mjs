@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Installs what dockd needs before `npm start` / `npm test` / `npm run bench`: npm packages when node_modules is
-// missing or older than package-lock.json, and Debian packages (ffmpeg; mosquitto and socat for tests) with apt-get
-// when running as root. Otherwise it prints the exact command to run and exits non-zero. Plain Node, no dependencies.
+// Installs what dockd needs before `npm start` / `npm test` / `npm run bench` / `npm run test:interop`: npm packages
+// when node_modules is missing or older than package-lock.json, and Debian packages (ffmpeg; mosquitto and socat for
+// tests; rabbitmq-server for the interop tests) with apt-get when running as root. Otherwise it prints the exact
+// command to run and exits non-zero. Plain Node, no dependencies.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -16,8 +17,10 @@ const NEEDS = {
     'systemd-analyze': 'systemd', 'mkfs.ext4': 'e2fsprogs', losetup: 'mount', openssl: 'openssl',
   },
   bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils' },
+  // npm run test:interop: RabbitMQ's MQTT plugin beside mosquitto (the node is started by the tests themselves).
+  interop: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', 'rabbitmq-server': 'rabbitmq-server', epmd: 'erlang-base' },
 }[purpose];
-if (!NEEDS) { console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench)`); process.exit(2); }
+if (!NEEDS) { console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench, interop)`); process.exit(2); }
 
 function say(msg) { process.stderr.write(`dockd setup: ${msg}\n`); }
 
