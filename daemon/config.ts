@@ -36,7 +36,7 @@ export interface Config {
   usb: { enabled: boolean; hotplug: 'auto' | 'libusb' | 'sysfs'; sysfsRoot: string; devRoot: string; runtimeMountRoot: string; fingerprints: Record<string, unknown>[] };
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
-  log: { level: string };
+  log: { level: string; format: 'auto' | 'json' | 'readable' };
   /** The station page and API (daemon/http/httpConfig.ts); the admin password is kept only as its scrypt hash. */
   http: HttpConfig;
 }

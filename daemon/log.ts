@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { readableDestination } from './logLines.ts';
 
 export type { Logger };
 
@@ -13,11 +14,21 @@ export const REDACT_PATHS = [
   'headers', '*.headers', 'hq.tus.headers', 'config.hq.tus.headers', 'authorization', '*.authorization', 'Authorization', '*.Authorization',
 ];
 
-/** pino JSON to stdout (journald keeps it); components take `log.child({ component })`. Every line is valid JSON. */
-export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
+/** `json`: pino's JSON lines; `readable`: one line a person reads; `auto`: readable on a terminal, JSON otherwise. */
+export type LogFormat = 'auto' | 'json' | 'readable';
+
+/**
+ * pino to stdout; components take `log.child({ component })`. JSON (journald keeps it; every line is valid JSON) unless
+ * stdout is a terminal, where lines are readable (daemon/logLines.ts), in colour unless NO_COLOR is set.
+ */
+export function createLogger(level = 'info', destination?: pino.DestinationStream, format: LogFormat = 'auto'): Logger {
+  const readable = !destination && (format === 'readable' || (format === 'auto' && process.stdout.isTTY === true));
+  const out = destination ?? (readable
+    ? readableDestination(1, process.stdout.isTTY === true && !process.env.NO_COLOR)
+    : pino.destination({ fd: 1, sync: true }));
   return pino({
     level, base: { svc: 'dockd' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime,
-  }, destination ?? pino.destination({ fd: 1, sync: true }));
+  }, out);
 }
 
 /** A URL with any user:password removed, for logs and status lines. */

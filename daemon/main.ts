@@ -26,7 +26,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${oneLine((e as Error).message)}\n`);
     return 2;
   }
-  const log = createLogger(loaded.config.log.level);
+  const log = createLogger(loaded.config.log.level, undefined, loaded.config.log.format);
   // Loaded only now: the services' modules (fastify, MQTT, tus …) take seconds to load, and a wrong config or path
   // must stop dockd at once.
   const { Controller } = await import('./controller.ts');

@@ -14,7 +14,8 @@ const NEEDS = {
   run: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg' },
   test: {
     ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', mosquitto_passwd: 'mosquitto', socat: 'socat', chromium: 'chromium',
-    'systemd-analyze': 'systemd', 'mkfs.ext4': 'e2fsprogs', losetup: 'mount', openssl: 'openssl',
+    'systemd-analyze': 'systemd', 'mkfs.ext4': 'e2fsprogs', losetup: 'mount', openssl: 'openssl', script: 'bsdutils',
+    unshare: 'util-linux', setpriv: 'util-linux',
   },
   bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils' },
   // npm run test:interop: RabbitMQ's MQTT plugin beside mosquitto (the node is started by the tests themselves).
@@ -24,8 +25,12 @@ if (!NEEDS) { console.error(`ensure-deps: unknown purpose ${purpose} (run, test,
 
 function say(msg) { process.stderr.write(`dockd setup: ${msg}\n`); }
 
+// package.json engines: Node 22 and 24 (LTS) are supported; 20 (end of life since April 2026) still runs, for
+// development machines that have nothing newer. 24 is what the station's systemd unit runs (README, Runtime).
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 20 || (major === 20 && minor < 10)) { say(`Node.js >= 20.10 is needed, this is ${process.version}`); process.exit(1); }
+if (major < 20 || (major === 20 && minor < 19)) { say(`Node.js 22 or 24 is needed (20.19 at the least), this is ${process.version}`); process.exit(1); }
+if (major === 20) say(`Node.js ${process.version} is past its end of life: stations run Node 24 LTS (README, Runtime)`);
+else if (major !== 22 && major !== 24) say(`Node.js ${process.version} is not a supported release (22 and 24 LTS are); better-sqlite3 12 may not build on it`);
 
 // npm packages
 const modules = path.join(root, 'node_modules');
