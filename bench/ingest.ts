@@ -13,25 +13,12 @@ import { PACKAGE_ROOT } from '../daemon/config.ts';
 import { copyAndHash } from '../daemon/ingest/copyAndHash.ts';
 import { createFfmpegTools } from '../daemon/media/ffprobe.ts';
 import { ObjectStore } from '../daemon/store/objects.ts';
-import { FIXTURE_CACHE, sampleMedia } from '../scripts/media.ts';
+import { largeClip } from './largeClip.ts';
 
 const run = promisify(execFile);
 const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const dir = process.env.BENCH_DIR ?? path.join(PACKAGE_ROOT, '.cache', 'bench');
-
-async function largeClip(): Promise<string> {
-  const file = path.join(FIXTURE_CACHE, `bench-${sizeMb}MB.mp4`);
-  try { await fs.access(file); return file; } catch { /* build it */ }
-  const seed = await sampleMedia('video-big', 4, 99);
-  const seedSize = (await fs.stat(seed)).size;
-  const loops = Math.max(0, Math.ceil((sizeMb * 1024 * 1024) / seedSize) - 1);
-  process.stdout.write(`building a ${sizeMb} MB MP4 from a ${(seedSize / 1048576).toFixed(1)} MB clip looped ${loops + 1}× ...\n`);
-  const tmp = `${file}.tmp.mp4`;
-  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-stream_loop', String(loops), '-i', seed, '-c', 'copy', tmp], { timeout: 1_800_000 });
-  await fs.rename(tmp, file);
-  return file;
-}
 
 async function time(fn: () => Promise<void>): Promise<number> {
   const t0 = process.hrtime.bigint();
@@ -45,7 +32,7 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const clip = await largeClip();
+  const clip = await largeClip(sizeMb);
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(dir, { recursive: true });
   // The source lives on the same filesystem as the destinations.

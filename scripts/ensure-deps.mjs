@@ -17,7 +17,7 @@ const NEEDS = {
     'systemd-analyze': 'systemd', 'mkfs.ext4': 'e2fsprogs', losetup: 'mount', openssl: 'openssl', script: 'bsdutils',
     unshare: 'util-linux', setpriv: 'util-linux',
   },
-  bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils' },
+  bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils', mosquitto: 'mosquitto' },
   // npm run test:interop: RabbitMQ's MQTT plugin beside mosquitto (the node is started by the tests themselves).
   interop: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', 'rabbitmq-server': 'rabbitmq-server', epmd: 'erlang-base' },
 }[purpose];

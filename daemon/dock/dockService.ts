@@ -55,6 +55,7 @@ export class DockService {
     await this.watcher?.stop();
     for (const s of this.sessions.values()) s.controller.abort();
     for (const w of this.waiting.splice(0)) w();
+    for (const w of this.probeWaiters.splice(0)) w();
     await Promise.allSettled([...this.sessions.values()].map((s) => s.done));
   }
 
@@ -82,7 +83,10 @@ export class DockService {
   private async verifyNow(id: number, what: string | null): Promise<FileRow> {
     this.probing.add(id);
     try {
-      while (this.probesRunning >= this.probeSlots) await new Promise<void>((r) => this.probeWaiters.push(r));
+      // Copies first: the officer waits for copies, nobody waits for a probe. Probes run when no recorder is copying.
+      while ((this.probesRunning >= this.probeSlots || this.active > 0) && !this.stopping) await new Promise<void>((r) => this.probeWaiters.push(r));
+      // Stopping: a file not yet verified stays `stored` and is verified at the next start.
+      if (this.stopping) return this.deps.catalog.get(id)!;
       this.probesRunning++;
       try {
         const r = await classifyStored(this.deps, id);
@@ -91,7 +95,7 @@ export class DockService {
         return r;
       } finally {
         this.probesRunning--;
-        this.probeWaiters.shift()?.();
+        if (this.active === 0) this.probeWaiters.shift()?.();
       }
     } finally { this.probing.delete(id); }
   }
@@ -109,6 +113,7 @@ export class DockService {
   private release(): void {
     this.active--;
     this.waiting.shift()?.();
+    if (this.active === 0) for (const w of this.probeWaiters.splice(0, this.probeSlots)) w();
   }
 
   /** A volume mounted by dockd itself (USB mass storage), outside the watched mount roots. */
@@ -140,7 +145,7 @@ export class DockService {
           }
           let state = volumeSession.conclude(scan, signal);
           if (state === 'verifying') {
-            await volumeSession.verified();
+            await volumeSession.verified(signal);
             state = volumeSession.conclude(scan, signal);
           }
           const f = volumeSession.status.files;

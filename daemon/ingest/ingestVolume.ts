@@ -281,9 +281,10 @@ export class VolumeSession {
     void p.finally(() => this.verifying.delete(p));
   }
 
-  /** Resolves when this session's copies are all verified (or at once when none is running). */
-  async verified(): Promise<void> {
-    while (this.verifying.size) await Promise.allSettled([...this.verifying]);
+  /** Resolves when this session's copies are all verified (at once when none is running, or when `signal` aborts). */
+  async verified(signal: AbortSignal): Promise<void> {
+    const aborted = new Promise<void>((r) => { if (signal.aborted) r(); else signal.addEventListener('abort', () => r(), { once: true }); });
+    while (this.verifying.size && !signal.aborted) await Promise.race([Promise.allSettled([...this.verifying]), aborted]);
   }
 
   private copyFailed(rec: FoundRecording, e: Error): void {
