@@ -21,6 +21,8 @@ const FINISH_TIMEOUT_MS = 5 * 60_000;
 function parseOptions(argv: string[]): Options {
   const env = process.env;
   const raw: Record<string, string | undefined> = { rounds: env.TORTURE_ROUNDS, clips: env.TORTURE_CLIPS, rate: env.TORTURE_RATE_MBPS, seed: env.TORTURE_SEED };
+  // Where each value came from, to name it in an error.
+  const from: Record<string, string> = { rounds: 'TORTURE_ROUNDS', clips: 'TORTURE_CLIPS', rate: 'TORTURE_RATE_MBPS', seed: 'TORTURE_SEED' };
   let keep = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -30,15 +32,16 @@ function parseOptions(argv: string[]): Options {
     const value = m[2] ?? argv[++i];
     if (value === undefined) throw new Error(`${a} needs a value`);
     raw[m[1]] = value;
+    from[m[1]] = `--${m[1]}`;
   }
   const int = (key: string, def: number, min: number): number => {
     const v = raw[key];
     if (v === undefined || v === '') return def;
-    if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`--${key} ${v}: expected a whole number >= ${min}`);
+    if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`${from[key]} ${v}: expected a whole number >= ${min}`);
     return Number(v);
   };
   const rate = raw.rate === undefined || raw.rate === '' ? 3 : Number(raw.rate);
-  if (!Number.isFinite(rate) || rate <= 0) throw new Error(`--rate ${raw.rate}: expected MB/s > 0`);
+  if (!Number.isFinite(rate) || rate <= 0) throw new Error(`${from.rate} ${raw.rate}: expected MB/s > 0`);
   return { rounds: int('rounds', 100, 1), clips: int('clips', 24, 20), rateMBps: rate, seed: int('seed', Math.floor(Math.random() * 2 ** 31), 0), keep };
 }
 
@@ -58,21 +61,21 @@ const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 const say = (line: string) => process.stdout.write(`torture: ${line}\n`);
 
 function describeKill(k: KillRecord, total: number): string {
-  const left = Object.entries(k.left).filter(([, n]) => n).map(([s, n]) => `${n} ${s}`).join(', ') || 'none';
+  const left = Object.entries(k.left).filter(([, n]) => n).map(([s, n]) => `${n} ${s === 'tempFiles' ? 'partial copy file(s)' : s}`).join(', ') || 'none';
   const doing = k.copying === null ? 'doing what it could not say' : [k.copying && 'copying', k.uploading && `uploading (${k.uploadsInFlight} in flight)`].filter(Boolean).join(' and ') || 'idle';
-  return `round ${k.round}/${total} (volume ${k.wave}, aimed at ${k.target}, page up in ${(k.startMs / 1000).toFixed(1)} s): killed after ${(k.delayMs / 1000).toFixed(2)} s while ${doing}; rows left half-way: ${left}`;
+  return `round ${k.round}/${total} (volume ${k.wave}, aimed at ${k.target}, page up in ${(k.startMs / 1000).toFixed(1)} s): killed after ${(k.delayMs / 1000).toFixed(2)} s while ${doing}; left half-way: ${left}`;
 }
 
 function summary(o: Options, kills: KillRecord[], waves: number, f: Figures | null, wallMs: number, failures: string[]): string {
   const copying = kills.filter((k) => k.copying);
   const uploading = kills.filter((k) => k.uploading);
   const aimed = kills.filter((k) => k.target === 'mid-copy');
+  const count = (pred: (k: KillRecord) => number) => kills.filter(pred).length;
   const lines = [
     `rounds ${kills.length}/${o.rounds}, seed ${o.seed}, ${waves} volume(s) of ${o.clips} clips, uploads throttled to ${o.rateMBps} MB/s`,
-    `kills while copying ${copying.length} (leaving a copy half-written ${copying.filter((k) => k.left.copying).length}, a copied clip not yet verified ${copying.filter((k) => k.left.stored).length}), `
-      + `while uploading ${uploading.length} (leaving an upload half-way ${uploading.filter((k) => k.left.uploading).length}), both ${copying.filter((k) => k.uploading).length}, `
-      + `neither ${kills.filter((k) => k.copying === false && k.uploading === false).length}, state unreadable ${kills.filter((k) => k.copying === null).length}`,
-    `aimed at the big clip's copy ${aimed.length}, of which left it half-written ${aimed.filter((k) => k.left.copying).length}`,
+    `kills while copying ${copying.length}, while uploading ${uploading.length} (both ${copying.filter((k) => k.uploading).length}), neither ${kills.filter((k) => k.copying === false && k.uploading === false).length}, state unreadable ${kills.filter((k) => k.copying === null).length}`,
+    `kills that left a partial copy on disk ${count((k) => k.left.tempFiles)}, copied clips awaiting verification ${count((k) => k.left.stored)}, an upload half-way ${count((k) => k.left.uploading)}; `
+      + `aimed inside a big clip's copy ${aimed.length}, of which left a partial copy ${aimed.filter((k) => k.left.tempFiles).length}`,
   ];
   if (f) {
     const resent = f.hqBytes - f.clipBytes;

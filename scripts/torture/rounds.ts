@@ -16,7 +16,7 @@ export interface KillRecord {
   delayMs: number;
   uploadsInFlight: number;
   /** Rows the kill left half-way, read from the catalog right after it. */
-  left: { copying: number; stored: number; uploading: number };
+  left: { copying: number; stored: number; uploading: number; tempFiles: number };
 }
 
 const POLL_MS = 50;
@@ -93,7 +93,7 @@ export class TortureRounds {
     const count = (state: string) => this.lastRows.filter((r) => r.state === state).length;
     const kill: KillRecord = {
       round: n, wave: wave.index, target, startMs, copying: last && copyingAny(last), uploading: last && last.uploads.length > 0, delayMs, uploadsInFlight: last?.uploads.length ?? 0,
-      left: { copying: count('copying'), stored: count('stored'), uploading: count('uploading') },
+      left: { copying: count('copying'), stored: count('stored'), uploading: count('uploading'), tempFiles: await this.station.tempFiles() },
     };
     this.kills.push(kill);
     return kill;

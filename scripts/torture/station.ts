@@ -166,6 +166,11 @@ export class TortureStation {
     } finally { db.close(); }
   }
 
+  /** Partial copies in the store's temp dir (as a kill leaves them, until the next start sweeps them). */
+  async tempFiles(): Promise<number> {
+    return (await fs.readdir(path.join(this.world.storeDir, 'tmp')).catch(() => [] as string[])).length;
+  }
+
   async close(): Promise<void> {
     await this.daemon?.kill9().catch(() => {});
     await this.proxy.stop().catch(() => {});
