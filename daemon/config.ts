@@ -33,7 +33,7 @@ export interface Config {
     /** HQ's Ed25519 public key (PEM) that receipts must be signed with; with the embedded HQ and none set, its own. */
     receiptKey?: string;
   };
-  usb: { enabled: boolean; hotplug: 'auto' | 'libusb' | 'sysfs'; sysfsRoot: string; devRoot: string; runtimeMountRoot: string; fingerprints: Record<string, unknown>[] };
+  usb: { enabled: boolean; hotplug: 'auto' | 'libusb' | 'sysfs'; sysfsRoot: string; devRoot: string; runtimeMountRoot: string; mountHelper: string; fingerprints: Record<string, unknown>[] };
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string; format: 'auto' | 'json' | 'readable' };
@@ -139,6 +139,7 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   config.dock.mountRoots = config.dock.mountRoots.map((r) => path.resolve(baseDir, r));
   config.dock.serialDir = path.resolve(baseDir, config.dock.serialDir);
   config.usb.runtimeMountRoot = path.resolve(baseDir, config.usb.runtimeMountRoot);
+  if (config.usb.mountHelper) config.usb.mountHelper = path.resolve(baseDir, config.usb.mountHelper);
   checkHttpConfig(config.http, baseDir, { resolveSecret, fail: (line) => { throw new ConfigError(line); } });
   return config;
 }

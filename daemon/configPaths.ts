@@ -18,7 +18,9 @@ export async function checkConfigPaths(config: Config): Promise<void> {
   // /dev/serial/by-id exists only while a serial device is present: it may be absent, but it must be able to appear.
   await directory('dock.serialDir', config.dock.serialDir, { create: false, writable: false });
   if (config.usb.enabled) {
-    await directory('usb.runtimeMountRoot', config.usb.runtimeMountRoot, { create: true, writable: true });
+    // With a mount helper the root is root's (the helper refuses one dockd could write): it must be there already.
+    const helper = config.usb.mountHelper !== '';
+    await directory('usb.runtimeMountRoot', config.usb.runtimeMountRoot, { create: !helper, mustExist: helper, writable: !helper });
     await directory('usb.sysfsRoot', path.resolve(config.usb.sysfsRoot), { create: false, mustExist: true, writable: false });
     await directory('usb.devRoot', path.resolve(config.usb.devRoot), { create: false, mustExist: true, writable: false });
   }

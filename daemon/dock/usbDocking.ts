@@ -1,4 +1,5 @@
-import { BlockMounter, MountError } from '../../drivers/mounts/blockMount.ts';
+import { BlockMounter, MountError, type VolumeMounter } from '../../drivers/mounts/blockMount.ts';
+import { MountHelperClient } from '../../drivers/mounts/mountHelperClient.ts';
 import { RemountedVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { fingerprintTable, type FingerprintConfig } from '../../drivers/usb/fingerprints.ts';
 import { LibusbHotplug, SysfsPoller, type UsbHotplug } from '../../drivers/usb/hotplug.ts';
@@ -18,16 +19,20 @@ export class UsbDocking {
   private watcher: UsbWatcher | null = null;
   private hotplug: UsbHotplug | null = null;
   private readonly mounts = new Map<string, string>(); // port path → mount point
-  private readonly mounter: BlockMounter;
+  private readonly mounter: VolumeMounter;
   private readonly log: Logger;
 
   constructor(private readonly deps: {
     config: Config; links: RecorderLinks; board: StatusBoard; log: Logger;
     dockVolume: (mountPoint: string, portPath: string) => void; undockVolume: (mountPoint: string) => void;
-    hotplug?: UsbHotplug; mounter?: BlockMounter;
+    hotplug?: UsbHotplug; mounter?: VolumeMounter;
   }) {
     this.log = deps.log.child({ component: 'usb' });
-    this.mounter = deps.mounter ?? new BlockMounter({ runtimeRoot: deps.config.usb.runtimeMountRoot });
+    const { runtimeMountRoot, mountHelper } = deps.config.usb;
+    // With usb.mountHelper the privileged part lives in another process (dockd-mount) and dockd needs no capability.
+    this.mounter = deps.mounter ?? (mountHelper
+      ? new MountHelperClient({ socketPath: mountHelper, runtimeRoot: runtimeMountRoot })
+      : new BlockMounter({ runtimeRoot: runtimeMountRoot }));
   }
 
   async start(): Promise<void> {
@@ -49,7 +54,11 @@ export class UsbDocking {
       this.deps.board.raise('RECORDER_HANDSHAKE_FAILED', `usb:${f.portPath}`, `${bay ? `bay ${bay}` : f.portPath}: recorder did not come up (${f.error.message})`);
     });
     await this.watcher.start();
-    this.log.info({ sysfs: config.usb.sysfsRoot, mountRoot: config.usb.runtimeMountRoot }, 'watching USB for recorders');
+    if (this.mounter instanceof MountHelperClient) {
+      await this.mounter.ping().then(() => this.log.info({ socket: config.usb.mountHelper }, 'mount helper answers'),
+        (e: Error) => this.log.warn({ socket: config.usb.mountHelper, err: e.message }, 'mount helper does not answer yet: recorder storage cannot be mounted until it does'));
+    }
+    this.log.info({ sysfs: config.usb.sysfsRoot, mountRoot: config.usb.runtimeMountRoot, mountHelper: config.usb.mountHelper || null }, 'watching USB for recorders');
   }
 
   async stop(): Promise<void> {
@@ -75,7 +84,7 @@ export class UsbDocking {
     const awaiting = this.deps.links.claimPreview(r.portPath);
     const name = awaiting?.serial ?? this.deps.links.bayOf(r.portPath) ?? r.portPath;
     try {
-      const m = await this.mounter.mount(device, name);
+      const m = await this.mounter.mount(device, name, { usbPort: r.portPath });
       this.mounts.set(r.portPath, m.mountPoint);
       this.log.info({ port: r.portPath, device, mountPoint: m.mountPoint, fsType: m.fsType }, 'recorder storage mounted read-only');
       this.deps.dockVolume(m.mountPoint, r.portPath);

@@ -11,10 +11,11 @@ import path from 'node:path';
  * Chinese long names come through. The only write ever made is the wipe gate's: `remount(mp, 'rw')` just for it,
  * then `remount(mp, 'ro')` (see drivers/volumes/recorderVolume.ts, RemountedVolume).
  *
- * Privileges: util-linux `mount` refuses any non-root real uid ("restricted" mode), even with CAP_SYS_ADMIN. When dockd
- * runs as its own user (systemd/dockd.service: User=dockd with CAP_SYS_ADMIN and CAP_SETUID), the commands are started
- * as uid 0 (`asRoot`; CAP_SETUID allows it) keeping dockd's gid, so they can traverse the dockd-owned 0750 runtime
- * root; they hold only the service's capabilities (no CAP_DAC_OVERRIDE). As root, commands run as they are.
+ * Privileges: util-linux `mount` refuses any non-root real uid ("restricted" mode), even with CAP_SYS_ADMIN. On a
+ * station, the mount helper (drivers/mounts/mountHelperServer.ts, systemd/dockd-mount.service) runs this as root and
+ * dockd holds no capability at all (usb.mountHelper). Without a helper, dockd mounts itself: as root, or as its own
+ * user with CAP_SYS_ADMIN and CAP_SETUID, starting the commands as uid 0 (`asRoot`) with its own gid so they can
+ * traverse its 0750 runtime root.
  */
 
 export interface RunOptions { uid?: number; gid?: number; timeoutMs?: number }
@@ -57,7 +58,11 @@ export type MountErrorCode =
   | 'UMOUNT_FAILED'
   | 'NOT_MOUNTED'     // remount: nothing of ours is mounted there
   | 'REMOUNT_REFUSED' // remount rw: an ext4 whose journal needs recovery (writing past it would corrupt the volume)
-  | 'REMOUNT_FAILED';
+  | 'REMOUNT_FAILED'
+  // through the mount helper (drivers/mounts/mountHelperServer.ts):
+  | 'NOT_USB_STORAGE'     // sysfs does not name the device as a block device of that USB port's mass-storage interface
+  | 'BAD_REQUEST'         // the helper refused a malformed request
+  | 'HELPER_UNAVAILABLE'; // the helper's socket cannot be reached
 
 export class MountError extends Error {
   constructor(readonly code: MountErrorCode, message: string, options?: { cause?: unknown }) {
@@ -66,10 +71,21 @@ export class MountError extends Error {
   }
 }
 
+/** Mount point names: a bay id, a recorder serial or a port path; never `.`/`..`, a hidden name or a separator. */
+export const MOUNT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
 export const SUPPORTED_FS = ['vfat', 'exfat', 'ext4'] as const;
 export type SupportedFs = typeof SUPPORTED_FS[number];
 
 export interface MountedVolume { device: string; mountPoint: string; fsType: SupportedFs; options: string[] }
+
+/** What the USB docking needs of whoever mounts: this class as it is, or the mount helper's client. */
+export interface VolumeMounter {
+  /** `usbPort`: the recorder's port path, for the helper's check that the device is that port's USB storage. */
+  mount(device: string, name: string, opts?: { usbPort?: string }): Promise<MountedVolume>;
+  unmount(mountPoint: string): Promise<{ wasMounted: boolean; lazy: boolean }>;
+  remount(mountPoint: string, mode: 'rw' | 'ro'): Promise<void>;
+}
 
 export interface BlockMounterOptions {
   /** The runtime mount root owned by dockd, e.g. /run/dockd/mnt; created when missing. */
@@ -84,6 +100,13 @@ export interface BlockMounterOptions {
   procMounts?: string;
   /** Per command; default 30 s. */
   timeoutMs?: number;
+  /**
+   * The mounts are used in another mount namespace that receives them by propagation (dockd.service's, from the
+   * helper's): a propagated copy keeps the per-mount flags it was made with, and a later remount never reaches it. So
+   * each volume is mounted on a staging point, its mount made writable there while the filesystem stays read-only, and
+   * bind-mounted into place: every copy is then writable exactly when the filesystem is, which remount() switches.
+   */
+  propagated?: boolean;
 }
 
 /** The options a recorder volume is mounted with (pure). */
@@ -94,7 +117,7 @@ export function mountOptions(fsType: SupportedFs, owner: { uid: number; gid: num
   return fsType === 'vfat' ? [...base, ...ids, 'utf8', 'shortname=mixed'] : [...base, ...ids, 'iocharset=utf8'];
 }
 
-export class BlockMounter {
+export class BlockMounter implements VolumeMounter {
   private readonly run: CommandRunner;
   private readonly privileged: RunOptions;
 
@@ -119,8 +142,8 @@ export class BlockMounter {
   }
 
   /** Mounts `device` read-only at `<runtimeRoot>/<name>` (name: a bay id or a port path). */
-  async mount(device: string, name: string, opts: { fsType?: SupportedFs } = {}): Promise<MountedVolume> {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(name) || name.includes('..')) {
+  async mount(device: string, name: string, opts: { fsType?: SupportedFs; usbPort?: string } = {}): Promise<MountedVolume> {
+    if (!MOUNT_NAME_RE.test(name) || name.includes('..')) {
       throw new MountError('BAD_NAME', `mount point name ${JSON.stringify(name)} must be one path component of [A-Za-z0-9._:-]`);
     }
     const found = opts.fsType ?? await this.detectFsType(device);
@@ -135,7 +158,8 @@ export class BlockMounter {
     if (await this.isMounted(mountPoint)) throw new MountError('ALREADY_MOUNTED', `${mountPoint} is already a mount point`);
     const options = mountOptions(fsType, { uid: this.options.ownerUid ?? process.getuid?.() ?? 0, gid: this.options.ownerGid ?? process.getgid?.() ?? 0 });
     try {
-      await this.run('mount', ['-o', options.join(','), '-t', fsType, device, mountPoint], this.privileged);
+      if (this.options.propagated) await this.mountStaged(device, fsType, options, mountPoint, name);
+      else await this.run('mount', ['-o', options.join(','), '-t', fsType, device, mountPoint], this.privileged);
     } catch (e) {
       await fs.rmdir(mountPoint).catch(() => {});
       const stderr = e instanceof CommandError ? e.stderr : '';
@@ -144,6 +168,28 @@ export class BlockMounter {
       throw new MountError(gone ? 'DEVICE_GONE' : 'MOUNT_FAILED', `mounting ${device} on ${mountPoint}: ${(e as Error).message}`, { cause: e });
     }
     return { device, mountPoint, fsType, options };
+  }
+
+  /** See `propagated`: mount on `<root>/.staging/<name>`, make that mount writable (not the filesystem), bind it into place. */
+  private async mountStaged(device: string, fsType: SupportedFs, options: string[], mountPoint: string, name: string): Promise<void> {
+    const stagingRoot = path.join(path.dirname(mountPoint), '.staging');
+    await fs.mkdir(stagingRoot, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+    const stage = path.join(stagingRoot, name);
+    await fs.mkdir(stage, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+    if (await this.isMounted(stage)) await this.run('umount', ['-l', stage], this.privileged); // left by a crash
+    await this.run('mount', ['-o', options.join(','), '-t', fsType, device, stage], this.privileged);
+    try {
+      await this.run('mount', ['-o', 'remount,bind,rw,nosuid,nodev,noexec', stage], this.privileged);
+      await this.run('mount', ['--bind', stage, mountPoint], this.privileged);
+    } finally {
+      await this.run('umount', ['-l', stage], this.privileged).catch(() => {});
+      await fs.rmdir(stage).catch(() => {});
+    }
+    const placed = await this.mountEntry(mountPoint);
+    if (!placed || !['ro', 'nosuid', 'nodev', 'noexec'].every((o) => placed.options.includes(o))) {
+      await this.run('umount', ['-l', mountPoint], this.privileged).catch(() => {});
+      throw new MountError('MOUNT_FAILED', `${mountPoint} was not read-only, nosuid, nodev, noexec once in place (${placed?.options.join(',') ?? 'not mounted'})`);
+    }
   }
 
   /**

@@ -25,9 +25,13 @@ export class DaemonProcess {
 
   constructor(readonly configFile: string) {}
 
-  /** `as`: run the daemon as another user (permissions then apply, as for the dockd service user); `env`: extra variables. */
-  start(opts: { as?: { uid: number; gid: number }; env?: Record<string, string> } = {}): void {
-    this.proc = spawn(process.execPath, [DOCKD_BIN, '--config', this.configFile], {
+  /**
+   * `as`: run the daemon as another user (permissions then apply, as for the dockd service user); `env`: extra
+   * variables; `wrap`: a command that execs the daemon (e.g. unshare … setpriv …), so its pid is the daemon's.
+   */
+  start(opts: { as?: { uid: number; gid: number }; env?: Record<string, string>; wrap?: string[] } = {}): void {
+    const [file, ...args] = [...(opts.wrap ?? []), process.execPath, DOCKD_BIN, '--config', this.configFile];
+    this.proc = spawn(file!, args, {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKD_CONFIG: '', ...(opts.env ?? {}) }, ...(opts.as ?? {}),
     });
     let buf = '';

@@ -40,7 +40,7 @@ describe('validateConfig', () => {
     expect(c.hq.embedded).toBe(false);
     expect(c.hq.tus).toEqual({ endpoint: 'https://hq.example.org/files/', headers: {}, concurrency: 2, stallTimeoutSeconds: 30, maxRetryDelaySeconds: 60 });
     expect(c.hq.mqtt).toMatchObject({ url: 'mqtts://hq.example.org:8883', topicPrefix: 'dockd' });
-    expect(c.log).toEqual({ level: 'info' });
+    expect(c.log).toEqual({ level: 'info', format: 'auto' });
     expect(c.station).toEqual({ id: 'dock-07' });
   });
 

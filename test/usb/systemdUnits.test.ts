@@ -26,25 +26,45 @@ async function tempDir(): Promise<string> {
   return d;
 }
 
-/** The unit with ExecStart pointing at this checkout (verify insists that the program exists). */
-async function unitHere(): Promise<string> {
+const NODE_LTS = '/opt/dockd-node/node_modules/node/bin/node'; // README, "Runtime"
+
+/**
+ * The units, side by side in a temp dir, with the Node of ExecStart= pointing at this one and /opt/dockd at this
+ * checkout (verify insists that the program exists). Returns the path of `name`.
+ */
+async function unitHere(name = 'dockd.service'): Promise<string> {
   const dir = await tempDir();
-  const unit = readFileSync(path.join(SYSTEMD, 'dockd.service'), 'utf8')
-    .replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${path.join(REPO, 'bin/dockd.js')}`);
-  const file = path.join(dir, 'dockd.service');
-  await fs.writeFile(file, unit);
-  return file;
+  for (const unit of ['dockd.service', 'dockd-mount.service', 'dockd-mount.socket']) {
+    const text = readFileSync(path.join(SYSTEMD, unit), 'utf8').replace(/^ExecStart=(\S+) \/opt\/dockd\/(\S+)/m, (_, node: string, script: string) => {
+      expect(node).toBe(NODE_LTS);
+      return `ExecStart=${process.execPath} ${path.join(REPO, script)}`;
+    });
+    await fs.writeFile(path.join(dir, unit), text);
+  }
+  return path.join(dir, name);
+}
+
+function keysOf(unitName: string): (k: string) => string[] {
+  const unit = readFileSync(path.join(SYSTEMD, unitName), 'utf8');
+  return (k: string) => [...unit.matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+}
+
+function exposure(file: string): number {
+  const r = run('systemd-analyze', ['security', '--offline=yes', '--no-pager', file]);
+  const m = /Overall exposure level for \S+: ([\d.]+)/.exec(`${r.stdout}${r.stderr}`);
+  expect(m, r.stdout + r.stderr).not.toBeNull();
+  return Number(m![1]);
 }
 
 describe('systemd/dockd.service', () => {
-  const unit = readFileSync(path.join(SYSTEMD, 'dockd.service'), 'utf8');
-  const key = (k: string) => [...unit.matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+  const key = keysOf('dockd.service');
 
-  it('passes systemd-analyze verify without a single diagnostic about it', async () => {
+  it('passes systemd-analyze verify without a single diagnostic about it or the mount helper\'s units', async () => {
     tool('systemd-analyze');
     const file = await unitHere();
-    const r = run('systemd-analyze', ['verify', file]);
-    const aboutUs = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes(path.basename(file)) || l.includes(file));
+    const files = ['dockd.service', 'dockd-mount.service', 'dockd-mount.socket'].map((u) => path.join(path.dirname(file), u));
+    const r = run('systemd-analyze', ['verify', ...files]);
+    const aboutUs = `${r.stdout}${r.stderr}`.split('\n').filter((l) => files.some((f) => l.includes(path.basename(f)) || l.includes(f)));
     expect(aboutUs).toEqual([]);
     expect(r.status).toBe(0);
   });
@@ -60,28 +80,66 @@ describe('systemd/dockd.service', () => {
     expect(key('Type')).toEqual(['notify']);
     expect(key('NotifyAccess')).toEqual(['all']); // messages come from the systemd-notify helper
     expect(key('WatchdogSec')).toEqual(['30']);
-    expect(key('ExecStart')).toEqual(['/usr/bin/node /opt/dockd/bin/dockd.js']);
+    expect(key('ExecStart')).toEqual([`${NODE_LTS} /opt/dockd/bin/dockd.js`]);
     expect(key('User')).toEqual(['dockd']);
     expect(key('NoNewPrivileges')).toEqual(['yes']);
     expect(key('ProtectSystem')).toEqual(['strict']);
-    expect(key('ReadWritePaths')).toEqual(['/var/lib/dockd /run/dockd']);
+    expect(key('ReadWritePaths')).toEqual(['/var/lib/dockd']);
     expect(key('PrivateTmp')).toEqual(['yes']);
     expect(key('ProtectHome')).toEqual(['yes']);
-    expect(key('CapabilityBoundingSet')).toEqual(['CAP_SYS_ADMIN CAP_SETUID']);
-    expect(key('AmbientCapabilities')).toEqual(['CAP_SYS_ADMIN CAP_SETUID']);
+    // No capability at all: the mount helper mounts (usb.mountHelper), reached over its socket.
+    expect(key('CapabilityBoundingSet')).toEqual(['']);
+    expect(key('AmbientCapabilities')).toEqual([]);
+    expect(key('Wants')[0]!.split(/\s+/)).toContain('dockd-mount.socket');
+    expect(key('After')[0]!.split(/\s+/)).toContain('dockd-mount.socket');
+    expect(key('SystemCallFilter')).toEqual(['@system-service', '~@privileged @resources']);
+    expect(key('DevicePolicy')).toEqual(['closed']);
+    expect(key('DeviceAllow').map((d) => d.split(/\s+/)[0])).toEqual(['char-ttyACM', 'char-ttyUSB', 'char-usb_device']);
+    // /run/dockd must not be writable (nor a RuntimeDirectory of dockd's): the helper's mount root is root's.
+    expect(key('RuntimeDirectory')).toEqual([]);
   });
 
-  it('is rated low-exposure by systemd-analyze security', async () => {
+  it('is rated 3.0 or less by systemd-analyze security (it was 3.3 holding CAP_SYS_ADMIN and CAP_SETUID)', async () => {
     tool('systemd-analyze');
-    const r = run('systemd-analyze', ['security', '--offline=yes', '--no-pager', await unitHere()]);
-    const m = /Overall exposure level for \S+: ([\d.]+)/.exec(`${r.stdout}${r.stderr}`);
-    expect(m, r.stdout + r.stderr).not.toBeNull();
-    expect(Number(m![1])).toBeLessThan(5); // 0 = locked down … 10 = unprotected; above 5 systemd calls it MEDIUM
+    expect(exposure(await unitHere())).toBeLessThanOrEqual(3); // 0 = locked down … 10 = unprotected
+  });
+});
+
+describe('systemd/dockd-mount.service and .socket', () => {
+  const service = keysOf('dockd-mount.service');
+  const socket = keysOf('dockd-mount.socket');
+
+  it('listen where the README tells usb.mountHelper to point, for root and the dockd group only', () => {
+    expect(socket('ListenStream')).toEqual(['/run/dockd-mount.sock']);
+    expect(socket('SocketUser')).toEqual(['root']);
+    expect(socket('SocketGroup')).toEqual(['dockd']);
+    expect(socket('SocketMode')).toEqual(['0660']);
+    expect(socket('Accept')).toEqual(['no']);
+    expect(readFileSync(path.join(REPO, 'README.md'), 'utf8')).toContain('mountHelper: /run/dockd-mount.sock');
+  });
+
+  it('run the helper as root with CAP_SYS_ADMIN only, on the runtime mount root of the default config, in the host mount namespace', () => {
+    const schema = JSON.parse(readFileSync(path.join(REPO, 'config/schema.json'), 'utf8')) as { properties: { usb: { properties: { runtimeMountRoot: { default: string } } } } };
+    expect(service('ExecStart')).toEqual([`${NODE_LTS} /opt/dockd/bin/dockd-mount.js --runtime-root ${schema.properties.usb.properties.runtimeMountRoot.default} --owner dockd`]);
+    expect(service('User')).toEqual(['root']);
+    expect(service('CapabilityBoundingSet')).toEqual(['CAP_SYS_ADMIN']);
+    expect(service('NoNewPrivileges')).toEqual(['yes']);
+    expect(service('RestrictAddressFamilies')).toEqual(['AF_UNIX']);
+    expect(service('Requires')).toEqual(['dockd-mount.socket']);
+    // Any of these gives the unit a mount namespace of its own, and its mounts would never reach dockd's.
+    for (const k of ['PrivateTmp', 'PrivateMounts', 'PrivateDevices', 'ProtectSystem', 'ProtectHome', 'ReadWritePaths', 'ReadOnlyPaths',
+      'InaccessiblePaths', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs', 'ProtectControlGroups', 'ProtectProc',
+      'MountFlags', 'RootDirectory', 'TemporaryFileSystem', 'BindPaths', 'RuntimeDirectory', 'StateDirectory']) expect(service(k), k).toEqual([]);
+  });
+
+  it('are rated by systemd-analyze security below 5 (a root helper without namespaces, but with no network and one capability)', async () => {
+    tool('systemd-analyze');
+    expect(exposure(await unitHere('dockd-mount.service'))).toBeLessThan(5);
   });
 });
 
 describe('tmpfiles.d and sysusers.d', () => {
-  it('create the dockd user and /run/dockd/mnt (0750, owned by dockd) in a scratch root', async () => {
+  it('create the dockd user and /run/dockd/mnt (root\'s, 0750, group dockd; /run/dockd root\'s 0755) in a scratch root', async () => {
     tool('systemd-sysusers');
     tool('systemd-tmpfiles');
     const root = await tempDir();
@@ -89,13 +147,16 @@ describe('tmpfiles.d and sysusers.d', () => {
     const users = run('systemd-sysusers', [`--root=${root}`, path.join(SYSTEMD, 'dockd-sysusers.conf')]);
     expect(users.status, users.stderr).toBe(0);
     const passwd = await fs.readFile(path.join(root, 'etc/passwd'), 'utf8');
-    const uid = Number(/^dockd:x:(\d+):/m.exec(passwd)![1]);
+    const gid = Number(/^dockd:x:\d+:(\d+):/m.exec(passwd)![1]);
     const tmp = run('systemd-tmpfiles', ['--create', `--root=${root}`, path.join(SYSTEMD, 'dockd.conf')]);
     expect(tmp.status, tmp.stderr).toBe(0);
     const st = await fs.stat(path.join(root, 'run/dockd/mnt'));
     expect(st.isDirectory()).toBe(true);
     expect(st.mode & 0o777).toBe(0o750);
-    expect(st.uid).toBe(uid);
+    expect(st.uid).toBe(0);
+    expect(st.gid).toBe(gid);
+    const parent = await fs.stat(path.join(root, 'run/dockd'));
+    expect([parent.uid, parent.mode & 0o777]).toEqual([0, 0o755]);
   });
 });
 
@@ -109,7 +170,7 @@ describe('systemd/99-dockd.rules', () => {
     for (const l of lines) for (const part of l.split(',')) expect(part, l).toMatch(pair);
   });
 
-  it('covers every built-in recorder id: device node and mode-specific node to group dockd, automounters off', () => {
+  it('covers every built-in recorder id: USB device and tty nodes to group dockd, storage left root\'s, automounters off', () => {
     const builtIn = [...new Set(BUILTIN_FINGERPRINTS.map((f) => `${hex4(f.vendorId)}:${hex4(f.productId)}`))].sort();
     const usb = lines.filter((l) => l.includes('SUBSYSTEM=="usb"'));
     expect(usb.map(ids).sort()).toEqual(builtIn);
@@ -121,7 +182,7 @@ describe('systemd/99-dockd.rules', () => {
     expect([...new Set(tty.map(ids))].sort()).toEqual([...new Set(serial)].sort());
     expect([...new Set(block.map(ids))].sort()).toEqual([...new Set(storage)].sort());
     for (const l of block) {
-      expect(l).toMatch(/GROUP="dockd"/);
+      expect(l).not.toMatch(/GROUP=|MODE=|OWNER=/); // dockd never opens the block device: the mount helper (root) mounts it
       expect(l).toContain('ENV{UDISKS_IGNORE}="1"');
       expect(l).toContain('ENV{UDISKS_AUTO}="0"');
     }
