@@ -1,0 +1,93 @@
+import fs from 'node:fs/promises';
+import { constants } from 'node:fs';
+import path from 'node:path';
+import type { FileRow, SourceSighting } from '../store/catalog.ts';
+import { classifyStored } from './classify.ts';
+import { copyAndHash } from './copyAndHash.ts';
+import type { FoundRecording } from './discover.ts';
+import { parseRecordingName } from './fileName.ts';
+import type { IngestDeps } from './ingestVolume.ts';
+import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
+
+const MAX_SIDECAR = 64 * 1024;
+
+async function readSidecar(p: string | Buffer): Promise<{ sidecar: Sidecar; error?: string }> {
+  let h: fs.FileHandle;
+  try { h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
+  catch (e) { return { sidecar: {}, error: `cannot open sidecar: ${(e as NodeJS.ErrnoException).code}` }; }
+  try {
+    const st = await h.stat();
+    if (!st.isFile() || st.size > MAX_SIDECAR) return { sidecar: {}, error: `sidecar larger than ${MAX_SIDECAR} bytes` };
+    return parseSidecar((await h.readFile()).toString('utf8').replace(/^\uFEFF/, ''));
+  } finally { await h.close(); }
+}
+
+export interface Outcome { state: string; fileId: number | null; integrity: string | null; verdict?: Promise<FileRow> }
+
+export interface IngestContext {
+  sessionId: number;
+  sessionSerial: string | null;
+  driftMs: number | null;
+  linkedOfficer: { officerId: string; officerName: string | null } | null;
+  /** The catalog id of this path's earlier copy in this session, when the file changed after it was copied. */
+  supersedes: number | null;
+  onBytes: (n: number) => void;
+  signal: AbortSignal;
+}
+
+/**
+ * One recording: confirmed by hash when this recorder path was stored before, else copied and hashed into the store
+ * with the metadata known now, then verified (off the copy path when the dock gives a verify pool).
+ */
+export async function ingestOne(deps: IngestDeps, rec: FoundRecording, ctx: IngestContext): Promise<Outcome> {
+  const { catalog, objects } = deps;
+  const { sessionId, sessionSerial, driftMs, linkedOfficer, onBytes, signal } = ctx;
+  const parsed = parseRecordingName(path.basename(rec.relPath));
+  const deviceSerial = parsed?.serial ?? sessionSerial;
+  const sighting: SourceSighting = { sessionId, deviceSerial, sourcePath: rec.relPath, size: rec.size, mtimeMs: rec.mtimeMs };
+
+  const known = catalog.findKnownSource(sighting);
+  if (known) {
+    const r = await copyAndHash(rec.absPath, null, { onBytes, signal });
+    if (r.sha256 === known.sha256) {
+      catalog.addSighting(known.id, { ...sighting, mtimeMs: r.mtimeMs }, false);
+      return { state: 'known', fileId: known.id, integrity: known.integrity };
+    }
+  }
+
+  const sc = rec.sidecarPath ? await readSidecar(rec.sidecarPath) : { sidecar: {} };
+  if (sc.error) deps.log.warn({ path: rec.relPath, err: sc.error }, 'sidecar ignored');
+  const meta = buildMetadata({
+    name: parsed, sidecar: sc.sidecar, devices: deps.config.devices, sessionSerial, timeZone: deps.timeZone, defaultPlace: deps.config.station.place,
+  });
+  if (linkedOfficer && meta.deviceSerial === sessionSerial) {
+    // The recorder named its officer on its control channel: that identity holds for files whose names carry none
+    // (a recorder not in `devices`, ingested because dock.allowUnknown is true), and names the collector.
+    meta.officerId ??= linkedOfficer.officerId;
+    if (!sc.sidecar.collector && meta.officerId === linkedOfficer.officerId && (meta.collector === null || meta.collector === meta.officerId)) {
+      meta.collector = linkedOfficer.officerName ?? linkedOfficer.officerId;
+    }
+  }
+  const fileId = catalog.beginCopy({
+    size: rec.size, kind: rec.kind, filename: path.basename(rec.relPath), source_path: rec.relPath, source_path_hex: rec.relPathHex, session_id: sessionId,
+    device_serial: meta.deviceSerial, officer_id: meta.officerId, captured_at: meta.capturedAt, captured_at_source: meta.capturedAtSource,
+    recorder_time: meta.recorderTime, collector: meta.collector, case_no: meta.caseNo, purpose: meta.purpose, place: meta.place,
+    important: meta.important ? 1 : 0, clock_drift_ms: driftMs, supersedes: ctx.supersedes,
+  });
+  const tmp = objects.tempPath();
+  let result;
+  try {
+    result = await copyAndHash(rec.absPath, tmp, { onBytes, signal, extraDigests: deps.config.integrity.algorithms.filter((a) => a !== 'sha256') });
+    await objects.commit(tmp, result.sha256, result.size);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    catalog.abortCopy(fileId);
+    throw e;
+  }
+  const done = catalog.finishCopy(fileId, result.sha256, { ...sighting, size: result.size, mtimeMs: result.mtimeMs }, { sm3: result.digests.sm3 });
+  if (done.duplicate) return { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null };
+  if (deps.verify) return { state: 'stored', fileId: done.fileId, integrity: null, verdict: deps.verify(done.fileId) };
+  const f = await classifyStored(deps, done.fileId);
+  if (f.state === 'ready') deps.onReady();
+  return { state: 'stored', fileId: f.id, integrity: null, verdict: Promise.resolve(f) };
+}
