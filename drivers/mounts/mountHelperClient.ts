@@ -51,6 +51,7 @@ export class MountHelperClient implements VolumeMounter {
       socket.on('data', (d) => { buf += d; if (buf.length > 64 * 1024) settle(() => reject(new MountError('MOUNT_FAILED', 'the mount helper answered more than 64 KiB'))); });
       socket.on('error', (e: NodeJS.ErrnoException) => settle(() => reject(new MountError('HELPER_UNAVAILABLE',
         `the mount helper at ${this.o.socketPath} cannot be reached (${e.code ?? e.message}): is dockd-mount.socket running?`, { cause: e }))));
+      socket.on('close', () => settle(() => reject(new MountError('HELPER_UNAVAILABLE', `the mount helper at ${this.o.socketPath} closed the connection without answering ${req.op}`))));
       socket.on('end', () => settle(() => {
         let r: Record<string, unknown>;
         try { r = JSON.parse(buf.trim()) as Record<string, unknown>; }
