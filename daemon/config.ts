@@ -27,7 +27,7 @@ export interface Config {
   hq: {
     embedded: boolean;
     tus: { endpoint: string; headers: Record<string, string>; concurrency: number; stallTimeoutSeconds: number; maxRetryDelaySeconds: number };
-    mqtt: { url: string; topicPrefix: string; protocolVersion: 4 | 5; username?: string; password?: string; tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } };
+    mqtt: { url: string; urls: string[]; topicPrefix: string; protocolVersion: 4 | 5; username?: string; password?: string; tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } };
     receiptTimeoutSeconds: number;
     auditIntervalSeconds: number;
     /** HQ's Ed25519 public key (PEM) that receipts must be signed with; with the embedded HQ and none set, its own. */
@@ -92,6 +92,31 @@ function describe(err: ErrorObject): string {
   }
 }
 
+/** hq.mqtt.url or hq.mqtt.urls (exactly one of them), as [key, url] pairs; fills in the other. */
+function mqttBrokers(config: Config): [string, string][] {
+  const m = config.hq.mqtt as { url?: string; urls?: string[] };
+  if (m.url === undefined && m.urls === undefined) throw new ConfigError('config: hq.mqtt.url: missing required key (or hq.mqtt.urls, a list of brokers)');
+  if (m.url !== undefined && m.urls !== undefined) throw new ConfigError('config: hq.mqtt.urls: give hq.mqtt.url (one broker) or hq.mqtt.urls (a list), not both');
+  const pairs: [string, string][] = m.urls ? m.urls.map((u, i) => [`hq.mqtt.urls.${i}`, u]) : [['hq.mqtt.url', m.url!]];
+  m.urls ??= [m.url!];
+  m.url ??= m.urls[0];
+  return pairs;
+}
+
+/** A list of brokers shares one path (ws/wss), and the embedded HQ runs a single broker. */
+function checkBrokerList(config: Config, brokers: [string, string][]): void {
+  if (brokers.length < 2) return;
+  if (config.hq.embedded) throw new ConfigError('config: hq.mqtt.urls: the embedded HQ runs one broker: give hq.mqtt.url');
+  // Only WebSocket URLs have a path that matters; mqtt.js takes it from the first URL.
+  const pathOf = (url: URL) => (url.protocol === 'ws:' || url.protocol === 'wss:' ? url.pathname || '/' : '/');
+  const path0 = pathOf(new URL(brokers[0][1]));
+  for (const [key, url] of brokers) {
+    const u = new URL(url);
+    if (u.username || u.password) throw new ConfigError(`config: ${key}: put credentials in hq.mqtt.username and hq.mqtt.password, which every broker of the list is given`);
+    if (pathOf(u) !== path0) throw new ConfigError(`config: ${key}: every broker of the list is reached with the path of the first (${path0}), not ${pathOf(u)}`);
+  }
+}
+
 /** Validates a parsed document, fills defaults and resolves paths; throws ConfigError with one line. */
 export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config: the document must be a mapping of keys');
@@ -110,7 +135,8 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
     if (serials.has(d.serial)) throw new ConfigError(`config: devices.${i}.serial: duplicate serial "${d.serial}"`);
     serials.add(d.serial);
   });
-  for (const [key, url] of [['hq.tus.endpoint', config.hq.tus.endpoint], ['hq.mqtt.url', config.hq.mqtt.url]] as const) {
+  const brokers = mqttBrokers(config);
+  for (const [key, url] of [['hq.tus.endpoint', config.hq.tus.endpoint] as const, ...brokers]) {
     let host: string;
     try { host = new URL(url).hostname; }
     catch { throw new ConfigError(`config: ${key}: not a valid URL (${JSON.stringify(url)})`); }
@@ -118,6 +144,7 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
       throw new ConfigError(`config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`);
     }
   }
+  checkBrokerList(config, brokers);
   if (config.hq.embedded && config.hq.mqtt.protocolVersion === 5) {
     throw new ConfigError('config: hq.mqtt.protocolVersion: the embedded HQ\'s broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true');
   }

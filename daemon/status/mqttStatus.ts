@@ -9,6 +9,7 @@ import { safeUrl, type Logger } from '../log.ts';
 import type { Catalog } from '../store/catalog.ts';
 import type { StatusBoard } from './board.ts';
 import { LogThrottle } from './logThrottle.ts';
+import { brokerInUse, failoverServers } from './brokerList.ts';
 import { buildSnapshot, diskInfo, type DiskInfo, type StateSnapshot } from './snapshot.ts';
 
 const STATE_MIN_INTERVAL_MS = 250;
@@ -63,6 +64,7 @@ export class MqttStatus {
       username: config.hq.mqtt.username,
       password: config.hq.mqtt.password,
       reconnectPeriod: 1000,
+      servers: failoverServers(config.hq.mqtt.urls),
       connectTimeout: 10_000,
       will: { topic: `${this.prefix}/status`, payload: Buffer.from('offline'), qos: 1, retain: true },
       ...(tls ? {
@@ -72,7 +74,9 @@ export class MqttStatus {
         rejectUnauthorized: tls.rejectUnauthorized,
       } : {}),
     };
-    this.client = mqtt.connect(config.hq.mqtt.url, options);
+    const urls = config.hq.mqtt.urls;
+    this.client = mqtt.connect(urls[0], options);
+    const inUse = () => safeUrl(brokerInUse(this.client!, urls));
     let receipts = Promise.resolve();
     this.client.on('message', (topic, payload) => {
       if (!this.deps.onReceipt) return;
@@ -89,12 +93,12 @@ export class MqttStatus {
       awaitingConnack = false;
       const version = config.hq.mqtt.protocolVersion;
       const hint = version === 5 ? 'if it does not speak MQTT 5 (RabbitMQ before 3.13 does not), set hq.mqtt.protocolVersion: 4' : 'check its listener and logs';
-      this.throttle.warn(this.log, 'connack', { url: safeUrl(config.hq.mqtt.url), protocolVersion: version }, `the broker closed the connection without answering our MQTT CONNECT: ${hint}`);
-      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker (${safeUrl(config.hq.mqtt.url)}) hangs up on our MQTT ${version === 5 ? '5' : '3.1.1'} CONNECT: ${hint}; events are kept and sent when it answers`);
+      this.throttle.warn(this.log, 'connack', { url: inUse(), protocolVersion: version }, `the broker closed the connection without answering our MQTT CONNECT: ${hint}`);
+      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker (${inUse()}) hangs up on our MQTT ${version === 5 ? '5' : '3.1.1'} CONNECT: ${hint}; events are kept and sent when it answers`);
     });
     this.client.on('connect', () => {
       awaitingConnack = false;
-      this.log.info({ url: safeUrl(config.hq.mqtt.url), protocolVersion: config.hq.mqtt.protocolVersion }, 'connected to broker');
+      this.log.info({ url: inUse(), protocolVersion: config.hq.mqtt.protocolVersion }, 'connected to broker');
       this.deps.board.clear('mqtt');
       this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
       this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => { if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts'); });
@@ -103,7 +107,9 @@ export class MqttStatus {
       void this.drain();
     });
     this.client.on('offline', () => {
-      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker unreachable (${safeUrl(config.hq.mqtt.url)}); events are kept and sent when it returns`);
+      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', urls.length > 1
+        ? `MQTT broker ${inUse()} unreachable, trying the others of ${urls.map(safeUrl).join(', ')} in turn; events are kept and sent, in order, when one answers`
+        : `MQTT broker unreachable (${safeUrl(urls[0])}); events are kept and sent when it returns`);
     });
     this.client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
     this.offs.push(this.deps.bus.on('outbox.added', () => void this.drain()));

@@ -2,7 +2,7 @@
  * The hq.mqtt keys. station.id and hq.mqtt.topicPrefix are MQTT topic levels: only [A-Za-z0-9_-] (the prefix: such
  * levels separated by /), so that every broker delivers P/S/receipt under the very name dockd subscribed to. RabbitMQ
  * rewrites '.', which made a station with a dot in its id lose every receipt. Anything else is refused in one line
- * naming the key, what is allowed and why. hq.mqtt.protocolVersion is 4 or 5.
+ * naming the key, what is allowed and why. hq.mqtt.protocolVersion is 4 or 5; hq.mqtt.urls a list of brokers.
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../daemon/config.ts';
@@ -76,6 +76,58 @@ describe('hq.mqtt.protocolVersion', () => {
     const d = doc('dock-01');
     d.hq = { embedded: true, tus: { endpoint: 'http://127.0.0.1:1080/files/' }, mqtt: { url: 'mqtt://127.0.0.1:1883', protocolVersion: 5 } };
     expect(refusal(d)).toBe("config: hq.mqtt.protocolVersion: the embedded HQ's broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true");
+  });
+});
+
+describe('hq.mqtt.urls', () => {
+  function withUrls(urls: unknown, url?: string): Record<string, any> {
+    const d = doc('dock-01');
+    if (url === undefined) delete d.hq.mqtt.url; else d.hq.mqtt.url = url;
+    d.hq.mqtt.urls = urls;
+    return d;
+  }
+
+  it('a list of brokers; url is its first', () => {
+    const c = validateConfig(withUrls(['mqtts://a.hq:8883', 'mqtts://b.hq:8883']), '/srv');
+    expect(c.hq.mqtt.urls).toEqual(['mqtts://a.hq:8883', 'mqtts://b.hq:8883']);
+    expect(c.hq.mqtt.url).toBe('mqtts://a.hq:8883');
+  });
+
+  it('a single url is a list of one', () => {
+    expect(validateConfig(doc('dock-01'), '/srv').hq.mqtt.urls).toEqual(['mqtts://hq.example.org:8883']);
+  });
+
+  it.each([
+    ['neither', (d: any) => { delete d.hq.mqtt.url; }, 'config: hq.mqtt.url: missing required key (or hq.mqtt.urls, a list of brokers)'],
+    ['both', (d: any) => { d.hq.mqtt.urls = ['mqtt://b.hq']; }, 'config: hq.mqtt.urls: give hq.mqtt.url (one broker) or hq.mqtt.urls (a list), not both'],
+  ])('refuses %s in one line', (_what, edit, line) => {
+    const d = doc('dock-01');
+    edit(d);
+    expect(refusal(d)).toBe(line);
+  });
+
+  it.each([
+    [[], /^config: hq\.mqtt\.urls: /],
+    [['mqtt://a.hq', 'mqtt://a.hq'], /^config: hq\.mqtt\.urls: /],
+    [['mqtt://a.hq', 'http://b.hq'], /^config: hq\.mqtt\.urls\.1: has an invalid value/],
+    [['mqtt://a.hq', 'mqtt://b hq'], /^config: hq\.mqtt\.urls\.1: not a valid URL/],
+    [['mqtt://a.hq', 'mqtt://st:pw@b.hq'], /^config: hq\.mqtt\.urls\.1: put credentials in hq\.mqtt\.username and hq\.mqtt\.password/],
+    [['wss://a.hq/mqtt', 'wss://b.hq/ws'], /^config: hq\.mqtt\.urls\.1: every broker of the list is reached with the path of the first \(\/mqtt\), not \/ws$/],
+  ])('refuses %j in one line', (urls, line) => {
+    const message = refusal(withUrls(urls));
+    expect(message).not.toContain('\n');
+    expect(message).toMatch(line);
+  });
+
+  it('mqtt:// brokers with and without a trailing slash are the same list', () => {
+    expect(validateConfig(withUrls(['mqtt://a.hq:1883', 'mqtt://b.hq:1883/']), '/srv').hq.mqtt.urls).toHaveLength(2);
+  });
+
+  it('the embedded HQ runs one broker', () => {
+    const d = withUrls(['mqtt://127.0.0.1:1883', 'mqtt://127.0.0.1:1884']);
+    d.hq.embedded = true;
+    d.hq.tus.endpoint = 'http://127.0.0.1:1080/files/';
+    expect(refusal(d)).toBe('config: hq.mqtt.urls: the embedded HQ runs one broker: give hq.mqtt.url');
   });
 });
 
