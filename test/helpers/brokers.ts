@@ -3,10 +3,11 @@
  * mosquitto with a config of the test's choosing (ACL, reload on SIGHUP, SIGKILL), and RabbitMQ with its MQTT plugin
  * as a private node (its own node name, Erlang port mapper, data, log and config directories in a temp dir).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { freePort, waitFor } from './ports.ts';
 
@@ -89,6 +90,7 @@ export class MosquittoBroker implements TestBroker {
   }
 }
 
+const run = promisify(execFile);
 const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
 const EPMD = ['/usr/bin/epmd', '/usr/lib/erlang/bin/epmd'].find((p) => existsSync(p)) ?? 'epmd';
 /** A cold start of a RabbitMQ node takes some 20 s on an idle 2-core machine; several times that under load. */
@@ -173,6 +175,13 @@ export class RabbitMqBroker implements TestBroker {
     const epmd = this.epmd;
     this.epmd = null;
     if (epmd && epmd.exitCode === null && epmd.signalCode === null) { epmd.kill('SIGTERM'); await exitOf(epmd); }
+  }
+
+  /** rabbitmqctl against this node (its cookie and port mapper), e.g. to add users and permissions; returns stdout. */
+  async ctl(...args: string[]): Promise<string> {
+    const env = { ...process.env, HOME: this.dir, ERL_EPMD_PORT: String(this.ports!.epmd) };
+    const { stdout } = await run(path.join(RABBIT_BIN, 'rabbitmqctl'), ['-n', this.nodeName, ...args], { env, timeout: 60_000 });
+    return stdout;
   }
 
   private async logTail(): Promise<string> {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
 import { MosquittoBroker, RabbitMqBroker, type TestBroker } from '../helpers/brokers.ts';
 import { sendReceipt } from '../helpers/custodyTrail.ts';
+import { signedReceipt } from '../helpers/hqKeys.ts';
 import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings, type PlacedRecording } from '../helpers/recordings.ts';
@@ -108,12 +109,14 @@ describe.each(SUITES)('$title', ({ kind, protocolVersion }) => {
     const world = await stationWorld(path.join(dir, S), { tusEndpoint: tus.endpoint, mqttUrl: broker.url, stationId: S, mqtt: { protocolVersion } });
     const first = await startDaemon(world.configFile);
 
-    // A subscriber that comes after the station: the retained messages reach it on their exact topics.
     const hq = await subscribe(broker.url, [`${P}/status`, `${P}/state`, `${P}/audit`, `${P}/event`]);
-    await waitFor('retained online, state and audit head', () => ['status', 'state', 'audit'].every((t) => hq.messages.some((m) => m.topic === `${P}/${t}` && m.retain)));
-    expect(hq.messages.find((m) => m.topic === `${P}/status` && m.retain)!.payload).toBe('online');
-    expect(JSON.parse(hq.messages.find((m) => m.topic === `${P}/state` && m.retain)!.payload)).toMatchObject({ stationId: S });
-    expect(JSON.parse(hq.messages.find((m) => m.topic === `${P}/audit` && m.retain)!.payload)).toMatchObject({ stationId: S, seq: expect.any(Number) });
+    await waitFor('online, state and audit head', () => ['status', 'state', 'audit'].every((t) => hq.messages.some((m) => m.topic === `${P}/${t}`)));
+    // A subscriber that comes after they were published: the retained messages reach it on their exact topics.
+    const late = await subscribe(broker.url, [`${P}/status`, `${P}/state`, `${P}/audit`]);
+    await waitFor('retained online, state and audit head', () => ['status', 'state', 'audit'].every((t) => late.messages.some((m) => m.topic === `${P}/${t}` && m.retain)));
+    expect(late.messages.find((m) => m.topic === `${P}/status` && m.retain)!.payload).toBe('online');
+    expect(JSON.parse(late.messages.find((m) => m.topic === `${P}/state` && m.retain)!.payload)).toMatchObject({ stationId: S });
+    expect(JSON.parse(late.messages.find((m) => m.topic === `${P}/audit` && m.retain)!.payload)).toMatchObject({ stationId: S, seq: expect.any(Number) });
 
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(protocolVersion * 10 + (kind === 'rabbitmq' ? 900 : 800), 2));
     await waitFor('both uploads announced on MQTT', () => events(hq.messages, `${P}/event`).filter((e) => e.type === 'file.uploaded').length === 2, 120_000);
@@ -135,8 +138,8 @@ describe.each(SUITES)('$title', ({ kind, protocolVersion }) => {
     const beforeKill = hq.messages.filter((m) => m.topic === `${P}/status`).length;
     await again.kill9();
     await waitFor('the last will', () => hq.messages.filter((m) => m.topic === `${P}/status`).slice(beforeKill).some((m) => m.payload === 'offline'), 90_000);
-    const late = await subscribe(broker.url, [`${P}/status`]);
-    await waitFor('retained offline for a late subscriber', () => late.messages.some((m) => m.retain && m.payload === 'offline'));
+    const later = await subscribe(broker.url, [`${P}/status`]);
+    await waitFor('retained offline for a late subscriber', () => later.messages.some((m) => m.retain && m.payload === 'offline'));
   });
 
   it('broker outage: events are kept while it is down and delivered in order, none missing, when it returns', async () => {
@@ -182,6 +185,73 @@ describe.each(SUITES)('$title', ({ kind, protocolVersion }) => {
     await client.publishAsync('dotted/st.01/receipt', 'x', { qos: 1 });
     await waitFor('the message back', () => got.length > 0);
     expect(got).toEqual([kind === 'rabbitmq' ? 'dotted/st/01/receipt' : 'dotted/st.01/receipt']);
+  });
+});
+
+/** The README's RabbitMQ permissions ("Connecting to your HQ") for a station user and for HQ. */
+async function grantAsReadme(broker: RabbitMqBroker, stations: string[]): Promise<void> {
+  for (const u of stations) {
+    const q = `mqtt-subscription-dockd-${u}qos[01]`;
+    await broker.ctl('add_user', u, `${u}-pw`);
+    await broker.ctl('set_permissions', '-p', '/', u, `^${q}$`, `^(amq\\.topic|${q})$`, `^(amq\\.topic|${q})$`);
+    await broker.ctl('set_topic_permissions', '-p', '/', u, 'amq.topic', '^dockd\\.{username}\\.(status|state|event|audit)$', '^dockd\\.{username}\\.receipt$');
+  }
+  await broker.ctl('add_user', 'hq', 'hq-pw');
+  await broker.ctl('set_permissions', '-p', '/', 'hq', '^mqtt-subscription-hq.*$', '^(amq\\.topic|mqtt-subscription-hq.*)$', '^(amq\\.topic|mqtt-subscription-hq.*)$');
+  await broker.ctl('set_topic_permissions', '-p', '/', 'hq', 'amq.topic', '^dockd\\.[^.]+\\.receipt$', '^dockd\\..*$');
+}
+
+/** Connects as `user` and does `act`; resolves to 'ok' or 'closed' (RabbitMQ closes the connection on a refusal). */
+async function asUser(url: string, user: string, clientId: string, act: (c: mqtt.MqttClient) => Promise<unknown>): Promise<'ok' | 'closed'> {
+  let c: mqtt.MqttClient;
+  try { c = await mqtt.connectAsync(url, { username: user, password: `${user}-pw`, clientId, reconnectPeriod: 0, connectTimeout: 10_000 }); } catch { return 'closed'; }
+  const closed = new Promise<'closed'>((r) => c.once('close', () => r('closed')));
+  try {
+    return await Promise.race([act(c).then(() => 'ok' as const, () => 'closed' as const), closed]);
+  } finally {
+    c.end(true); // a QoS 1 publish the broker never acknowledged would hold a graceful end for ever
+  }
+}
+
+describe('RabbitMQ 3.10 permissions as the README gives them', () => {
+  it('a station writes only its own topics and reads only its own receipts; only HQ publishes receipts', async () => {
+    const broker = await rabbitBroker();
+    const ST = 'acl-st';
+    await grantAsReadme(broker, [ST, 'acl-other']);
+    const dir = await tempDir('dockd-interop-rabbit-acl-');
+    const world = await stationWorld(dir, { tusEndpoint: 'http://127.0.0.1:9/files/', mqttUrl: broker.url, stationId: ST, mqtt: { username: ST, password: `${ST}-pw` } });
+    const d = new DaemonProcess(world.configFile);
+    try {
+      d.start();
+      await d.started();
+      await d.waitForLog((l) => l.msg === 'connected to broker', 'the station to connect with its own user', 60_000);
+      const hq = await mqtt.connectAsync(broker.url, { username: 'hq', password: 'hq-pw', clientId: 'hq-acl', reconnectPeriod: 0 });
+      const seen: { topic: string; payload: string; retain: boolean }[] = [];
+      hq.on('message', (topic, payload, p) => seen.push({ topic, payload: payload.toString(), retain: p.retain }));
+      await hq.subscribeAsync([`dockd/${ST}/status`, `dockd/${ST}/audit`], { qos: 1 });
+      await waitFor('the retained online and audit head, read by HQ', () => seen.some((m) => m.retain && m.payload === 'online') && seen.some((m) => m.topic.endsWith('/audit')));
+
+      // With the station's own credentials, or as another station: no receipt gets in, no one else's receipts come out.
+      const forged = 'ef'.repeat(32);
+      const receipt = (sha: string) => JSON.stringify(signedReceipt(ST, sha, true));
+      expect(await asUser(broker.url, ST, 'forger', (c) => c.publishAsync(`dockd/${ST}/receipt`, receipt(forged), { qos: 1 }))).toBe('closed');
+      expect(await asUser(broker.url, ST, 'forger', (c) => c.publishAsync('dockd/acl-other/status', 'offline', { qos: 1 }))).toBe('closed');
+      expect(await asUser(broker.url, 'acl-other', 'dockd-acl-other', (c) => c.subscribeAsync(`dockd/${ST}/receipt`, { qos: 1 }))).toBe('closed');
+      expect(await asUser(broker.url, 'hq', 'hq-forger', (c) => c.publishAsync(`dockd/${ST}/status`, 'offline', { qos: 1 }))).toBe('closed');
+      // HQ's receipt arrives (an unknown sha256: audited as ignored); the forged one never did.
+      const real = 'fe'.repeat(32);
+      await hq.publishAsync(`dockd/${ST}/receipt`, receipt(real), { qos: 1 });
+      const audit = await waitFor('HQ\'s receipt applied', async () => {
+        const rows = await dockctlJson<{ type: string; subject: string | null }[]>(world.configFile, ['audit']);
+        return rows.some((e) => e.type === 'receipt.ignored' && e.subject === real) ? rows : null;
+      });
+      expect(audit.filter((e) => e.subject === forged)).toEqual([]);
+      await hq.endAsync();
+      expect(await d.stop()).toBe(0);
+    } finally {
+      await d.kill9();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
