@@ -54,8 +54,9 @@ describe('recordings missing required metadata: held as needs-annotation until d
       d: recordingName({ at: '20261128100300', seq: 4 }),
       e1: recordingName({ at: '20261128100400', seq: 5 }),
       e2: recordingName({ at: '20261128100500', seq: 6 }),
+      empty: recordingName({ at: '20261128100600', seq: 7 }),
     };
-    // Two (broken) files whose sha256 share a 6-digit prefix, to make that prefix ambiguous.
+    // Two (damaged) files whose sha256 share a 6-digit prefix, to make that prefix ambiguous; and an empty one (rejected).
     const twins = blobsWithSharedPrefix(6);
     await dockVolume(world.mountRoot, 'REC1', async (v) => {
       await fs.copyFile(media.a, path.join(v, n.a));
@@ -66,17 +67,18 @@ describe('recordings missing required metadata: held as needs-annotation until d
       await fs.writeFile(path.join(v, metaName(n.d)), JSON.stringify({ caseNo: 'C-D' })); // place and purpose missing
       await fs.writeFile(path.join(v, n.e1), twins.a);
       await fs.writeFile(path.join(v, n.e2), twins.b);
+      await fs.writeFile(path.join(v, n.empty), '');
     });
     const sha = {
       a: await sha256OfFile(media.a), b: await sha256OfFile(media.b), c: await sha256OfFile(media.c), d: await sha256OfFile(media.d),
-      e1: sha256Of(twins.a), e2: sha256Of(twins.b),
+      e1: sha256Of(twins.a), e2: sha256Of(twins.b), empty: sha256Of(''),
     };
 
     await waitForIngestFinished(daemon, 1);
-    const rows = await waitForSettledCatalog(world.configFile, 6);
+    const rows = await waitForSettledCatalog(world.configFile, 7);
     const row = (s: string) => rows.find((r) => r.sha256 === s)!;
     expect(Object.fromEntries(Object.entries(sha).map(([k, s]) => [k, row(s)?.state]))).toEqual({
-      a: 'uploaded', b: 'needs-annotation', c: 'needs-annotation', d: 'needs-annotation', e1: 'rejected', e2: 'rejected',
+      a: 'uploaded', b: 'needs-annotation', c: 'needs-annotation', d: 'needs-annotation', e1: 'needs-annotation', e2: 'needs-annotation', empty: 'rejected',
     });
 
     // The held recordings never reached HQ: the only upload the server was ever asked to create is the ready one.
@@ -89,27 +91,27 @@ describe('recordings missing required metadata: held as needs-annotation until d
     expect(row(sha.b).reason).not.toMatch(/collector|capture time/);
     expect(row(sha.d).reason).toMatch(/采集地点 place.*证明对象 purpose/);
     expect(row(sha.d).reason).not.toMatch(/case no/);
-    await waitFor('file.needs-annotation events', () => eventsOf(mq.messages, 'file.needs-annotation').length >= 3, 120_000);
+    await waitFor('file.needs-annotation events', () => eventsOf(mq.messages, 'file.needs-annotation').length >= 5, 120_000);
     const held = eventsOf(mq.messages, 'file.needs-annotation');
-    expect(held.map((e) => e.sha256).sort()).toEqual([sha.b, sha.c, sha.d].sort());
+    expect(held.map((e) => e.sha256).sort()).toEqual([sha.b, sha.c, sha.d, sha.e1, sha.e2].sort()); // the damaged twins too
     expect(held.find((e) => e.sha256 === sha.b)).toMatchObject({ id: row(sha.b).id, filename: n.b, missing: ['caseNo', 'place', 'purpose'] });
     expect(held.find((e) => e.sha256 === sha.d)).toMatchObject({ id: row(sha.d).id, filename: n.d, missing: ['place', 'purpose'] });
 
     // `dockctl files --state needs-annotation` lists exactly those.
     const heldFiles = await dockctlFiles(world.configFile, 'needs-annotation');
-    expect(heldFiles.map((f) => f.sha256).sort()).toEqual([sha.b, sha.c, sha.d].sort());
+    expect(heldFiles.map((f) => f.sha256).sort()).toEqual([sha.b, sha.c, sha.d, sha.e1, sha.e2].sort());
     expect(heldFiles.every((f) => f.state === 'needs-annotation' && /missing/.test(f.reason ?? ''))).toBe(true);
 
     // `dockctl status`: JSON and text both show the held recordings.
     const statusJson = await runDockctl(world.configFile, ['status', '--json']);
     expect(statusJson.code).toBe(0);
     const st = JSON.parse(statusJson.stdout) as { queue: Record<string, number>; needsAnnotation: { id: number; sha256: string; filename: string; reason: string }[] };
-    expect(st.queue['needs-annotation']).toBe(3);
-    expect(st.needsAnnotation.map((h) => h.sha256).sort()).toEqual([sha.b, sha.c, sha.d].sort());
+    expect(st.queue['needs-annotation']).toBe(5);
+    expect(st.needsAnnotation.map((h) => h.sha256).sort()).toEqual([sha.b, sha.c, sha.d, sha.e1, sha.e2].sort());
     expect(st.needsAnnotation.find((h) => h.sha256 === sha.d)).toEqual({ id: row(sha.d).id, sha256: sha.d, filename: n.d, reason: row(sha.d).reason });
     const statusText = await runDockctl(world.configFile, ['status']);
     expect(statusText.code).toBe(0);
-    expect(statusText.stdout).toContain('needs annotation (3)');
+    expect(statusText.stdout).toContain('needs annotation (5)');
     for (const s of [sha.b, sha.c, sha.d]) {
       const line = statusText.stdout.split('\n').find((l) => l.includes(s.slice(0, 12)));
       expect(line, `a status line for ${s}`).toBeDefined();
@@ -134,9 +136,9 @@ describe('recordings missing required metadata: held as needs-annotation until d
     const uploaded = await annotate(sha.a.slice(0, 12), ...full);
     expect(uploaded.code).not.toBe(0);
     expect(uploaded.stderr).toMatch(new RegExp(`#${row(sha.a).id} is uploaded`));
-    const rejected = await annotate(sha.e1, ...full);
+    const rejected = await annotate(sha.empty, ...full);
     expect(rejected.code).not.toBe(0);
-    expect(rejected.stderr).toMatch(new RegExp(`#${row(sha.e1).id} is rejected`));
+    expect(rejected.stderr).toMatch(new RegExp(`#${row(sha.empty).id} is rejected`));
     const noPurpose = await annotate(String(row(sha.d).id), '--case-no', 'X-4');
     expect(noPurpose.code).not.toBe(0);
     expect(noPurpose.stderr).toMatch(/--purpose/);
@@ -171,7 +173,7 @@ describe('recordings missing required metadata: held as needs-annotation until d
     expect(dHeld!.reason).not.toMatch(/purpose|case no/);
 
     // The B and C uploads are done and nothing else is in flight, so D has had every chance to leak out: it has not.
-    await waitForSettledCatalog(world.configFile, 6);
+    await waitForSettledCatalog(world.configFile, 7);
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
     expect((await uploadsCreated(path.join(dir, 'hq'))).some((u) => u.metadata.sha256 === sha.d)).toBe(false);
 
@@ -180,13 +182,14 @@ describe('recordings missing required metadata: held as needs-annotation until d
     await waitFor('D uploaded after its place was given', () => tus.finished.some((u) => u.sha256 === sha.d), 180_000);
     expect(tus.finished.find((u) => u.sha256 === sha.d)!.metadata).toMatchObject({ caseNo: 'X-4', purpose: '现场检查', place: '胜利路9号', collector: '张三' });
 
-    // Everything held has been released; each recording went to HQ exactly once.
-    const final = await waitForSettledCatalog(world.configFile, 6);
+    // Everything annotated has been released (the damaged twins, never annotated here, are still held); each recording
+    // went to HQ exactly once.
+    const final = await waitForSettledCatalog(world.configFile, 7);
     expect(final.filter((f: PublicFile) => f.state === 'uploaded').map((f) => f.sha256).sort()).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
-    expect(await dockctlFiles(world.configFile, 'needs-annotation')).toEqual([]);
+    expect((await dockctlFiles(world.configFile, 'needs-annotation')).map((f) => f.sha256).sort()).toEqual([sha.e1, sha.e2].sort());
     const after = await runDockctl(world.configFile, ['status', '--json']);
-    expect(JSON.parse(after.stdout).needsAnnotation).toEqual([]);
+    expect((JSON.parse(after.stdout).needsAnnotation as { sha256: string }[]).map((h) => h.sha256).sort()).toEqual([sha.e1, sha.e2].sort());
     await waitFor('file.uploaded events for the annotated recordings', () => {
       const up = eventsOf(mq.messages, 'file.uploaded').map((e) => e.sha256);
       return [sha.b, sha.c, sha.d].every((s) => up.includes(s));

@@ -86,7 +86,7 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
       await fs.writeFile(path.join(v, n1.replace('.mp4', '.meta.json')), meta);
       await fs.copyFile(photo, path.join(v, n2));
       await fs.writeFile(path.join(v, n2.replace('.jpg', '.meta.json')), meta);
-      await fs.writeFile(path.join(v, recordingName({ at: '20261128101700', seq: 3 })), junk); // rejected, still stored
+      await fs.writeFile(path.join(v, recordingName({ at: '20261128101700', seq: 3 })), junk); // damaged (and held: no sidecar), still stored with its SM3
     });
     return { clip, photo, junk };
   }
@@ -119,7 +119,7 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
       // The stored object hashes to the recorded SM3 too.
       expect(await sm3OfFile(objectPath(world.storeDir, f.sha256!))).toBe(f.sm3);
     }
-    expect(rows.find((f) => f.state === 'rejected')?.sha256).toBe(createHash('sha256').update(junk).digest('hex'));
+    expect(rows.find((f) => (f as unknown as { integrity: string }).integrity === 'damaged')?.sha256).toBe(createHash('sha256').update(junk).digest('hex'));
 
     // An export carries it in its metadata JSON as well.
     const clipRow = rows.find((f) => f.sha256 === [...want.keys()][0])!;
