@@ -15,7 +15,7 @@ import { TortureStation } from './torture/station.ts';
 
 interface Options { rounds: number; clips: number; rateMBps: number; seed: number; keep: boolean }
 
-const USAGE = 'usage: npm run torture -- [--rounds N (100)] [--clips N per volume, >= 20 (24)] [--rate MB/s to HQ (3)] [--seed S] [--keep]';
+const USAGE = 'usage: npm run torture -- [--rounds N (100)] [--clips N per volume, >= 20 (24)] [--rate MB/s to HQ (5)] [--seed S] [--keep]';
 const FINISH_TIMEOUT_MS = 5 * 60_000;
 
 function parseOptions(argv: string[]): Options {
@@ -40,7 +40,7 @@ function parseOptions(argv: string[]): Options {
     if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`${from[key]} ${v}: expected a whole number >= ${min}`);
     return Number(v);
   };
-  const rate = raw.rate === undefined || raw.rate === '' ? 3 : Number(raw.rate);
+  const rate = raw.rate === undefined || raw.rate === '' ? 5 : Number(raw.rate);
   if (!Number.isFinite(rate) || rate <= 0) throw new Error(`${from.rate} ${raw.rate}: expected MB/s > 0`);
   return { rounds: int('rounds', 100, 1), clips: int('clips', 24, 20), rateMBps: rate, seed: int('seed', Math.floor(Math.random() * 2 ** 31), 0), keep };
 }
