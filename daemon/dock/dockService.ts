@@ -38,7 +38,8 @@ export class DockService {
   }
 
   async start(): Promise<void> {
-    await this.recoverStored();
+    // Files stored before the last stop are verified in the background: docking must not wait for them.
+    void this.recoverStored();
     this.probeTimer = setInterval(() => void this.retryProbes(), PROBE_RETRY_CHECK_MS);
     this.watcher = new MountRootWatcher(this.deps.config.dock.mountRoots);
     this.watcher.on('docked', (v) => this.docked(v));
