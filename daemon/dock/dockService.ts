@@ -26,7 +26,9 @@ export class DockService {
   private readonly probing = new Set<number>();
   private probesRunning = 0;
   private readonly probeSlots = Math.max(1, os.availableParallelism() - 1);
-  private readonly probeWaiters: (() => void)[] = [];
+  /** Resolved (and renewed) whenever a probe may be able to start: a copy slot freed, a probe ended, a stop. */
+  private wakeProbes: () => void = () => {};
+  private probeWake: Promise<void> = new Promise<void>((r) => { this.wakeProbes = r; });
   private stopping = false;
   private readonly log: Logger;
 
@@ -56,7 +58,7 @@ export class DockService {
     await this.watcher?.stop();
     for (const s of this.sessions.values()) s.controller.abort();
     for (const w of this.waiting.splice(0)) w();
-    for (const w of this.probeWaiters.splice(0)) w();
+    this.nudgeProbes();
     await Promise.allSettled([...this.sessions.values()].map((s) => s.done));
   }
 
@@ -84,8 +86,10 @@ export class DockService {
   private async verifyNow(id: number, what: string | null): Promise<FileRow> {
     this.probing.add(id);
     try {
-      // Copies first: the officer waits for copies, nobody waits for a probe. Probes run when no recorder is copying.
-      while ((this.probesRunning >= this.probeSlots || this.active > 0) && !this.stopping) await new Promise<void>((r) => this.probeWaiters.push(r));
+      // Copies first: the officer waits for copies, nobody waits for a probe. Probes run when no recorder is copying
+      // (a copy paused for disk space does not count: the verdicts it waits for are what frees space). Looked at again
+      // at least every second.
+      while ((this.probesRunning >= this.probeSlots || this.copying()) && !this.stopping) await Promise.race([this.probeWake, sleep(1000)]);
       // Stopping: a file not yet verified stays `stored` and is verified at the next start.
       if (this.stopping) return this.deps.catalog.get(id)!;
       this.probesRunning++;
@@ -96,7 +100,7 @@ export class DockService {
         return r;
       } finally {
         this.probesRunning--;
-        if (this.active === 0) this.probeWaiters.shift()?.();
+        this.nudgeProbes();
       }
     } finally { this.probing.delete(id); }
   }
@@ -114,7 +118,18 @@ export class DockService {
   private release(): void {
     this.active--;
     this.waiting.shift()?.();
-    if (this.active === 0) for (const w of this.probeWaiters.splice(0, this.probeSlots)) w();
+    if (this.active === 0) this.nudgeProbes();
+  }
+
+  /** A recorder holds a copy slot and is copying (not paused for disk space). */
+  private copying(): boolean {
+    return this.active > 0 && [...this.deps.board.recorders.values()].some((r) => r.state === 'copying' && r.current !== null);
+  }
+
+  private nudgeProbes(): void {
+    const wake = this.wakeProbes;
+    this.probeWake = new Promise<void>((r) => { this.wakeProbes = r; });
+    wake();
   }
 
   /** A volume mounted by dockd itself (USB mass storage), outside the watched mount roots. */

@@ -305,6 +305,10 @@ export class VolumeSession {
     } else if (signal.aborted && !complete) {
       status.state = 'error';
       status.error = 'ingest stopped before it finished (dockd is stopping)';
+    } else if (scan.settling.length) {
+      // Still being written: the session goes on (what is left behind is listed and alarmed all the same).
+      status.state = 'copying';
+      status.error = left.length ? describeLeftBehind(left) : null;
     } else if (left.length) {
       status.state = 'error';
       status.error = describeLeftBehind(left);
