@@ -1,54 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
+import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
 import { dockctlFiles, eventsOf, sha256Of, waitForIngestFinished, writeFirstHalf } from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { useStationWorld } from '../helpers/stationWorld.ts';
 
 const sidecar = (caseNo: string) => JSON.stringify({ caseNo, purpose: '现场检查', place: '幸福路12号' });
 
 describe('damaged recordings are evidence too', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await sub?.close();
-    sub = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const w = useStationWorld();
 
   it('stores, annotates and uploads truncated and garbled clips with integrity=damaged; a killed ffprobe is retried, never a verdict; only the empty file is rejected', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
+    const world = await makeWorld(w.dir, { tusEndpoint: w.tus.endpoint, mqttUrl: w.broker.url });
     // ffprobe as the station runs it, behind a wrapper the test can make die by SIGKILL (as on an overloaded station).
-    const bin = path.join(dir, 'bin');
-    const killMarker = path.join(dir, 'kill-ffprobe');
+    const bin = path.join(w.dir, 'bin');
+    const killMarker = path.join(w.dir, 'kill-ffprobe');
     await fs.mkdir(bin);
     await fs.writeFile(path.join(bin, 'ffprobe'), `#!/bin/sh\nif [ -e '${killMarker}' ]; then kill -9 $$; fi\nexec /usr/bin/ffprobe "$@"\n`, { mode: 0o755 });
     await fs.writeFile(killMarker, '');
-    sub = await recordTopics(broker.url, 'dockd/test-st/#');
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start({ env: { PATH: `${bin}:${process.env.PATH}` } });
-    await daemon.started();
+    w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
+    w.daemon = new DaemonProcess(world.configFile);
+    w.daemon!.start({ env: { PATH: `${bin}:${process.env.PATH}` } });
+    await w.daemon!.started();
 
     const n = {
       trunc: recordingName({ at: '20261128120000', seq: 1 }),
@@ -74,26 +52,26 @@ describe('damaged recordings are evidence too', () => {
     const sha = { trunc: sha256Of(truncBytes), garbage: sha256Of(garbage), wav: sha256Of(wavBytes), truncFast: sha256Of(truncFastBytes), empty: sha256Of('') };
 
     // Every file is copied and hashed (safe to undock: the store has them all) while verification cannot run.
-    const finished = await waitForIngestFinished(daemon, 1);
+    const finished = await waitForIngestFinished(w.daemon!, 1);
     expect(finished).toMatchObject({ state: 'done', safeToUndock: true, copied: 5, rejected: 1 });
     await waitFor('a probe attempt on every non-empty file', async () => (await dockctlFiles(world.configFile, 'stored')).filter((f) => f.probeAttempts >= 1).length === 4, 60_000);
     const waiting = await dockctlFiles(world.configFile, 'stored');
     for (const f of waiting) {
       expect(f, f.filename).toMatchObject({ integrity: null, lastError: expect.stringMatching(/ffprobe was killed \(SIGKILL\)/), probeAfter: expect.any(String) });
     }
-    expect(eventsOf(sub.messages, 'file.damaged')).toEqual([]);
+    expect(eventsOf(w.sub!.messages, 'file.damaged')).toEqual([]);
     expect((await dockctlFiles(world.configFile, 'rejected')).map((f) => f.sha256)).toEqual([sha.empty]);
-    expect(tus.finished).toEqual([]);
+    expect(w.tus.finished).toEqual([]);
     const listed = await runDockctl(world.configFile, ['files']);
     expect(listed.stdout).toMatch(/verification could not run: ffprobe was killed/);
 
     // The station recovers: the next retry gives verdicts, and the damaged clips with metadata go to HQ.
     await fs.rm(killMarker);
-    await waitFor('the three damaged clips with metadata at HQ', () => tus.finished.length >= 3, 180_000);
+    await waitFor('the three damaged clips with metadata at HQ', () => w.tus.finished.length >= 3, 180_000);
     const rows = Object.fromEntries((await dockctlFiles(world.configFile)).map((f) => [f.sha256, f]));
     for (const k of ['trunc', 'garbage', 'wav'] as const) {
       expect(rows[sha[k]], k).toMatchObject({ integrity: 'damaged', state: expect.stringMatching(/^(uploaded|uploading)$/), integrityNote: expect.any(String) });
-      const meta = tus.finished.find((u) => u.sha256 === sha[k])?.metadata;
+      const meta = w.tus.finished.find((u) => u.sha256 === sha[k])?.metadata;
       expect(meta, k).toMatchObject({ integrity: 'damaged', integrityNote: rows[sha[k]].integrityNote, caseNo: `D-${k === 'trunc' ? 'TRUNC' : k === 'wav' ? 'WAV' : 'GARBAGE'}` });
     }
     expect(rows[sha.wav].integrityNote).toMatch(/truncated: the WAVE header declares/);
@@ -109,9 +87,9 @@ describe('damaged recordings are evidence too', () => {
     expect(await sha256OfFile(path.join(world.storeDir, 'objects', 'sha256', sha.truncFast.slice(0, 2), sha.truncFast.slice(2, 4), sha.truncFast))).toBe(sha.truncFast);
     const ann = await runDockctl(world.configFile, ['annotate', String(rows[sha.truncFast].id), '--case-no', 'D-FAST', '--purpose', '现场检查', '--place', '幸福路12号']);
     expect(ann.code).toBe(0);
-    await waitFor('the annotated damaged clip at HQ', () => tus.finished.some((u) => u.sha256 === sha.truncFast), 120_000);
-    expect(tus.finished.find((u) => u.sha256 === sha.truncFast)!.metadata).toMatchObject({ integrity: 'damaged', caseNo: 'D-FAST' });
-    expect(tus.finished.some((u) => u.sha256 === sha.empty || u.sha256 === playable)).toBe(false);
+    await waitFor('the annotated damaged clip at HQ', () => w.tus.finished.some((u) => u.sha256 === sha.truncFast), 120_000);
+    expect(w.tus.finished.find((u) => u.sha256 === sha.truncFast)!.metadata).toMatchObject({ integrity: 'damaged', caseNo: 'D-FAST' });
+    expect(w.tus.finished.some((u) => u.sha256 === sha.empty || u.sha256 === playable)).toBe(false);
 
     // dockctl reprobe: a damaged clip stays damaged (the verdict is the file's, not the day's), audited with who asked.
     const again = await runDockctl(world.configFile, ['reprobe', '--all-damaged']);
@@ -121,6 +99,6 @@ describe('damaged recordings are evidence too', () => {
     const audit = JSON.parse((await runDockctl(world.configFile, ['audit', '--json'])).stdout) as { type: string; subject: string | null; data: unknown }[];
     expect(audit.filter((e) => e.type === 'file.reprobed').map((e) => e.subject).sort()).toEqual([sha.trunc, sha.garbage, sha.wav, sha.truncFast].sort());
     expect((await runDockctl(world.configFile, ['reprobe', String(rows[sha.empty].id)])).stderr).toMatch(/empty file/);
-    expect(await daemon.stop()).toBe(0);
+    expect(await w.daemon!.stop()).toBe(0);
   }, 360_000);
 });

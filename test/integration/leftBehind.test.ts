@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
+import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
 import { dockctlFiles, eventsOf, waitForIngestFinished } from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { useStationWorld } from '../helpers/stationWorld.ts';
 
 // The daemon runs as an unprivileged user here, as the dockd service user does: root reads any directory.
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -23,39 +23,17 @@ async function recorderStatus(configFile: string, name: string): Promise<Recorde
 }
 
 describe('nothing left behind: a recorder is safe to undock only when every recording on it is in the store', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    await fs.chmod(dir, 0o755);
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await sub?.close();
-    sub = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const w = useStationWorld();
 
   async function startAsNobody(): Promise<Awaited<ReturnType<typeof makeWorld>>> {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { log: { level: 'info' } } });
+    await fs.chmod(w.dir, 0o755); // mkdtemp makes it 0700: the daemon's user must reach its world
+    const world = await makeWorld(w.dir, { tusEndpoint: w.tus.endpoint, mqttUrl: w.broker.url, extra: { log: { level: 'info' } } });
     await fs.mkdir(world.storeDir, { recursive: true });
     execFileSync('chown', ['-R', `${NOBODY.uid}:${NOBODY.gid}`, world.storeDir, world.mountRoot]);
-    sub = await recordTopics(broker.url, 'dockd/test-st/#');
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start({ as: NOBODY });
-    await daemon.started();
+    w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
+    w.daemon = new DaemonProcess(world.configFile);
+    w.daemon!.start({ as: NOBODY });
+    await w.daemon!.started();
     return world;
   }
 
@@ -82,7 +60,7 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
       await fs.chmod(path.join(v, 'LOCKED'), 0o700); // owned by root: the daemon's user cannot list it
     });
 
-    const finished = await waitForIngestFinished(daemon!, 1, 240_000);
+    const finished = await waitForIngestFinished(w.daemon!, 1, 240_000);
     expect(finished).toMatchObject({ state: 'error', safeToUndock: false, leftBehind: 1, copied: 2 });
 
     // dockctl status --json: not safe, and why, in words.
@@ -96,8 +74,8 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     expect(text.stdout).not.toMatch(/可安全拔出/);
 
     // On MQTT: the alarm event, and the retained state says not safe, naming what stayed.
-    await waitFor('the left-behind alarm on MQTT', () => eventsOf(sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === true), 30_000);
-    const lastState = () => sub!.messages.filter((m) => m.topic === 'dockd/test-st/state').map((m) => JSON.parse(m.payload)).at(-1);
+    await waitFor('the left-behind alarm on MQTT', () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === true), 30_000);
+    const lastState = () => w.sub!.messages.filter((m) => m.topic === 'dockd/test-st/state').map((m) => JSON.parse(m.payload)).at(-1);
     await waitFor('a state snapshot with the left-behind entry', () => lastState()?.recorders?.[0]?.leftBehind?.length === 1, 30_000);
     expect(lastState().recorders[0]).toMatchObject({ safeToUndock: false, leftBehind: [{ path: 'LOCKED', reason: 'cannot read directory: EACCES' }] });
 
@@ -108,7 +86,7 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     const oddSha = await sha256OfFile(oddClip);
     expect(bySha[deepSha]).toMatchObject({ sourcePath: [...levels, deepName].join('/'), caseNo: 'C-DEEP' });
     expect(bySha[oddSha]).toMatchObject({ filename: '\\xff\\xfe_0001.MP4', sourcePathHex: oddRaw.toString('hex'), state: 'needs-annotation' });
-    await waitFor('the deep clip at HQ', () => tus.finished.some((u) => u.sha256 === deepSha), 120_000);
+    await waitFor('the deep clip at HQ', () => w.tus.finished.some((u) => u.sha256 === deepSha), 120_000);
     expect(rows.some((r) => r.filename === lockedName)).toBe(false);
 
     // The officer (or admin) fixes what blocked it: the next scan takes the clip, and only then is it safe.
@@ -117,8 +95,8 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     await waitFor('the recorder to become safe to undock', async () => (await recorderStatus(world.configFile, 'REC1'))?.safeToUndock === true, 120_000);
     expect(await recorderStatus(world.configFile, 'REC1')).toMatchObject({ state: 'done', leftBehind: [] });
     expect((await dockctlFiles(world.configFile)).find((r) => r.sha256 === lockedSha)).toMatchObject({ caseNo: 'C-LOCKED', filename: lockedName });
-    await waitFor('the alarm cleared on MQTT', () => eventsOf(sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === false), 30_000);
-    expect(await daemon!.stop()).toBe(0);
+    await waitFor('the alarm cleared on MQTT', () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === false), 30_000);
+    expect(await w.daemon!.stop()).toBe(0);
   }, 420_000);
 
   it('a volume whose root cannot be read is never safe, and says so', async () => {
@@ -133,6 +111,6 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     expect(rec).toMatchObject({ safeToUndock: false, state: 'error', leftBehind: [{ path: '.', reason: 'cannot read directory: EACCES' }] });
     expect(rec.error).toMatch(/volume root/);
     expect(await dockctlFiles(world.configFile)).toEqual([]);
-    expect(await daemon!.stop()).toBe(0);
+    expect(await w.daemon!.stop()).toBe(0);
   }, 180_000);
 });

@@ -1,13 +1,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
+import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
 import { dockctlFiles, eventsOf, sha256Of } from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { useStationWorld } from '../helpers/stationWorld.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -19,36 +19,14 @@ async function rec1(configFile: string): Promise<Recorder | undefined> {
 }
 
 describe('a recording still being written when docked is one recording', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await sub?.close();
-    sub = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const w = useStationWorld();
 
   it('copies a clip appended to every 100 ms only once it settles, is not safe before, and copies a later change again as a new version that supersedes the first', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { dock: { mountRoots: [path.join(dir, 'dock')], settleMs: 100, settleSeconds: 1.5, rescanSeconds: 0.5 } } });
-    sub = await recordTopics(broker.url, 'dockd/test-st/#');
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await makeWorld(w.dir, { tusEndpoint: w.tus.endpoint, mqttUrl: w.broker.url, extra: { dock: { mountRoots: [path.join(w.dir, 'dock')], settleMs: 100, settleSeconds: 1.5, rescanSeconds: 0.5 } } });
+    w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
+    w.daemon = new DaemonProcess(world.configFile);
+    w.daemon!.start();
+    await w.daemon!.started();
 
     const source = await fs.readFile(await sampleMedia('video', 4, 501));
     const name = recordingName({ at: '20261128130000', seq: 1 });
@@ -99,8 +77,8 @@ describe('a recording still being written when docked is one recording', () => {
     expect(rows[1]).toMatchObject({ sha256: sha256Of(changed), supersedes: rows[0].id, sourcePath: name });
     await waitFor('safe again', async () => (await rec1(world.configFile))?.safeToUndock === true, 60_000);
     expect((await rec1(world.configFile))!.files.superseded).toBe(1);
-    expect(eventsOf(sub.messages, 'file.ingested').filter((e) => e.filename === name).map((e) => e.supersedes ?? null)).toEqual([null, rows[0].id]);
+    expect(eventsOf(w.sub!.messages, 'file.ingested').filter((e) => e.filename === name).map((e) => e.supersedes ?? null)).toEqual([null, rows[0].id]);
     expect(await sha256OfFile(path.join(volume, name))).toBe(sha256Of(changed)); // the recorder was only read
-    expect(await daemon.stop()).toBe(0);
+    expect(await w.daemon!.stop()).toBe(0);
   }, 240_000);
 });
