@@ -4,7 +4,7 @@ import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
 import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
 import type { FileRow } from '../store/catalog.ts';
-import { UNDOCKED, VolumeSession, type IngestDeps } from '../ingest/ingestVolume.ts';
+import { UNDOCKED, VolumeSession, type IngestDeps, type SessionDeps } from '../ingest/ingestVolume.ts';
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
 
@@ -32,7 +32,7 @@ export class DockService {
   private stopping = false;
   private readonly log: Logger;
 
-  private readonly deps: IngestDeps & { bus: EventBus; onUndocked?: (volume: string) => void };
+  private readonly deps: SessionDeps & { bus: EventBus; onUndocked?: (volume: string) => void };
 
   constructor(deps: IngestDeps & { bus: EventBus; onUndocked?: (volume: string) => void }) {
     this.log = deps.log.child({ component: 'dock' });

@@ -2,11 +2,10 @@ import fs from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import type { FileRow, SourceSighting } from '../store/catalog.ts';
-import { classifyStored } from './classify.ts';
 import { copyAndHash } from './copyAndHash.ts';
 import type { FoundRecording } from './discover.ts';
 import { parseRecordingName } from './fileName.ts';
-import type { IngestDeps } from './ingestVolume.ts';
+import type { SessionDeps } from './ingestVolume.ts';
 import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 
 const MAX_SIDECAR = 64 * 1024;
@@ -39,7 +38,7 @@ export interface IngestContext {
  * One recording: confirmed by hash when this recorder path was stored before, else copied and hashed into the store
  * with the metadata known now, then verified (off the copy path when the dock gives a verify pool).
  */
-export async function ingestOne(deps: IngestDeps, rec: FoundRecording, ctx: IngestContext): Promise<Outcome> {
+export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: IngestContext): Promise<Outcome> {
   const { catalog, objects } = deps;
   const { sessionId, sessionSerial, driftMs, linkedOfficer, onBytes, signal } = ctx;
   const parsed = parseRecordingName(path.basename(rec.relPath));
@@ -86,8 +85,5 @@ export async function ingestOne(deps: IngestDeps, rec: FoundRecording, ctx: Inge
   }
   const done = catalog.finishCopy(fileId, result.sha256, { ...sighting, size: result.size, mtimeMs: result.mtimeMs }, { sm3: result.digests.sm3 });
   if (done.duplicate) return { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null };
-  if (deps.verify) return { state: 'stored', fileId: done.fileId, integrity: null, verdict: deps.verify(done.fileId) };
-  const f = await classifyStored(deps, done.fileId);
-  if (f.state === 'ready') deps.onReady();
-  return { state: 'stored', fileId: f.id, integrity: null, verdict: Promise.resolve(f) };
+  return { state: 'stored', fileId: done.fileId, integrity: null, verdict: deps.verify(done.fileId) };
 }

@@ -25,7 +25,7 @@ export interface IngestDeps extends ClassifyDeps {
   placeFor?: (volumePath: string) => { bay: string | null; portPath: string | null } | undefined;
   /**
    * Verifies a stored recording (probe, metadata, state) off the copy path, in a bounded pool: the officer waits only
-   * for the bytes to be durable with their hash. Without it, verification runs inline.
+   * for the bytes to be durable with their hash. The dock service provides it to its sessions.
    */
   verify?: (fileId: number) => Promise<FileRow>;
   /** How the wipe gate deletes from this recorder's storage (control channel, read-write remount); default: the directory itself. */
@@ -62,6 +62,9 @@ export function identifyRecorder(volumeName: string, recordings: FoundRecording[
 export const UNDOCKED = 'undocked';
 
 const fingerprintOf = (r: FoundRecording) => `${r.size}:${r.mtimeMs}`;
+
+/** A session's dependencies: the dock's, with its verification pool. */
+export type SessionDeps = IngestDeps & Required<Pick<IngestDeps, 'verify'>>;
 
 /** What one walk of the volume found to do. */
 export interface Scan {
@@ -102,7 +105,7 @@ export class VolumeSession {
   /** The officer the recorder named on its control channel (+UID), when it has one. */
   private linkedOfficer: { officerId: string; officerName: string | null } | null = null;
 
-  constructor(private readonly deps: IngestDeps, readonly volumePath: string) {
+  constructor(private readonly deps: SessionDeps, readonly volumePath: string) {
     this.sessionId = deps.catalog.openSession(volumePath, deps.now().toISOString());
     this.status = {
       volume: volumePath, name: path.basename(volumePath), sessionId: this.sessionId, serial: null, officerId: null, officerName: null,
