@@ -19,14 +19,18 @@ import { bigVolume, shiftVolume } from './volumes.ts';
 const run = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
-const bays = (process.env.BENCH_BAYS ?? '8').split(',').map(Number).filter((n) => n > 0);
+const bays = (process.env.BENCH_BAYS ?? '8')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const root = process.env.BENCH_DIR ?? path.join(PACKAGE_ROOT, '.cache', 'bench-daemon');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function dirBytes(dir: string): Promise<number> {
   let n = 0;
-  for (const e of await fs.readdir(dir, { recursive: true, withFileTypes: true })) if (e.isFile()) n += (await fs.stat(path.join(e.parentPath, e.name))).size;
+  for (const e of await fs.readdir(dir, { recursive: true, withFileTypes: true }))
+    if (e.isFile()) n += (await fs.stat(path.join(e.parentPath, e.name))).size;
   return n;
 }
 
@@ -42,11 +46,19 @@ async function cpSync(sources: string[], work: string): Promise<number> {
 }
 
 /** Docks copies of `sources` at once under a fresh daemon; seconds until every one is safe to undock, and peak RSS. */
-async function dockd(sources: string[], work: string, servers: { broker: Mosquitto; tus: TusTestServer }): Promise<{ secs: number; rssMb: number }> {
+async function dockd(
+  sources: string[],
+  work: string,
+  servers: { broker: Mosquitto; tus: TusTestServer },
+): Promise<{ secs: number; rssMb: number }> {
   await fs.mkdir(work, { recursive: true });
   const world = await makeWorld(work, {
-    tusEndpoint: servers.tus.endpoint, mqttUrl: servers.broker.url,
-    extra: { log: { level: 'info' }, dock: { mountRoots: [path.join(work, 'dock')], concurrency: Math.min(16, Math.max(2, sources.length)) } },
+    tusEndpoint: servers.tus.endpoint,
+    mqttUrl: servers.broker.url,
+    extra: {
+      log: { level: 'info' },
+      dock: { mountRoots: [path.join(work, 'dock')], concurrency: Math.min(16, Math.max(2, sources.length)) },
+    },
   });
   const daemon = new DaemonProcess(world.configFile);
   daemon.start();
@@ -66,7 +78,15 @@ async function dockd(sources: string[], work: string, servers: { broker: Mosquit
   const secs = (Math.max(...safe().map((l) => Date.parse(String(l.time)))) - t0) / 1000;
   const status = await fs.readFile(`/proc/${daemon.proc!.pid}/status`, 'utf8');
   const rssMb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  await daemon.stop(60_000).catch((e) => { process.stdout.write(daemon.logs.slice(-15).map((l) => JSON.stringify(l)).join('\n') + '\n'); throw e; });
+  await daemon.stop(60_000).catch((e) => {
+    process.stdout.write(
+      `${daemon.logs
+        .slice(-15)
+        .map((l) => JSON.stringify(l))
+        .join('\n')}\n`,
+    );
+    throw e;
+  });
   await fs.rm(work, { recursive: true, force: true });
   return { secs, rssMb };
 }
@@ -99,17 +119,23 @@ async function main(): Promise<void> {
         const r = await dockd(sc.sources, path.join(root, 'run'), { broker, tus });
         ours.push(r.secs);
         rss = Math.max(rss, r.rssMb);
-        process.stdout.write(`${sc.name} run ${i + 1}: cp -r + sync ${cp[i].toFixed(2)} s, dockd to safe ${r.secs.toFixed(2)} s (×${(cp[i] / r.secs).toFixed(2)}), peak RSS ${r.rssMb.toFixed(0)} MB\n`);
+        process.stdout.write(
+          `${sc.name} run ${i + 1}: cp -r + sync ${cp[i].toFixed(2)} s, dockd to safe ${r.secs.toFixed(2)} s (×${(cp[i] / r.secs).toFixed(2)}), peak RSS ${r.rssMb.toFixed(0)} MB\n`,
+        );
       }
       const c = median(cp);
       const o = median(ours);
-      lines.push(`${sc.name.padEnd(46)} ${(bytes / 1048576).toFixed(0).padStart(6)} MiB  cp -r + sync ${c.toFixed(2).padStart(6)} s  dockd ${o.toFixed(2).padStart(6)} s  ×${(c / o).toFixed(2)} (target ≥ ×0.91, i.e. ≤ ×1.1 the time)  peak RSS ${rss.toFixed(0)} MB`);
+      lines.push(
+        `${sc.name.padEnd(46)} ${(bytes / 1048576).toFixed(0).padStart(6)} MiB  cp -r + sync ${c.toFixed(2).padStart(6)} s  dockd ${o.toFixed(2).padStart(6)} s  ×${(c / o).toFixed(2)} (target ≥ ×0.91, i.e. ≤ ×1.1 the time)  peak RSS ${rss.toFixed(0)} MB`,
+      );
     }
   } finally {
     await tus.stop();
     await broker.stop();
   }
-  process.stdout.write(`\ntime to safe to undock through the real daemon, median of ${runs} (ratio = cp -r + sync time / dockd time):\n${lines.join('\n')}\n`);
+  process.stdout.write(
+    `\ntime to safe to undock through the real daemon, median of ${runs} (ratio = cp -r + sync time / dockd time):\n${lines.join('\n')}\n`,
+  );
   await fs.rm(root, { recursive: true, force: true });
 }
 

@@ -49,50 +49,83 @@ async function main(): Promise<void> {
   const results: Record<string, number[]> = { cp: [], 'cp + fsync': [], 'cp + sha256sum': [], [INGEST]: [], [INGEST_SM3]: [] };
   for (let i = 0; i < runs; i++) {
     const dst = path.join(dir, `cp-${i}`);
-    results.cp.push(await time(async () => { await run('cp', [src, dst]); }));
+    results.cp.push(
+      await time(async () => {
+        await run('cp', [src, dst]);
+      }),
+    );
     await fs.rm(dst);
-    results['cp + fsync'].push(await time(async () => { await run('cp', [src, dst]); await run('sync', [dst]); }));
+    results['cp + fsync'].push(
+      await time(async () => {
+        await run('cp', [src, dst]);
+        await run('sync', [dst]);
+      }),
+    );
     await fs.rm(dst);
-    results['cp + sha256sum'].push(await time(async () => { await run('cp', [src, dst]); await run('sha256sum', [dst], { timeout: 600_000 }); }));
+    results['cp + sha256sum'].push(
+      await time(async () => {
+        await run('cp', [src, dst]);
+        await run('sha256sum', [dst], { timeout: 600_000 });
+      }),
+    );
     await fs.rm(dst);
-    results[INGEST].push(await time(async () => {
-      const tmp = store.tempPath();
-      const r = await copyAndHash(src, tmp);
-      await store.commit(tmp, r.sha256, r.size);
-    }));
+    results[INGEST].push(
+      await time(async () => {
+        const tmp = store.tempPath();
+        const r = await copyAndHash(src, tmp);
+        await store.commit(tmp, r.sha256, r.size);
+      }),
+    );
     await fs.rm(store.objectsDir, { recursive: true, force: true });
     await fs.mkdir(store.objectsDir, { recursive: true });
     // The same ingest as dockd runs it with integrity.algorithms [sha256, sm3].
-    results[INGEST_SM3].push(await time(async () => {
-      const tmp = store.tempPath();
-      const r = await copyAndHash(src, tmp, { extraDigests: ['sm3'] });
-      if (!r.digests.sm3) throw new Error('no SM3 digest computed');
-      await store.commit(tmp, r.sha256, r.size);
-    }));
+    results[INGEST_SM3].push(
+      await time(async () => {
+        const tmp = store.tempPath();
+        const r = await copyAndHash(src, tmp, { extraDigests: ['sm3'] });
+        if (!r.digests.sm3) throw new Error('no SM3 digest computed');
+        await store.commit(tmp, r.sha256, r.size);
+      }),
+    );
     await fs.rm(store.objectsDir, { recursive: true, force: true });
     await fs.mkdir(store.objectsDir, { recursive: true });
   }
   const hashOnly: number[] = [];
-  for (let i = 0; i < runs; i++) hashOnly.push(await time(async () => { await copyAndHash(src, null); }));
+  for (let i = 0; i < runs; i++)
+    hashOnly.push(
+      await time(async () => {
+        await copyAndHash(src, null);
+      }),
+    );
   const media = createFfmpegTools();
-  const probeSecs = await time(async () => { await media.probe(src, 'video', size); });
+  const probeSecs = await time(async () => {
+    await media.probe(src, 'video', size);
+  });
 
   const mbps = (s: number) => size / s / 1048576;
   const base = mbps(median(results.cp));
   process.stdout.write(`\nfile: ${(size / 1048576).toFixed(0)} MiB valid MP4, ${runs} runs each, median, dir ${dir}\n`);
   for (const [name, secs] of Object.entries(results)) {
     const m = median(secs);
-    process.stdout.write(`${name.padEnd(40)} ${mbps(m).toFixed(0).padStart(6)} MiB/s  ${(m).toFixed(2).padStart(6)} s   ×${(mbps(m) / base).toFixed(2)} of cp\n`);
+    process.stdout.write(
+      `${name.padEnd(40)} ${mbps(m).toFixed(0).padStart(6)} MiB/s  ${m.toFixed(2).padStart(6)} s   ×${(mbps(m) / base).toFixed(2)} of cp\n`,
+    );
   }
   const ingest = mbps(median(results[INGEST]));
   const ingestSm3 = mbps(median(results[INGEST_SM3]));
   process.stdout.write(`\ningest vs cp:             ×${(ingest / base).toFixed(2)}  (target ≥ 0.90)\n`);
   process.stdout.write(`ingest vs cp + fsync:     ×${(ingest / mbps(median(results['cp + fsync']))).toFixed(2)}\n`);
   process.stdout.write(`ingest vs cp + sha256sum: ×${(ingest / mbps(median(results['cp + sha256sum']))).toFixed(2)}\n`);
-  process.stdout.write(`ingest with SM3 vs SHA-256 only: ×${(ingestSm3 / ingest).toFixed(2)}  (${ingestSm3.toFixed(0)} vs ${ingest.toFixed(0)} MiB/s; integrity.algorithms [sha256, sm3])\n`);
+  process.stdout.write(
+    `ingest with SM3 vs SHA-256 only: ×${(ingestSm3 / ingest).toFixed(2)}  (${ingestSm3.toFixed(0)} vs ${ingest.toFixed(0)} MiB/s; integrity.algorithms [sha256, sm3])\n`,
+  );
   process.stdout.write(`dockd read + SHA-256 pass alone (re-dock confirmation): ${mbps(median(hashOnly)).toFixed(0)} MiB/s\n`);
-  process.stdout.write(`note: plain cp leaves its copy in the page cache (not on disk); dockd fsyncs before it calls a copy stored, so "cp + fsync" is the like-for-like baseline\n`);
-  process.stdout.write(`verification (ffprobe + demux check) of the same file: ${probeSecs.toFixed(2)} s (${mbps(probeSecs).toFixed(0)} MiB/s)\n`);
+  process.stdout.write(
+    `note: plain cp leaves its copy in the page cache (not on disk); dockd fsyncs before it calls a copy stored, so "cp + fsync" is the like-for-like baseline\n`,
+  );
+  process.stdout.write(
+    `verification (ffprobe + demux check) of the same file: ${probeSecs.toFixed(2)} s (${mbps(probeSecs).toFixed(0)} MiB/s)\n`,
+  );
   await fs.rm(dir, { recursive: true, force: true });
 }
 

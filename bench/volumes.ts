@@ -21,7 +21,8 @@ export async function shiftVolume(dir: string): Promise<void> {
   const clips = await Promise.all([14, 18, 22, 27].map((s, i) => sampleMedia('video', s, 900 + i).then((p) => fs.readFile(p))));
   const photo = await fs.readFile(await sampleMedia('photo', 1, 910));
   const wav = await fs.readFile(await sampleMedia('audio-wav', 3, 911));
-  const name = (i: number, ext: string) => `012345_1234567_20261128${String(80000 + i).padStart(6, '0')}_${String(i).padStart(4, '0')}.${ext}`;
+  const name = (i: number, ext: string) =>
+    `012345_1234567_20261128${String(80000 + i).padStart(6, '0')}_${String(i).padStart(4, '0')}.${ext}`;
   const jobs: Promise<void>[] = [];
   for (let i = 0; i < 200; i++) jobs.push(distinctCopy(clips[i % clips.length], path.join(d, name(i, 'mp4')), i));
   for (let i = 0; i < 50; i++) jobs.push(distinctCopy(photo, path.join(d, name(200 + i, 'jpg')), 200 + i));

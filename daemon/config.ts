@@ -11,7 +11,13 @@ import { parsePublicKey } from './custody/keys.ts';
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
 
-export interface DeviceEntry { serial: string; officerId: string; officerName?: string; password?: string; model?: string }
+export interface DeviceEntry {
+  serial: string;
+  officerId: string;
+  officerName?: string;
+  password?: string;
+  model?: string;
+}
 
 export type Secret = string | { env: string } | { file: string };
 
@@ -19,21 +25,52 @@ export interface Config {
   station: { id: string; timeZone?: string; place?: string };
   storage: { dir: string; lowWaterBytes: number; reserveBytes: number };
   dock: {
-    mountRoots: string[]; concurrency: number; settleMs: number; settleSeconds: number; rescanSeconds: number; wipe: 'never' | 'after-archive';
-    serialDir: string; recorderPassword: string; allowUnknown: boolean; storageTimeoutSeconds: number; commandTimeoutMs: number;
+    mountRoots: string[];
+    concurrency: number;
+    settleMs: number;
+    settleSeconds: number;
+    rescanSeconds: number;
+    wipe: 'never' | 'after-archive';
+    serialDir: string;
+    recorderPassword: string;
+    allowUnknown: boolean;
+    storageTimeoutSeconds: number;
+    commandTimeoutMs: number;
     bays: { id: string; usbPort: string }[];
   };
   devices: DeviceEntry[];
   hq: {
     embedded: boolean;
-    tus: { endpoint: string; headers: Record<string, string>; concurrency: number; stallTimeoutSeconds: number; maxRetryDelaySeconds: number };
-    mqtt: { url: string; urls: string[]; topicPrefix: string; protocolVersion: 4 | 5; username?: string; password?: string; tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } };
+    tus: {
+      endpoint: string;
+      headers: Record<string, string>;
+      concurrency: number;
+      stallTimeoutSeconds: number;
+      maxRetryDelaySeconds: number;
+    };
+    mqtt: {
+      url: string;
+      urls: string[];
+      topicPrefix: string;
+      protocolVersion: 4 | 5;
+      username?: string;
+      password?: string;
+      tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean };
+    };
     receiptTimeoutSeconds: number;
     auditIntervalSeconds: number;
     /** HQ's Ed25519 public key (PEM) that receipts must be signed with; with the embedded HQ and none set, its own. */
     receiptKey?: string;
   };
-  usb: { enabled: boolean; hotplug: 'auto' | 'libusb' | 'sysfs'; sysfsRoot: string; devRoot: string; runtimeMountRoot: string; mountHelper: string; fingerprints: Record<string, unknown>[] };
+  usb: {
+    enabled: boolean;
+    hotplug: 'auto' | 'libusb' | 'sysfs';
+    sysfsRoot: string;
+    devRoot: string;
+    runtimeMountRoot: string;
+    mountHelper: string;
+    fingerprints: Record<string, unknown>[];
+  };
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string; format: 'auto' | 'json' | 'readable' };
@@ -52,14 +89,23 @@ function resolveSecret(key: string, v: Secret, baseDir: string, remember = true)
     if (e === undefined) throw new ConfigError(`config: ${key}: environment variable ${v.env} is not set`);
     value = e;
   } else {
-    try { value = readFileSync(path.resolve(baseDir, v.file), 'utf8').replace(/\r?\n$/, ''); }
-    catch (e) { throw new ConfigError(`config: ${key}: cannot read secret file ${v.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    try {
+      value = readFileSync(path.resolve(baseDir, v.file), 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new ConfigError(
+        `config: ${key}: cannot read secret file ${v.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
+    }
   }
   if (value && remember) SECRET_VALUES.add(value);
   return value;
 }
 
-export interface LoadedConfig { config: Config; file: string; sha256: string }
+export interface LoadedConfig {
+  config: Config;
+  file: string;
+  sha256: string;
+}
 
 /** A config problem: `message` is the one line the daemon prints before exiting. */
 export class ConfigError extends Error {
@@ -80,23 +126,30 @@ function keyPath(err: ErrorObject): string {
 
 function describe(err: ErrorObject): string {
   switch (err.keyword) {
-    case 'additionalProperties': return 'unknown key';
-    case 'required': return 'missing required key';
-    case 'type': return `wrong type: must be ${err.params.type}`;
-    case 'enum': return `must be one of ${(err.params.allowedValues as unknown[]).join(', ')}`;
+    case 'additionalProperties':
+      return 'unknown key';
+    case 'required':
+      return 'missing required key';
+    case 'type':
+      return `wrong type: must be ${err.params.type}`;
+    case 'enum':
+      return `must be one of ${(err.params.allowedValues as unknown[]).join(', ')}`;
     case 'pattern': {
       const why = (err.parentSchema as { patternMessage?: string } | undefined)?.patternMessage;
       return `has an invalid value (must match ${err.params.pattern})${why ? `: got ${JSON.stringify(err.data)}; ${why}` : ''}`;
     }
-    default: return err.message ?? 'invalid';
+    default:
+      return err.message ?? 'invalid';
   }
 }
 
 /** hq.mqtt.url or hq.mqtt.urls (exactly one of them), as [key, url] pairs; fills in the other. */
 function mqttBrokers(config: Config): [string, string][] {
   const m = config.hq.mqtt as { url?: string; urls?: string[] };
-  if (m.url === undefined && m.urls === undefined) throw new ConfigError('config: hq.mqtt.url: missing required key (or hq.mqtt.urls, a list of brokers)');
-  if (m.url !== undefined && m.urls !== undefined) throw new ConfigError('config: hq.mqtt.urls: give hq.mqtt.url (one broker) or hq.mqtt.urls (a list), not both');
+  if (m.url === undefined && m.urls === undefined)
+    throw new ConfigError('config: hq.mqtt.url: missing required key (or hq.mqtt.urls, a list of brokers)');
+  if (m.url !== undefined && m.urls !== undefined)
+    throw new ConfigError('config: hq.mqtt.urls: give hq.mqtt.url (one broker) or hq.mqtt.urls (a list), not both');
   const pairs: [string, string][] = m.urls ? m.urls.map((u, i) => [`hq.mqtt.urls.${i}`, u]) : [['hq.mqtt.url', m.url!]];
   m.urls ??= [m.url!];
   m.url ??= m.urls[0];
@@ -112,14 +165,21 @@ function checkBrokerList(config: Config, brokers: [string, string][]): void {
   const path0 = pathOf(new URL(brokers[0][1]));
   for (const [key, url] of brokers) {
     const u = new URL(url);
-    if (u.username || u.password) throw new ConfigError(`config: ${key}: put credentials in hq.mqtt.username and hq.mqtt.password, which every broker of the list is given`);
-    if (pathOf(u) !== path0) throw new ConfigError(`config: ${key}: every broker of the list is reached with the path of the first (${path0}), not ${pathOf(u)}`);
+    if (u.username || u.password)
+      throw new ConfigError(
+        `config: ${key}: put credentials in hq.mqtt.username and hq.mqtt.password, which every broker of the list is given`,
+      );
+    if (pathOf(u) !== path0)
+      throw new ConfigError(
+        `config: ${key}: every broker of the list is reached with the path of the first (${path0}), not ${pathOf(u)}`,
+      );
   }
 }
 
 /** Validates a parsed document, fills defaults and resolves paths; throws ConfigError with one line. */
 export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config: the document must be a mapping of keys');
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError('config: the document must be a mapping of keys');
   const copy = structuredClone(doc);
   if (!validate(copy)) {
     const err = validate.errors!.find((e) => e.keyword === 'additionalProperties') ?? validate.errors![0];
@@ -127,8 +187,11 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   }
   const config = copy as unknown as Config;
   if (config.station.timeZone) {
-    try { new Intl.DateTimeFormat('en', { timeZone: config.station.timeZone }); }
-    catch { throw new ConfigError(`config: station.timeZone: unknown time zone "${config.station.timeZone}"`); }
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: config.station.timeZone });
+    } catch {
+      throw new ConfigError(`config: station.timeZone: unknown time zone "${config.station.timeZone}"`);
+    }
   }
   const serials = new Set<string>();
   config.devices.forEach((d, i) => {
@@ -138,27 +201,45 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   const brokers = mqttBrokers(config);
   for (const [key, url] of [['hq.tus.endpoint', config.hq.tus.endpoint] as const, ...brokers]) {
     let host: string;
-    try { host = new URL(url).hostname; }
-    catch { throw new ConfigError(`config: ${key}: not a valid URL (${JSON.stringify(url)})`); }
+    try {
+      host = new URL(url).hostname;
+    } catch {
+      throw new ConfigError(`config: ${key}: not a valid URL (${JSON.stringify(url)})`);
+    }
     if (config.hq.embedded && !['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host)) {
-      throw new ConfigError(`config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`);
+      throw new ConfigError(
+        `config: ${key}: hq.embedded is true, so it must point at loopback (got ${host}); set hq.embedded: false to use a real HQ`,
+      );
     }
   }
   checkBrokerList(config, brokers);
   if (config.hq.embedded && config.hq.mqtt.protocolVersion === 5) {
-    throw new ConfigError('config: hq.mqtt.protocolVersion: the embedded HQ\'s broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true');
+    throw new ConfigError(
+      "config: hq.mqtt.protocolVersion: the embedded HQ's broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true",
+    );
   }
-  const raw = config as unknown as { hq: { mqtt: { password?: Secret }; tus: { headers: Record<string, Secret> } }; dock: { recorderPassword: Secret }; devices: { password?: Secret }[] };
+  const raw = config as unknown as {
+    hq: { mqtt: { password?: Secret }; tus: { headers: Record<string, Secret> } };
+    dock: { recorderPassword: Secret };
+    devices: { password?: Secret }[];
+  };
   config.dock.recorderPassword = resolveSecret('dock.recorderPassword', raw.dock.recorderPassword, baseDir);
-  raw.devices.forEach((d, i) => { if (d.password !== undefined) config.devices[i].password = resolveSecret(`devices.${i}.password`, d.password, baseDir); });
-  if (raw.hq.mqtt.password !== undefined) config.hq.mqtt.password = resolveSecret('hq.mqtt.password', raw.hq.mqtt.password, baseDir);
-  for (const [h, v] of Object.entries(raw.hq.tus.headers)) config.hq.tus.headers[h] = resolveSecret(`hq.tus.headers.${h}`, v, baseDir);
+  raw.devices.forEach((d, i) => {
+    if (d.password !== undefined) config.devices[i].password = resolveSecret(`devices.${i}.password`, d.password, baseDir);
+  });
+  if (raw.hq.mqtt.password !== undefined)
+    config.hq.mqtt.password = resolveSecret('hq.mqtt.password', raw.hq.mqtt.password, baseDir);
+  for (const [h, v] of Object.entries(raw.hq.tus.headers))
+    config.hq.tus.headers[h] = resolveSecret(`hq.tus.headers.${h}`, v, baseDir);
   const receiptKey = (raw.hq as { receiptKey?: Secret }).receiptKey;
   if (receiptKey !== undefined) {
     // Public, so not remembered for redaction; read like a secret because it usually lives in a file.
     const text = resolveSecret('hq.receiptKey', receiptKey, baseDir, false);
-    try { config.hq.receiptKey = parsePublicKey(text).export({ type: 'spki', format: 'pem' }).toString(); }
-    catch (e) { throw new ConfigError(`config: hq.receiptKey: ${(e as Error).message.split('\n')[0]}`); }
+    try {
+      config.hq.receiptKey = parsePublicKey(text).export({ type: 'spki', format: 'pem' }).toString();
+    } catch (e) {
+      throw new ConfigError(`config: hq.receiptKey: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
   const tls = config.hq.mqtt.tls;
   if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k]) tls[k] = path.resolve(baseDir, tls[k]!);
@@ -167,17 +248,28 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   config.dock.serialDir = path.resolve(baseDir, config.dock.serialDir);
   config.usb.runtimeMountRoot = path.resolve(baseDir, config.usb.runtimeMountRoot);
   if (config.usb.mountHelper) config.usb.mountHelper = path.resolve(baseDir, config.usb.mountHelper);
-  checkHttpConfig(config.http, baseDir, { resolveSecret, fail: (line) => { throw new ConfigError(line); } });
+  checkHttpConfig(config.http, baseDir, {
+    resolveSecret,
+    fail: (line) => {
+      throw new ConfigError(line);
+    },
+  });
   return config;
 }
 
 export function loadConfig(file: string): LoadedConfig {
   let text: string;
-  try { text = readFileSync(file, 'utf8'); }
-  catch (e) { throw new ConfigError(`config: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`config: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   let doc: unknown;
-  try { doc = parseYaml(text); }
-  catch (e) { throw new ConfigError(`config: ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`); }
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`config: ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
   const baseDir = path.resolve(file) === DEFAULT_CONFIG_FILE ? PACKAGE_ROOT : process.cwd();
   const config = validateConfig(doc, baseDir);
   return { config, file: path.resolve(file), sha256: createHash('sha256').update(text).digest('hex') };
@@ -188,8 +280,10 @@ export function configFileFromArgs(argv: string[]): { file: string; rest: string
   const rest: string[] = [];
   let file: string | undefined;
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--config') { file = argv[++i]; if (!file) throw new ConfigError('config: --config needs a file'); }
-    else if (argv[i].startsWith('--config=')) file = argv[i].slice('--config='.length);
+    if (argv[i] === '--config') {
+      file = argv[++i];
+      if (!file) throw new ConfigError('config: --config needs a file');
+    } else if (argv[i].startsWith('--config=')) file = argv[i].slice('--config='.length);
     else rest.push(argv[i]);
   }
   return { file: file ?? (process.env.DOCKD_CONFIG || DEFAULT_CONFIG_FILE), rest };

@@ -12,15 +12,24 @@ import { DirectoryProblem, ensureDirectory, errnoWords, fileKind } from './makeD
 export async function checkConfigPaths(config: Config): Promise<void> {
   await directory('storage.dir', config.storage.dir, { create: true, writable: true });
   if (config.hq.embedded) {
-    await directory('hq.embedded', path.join(path.dirname(config.storage.dir), 'hq'), { create: true, writable: true, what: "the embedded HQ's files, beside storage.dir" });
+    await directory('hq.embedded', path.join(path.dirname(config.storage.dir), 'hq'), {
+      create: true,
+      writable: true,
+      what: "the embedded HQ's files, beside storage.dir",
+    });
   }
-  for (const [i, root] of config.dock.mountRoots.entries()) await directory(`dock.mountRoots.${i}`, root, { create: true, writable: false });
+  for (const [i, root] of config.dock.mountRoots.entries())
+    await directory(`dock.mountRoots.${i}`, root, { create: true, writable: false });
   // /dev/serial/by-id exists only while a serial device is present: it may be absent, but it must be able to appear.
   await directory('dock.serialDir', config.dock.serialDir, { create: false, writable: false });
   if (config.usb.enabled) {
     // With a mount helper the root is root's (the helper refuses one dockd could write): it must be there already.
     const helper = config.usb.mountHelper !== '';
-    await directory('usb.runtimeMountRoot', config.usb.runtimeMountRoot, { create: !helper, mustExist: helper, writable: !helper });
+    await directory('usb.runtimeMountRoot', config.usb.runtimeMountRoot, {
+      create: !helper,
+      mustExist: helper,
+      writable: !helper,
+    });
     await directory('usb.sysfsRoot', path.resolve(config.usb.sysfsRoot), { create: false, mustExist: true, writable: false });
     await directory('usb.devRoot', path.resolve(config.usb.devRoot), { create: false, mustExist: true, writable: false });
   }
@@ -38,16 +47,22 @@ interface DirectoryRule {
 }
 
 async function directory(key: string, dir: string, rule: DirectoryRule): Promise<void> {
-  const fail = (problem: string): never => { throw new ConfigError(`config: ${key}: ${dir}${rule.what ? ` (${rule.what})` : ''} ${problem}`); };
+  const fail = (problem: string): never => {
+    throw new ConfigError(`config: ${key}: ${dir}${rule.what ? ` (${rule.what})` : ''} ${problem}`);
+  };
   let exists: boolean;
-  try { exists = await ensureDirectory(dir, { create: rule.create }); }
-  catch (e) {
+  try {
+    exists = await ensureDirectory(dir, { create: rule.create });
+  } catch (e) {
     if (e instanceof DirectoryProblem) return fail(e.problem);
     throw e;
   }
   if (!exists) return rule.mustExist ? fail('does not exist') : undefined;
-  try { await (await fs.opendir(dir)).close(); }
-  catch (e) { fail(`cannot be read: ${errnoWords(e)}`); }
+  try {
+    await (await fs.opendir(dir)).close();
+  } catch (e) {
+    fail(`cannot be read: ${errnoWords(e)}`);
+  }
   if (rule.writable) await writeProbe(dir, fail);
 }
 
@@ -55,19 +70,27 @@ async function directory(key: string, dir: string, rule: DirectoryRule): Promise
 async function writeProbe(dir: string, fail: (problem: string) => never): Promise<void> {
   const probe = path.join(dir, `.dockd-write-check-${process.pid}`);
   let h: fs.FileHandle;
-  try { h = await fs.open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600); }
-  catch (e) { return fail(`is not writable: ${errnoWords(e)}`); }
+  try {
+    h = await fs.open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  } catch (e) {
+    return fail(`is not writable: ${errnoWords(e)}`);
+  }
   await h.close();
   await fs.unlink(probe).catch((e) => fail(`is not writable (a test file could not be removed): ${errnoWords(e)}`));
 }
 
 async function readableFile(key: string, file: string): Promise<void> {
-  const fail = (problem: string): never => { throw new ConfigError(`config: ${key}: ${file} ${problem}`); };
+  const fail = (problem: string): never => {
+    throw new ConfigError(`config: ${key}: ${file} ${problem}`);
+  };
   const st = await fs.stat(file).catch((e) => {
     const code = (e as NodeJS.ErrnoException).code;
     return fail(code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be examined: ${errnoWords(e)}`);
   });
   if (!st.isFile()) fail(`is ${fileKind(st)}, not a regular file`);
-  try { await (await fs.open(file, 'r')).close(); }
-  catch (e) { fail(`cannot be read: ${errnoWords(e)}`); }
+  try {
+    await (await fs.open(file, 'r')).close();
+  } catch (e) {
+    fail(`cannot be read: ${errnoWords(e)}`);
+  }
 }

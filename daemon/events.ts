@@ -17,12 +17,17 @@ export interface BusEvents {
 export class EventBus {
   private readonly emitter = new EventEmitter();
 
-  constructor(private readonly log: Logger) { this.emitter.setMaxListeners(50); }
+  constructor(private readonly log: Logger) {
+    this.emitter.setMaxListeners(50);
+  }
 
   on<K extends keyof BusEvents>(event: K, listener: (...args: BusEvents[K]) => void): () => void {
     const wrapped = (...args: BusEvents[K]) => {
-      try { listener(...args); }
-      catch (e) { this.log.error({ err: e, event }, 'event listener failed'); }
+      try {
+        listener(...args);
+      } catch (e) {
+        this.log.error({ err: e, event }, 'event listener failed');
+      }
     };
     this.emitter.on(event, wrapped as (...a: unknown[]) => void);
     return () => this.emitter.off(event, wrapped as (...a: unknown[]) => void);

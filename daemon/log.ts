@@ -8,10 +8,33 @@ export type { Logger };
  * for in the text of a line). Free text from outside that may echo a secret is scrubbed where it enters (redact.ts).
  */
 export const REDACT_PATHS = [
-  'password', '*.password', '*.*.password', 'recorderPassword', '*.recorderPassword', '*.*.recorderPassword',
-  'hq.mqtt.password', 'config.hq.mqtt.password', 'config.dock.recorderPassword', 'devices[*].password', 'config.devices[*].password',
-  'pin', '*.pin', 'secret', '*.secret', 'token', '*.token', 'cookie', '*.cookie',
-  'headers', '*.headers', 'hq.tus.headers', 'config.hq.tus.headers', 'authorization', '*.authorization', 'Authorization', '*.Authorization',
+  'password',
+  '*.password',
+  '*.*.password',
+  'recorderPassword',
+  '*.recorderPassword',
+  '*.*.recorderPassword',
+  'hq.mqtt.password',
+  'config.hq.mqtt.password',
+  'config.dock.recorderPassword',
+  'devices[*].password',
+  'config.devices[*].password',
+  'pin',
+  '*.pin',
+  'secret',
+  '*.secret',
+  'token',
+  '*.token',
+  'cookie',
+  '*.cookie',
+  'headers',
+  '*.headers',
+  'hq.tus.headers',
+  'config.hq.tus.headers',
+  'authorization',
+  '*.authorization',
+  'Authorization',
+  '*.Authorization',
 ];
 
 /** `json`: pino's JSON lines; `readable`: one line a person reads; `auto`: readable on a terminal, JSON otherwise. */
@@ -23,12 +46,20 @@ export type LogFormat = 'auto' | 'json' | 'readable';
  */
 export function createLogger(level = 'info', destination?: pino.DestinationStream, format: LogFormat = 'auto'): Logger {
   const readable = !destination && (format === 'readable' || (format === 'auto' && process.stdout.isTTY === true));
-  const out = destination ?? (readable
-    ? readableDestination(1, process.stdout.isTTY === true && !process.env.NO_COLOR)
-    : pino.destination({ fd: 1, sync: true }));
-  return pino({
-    level, base: { svc: 'dockd' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime,
-  }, out);
+  const out =
+    destination ??
+    (readable
+      ? readableDestination(1, process.stdout.isTTY === true && !process.env.NO_COLOR)
+      : pino.destination({ fd: 1, sync: true }));
+  return pino(
+    {
+      level,
+      base: { svc: 'dockd' },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    out,
+  );
 }
 
 /** A URL with any user:password removed, for logs and status lines. */
@@ -39,5 +70,7 @@ export function safeUrl(url: string): string {
     u.username = '';
     u.password = '';
     return u.toString();
-  } catch { return url; }
+  } catch {
+    return url;
+  }
 }

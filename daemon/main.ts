@@ -40,20 +40,29 @@ export async function main(argv: string[]): Promise<number> {
     log.info({ signal }, 'stopping');
     watchdog?.stop();
     // A signal during start-up stops once start-up has finished (or failed), never under its feet.
-    stopping = starting.catch(() => {}).then(() => systemd.stopping().catch(() => false)).then(() => controller.stop());
+    stopping = starting
+      .catch(() => {})
+      .then(() => systemd.stopping().catch(() => false))
+      .then(() => controller.stop());
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
     starting = controller.start();
     await starting;
-    if (stopping) { await stopping; log.info('stopped'); return 0; }
+    if (stopping) {
+      await stopping;
+      log.info('stopped');
+      return 0;
+    }
     await systemd.ready('dockd running').catch((e) => log.warn({ err: (e as Error).message }, 'sd_notify READY failed'));
     watchdog = startWatchdog(systemd, { onError: (e) => log.warn({ err: e.message }, 'sd_notify WATCHDOG failed') });
     const c = loaded.config;
-    process.stderr.write(`dockd: station ${c.station.id} running — store ${c.storage.dir}; recorders docked under ${c.dock.mountRoots.join(', ')}; `
-      + `HQ tus ${safeUrl(c.hq.tus.endpoint)}, MQTT ${safeUrl(c.hq.mqtt.url)}${c.hq.embedded ? ' (embedded, loopback)' : ''}. `
-      + `Watch: ${controller.http?.address ? `http://${controller.http.address}/ or ` : ''}dockctl status\n`);
+    process.stderr.write(
+      `dockd: station ${c.station.id} running — store ${c.storage.dir}; recorders docked under ${c.dock.mountRoots.join(', ')}; ` +
+        `HQ tus ${safeUrl(c.hq.tus.endpoint)}, MQTT ${safeUrl(c.hq.mqtt.url)}${c.hq.embedded ? ' (embedded, loopback)' : ''}. ` +
+        `Watch: ${controller.http?.address ? `http://${controller.http.address}/ or ` : ''}dockctl status\n`,
+    );
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'dockd could not start');
     process.stderr.write(`dockd: could not start: ${oneLine((e as Error).message)}\n`);
@@ -62,14 +71,21 @@ export async function main(argv: string[]): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = await Promise.race([
       stopped.then(() => false),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), FAILED_START_STOP_MS); }),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), FAILED_START_STOP_MS);
+      }),
     ]);
     clearTimeout(timer);
     if (gaveUp) log.error({ afterMs: FAILED_START_STOP_MS }, 'stopping after the failed start-up did not finish; exiting anyway');
     return 1;
   }
   await new Promise<void>((resolve) => {
-    const check = setInterval(() => { if (stopping) { clearInterval(check); resolve(); } }, 100);
+    const check = setInterval(() => {
+      if (stopping) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 100);
   });
   await stopping;
   log.info('stopped');

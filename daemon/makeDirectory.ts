@@ -4,12 +4,23 @@ import path from 'node:path';
 
 /** A directory that is not, or cannot be, what it must be: `${dir} ${problem}` reads as one sentence. */
 export class DirectoryProblem extends Error {
-  constructor(readonly dir: string, readonly problem: string) { super(`${dir} ${problem}`); }
+  constructor(
+    readonly dir: string,
+    readonly problem: string,
+  ) {
+    super(`${dir} ${problem}`);
+  }
 }
 
 const ERRNO_WORDS: Record<string, string> = {
-  EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded', ELOOP: 'too many symbolic links', ENAMETOOLONG: 'name too long', EIO: 'input/output error',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'name too long',
+  EIO: 'input/output error',
   ENOENT: 'this file system takes no new entries there',
 };
 
@@ -30,8 +41,9 @@ export function fileKind(st: Stats): string {
 }
 
 async function statOrNull(dir: string, p: string): Promise<Stats | null> {
-  try { return await fs.stat(p); }
-  catch (e) {
+  try {
+    return await fs.stat(p);
+  } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw new DirectoryProblem(dir, `cannot be examined${p === dir ? '' : ` (at ${p})`}: ${errnoWords(e)}`);
@@ -50,7 +62,13 @@ export async function ensureDirectory(dir: string, opts: { create: boolean }): P
     if (!st.isDirectory()) throw new DirectoryProblem(dir, `is ${fileKind(st)}, not a directory`);
     return true;
   }
-  if (await fs.lstat(dir).then((l) => l.isSymbolicLink(), () => false)) throw new DirectoryProblem(dir, 'is a symbolic link to nothing');
+  if (
+    await fs.lstat(dir).then(
+      (l) => l.isSymbolicLink(),
+      () => false,
+    )
+  )
+    throw new DirectoryProblem(dir, 'is a symbolic link to nothing');
   const missing = [dir];
   let parent = path.dirname(dir);
   let pst = await statOrNull(dir, parent);
@@ -62,9 +80,15 @@ export async function ensureDirectory(dir: string, opts: { create: boolean }): P
   if (pst && !pst.isDirectory()) throw new DirectoryProblem(dir, `cannot be a directory: ${parent} is ${fileKind(pst)}`);
   if (!opts.create) return false;
   for (const d of missing) {
-    try { await fs.mkdir(d); }
-    catch (e) {
-      const raced = (e as NodeJS.ErrnoException).code === 'EEXIST' && await fs.stat(d).then((s) => s.isDirectory(), () => false);
+    try {
+      await fs.mkdir(d);
+    } catch (e) {
+      const raced =
+        (e as NodeJS.ErrnoException).code === 'EEXIST' &&
+        (await fs.stat(d).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ));
       if (!raced) throw new DirectoryProblem(dir, `cannot be created${d === dir ? '' : ` (at ${d})`}: ${errnoWords(e)}`);
     }
   }

@@ -38,13 +38,28 @@ function parseFaults(specs: string[]): EmulatorFaults {
       return n;
     };
     switch (name) {
-      case 'wrongPassword': faults.wrongPassword = true; break;
-      case 'silence': faults.silence = true; break;
-      case 'garbage': faults.garbage = true; break;
-      case 'neverReturnsAsStorage': faults.neverReturnsAsStorage = true; break;
-      case 'slowReplies': faults.slowRepliesMs = ms(); break;
-      case 'unplugMidCopy': faults.unplugMidCopyMs = ms(); break;
-      default: fail(`unknown fault ${JSON.stringify(name)} (wrongPassword, silence, garbage, slowReplies=MS, neverReturnsAsStorage, unplugMidCopy=MS)`);
+      case 'wrongPassword':
+        faults.wrongPassword = true;
+        break;
+      case 'silence':
+        faults.silence = true;
+        break;
+      case 'garbage':
+        faults.garbage = true;
+        break;
+      case 'neverReturnsAsStorage':
+        faults.neverReturnsAsStorage = true;
+        break;
+      case 'slowReplies':
+        faults.slowRepliesMs = ms();
+        break;
+      case 'unplugMidCopy':
+        faults.unplugMidCopyMs = ms();
+        break;
+      default:
+        fail(
+          `unknown fault ${JSON.stringify(name)} (wrongPassword, silence, garbage, slowReplies=MS, neverReturnsAsStorage, unplugMidCopy=MS)`,
+        );
     }
   }
   return faults;
@@ -63,7 +78,10 @@ async function buildVolume(dir: string, serial: string, officerId: string, index
   ];
   for (const [seq, item] of items.entries()) {
     const source = await sampleMedia(item.kind, 2, 100 + index * 10 + seq);
-    await fs.copyFile(source, path.join(media, recordingName({ officerId, serial, at: item.at, seq: seq + 1, important: item.important, ext: item.ext })));
+    await fs.copyFile(
+      source,
+      path.join(media, recordingName({ officerId, serial, at: item.at, seq: seq + 1, important: item.important, ext: item.ext })),
+    );
   }
   return items.length;
 }
@@ -72,15 +90,24 @@ const { file, rest } = configFileFromArgs(process.argv.slice(2));
 const { values } = parseArgs({
   args: rest,
   options: {
-    'serial-dir': { type: 'string' }, 'mount-root': { type: 'string' }, count: { type: 'string', default: '2' },
-    work: { type: 'string' }, password: { type: 'string', default: '000000' }, 'clock-offset': { type: 'string', default: '90' },
-    'time-zone': { type: 'string' }, sucess: { type: 'boolean', default: false }, fault: { type: 'string', multiple: true, default: [] },
+    'serial-dir': { type: 'string' },
+    'mount-root': { type: 'string' },
+    count: { type: 'string', default: '2' },
+    work: { type: 'string' },
+    password: { type: 'string', default: '000000' },
+    'clock-offset': { type: 'string', default: '90' },
+    'time-zone': { type: 'string' },
+    sucess: { type: 'boolean', default: false },
+    fault: { type: 'string', multiple: true, default: [] },
   },
   strict: true,
 });
 const { config } = loadConfig(file);
 const configuredSerialDir = (config.dock as unknown as Record<string, unknown>).serialDir;
-const serialDir = path.resolve(values['serial-dir'] ?? (typeof configuredSerialDir === 'string' ? configuredSerialDir : path.join(PACKAGE_ROOT, 'var', 'serial', 'by-id')));
+const serialDir = path.resolve(
+  values['serial-dir'] ??
+    (typeof configuredSerialDir === 'string' ? configuredSerialDir : path.join(PACKAGE_ROOT, 'var', 'serial', 'by-id')),
+);
 const mountRoot = path.resolve(values['mount-root'] ?? config.dock.mountRoots[0]);
 const work = path.resolve(values.work ?? path.join(PACKAGE_ROOT, 'var', 'emulated'));
 const count = Number(values.count);
@@ -107,22 +134,38 @@ try {
     const volumeDir = path.join(work, serial, 'volume');
     const files = await buildVolume(volumeDir, serial, officerId, i);
     const rec = new EmulatedRecorder({
-      serial, officerId, officerName: known?.officerName ?? `警员${i + 1}`, unitNo: 'U0001', password: values.password,
-      loginWord: values.sucess ? 'Sucess' : 'OK', battery: 90 - i * 7, clockOffsetMs: offsetS * 1000, timeZone: values['time-zone'],
-      volumeDir, mountRoot, port: { pty: path.join(serialDir, `usb-BC_Emulated_Recorder_${serial}-if00`) }, faults,
+      serial,
+      officerId,
+      officerName: known?.officerName ?? `警员${i + 1}`,
+      unitNo: 'U0001',
+      password: values.password,
+      loginWord: values.sucess ? 'Sucess' : 'OK',
+      battery: 90 - i * 7,
+      clockOffsetMs: offsetS * 1000,
+      timeZone: values['time-zone'],
+      volumeDir,
+      mountRoot,
+      port: { pty: path.join(serialDir, `usb-BC_Emulated_Recorder_${serial}-if00`) },
+      faults,
     });
     const say = (msg: string) => console.log(`[${serial}] ${msg}`);
     rec.on('command', (line) => say(`← ${line}`));
     rec.on('state', (state) => say(`state: ${state}`));
     rec.on('storage', (p) => say(`storage mounted at ${p}`));
-    rec.on('unplugged', () => { if (!stopping) say('unplugged'); });
+    rec.on('unplugged', () => {
+      if (!stopping) say('unplugged');
+    });
     rec.on('error', (e) => say(`error: ${e.message}`));
     recorders.push(rec);
     await rec.plugIn();
-    say(`plugged in: tty ${rec.stationPath}, ${files} recordings, officer ${officerId}, clock ${offsetS >= 0 ? '+' : ''}${offsetS} s`);
+    say(
+      `plugged in: tty ${rec.stationPath}, ${files} recordings, officer ${officerId}, clock ${offsetS >= 0 ? '+' : ''}${offsetS} s`,
+    );
   }
 } catch (e) {
   console.error(`dock-emulated: ${(e as Error).message}`);
   await stopAll(1);
 }
-console.log(`${count} emulated recorder(s) in command mode; serial dir ${serialDir}, mount root ${mountRoot}. Ctrl-C unplugs them.`);
+console.log(
+  `${count} emulated recorder(s) in command mode; serial dir ${serialDir}, mount root ${mountRoot}. Ctrl-C unplugs them.`,
+);

@@ -13,24 +13,49 @@ const purpose = process.argv[2] ?? 'run';
 const NEEDS = {
   run: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg' },
   test: {
-    ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', mosquitto_passwd: 'mosquitto', socat: 'socat', chromium: 'chromium',
-    'systemd-analyze': 'systemd', 'mkfs.ext4': 'e2fsprogs', losetup: 'mount', openssl: 'openssl', script: 'bsdutils',
-    unshare: 'util-linux', setpriv: 'util-linux',
+    ffmpeg: 'ffmpeg',
+    ffprobe: 'ffmpeg',
+    mosquitto: 'mosquitto',
+    mosquitto_passwd: 'mosquitto',
+    socat: 'socat',
+    chromium: 'chromium',
+    'systemd-analyze': 'systemd',
+    'mkfs.ext4': 'e2fsprogs',
+    losetup: 'mount',
+    openssl: 'openssl',
+    script: 'bsdutils',
+    unshare: 'util-linux',
+    setpriv: 'util-linux',
   },
   bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils', mosquitto: 'mosquitto' },
   // npm run test:interop: RabbitMQ's MQTT plugin beside mosquitto (the node is started by the tests themselves).
-  interop: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', mosquitto: 'mosquitto', 'rabbitmq-server': 'rabbitmq-server', epmd: 'erlang-base' },
+  interop: {
+    ffmpeg: 'ffmpeg',
+    ffprobe: 'ffmpeg',
+    mosquitto: 'mosquitto',
+    'rabbitmq-server': 'rabbitmq-server',
+    epmd: 'erlang-base',
+  },
 }[purpose];
-if (!NEEDS) { console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench, interop)`); process.exit(2); }
+if (!NEEDS) {
+  console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench, interop)`);
+  process.exit(2);
+}
 
-function say(msg) { process.stderr.write(`dockd setup: ${msg}\n`); }
+function say(msg) {
+  process.stderr.write(`dockd setup: ${msg}\n`);
+}
 
 // package.json engines: Node 22 and 24 (LTS) are supported; 20 (end of life since April 2026) still runs, for
 // development machines that have nothing newer. 24 is what the station's systemd unit runs (README, Runtime).
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 20 || (major === 20 && minor < 19)) { say(`Node.js 22 or 24 is needed (20.19 at the least), this is ${process.version}`); process.exit(1); }
+if (major < 20 || (major === 20 && minor < 19)) {
+  say(`Node.js 22 or 24 is needed (20.19 at the least), this is ${process.version}`);
+  process.exit(1);
+}
 if (major === 20) say(`Node.js ${process.version} is past its end of life: stations run Node 24 LTS (README, Runtime)`);
-else if (major !== 22 && major !== 24) say(`Node.js ${process.version} is not a supported release (22 and 24 LTS are); better-sqlite3 12 may not build on it`);
+else if (major !== 22 && major !== 24)
+  say(`Node.js ${process.version} is not a supported release (22 and 24 LTS are); better-sqlite3 12 may not build on it`);
 
 // npm packages
 const modules = path.join(root, 'node_modules');
@@ -40,20 +65,37 @@ const stale = !existsSync(stamp) || (existsSync(lock) && statSync(lock).mtimeMs 
 if (stale) {
   say('installing npm packages (npm ci)');
   const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
-  if (r.status !== 0) { say('npm ci failed; run it by hand in ' + root); process.exit(1); }
+  if (r.status !== 0) {
+    say(`npm ci failed; run it by hand in ${root}`);
+    process.exit(1);
+  }
 }
 
 // Debian packages
 const searchPath = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
-const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env: { ...process.env, PATH: searchPath } }).status === 0;
-const missing = [...new Set(Object.entries(NEEDS).filter(([cmd]) => !onPath(cmd)).map(([, pkg]) => pkg))];
+const onPath = (cmd) =>
+  spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env: { ...process.env, PATH: searchPath } }).status === 0;
+const missing = [
+  ...new Set(
+    Object.entries(NEEDS)
+      .filter(([cmd]) => !onPath(cmd))
+      .map(([, pkg]) => pkg),
+  ),
+];
 if (missing.length) {
   const cmd = `apt-get update && apt-get install -y ${missing.join(' ')}`;
   if (process.getuid?.() === 0 && onPath('apt-get')) {
     say(`installing Debian packages: ${missing.join(' ')}`);
     try {
-      execFileSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd.replace('install -y', 'install -y -q --no-install-recommends')}`], { stdio: 'inherit' });
-    } catch { say(`apt-get failed; run: ${cmd}`); process.exit(1); }
+      execFileSync(
+        'sh',
+        ['-c', `DEBIAN_FRONTEND=noninteractive ${cmd.replace('install -y', 'install -y -q --no-install-recommends')}`],
+        { stdio: 'inherit' },
+      );
+    } catch {
+      say(`apt-get failed; run: ${cmd}`);
+      process.exit(1);
+    }
   } else {
     say(`missing ${missing.join(', ')}; run as root: ${cmd}`);
     process.exit(1);

@@ -1,7 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
-export interface RealUser { uid: number; name: string | null; viaSudo: boolean }
+export interface RealUser {
+  uid: number;
+  name: string | null;
+  viaSudo: boolean;
+}
 
 /**
  * Who runs this process, from what the kernel says rather than what the caller may set: the real uid, and the uid
@@ -22,16 +26,24 @@ export function realUser(env: NodeJS.ProcessEnv = process.env): RealUser {
 /** The account name of `uid` (NSS through getent, else /etc/passwd), or null when it has none. */
 export function userName(uid: number): string | null {
   try {
-    const line = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const line = execFileSync('getent', ['passwd', String(uid)], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const name = line.split(':')[0]?.trim();
     if (name) return name;
-  } catch { /* no getent, or no such uid: try the file */ }
+  } catch {
+    /* no getent, or no such uid: try the file */
+  }
   try {
     for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
       const f = line.split(':');
       if (f.length >= 3 && f[2] === String(uid) && f[0]) return f[0];
     }
-  } catch { /* unreadable: no name */ }
+  } catch {
+    /* unreadable: no name */
+  }
   return null;
 }
 

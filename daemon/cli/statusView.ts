@@ -19,7 +19,12 @@ export interface StatusView {
 }
 
 function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The daemon's last snapshot (kept in the catalog) joined with the catalog's own counts. */
@@ -28,9 +33,15 @@ export function collectStatus(config: Config, catalog: Catalog): StatusView {
   const running = Boolean(snap && pidAlive(snap.pid));
   const held = catalog.list('needs-annotation');
   return {
-    stationId: config.station.id, daemon: running ? 'running' : 'not running', snapshotAt: snap?.at ?? null,
-    recorders: running ? snap!.recorders : [], queue: { ...catalog.counts(), bytesPending: catalog.bytesPending(), outbox: catalog.outboxSize() },
-    uploads: running ? snap!.uploads : [], disk: snap?.disk ?? null, links: running ? snap!.links : null, alarms: running ? snap!.alarms : [],
+    stationId: config.station.id,
+    daemon: running ? 'running' : 'not running',
+    snapshotAt: snap?.at ?? null,
+    recorders: running ? snap!.recorders : [],
+    queue: { ...catalog.counts(), bytesPending: catalog.bytesPending(), outbox: catalog.outboxSize() },
+    uploads: running ? snap!.uploads : [],
+    disk: snap?.disk ?? null,
+    links: running ? snap!.links : null,
+    alarms: running ? snap!.alarms : [],
     needsAnnotation: held.map((f) => ({ id: f.id, sha256: f.sha256, filename: f.filename, reason: f.reason })),
   };
 }
@@ -43,7 +54,10 @@ export class EtaTracker {
     const key = `${r.volume}#${r.sessionId}`;
     const prev = this.seen.get(key);
     let rate = prev?.rate ?? 0;
-    if (prev && now > prev.at && r.bytes.done >= prev.done) rate = prev.rate ? 0.7 * prev.rate + 0.3 * ((r.bytes.done - prev.done) / ((now - prev.at) / 1000)) : (r.bytes.done - prev.done) / ((now - prev.at) / 1000);
+    if (prev && now > prev.at && r.bytes.done >= prev.done)
+      rate = prev.rate
+        ? 0.7 * prev.rate + 0.3 * ((r.bytes.done - prev.done) / ((now - prev.at) / 1000))
+        : (r.bytes.done - prev.done) / ((now - prev.at) / 1000);
     this.seen.set(key, { at: now, done: r.bytes.done, rate });
     if (r.state !== 'copying' || rate <= 0) return '';
     const s = Math.ceil((r.bytes.total - r.bytes.done) / rate);
@@ -59,29 +73,59 @@ export function renderStatus(v: StatusView, eta?: EtaTracker): string {
   out('recorders:');
   if (!v.recorders.length) out('  none docked');
   else {
-    out(table([['  BAY', 'RECORDER', 'OFFICER', 'STATE', 'FILES', 'PROGRESS', 'BYTES', 'NOTE'], ...v.recorders.map((r) => [
-      `  ${r.name}`, r.serial ?? '-', r.officerId ? `${r.officerId}${r.officerName ? ` ${r.officerName}` : ''}` : '-', r.state,
-      `${r.files.done}/${r.files.total}`, bar(r.bytes.done, r.bytes.total), `${bytes(r.bytes.done)}/${bytes(r.bytes.total)}`,
-      [r.safeToUndock ? '可安全拔出 safe to undock' : '', eta?.estimate(r) ?? ''].filter(Boolean).join(' '),
-    ])]));
+    out(
+      table([
+        ['  BAY', 'RECORDER', 'OFFICER', 'STATE', 'FILES', 'PROGRESS', 'BYTES', 'NOTE'],
+        ...v.recorders.map((r) => [
+          `  ${r.name}`,
+          r.serial ?? '-',
+          r.officerId ? `${r.officerId}${r.officerName ? ` ${r.officerName}` : ''}` : '-',
+          r.state,
+          `${r.files.done}/${r.files.total}`,
+          bar(r.bytes.done, r.bytes.total),
+          `${bytes(r.bytes.done)}/${bytes(r.bytes.total)}`,
+          [r.safeToUndock ? '可安全拔出 safe to undock' : '', eta?.estimate(r) ?? ''].filter(Boolean).join(' '),
+        ]),
+      ]),
+    );
     for (const r of v.recorders) {
       if (r.error) out(`  ${r.name} ! ${r.error}`);
       for (const l of r.leftBehind ?? []) out(`  ${r.name} ! 未采集 left behind: ${l.path} — ${l.reason}`);
-      if (r.files.settling) out(`  ${r.name}: ${r.files.settling} recording(s) still being written; copied once they stop changing (not safe to undock yet)`);
-      if (r.files.superseded) out(`  ${r.name}: ${r.files.superseded} recording(s) changed after they were copied; copied again as a new version (supersedes)`);
+      if (r.files.settling)
+        out(
+          `  ${r.name}: ${r.files.settling} recording(s) still being written; copied once they stop changing (not safe to undock yet)`,
+        );
+      if (r.files.superseded)
+        out(
+          `  ${r.name}: ${r.files.superseded} recording(s) changed after they were copied; copied again as a new version (supersedes)`,
+        );
       if (r.files.rejected || r.files.damaged || r.files.needsAnnotation || r.files.skipped) {
-        out(`  ${r.name}: damaged ${r.files.damaged ?? 0}, empty (rejected) ${r.files.rejected}, needs annotation ${r.files.needsAnnotation}, skipped (not recordings) ${r.files.skipped}`);
+        out(
+          `  ${r.name}: damaged ${r.files.damaged ?? 0}, empty (rejected) ${r.files.rejected}, needs annotation ${r.files.needsAnnotation}, skipped (not recordings) ${r.files.skipped}`,
+        );
       }
     }
   }
   out('');
-  out(`queue: ${FILE_STATES.filter((s) => v.queue[s]).map((s) => `${s} ${v.queue[s]}`).join(', ') || 'empty'}; ${bytes(v.queue.bytesPending)} not yet uploaded; ${v.queue.outbox} event(s) waiting for the broker`);
+  out(
+    `queue: ${
+      FILE_STATES.filter((s) => v.queue[s])
+        .map((s) => `${s} ${v.queue[s]}`)
+        .join(', ') || 'empty'
+    }; ${bytes(v.queue.bytesPending)} not yet uploaded; ${v.queue.outbox} event(s) waiting for the broker`,
+  );
   for (const u of v.uploads) out(`  uploading #${u.id} ${bar(u.offset, u.size)}`);
-  if (v.disk) out(`disk: ${bytes(v.disk.freeBytes)} free of ${bytes(v.disk.totalBytes)} (${v.disk.path})${v.disk.lowWaterBytes !== undefined ? `; alarm below ${bytes(v.disk.lowWaterBytes)}, copies wait below ${bytes(v.disk.reserveBytes ?? 0)}` : ''}`);
+  if (v.disk)
+    out(
+      `disk: ${bytes(v.disk.freeBytes)} free of ${bytes(v.disk.totalBytes)} (${v.disk.path})${v.disk.lowWaterBytes !== undefined ? `; alarm below ${bytes(v.disk.lowWaterBytes)}, copies wait below ${bytes(v.disk.reserveBytes ?? 0)}` : ''}`,
+    );
   if (v.links) out(`links: tus ${v.links.tus}, mqtt ${v.links.mqtt}`);
   out('');
   out(`alarms: ${v.alarms.length ? '' : 'none'}`);
-  for (const a of v.alarms) out(`  [${a.code}] since ${a.since}: ${a.message}${a.acknowledged ? ` (acknowledged by ${a.acknowledgedBy} at ${a.acknowledgedAt})` : ''}`);
+  for (const a of v.alarms)
+    out(
+      `  [${a.code}] since ${a.since}: ${a.message}${a.acknowledged ? ` (acknowledged by ${a.acknowledgedBy} at ${a.acknowledgedAt})` : ''}`,
+    );
   if (v.needsAnnotation.length) {
     out('');
     out(`待补录 needs annotation (${v.needsAnnotation.length}):`);
@@ -98,10 +142,15 @@ export async function watchStatus(config: Config, catalog: Catalog, intervalMs =
   return new Promise<number>((resolve) => {
     const draw = () => {
       let text: string;
-      try { text = renderStatus(collectStatus(config, catalog), eta); }
-      catch (e) { text = `dockctl: cannot read the catalog: ${(e as Error).message}`; }
+      try {
+        text = renderStatus(collectStatus(config, catalog), eta);
+      } catch (e) {
+        text = `dockctl: cannot read the catalog: ${(e as Error).message}`;
+      }
       // Home, clear the screen, draw; a pipe gets plain frames separated by a blank line.
-      process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : ''}${text}\n${tty ? '' : '\n'}${tty ? `\n(every ${intervalMs / 1000} s; Ctrl-C to stop)` : ''}`);
+      process.stdout.write(
+        `${tty ? '\x1b[H\x1b[2J' : ''}${text}\n${tty ? '' : '\n'}${tty ? `\n(every ${intervalMs / 1000} s; Ctrl-C to stop)` : ''}`,
+      );
     };
     draw();
     const timer = setInterval(draw, intervalMs);

@@ -18,7 +18,9 @@ export const USER_USAGE = `  user add NAME --role admin|officer [--officer-id ID
 /** A mistake in how `dockctl user` was called (exit 2). */
 export class UserUsageError extends Error {}
 
-function out(s: string): void { process.stdout.write(`${s}\n`); }
+function out(s: string): void {
+  process.stdout.write(`${s}\n`);
+}
 
 /** The whole of stdin, without the line end a shell `echo` or a file adds. */
 async function readStdin(): Promise<string> {
@@ -29,7 +31,9 @@ async function readStdin(): Promise<string> {
     size += (c as Buffer).length;
     if (size > 64 * 1024) throw new UserUsageError('--password-stdin: more than 64 KiB on stdin');
   }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** Asks on the terminal without echo (raw mode; backspace works, Ctrl-C cancels). */
@@ -41,7 +45,13 @@ function askHidden(prompt: string): Promise<string> {
   stdin.resume();
   return new Promise((resolve, reject) => {
     let typed: string[] = [];
-    const finish = (fn: () => void) => { stdin.off('data', onData); stdin.setRawMode(false); stdin.pause(); process.stderr.write('\n'); fn(); };
+    const finish = (fn: () => void) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+      fn();
+    };
     const onData = (s: string) => {
       for (const ch of s) {
         if (ch === '\r' || ch === '\n' || ch === '\u0004') return finish(() => resolve(typed.join('')));
@@ -59,7 +69,8 @@ async function newPassword(role: Role, name: string, fromStdin: boolean): Promis
   let plain: string;
   if (fromStdin) plain = await readStdin();
   else {
-    if (!process.stdin.isTTY) throw new UserUsageError(`no terminal to ask for the ${what} on: give it on stdin with --password-stdin`);
+    if (!process.stdin.isTTY)
+      throw new UserUsageError(`no terminal to ask for the ${what} on: give it on stdin with --password-stdin`);
     plain = await askHidden(`${what} for ${name}: `);
     const again = await askHidden(`${what} for ${name} again: `);
     if (again !== plain) throw new UserUsageError(`the two ${what}s differ; nothing changed`);
@@ -71,7 +82,10 @@ async function newPassword(role: Role, name: string, fromStdin: boolean): Promis
 
 function openCatalog(storageDir: string, readonly: boolean): Catalog {
   const file = path.join(storageDir, 'catalog.sqlite');
-  if (!existsSync(file)) throw new UserUsageError(`no catalog at ${file}: start dockd once with this config (it makes the catalog, owned by the account dockd runs as), then add users`);
+  if (!existsSync(file))
+    throw new UserUsageError(
+      `no catalog at ${file}: start dockd once with this config (it makes the catalog, owned by the account dockd runs as), then add users`,
+    );
   return Catalog.open(storageDir, { readonly });
 }
 
@@ -79,8 +93,15 @@ function openCatalog(storageDir: string, readonly: boolean): Catalog {
 export async function userCommand(configFile: string, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const { values, positionals } = parseArgs({
-    args: rest, allowPositionals: true, strict: true,
-    options: { role: { type: 'string' }, 'officer-id': { type: 'string' }, 'password-stdin': { type: 'boolean' }, json: { type: 'boolean' } },
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      role: { type: 'string' },
+      'officer-id': { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
   });
   const { config } = loadConfig(configFile);
   const by = whoIsAsking();
@@ -93,19 +114,42 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
     const catalog = openCatalog(config.storage.dir, true);
     try {
       const users = new UserStore(catalog.db).list();
-      if (values.json) { out(JSON.stringify(users, null, 2)); return 0; }
-      if (!users.length) { out('no users (add one with dockctl user add NAME --role admin)'); return 0; }
-      out(table([['NAME', 'ROLE', 'OFFICER-ID', 'STATE', 'SESSIONS', 'CREATED', 'UPDATED'],
-        ...users.map((u) => [u.name, u.role, u.officerId ?? '-', u.disabled ? 'disabled' : (u.fromConfig ? 'active (http.adminPassword)' : 'active'), String(u.openSessions), u.createdAt, u.updatedAt])]));
+      if (values.json) {
+        out(JSON.stringify(users, null, 2));
+        return 0;
+      }
+      if (!users.length) {
+        out('no users (add one with dockctl user add NAME --role admin)');
+        return 0;
+      }
+      out(
+        table([
+          ['NAME', 'ROLE', 'OFFICER-ID', 'STATE', 'SESSIONS', 'CREATED', 'UPDATED'],
+          ...users.map((u) => [
+            u.name,
+            u.role,
+            u.officerId ?? '-',
+            u.disabled ? 'disabled' : u.fromConfig ? 'active (http.adminPassword)' : 'active',
+            String(u.openSessions),
+            u.createdAt,
+            u.updatedAt,
+          ]),
+        ]),
+      );
       return 0;
-    } finally { catalog.close(); }
+    } finally {
+      catalog.close();
+    }
   }
   if (sub === 'add') {
     const name = one();
     const role = values.role;
     if (role !== 'admin' && role !== 'officer') throw new UserUsageError('user add needs --role admin or --role officer');
     const officerId = values['officer-id'];
-    if (role === 'officer' && !officerId) throw new UserUsageError('an officer needs --officer-id (警号): it is what they log in with, and which recordings are theirs');
+    if (role === 'officer' && !officerId)
+      throw new UserUsageError(
+        'an officer needs --officer-id (警号): it is what they log in with, and which recordings are theirs',
+      );
     const catalog = openCatalog(config.storage.dir, false);
     try {
       const store = new UserStore(catalog.db);
@@ -116,9 +160,15 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
         catalog.audit('user.added', name, { user: name, role, officerId: u.officerId, by });
         return u;
       });
-      out(role === 'officer' ? `user ${user.name} added: officer ${user.officerId}, logs in with the officer id and PIN` : `user ${user.name} added: admin, logs in with the name and password`);
+      out(
+        role === 'officer'
+          ? `user ${user.name} added: officer ${user.officerId}, logs in with the officer id and PIN`
+          : `user ${user.name} added: admin, logs in with the name and password`,
+      );
       return 0;
-    } finally { catalog.close(); }
+    } finally {
+      catalog.close();
+    }
   }
   if (sub === 'passwd') {
     const name = one();
@@ -133,9 +183,13 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
         catalog.audit('user.password-changed', name, { user: name, revokedSessions: changed.revoked, by });
         return changed;
       });
-      out(`${existing.role === 'officer' ? 'PIN' : 'password'} of ${name} changed${r.revoked ? `; ${r.revoked} open session(s) ended` : ''}`);
+      out(
+        `${existing.role === 'officer' ? 'PIN' : 'password'} of ${name} changed${r.revoked ? `; ${r.revoked} open session(s) ended` : ''}`,
+      );
       return 0;
-    } finally { catalog.close(); }
+    } finally {
+      catalog.close();
+    }
   }
   if (sub === 'disable' || sub === 'enable') {
     const name = one();
@@ -144,23 +198,40 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
       const store = new UserStore(catalog.db);
       const r = catalog.tx(() => {
         const changed = store.setDisabled(name, sub === 'disable');
-        if (changed.changed || changed.revoked) catalog.audit(sub === 'disable' ? 'user.disabled' : 'user.enabled', name, { user: name, revokedSessions: changed.revoked, by });
+        if (changed.changed || changed.revoked)
+          catalog.audit(sub === 'disable' ? 'user.disabled' : 'user.enabled', name, {
+            user: name,
+            revokedSessions: changed.revoked,
+            by,
+          });
         return changed;
       });
-      out(!r.changed ? `${name} is already ${sub}d` : sub === 'disable' ? `${name} disabled${r.revoked ? `; ${r.revoked} open session(s) ended` : ''}` : `${name} enabled`);
+      out(
+        !r.changed
+          ? `${name} is already ${sub}d`
+          : sub === 'disable'
+            ? `${name} disabled${r.revoked ? `; ${r.revoked} open session(s) ended` : ''}`
+            : `${name} enabled`,
+      );
       return 0;
-    } finally { catalog.close(); }
+    } finally {
+      catalog.close();
+    }
   }
   throw new UserUsageError(`unknown user command ${sub ?? '(none)'}: one of add, passwd, disable, enable, list`);
 }
 
 /** Runs `dockctl user …`: exit 0 done, 1 refused (no such user, exists already), 2 wrong usage or input. */
 export async function runUserCommand(configFile: string, args: string[]): Promise<number> {
-  try { return await userCommand(configFile, args); }
-  catch (e) {
+  try {
+    return await userCommand(configFile, args);
+  } catch (e) {
     process.stderr.write(`dockctl: ${(e as Error).message}\n`);
     if (e instanceof UserError) return e.code === 'INVALID' ? 2 : 1;
-    const usage = e instanceof UserUsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') || (e as { code?: string }).code === 'CONFIG_INVALID';
+    const usage =
+      e instanceof UserUsageError ||
+      (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ||
+      (e as { code?: string }).code === 'CONFIG_INVALID';
     return usage ? 2 : 1;
   }
 }

@@ -29,7 +29,8 @@ export function publicKeyBase64(key: KeyObject): string {
 export function parsePublicKey(text: string): KeyObject {
   const trimmed = text.trim();
   // createPublicKey would quietly derive the public half of a private key: a private key here is a mistake to name.
-  if (/PRIVATE KEY-----/.test(trimmed)) throw new Error('a private key: give the public key only (the private key must stay with its owner)');
+  if (/PRIVATE KEY-----/.test(trimmed))
+    throw new Error('a private key: give the public key only (the private key must stay with its owner)');
   let key: KeyObject;
   try {
     key = trimmed.startsWith('-----BEGIN')
@@ -49,7 +50,9 @@ function writeOnce(file: string, text: string, mode: number): boolean {
   try {
     fs.writeSync(fd, text);
     fs.fsyncSync(fd);
-  } finally { fs.closeSync(fd); }
+  } finally {
+    fs.closeSync(fd);
+  }
   try {
     fs.linkSync(tmp, file);
     return true;
@@ -59,18 +62,29 @@ function writeOnce(file: string, text: string, mode: number): boolean {
   } finally {
     fs.rmSync(tmp, { force: true });
     const dir = fs.openSync(path.dirname(file), 'r');
-    try { fs.fsyncSync(dir); } finally { fs.closeSync(dir); }
+    try {
+      fs.fsyncSync(dir);
+    } finally {
+      fs.closeSync(dir);
+    }
   }
 }
 
 function readPrivateKey(file: string): KeyObject {
   const st = fs.statSync(file);
   // Readable by others, the key proves nothing: refuse rather than sign with it.
-  if (st.mode & 0o077) throw new KeyError(`private key ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 it`);
+  if (st.mode & 0o077)
+    throw new KeyError(
+      `private key ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 it`,
+    );
   let key: KeyObject;
-  try { key = createPrivateKey(fs.readFileSync(file, 'utf8')); }
-  catch (e) { throw new KeyError(`private key ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-  if (key.asymmetricKeyType !== 'ed25519') throw new KeyError(`private key ${file} is an ${key.asymmetricKeyType} key, not Ed25519`);
+  try {
+    key = createPrivateKey(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new KeyError(`private key ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new KeyError(`private key ${file} is an ${key.asymmetricKeyType} key, not Ed25519`);
   return key;
 }
 
@@ -89,10 +103,15 @@ export function openKeyPair(privateFile: string, publicFile: string): KeyPair {
   const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   if (!writeOnce(publicFile, pem, 0o644)) {
     let stored: KeyObject;
-    try { stored = parsePublicKey(fs.readFileSync(publicFile, 'utf8')); }
-    catch (e) { throw new KeyError(`public key ${publicFile}: ${(e as Error).message}`); }
+    try {
+      stored = parsePublicKey(fs.readFileSync(publicFile, 'utf8'));
+    } catch (e) {
+      throw new KeyError(`public key ${publicFile}: ${(e as Error).message}`);
+    }
     if (publicKeyBase64(stored) !== publicKeyBase64(publicKey)) {
-      throw new KeyError(`public key ${publicFile} does not belong to the private key ${privateFile}: one of them was replaced; restore both from a backup (or move both away to make a new pair, and tell HQ)`);
+      throw new KeyError(
+        `public key ${publicFile} does not belong to the private key ${privateFile}: one of them was replaced; restore both from a backup (or move both away to make a new pair, and tell HQ)`,
+      );
     }
   }
   return { privateKey, publicKey, publicKeyBase64: publicKeyBase64(publicKey) };
@@ -107,13 +126,17 @@ export function openStationKey(storeDir: string): KeyPair {
 export function readStationPublicKey(storeDir: string): KeyObject | null {
   const file = path.join(storeDir, STATION_PUBLIC_KEY_FILE);
   let text: string;
-  try { text = fs.readFileSync(file, 'utf8'); }
-  catch (e) {
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new KeyError(`station public key ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  try { return parsePublicKey(text); }
-  catch (e) { throw new KeyError(`station public key ${file}: ${(e as Error).message}`); }
+  try {
+    return parsePublicKey(text);
+  } catch (e) {
+    throw new KeyError(`station public key ${file}: ${(e as Error).message}`);
+  }
 }
 
 const publishedKeys = new Map<string, string | null>();

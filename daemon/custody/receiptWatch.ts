@@ -17,15 +17,23 @@ export class ReceiptWatch {
   private running: Promise<void> | null = null;
   private readonly log: Logger;
 
-  constructor(private readonly deps: { config: Config; catalog: Catalog; board: StatusBoard; bus: EventBus; log: Logger; now: () => Date }) {
+  constructor(
+    private readonly deps: { config: Config; catalog: Catalog; board: StatusBoard; bus: EventBus; log: Logger; now: () => Date },
+  ) {
     this.log = deps.log.child({ component: 'receipts' });
   }
 
   async start(): Promise<void> {
     if (!this.deps.config.hq.receiptKey) {
-      this.log.warn('hq.receiptKey is not set: receipts cannot be told from forgeries, so they archive recordings but never let one be wiped from a recorder or freed here');
+      this.log.warn(
+        'hq.receiptKey is not set: receipts cannot be told from forgeries, so they archive recordings but never let one be wiped from a recorder or freed here',
+      );
     }
-    this.timer = setInterval(() => { this.running ??= this.check().finally(() => { this.running = null; }); }, CHECK_EVERY_MS);
+    this.timer = setInterval(() => {
+      this.running ??= this.check().finally(() => {
+        this.running = null;
+      });
+    }, CHECK_EVERY_MS);
   }
 
   async stop(): Promise<void> {
@@ -36,16 +44,27 @@ export class ReceiptWatch {
   /** Overdue uploads: how many, and since when the oldest waits. */
   overdue(): { count: number; oldestSince: string | null } {
     const limit = new Date(this.deps.now().getTime() - this.deps.config.hq.receiptTimeoutSeconds * 1000).toISOString();
-    const r = this.deps.catalog.db.prepare(`SELECT COUNT(*) n, MIN(uploaded_at) oldest FROM files WHERE state = 'uploaded' AND uploaded_at < ?`).get(limit) as { n: number; oldest: string | null };
+    const r = this.deps.catalog.db
+      .prepare(`SELECT COUNT(*) n, MIN(uploaded_at) oldest FROM files WHERE state = 'uploaded' AND uploaded_at < ?`)
+      .get(limit) as { n: number; oldest: string | null };
     return { count: r.n, oldestSince: r.oldest };
   }
 
   async check(): Promise<void> {
     const { catalog, config } = this.deps;
     const limit = new Date(this.deps.now().getTime() - config.hq.receiptTimeoutSeconds * 1000).toISOString();
-    const rows = catalog.db.prepare(`SELECT * FROM files WHERE state = 'uploaded' AND COALESCE(announced_at, uploaded_at) < ? ORDER BY uploaded_at LIMIT 50`).all(limit) as import('../store/catalog.ts').FileRow[];
+    const rows = catalog.db
+      .prepare(
+        `SELECT * FROM files WHERE state = 'uploaded' AND COALESCE(announced_at, uploaded_at) < ? ORDER BY uploaded_at LIMIT 50`,
+      )
+      .all(limit) as import('../store/catalog.ts').FileRow[];
     const od = this.overdue();
-    if (od.count) this.deps.board.raise('RECEIPT_OVERDUE', 'receipts', `${od.count} upload(s) wait for HQ's receipt, the oldest since ${od.oldestSince}`);
+    if (od.count)
+      this.deps.board.raise(
+        'RECEIPT_OVERDUE',
+        'receipts',
+        `${od.count} upload(s) wait for HQ's receipt, the oldest since ${od.oldestSince}`,
+      );
     else this.deps.board.clear('receipts');
     for (const f of rows) {
       if (!f.upload_url) continue;
@@ -61,12 +80,27 @@ export class ReceiptWatch {
       }
       const at = this.deps.now().toISOString();
       if (complete) {
-        catalog.transition(f.id, 'uploaded', { announced_at: at }, { from: ['uploaded'], event: fileEvent('file.uploaded', f, { uploadUrl: f.upload_url, reannounced: true }) });
+        catalog.transition(
+          f.id,
+          'uploaded',
+          { announced_at: at },
+          { from: ['uploaded'], event: fileEvent('file.uploaded', f, { uploadUrl: f.upload_url, reannounced: true }) },
+        );
         this.log.info({ file: f.id }, 'no receipt yet: HQ still holds the upload; announced again');
       } else if (status === 404 || status === 410 || (status >= 200 && status < 300)) {
-        catalog.transition(f.id, 'ready', { upload_url: null, upload_offset: 0, last_error: `receipt overdue and HQ answers ${status} for the upload` }, {
-          from: ['uploaded'], event: fileEvent('file.reupload', { ...f, state: 'ready' }, { reason: `no receipt; HQ no longer holds the upload (HTTP ${status})` }),
-        });
+        catalog.transition(
+          f.id,
+          'ready',
+          { upload_url: null, upload_offset: 0, last_error: `receipt overdue and HQ answers ${status} for the upload` },
+          {
+            from: ['uploaded'],
+            event: fileEvent(
+              'file.reupload',
+              { ...f, state: 'ready' },
+              { reason: `no receipt; HQ no longer holds the upload (HTTP ${status})` },
+            ),
+          },
+        );
         this.deps.bus.emit('upload.wanted');
         this.log.warn({ file: f.id, status }, 'no receipt and HQ no longer holds the upload: uploading again');
       }

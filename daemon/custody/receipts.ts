@@ -17,8 +17,11 @@ const RECEIPT_SCHEMA = {
   type: 'object',
   required: ['sha256', 'ok'],
   properties: {
-    sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' }, ok: { type: 'boolean' },
-    stationId: { type: 'string' }, at: { type: 'string' }, sig: { type: 'string' },
+    sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+    ok: { type: 'boolean' },
+    stationId: { type: 'string' },
+    at: { type: 'string' },
+    sig: { type: 'string' },
   },
 };
 const validate = new Ajv({ strict: false }).compile(RECEIPT_SCHEMA);
@@ -27,11 +30,35 @@ const malformedLog = new LogThrottle();
 /** Likewise for receipts not signed by HQ: a flood of forgeries is all in the audit trail, not all in the journal. */
 const refusedLog = new LogThrottle();
 
-interface ReceiptDoc { sha256: string; ok: boolean; stationId?: string; at?: string; sig?: string }
+interface ReceiptDoc {
+  sha256: string;
+  ok: boolean;
+  stationId?: string;
+  at?: string;
+  sig?: string;
+}
 
-export type ReceiptOutcome = 'archived' | 'verified' | 'reupload' | 'duplicate' | 'unknown' | 'mismatched' | 'unconfirmed' | 'refused' | 'malformed' | 'local-corrupt';
+export type ReceiptOutcome =
+  | 'archived'
+  | 'verified'
+  | 'reupload'
+  | 'duplicate'
+  | 'unknown'
+  | 'mismatched'
+  | 'unconfirmed'
+  | 'refused'
+  | 'malformed'
+  | 'local-corrupt';
 
-export interface ReceiptDeps { config: Config; catalog: Catalog; objects: ObjectStore; board: StatusBoard; bus: EventBus; log: Logger; now: () => Date }
+export interface ReceiptDeps {
+  config: Config;
+  catalog: Catalog;
+  objects: ObjectStore;
+  board: StatusBoard;
+  bus: EventBus;
+  log: Logger;
+  now: () => Date;
+}
 
 const keys = new Map<string, KeyObject>();
 
@@ -50,12 +77,14 @@ function receiptKey(config: Config): KeyObject | null {
 function authenticate(config: Config, doc: ReceiptDoc): { signed: boolean } | { refused: string } {
   const key = receiptKey(config);
   if (!key) return { signed: false };
-  if (doc.sig === undefined) return { refused: 'unsigned (hq.receiptKey is set: receipts must carry HQ\'s signature)' };
-  if (doc.stationId === undefined || doc.at === undefined) return { refused: 'signed, but without stationId or at (the signature covers {stationId, sha256, ok, at})' };
+  if (doc.sig === undefined) return { refused: "unsigned (hq.receiptKey is set: receipts must carry HQ's signature)" };
+  if (doc.stationId === undefined || doc.at === undefined)
+    return { refused: 'signed, but without stationId or at (the signature covers {stationId, sha256, ok, at})' };
   if (!receiptSignatureValid(key, { stationId: doc.stationId, sha256: doc.sha256, ok: doc.ok, at: doc.at, sig: doc.sig })) {
     return { refused: 'bad signature (not made with hq.receiptKey over this stationId, sha256, ok and at)' };
   }
-  if (doc.stationId !== config.station.id) return { refused: `signed by HQ for station ${JSON.stringify(doc.stationId)}, not this one (${config.station.id})` };
+  if (doc.stationId !== config.station.id)
+    return { refused: `signed by HQ for station ${JSON.stringify(doc.stationId)}, not this one (${config.station.id})` };
   return { signed: true };
 }
 
@@ -69,9 +98,14 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
   const { catalog, board, log } = deps;
   const text = raw.toString();
   let doc: unknown;
-  try { doc = JSON.parse(text); } catch { doc = undefined; }
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    doc = undefined;
+  }
   if (doc === undefined || !validate(doc)) {
-    const error = doc === undefined ? 'not JSON' : `${validate.errors?.[0]?.instancePath || '/'} ${validate.errors?.[0]?.message}`;
+    const error =
+      doc === undefined ? 'not JSON' : `${validate.errors?.[0]?.instancePath || '/'} ${validate.errors?.[0]?.message}`;
     catalog.audit('receipt.malformed', null, { payload: text.slice(0, 500), error });
     malformedLog.warn(log, 'malformed', { error }, 'malformed receipt from HQ ignored (audited as receipt.malformed)');
     return 'malformed';
@@ -105,7 +139,12 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
   if (file.state === 'archived' && (ok || file.local_deleted_at)) {
     // A repeat; or HQ doubting a copy whose local object retention has already freed (nothing to send again).
     catalog.audit('receipt.duplicate', sha256, { ok, signed, id: file.id, ...(ok ? {} : { localFreed: file.local_deleted_at }) });
-    if (!ok) board.raise('UPLOAD_REFUSED', `receipt:${file.id}`, `HQ now reports a hash mismatch for archived ${file.filename} (${sha256.slice(0, 12)}), whose local copy was freed on ${file.local_deleted_at}`);
+    if (!ok)
+      board.raise(
+        'UPLOAD_REFUSED',
+        `receipt:${file.id}`,
+        `HQ now reports a hash mismatch for archived ${file.filename} (${sha256.slice(0, 12)}), whose local copy was freed on ${file.local_deleted_at}`,
+      );
     else clearRefusals(board, file.id);
     return 'duplicate';
   }
@@ -128,9 +167,15 @@ async function archive(deps: ReceiptDeps, file: FileRow, signed: boolean): Promi
     return 'unconfirmed';
   }
   const at = deps.now().toISOString();
-  const moved = catalog.transition(file.id, 'archived', { receipt_at: signed ? at : null, archived_at: at, upload_offset: file.size }, {
-    from: ['uploaded', 'uploading'], event: fileEvent('file.archived', { ...file, state: 'archived' }, { signedReceipt: signed }),
-  });
+  const moved = catalog.transition(
+    file.id,
+    'archived',
+    { receipt_at: signed ? at : null, archived_at: at, upload_offset: file.size },
+    {
+      from: ['uploaded', 'uploading'],
+      event: fileEvent('file.archived', { ...file, state: 'archived' }, { signedReceipt: signed }),
+    },
+  );
   if (!moved) {
     // Changed while HQ was asked (archived by a receipt just before, or sent back): treat as a repeat.
     catalog.audit('receipt.duplicate', sha256, { ok: true, signed, id: file.id, state: catalog.get(file.id)?.state });
@@ -138,7 +183,11 @@ async function archive(deps: ReceiptDeps, file: FileRow, signed: boolean): Promi
   }
   clearRefusals(deps.board, file.id);
   if (signed) log.info({ file: file.id, sha256 }, 'HQ confirmed a verified copy: archived');
-  else log.warn({ file: file.id, sha256 }, 'archived on an unsigned receipt (no hq.receiptKey): it will not be wiped from the recorder nor freed here');
+  else
+    log.warn(
+      { file: file.id, sha256 },
+      'archived on an unsigned receipt (no hq.receiptKey): it will not be wiped from the recorder nor freed here',
+    );
   deps.bus.emit('audit.head');
   return 'archived';
 }
@@ -156,13 +205,27 @@ async function reupload(deps: ReceiptDeps, file: FileRow): Promise<ReceiptOutcom
   const local = await deps.objects.rehash(sha256).catch(() => null);
   if (!local || local.sha256 !== sha256) {
     catalog.audit('receipt.mismatch', sha256, { id: file.id, localIntact: false });
-    board.raise('OBJECT_CORRUPT', `object:${sha256}`, `HQ reports a hash mismatch for ${file.filename} and the local copy no longer matches its hash either: check with dockctl verify`);
+    board.raise(
+      'OBJECT_CORRUPT',
+      `object:${sha256}`,
+      `HQ reports a hash mismatch for ${file.filename} and the local copy no longer matches its hash either: check with dockctl verify`,
+    );
     return 'local-corrupt';
   }
-  catalog.transition(file.id, 'ready', { upload_url: null, upload_offset: 0, receipt_at: null, archived_at: null, last_error: 'HQ receipt: hash mismatch' }, {
-    from: ['uploaded', 'uploading', 'archived'], event: fileEvent('file.reupload', { ...file, state: 'ready' }, { reason: 'HQ receipt reported a hash mismatch' }),
-  });
-  board.raise('UPLOAD_REFUSED', `receipt:${file.id}`, `HQ's copy of ${file.filename} (${sha256.slice(0, 12)}) does not match; uploading it again from the start`);
+  catalog.transition(
+    file.id,
+    'ready',
+    { upload_url: null, upload_offset: 0, receipt_at: null, archived_at: null, last_error: 'HQ receipt: hash mismatch' },
+    {
+      from: ['uploaded', 'uploading', 'archived'],
+      event: fileEvent('file.reupload', { ...file, state: 'ready' }, { reason: 'HQ receipt reported a hash mismatch' }),
+    },
+  );
+  board.raise(
+    'UPLOAD_REFUSED',
+    `receipt:${file.id}`,
+    `HQ's copy of ${file.filename} (${sha256.slice(0, 12)}) does not match; uploading it again from the start`,
+  );
   deps.bus.emit('upload.wanted');
   return 'reupload';
 }

@@ -38,7 +38,10 @@ export class RecorderWipe {
   private halted: string | null = null;
   private readonly log: Logger;
 
-  constructor(private readonly deps: RecorderWipeDeps, private readonly session: WipeSession) {
+  constructor(
+    private readonly deps: RecorderWipeDeps,
+    private readonly session: WipeSession,
+  ) {
     this.log = deps.log.child({ component: 'wipe', volume: session.volumePath, session: session.sessionId });
   }
 
@@ -64,9 +67,18 @@ export class RecorderWipe {
         if (now.sha256 !== file.sha256 || now.size !== file.size) {
           this.passedOver.add(rec.relPath);
           this.deps.catalog.audit('recorder.wipe-refused', file.sha256, {
-            id: file.id, path: rec.relPath, serial, why: 'the file on the recorder no longer matches the archived copy', found: now.sha256, foundSize: now.size, size: file.size,
+            id: file.id,
+            path: rec.relPath,
+            serial,
+            why: 'the file on the recorder no longer matches the archived copy',
+            found: now.sha256,
+            foundSize: now.size,
+            size: file.size,
           });
-          this.log.warn({ path: rec.relPath, id: file.id }, 'not deleting a recording that changed on the recorder since it was archived');
+          this.log.warn(
+            { path: rec.relPath, id: file.id },
+            'not deleting a recording that changed on the recorder since it was archived',
+          );
           continue;
         }
         try {
@@ -91,7 +103,11 @@ export class RecorderWipe {
   private archivedCopyOf(rec: FoundRecording, serial: string | null): FileRow | undefined {
     const parsed = parseRecordingName(path.basename(rec.relPath));
     const file = this.deps.catalog.findKnownSource({
-      sessionId: this.session.sessionId, deviceSerial: parsed?.serial ?? serial, sourcePath: rec.relPath, size: rec.size, mtimeMs: rec.mtimeMs,
+      sessionId: this.session.sessionId,
+      deviceSerial: parsed?.serial ?? serial,
+      sourcePath: rec.relPath,
+      size: rec.size,
+      mtimeMs: rec.mtimeMs,
     });
     return file && file.state === 'archived' && file.receipt_at && file.size === rec.size ? file : undefined;
   }
@@ -99,9 +115,17 @@ export class RecorderWipe {
   private deleted(file: FileRow, rec: FoundRecording, serial: string | null, method: string): void {
     const { catalog, now } = this.deps;
     catalog.tx(() => {
-      catalog.db.prepare(`UPDATE sightings SET wiped_at = ? WHERE file_id = ? AND source_path = ? AND wiped_at IS NULL`).run(now().toISOString(), file.id, rec.relPath);
+      catalog.db
+        .prepare(`UPDATE sightings SET wiped_at = ? WHERE file_id = ? AND source_path = ? AND wiped_at IS NULL`)
+        .run(now().toISOString(), file.id, rec.relPath);
       catalog.enqueue('event', {
-        type: 'recorder.file-deleted', at: now().toISOString(), sha256: file.sha256, id: file.id, path: rec.relPath, deviceSerial: serial, method,
+        type: 'recorder.file-deleted',
+        at: now().toISOString(),
+        sha256: file.sha256,
+        id: file.id,
+        path: rec.relPath,
+        deviceSerial: serial,
+        method,
         why: 'archived at HQ (receipt) and identical on the recorder',
       });
     });
@@ -111,15 +135,27 @@ export class RecorderWipe {
   private failed(file: FileRow, rec: FoundRecording, serial: string | null, method: string | null, error: string): void {
     this.passedOver.add(rec.relPath);
     this.deps.catalog.audit('recorder.wipe-failed', file.sha256, { id: file.id, path: rec.relPath, serial, method, error });
-    this.log.warn({ path: rec.relPath, method, err: error }, 'cannot delete an archived recording from the recorder (it stays there)');
+    this.log.warn(
+      { path: rec.relPath, method, err: error },
+      'cannot delete an archived recording from the recorder (it stays there)',
+    );
   }
 
   private async close(volume: RecorderVolume, serial: string | null): Promise<void> {
-    try { await volume.close(); }
-    catch (e) {
+    try {
+      await volume.close();
+    } catch (e) {
       // The deletions may not have reached the medium, or the storage may still be writable: say so loudly.
-      this.deps.catalog.audit('recorder.wipe-failed', serial, { volume: this.session.volumePath, method: volume.method, step: 'close', error: (e as Error).message });
-      this.log.error({ method: volume.method, err: (e as Error).message }, 'cannot finish the wipe on the recorder (flush or read-only remount failed)');
+      this.deps.catalog.audit('recorder.wipe-failed', serial, {
+        volume: this.session.volumePath,
+        method: volume.method,
+        step: 'close',
+        error: (e as Error).message,
+      });
+      this.log.error(
+        { method: volume.method, err: (e as Error).message },
+        'cannot finish the wipe on the recorder (flush or read-only remount failed)',
+      );
     }
   }
 }

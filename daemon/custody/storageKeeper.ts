@@ -21,16 +21,30 @@ export class StorageKeeper {
   /** Copies waiting in waitForRoom: while any waits, DISK_FULL stays raised (only the waiter knows the size it needs). */
   private waiters = 0;
 
-  constructor(private readonly deps: { config: Config; catalog: Catalog; objects: ObjectStore; board: StatusBoard; log: Logger; now: () => Date }) {
+  constructor(
+    private readonly deps: {
+      config: Config;
+      catalog: Catalog;
+      objects: ObjectStore;
+      board: StatusBoard;
+      log: Logger;
+      now: () => Date;
+    },
+  ) {
     this.log = deps.log.child({ component: 'storage' });
   }
 
   async start(): Promise<void> {
     await this.check();
-    this.timer = setInterval(() => void this.check().catch((e) => this.log.error({ err: (e as Error).message }, 'storage check failed')), CHECK_EVERY_MS);
+    this.timer = setInterval(
+      () => void this.check().catch((e) => this.log.error({ err: (e as Error).message }, 'storage check failed')),
+      CHECK_EVERY_MS,
+    );
   }
 
-  async stop(): Promise<void> { if (this.timer) clearInterval(this.timer); }
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+  }
 
   async freeBytes(): Promise<number> {
     return (await diskInfo(this.deps.config.storage.dir))?.freeBytes ?? Number.MAX_SAFE_INTEGER;
@@ -41,9 +55,14 @@ export class StorageKeeper {
     const { config, board } = this.deps;
     const freed = await this.purgeExpired();
     const free = await this.freeBytes();
-    if (freed && free < config.storage.lowWaterBytes) this.log.warn({ freed, free }, 'still below the low-water mark after freeing expired objects');
+    if (freed && free < config.storage.lowWaterBytes)
+      this.log.warn({ freed, free }, 'still below the low-water mark after freeing expired objects');
     if (free < config.storage.lowWaterBytes) {
-      board.raise('DISK_LOW', 'disk:low', `磁盘空间不足 disk low: ${Math.round(free / 1048576)} MiB free (alarm below ${Math.round(config.storage.lowWaterBytes / 1048576)} MiB)`);
+      board.raise(
+        'DISK_LOW',
+        'disk:low',
+        `磁盘空间不足 disk low: ${Math.round(free / 1048576)} MiB free (alarm below ${Math.round(config.storage.lowWaterBytes / 1048576)} MiB)`,
+      );
     } else {
       board.clear('disk:low');
     }
@@ -57,16 +76,28 @@ export class StorageKeeper {
   async purgeExpired(): Promise<number> {
     const { catalog, objects, config } = this.deps;
     const cutoff = new Date(this.deps.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
-    const rows = catalog.db.prepare(`SELECT * FROM files WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL ORDER BY archived_at`).all(cutoff) as FileRow[];
+    const rows = catalog.db
+      .prepare(
+        `SELECT * FROM files WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL ORDER BY archived_at`,
+      )
+      .all(cutoff) as FileRow[];
     let n = 0;
     for (const f of rows) {
       const p = objects.pathOf(f.sha256!);
-      try { await fs.rm(p, { force: true }); }
-      catch (e) { this.log.error({ file: f.id, err: (e as Error).message }, 'cannot free an expired object'); continue; }
+      try {
+        await fs.rm(p, { force: true });
+      } catch (e) {
+        this.log.error({ file: f.id, err: (e as Error).message }, 'cannot free an expired object');
+        continue;
+      }
       const at = this.deps.now().toISOString();
       catalog.tx(() => {
         catalog.update(f.id, { local_deleted_at: at });
-        catalog.audit('object.deleted', f.sha256, { id: f.id, where: 'station store', why: `archived ${f.archived_at}, past retention of ${config.retention.localDays} day(s)` });
+        catalog.audit('object.deleted', f.sha256, {
+          id: f.id,
+          where: 'station store',
+          why: `archived ${f.archived_at}, past retention of ${config.retention.localDays} day(s)`,
+        });
       });
       n++;
     }

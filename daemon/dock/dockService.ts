@@ -10,7 +10,10 @@ import type { Logger } from '../log.ts';
 
 const PROBE_RETRY_CHECK_MS = 2000;
 
-interface Session { controller: AbortController; done: Promise<void> }
+interface Session {
+  controller: AbortController;
+  done: Promise<void>;
+}
 
 /**
  * One ingest session per docked volume, at most `dock.concurrency` copying at once. An undock aborts the session;
@@ -28,7 +31,9 @@ export class DockService {
   private readonly probeSlots = Math.max(1, os.availableParallelism() - 1);
   /** Resolved (and renewed) whenever a probe may be able to start: a copy slot freed, a probe ended, a stop. */
   private wakeProbes: () => void = () => {};
-  private probeWake: Promise<void> = new Promise<void>((r) => { this.wakeProbes = r; });
+  private probeWake: Promise<void> = new Promise<void>((r) => {
+    this.wakeProbes = r;
+  });
   private stopping = false;
   private readonly log: Logger;
 
@@ -73,13 +78,18 @@ export class DockService {
     const now = this.deps.now().toISOString();
     for (const f of this.deps.catalog.list('stored')) {
       if (this.stopping) return;
-      if (f.probe_after && f.probe_after <= now) await this.verify(f.id, 'verified a file again after its verification could not run');
+      if (f.probe_after && f.probe_after <= now)
+        await this.verify(f.id, 'verified a file again after its verification could not run');
     }
   }
 
   private async verify(id: number, what: string): Promise<void> {
     if (this.probing.has(id)) return;
-    try { await this.verifyNow(id, what); } catch (e) { this.log.error({ file: id, err: (e as Error).message }, 'cannot verify stored file'); }
+    try {
+      await this.verifyNow(id, what);
+    } catch (e) {
+      this.log.error({ file: id, err: (e as Error).message }, 'cannot verify stored file');
+    }
   }
 
   /** Verifies one stored file in the bounded pool (probes are CPU-bound: they must not starve the copies). */
@@ -89,7 +99,8 @@ export class DockService {
       // Copies first: the officer waits for copies, nobody waits for a probe. Probes run when no recorder is copying
       // (a copy paused for disk space does not count: the verdicts it waits for are what frees space). Looked at again
       // at least every second.
-      while ((this.probesRunning >= this.probeSlots || this.copying()) && !this.stopping) await Promise.race([this.probeWake, sleep(1000)]);
+      while ((this.probesRunning >= this.probeSlots || this.copying()) && !this.stopping)
+        await Promise.race([this.probeWake, sleep(1000)]);
       // Stopping: a file not yet verified stays `stored` and is verified at the next start.
       if (this.stopping) return this.deps.catalog.get(id)!;
       this.probesRunning++;
@@ -102,7 +113,9 @@ export class DockService {
         this.probesRunning--;
         this.nudgeProbes();
       }
-    } finally { this.probing.delete(id); }
+    } finally {
+      this.probing.delete(id);
+    }
   }
 
   private async slot(signal: AbortSignal): Promise<boolean> {
@@ -128,14 +141,20 @@ export class DockService {
 
   private nudgeProbes(): void {
     const wake = this.wakeProbes;
-    this.probeWake = new Promise<void>((r) => { this.wakeProbes = r; });
+    this.probeWake = new Promise<void>((r) => {
+      this.wakeProbes = r;
+    });
     wake();
   }
 
   /** A volume mounted by dockd itself (USB mass storage), outside the watched mount roots. */
-  dockVolume(volume: string): void { this.docked(volume); }
+  dockVolume(volume: string): void {
+    this.docked(volume);
+  }
 
-  undockVolume(volume: string): void { this.undocked(volume); }
+  undockVolume(volume: string): void {
+    this.undocked(volume);
+  }
 
   private docked(volume: string): void {
     if (this.stopping) return;
@@ -157,7 +176,11 @@ export class DockService {
           let outcome: 'ok' | 'unplugged' = 'ok';
           if (scan.ready.length) {
             if (!(await this.slot(signal))) break;
-            try { outcome = await volumeSession.copy(scan, signal); } finally { this.release(); }
+            try {
+              outcome = await volumeSession.copy(scan, signal);
+            } finally {
+              this.release();
+            }
           }
           let state = volumeSession.conclude(scan, signal);
           if (state === 'verifying') {
@@ -168,15 +191,31 @@ export class DockService {
           const summary = `${state}:${f.done}:${f.copied}:${f.alreadyStored}:${volumeSession.status.leftBehind.length}`;
           if (state !== 'copying' && summary !== last) {
             last = summary;
-            this.log.info({
-              volume, session: volumeSession.sessionId, state, copied: f.copied, alreadyStored: f.alreadyStored, rejected: f.rejected, damaged: f.damaged,
-              needsAnnotation: f.needsAnnotation, superseded: f.superseded, leftBehind: volumeSession.status.leftBehind.length, safeToUndock: volumeSession.status.safeToUndock,
-            }, 'recorder ingest finished');
+            this.log.info(
+              {
+                volume,
+                session: volumeSession.sessionId,
+                state,
+                copied: f.copied,
+                alreadyStored: f.alreadyStored,
+                rejected: f.rejected,
+                damaged: f.damaged,
+                needsAnnotation: f.needsAnnotation,
+                superseded: f.superseded,
+                leftBehind: volumeSession.status.leftBehind.length,
+                safeToUndock: volumeSession.status.safeToUndock,
+              },
+              'recorder ingest finished',
+            );
           }
           if (state === 'done') this.deps.board.clear(`unplugged:${volume}`);
           if (outcome === 'unplugged' || state === 'unplugged') break;
           if (this.deps.config.dock.wipe === 'after-archive') {
-            await volumeSession.wipeArchived(signal).catch((e: Error) => this.log.error({ volume, err: e.message }, 'wipe gate failed (nothing more is deleted in this pass)'));
+            await volumeSession
+              .wipeArchived(signal)
+              .catch((e: Error) =>
+                this.log.error({ volume, err: e.message }, 'wipe gate failed (nothing more is deleted in this pass)'),
+              );
           }
           await sleep(volumeSession.nextScanDelayMs(scan), signal);
         }
@@ -186,7 +225,12 @@ export class DockService {
         volumeSession.close(!this.stopping);
       }
     };
-    const session: Session = { controller, done: run().finally(() => { if (this.sessions.get(volume) === session) this.sessions.delete(volume); }) };
+    const session: Session = {
+      controller,
+      done: run().finally(() => {
+        if (this.sessions.get(volume) === session) this.sessions.delete(volume);
+      }),
+    };
     this.sessions.set(volume, session);
   }
 
@@ -195,17 +239,29 @@ export class DockService {
     s?.controller.abort(UNDOCKED);
     const status = this.deps.board.recorders.get(volume);
     this.deps.catalog.enqueue('event', {
-      type: 'recorder.undocked', at: this.deps.now().toISOString(), volume, name: path.basename(volume),
-      sessionId: status?.sessionId ?? null, deviceSerial: status?.serial ?? null, complete: Boolean(status?.safeToUndock), leftBehind: status?.leftBehind ?? [],
+      type: 'recorder.undocked',
+      at: this.deps.now().toISOString(),
+      volume,
+      name: path.basename(volume),
+      sessionId: status?.sessionId ?? null,
+      deviceSerial: status?.serial ?? null,
+      complete: Boolean(status?.safeToUndock),
+      leftBehind: status?.leftBehind ?? [],
     });
     this.deps.board.clear(`left:${volume}`); // RECORDER_UNPLUGGED below says what stays on it
     if (status && !status.safeToUndock) {
-      this.deps.board.raise('RECORDER_UNPLUGGED', `unplugged:${volume}`, `recorder ${status.serial ?? path.basename(volume)} removed before all files were stored; dock it again`);
+      this.deps.board.raise(
+        'RECORDER_UNPLUGGED',
+        `unplugged:${volume}`,
+        `recorder ${status.serial ?? path.basename(volume)} removed before all files were stored; dock it again`,
+      );
     } else {
       this.deps.board.clear(`unplugged:${volume}`);
     }
     this.deps.board.removeRecorder(volume);
-    void s?.done.then(() => { if (!this.sessions.has(volume)) this.deps.board.removeRecorder(volume); });
+    void s?.done.then(() => {
+      if (!this.sessions.has(volume)) this.deps.board.removeRecorder(volume);
+    });
     this.deps.onUndocked?.(volume);
     this.log.info({ volume, complete: Boolean(status?.safeToUndock) }, 'recorder undocked');
   }

@@ -55,22 +55,38 @@ export class RecorderLinks {
   private existTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
 
-  constructor(private readonly deps: {
-    config: Config; catalog: Catalog; board: StatusBoard; log: Logger; now: () => Date; timeZone: string; openTransport?: OpenTransport;
-  }) { this.log = deps.log.child({ component: 'recorder-link' }); }
+  constructor(
+    private readonly deps: {
+      config: Config;
+      catalog: Catalog;
+      board: StatusBoard;
+      log: Logger;
+      now: () => Date;
+      timeZone: string;
+      openTransport?: OpenTransport;
+    },
+  ) {
+    this.log = deps.log.child({ component: 'recorder-link' });
+  }
 
   async start(): Promise<void> {
     const dir = this.deps.config.dock.serialDir;
-    const exists = await fs.stat(dir).then((st) => st.isDirectory(), () => false);
+    const exists = await fs.stat(dir).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
     if (!exists) {
       // /dev/serial/by-id exists only while some serial device is present: look again until it does.
       this.log.info({ serialDir: dir }, 'serial dir absent; waiting for it to appear');
       this.existTimer = setInterval(() => {
-        void fs.stat(dir).then((st) => {
-          if (!st.isDirectory() || this.stopping || this.watcher) return;
-          clearInterval(this.existTimer!);
-          void this.watchDir(dir);
-        }, () => {});
+        void fs.stat(dir).then(
+          (st) => {
+            if (!st.isDirectory() || this.stopping || this.watcher) return;
+            clearInterval(this.existTimer!);
+            void this.watchDir(dir);
+          },
+          () => {},
+        );
       }, 2000);
       return;
     }
@@ -79,7 +95,9 @@ export class RecorderLinks {
 
   private async watchDir(dir: string): Promise<void> {
     this.watcher = watch(dir, { depth: 0, ignoreInitial: false, followSymlinks: false });
-    this.watcher.on('add', (p) => { if (path.dirname(p) === dir) this.linkAppeared(p, null); });
+    this.watcher.on('add', (p) => {
+      if (path.dirname(p) === dir) this.linkAppeared(p, null);
+    });
     this.watcher.on('unlink', (p) => {
       this.active.get(p)?.abort();
       // A recorder that failed and was taken away: its tile goes (the alarm stays until its cause clears or an admin acknowledges it).
@@ -100,7 +118,7 @@ export class RecorderLinks {
   }
 
   bayOf(portPath: string | null): string | null {
-    return portPath ? this.deps.config.dock.bays.find((b) => b.usbPort === portPath)?.id ?? null : null;
+    return portPath ? (this.deps.config.dock.bays.find((b) => b.usbPort === portPath)?.id ?? null) : null;
   }
 
   /**
@@ -121,7 +139,9 @@ export class RecorderLinks {
     return this.claimed.get(volumeName);
   }
 
-  release(volumeName: string): void { this.claimed.delete(volumeName); }
+  release(volumeName: string): void {
+    this.claimed.delete(volumeName);
+  }
 
   /**
    * For the wipe gate: when the recorder paired with this volume kept its control channel while its storage is
@@ -138,7 +158,10 @@ export class RecorderLinks {
     const { config } = this.deps;
     const transport = await (this.deps.openTransport ?? ((t) => openSerial(t)))(identity.link);
     const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
-    const close = async () => { client.dispose(); await transport.close().catch(() => {}); };
+    const close = async () => {
+      client.dispose();
+      await transport.close().catch(() => {});
+    };
     try {
       const password = config.devices.find((d) => d.serial === identity.serial)?.password ?? config.dock.recorderPassword;
       await reconnect(client, { password, serial: identity.serial, attempts: LOGIN_ATTEMPTS });
@@ -163,17 +186,33 @@ export class RecorderLinks {
     void this.dock(link, portPath, controller.signal).finally(() => this.active.delete(link));
   }
 
-  private tileKey(link: string): string { return `link:${link}`; }
+  private tileKey(link: string): string {
+    return `link:${link}`;
+  }
 
   private async dock(link: string, portPath: string | null, signal: AbortSignal): Promise<void> {
     const { config, board } = this.deps;
     const bay = this.bayOf(portPath);
     const key = this.tileKey(link);
-    const name = bay ? `bay ${bay}` : portPath ?? path.basename(link);
+    const name = bay ? `bay ${bay}` : (portPath ?? path.basename(link));
     board.upsertRecorder({
-      volume: key, name, sessionId: 0, serial: null, officerId: null, officerName: null, state: 'identifying', dockedAt: this.deps.now().toISOString(),
-      files: noFiles(), bytes: { total: 0, done: 0 },
-      current: null, safeToUndock: false, leftBehind: [], error: null, bay, battery: null, driftMs: null,
+      volume: key,
+      name,
+      sessionId: 0,
+      serial: null,
+      officerId: null,
+      officerName: null,
+      state: 'identifying',
+      dockedAt: this.deps.now().toISOString(),
+      files: noFiles(),
+      bytes: { total: 0, done: 0 },
+      current: null,
+      safeToUndock: false,
+      leftBehind: [],
+      error: null,
+      bay,
+      battery: null,
+      driftMs: null,
     });
     let transport: ByteTransport | null = null;
     let result!: HandshakeResult;
@@ -191,13 +230,20 @@ export class RecorderLinks {
           result = await handshake(client, { password, now: this.deps.now, massStorage: false });
           break;
         } catch (e) {
-          if (attempt >= LOGIN_ATTEMPTS || signal.aborted || !(isBcError(e) && e.code === 'BC_TIMEOUT' && e.step === 'login')) throw e;
+          if (attempt >= LOGIN_ATTEMPTS || signal.aborted || !(isBcError(e) && e.code === 'BC_TIMEOUT' && e.step === 'login'))
+            throw e;
           this.log.debug({ link, attempt }, 'no answer to the login yet; trying again');
         }
       }
       const known = config.devices.find((d) => d.serial === result.serial);
       if (!known && !config.dock.allowUnknown) {
-        this.fail(key, link, result.serial, 'UNKNOWN_RECORDER', `unknown recorder ${result.serial} (officer ${result.officerId}) refused: not in devices and dock.allowUnknown is false`);
+        this.fail(
+          key,
+          link,
+          result.serial,
+          'UNKNOWN_RECORDER',
+          `unknown recorder ${result.serial} (officer ${result.officerId}) refused: not in devices and dock.allowUnknown is false`,
+        );
         client.dispose();
         return;
       }
@@ -206,30 +252,62 @@ export class RecorderLinks {
         await client.login(known.password);
       }
       identity = {
-        serial: result.serial, officerId: result.officerId, officerName: result.officerName || known?.officerName || null, unitNo: result.unitNo || null,
-        battery: result.battery, driftMs: result.driftMs, recorderClock: result.recorderClock.toISOString(), portPath, bay, link, at: this.deps.now().toISOString(),
+        serial: result.serial,
+        officerId: result.officerId,
+        officerName: result.officerName || known?.officerName || null,
+        unitNo: result.unitNo || null,
+        battery: result.battery,
+        driftMs: result.driftMs,
+        recorderClock: result.recorderClock.toISOString(),
+        portPath,
+        bay,
+        link,
+        at: this.deps.now().toISOString(),
       };
       // Wait for the storage before asking for it: the volume can appear before this side has read the acknowledgement.
       waiting = this.awaitStorage(identity, key);
-      try { await client.enableMassStorage(); }
-      catch (e) { if (!(isBcError(e) && e.code === 'BC_CLOSED')) throw e; } // the link may drop before the ack is read
+      try {
+        await client.enableMassStorage();
+      } catch (e) {
+        if (!(isBcError(e) && e.code === 'BC_CLOSED')) throw e;
+      } // the link may drop before the ack is read
       client.dispose();
     } catch (e) {
-      if (waiting && this.awaiting.get(waiting.serial) === waiting) { clearTimeout(waiting.timer); this.awaiting.delete(waiting.serial); }
-      const code = isBcError(e) ? e.code : (e as { code?: string }).code ?? 'LINK_FAILED';
+      if (waiting && this.awaiting.get(waiting.serial) === waiting) {
+        clearTimeout(waiting.timer);
+        this.awaiting.delete(waiting.serial);
+      }
+      const code = isBcError(e) ? e.code : ((e as { code?: string }).code ?? 'LINK_FAILED');
       const reason = PLAIN_REASON[code] ?? (e as Error).message;
-      this.fail(key, link, null, code === 'BC_AUTH_FAILED' ? 'WRONG_PASSWORD' : 'RECORDER_HANDSHAKE_FAILED', `${name}: ${reason} (${(e as Error).message})`);
+      this.fail(
+        key,
+        link,
+        null,
+        code === 'BC_AUTH_FAILED' ? 'WRONG_PASSWORD' : 'RECORDER_HANDSHAKE_FAILED',
+        `${name}: ${reason} (${(e as Error).message})`,
+      );
       return;
     } finally {
       await transport?.close().catch(() => {});
     }
     this.deps.catalog.audit('recorder.handshake', identity.serial, { ...identity });
-    this.log.info({ serial: identity.serial, officer: identity.officerId, battery: identity.battery, driftMs: identity.driftMs, bay }, 'recorder identified; switched to mass storage');
+    this.log.info(
+      { serial: identity.serial, officer: identity.officerId, battery: identity.battery, driftMs: identity.driftMs, bay },
+      'recorder identified; switched to mass storage',
+    );
     // This recorder (or this port) docked well: earlier handshake alarms about it are over.
     this.deps.board.clear(`link:${identity.serial}`);
     this.deps.board.clear(`link:${link}`);
     if (this.awaiting.get(identity.serial) === waiting) {
-      board.patchRecorder(key, { serial: identity.serial, officerId: identity.officerId, officerName: identity.officerName, battery: identity.battery, driftMs: identity.driftMs, state: 'identifying', current: 'waiting for storage' });
+      board.patchRecorder(key, {
+        serial: identity.serial,
+        officerId: identity.officerId,
+        officerName: identity.officerName,
+        battery: identity.battery,
+        driftMs: identity.driftMs,
+        state: 'identifying',
+        current: 'waiting for storage',
+      });
     }
     // The tile for the control channel stays until the volume is claimed (see claim()).
   }
@@ -247,14 +325,26 @@ export class RecorderLinks {
       timer: setTimeout(() => {
         if (this.awaiting.get(identity.serial) !== entry) return;
         this.awaiting.delete(identity.serial);
-        this.fail(key, identity.link, identity.serial, 'RECORDER_NO_STORAGE', `recorder ${identity.serial} did not return as storage within ${config.dock.storageTimeoutSeconds} s: re-dock it`);
+        this.fail(
+          key,
+          identity.link,
+          identity.serial,
+          'RECORDER_NO_STORAGE',
+          `recorder ${identity.serial} did not return as storage within ${config.dock.storageTimeoutSeconds} s: re-dock it`,
+        );
       }, config.dock.storageTimeoutSeconds * 1000),
     };
     this.awaiting.set(identity.serial, entry);
     return entry;
   }
 
-  private fail(key: string, link: string, serial: string | null, code: 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE', message: string): void {
+  private fail(
+    key: string,
+    link: string,
+    serial: string | null,
+    code: 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE',
+    message: string,
+  ): void {
     this.deps.board.patchRecorder(key, { state: 'error', error: message, ...(serial ? { serial } : {}) });
     this.deps.board.raise(code, `link:${serial ?? link}`, message);
     this.deps.catalog.audit('recorder.refused', serial ?? link, { code, message, link });

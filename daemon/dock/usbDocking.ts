@@ -22,43 +22,72 @@ export class UsbDocking {
   private readonly mounter: VolumeMounter;
   private readonly log: Logger;
 
-  constructor(private readonly deps: {
-    config: Config; links: RecorderLinks; board: StatusBoard; log: Logger;
-    dockVolume: (mountPoint: string, portPath: string) => void; undockVolume: (mountPoint: string) => void;
-    hotplug?: UsbHotplug; mounter?: VolumeMounter;
-  }) {
+  constructor(
+    private readonly deps: {
+      config: Config;
+      links: RecorderLinks;
+      board: StatusBoard;
+      log: Logger;
+      dockVolume: (mountPoint: string, portPath: string) => void;
+      undockVolume: (mountPoint: string) => void;
+      hotplug?: UsbHotplug;
+      mounter?: VolumeMounter;
+    },
+  ) {
     this.log = deps.log.child({ component: 'usb' });
     const { runtimeMountRoot, mountHelper } = deps.config.usb;
     // With usb.mountHelper the privileged part lives in another process (dockd-mount) and dockd needs no capability.
-    this.mounter = deps.mounter ?? (mountHelper
-      ? new MountHelperClient({ socketPath: mountHelper, runtimeRoot: runtimeMountRoot })
-      : new BlockMounter({ runtimeRoot: runtimeMountRoot }));
+    this.mounter =
+      deps.mounter ??
+      (mountHelper
+        ? new MountHelperClient({ socketPath: mountHelper, runtimeRoot: runtimeMountRoot })
+        : new BlockMounter({ runtimeRoot: runtimeMountRoot }));
   }
 
   async start(): Promise<void> {
     const { config } = this.deps;
     const sysfs = new Sysfs({ root: config.usb.sysfsRoot, devRoot: config.usb.devRoot });
-    this.hotplug = this.deps.hotplug ?? (config.usb.hotplug === 'sysfs' ? new SysfsPoller({ sysfs }) : new LibusbHotplug({ log: this.log }));
-    try { await this.hotplug.start(); }
-    catch (e) {
+    this.hotplug =
+      this.deps.hotplug ?? (config.usb.hotplug === 'sysfs' ? new SysfsPoller({ sysfs }) : new LibusbHotplug({ log: this.log }));
+    try {
+      await this.hotplug.start();
+    } catch (e) {
       if (config.usb.hotplug === 'libusb') throw e;
       this.log.warn({ err: (e as Error).message }, 'libusb hotplug unavailable: polling sysfs instead');
       this.hotplug = new SysfsPoller({ sysfs });
       await this.hotplug.start();
     }
-    this.watcher = new UsbWatcher({ hotplug: this.hotplug, sysfs, fingerprints: fingerprintTable(config.usb.fingerprints as unknown as FingerprintConfig[]), log: this.log });
+    this.watcher = new UsbWatcher({
+      hotplug: this.hotplug,
+      sysfs,
+      fingerprints: fingerprintTable(config.usb.fingerprints as unknown as FingerprintConfig[]),
+      log: this.log,
+    });
     this.watcher.on('recorder-attached', (r) => void this.attached(r));
     this.watcher.on('recorder-detached', (r) => void this.detached(r));
     this.watcher.on('recorder-failed', (f) => {
       const bay = this.deps.links.bayOf(f.portPath);
-      this.deps.board.raise('RECORDER_HANDSHAKE_FAILED', `usb:${f.portPath}`, `${bay ? `bay ${bay}` : f.portPath}: recorder did not come up (${f.error.message})`);
+      this.deps.board.raise(
+        'RECORDER_HANDSHAKE_FAILED',
+        `usb:${f.portPath}`,
+        `${bay ? `bay ${bay}` : f.portPath}: recorder did not come up (${f.error.message})`,
+      );
     });
     await this.watcher.start();
     if (this.mounter instanceof MountHelperClient) {
-      await this.mounter.ping().then(() => this.log.info({ socket: config.usb.mountHelper }, 'mount helper answers'),
-        (e: Error) => this.log.warn({ socket: config.usb.mountHelper, err: e.message }, 'mount helper does not answer yet: recorder storage cannot be mounted until it does'));
+      await this.mounter.ping().then(
+        () => this.log.info({ socket: config.usb.mountHelper }, 'mount helper answers'),
+        (e: Error) =>
+          this.log.warn(
+            { socket: config.usb.mountHelper, err: e.message },
+            'mount helper does not answer yet: recorder storage cannot be mounted until it does',
+          ),
+      );
     }
-    this.log.info({ sysfs: config.usb.sysfsRoot, mountRoot: config.usb.runtimeMountRoot, mountHelper: config.usb.mountHelper || null }, 'watching USB for recorders');
+    this.log.info(
+      { sysfs: config.usb.sysfsRoot, mountRoot: config.usb.runtimeMountRoot, mountHelper: config.usb.mountHelper || null },
+      'watching USB for recorders',
+    );
   }
 
   async stop(): Promise<void> {
@@ -77,20 +106,33 @@ export class UsbDocking {
 
   private async attached(r: RecorderAttached): Promise<void> {
     this.deps.board.clear(`usb:${r.portPath}`);
-    if (r.driver === 'bc-serial' && r.tty) { this.deps.links.linkAppeared(r.tty, r.portPath); return; }
+    if (r.driver === 'bc-serial' && r.tty) {
+      this.deps.links.linkAppeared(r.tty, r.portPath);
+      return;
+    }
     const device = r.blockDevices ? volumeToMount(r.blockDevices) : null;
-    if (!device) { this.log.warn({ port: r.portPath }, 'recorder storage without a block device'); return; }
+    if (!device) {
+      this.log.warn({ port: r.portPath }, 'recorder storage without a block device');
+      return;
+    }
     // Name the mount after the serial the recorder gave on its control channel (or the bay, or the port).
     const awaiting = this.deps.links.claimPreview(r.portPath);
     const name = awaiting?.serial ?? this.deps.links.bayOf(r.portPath) ?? r.portPath;
     try {
       const m = await this.mounter.mount(device, name, { usbPort: r.portPath });
       this.mounts.set(r.portPath, m.mountPoint);
-      this.log.info({ port: r.portPath, device, mountPoint: m.mountPoint, fsType: m.fsType }, 'recorder storage mounted read-only');
+      this.log.info(
+        { port: r.portPath, device, mountPoint: m.mountPoint, fsType: m.fsType },
+        'recorder storage mounted read-only',
+      );
       this.deps.dockVolume(m.mountPoint, r.portPath);
     } catch (e) {
       const msg = e instanceof MountError ? `${e.code}: ${e.message}` : (e as Error).message;
-      this.deps.board.raise('MOUNT_FAILED', `usb:${r.portPath}`, `cannot mount the recorder at ${r.portPath} (${device}): ${msg}`);
+      this.deps.board.raise(
+        'MOUNT_FAILED',
+        `usb:${r.portPath}`,
+        `cannot mount the recorder at ${r.portPath} (${device}): ${msg}`,
+      );
     }
   }
 
@@ -102,6 +144,8 @@ export class UsbDocking {
     try {
       const res = await this.mounter.unmount(mp);
       this.log.info({ port: r.portPath, mountPoint: mp, lazy: res.lazy }, 'recorder storage unmounted');
-    } catch (e) { this.log.error({ port: r.portPath, err: (e as Error).message }, 'unmount failed'); }
+    } catch (e) {
+      this.log.error({ port: r.portPath, err: (e as Error).message }, 'unmount failed');
+    }
   }
 }

@@ -22,7 +22,13 @@ export interface EmbeddedHqOptions {
   log: Logger;
 }
 
-export interface FinishedUpload { id: string; sha256: string; size: number; metadata: Record<string, string | null>; path: string }
+export interface FinishedUpload {
+  id: string;
+  sha256: string;
+  size: number;
+  metadata: Record<string, string | null>;
+  path: string;
+}
 
 async function sha256File(p: string): Promise<string> {
   const h = createHash('sha256');
@@ -32,9 +38,13 @@ async function sha256File(p: string): Promise<string> {
 
 function listen(server: net.Server, port: number, host: string, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException) => reject(new Error(`embedded HQ: cannot listen for ${what} on ${host}:${port}: ${e.code ?? e.message}`));
+    const onError = (e: NodeJS.ErrnoException) =>
+      reject(new Error(`embedded HQ: cannot listen for ${what} on ${host}:${port}: ${e.code ?? e.message}`));
     server.once('error', onError);
-    server.listen(port, host, () => { server.off('error', onError); resolve(); });
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
   });
 }
 
@@ -51,7 +61,9 @@ export class EmbeddedHq {
   private keys: KeyPair | null = null;
   private readonly log: Logger;
 
-  constructor(private readonly opts: EmbeddedHqOptions) { this.log = opts.log.child({ component: 'embedded-hq' }); }
+  constructor(private readonly opts: EmbeddedHqOptions) {
+    this.log = opts.log.child({ component: 'embedded-hq' });
+  }
 
   /** The public key its receipts are signed with (PEM); known once started. */
   get receiptPublicKeyPem(): string {
@@ -76,14 +88,19 @@ export class EmbeddedHq {
       const done = this.finished.find((f) => f.id === upload.id);
       if (done) setTimeout(() => this.sendReceipt(done), 50);
     });
-    this.tusHttp = http.createServer((req, res) => { void tus.handle(req, res); });
+    this.tusHttp = http.createServer((req, res) => {
+      void tus.handle(req, res);
+    });
     await listen(this.tusHttp, Number(tusUrl.port || 80), tusUrl.hostname, 'tus');
 
     const mqttUrl = new URL(this.opts.mqttUrl);
     this.broker = await Aedes.createBroker();
     this.mqttServer = net.createServer(this.broker.handle as unknown as (s: net.Socket) => void);
     await listen(this.mqttServer, Number(mqttUrl.port || 1883), mqttUrl.hostname, 'MQTT');
-    this.log.info({ tus: this.opts.tusEndpoint, mqtt: this.opts.mqttUrl, dir: this.opts.dir }, 'embedded HQ listening (loopback)');
+    this.log.info(
+      { tus: this.opts.tusEndpoint, mqtt: this.opts.mqttUrl, dir: this.opts.dir },
+      'embedded HQ listening (loopback)',
+    );
   }
 
   private async verifyFinished(datastore: FileStore, filesDir: string, upload: Upload): Promise<Record<string, never>> {
@@ -104,15 +121,27 @@ export class EmbeddedHq {
     const station = f.metadata.stationId;
     if (!this.broker || !station || !this.keys) return;
     const topic = `${this.opts.topicPrefix}/${station}/receipt`;
-    const receipt = signReceipt(this.keys.privateKey, { stationId: station, sha256: f.sha256, ok: true, at: new Date().toISOString() });
-    this.broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(receipt)), qos: 1, retain: false, dup: false }, (err) => {
-      if (err) this.log.error({ err: err.message, topic }, 'cannot publish receipt');
-      else this.log.info({ topic, sha256: f.sha256 }, 'receipt sent');
+    const receipt = signReceipt(this.keys.privateKey, {
+      stationId: station,
+      sha256: f.sha256,
+      ok: true,
+      at: new Date().toISOString(),
     });
+    this.broker.publish(
+      { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(receipt)), qos: 1, retain: false, dup: false },
+      (err) => {
+        if (err) this.log.error({ err: err.message, topic }, 'cannot publish receipt');
+        else this.log.info({ topic, sha256: f.sha256 }, 'receipt sent');
+      },
+    );
   }
 
   async stop(): Promise<void> {
-    await new Promise<void>((r) => (this.tusHttp ? (this.tusHttp.closeAllConnections(), this.tusHttp.close(() => r())) : r()));
+    await new Promise<void>((r) => {
+      if (!this.tusHttp) return r();
+      this.tusHttp.closeAllConnections();
+      this.tusHttp.close(() => r());
+    });
     await new Promise<void>((r) => (this.broker ? this.broker.close(() => r()) : r()));
     await new Promise<void>((r) => (this.mqttServer ? this.mqttServer.close(() => r()) : r()));
   }

@@ -18,12 +18,16 @@ export function viewKey(v: Viewer): string {
 
 /** How a user is named in the audit trail and in `by` fields: name, role and source address. */
 export function actorName(v: Viewer): string {
-  return v.kind === 'user' ? `${v.user.name} (${v.user.role}${v.user.officerId ? ` ${v.user.officerId}` : ''}) @${v.from}` : `kiosk @${v.from}`;
+  return v.kind === 'user'
+    ? `${v.user.name} (${v.user.role}${v.user.officerId ? ` ${v.user.officerId}` : ''}) @${v.from}`
+    : `kiosk @${v.from}`;
 }
 
 /** The fields every audit entry of a web request carries. */
 export function actorFields(v: Viewer): { by: string; user: string | null; role: string; from: string } {
-  return v.kind === 'user' ? { by: actorName(v), user: v.user.name, role: v.user.role, from: v.from } : { by: actorName(v), user: null, role: 'kiosk', from: v.from };
+  return v.kind === 'user'
+    ? { by: actorName(v), user: v.user.name, role: v.user.role, from: v.from }
+    : { by: actorName(v), user: null, role: 'kiosk', from: v.from };
 }
 
 /** An officer sees their own recordings (the recording's officer id is theirs); an admin sees all. */
@@ -38,9 +42,24 @@ type Recorder = StationState['recorders'][number];
 /** A bay tile without case data: no officer, serial, file names or error text. */
 function tileOnly(r: Recorder): Record<string, unknown> {
   return {
-    volume: r.volume, name: r.name, sessionId: r.sessionId, state: r.state, dockedAt: r.dockedAt, files: r.files, bytes: r.bytes,
-    safeToUndock: r.safeToUndock, battery: r.battery ?? null, bay: r.bay ?? null, uploadsPending: r.uploadsPending,
-    serial: null, officerId: null, officerName: null, current: null, error: null, driftMs: null, redacted: true,
+    volume: r.volume,
+    name: r.name,
+    sessionId: r.sessionId,
+    state: r.state,
+    dockedAt: r.dockedAt,
+    files: r.files,
+    bytes: r.bytes,
+    safeToUndock: r.safeToUndock,
+    battery: r.battery ?? null,
+    bay: r.bay ?? null,
+    uploadsPending: r.uploadsPending,
+    serial: null,
+    officerId: null,
+    officerName: null,
+    current: null,
+    error: null,
+    driftMs: null,
+    redacted: true,
   };
 }
 
@@ -52,7 +71,9 @@ export function viewState(s: StationState, v: Viewer, catalog: Catalog): Record<
   if (isAdmin(v)) return s as unknown as Record<string, unknown>;
   const officerId = v.kind === 'user' ? v.user.officerId : null;
   const held = officerId
-    ? catalog.db.prepare(`SELECT COUNT(*) count, MAX(updated_at) latest FROM files WHERE state = 'needs-annotation' AND officer_id = ?`).get(officerId) as StationState['held']
+    ? (catalog.db
+        .prepare(`SELECT COUNT(*) count, MAX(updated_at) latest FROM files WHERE state = 'needs-annotation' AND officer_id = ?`)
+        .get(officerId) as StationState['held'])
     : { count: 0, latest: null };
   return {
     ...s,

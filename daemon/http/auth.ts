@@ -10,13 +10,24 @@ export type AuthFailure =
 
 /** What the authenticator reports, for the log and the audit trail. */
 export type AuthNotice =
-  | { type: 'login-failed'; login: string; from: string; reason: 'wrong-password' | 'disabled' | 'locked'; accountFailures?: number }
+  | {
+      type: 'login-failed';
+      login: string;
+      from: string;
+      reason: 'wrong-password' | 'disabled' | 'locked';
+      accountFailures?: number;
+    }
   | { type: 'lockout'; scope: LockScope; key: string; until: string; lockouts: number };
 
 /** The loopback addresses and names. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  return (
+    h === 'localhost' ||
+    h === '::1' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+    /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+  );
 }
 
 /** A request's source address as dockd names it (an IPv4 address mapped into IPv6 is shown as IPv4). */
@@ -46,32 +57,62 @@ export class Authenticator {
     let remaining = 0;
     try {
       const found = this.o.users.forLogin(login);
-      ok = await verifyPassword(password, found?.hash ?? NO_USER_HASH) && Boolean(found);
+      ok = (await verifyPassword(password, found?.hash ?? NO_USER_HASH)) && Boolean(found);
       user = found?.user;
-      if (ok && user!.disabled) { ok = false; disabled = true; }
+      if (ok && user!.disabled) {
+        ok = false;
+        disabled = true;
+      }
     } finally {
       const outcome = this.o.guard.finish(login, from, ok || disabled);
       remaining = outcome.remaining;
       if (!ok) {
-        this.o.notify({ type: 'login-failed', login, from, reason: disabled ? 'disabled' : 'wrong-password', accountFailures: outcome.accountFailures });
+        this.o.notify({
+          type: 'login-failed',
+          login,
+          from,
+          reason: disabled ? 'disabled' : 'wrong-password',
+          accountFailures: outcome.accountFailures,
+        });
         this.reportLocks(outcome.newLocks);
       }
     }
-    if (disabled) return { ok: false, code: 'ACCOUNT_DISABLED', status: 403, message: `账号已停用 account ${user!.name} is disabled` };
+    if (disabled)
+      return { ok: false, code: 'ACCOUNT_DISABLED', status: 403, message: `账号已停用 account ${user!.name} is disabled` };
     if (ok) return { ok: true, user: user! };
     const locked = this.o.guard.lockedFor(login, from);
     if (locked) return this.lockedOut(locked.scope, locked.retryAfterMs);
-    return { ok: false, code: 'WRONG_PASSWORD', status: 401, message: `密码错误 wrong name or password (${remaining} attempt(s) left before a lockout)`, remaining };
+    return {
+      ok: false,
+      code: 'WRONG_PASSWORD',
+      status: 401,
+      message: `密码错误 wrong name or password (${remaining} attempt(s) left before a lockout)`,
+      remaining,
+    };
   }
 
   private reportLocks(locks: { scope: LockScope; key: string; until: number; lockouts: number }[]): void {
-    for (const l of locks) this.o.notify({ type: 'lockout', scope: l.scope, key: l.key, until: new Date(l.until).toISOString(), lockouts: l.lockouts });
+    for (const l of locks)
+      this.o.notify({
+        type: 'lockout',
+        scope: l.scope,
+        key: l.key,
+        until: new Date(l.until).toISOString(),
+        lockouts: l.lockouts,
+      });
   }
 
   private lockedOut(scope: LockScope, ms: number): AuthFailure {
     const retryAfterSeconds = Math.max(1, Math.ceil(ms / 1000));
     const what = scope === 'account' ? 'this account' : 'this address';
-    return { ok: false, code: 'LOCKED_OUT', status: 429, scope, retryAfterSeconds, message: `密码错误次数过多 too many wrong passwords for ${what}: locked for ${retryAfterSeconds} s` };
+    return {
+      ok: false,
+      code: 'LOCKED_OUT',
+      status: 429,
+      scope,
+      retryAfterSeconds,
+      message: `密码错误次数过多 too many wrong passwords for ${what}: locked for ${retryAfterSeconds} s`,
+    };
   }
 }
 

@@ -10,7 +10,9 @@ export interface HttpConfig {
   listen: string;
   /** Deprecated bootstrap admin (`http.adminPassword`), kept only as its scrypt hash. */
   adminPasswordHash?: PasswordHash;
-  maxFailures: number; maxSourceFailures: number; lockoutSeconds: number;
+  maxFailures: number;
+  maxSourceFailures: number;
+  lockoutSeconds: number;
   tls?: { cert: string; key: string };
   allowPlainHttp: boolean;
   kiosk: boolean;
@@ -28,7 +30,11 @@ export function splitListen(listen: string): { host: string; port: number } {
  * Checks what the schema cannot: the port range, TLS beyond loopback (or plain HTTP on purpose), that the TLS files
  * exist (they are read at start, by dockd alone), and resolves the secrets. `fail` throws the one-line config error.
  */
-export function checkHttpConfig(http: HttpConfig, baseDir: string, o: { resolveSecret: (key: string, v: Secret, baseDir: string, remember?: boolean) => string; fail: (line: string) => never }): void {
+export function checkHttpConfig(
+  http: HttpConfig,
+  baseDir: string,
+  o: { resolveSecret: (key: string, v: Secret, baseDir: string, remember?: boolean) => string; fail: (line: string) => never },
+): void {
   const { host, port } = splitListen(http.listen);
   // Port 0: any free port (the log and the start line say which).
   if (port < 0 || port > 65535) o.fail(`config: http.listen: port must be 0-65535 (got ${port})`);
@@ -38,7 +44,9 @@ export function checkHttpConfig(http: HttpConfig, baseDir: string, o: { resolveS
       if (!existsSync(http.tls[k])) o.fail(`config: http.tls.${k}: no such file ${http.tls[k]}`);
     }
   } else if (!isLoopbackHost(host) && !http.allowPlainHttp) {
-    o.fail(`config: http.tls: http.listen ${http.listen} is beyond loopback, so the station page needs HTTPS (http.tls: {cert, key}); set http.allowPlainHttp: true to serve plain HTTP there on purpose`);
+    o.fail(
+      `config: http.tls: http.listen ${http.listen} is beyond loopback, so the station page needs HTTPS (http.tls: {cert, key}); set http.allowPlainHttp: true to serve plain HTTP there on purpose`,
+    );
   }
   const raw = http as { adminPassword?: Secret; metricsToken?: Secret };
   const adminPassword = raw.adminPassword;

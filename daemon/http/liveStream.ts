@@ -11,7 +11,9 @@ const HEARTBEAT_MS = 15_000;
 export const LIVE_LIMITS = { perOwner: 4, users: 64, kiosk: 8 } as const;
 
 interface Client {
-  res: ServerResponse; viewer: Viewer; key: string;
+  res: ServerResponse;
+  viewer: Viewer;
+  key: string;
   /** `user:<id>`, or `kiosk:<address>`: whose connection it is, for the per-user cap. */
   owner: string;
   /** False once the session behind it has ended (logout, expiry, a disabled user): the stream is then closed. */
@@ -34,18 +36,29 @@ export class LiveStream {
   private lastAt = 0;
   private off: (() => void) | null = null;
 
-  constructor(private readonly deps: {
-    bus: EventBus; log: Logger; headers: Record<string, string>;
-    /** The state as one viewer may see it (computed once per kind of viewer and frame). */
-    view: (viewer: Viewer) => unknown;
-  }) {}
+  constructor(
+    private readonly deps: {
+      bus: EventBus;
+      log: Logger;
+      headers: Record<string, string>;
+      /** The state as one viewer may see it (computed once per kind of viewer and frame). */
+      view: (viewer: Viewer) => unknown;
+    },
+  ) {}
 
-  get size(): number { return this.clients.size; }
+  get size(): number {
+    return this.clients.size;
+  }
 
   start(): void {
     this.off = this.deps.bus.on('state.changed', () => this.schedule());
-    this.refresh = setInterval(() => { this.dropEnded(); this.schedule(); }, REFRESH_MS);
-    this.heartbeat = setInterval(() => { for (const c of this.clients) c.res.write(': ping\n\n'); }, HEARTBEAT_MS);
+    this.refresh = setInterval(() => {
+      this.dropEnded();
+      this.schedule();
+    }, REFRESH_MS);
+    this.heartbeat = setInterval(() => {
+      for (const c of this.clients) c.res.write(': ping\n\n');
+    }, HEARTBEAT_MS);
   }
 
   stop(): void {
@@ -64,11 +77,19 @@ export class LiveStream {
       if (c.owner === owner) mine++;
       if ((c.viewer.kind === 'kiosk') === kiosk) sameKind++;
     }
-    if (mine >= LIVE_LIMITS.perOwner) return { code: 'TOO_MANY_CONNECTIONS', message: `at most ${LIVE_LIMITS.perOwner} live connections per ${kiosk ? 'address' : 'user'}; close another page first` };
-    if (sameKind >= (kiosk ? LIVE_LIMITS.kiosk : LIVE_LIMITS.users)) return { code: 'TOO_MANY_CONNECTIONS', message: 'too many live connections; try again later' };
+    if (mine >= LIVE_LIMITS.perOwner)
+      return {
+        code: 'TOO_MANY_CONNECTIONS',
+        message: `at most ${LIVE_LIMITS.perOwner} live connections per ${kiosk ? 'address' : 'user'}; close another page first`,
+      };
+    if (sameKind >= (kiosk ? LIVE_LIMITS.kiosk : LIVE_LIMITS.users))
+      return { code: 'TOO_MANY_CONNECTIONS', message: 'too many live connections; try again later' };
     res.writeHead(200, {
       ...this.deps.headers,
-      'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no',
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
     });
     res.write('retry: 2000\n\n');
     const client: Client = { res, viewer, key: viewKey(viewer), owner, stillValid };
@@ -84,7 +105,11 @@ export class LiveStream {
   dropEnded(): void {
     for (const c of this.clients) {
       let valid = false;
-      try { valid = c.stillValid(); } catch { /* the catalog is closing: end it */ }
+      try {
+        valid = c.stillValid();
+      } catch {
+        /* the catalog is closing: end it */
+      }
       if (valid) continue;
       this.clients.delete(c);
       if (!c.res.writableEnded) c.res.end('event: session-ended\ndata: {}\n\n');
@@ -100,15 +125,19 @@ export class LiveStream {
       const frames = new Map<string, string>();
       for (const c of this.clients) {
         let f = frames.get(c.key);
-        if (f === undefined) { f = this.frame(c.viewer); frames.set(c.key, f); }
+        if (f === undefined) {
+          f = this.frame(c.viewer);
+          frames.set(c.key, f);
+        }
         this.send(c, f);
       }
     }, wait);
   }
 
   private frame(viewer: Viewer): string {
-    try { return `event: state\ndata: ${JSON.stringify(this.deps.view(viewer))}\n\n`; }
-    catch (e) {
+    try {
+      return `event: state\ndata: ${JSON.stringify(this.deps.view(viewer))}\n\n`;
+    } catch (e) {
       this.deps.log.warn({ err: (e as Error).message }, 'cannot build the live state');
       return '';
     }

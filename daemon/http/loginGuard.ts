@@ -8,16 +8,35 @@
  * Attempts reserve their place before the password is hashed, so a burst of parallel guesses cannot slip past
  * the limit while the first ones are still being checked.
  */
-export interface GuardOptions { maxAccountFailures: number; maxSourceFailures: number; baseLockMs: number; maxLockMs: number; now: () => number }
+export interface GuardOptions {
+  maxAccountFailures: number;
+  maxSourceFailures: number;
+  baseLockMs: number;
+  maxLockMs: number;
+  now: () => number;
+}
 
 export type LockScope = 'account' | 'source';
 
-export interface Locked { scope: LockScope; retryAfterMs: number }
+export interface Locked {
+  scope: LockScope;
+  retryAfterMs: number;
+}
 
 /** What a finished attempt caused: locks that began with it. */
-export interface AttemptOutcome { newLocks: { scope: LockScope; key: string; until: number; lockouts: number }[]; accountFailures: number; remaining: number }
+export interface AttemptOutcome {
+  newLocks: { scope: LockScope; key: string; until: number; lockouts: number }[];
+  accountFailures: number;
+  remaining: number;
+}
 
-interface Entry { failures: number; inFlight: number; lockouts: number; lockedUntil: number; lastAt: number }
+interface Entry {
+  failures: number;
+  inFlight: number;
+  lockouts: number;
+  lockedUntil: number;
+  lastAt: number;
+}
 
 const FORGET_MS = 24 * 3600_000;
 const MAX_ENTRIES = 10_000;
@@ -30,7 +49,10 @@ export class LoginGuard {
   private entry(key: string): Entry {
     const now = this.o.now();
     let e = this.entries.get(key);
-    if (e && e.lockedUntil <= now && now - e.lastAt > FORGET_MS) { this.entries.delete(key); e = undefined; }
+    if (e && e.lockedUntil <= now && now - e.lastAt > FORGET_MS) {
+      this.entries.delete(key);
+      e = undefined;
+    }
     if (!e) {
       if (this.entries.size >= MAX_ENTRIES) this.evict(now);
       e = { failures: 0, inFlight: 0, lockouts: 0, lockedUntil: 0, lastAt: now };
@@ -113,6 +135,11 @@ export class LoginGuard {
     e.lockouts++;
     const ms = Math.min(this.o.maxLockMs, this.o.baseLockMs * 2 ** Math.min(e.lockouts - 1, 30));
     e.lockedUntil = this.o.now() + ms;
-    out.push({ scope: key.startsWith('a:') ? 'account' : 'source', key: key.slice(2), until: e.lockedUntil, lockouts: e.lockouts });
+    out.push({
+      scope: key.startsWith('a:') ? 'account' : 'source',
+      key: key.slice(2),
+      until: e.lockedUntil,
+      lockouts: e.lockouts,
+    });
   }
 }

@@ -35,7 +35,8 @@ export class StationMetrics {
 
   constructor(private readonly deps: { catalog: Catalog; state: () => StationState; bytesSent: () => number }) {
     const registers = [this.registry];
-    const g = <L extends string = string>(name: string, help: string, labelNames: L[] = []) => new Gauge<L>({ name, help, labelNames, registers });
+    const g = <L extends string = string>(name: string, help: string, labelNames: L[] = []) =>
+      new Gauge<L>({ name, help, labelNames, registers });
     const c = (name: string, help: string) => new Counter({ name, help, registers });
     this.docked = g('dockd_recorders_docked', 'Recorders docked now (one per occupied bay)');
     this.recorders = g('dockd_recorders', 'Docked recorders by state', ['state']);
@@ -44,16 +45,19 @@ export class StationMetrics {
     this.ingestedBytes = c('dockd_ingested_bytes_total', 'Bytes of recordings stored and hashed at this station');
     this.uploadedFiles = c('dockd_uploaded_files_total', 'Recordings delivered to HQ (tus upload finished)');
     this.uploadedBytes = c('dockd_uploaded_bytes_total', 'Bytes of recordings delivered to HQ');
-    this.sentBytes = c('dockd_upload_sent_bytes_total', 'Upload bytes sent by this dockd process (including resumed and repeated ones)');
+    this.sentBytes = c(
+      'dockd_upload_sent_bytes_total',
+      'Upload bytes sent by this dockd process (including resumed and repeated ones)',
+    );
     this.queue = g('dockd_queue_files', 'Recordings in the catalog by state', ['state']);
     this.pendingBytes = g('dockd_queue_pending_bytes', 'Bytes not yet delivered to HQ');
     this.inFlight = g('dockd_uploads_in_flight', 'Uploads in progress');
-    this.awaitingReceipt = g('dockd_awaiting_receipt_files', 'Uploaded recordings waiting for HQ\'s receipt');
+    this.awaitingReceipt = g('dockd_awaiting_receipt_files', "Uploaded recordings waiting for HQ's receipt");
     this.throughput = g('dockd_upload_throughput_bytes_per_second', 'Upload speed over the last few seconds');
     this.alarms = g('dockd_alarms_active', 'Active alarms by code', ['code']);
     this.unacknowledged = g('dockd_alarms_unacknowledged', 'Active alarms no admin has acknowledged');
-    this.diskFree = g('dockd_disk_free_bytes', 'Free bytes on the store\'s filesystem');
-    this.diskTotal = g('dockd_disk_total_bytes', 'Size of the store\'s filesystem');
+    this.diskFree = g('dockd_disk_free_bytes', "Free bytes on the store's filesystem");
+    this.diskTotal = g('dockd_disk_total_bytes', "Size of the store's filesystem");
     this.diskLow = g('dockd_disk_low_water_bytes', 'Free space below which DISK_LOW is raised (storage.lowWaterBytes)');
     this.diskReserve = g('dockd_disk_reserve_bytes', 'Free space below which copies wait (storage.reserveBytes)');
     this.link = g('dockd_link_up', 'HQ links: 1 up, 0 down', ['link']);
@@ -61,7 +65,9 @@ export class StationMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  get contentType(): string { return this.registry.contentType; }
+  get contentType(): string {
+    return this.registry.contentType;
+  }
 
   async render(): Promise<string> {
     this.update();
@@ -72,12 +78,15 @@ export class StationMetrics {
     const s = this.deps.state();
     this.docked.set(s.recorders.length);
     this.recorders.reset();
-    for (const st of ['identifying', 'copying', 'paused', 'verifying', 'done', 'error', 'unplugged']) this.recorders.set({ state: st }, s.recorders.filter((r) => r.state === st).length);
+    for (const st of ['identifying', 'copying', 'paused', 'verifying', 'done', 'error', 'unplugged'])
+      this.recorders.set({ state: st }, s.recorders.filter((r) => r.state === st).length);
     this.safe.set(s.recorders.filter((r) => r.safeToUndock).length);
-    const totals = this.deps.catalog.db.prepare(`SELECT
+    const totals = this.deps.catalog.db
+      .prepare(`SELECT
         COUNT(sha256) ingestedFiles, COALESCE(SUM(CASE WHEN sha256 IS NOT NULL THEN size END), 0) ingestedBytes,
         COUNT(uploaded_at) uploadedFiles, COALESCE(SUM(CASE WHEN uploaded_at IS NOT NULL THEN size END), 0) uploadedBytes
-      FROM files`).get() as { ingestedFiles: number; ingestedBytes: number; uploadedFiles: number; uploadedBytes: number };
+      FROM files`)
+      .get() as { ingestedFiles: number; ingestedBytes: number; uploadedFiles: number; uploadedBytes: number };
     this.follow(this.ingestedFiles, 'ingestedFiles', totals.ingestedFiles);
     this.follow(this.ingestedBytes, 'ingestedBytes', totals.ingestedBytes);
     this.follow(this.uploadedFiles, 'uploadedFiles', totals.uploadedFiles);
@@ -105,6 +114,9 @@ export class StationMetrics {
   /** Moves a counter up to a total kept elsewhere (never down: a counter only grows). */
   private follow(counter: Counter, key: keyof StationMetrics['last'], total: number): void {
     const delta = total - this.last[key];
-    if (delta > 0) { counter.inc(delta); this.last[key] = total; }
+    if (delta > 0) {
+      counter.inc(delta);
+      this.last[key] = total;
+    }
   }
 }

@@ -1,7 +1,13 @@
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 
 /** A password as dockd keeps it: a scrypt hash with its own salt (the plain text is not kept). */
-export interface PasswordHash { salt: Buffer; hash: Buffer; N: number; r: number; p: number }
+export interface PasswordHash {
+  salt: Buffer;
+  hash: Buffer;
+  N: number;
+  r: number;
+  p: number;
+}
 
 const PARAMS = { N: 16384, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;
@@ -32,7 +38,8 @@ export function encodeHash(h: PasswordHash): string {
 export function decodeHash(text: string): PasswordHash {
   const [kind, N, r, p, salt, hash] = text.split('$');
   const n = [N, r, p].map(Number);
-  if (kind !== 'scrypt' || n.some((v) => !Number.isInteger(v) || v < 1) || !salt || !hash) throw new Error('not a dockd password hash');
+  if (kind !== 'scrypt' || n.some((v) => !Number.isInteger(v) || v < 1) || !salt || !hash)
+    throw new Error('not a dockd password hash');
   return { N: n[0], r: n[1], p: n[2], salt: Buffer.from(salt, 'base64'), hash: Buffer.from(hash, 'base64') };
 }
 
@@ -51,7 +58,7 @@ export function passwordProblem(role: Role, plain: string): string | null {
   const what = role === 'officer' ? 'a PIN' : 'a password';
   if ([...plain].length < min) return `${what} needs at least ${min} characters`;
   if (plain.length > MAX_PASSWORD_LENGTH) return `${what} may have at most ${MAX_PASSWORD_LENGTH} characters`;
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this rejects
   if (/[\u0000-\u001f\u007f]/.test(plain)) return `${what} must not contain control characters`;
   return null;
 }

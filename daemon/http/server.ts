@@ -33,7 +33,8 @@ export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 
 /** Sent with every response: the page loads only its own assets and cannot be framed. */
 const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
@@ -43,7 +44,12 @@ const SECURITY_HEADERS: Record<string, string> = {
 const MAX_LOCKOUT_MS = 24 * 3600_000;
 
 export interface HttpDeps {
-  config: Config; catalog: Catalog; objects: ObjectStore; board: StatusBoard; bus: EventBus; log: Logger;
+  config: Config;
+  catalog: Catalog;
+  objects: ObjectStore;
+  board: StatusBoard;
+  bus: EventBus;
+  log: Logger;
   /** ffprobe/ffmpeg, for `reprobe` from the page (default: the station's own). */
   media?: MediaTools;
   /** The status snapshot (the same JSON as the retained MQTT state). */
@@ -97,23 +103,36 @@ export class HttpServer {
     const loopback = isLoopbackHost(host);
     const https = config.http.tls ? this.readTls(config.http.tls) : undefined;
     if (config.http.tls && !https) return;
-    if (!loopback && !https) this.log.warn({ listen: config.http.listen }, 'the station page is served as plain HTTP beyond loopback (http.allowPlainHttp): passwords and case data cross the network in clear');
+    if (!loopback && !https)
+      this.log.warn(
+        { listen: config.http.listen },
+        'the station page is served as plain HTTP beyond loopback (http.allowPlainHttp): passwords and case data cross the network in clear',
+      );
 
     restrictCatalogFiles(config.storage.dir, this.log);
     const users = new UserStore(catalog.db);
     if (config.http.adminPasswordHash) {
       const r = users.ensureConfigAdmin(config.http.adminPasswordHash);
-      if (r === 'created') catalog.audit('user.added', 'admin', { user: 'admin', role: 'admin', by: 'config (http.adminPassword)' });
-      if (r === 'managed-by-dockctl') this.log.warn('http.adminPassword is ignored: the user admin is managed with dockctl (remove the key)');
-      else this.log.warn('http.adminPassword is deprecated: it makes the user admin; manage users with dockctl user add|passwd|disable instead');
+      if (r === 'created')
+        catalog.audit('user.added', 'admin', { user: 'admin', role: 'admin', by: 'config (http.adminPassword)' });
+      if (r === 'managed-by-dockctl')
+        this.log.warn('http.adminPassword is ignored: the user admin is managed with dockctl (remove the key)');
+      else
+        this.log.warn(
+          'http.adminPassword is deprecated: it makes the user admin; manage users with dockctl user add|passwd|disable instead',
+        );
     }
     users.pruneSessions(30 * 24 * 3600_000);
     const accounts = users.list().filter((u) => !u.disabled);
-    if (!accounts.some((u) => u.role === 'admin')) this.log.warn('no admin can log in to the station page yet: add one with dockctl user add NAME --role admin');
+    if (!accounts.some((u) => u.role === 'admin'))
+      this.log.warn('no admin can log in to the station page yet: add one with dockctl user add NAME --role admin');
 
     const guard = new LoginGuard({
-      maxAccountFailures: config.http.maxFailures, maxSourceFailures: config.http.maxSourceFailures,
-      baseLockMs: config.http.lockoutSeconds * 1000, maxLockMs: Math.max(MAX_LOCKOUT_MS, config.http.lockoutSeconds * 1000), now: Date.now,
+      maxAccountFailures: config.http.maxFailures,
+      maxSourceFailures: config.http.maxSourceFailures,
+      baseLockMs: config.http.lockoutSeconds * 1000,
+      maxLockMs: Math.max(MAX_LOCKOUT_MS, config.http.lockoutSeconds * 1000),
+      now: Date.now,
     });
     const authenticator = new Authenticator({ users, guard, notify: (n) => this.onAuthNotice(n) });
 
@@ -129,9 +148,16 @@ export class HttpServer {
     const serverOptions = { headersTimeout: timeoutMs, requestTimeout: timeoutMs, connectionsCheckingInterval: 1000 };
     const app = Fastify({
       // fastify's own lines only from warn up (no per-request lines, no duplicate 'listening').
-      loggerInstance: this.log.child({}, { level: this.log.levelVal > 40 ? this.log.level : 'warn' }) as unknown as FastifyBaseLogger,
-      logController: new LogController({ disableRequestLogging: true }), bodyLimit: 64 * 1024, routerOptions: { maxParamLength: 400 },
-      forceCloseConnections: true, return503OnClosing: true, requestTimeout: timeoutMs,
+      loggerInstance: this.log.child(
+        {},
+        { level: this.log.levelVal > 40 ? this.log.level : 'warn' },
+      ) as unknown as FastifyBaseLogger,
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: 64 * 1024,
+      routerOptions: { maxParamLength: 400 },
+      forceCloseConnections: true,
+      return503OnClosing: true,
+      requestTimeout: timeoutMs,
       ...(https ? { https: { ...https, ...serverOptions } } : { http: serverOptions }),
     } as FastifyServerOptions);
     app.setValidatorCompiler(requestValidator);
@@ -140,17 +166,23 @@ export class HttpServer {
     app.addHook('onRequest', async (req, reply) => {
       // A loopback-only page answers only to loopback names (no DNS rebinding onto it).
       const hostHeader = req.headers.host ?? '';
-      if (loopback && !isLoopbackHost(hostHeader.replace(/:\d+$/, ''))) return fail(reply, 403, 'FORBIDDEN_HOST', `this page answers only to loopback names, not ${hostHeader}`);
+      if (loopback && !isLoopbackHost(hostHeader.replace(/:\d+$/, '')))
+        return fail(reply, 403, 'FORBIDDEN_HOST', `this page answers only to loopback names, not ${hostHeader}`);
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         const refused = crossOrigin(req.headers, https ? 'https:' : 'http:');
         if (refused) {
-          this.log.warn({ method: req.method, url: req.url.split('?')[0], origin: refused, from: req.ip }, 'cross-origin change refused');
+          this.log.warn(
+            { method: req.method, url: req.url.split('?')[0], origin: refused, from: req.ip },
+            'cross-origin change refused',
+          );
           return fail(reply, 403, 'FORBIDDEN_ORIGIN', `cross-origin change refused (${refused})`);
         }
       }
     });
     installAccessControl(app, { users, authenticator, kiosk: config.http.kiosk });
-    app.addHook('onSend', async (_req, reply) => { for (const [k, v] of Object.entries(headers)) reply.header(k, v); });
+    app.addHook('onSend', async (_req, reply) => {
+      for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+    });
     app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
       if (err.validation) return fail(reply, 400, 'INVALID_REQUEST', err.message);
       const status = err.statusCode ?? 500;
@@ -158,19 +190,55 @@ export class HttpServer {
       this.log.error({ err: err.message, method: req.method, url: req.url }, 'request failed');
       return fail(reply, 500, 'INTERNAL', 'internal error (see the dockd log)');
     });
-    app.setNotFoundHandler((req, reply) => fail(reply, 404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0]}`));
-    await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0, dotfiles: 'deny' });
-    registerSessionRoutes(app, { catalog, users, authenticator, log: this.log, sessionMs: config.http.sessionHours * 3600_000, secureCookies: Boolean(https), kiosk: config.http.kiosk });
-    registerStationRoutes(app, { catalog, board, log: this.log, users, state, live: this.live, metrics, metricsToken: config.http.metricsToken, securityHeaders: headers });
+    app.setNotFoundHandler((req, reply) =>
+      fail(reply, 404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url.split('?')[0]}`),
+    );
+    await app.register(fastifyStatic, {
+      root: PUBLIC_DIR,
+      prefix: '/',
+      index: 'index.html',
+      cacheControl: true,
+      maxAge: 0,
+      dotfiles: 'deny',
+    });
+    registerSessionRoutes(app, {
+      catalog,
+      users,
+      authenticator,
+      log: this.log,
+      sessionMs: config.http.sessionHours * 3600_000,
+      secureCookies: Boolean(https),
+      kiosk: config.http.kiosk,
+    });
+    registerStationRoutes(app, {
+      catalog,
+      board,
+      log: this.log,
+      users,
+      state,
+      live: this.live,
+      metrics,
+      metricsToken: config.http.metricsToken,
+      securityHeaders: headers,
+    });
     registerApi(app, {
-      catalog, objects: this.deps.objects, bus, log: this.log, thumbnails: this.thumbnails, timeZone: config.station.timeZone ?? systemTimeZone(),
-      media: this.deps.media ?? createFfmpegTools(), stationId: config.station.id,
+      catalog,
+      objects: this.deps.objects,
+      bus,
+      log: this.log,
+      thumbnails: this.thumbnails,
+      timeZone: config.station.timeZone ?? systemTimeZone(),
+      media: this.deps.media ?? createFfmpegTools(),
+      stationId: config.station.id,
     });
 
     try {
       await app.listen({ host, port });
     } catch (e) {
-      this.log.error({ listen: config.http.listen, err: (e as Error).message }, 'station page not served: cannot listen (dockd goes on without it)');
+      this.log.error(
+        { listen: config.http.listen, err: (e as Error).message },
+        'station page not served: cannot listen (dockd goes on without it)',
+      );
       await app.close().catch(() => {});
       return;
     }
@@ -178,15 +246,31 @@ export class HttpServer {
     this.rate.start();
     this.live.start();
     const addr = app.server.address();
-    this.address = addr && typeof addr === 'object' ? `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : config.http.listen;
+    this.address =
+      addr && typeof addr === 'object'
+        ? `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+        : config.http.listen;
     this.url = `${https ? 'https' : 'http'}://${this.address}/`;
-    this.log.info({ url: this.url, tls: Boolean(https), kiosk: config.http.kiosk, users: accounts.length, metrics: config.http.metricsToken ? 'bearer token' : 'loopback only' }, 'station page listening');
+    this.log.info(
+      {
+        url: this.url,
+        tls: Boolean(https),
+        kiosk: config.http.kiosk,
+        users: accounts.length,
+        metrics: config.http.metricsToken ? 'bearer token' : 'loopback only',
+      },
+      'station page listening',
+    );
   }
 
   private readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } | undefined {
-    try { return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) }; }
-    catch (e) {
-      this.log.error({ cert: tls.cert, key: tls.key, err: (e as Error).message }, 'station page not served: cannot read http.tls (dockd goes on without it)');
+    try {
+      return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+    } catch (e) {
+      this.log.error(
+        { cert: tls.cert, key: tls.key, err: (e as Error).message },
+        'station page not served: cannot read http.tls (dockd goes on without it)',
+      );
       return undefined;
     }
   }
@@ -194,11 +278,24 @@ export class HttpServer {
   private onAuthNotice(n: AuthNotice): void {
     const { catalog } = this.deps;
     if (n.type === 'lockout') {
-      this.log.warn({ scope: n.scope, key: n.key, until: n.until, lockouts: n.lockouts }, `login locked for this ${n.scope} after repeated wrong passwords`);
-      catalog.audit('http.lockout', n.scope === 'account' ? n.key : null, { scope: n.scope, [n.scope === 'account' ? 'user' : 'from']: n.key, until: n.until, lockouts: n.lockouts });
+      this.log.warn(
+        { scope: n.scope, key: n.key, until: n.until, lockouts: n.lockouts },
+        `login locked for this ${n.scope} after repeated wrong passwords`,
+      );
+      catalog.audit('http.lockout', n.scope === 'account' ? n.key : null, {
+        scope: n.scope,
+        [n.scope === 'account' ? 'user' : 'from']: n.key,
+        until: n.until,
+        lockouts: n.lockouts,
+      });
     } else {
       this.log.warn({ user: n.login, from: n.from, reason: n.reason }, 'failed login on the station page');
-      catalog.audit('http.login-failed', null, { user: n.login.slice(0, 64), from: n.from, reason: n.reason, ...(n.accountFailures !== undefined ? { accountFailures: n.accountFailures } : {}) });
+      catalog.audit('http.login-failed', null, {
+        user: n.login.slice(0, 64),
+        from: n.from,
+        reason: n.reason,
+        ...(n.accountFailures !== undefined ? { accountFailures: n.accountFailures } : {}),
+      });
     }
   }
 
@@ -224,7 +321,11 @@ export function crossOrigin(h: Record<string, string | string[] | undefined>, sc
   if (site && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
   if (origin === undefined) return null;
   let u: URL | null = null;
-  try { u = new URL(origin); } catch { /* refused below */ }
+  try {
+    u = new URL(origin);
+  } catch {
+    /* refused below */
+  }
   if (!u || u.protocol !== scheme || u.host !== h.host) return origin;
   return null;
 }

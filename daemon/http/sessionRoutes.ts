@@ -7,8 +7,13 @@ import { MAX_PASSWORD_LENGTH } from './password.ts';
 import { failAuth } from './requestAuth.ts';
 
 export interface SessionContext {
-  catalog: Catalog; users: UserStore; authenticator: Authenticator; log: Logger;
-  sessionMs: number; secureCookies: boolean; kiosk: boolean;
+  catalog: Catalog;
+  users: UserStore;
+  authenticator: Authenticator;
+  log: Logger;
+  sessionMs: number;
+  secureCookies: boolean;
+  kiosk: boolean;
 }
 
 const NO_BODY = { type: 'object', additionalProperties: false, properties: {} };
@@ -28,26 +33,41 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: SessionContext)
     };
   });
 
-  app.post<{ Body: { user: string; password: string } }>('/api/login', {
-    config: { access: 'public' },
-    schema: {
-      body: {
-        type: 'object', additionalProperties: false, required: ['user', 'password'],
-        properties: { user: { type: 'string', minLength: 1, maxLength: 64 }, password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH } },
+  app.post<{ Body: { user: string; password: string } }>(
+    '/api/login',
+    {
+      config: { access: 'public' },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['user', 'password'],
+          properties: {
+            user: { type: 'string', minLength: 1, maxLength: 64 },
+            password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH },
+          },
+        },
       },
     },
-  }, async (req, reply) => {
-    const from = sourceAddress(req.ip);
-    const r = await ctx.authenticator.check(req.body.user, req.body.password, from);
-    if (!r.ok) return failAuth(reply, r);
-    // A login replaces the session this browser had.
-    users.revokeSession(cookieValue(req.headers.cookie, SESSION_COOKIE));
-    const { token, expiresAt } = users.openSession(r.user.id, from, ctx.sessionMs);
-    catalog.audit('http.login', r.user.name, { user: r.user.name, role: r.user.role, officerId: r.user.officerId, from, expiresAt });
-    log.info({ user: r.user.name, role: r.user.role, from }, 'logged in on the station page');
-    reply.header('set-cookie', sessionCookie(token, Math.floor(ctx.sessionMs / 1000), ctx.secureCookies));
-    return { ok: true, user: { name: r.user.name, role: r.user.role, officerId: r.user.officerId }, expiresAt };
-  });
+    async (req, reply) => {
+      const from = sourceAddress(req.ip);
+      const r = await ctx.authenticator.check(req.body.user, req.body.password, from);
+      if (!r.ok) return failAuth(reply, r);
+      // A login replaces the session this browser had.
+      users.revokeSession(cookieValue(req.headers.cookie, SESSION_COOKIE));
+      const { token, expiresAt } = users.openSession(r.user.id, from, ctx.sessionMs);
+      catalog.audit('http.login', r.user.name, {
+        user: r.user.name,
+        role: r.user.role,
+        officerId: r.user.officerId,
+        from,
+        expiresAt,
+      });
+      log.info({ user: r.user.name, role: r.user.role, from }, 'logged in on the station page');
+      reply.header('set-cookie', sessionCookie(token, Math.floor(ctx.sessionMs / 1000), ctx.secureCookies));
+      return { ok: true, user: { name: r.user.name, role: r.user.role, officerId: r.user.officerId }, expiresAt };
+    },
+  );
 
   app.post('/api/logout', { config: { access: 'public' }, schema: { body: NO_BODY } }, async (req, reply) => {
     const v = req.viewer;

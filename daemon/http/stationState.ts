@@ -14,7 +14,9 @@ export interface StationState extends Omit<StateSnapshot, 'recorders'> {
 
 export function stationState(snap: StateSnapshot, catalog: Catalog, uploadBytesPerSecond: number): StationState {
   const pending = catalog.db.prepare(`SELECT COUNT(*) n FROM files WHERE session_id = ? AND state IN ('ready', 'uploading')`);
-  const held = catalog.db.prepare(`SELECT COUNT(*) count, MAX(updated_at) latest FROM files WHERE state = 'needs-annotation'`).get() as StationState['held'];
+  const held = catalog.db
+    .prepare(`SELECT COUNT(*) count, MAX(updated_at) latest FROM files WHERE state = 'needs-annotation'`)
+    .get() as StationState['held'];
   return {
     ...snap,
     recorders: snap.recorders.map((r) => ({ ...r, uploadsPending: (pending.get(r.sessionId) as { n: number }).n })),
@@ -30,14 +32,19 @@ export class RateMeter {
   private readonly samples: { at: number; bytes: number }[] = [];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly read: () => number, private readonly windowMs = 5000) {}
+  constructor(
+    private readonly read: () => number,
+    private readonly windowMs = 5000,
+  ) {}
 
   start(): void {
     this.sample();
     this.timer = setInterval(() => this.sample(), 1000);
   }
 
-  stop(): void { if (this.timer) clearInterval(this.timer); }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
 
   private sample(): void {
     const now = Date.now();

@@ -10,7 +10,10 @@ export const ANNOTATABLE_STATES: FileState[] = ['needs-annotation', 'ready'];
 export const MAX_ANNOTATION_FIELD = 500;
 
 export interface AnnotationInput {
-  caseNo?: string; purpose?: string; place?: string; collector?: string;
+  caseNo?: string;
+  purpose?: string;
+  place?: string;
+  collector?: string;
   /** 采集时间, only for a recording whose name and container carry none: ISO 8601 with a zone offset. */
   capturedAt?: string;
 }
@@ -30,9 +33,11 @@ export type AnnotateResult =
 export function annotateRecording(catalog: Catalog, idOrPrefix: string, v: AnnotationInput, by: string): AnnotateResult {
   const caseNo = v.caseNo?.trim();
   const purpose = v.purpose?.trim();
-  if (!caseNo || !purpose) return { ok: false, code: 'INVALID', message: 'case no. (案件编号) and purpose (证明对象) are required' };
+  if (!caseNo || !purpose)
+    return { ok: false, code: 'INVALID', message: 'case no. (案件编号) and purpose (证明对象) are required' };
   for (const [k, value] of Object.entries(v)) {
-    if (typeof value === 'string' && value.trim().length > MAX_ANNOTATION_FIELD) return { ok: false, code: 'INVALID', message: `${k} is longer than ${MAX_ANNOTATION_FIELD} characters` };
+    if (typeof value === 'string' && value.trim().length > MAX_ANNOTATION_FIELD)
+      return { ok: false, code: 'INVALID', message: `${k} is longer than ${MAX_ANNOTATION_FIELD} characters` };
     const bad = typeof value === 'string' ? fieldTextProblem(k, value) : null;
     if (bad) return { ok: false, code: 'INVALID', message: bad };
   }
@@ -44,23 +49,68 @@ export function annotateRecording(catalog: Catalog, idOrPrefix: string, v: Annot
   const { file, error } = catalog.resolve(idOrPrefix);
   if (!file) return { ok: false, code: 'NOT_FOUND', message: error! };
   if (!ANNOTATABLE_STATES.includes(file.state)) {
-    return { ok: false, code: 'NOT_ANNOTATABLE', message: `recording #${file.id} is ${file.state}; only ${ANNOTATABLE_STATES.join(' or ')} recordings can be annotated` };
+    return {
+      ok: false,
+      code: 'NOT_ANNOTATABLE',
+      message: `recording #${file.id} is ${file.state}; only ${ANNOTATABLE_STATES.join(' or ')} recordings can be annotated`,
+    };
   }
   if (capturedAt) {
-    if (file.captured_at) return { ok: false, code: 'INVALID', message: `recording #${file.id} already has a capture time (${file.captured_at}, from its ${file.captured_at_source}); it is not changed` };
+    if (file.captured_at)
+      return {
+        ok: false,
+        code: 'INVALID',
+        message: `recording #${file.id} already has a capture time (${file.captured_at}, from its ${file.captured_at_source}); it is not changed`,
+      };
   }
   const next = {
-    case_no: caseNo, purpose, place: v.place?.trim() || file.place, collector: v.collector?.trim() || file.collector,
+    case_no: caseNo,
+    purpose,
+    place: v.place?.trim() || file.place,
+    collector: v.collector?.trim() || file.collector,
     ...(capturedAt ? { captured_at: capturedAt, captured_at_source: 'annotation' } : {}),
   };
-  const missing = missingFields({ caseNo: next.case_no, purpose: next.purpose, place: next.place, collector: next.collector, capturedAt: capturedAt || file.captured_at });
+  const missing = missingFields({
+    caseNo: next.case_no,
+    purpose: next.purpose,
+    place: next.place,
+    collector: next.collector,
+    capturedAt: capturedAt || file.captured_at,
+  });
   const to: FileState = missing.length ? 'needs-annotation' : 'ready';
   const reason = missing.length ? describeMissing(missing) : null;
-  const old = { caseNo: file.case_no, purpose: file.purpose, place: file.place, collector: file.collector, ...(capturedAt ? { capturedAt: null } : {}) };
-  const changed = catalog.transition(file.id, to, { ...next, reason }, {
-    from: ANNOTATABLE_STATES, detail: `annotated by ${by}`,
-    event: { type: 'file.annotated', id: file.id, sha256: file.sha256, state: to, by, old, new: { caseNo: next.case_no, purpose: next.purpose, place: next.place, collector: next.collector, ...(capturedAt ? { capturedAt } : {}) }, missing },
-  });
+  const old = {
+    caseNo: file.case_no,
+    purpose: file.purpose,
+    place: file.place,
+    collector: file.collector,
+    ...(capturedAt ? { capturedAt: null } : {}),
+  };
+  const changed = catalog.transition(
+    file.id,
+    to,
+    { ...next, reason },
+    {
+      from: ANNOTATABLE_STATES,
+      detail: `annotated by ${by}`,
+      event: {
+        type: 'file.annotated',
+        id: file.id,
+        sha256: file.sha256,
+        state: to,
+        by,
+        old,
+        new: {
+          caseNo: next.case_no,
+          purpose: next.purpose,
+          place: next.place,
+          collector: next.collector,
+          ...(capturedAt ? { capturedAt } : {}),
+        },
+        missing,
+      },
+    },
+  );
   if (!changed) return { ok: false, code: 'CONFLICT', message: `recording #${file.id} changed state meanwhile; try again` };
   return { ok: true, file: catalog.get(file.id)!, state: to, missing, reason };
 }

@@ -10,7 +10,20 @@ export type CapturedAtResult = { ok: true; iso: string } | { ok: false; message:
 const EXAMPLE = 'e.g. 2026-11-28T09:30:00+08:00';
 const WITH_OFFSET = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 const WALL_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/;
-const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTHS = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 
 function daysInMonth(year: number, month: number): number {
   if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
@@ -23,7 +36,8 @@ function calendarProblem(y: string, mo: string, d: string, h: string, mi: string
   if (month < 1 || month > 12) return `there is no month ${mo}`;
   const days = daysInMonth(Number(y), month);
   if (Number(d) < 1 || Number(d) > days) return `${MONTHS[month - 1]} ${y} has no day ${d} (it has ${days} days)`;
-  if (Number(h) > 23 || Number(mi) > 59 || (s !== undefined && Number(s) > 59)) return `${h}:${mi}${s !== undefined ? `:${s}` : ''} is not a time of day`;
+  if (Number(h) > 23 || Number(mi) > 59 || (s !== undefined && Number(s) > 59))
+    return `${h}:${mi}${s !== undefined ? `:${s}` : ''} is not a time of day`;
   return null;
 }
 
@@ -40,7 +54,10 @@ function offsetProblem(offset: string): string | null {
  */
 export function parseCapturedAt(text: string, opts: { wallTimeZone?: string } = {}): CapturedAtResult {
   const value = text.trim();
-  const bad = (why: string): CapturedAtResult => ({ ok: false, message: `capture time (采集时间) ${JSON.stringify(value)}: ${why}` });
+  const bad = (why: string): CapturedAtResult => ({
+    ok: false,
+    message: `capture time (采集时间) ${JSON.stringify(value)}: ${why}`,
+  });
   const full = WITH_OFFSET.exec(value);
   if (full) {
     const [, y, mo, d, h, mi, s, , offset] = full;
@@ -56,7 +73,8 @@ export function parseCapturedAt(text: string, opts: { wallTimeZone?: string } = 
     const local = `${y}-${mo}-${d}T${h}:${mi}:${s ?? '00'}`;
     const iso = zonedIso(local, opts.wallTimeZone);
     // A wall time skipped when the clocks went forward names no instant in that zone.
-    if (instantInZone(new Date(iso), opts.wallTimeZone).slice(0, 19) !== local) return bad(`does not exist in ${opts.wallTimeZone} (the clocks skipped it)`);
+    if (instantInZone(new Date(iso), opts.wallTimeZone).slice(0, 19) !== local)
+      return bad(`does not exist in ${opts.wallTimeZone} (the clocks skipped it)`);
     return { ok: true, iso };
   }
   return bad(`is not a date and time in ISO 8601 with a zone offset (${EXAMPLE})`);

@@ -9,7 +9,14 @@ import type { ObjectStore } from '../store/objects.ts';
 import type { MediaKind } from './fileName.ts';
 import type { Logger } from '../log.ts';
 
-export interface ClassifyDeps { catalog: Catalog; objects: ObjectStore; media: MediaTools; timeZone: string; stationId: string; log?: Logger }
+export interface ClassifyDeps {
+  catalog: Catalog;
+  objects: ObjectStore;
+  media: MediaTools;
+  timeZone: string;
+  stationId: string;
+  log?: Logger;
+}
 
 /** A probe that could not run is tried again after this long, doubling up to the cap; it never gives a verdict. */
 const PROBE_RETRY_BASE_MS = 10_000;
@@ -18,9 +25,21 @@ const PROBE_RETRY_MAX_MS = 3_600_000;
 /** The event payload that names a file on MQTT. */
 export function fileEvent(type: string, f: FileRow, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    type, id: f.id, sha256: f.sha256, size: f.size, filename: f.filename, sourcePath: f.source_path, deviceSerial: f.device_serial,
-    officerId: f.officer_id, capturedAt: f.captured_at, important: Boolean(f.important), state: f.state,
-    integrity: f.integrity, ...(f.integrity_note ? { integrityNote: f.integrity_note } : {}), ...(f.supersedes ? { supersedes: f.supersedes } : {}), ...extra,
+    type,
+    id: f.id,
+    sha256: f.sha256,
+    size: f.size,
+    filename: f.filename,
+    sourcePath: f.source_path,
+    deviceSerial: f.device_serial,
+    officerId: f.officer_id,
+    capturedAt: f.captured_at,
+    important: Boolean(f.important),
+    state: f.state,
+    integrity: f.integrity,
+    ...(f.integrity_note ? { integrityNote: f.integrity_note } : {}),
+    ...(f.supersedes ? { supersedes: f.supersedes } : {}),
+    ...extra,
   };
 }
 
@@ -38,7 +57,7 @@ export function derivedPath(objects: ObjectStore, sha256: string): string {
 export async function classifyStored(deps: ClassifyDeps, fileId: number): Promise<FileRow> {
   const { catalog } = deps;
   const row = catalog.get(fileId);
-  if (!row || row.state !== 'stored' || !row.sha256) throw new Error(`file ${fileId} is not in state stored`);
+  if (row?.state !== 'stored' || !row.sha256) throw new Error(`file ${fileId} is not in state stored`);
   const objectPath = deps.objects.pathOf(row.sha256);
 
   if (row.size === 0) {
@@ -56,16 +75,33 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
   if (probe.unavailable) {
     const attempts = row.probe_attempts + 1;
     const delay = Math.min(PROBE_RETRY_MAX_MS, PROBE_RETRY_BASE_MS * 2 ** (attempts - 1));
-    catalog.update(fileId, { probe_attempts: attempts, probe_after: new Date(Date.now() + delay).toISOString(), last_error: `校验 verification could not run: ${probe.unavailable}` });
-    deps.log?.warn({ file: fileId, err: probe.unavailable, attempts, retryInMs: delay }, 'verification could not run (no verdict): trying again later');
+    catalog.update(fileId, {
+      probe_attempts: attempts,
+      probe_after: new Date(Date.now() + delay).toISOString(),
+      last_error: `校验 verification could not run: ${probe.unavailable}`,
+    });
+    deps.log?.warn(
+      { file: fileId, err: probe.unavailable, attempts, retryInMs: delay },
+      'verification could not run (no verdict): trying again later',
+    );
     return catalog.get(fileId)!;
   }
-  const probeJson = JSON.stringify({ format: probe.format, duration: probe.duration, streams: probe.streams, creationTime: probe.creationTime });
+  const probeJson = JSON.stringify({
+    format: probe.format,
+    duration: probe.duration,
+    streams: probe.streams,
+    creationTime: probe.creationTime,
+  });
   const damaged = !probe.ok;
   const integrityNote = damaged ? (probe.reason ?? 'failed verification') : null;
   const common = {
-    probe: probeJson, duration: probe.duration ?? null, creation_time: probe.creationTime ?? null,
-    integrity: damaged ? 'damaged' : 'ok', integrity_note: integrityNote, probe_after: null, last_error: null,
+    probe: probeJson,
+    duration: probe.duration ?? null,
+    creation_time: probe.creationTime ?? null,
+    integrity: damaged ? 'damaged' : 'ok',
+    integrity_note: integrityNote,
+    probe_after: null,
+    last_error: null,
   };
   let capturedAt = row.captured_at;
   let capturedAtSource = row.captured_at_source;
@@ -75,12 +111,26 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
     capturedAtSource = 'creation_time';
     recorderTime = probe.creationTime;
   }
-  const missing = missingFields({ caseNo: row.case_no, capturedAt, place: row.place, collector: row.collector, purpose: row.purpose });
+  const missing = missingFields({
+    caseNo: row.case_no,
+    capturedAt,
+    place: row.place,
+    collector: row.collector,
+    purpose: row.purpose,
+  });
   const to = missing.length ? 'needs-annotation' : 'ready';
   const reason = missing.length ? describeMissing(missing) : null;
   catalog.tx(() => {
     const detail = [integrityNote && `damaged: ${integrityNote}`, reason].filter(Boolean).join('; ') || undefined;
-    if (!catalog.transition(fileId, to, { ...common, captured_at: capturedAt, captured_at_source: capturedAtSource, recorder_time: recorderTime, reason }, { from: ['stored'], detail })) return;
+    if (
+      !catalog.transition(
+        fileId,
+        to,
+        { ...common, captured_at: capturedAt, captured_at_source: capturedAtSource, recorder_time: recorderTime, reason },
+        { from: ['stored'], detail },
+      )
+    )
+      return;
     const f = catalog.get(fileId)!;
     const at = new Date().toISOString();
     catalog.enqueue('event', { ...fileEvent('file.ingested', f), at });
@@ -108,7 +158,12 @@ export async function makePlayableCopy(deps: ClassifyDeps, f: FileRow): Promise<
     await fs.rename(tmp, target);
     catalog.tx(() => {
       catalog.update(f.id, { derived_sha256: h.sha256 });
-      catalog.audit('file.playable-copy', f.sha256, { id: f.id, derivedSha256: h.sha256, size: h.size, how: 'ffmpeg -c copy of what still demuxes; the original is unchanged' });
+      catalog.audit('file.playable-copy', f.sha256, {
+        id: f.id,
+        derivedSha256: h.sha256,
+        size: h.size,
+        how: 'ffmpeg -c copy of what still demuxes; the original is unchanged',
+      });
     });
     deps.log?.info({ file: f.id, derivedSha256: h.sha256 }, 'made a playable copy of a damaged recording (beside the original)');
     return h.sha256;

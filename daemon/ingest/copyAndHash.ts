@@ -10,7 +10,13 @@ export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 
 
 /** Errors of the copy, by code: SOURCE_GONE (unplugged) ends the session; the others affect one file. */
 export class CopyError extends Error {
-  constructor(readonly code: CopyErrorCode, message: string, readonly cause?: unknown) { super(message); }
+  constructor(
+    readonly code: CopyErrorCode,
+    message: string,
+    readonly cause?: unknown,
+  ) {
+    super(message);
+  }
 }
 
 const GONE = new Set(['ENOENT', 'ENODEV', 'ENXIO', 'EIO', 'ESTALE', 'ENOTCONN']);
@@ -26,12 +32,19 @@ function sourceError(e: unknown, what: string): CopyError {
 async function writeAll(dst: fs.FileHandle, bytes: Buffer, target: string): Promise<void> {
   let off = 0;
   while (off < bytes.length) {
-    const w = await dst.write(bytes, off, bytes.length - off).catch((e) => { throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e); });
+    const w = await dst.write(bytes, off, bytes.length - off).catch((e) => {
+      throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e);
+    });
     off += w.bytesWritten;
   }
 }
 
-export interface CopyResult { sha256: string; size: number; mtimeMs: number; /** Extra digests asked for (e.g. sm3), hex. */ digests: Record<string, string> }
+export interface CopyResult {
+  sha256: string;
+  size: number;
+  mtimeMs: number /** Extra digests asked for (e.g. sm3), hex. */;
+  digests: Record<string, string>;
+}
 
 export interface CopyOptions {
   /** Called with the byte count after each chunk (progress). */
@@ -47,26 +60,44 @@ export interface CopyOptions {
  * fdatasyncs the target. With `target` null the source is only hashed. The source must keep the size and mtime it
  * had when opened and deliver exactly that many bytes.
  */
-export async function copyAndHash(sourcePath: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
+export async function copyAndHash(
+  sourcePath: string | Buffer,
+  target: string | null,
+  opts: CopyOptions = {},
+): Promise<CopyResult> {
   // A name that is not clean UTF-8 is opened by its bytes and named escaped in errors.
   const source = typeof sourcePath === 'string' ? sourcePath : escapeName(sourcePath).text;
   let src: fs.FileHandle;
   // O_NONBLOCK: a fifo or device swapped in after discovery must not block the open (it is refused below).
-  try { src = await fs.open(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
-  catch (e) { throw sourceError(e, source); }
+  try {
+    src = await fs.open(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    throw sourceError(e, source);
+  }
   let dst: fs.FileHandle | null = null;
   let syncing = null as Promise<void> | null;
   try {
-    const before = await src.stat().catch((e) => { throw sourceError(e, source); });
+    const before = await src.stat().catch((e) => {
+      throw sourceError(e, source);
+    });
     if (!before.isFile()) throw new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
     if (target) {
-      try { dst = await fs.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600); }
-      catch (e) { throw new CopyError('TARGET_IO', `cannot create ${target}: ${(e as Error).message}`, e); }
+      try {
+        dst = await fs.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      } catch (e) {
+        throw new CopyError('TARGET_IO', `cannot create ${target}: ${(e as Error).message}`, e);
+      }
     }
     const hash: Hash = createHash('sha256');
     const extra = (opts.extraDigests ?? []).map((name) => [name, createHash(name)] as const);
     const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
-    const read = (i: number) => src.read(bufs[i % 2], 0, CHUNK, null).then((r) => r.bytesRead, (e) => { throw sourceError(e, source); });
+    const read = (i: number) =>
+      src.read(bufs[i % 2], 0, CHUNK, null).then(
+        (r) => r.bytesRead,
+        (e) => {
+          throw sourceError(e, source);
+        },
+      );
     let total = 0;
     let synced = 0;
     // A writeback error must not be lost: Linux reports it to one fsync only.
@@ -93,23 +124,40 @@ export async function copyAndHash(sourcePath: string | Buffer, target: string | 
       if (dst && total + n - synced >= SYNC_EVERY && !syncing) {
         // Start writeback early (without waiting) so the final fdatasync has little left to flush.
         synced = total + n;
-        syncing = dst.datasync().catch((e) => { syncError ??= e; }).finally(() => { syncing = null; });
+        syncing = dst
+          .datasync()
+          .catch((e) => {
+            syncError ??= e;
+          })
+          .finally(() => {
+            syncing = null;
+          });
       }
       total += n;
       opts.onBytes?.(total);
     }
-    const after = await src.stat().catch((e) => { throw sourceError(e, source); });
-    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw new CopyError('SOURCE_CHANGED', `${source} changed while it was copied`);
-    if (total !== before.size) throw new CopyError('SOURCE_SHORT', `${source}: read ${total} bytes, the volume lists ${before.size}`);
+    const after = await src.stat().catch((e) => {
+      throw sourceError(e, source);
+    });
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs)
+      throw new CopyError('SOURCE_CHANGED', `${source} changed while it was copied`);
+    if (total !== before.size)
+      throw new CopyError('SOURCE_SHORT', `${source}: read ${total} bytes, the volume lists ${before.size}`);
     if (dst) {
       await syncing;
       try {
         if (syncError) throw syncError;
         await dst.datasync();
+      } catch (e) {
+        throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e);
       }
-      catch (e) { throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e); }
     }
-    return { sha256: hash.digest('hex'), size: total, mtimeMs: Math.trunc(before.mtimeMs), digests: Object.fromEntries(extra.map(([n, h]) => [n, h.digest('hex')])) };
+    return {
+      sha256: hash.digest('hex'),
+      size: total,
+      mtimeMs: Math.trunc(before.mtimeMs),
+      digests: Object.fromEntries(extra.map(([n, h]) => [n, h.digest('hex')])),
+    };
   } finally {
     await syncing?.catch(() => {});
     await src.close().catch(() => {});

@@ -23,10 +23,17 @@ export interface FoundRecording {
 }
 
 /** An entry that is not a recording (other extension, link, fifo …): skipped with its reason; it never blocks. */
-export interface SkippedEntry { relPath: string; reason: string }
+export interface SkippedEntry {
+  relPath: string;
+  reason: string;
+}
 
 /** Something on the volume that may be (or hold) a recording and could not be taken: it keeps the recorder unsafe. */
-export interface LeftBehindEntry { path: string; reason: string; pathHex?: string }
+export interface LeftBehindEntry {
+  path: string;
+  reason: string;
+  pathHex?: string;
+}
 
 export interface Discovery {
   recordings: FoundRecording[];
@@ -38,12 +45,20 @@ export interface Discovery {
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
-interface Seg { text: string; raw: Buffer; escaped: boolean }
+interface Seg {
+  text: string;
+  raw: Buffer;
+  escaped: boolean;
+}
 
 function joinSegs(segs: Seg[]): { rel: string; hex: string | null; escaped: boolean } {
   const escaped = segs.some((s) => s.escaped);
   const rel = segs.map((s) => s.text).join('/');
-  return { rel, escaped, hex: escaped ? Buffer.from(segs.map((s) => s.raw.toString('latin1')).join('/'), 'latin1').toString('hex') : null };
+  return {
+    rel,
+    escaped,
+    hex: escaped ? Buffer.from(segs.map((s) => s.raw.toString('latin1')).join('/'), 'latin1').toString('hex') : null,
+  };
 }
 
 function absOf(root: string, segs: Seg[]): string | Buffer {
@@ -89,8 +104,12 @@ export async function discover(root: string): Promise<Discovery> {
   async function walk(dirSegs: Seg[]): Promise<void> {
     const dirAbs = absOf(root, dirSegs);
     let entries: Dirent<Buffer>[];
-    try { entries = await fs.readdir(dirAbs as string, { encoding: 'buffer', withFileTypes: true }) as unknown as Dirent<Buffer>[]; }
-    catch (e) { leave(dirSegs, `cannot read directory: ${errCode(e)}`); return; }
+    try {
+      entries = (await fs.readdir(dirAbs as string, { encoding: 'buffer', withFileTypes: true })) as unknown as Dirent<Buffer>[];
+    } catch (e) {
+      leave(dirSegs, `cannot read directory: ${errCode(e)}`);
+      return;
+    }
     entries.sort((a, b) => Buffer.compare(a.name, b.name));
     const sidecars = new Map<string, Seg>(); // by the recording's base name
     const files: { segs: Seg[]; st: Stats; kind: MediaKind | null; name: string }[] = [];
@@ -104,29 +123,57 @@ export async function discover(root: string): Promise<Discovery> {
       const kind = mediaKind(name.text);
       const isSidecar = name.text.toLowerCase().endsWith(SIDECAR_SUFFIX);
       // Only what may be (or hold) a recording needs a stat; 100,000 stray files cost a readdir, nothing more.
-      if (type === 'file' && !kind && !isSidecar) { skip(rel(), `not a recording (extension ${path.extname(name.text) || 'none'})`); continue; }
-      if (type === 'link') { skip(rel(), 'symbolic link (never followed)'); continue; }
-      if (type === 'other') { skip(rel(), 'not a regular file (device, fifo or socket)'); continue; }
+      if (type === 'file' && !kind && !isSidecar) {
+        skip(rel(), `not a recording (extension ${path.extname(name.text) || 'none'})`);
+        continue;
+      }
+      if (type === 'link') {
+        skip(rel(), 'symbolic link (never followed)');
+        continue;
+      }
+      if (type === 'other') {
+        skip(rel(), 'not a regular file (device, fifo or socket)');
+        continue;
+      }
       let st: Stats;
-      try { st = await fs.lstat(absOf(root, segs) as string); }
-      catch (e) {
+      try {
+        st = await fs.lstat(absOf(root, segs) as string);
+      } catch (e) {
         if (isSidecar) skip(rel(), `cannot stat sidecar: ${errCode(e)}`);
         else leave(segs, `cannot stat: ${errCode(e)}`);
         continue;
       }
       type = statType(st);
-      if (type === 'link') { skip(rel(), 'symbolic link (never followed)'); continue; }
-      if (type === 'other') { skip(rel(), 'not a regular file (device, fifo or socket)'); continue; }
+      if (type === 'link') {
+        skip(rel(), 'symbolic link (never followed)');
+        continue;
+      }
+      if (type === 'other') {
+        skip(rel(), 'not a regular file (device, fifo or socket)');
+        continue;
+      }
       if (type === 'dir') {
-        if (st.dev !== rootStat.dev) { skip(rel(), 'another filesystem mounted inside the volume (not entered)'); continue; }
+        if (st.dev !== rootStat.dev) {
+          skip(rel(), 'another filesystem mounted inside the volume (not entered)');
+          continue;
+        }
         const id = `${st.dev}:${st.ino}`;
-        if (visited.has(id)) { skip(rel(), 'directory already walked (a loop: bind mount or hard link)'); continue; }
+        if (visited.has(id)) {
+          skip(rel(), 'directory already walked (a loop: bind mount or hard link)');
+          continue;
+        }
         visited.add(id);
         subdirs.push(segs);
         continue;
       }
-      if (isSidecar && !name.escaped) { sidecars.set(name.text.slice(0, -SIDECAR_SUFFIX.length), seg); continue; }
-      if (!kind) { skip(rel(), `not a recording (extension ${path.extname(name.text) || 'none'})`); continue; }
+      if (isSidecar && !name.escaped) {
+        sidecars.set(name.text.slice(0, -SIDECAR_SUFFIX.length), seg);
+        continue;
+      }
+      if (!kind) {
+        skip(rel(), `not a recording (extension ${path.extname(name.text) || 'none'})`);
+        continue;
+      }
       files.push({ segs, st, kind, name: name.text });
     }
     for (const segs of subdirs) await walk(segs);
@@ -137,11 +184,17 @@ export async function discover(root: string): Promise<Discovery> {
       if (sidecar) usedSidecars.add(base);
       const j = joinSegs(f.segs);
       out.recordings.push({
-        relPath: j.rel, relPathHex: j.hex, absPath: absOf(root, f.segs), size: f.st.size, mtimeMs: Math.trunc(f.st.mtimeMs), kind: f.kind!,
+        relPath: j.rel,
+        relPathHex: j.hex,
+        absPath: absOf(root, f.segs),
+        size: f.st.size,
+        mtimeMs: Math.trunc(f.st.mtimeMs),
+        kind: f.kind!,
         ...(sidecar ? { sidecarPath: absOf(root, [...dirSegs, sidecar]) } : {}),
       });
     }
-    for (const [base, seg] of sidecars) if (!usedSidecars.has(base)) skip(joinSegs([...dirSegs, seg]).rel, 'sidecar without a recording of the same name');
+    for (const [base, seg] of sidecars)
+      if (!usedSidecars.has(base)) skip(joinSegs([...dirSegs, seg]).rel, 'sidecar without a recording of the same name');
   }
 
   await walk([]);

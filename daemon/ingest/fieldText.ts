@@ -4,7 +4,7 @@
  * overrides (U+202A-202E, U+2066-2069) have no place in it; they could rewrite a terminal line or reorder what a
  * reader sees.
  */
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this forbids
 const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
 
 /** Why `value` cannot be field `name`'s text (naming the first bad character), or null when it can. */

@@ -3,15 +3,31 @@ import path from 'node:path';
 export type MediaKind = 'video' | 'audio' | 'photo';
 
 const KIND_BY_EXT: Record<string, MediaKind> = {
-  '.mp4': 'video', '.mov': 'video', '.avi': 'video', '.ts': 'video',
-  '.wav': 'audio', '.mp3': 'audio', '.aac': 'audio', '.amr': 'audio', '.m4a': 'audio',
-  '.jpg': 'photo', '.jpeg': 'photo',
+  '.mp4': 'video',
+  '.mov': 'video',
+  '.avi': 'video',
+  '.ts': 'video',
+  '.wav': 'audio',
+  '.mp3': 'audio',
+  '.aac': 'audio',
+  '.amr': 'audio',
+  '.m4a': 'audio',
+  '.jpg': 'photo',
+  '.jpeg': 'photo',
 };
 
 const MIME_BY_EXT: Record<string, string> = {
-  '.mp4': 'video/mp4', '.mov': 'video/quicktime', '.avi': 'video/x-msvideo', '.ts': 'video/mp2t',
-  '.wav': 'audio/wav', '.mp3': 'audio/mpeg', '.aac': 'audio/aac', '.amr': 'audio/amr', '.m4a': 'audio/mp4',
-  '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg',
+  '.mp4': 'video/mp4',
+  '.mov': 'video/quicktime',
+  '.avi': 'video/x-msvideo',
+  '.ts': 'video/mp2t',
+  '.wav': 'audio/wav',
+  '.mp3': 'audio/mpeg',
+  '.aac': 'audio/aac',
+  '.amr': 'audio/amr',
+  '.m4a': 'audio/mp4',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
 };
 
 /** The recording kind for a file name, or null when the extension is not a recording. */
@@ -37,7 +53,14 @@ export interface ParsedName {
 const NAME = /^([A-Za-z0-9]{6,7})_([A-Za-z0-9]{6,7})_(\d{14})_(\d{1,8})(?:_?(IMP))?$/i;
 
 function validWallTime(d: string): string | null {
-  const [y, mo, da, h, mi, s] = [d.slice(0, 4), d.slice(4, 6), d.slice(6, 8), d.slice(8, 10), d.slice(10, 12), d.slice(12, 14)].map(Number);
+  const [y, mo, da, h, mi, s] = [
+    d.slice(0, 4),
+    d.slice(4, 6),
+    d.slice(6, 8),
+    d.slice(8, 10),
+    d.slice(10, 12),
+    d.slice(12, 14),
+  ].map(Number);
   if (mo < 1 || mo > 12 || da < 1 || h > 23 || mi > 59 || s > 59) return null;
   const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
   if (da > daysInMonth) return null;
@@ -52,9 +75,15 @@ export function parseRecordingName(fileName: string): ParsedName | null {
   if (!m) return null;
   const [, a, b, stamp, seq, imp] = m;
   let officerId: string, serial: string, order: ParsedName['order'];
-  if (a.length === 6 && /^\d{6}$/.test(a) && b.length === 7) { officerId = a; serial = b; order = 'officer-first'; }
-  else if (a.length === 7 && b.length === 6 && /^\d{6}$/.test(b)) { serial = a; officerId = b; order = 'device-first'; }
-  else return null;
+  if (a.length === 6 && /^\d{6}$/.test(a) && b.length === 7) {
+    officerId = a;
+    serial = b;
+    order = 'officer-first';
+  } else if (a.length === 7 && b.length === 6 && /^\d{6}$/.test(b)) {
+    serial = a;
+    officerId = b;
+    order = 'device-first';
+  } else return null;
   const localTime = validWallTime(stamp);
   if (!localTime) return null;
   return { officerId, serial, localTime, seq, important: Boolean(imp), order };
@@ -63,7 +92,14 @@ export function parseRecordingName(fileName: string): ParsedName | null {
 /** Offset of `timeZone` at the given UTC instant, in minutes east of UTC. */
 function zoneOffsetMinutes(utcMs: number, timeZone: string): number {
   const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
   }).formatToParts(new Date(utcMs));
   const get = (t: string) => Number(parts.find((p) => p.type === t)!.value);
   const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));

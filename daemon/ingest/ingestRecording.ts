@@ -5,23 +5,33 @@ import type { FileRow, SourceSighting } from '../store/catalog.ts';
 import { copyAndHash } from './copyAndHash.ts';
 import type { FoundRecording } from './discover.ts';
 import { parseRecordingName } from './fileName.ts';
-import type { SessionDeps } from './ingestVolume.ts';
+import type { SessionDeps } from './ingestContext.ts';
 import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 
 const MAX_SIDECAR = 64 * 1024;
 
 async function readSidecar(p: string | Buffer): Promise<{ sidecar: Sidecar; error?: string }> {
   let h: fs.FileHandle;
-  try { h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK); }
-  catch (e) { return { sidecar: {}, error: `cannot open sidecar: ${(e as NodeJS.ErrnoException).code}` }; }
+  try {
+    h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    return { sidecar: {}, error: `cannot open sidecar: ${(e as NodeJS.ErrnoException).code}` };
+  }
   try {
     const st = await h.stat();
     if (!st.isFile() || st.size > MAX_SIDECAR) return { sidecar: {}, error: `sidecar larger than ${MAX_SIDECAR} bytes` };
     return parseSidecar((await h.readFile()).toString('utf8').replace(/^\uFEFF/, ''));
-  } finally { await h.close(); }
+  } finally {
+    await h.close();
+  }
 }
 
-export interface Outcome { state: string; fileId: number | null; integrity: string | null; verdict?: Promise<FileRow> }
+export interface Outcome {
+  state: string;
+  fileId: number | null;
+  integrity: string | null;
+  verdict?: Promise<FileRow>;
+}
 
 export interface IngestContext {
   sessionId: number;
@@ -57,33 +67,65 @@ export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: Ing
   const sc = rec.sidecarPath ? await readSidecar(rec.sidecarPath) : { sidecar: {} };
   if (sc.error) deps.log.warn({ path: rec.relPath, err: sc.error }, 'sidecar ignored');
   const meta = buildMetadata({
-    name: parsed, sidecar: sc.sidecar, devices: deps.config.devices, sessionSerial, timeZone: deps.timeZone, defaultPlace: deps.config.station.place,
+    name: parsed,
+    sidecar: sc.sidecar,
+    devices: deps.config.devices,
+    sessionSerial,
+    timeZone: deps.timeZone,
+    defaultPlace: deps.config.station.place,
   });
   if (linkedOfficer && meta.deviceSerial === sessionSerial) {
     // The recorder named its officer on its control channel: that identity holds for files whose names carry none
     // (a recorder not in `devices`, ingested because dock.allowUnknown is true), and names the collector.
     meta.officerId ??= linkedOfficer.officerId;
-    if (!sc.sidecar.collector && meta.officerId === linkedOfficer.officerId && (meta.collector === null || meta.collector === meta.officerId)) {
+    if (
+      !sc.sidecar.collector &&
+      meta.officerId === linkedOfficer.officerId &&
+      (meta.collector === null || meta.collector === meta.officerId)
+    ) {
       meta.collector = linkedOfficer.officerName ?? linkedOfficer.officerId;
     }
   }
   const fileId = catalog.beginCopy({
-    size: rec.size, kind: rec.kind, filename: path.basename(rec.relPath), source_path: rec.relPath, source_path_hex: rec.relPathHex, session_id: sessionId,
-    device_serial: meta.deviceSerial, officer_id: meta.officerId, captured_at: meta.capturedAt, captured_at_source: meta.capturedAtSource,
-    recorder_time: meta.recorderTime, collector: meta.collector, case_no: meta.caseNo, purpose: meta.purpose, place: meta.place,
-    important: meta.important ? 1 : 0, clock_drift_ms: driftMs, supersedes: ctx.supersedes,
+    size: rec.size,
+    kind: rec.kind,
+    filename: path.basename(rec.relPath),
+    source_path: rec.relPath,
+    source_path_hex: rec.relPathHex,
+    session_id: sessionId,
+    device_serial: meta.deviceSerial,
+    officer_id: meta.officerId,
+    captured_at: meta.capturedAt,
+    captured_at_source: meta.capturedAtSource,
+    recorder_time: meta.recorderTime,
+    collector: meta.collector,
+    case_no: meta.caseNo,
+    purpose: meta.purpose,
+    place: meta.place,
+    important: meta.important ? 1 : 0,
+    clock_drift_ms: driftMs,
+    supersedes: ctx.supersedes,
   });
   const tmp = objects.tempPath();
   let result;
   try {
-    result = await copyAndHash(rec.absPath, tmp, { onBytes, signal, extraDigests: deps.config.integrity.algorithms.filter((a) => a !== 'sha256') });
+    result = await copyAndHash(rec.absPath, tmp, {
+      onBytes,
+      signal,
+      extraDigests: deps.config.integrity.algorithms.filter((a) => a !== 'sha256'),
+    });
     await objects.commit(tmp, result.sha256, result.size);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     catalog.abortCopy(fileId);
     throw e;
   }
-  const done = catalog.finishCopy(fileId, result.sha256, { ...sighting, size: result.size, mtimeMs: result.mtimeMs }, { sm3: result.digests.sm3 });
+  const done = catalog.finishCopy(
+    fileId,
+    result.sha256,
+    { ...sighting, size: result.size, mtimeMs: result.mtimeMs },
+    { sm3: result.digests.sm3 },
+  );
   if (done.duplicate) return { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null };
   return { state: 'stored', fileId: done.fileId, integrity: null, verdict: deps.verify(done.fileId) };
 }

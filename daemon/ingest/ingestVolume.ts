@@ -10,27 +10,9 @@ import { parseRecordingName } from './fileName.ts';
 import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { RecorderWipe } from '../custody/recorderWipe.ts';
 import { ingestOne } from './ingestRecording.ts';
+import type { IngestDeps, SessionDeps } from './ingestContext.ts';
 
-export interface IngestDeps extends ClassifyDeps {
-  config: Config;
-  log: Logger;
-  board: StatusBoard;
-  now: () => Date;
-  onReady: () => void;
-  /** Disk guard: resolves when a copy of `bytes` fits above the reserve (false: aborted). */
-  space?: { waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> };
-  /** Who a volume belongs to, when its recorder identified itself on a control channel (paired by port or name). */
-  identityFor?: (volumePath: string) => { serial: string; officerId: string; officerName: string | null; battery: number | null; driftMs: number | null; bay: string | null; portPath: string | null } | undefined;
-  /** Where a volume dockd mounted itself (USB) sits: its bay (dock.bays) and port path, for a recorder with no control channel. */
-  placeFor?: (volumePath: string) => { bay: string | null; portPath: string | null } | undefined;
-  /**
-   * Verifies a stored recording (probe, metadata, state) off the copy path, in a bounded pool: the officer waits only
-   * for the bytes to be durable with their hash. The dock service provides it to its sessions.
-   */
-  verify?: (fileId: number) => Promise<FileRow>;
-  /** How the wipe gate deletes from this recorder's storage (control channel, read-write remount); default: the directory itself. */
-  volumeFor?: (volumePath: string) => RecorderVolume;
-}
+export type { IngestDeps, SessionDeps };
 
 /** How many skipped entries the recorder.docked event and the catalog name one by one (the rest are counted). */
 const SKIPPED_ANNOUNCED = 100;
@@ -47,7 +29,11 @@ function mostCommon(values: (string | null | undefined)[]): string | null {
 }
 
 /** Who docked: the serial most file names carry (else the volume's name when it looks like one), and its officer. */
-export function identifyRecorder(volumeName: string, recordings: FoundRecording[], devices: DeviceEntry[]): { serial: string | null; officerId: string | null; officerName: string | null } {
+export function identifyRecorder(
+  volumeName: string,
+  recordings: FoundRecording[],
+  devices: DeviceEntry[],
+): { serial: string | null; officerId: string | null; officerName: string | null } {
   const names = recordings.map((r) => parseRecordingName(path.basename(r.relPath)));
   let serial = mostCommon(names.map((n) => n?.serial));
   if (!serial && devices.some((d) => d.serial === volumeName)) serial = volumeName;
@@ -62,9 +48,6 @@ export function identifyRecorder(volumeName: string, recordings: FoundRecording[
 export const UNDOCKED = 'undocked';
 
 const fingerprintOf = (r: FoundRecording) => `${r.size}:${r.mtimeMs}`;
-
-/** A session's dependencies: the dock's, with its verification pool. */
-export type SessionDeps = IngestDeps & Required<Pick<IngestDeps, 'verify'>>;
 
 /** What one walk of the volume found to do. */
 export interface Scan {
@@ -105,19 +88,34 @@ export class VolumeSession {
   /** The officer the recorder named on its control channel (+UID), when it has one. */
   private linkedOfficer: { officerId: string; officerName: string | null } | null = null;
 
-  constructor(private readonly deps: SessionDeps, readonly volumePath: string) {
+  constructor(
+    private readonly deps: SessionDeps,
+    readonly volumePath: string,
+  ) {
     this.sessionId = deps.catalog.openSession(volumePath, deps.now().toISOString());
     this.status = {
-      volume: volumePath, name: path.basename(volumePath), sessionId: this.sessionId, serial: null, officerId: null, officerName: null,
-      state: 'identifying', dockedAt: deps.now().toISOString(),
-      files: noFiles(), bytes: { total: 0, done: 0 },
-      current: null, safeToUndock: false, leftBehind: [], error: null,
+      volume: volumePath,
+      name: path.basename(volumePath),
+      sessionId: this.sessionId,
+      serial: null,
+      officerId: null,
+      officerName: null,
+      state: 'identifying',
+      dockedAt: deps.now().toISOString(),
+      files: noFiles(),
+      bytes: { total: 0, done: 0 },
+      current: null,
+      safeToUndock: false,
+      leftBehind: [],
+      error: null,
     };
     deps.board.upsertRecorder(this.status);
     this.slog = deps.log.child({ volume: volumePath, session: this.sessionId });
   }
 
-  private get settleMs(): number { return this.deps.config.dock.settleSeconds * 1000; }
+  private get settleMs(): number {
+    return this.deps.config.dock.settleSeconds * 1000;
+  }
 
   /**
    * Walks the volume and sorts its recordings into ready, settling and retrying. Returns null when the volume is gone
@@ -125,11 +123,17 @@ export class VolumeSession {
    */
   async scan(): Promise<Scan | null> {
     let found: Discovery;
-    try { found = await discover(this.volumePath); }
-    catch (e) {
+    try {
+      found = await discover(this.volumePath);
+    } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-      found = { recordings: [], skipped: [], skippedCount: 0, leftBehind: [{ path: '.', reason: `cannot read the recorder volume: ${code ?? (e as Error).message}` }] };
+      found = {
+        recordings: [],
+        skipped: [],
+        skippedCount: 0,
+        leftBehind: [{ path: '.', reason: `cannot read the recorder volume: ${code ?? (e as Error).message}` }],
+      };
     }
     if (!this.announced) this.announce(found);
     const nowMs = this.deps.now().getTime();
@@ -143,9 +147,15 @@ export class VolumeSession {
       if (!seen || seen.fp !== fp) this.observed.set(r.relPath, { fp, sinceMs: nowMs });
       const since = this.observed.get(r.relPath)!.sinceMs;
       // Settled: unchanged for settleSeconds, or last written longer ago than that (a recorder's files are old).
-      if (nowMs - since < this.settleMs && nowMs - r.mtimeMs < this.settleMs) { scan.settling.push(r); continue; }
+      if (nowMs - since < this.settleMs && nowMs - r.mtimeMs < this.settleMs) {
+        scan.settling.push(r);
+        continue;
+      }
       const failed = this.failures.get(r.relPath);
-      if (failed && failed.retryAtMs > nowMs) { scan.retrying.push(r); continue; }
+      if (failed && failed.retryAtMs > nowMs) {
+        scan.retrying.push(r);
+        continue;
+      }
       scan.ready.push(r);
     }
     for (const p of this.failures.keys()) if (!present.has(p)) this.failures.delete(p);
@@ -172,7 +182,11 @@ export class VolumeSession {
     const { catalog } = deps;
     const linked = deps.identityFor?.(volumePath);
     const who = linked
-      ? { serial: linked.serial, officerId: linked.officerId, officerName: linked.officerName ?? deps.config.devices.find((d) => d.serial === linked.serial)?.officerName ?? null }
+      ? {
+          serial: linked.serial,
+          officerId: linked.officerId,
+          officerName: linked.officerName ?? deps.config.devices.find((d) => d.serial === linked.serial)?.officerName ?? null,
+        }
       : identifyRecorder(status.name, found.recordings, deps.config.devices);
     Object.assign(status, who);
     if (linked) Object.assign(status, { battery: linked.battery, driftMs: linked.driftMs, bay: linked.bay });
@@ -184,18 +198,46 @@ export class VolumeSession {
     const more = found.skippedCount - listed.length;
     catalog.tx(() => {
       catalog.updateSession(this.sessionId, {
-        device_serial: who.serial, officer_id: who.officerId, files_found: found.recordings.length, skipped: found.skippedCount,
-        battery: linked?.battery ?? null, drift_ms: linked?.driftMs ?? null, bay: place?.bay ?? null, port_path: place?.portPath ?? null,
+        device_serial: who.serial,
+        officer_id: who.officerId,
+        files_found: found.recordings.length,
+        skipped: found.skippedCount,
+        battery: linked?.battery ?? null,
+        drift_ms: linked?.driftMs ?? null,
+        bay: place?.bay ?? null,
+        port_path: place?.portPath ?? null,
       });
       for (const s of listed) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
-      if (more > 0) catalog.recordSkipped(this.sessionId, '…', `${more} more entries skipped (not recordings); not listed one by one`);
+      if (more > 0)
+        catalog.recordSkipped(this.sessionId, '…', `${more} more entries skipped (not recordings); not listed one by one`);
       catalog.enqueue('event', {
-        type: 'recorder.docked', at: deps.now().toISOString(), volume: volumePath, sessionId: this.sessionId, deviceSerial: who.serial,
-        officerId: who.officerId, officerName: who.officerName, bay: place?.bay ?? null, battery: linked?.battery ?? null, clockDriftMs: linked?.driftMs ?? null,
-        files: found.recordings.length, bytes: found.recordings.reduce((n, r) => n + r.size, 0), skipped: listed, skippedCount: found.skippedCount, leftBehind: found.leftBehind,
+        type: 'recorder.docked',
+        at: deps.now().toISOString(),
+        volume: volumePath,
+        sessionId: this.sessionId,
+        deviceSerial: who.serial,
+        officerId: who.officerId,
+        officerName: who.officerName,
+        bay: place?.bay ?? null,
+        battery: linked?.battery ?? null,
+        clockDriftMs: linked?.driftMs ?? null,
+        files: found.recordings.length,
+        bytes: found.recordings.reduce((n, r) => n + r.size, 0),
+        skipped: listed,
+        skippedCount: found.skippedCount,
+        leftBehind: found.leftBehind,
       });
     });
-    this.slog.info({ serial: who.serial, officer: who.officerId, files: found.recordings.length, skipped: found.skippedCount, leftBehind: found.leftBehind.length }, 'recorder docked');
+    this.slog.info(
+      {
+        serial: who.serial,
+        officer: who.officerId,
+        files: found.recordings.length,
+        skipped: found.skippedCount,
+        leftBehind: found.leftBehind.length,
+      },
+      'recorder docked',
+    );
     for (const s of listed) this.slog.warn({ path: s.relPath, reason: s.reason }, 'skipped entry on recorder');
     this.announced = true;
   }
@@ -206,19 +248,31 @@ export class VolumeSession {
     const { board } = deps;
     for (const rec of scan.ready) {
       if (signal.aborted) break;
-      if (deps.space && !(await deps.space.waitForRoom(rec.size, signal, (reason) => {
-        status.state = reason ? 'paused' : 'copying';
-        status.error = reason;
-        board.upsertRecorder(status);
-      }))) break;
+      if (
+        deps.space &&
+        !(await deps.space.waitForRoom(rec.size, signal, (reason) => {
+          status.state = reason ? 'paused' : 'copying';
+          status.error = reason;
+          board.upsertRecorder(status);
+        }))
+      )
+        break;
       status.current = rec.relPath;
       const bytesBefore = status.bytes.done;
       board.patchRecorder(volumePath, {});
       try {
         const previous = this.storedIds.get(rec.relPath);
         const outcome = await ingestOne(deps, rec, {
-          sessionId: this.sessionId, sessionSerial: status.serial, driftMs: this.driftMs, linkedOfficer: this.linkedOfficer, supersedes: previous ?? null,
-          onBytes: (n) => { status.bytes.done = bytesBefore + n; board.patchRecorder(volumePath, {}); }, signal,
+          sessionId: this.sessionId,
+          sessionSerial: status.serial,
+          driftMs: this.driftMs,
+          linkedOfficer: this.linkedOfficer,
+          supersedes: previous ?? null,
+          onBytes: (n) => {
+            status.bytes.done = bytesBefore + n;
+            board.patchRecorder(volumePath, {});
+          },
+          signal,
         });
         this.handled.set(rec.relPath, fingerprintOf(rec));
         if (outcome.fileId !== null) this.storedIds.set(rec.relPath, outcome.fileId);
@@ -227,7 +281,10 @@ export class VolumeSession {
         if (outcome.verdict) this.track(outcome.verdict);
         if (previous !== undefined && outcome.fileId !== previous) {
           status.files.superseded++;
-          this.slog.warn({ path: rec.relPath, previous, id: outcome.fileId }, 'recording changed after it was copied: copied again as a new version');
+          this.slog.warn(
+            { path: rec.relPath, previous, id: outcome.fileId },
+            'recording changed after it was copied: copied again as a new version',
+          );
         }
       } catch (e) {
         status.bytes.done = bytesBefore;
@@ -264,15 +321,23 @@ export class VolumeSession {
   }
 
   private track(verdict: Promise<FileRow>): void {
-    const p = verdict.then((f) => { this.countVerdict({ state: f.state, integrity: f.integrity }); this.deps.board.patchRecorder(this.volumePath, {}); },
-      (e) => this.slog.error({ err: (e as Error).message }, 'verification failed'));
+    const p = verdict.then(
+      (f) => {
+        this.countVerdict({ state: f.state, integrity: f.integrity });
+        this.deps.board.patchRecorder(this.volumePath, {});
+      },
+      (e) => this.slog.error({ err: (e as Error).message }, 'verification failed'),
+    );
     this.verifying.add(p);
     void p.finally(() => this.verifying.delete(p));
   }
 
   /** Resolves when this session's copies are all verified (at once when none is running, or when `signal` aborts). */
   async verified(signal: AbortSignal): Promise<void> {
-    const aborted = new Promise<void>((r) => { if (signal.aborted) r(); else signal.addEventListener('abort', () => r(), { once: true }); });
+    const aborted = new Promise<void>((r) => {
+      if (signal.aborted) r();
+      else signal.addEventListener('abort', () => r(), { once: true });
+    });
     while (this.verifying.size && !signal.aborted) await Promise.race([Promise.allSettled([...this.verifying]), aborted]);
   }
 
@@ -281,11 +346,17 @@ export class VolumeSession {
     const prev = this.failures.get(rec.relPath);
     const attempts = (prev?.attempts ?? 0) + 1;
     // A file that changed under the copy is still being written: it waits to settle again, not as a failure.
-    if (code === 'SOURCE_CHANGED') { this.observed.delete(rec.relPath); return; }
+    if (code === 'SOURCE_CHANGED') {
+      this.observed.delete(rec.relPath);
+      return;
+    }
     const reason = describeCopyFailure(e);
     const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempts - 1));
     this.failures.set(rec.relPath, { reason, attempts, retryAtMs: this.deps.now().getTime() + delay, hex: rec.relPathHex });
-    this.slog.error({ path: rec.relPath, code, err: e.message, attempts, retryInMs: delay }, 'recording not copied: it stays on the recorder and is tried again');
+    this.slog.error(
+      { path: rec.relPath, code, err: e.message, attempts, retryInMs: delay },
+      'recording not copied: it stays on the recorder and is tried again',
+    );
   }
 
   /**
@@ -326,7 +397,16 @@ export class VolumeSession {
     status.safeToUndock = status.state === 'done' || status.state === 'verifying';
     if (status.safeToUndock && !this.wasSafe) {
       const ms = deps.now().getTime() - Date.parse(status.dockedAt);
-      deps.catalog.enqueue('event', { type: 'recorder.safe-to-undock', at: deps.now().toISOString(), volume: this.volumePath, sessionId: this.sessionId, deviceSerial: status.serial, files: status.files.done, bytes: status.bytes.done, msSinceDocked: ms });
+      deps.catalog.enqueue('event', {
+        type: 'recorder.safe-to-undock',
+        at: deps.now().toISOString(),
+        volume: this.volumePath,
+        sessionId: this.sessionId,
+        deviceSerial: status.serial,
+        files: status.files.done,
+        bytes: status.bytes.done,
+        msSinceDocked: ms,
+      });
       this.slog.info({ msSinceDocked: ms, files: status.files.done, bytes: status.bytes.done }, 'recorder safe to undock');
     }
     this.wasSafe = status.safeToUndock;
@@ -335,7 +415,12 @@ export class VolumeSession {
       deps.board.raise('RECORDING_LEFT_BEHIND', alarmKey, `${status.serial ?? status.name}: ${describeLeftBehind(left)}`);
     } else if (!left.length) deps.board.clear(alarmKey);
     deps.board.upsertRecorder(status);
-    deps.catalog.updateSession(this.sessionId, { result: status.state, files_copied: status.files.copied, files_known: status.files.alreadyStored, error: status.error });
+    deps.catalog.updateSession(this.sessionId, {
+      result: status.state,
+      files_copied: status.files.copied,
+      files_known: status.files.alreadyStored,
+      error: status.error,
+    });
     return status.state;
   }
 
@@ -347,7 +432,12 @@ export class VolumeSession {
       for (const l of fresh) {
         this.leftRecorded.add(`${l.path}\n${l.reason}`);
         catalog.recordSkipped(this.sessionId, l.path, l.reason, { leftBehind: true, pathHex: l.pathHex ?? null });
-        catalog.audit('recording.left-behind', this.status.serial ?? this.volumePath, { sessionId: this.sessionId, path: l.path, reason: l.reason, ...(l.pathHex ? { pathHex: l.pathHex } : {}) });
+        catalog.audit('recording.left-behind', this.status.serial ?? this.volumePath, {
+          sessionId: this.sessionId,
+          path: l.path,
+          reason: l.reason,
+          ...(l.pathHex ? { pathHex: l.pathHex } : {}),
+        });
       }
     });
     for (const l of fresh) this.slog.error({ path: l.path, reason: l.reason }, 'recording left behind on the recorder');
@@ -369,13 +459,20 @@ export class VolumeSession {
 
   /** Wipe gate (dock.wipe: after-archive), see daemon/custody/recorderWipe.ts; returns how many were deleted. */
   wipeArchived(signal: AbortSignal): Promise<number> {
-    this.wipe ??= new RecorderWipe(this.deps, { volumePath: this.volumePath, sessionId: this.sessionId, forget: (p) => this.handled.delete(p) });
+    this.wipe ??= new RecorderWipe(this.deps, {
+      volumePath: this.volumePath,
+      sessionId: this.sessionId,
+      forget: (p) => this.handled.delete(p),
+    });
     return this.wipe.run(signal, this.status.serial);
   }
 
   /** Marks the session ended in the catalog. */
   close(undocked: boolean): void {
-    this.deps.catalog.updateSession(this.sessionId, { undocked_at: undocked ? this.deps.now().toISOString() : undefined, result: this.status.state });
+    this.deps.catalog.updateSession(this.sessionId, {
+      undocked_at: undocked ? this.deps.now().toISOString() : undefined,
+      result: this.status.state,
+    });
   }
 }
 
@@ -389,7 +486,10 @@ function describeCopyFailure(e: Error): string {
 
 /** "2 recording(s) left behind …: a (why); b (why)", at most five named. */
 export function describeLeftBehind(left: LeftBehindEntry[]): string {
-  const named = left.slice(0, 5).map((l) => `${l.path === '.' ? '(volume root)' : l.path} (${l.reason})`).join('; ');
+  const named = left
+    .slice(0, 5)
+    .map((l) => `${l.path === '.' ? '(volume root)' : l.path} (${l.reason})`)
+    .join('; ');
   const more = left.length > 5 ? `; … ${left.length - 5} more` : '';
   return `${left.length} 个文件未采集 recording(s) left behind on the recorder, not safe to undock: ${named}${more}`;
 }

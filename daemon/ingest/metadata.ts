@@ -6,10 +6,19 @@ export const REQUIRED_FIELDS = ['caseNo', 'capturedAt', 'place', 'collector', 'p
 export type RequiredField = (typeof REQUIRED_FIELDS)[number];
 
 export const FIELD_LABELS: Record<RequiredField, string> = {
-  caseNo: '案件编号 case no.', capturedAt: '采集时间 capture time', place: '采集地点 place', collector: '采集人 collector', purpose: '证明对象 purpose',
+  caseNo: '案件编号 case no.',
+  capturedAt: '采集时间 capture time',
+  place: '采集地点 place',
+  collector: '采集人 collector',
+  purpose: '证明对象 purpose',
 };
 
-export interface Sidecar { caseNo?: string; purpose?: string; place?: string; collector?: string }
+export interface Sidecar {
+  caseNo?: string;
+  purpose?: string;
+  place?: string;
+  collector?: string;
+}
 
 export interface RecordingMetadata {
   caseNo: string | null;
@@ -30,7 +39,11 @@ const MAX_FIELD = 500;
 /** Parses a sidecar document; unknown keys are ignored, wrong types are an error (reported, not fatal). */
 export function parseSidecar(text: string): { sidecar: Sidecar; error?: string } {
   let doc: unknown;
-  try { doc = JSON.parse(text); } catch (e) { return { sidecar: {}, error: `sidecar is not valid JSON: ${(e as Error).message}` }; }
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return { sidecar: {}, error: `sidecar is not valid JSON: ${(e as Error).message}` };
+  }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return { sidecar: {}, error: 'sidecar is not a JSON object' };
   const sidecar: Sidecar = {};
   for (const k of SIDECAR_KEYS) {

@@ -28,7 +28,11 @@ function seqLength(b: number): number {
  */
 export function escapeName(raw: Buffer): { text: string; escaped: boolean } {
   let plain: string | null = null;
-  try { plain = strict.decode(raw); } catch { plain = null; }
+  try {
+    plain = strict.decode(raw);
+  } catch {
+    plain = null;
+  }
   if (plain !== null && ![...plain].some((c) => isControl(c.codePointAt(0)!))) return { text: plain, escaped: false };
   let out = '';
   let i = 0;
@@ -36,9 +40,17 @@ export function escapeName(raw: Buffer): { text: string; escaped: boolean } {
     const n = seqLength(raw[i]);
     let ch: string | null = null;
     if (n && i + n <= raw.length) {
-      try { ch = strict.decode(raw.subarray(i, i + n)); } catch { ch = null; }
+      try {
+        ch = strict.decode(raw.subarray(i, i + n));
+      } catch {
+        ch = null;
+      }
     }
-    if (ch === null) { out += hexByte(raw[i]); i++; continue; }
+    if (ch === null) {
+      out += hexByte(raw[i]);
+      i++;
+      continue;
+    }
     const cp = ch.codePointAt(0)!;
     out += isControl(cp) || ch === '\\' ? [...Buffer.from(ch)].map(hexByte).join('') : ch;
     i += n;

@@ -2,7 +2,14 @@ import { execFile } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import type { MediaKind } from '../ingest/fileName.ts';
 
-export interface StreamInfo { type: string; codec: string; width?: number; height?: number; sampleRate?: number; channels?: number }
+export interface StreamInfo {
+  type: string;
+  codec: string;
+  width?: number;
+  height?: number;
+  sampleRate?: number;
+  channels?: number;
+}
 
 export interface ProbeResult {
   /** The file demuxes (or decodes) cleanly. False with `reason`: damaged. */
@@ -31,7 +38,12 @@ export interface MediaTools {
   salvage(file: string, out: string, size: number): Promise<boolean>;
 }
 
-interface RunResult { code: number | null; stdout: string; stderr: string; failed: string | null }
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  failed: string | null;
+}
 
 /** Runs a tool; `failed` says why it gave no answer (timed out, killed by a signal, missing, not startable). */
 function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
@@ -60,12 +72,21 @@ async function riffTruncation(file: string, size: number): Promise<string | null
     const { bytesRead } = await h.read(head, 0, 12, 0);
     if (bytesRead < 12 || head.toString('latin1', 0, 4) !== 'RIFF') return null;
     const declared = head.readUInt32LE(4) + 8;
-    return declared > size ? `truncated: the ${head.toString('latin1', 8, 12).trim()} header declares ${declared} bytes, the file has ${size}` : null;
-  } finally { await h.close(); }
+    return declared > size
+      ? `truncated: the ${head.toString('latin1', 8, 12).trim()} header declares ${declared} bytes, the file has ${size}`
+      : null;
+  } finally {
+    await h.close();
+  }
 }
 
 function firstLine(s: string): string {
-  return s.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+  return (
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? ''
+  );
 }
 
 /** ffprobe/ffmpeg through execFile with JSON output and timeouts (no shell, no wrapper library). */
@@ -80,10 +101,21 @@ export function createFfmpegTools(opts: { ffprobe?: string; ffmpeg?: string; bas
       const timeout = timeoutFor(size) * 2 ** Math.min(attempt, 4);
       const p = await run(ffprobe, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file], timeout);
       if (p.failed) return { ok: false, unavailable: p.failed, streams: [] };
-      let json: { format?: { format_name?: string; duration?: string; tags?: Record<string, string> }; streams?: Record<string, unknown>[] } = {};
-      try { json = JSON.parse(p.stdout || '{}'); } catch { /* reported below */ }
+      let json: {
+        format?: { format_name?: string; duration?: string; tags?: Record<string, string> };
+        streams?: Record<string, unknown>[];
+      } = {};
+      try {
+        json = JSON.parse(p.stdout || '{}');
+      } catch {
+        /* reported below */
+      }
       if (p.code !== 0 || !json.format) {
-        return { ok: false, reason: `not a readable ${kind} file: ${firstLine(p.stderr) || `ffprobe exit ${p.code}`}`, streams: [] };
+        return {
+          ok: false,
+          reason: `not a readable ${kind} file: ${firstLine(p.stderr) || `ffprobe exit ${p.code}`}`,
+          streams: [],
+        };
       }
       const streams: StreamInfo[] = (json.streams ?? []).map((s) => ({
         type: String(s.codec_type ?? 'unknown'),
@@ -94,28 +126,42 @@ export function createFfmpegTools(opts: { ffprobe?: string; ffmpeg?: string; bas
       const duration = json.format.duration ? Number(json.format.duration) : undefined;
       const tags = json.format.tags ?? {};
       const creationTime = tags.creation_time ?? tags.CREATION_TIME;
-      const result: ProbeResult = { ok: true, format: json.format.format_name, duration, streams, ...(creationTime ? { creationTime } : {}) };
+      const result: ProbeResult = {
+        ok: true,
+        format: json.format.format_name,
+        duration,
+        streams,
+        ...(creationTime ? { creationTime } : {}),
+      };
 
       const wanted = kind === 'photo' ? 'video' : kind === 'audio' ? 'audio' : null;
-      if (kind === 'video' && !streams.some((s) => s.type === 'video' || s.type === 'audio')) return { ...result, ok: false, reason: 'no audio or video stream' };
-      if (wanted && !streams.some((s) => s.type === wanted)) return { ...result, ok: false, reason: `no ${kind === 'photo' ? 'image' : 'audio'} stream` };
+      if (kind === 'video' && !streams.some((s) => s.type === 'video' || s.type === 'audio'))
+        return { ...result, ok: false, reason: 'no audio or video stream' };
+      if (wanted && !streams.some((s) => s.type === wanted))
+        return { ...result, ok: false, reason: `no ${kind === 'photo' ? 'image' : 'audio'} stream` };
 
       const riff = kind === 'photo' ? null : await riffTruncation(file, size);
       if (riff) return { ...result, ok: false, reason: riff };
 
       // Demux every packet (decode photos) to catch truncated or garbled files that still have a valid header.
-      const check = kind === 'photo'
-        ? ['-v', 'error', '-nostdin', '-i', file, '-f', 'null', '-']
-        : ['-v', 'error', '-nostdin', '-i', file, '-map', '0', '-c', 'copy', '-f', 'null', '-'];
+      const check =
+        kind === 'photo'
+          ? ['-v', 'error', '-nostdin', '-i', file, '-f', 'null', '-']
+          : ['-v', 'error', '-nostdin', '-i', file, '-map', '0', '-c', 'copy', '-f', 'null', '-'];
       const d = await run(ffmpeg, check, timeout);
       if (d.failed) return { ...result, ok: false, unavailable: d.failed };
       const err = firstLine(d.stderr);
-      if (d.code !== 0 || err) return { ...result, ok: false, reason: `does not demux cleanly: ${err || `ffmpeg exit ${d.code}`}` };
+      if (d.code !== 0 || err)
+        return { ...result, ok: false, reason: `does not demux cleanly: ${err || `ffmpeg exit ${d.code}`}` };
       return result;
     },
 
     async salvage(file, out, size) {
-      const r = await run(ffmpeg, ['-v', 'error', '-nostdin', '-y', '-i', file, '-map', '0', '-c', 'copy', '-f', 'mp4', out], timeoutFor(size));
+      const r = await run(
+        ffmpeg,
+        ['-v', 'error', '-nostdin', '-y', '-i', file, '-map', '0', '-c', 'copy', '-f', 'mp4', out],
+        timeoutFor(size),
+      );
       if (r.failed || r.code !== 0) return false;
       const st = await stat(out).catch(() => null);
       if (!st || st.size === 0) return false;

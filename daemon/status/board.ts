@@ -12,7 +12,14 @@ export interface RecorderStatus {
   state: RecorderState;
   dockedAt: string;
   files: {
-    total: number; done: number; copied: number; alreadyStored: number; rejected: number; damaged: number; needsAnnotation: number; skipped: number;
+    total: number;
+    done: number;
+    copied: number;
+    alreadyStored: number;
+    rejected: number;
+    damaged: number;
+    needsAnnotation: number;
+    skipped: number;
     /** Recordings still being written (size or mtime changing): copied once they settle. */
     settling: number;
     /** Recordings that changed after they were copied, copied again as a new version (`supersedes`). */
@@ -35,17 +42,46 @@ export interface RecorderStatus {
 
 /** The counters of a recorder tile before anything is known. */
 export function noFiles(): RecorderStatus['files'] {
-  return { total: 0, done: 0, copied: 0, alreadyStored: 0, rejected: 0, damaged: 0, needsAnnotation: 0, skipped: 0, settling: 0, superseded: 0 };
+  return {
+    total: 0,
+    done: 0,
+    copied: 0,
+    alreadyStored: 0,
+    rejected: 0,
+    damaged: 0,
+    needsAnnotation: 0,
+    skipped: 0,
+    settling: 0,
+    superseded: 0,
+  };
 }
 
-export type AlarmCode = 'HQ_UNREACHABLE' | 'UPLOAD_REFUSED' | 'INGEST_FAILED' | 'RECORDER_UNPLUGGED' | 'MQTT_UNREACHABLE' | 'DISK_LOW' | 'DISK_FULL' | 'OBJECT_CORRUPT' | 'RECEIPT_OVERDUE'
-  | 'UNKNOWN_RECORDER' | 'WRONG_PASSWORD' | 'RECORDER_HANDSHAKE_FAILED' | 'RECORDER_NO_STORAGE' | 'MOUNT_FAILED'
+export type AlarmCode =
+  | 'HQ_UNREACHABLE'
+  | 'UPLOAD_REFUSED'
+  | 'INGEST_FAILED'
+  | 'RECORDER_UNPLUGGED'
+  | 'MQTT_UNREACHABLE'
+  | 'DISK_LOW'
+  | 'DISK_FULL'
+  | 'OBJECT_CORRUPT'
+  | 'RECEIPT_OVERDUE'
+  | 'UNKNOWN_RECORDER'
+  | 'WRONG_PASSWORD'
+  | 'RECORDER_HANDSHAKE_FAILED'
+  | 'RECORDER_NO_STORAGE'
+  | 'MOUNT_FAILED'
   | 'RECORDING_LEFT_BEHIND';
 
 export interface Alarm {
-  key: string; code: AlarmCode; message: string; since: string;
+  key: string;
+  code: AlarmCode;
+  message: string;
+  since: string;
   /** An admin has seen it (it stays active until its cause clears). */
-  acknowledged?: boolean; acknowledgedBy?: string; acknowledgedAt?: string;
+  acknowledged?: boolean;
+  acknowledgedBy?: string;
+  acknowledgedAt?: string;
 }
 
 /** The live picture: docked recorders and active alarms. Services write it; the status publisher reads it. */
@@ -53,7 +89,11 @@ export class StatusBoard {
   readonly recorders = new Map<string, RecorderStatus>();
   readonly alarms = new Map<string, Alarm>();
 
-  constructor(private readonly bus: EventBus, private readonly now: () => Date, private readonly onAlarm: (a: Alarm, raised: boolean) => void) {}
+  constructor(
+    private readonly bus: EventBus,
+    private readonly now: () => Date,
+    private readonly onAlarm: (a: Alarm, raised: boolean) => void,
+  ) {}
 
   upsertRecorder(r: RecorderStatus): void {
     this.recorders.set(r.volume, r);
@@ -75,7 +115,9 @@ export class StatusBoard {
   raise(code: AlarmCode, key: string, message: string): boolean {
     const existing = this.alarms.get(key);
     if (existing && existing.message === message) return false;
-    const ack = existing?.acknowledged ? { acknowledged: true, acknowledgedBy: existing.acknowledgedBy, acknowledgedAt: existing.acknowledgedAt } : {};
+    const ack = existing?.acknowledged
+      ? { acknowledged: true, acknowledgedBy: existing.acknowledgedBy, acknowledgedAt: existing.acknowledgedAt }
+      : {};
     const alarm: Alarm = { key, code, message, since: existing?.since ?? this.now().toISOString(), ...ack };
     this.alarms.set(key, alarm);
     if (!existing) this.onAlarm(alarm, true);

@@ -23,5 +23,10 @@ export function failoverServers(urls: string[]): Server[] | undefined {
 export function brokerInUse(client: MqttClient, urls: string[]): string {
   if (urls.length < 2) return urls[0];
   const { host, port } = client.options;
-  return urls.find((u) => { const s = serverOf(u); return s.host === host && s.port === port; }) ?? urls[0];
+  return (
+    urls.find((u) => {
+      const s = serverOf(u);
+      return s.host === host && s.port === port;
+    }) ?? urls[0]
+  );
 }

@@ -35,20 +35,29 @@ export class MqttStatus {
   private readonly prefix: string;
   private readonly throttle = new LogThrottle();
 
-  constructor(private readonly deps: {
-    config: Config; catalog: Catalog; bus: EventBus; board: StatusBoard; log: Logger; now: () => Date;
-    uploads: () => { id: number; offset: number; size: number }[];
-    receipts?: () => { count: number; oldestSince: string | null };
-    /** HQ → station receipts (P/S/receipt), applied in arrival order. */
-    onReceipt?: (payload: Buffer) => Promise<unknown>;
-    /** The station's key pair: every published audit head is signed with it. */
-    stationKey: KeyPair;
-  }) {
+  constructor(
+    private readonly deps: {
+      config: Config;
+      catalog: Catalog;
+      bus: EventBus;
+      board: StatusBoard;
+      log: Logger;
+      now: () => Date;
+      uploads: () => { id: number; offset: number; size: number }[];
+      receipts?: () => { count: number; oldestSince: string | null };
+      /** HQ → station receipts (P/S/receipt), applied in arrival order. */
+      onReceipt?: (payload: Buffer) => Promise<unknown>;
+      /** The station's key pair: every published audit head is signed with it. */
+      stationKey: KeyPair;
+    },
+  ) {
     this.log = deps.log.child({ component: 'mqtt' });
     this.prefix = `${deps.config.hq.mqtt.topicPrefix}/${deps.config.station.id}`;
   }
 
-  get connected(): boolean { return Boolean(this.client?.connected); }
+  get connected(): boolean {
+    return Boolean(this.client?.connected);
+  }
 
   async start(): Promise<void> {
     const { config } = this.deps;
@@ -60,19 +69,21 @@ export class MqttStatus {
       clean: false,
       protocolVersion: config.hq.mqtt.protocolVersion,
       // MQTT 5 ends a session when the connection closes unless asked to keep it; keep it for ever, as 3.1.1 does.
-      ...(config.hq.mqtt.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0xFFFFFFFF } } : {}),
+      ...(config.hq.mqtt.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0xffffffff } } : {}),
       username: config.hq.mqtt.username,
       password: config.hq.mqtt.password,
       reconnectPeriod: 1000,
       servers: failoverServers(config.hq.mqtt.urls),
       connectTimeout: 10_000,
       will: { topic: `${this.prefix}/status`, payload: Buffer.from('offline'), qos: 1, retain: true },
-      ...(tls ? {
-        ca: tls.ca ? readFileSync(tls.ca) : undefined,
-        cert: tls.cert ? readFileSync(tls.cert) : undefined,
-        key: tls.key ? readFileSync(tls.key) : undefined,
-        rejectUnauthorized: tls.rejectUnauthorized,
-      } : {}),
+      ...(tls
+        ? {
+            ca: tls.ca ? readFileSync(tls.ca) : undefined,
+            cert: tls.cert ? readFileSync(tls.cert) : undefined,
+            key: tls.key ? readFileSync(tls.key) : undefined,
+            rejectUnauthorized: tls.rejectUnauthorized,
+          }
+        : {}),
     };
     const urls = config.hq.mqtt.urls;
     this.client = mqtt.connect(urls[0], options);
@@ -80,36 +91,66 @@ export class MqttStatus {
     let receipts = Promise.resolve();
     this.client.on('message', (topic, payload) => {
       if (!this.deps.onReceipt) return;
-      if (topic !== `${this.prefix}/receipt`) { this.notUnderstood(topic, payload); return; }
-      receipts = receipts.then(() => this.deps.onReceipt!(payload)).then(() => {}, (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'));
+      if (topic !== `${this.prefix}/receipt`) {
+        this.notUnderstood(topic, payload);
+        return;
+      }
+      receipts = receipts
+        .then(() => this.deps.onReceipt!(payload))
+        .then(
+          () => {},
+          (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'),
+        );
     });
     // A broker that hangs up on our CONNECT without a CONNACK is up but will not talk to us: usually MQTT 5 to a broker
     // that speaks only 3.1.1 (RabbitMQ before 3.13). Say so, rather than only "unreachable".
     let awaitingConnack = false;
-    this.client.on('packetsend', (packet) => { if (packet.cmd === 'connect') awaitingConnack = true; });
-    this.client.on('packetreceive', (packet) => { if (packet.cmd === 'connack') awaitingConnack = false; });
+    this.client.on('packetsend', (packet) => {
+      if (packet.cmd === 'connect') awaitingConnack = true;
+    });
+    this.client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'connack') awaitingConnack = false;
+    });
     this.client.on('close', () => {
       if (!awaitingConnack || this.stopping) return;
       awaitingConnack = false;
       const version = config.hq.mqtt.protocolVersion;
-      const hint = version === 5 ? 'if it does not speak MQTT 5 (RabbitMQ before 3.13 does not), set hq.mqtt.protocolVersion: 4' : 'check its listener and logs';
-      this.throttle.warn(this.log, 'connack', { url: inUse(), protocolVersion: version }, `the broker closed the connection without answering our MQTT CONNECT: ${hint}`);
-      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', `MQTT broker (${inUse()}) hangs up on our MQTT ${version === 5 ? '5' : '3.1.1'} CONNECT: ${hint}; events are kept and sent when it answers`);
+      const hint =
+        version === 5
+          ? 'if it does not speak MQTT 5 (RabbitMQ before 3.13 does not), set hq.mqtt.protocolVersion: 4'
+          : 'check its listener and logs';
+      this.throttle.warn(
+        this.log,
+        'connack',
+        { url: inUse(), protocolVersion: version },
+        `the broker closed the connection without answering our MQTT CONNECT: ${hint}`,
+      );
+      this.deps.board.raise(
+        'MQTT_UNREACHABLE',
+        'mqtt',
+        `MQTT broker (${inUse()}) hangs up on our MQTT ${version === 5 ? '5' : '3.1.1'} CONNECT: ${hint}; events are kept and sent when it answers`,
+      );
     });
     this.client.on('connect', () => {
       awaitingConnack = false;
       this.log.info({ url: inUse(), protocolVersion: config.hq.mqtt.protocolVersion }, 'connected to broker');
       this.deps.board.clear('mqtt');
       this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
-      this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => { if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts'); });
+      this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => {
+        if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts');
+      });
       this.publishAuditHead();
       this.scheduleState(true);
       void this.drain();
     });
     this.client.on('offline', () => {
-      this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt', urls.length > 1
-        ? `MQTT broker ${inUse()} unreachable, trying the others of ${urls.map(safeUrl).join(', ')} in turn; events are kept and sent, in order, when one answers`
-        : `MQTT broker unreachable (${safeUrl(urls[0])}); events are kept and sent when it returns`);
+      this.deps.board.raise(
+        'MQTT_UNREACHABLE',
+        'mqtt',
+        urls.length > 1
+          ? `MQTT broker ${inUse()} unreachable, trying the others of ${urls.map(safeUrl).join(', ')} in turn; events are kept and sent, in order, when one answers`
+          : `MQTT broker unreachable (${safeUrl(urls[0])}); events are kept and sent when it returns`,
+      );
     });
     this.client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
     this.offs.push(this.deps.bus.on('outbox.added', () => void this.drain()));
@@ -147,15 +188,25 @@ export class MqttStatus {
 
   snapshot(): StateSnapshot {
     return buildSnapshot({
-      stationId: this.deps.config.station.id, now: this.deps.now(), board: this.deps.board, catalog: this.deps.catalog,
-      uploads: this.deps.uploads(), disk: this.disk, mqttConnected: this.connected, receipts: this.deps.receipts?.(),
+      stationId: this.deps.config.station.id,
+      now: this.deps.now(),
+      board: this.deps.board,
+      catalog: this.deps.catalog,
+      uploads: this.deps.uploads(),
+      disk: this.disk,
+      mqttConnected: this.connected,
+      receipts: this.deps.receipts?.(),
       watermarks: { lowWaterBytes: this.deps.config.storage.lowWaterBytes, reserveBytes: this.deps.config.storage.reserveBytes },
     });
   }
 
   private persistSnapshot(): StateSnapshot {
     const snap = this.snapshot();
-    try { this.deps.catalog.setKv('state', snap); } catch (e) { this.log.warn({ err: (e as Error).message }, 'cannot save state snapshot'); }
+    try {
+      this.deps.catalog.setKv('state', snap);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cannot save state snapshot');
+    }
     return snap;
   }
 
@@ -164,14 +215,17 @@ export class MqttStatus {
     const wait = now ? 0 : Math.max(0, STATE_MIN_INTERVAL_MS - (Date.now() - this.lastStateAt));
     this.stateTimer = setTimeout(() => {
       this.stateTimer = null;
-      this.publishState().catch((e) => this.throttle.warn(this.log, 'state', { err: (e as Error).message }, 'state publish failed'));
+      this.publishState().catch((e) =>
+        this.throttle.warn(this.log, 'state', { err: (e as Error).message }, 'state publish failed'),
+      );
     }, wait);
   }
 
   private async publishState(): Promise<void> {
     this.lastStateAt = Date.now();
     const snap = this.persistSnapshot();
-    if (this.client?.connected) await this.client.publishAsync(`${this.prefix}/state`, JSON.stringify(snap), { qos: 0, retain: true });
+    if (this.client?.connected)
+      await this.client.publishAsync(`${this.prefix}/state`, JSON.stringify(snap), { qos: 0, retain: true });
   }
 
   /**
@@ -181,7 +235,12 @@ export class MqttStatus {
   private publishAuditHead(): void {
     if (!this.client?.connected) return;
     const head = auditHead(this.deps.catalog.db);
-    const signed = signAuditHead(this.deps.stationKey, { stationId: this.deps.config.station.id, seq: head.seq, hash: head.hash, at: this.deps.now().toISOString() });
+    const signed = signAuditHead(this.deps.stationKey, {
+      stationId: this.deps.config.station.id,
+      seq: head.seq,
+      hash: head.hash,
+      at: this.deps.now().toISOString(),
+    });
     this.client.publish(`${this.prefix}/audit`, JSON.stringify(signed), { qos: 1, retain: true });
   }
 
@@ -193,10 +252,21 @@ export class MqttStatus {
   private notUnderstood(topic: string, payload: Buffer): void {
     const expected = `${this.prefix}/receipt`;
     try {
-      this.deps.catalog.audit('mqtt.not-understood', null, { topic, expected, bytes: payload.length, payload: payload.toString('utf8').slice(0, 500) });
-    } catch (e) { this.log.error({ err: (e as Error).message }, 'cannot audit a message that was not understood'); }
-    this.throttle.warn(this.log, 'topic', { topic, expected, bytes: payload.length },
-      'message on the receipt subscription with a topic that is not this station\'s receipt topic: ignored (does the broker rewrite topic names, or did hq.mqtt.topicPrefix change?)');
+      this.deps.catalog.audit('mqtt.not-understood', null, {
+        topic,
+        expected,
+        bytes: payload.length,
+        payload: payload.toString('utf8').slice(0, 500),
+      });
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'cannot audit a message that was not understood');
+    }
+    this.throttle.warn(
+      this.log,
+      'topic',
+      { topic, expected, bytes: payload.length },
+      "message on the receipt subscription with a topic that is not this station's receipt topic: ignored (does the broker rewrite topic names, or did hq.mqtt.topicPrefix change?)",
+    );
   }
 
   /** Sends outbox entries oldest first, each removed only after the broker's PUBACK. */
@@ -220,8 +290,17 @@ export class MqttStatus {
       if (typeof reasonCode === 'number' && reasonCode >= 0x80) {
         // MQTT 5 only: the broker acknowledged with a refusal (e.g. 0x87 not authorized by its ACL). The event stays
         // first in the outbox, so nothing is lost and nothing overtakes it; tried again every second.
-        this.throttle.warn(this.log, 'refused', { reasonCode, err: (e as Error).message }, 'the broker refuses our events: they stay in the outbox, in order, until it accepts them (check its ACL for this station)');
-        this.deps.board.raise('MQTT_UNREACHABLE', 'mqtt:refused', `MQTT broker refuses events on ${this.prefix}/event (${(e as Error).message}); they are kept and sent in order once it accepts them`);
+        this.throttle.warn(
+          this.log,
+          'refused',
+          { reasonCode, err: (e as Error).message },
+          'the broker refuses our events: they stay in the outbox, in order, until it accepts them (check its ACL for this station)',
+        );
+        this.deps.board.raise(
+          'MQTT_UNREACHABLE',
+          'mqtt:refused',
+          `MQTT broker refuses events on ${this.prefix}/event (${(e as Error).message}); they are kept and sent in order once it accepts them`,
+        );
       } else this.log.warn({ err: (e as Error).message }, 'event delivery interrupted; will resume');
     } finally {
       this.draining = false;
@@ -232,6 +311,15 @@ export class MqttStatus {
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
   });
 }

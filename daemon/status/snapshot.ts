@@ -2,14 +2,27 @@ import { statfs } from 'node:fs/promises';
 import type { Catalog, FileState } from '../store/catalog.ts';
 import type { Alarm, RecorderStatus, StatusBoard } from './board.ts';
 
-export interface DiskInfo { path: string; freeBytes: number; totalBytes: number; lowWaterBytes?: number; reserveBytes?: number }
+export interface DiskInfo {
+  path: string;
+  freeBytes: number;
+  totalBytes: number;
+  lowWaterBytes?: number;
+  reserveBytes?: number;
+}
 
 export interface StateSnapshot {
   stationId: string;
   at: string;
   pid: number;
   recorders: RecorderStatus[];
-  queue: Record<FileState, number> & { bytesPending: number; uploading: number; outbox: number; awaitingReceipt: number; receiptOverdue: number; receiptOverdueSince: string | null };
+  queue: Record<FileState, number> & {
+    bytesPending: number;
+    uploading: number;
+    outbox: number;
+    awaitingReceipt: number;
+    receiptOverdue: number;
+    receiptOverdueSince: string | null;
+  };
   uploads: { id: number; offset: number; size: number }[];
   disk: DiskInfo | null;
   links: { mqtt: 'connected' | 'disconnected'; tus: 'ok' | 'failing' };
@@ -20,12 +33,20 @@ export async function diskInfo(dir: string): Promise<DiskInfo | null> {
   try {
     const s = await statfs(dir);
     return { path: dir, freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
-  } catch { return null; }
+  } catch {
+    return null;
+  }
 }
 
 export function buildSnapshot(p: {
-  stationId: string; now: Date; board: StatusBoard; catalog: Catalog; uploads: { id: number; offset: number; size: number }[];
-  disk: DiskInfo | null; mqttConnected: boolean; receipts?: { count: number; oldestSince: string | null };
+  stationId: string;
+  now: Date;
+  board: StatusBoard;
+  catalog: Catalog;
+  uploads: { id: number; offset: number; size: number }[];
+  disk: DiskInfo | null;
+  mqttConnected: boolean;
+  receipts?: { count: number; oldestSince: string | null };
   watermarks?: { lowWaterBytes: number; reserveBytes: number };
 }): StateSnapshot {
   const counts = p.catalog.counts();
@@ -35,8 +56,13 @@ export function buildSnapshot(p: {
     pid: process.pid,
     recorders: [...p.board.recorders.values()].map((r) => ({ ...r, files: { ...r.files }, bytes: { ...r.bytes } })),
     queue: {
-      ...counts, bytesPending: p.catalog.bytesPending(), uploading: p.uploads.length, outbox: p.catalog.outboxSize(),
-      awaitingReceipt: counts.uploaded, receiptOverdue: p.receipts?.count ?? 0, receiptOverdueSince: p.receipts?.oldestSince ?? null,
+      ...counts,
+      bytesPending: p.catalog.bytesPending(),
+      uploading: p.uploads.length,
+      outbox: p.catalog.outboxSize(),
+      awaitingReceipt: counts.uploaded,
+      receiptOverdue: p.receipts?.count ?? 0,
+      receiptOverdueSince: p.receipts?.oldestSince ?? null,
     },
     uploads: p.uploads,
     disk: p.disk ? { ...p.disk, ...(p.watermarks ?? {}) } : null,

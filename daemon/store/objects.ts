@@ -4,7 +4,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 export class ObjectStoreError extends Error {
-  constructor(readonly code: 'OBJECT_CONFLICT' | 'OBJECT_MISSING', message: string) { super(message); }
+  constructor(
+    readonly code: 'OBJECT_CONFLICT' | 'OBJECT_MISSING',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Write-once, content-addressed objects: <dir>/objects/sha256/ab/cd/<hash>, mode 0444. */
@@ -39,7 +44,10 @@ export class ObjectStore {
   }
 
   async exists(sha256: string): Promise<boolean> {
-    return fs.access(this.pathOf(sha256), constants.F_OK).then(() => true, () => false);
+    return fs.access(this.pathOf(sha256), constants.F_OK).then(
+      () => true,
+      () => false,
+    );
   }
 
   /**
@@ -54,7 +62,8 @@ export class ObjectStore {
     const existing = await fs.stat(target).catch(() => null);
     if (existing) {
       await fs.rm(tempPath, { force: true });
-      if (existing.size !== size) throw new ObjectStoreError('OBJECT_CONFLICT', `object ${sha256} exists with size ${existing.size}, expected ${size}`);
+      if (existing.size !== size)
+        throw new ObjectStoreError('OBJECT_CONFLICT', `object ${sha256} exists with size ${existing.size}, expected ${size}`);
       return target;
     }
     await fs.chmod(tempPath, 0o444);
@@ -69,9 +78,13 @@ export class ObjectStore {
     const hash = createHash('sha256');
     let size = 0;
     try {
-      for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) { hash.update(chunk as Buffer); size += (chunk as Buffer).length; }
+      for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) {
+        hash.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+      }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectStoreError('OBJECT_MISSING', `object ${sha256} is missing`);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new ObjectStoreError('OBJECT_MISSING', `object ${sha256} is missing`);
       throw e;
     }
     return { sha256: hash.digest('hex'), size };
@@ -80,5 +93,9 @@ export class ObjectStore {
 
 export async function fsyncDir(dir: string): Promise<void> {
   const h = await fs.open(dir, 'r');
-  try { await h.sync(); } finally { await h.close(); }
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
 }

@@ -5,7 +5,13 @@ import { redactSecrets } from '../redact.ts';
 export type TransferErrorCode = 'UPLOAD_GONE' | 'HQ_REFUSED' | 'HQ_UNREACHABLE' | 'STALLED' | 'ABORTED';
 
 export class TransferError extends Error {
-  constructor(readonly code: TransferErrorCode, message: string, readonly status?: number) { super(message); }
+  constructor(
+    readonly code: TransferErrorCode,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
 }
 
 export interface TransferOptions {
@@ -40,7 +46,8 @@ export function transfer(o: TransferOptions): Promise<void> {
       settled = true;
       clearInterval(stallTimer);
       o.signal.removeEventListener('abort', onAbort);
-      if (err) reject(err); else resolve();
+      if (err) reject(err);
+      else resolve();
     };
     const resuming = Boolean(o.uploadUrl);
     const upload = new tus.Upload(createReadStream(o.path), {
@@ -53,8 +60,13 @@ export function transfer(o: TransferOptions): Promise<void> {
       retryDelays: null,
       storeFingerprintForResuming: false,
       removeFingerprintOnSuccess: false,
-      onUploadUrlAvailable: () => { if (upload.url) o.onUrl(upload.url); },
-      onProgress: (sent) => { lastProgress = Date.now(); o.onProgress(sent); },
+      onUploadUrlAvailable: () => {
+        if (upload.url) o.onUrl(upload.url);
+      },
+      onProgress: (sent) => {
+        lastProgress = Date.now();
+        o.onProgress(sent);
+      },
       onSuccess: () => finish(),
       onError: (err) => {
         const status = statusOf(err);
@@ -65,18 +77,33 @@ export function transfer(o: TransferOptions): Promise<void> {
         } else if (status !== undefined && status >= 400 && status < 500 && status !== 423 && status !== 408 && status !== 429) {
           finish(new TransferError('HQ_REFUSED', `HQ refused the upload (HTTP ${status}): ${msg}`, status));
         } else {
-          finish(new TransferError('HQ_UNREACHABLE', status ? `HQ answered HTTP ${status}` : `HQ unreachable: ${redactSecrets((err as { causingError?: Error }).causingError?.message ?? msg)}`, status));
+          finish(
+            new TransferError(
+              'HQ_UNREACHABLE',
+              status
+                ? `HQ answered HTTP ${status}`
+                : `HQ unreachable: ${redactSecrets((err as { causingError?: Error }).causingError?.message ?? msg)}`,
+              status,
+            ),
+          );
         }
       },
     });
-    const onAbort = () => { upload.abort(false).catch(() => {}); finish(new TransferError('ABORTED', 'upload stopped')); };
+    const onAbort = () => {
+      upload.abort(false).catch(() => {});
+      finish(new TransferError('ABORTED', 'upload stopped'));
+    };
     o.signal.addEventListener('abort', onAbort);
-    const stallTimer = setInterval(() => {
-      if (Date.now() - lastProgress > o.stallTimeoutMs) {
-        upload.abort(false).catch(() => {});
-        finish(new TransferError('STALLED', `no progress for ${Math.round(o.stallTimeoutMs / 1000)} s`));
-      }
-    }, Math.min(1000, o.stallTimeoutMs));
-    if (o.signal.aborted) onAbort(); else upload.start();
+    const stallTimer = setInterval(
+      () => {
+        if (Date.now() - lastProgress > o.stallTimeoutMs) {
+          upload.abort(false).catch(() => {});
+          finish(new TransferError('STALLED', `no progress for ${Math.round(o.stallTimeoutMs / 1000)} s`));
+        }
+      },
+      Math.min(1000, o.stallTimeoutMs),
+    );
+    if (o.signal.aborted) onAbort();
+    else upload.start();
   });
 }

@@ -7,9 +7,15 @@ import type { StatusBoard } from '../status/board.ts';
 import { fileEvent } from '../ingest/classify.ts';
 import { uploadMetadata } from './uploadMetadata.ts';
 import { stationKeyForUpload } from '../custody/keys.ts';
-import { TransferError, transfer } from './tusTransfer.ts';
+import { type TransferError, transfer } from './tusTransfer.ts';
 
-interface InFlight { fileId: number; controller: AbortController; offset: number; size: number; startedAt: number }
+interface InFlight {
+  fileId: number;
+  controller: AbortController;
+  offset: number;
+  size: number;
+  startedAt: number;
+}
 
 /**
  * Delivers ready recordings to HQ with tus: bounded concurrency, important first then oldest, the upload URL saved the
@@ -25,7 +31,16 @@ export class Uploader {
   private bytesSent = 0;
   private readonly log: Logger;
 
-  constructor(private readonly deps: { config: Config; catalog: Catalog; objects: ObjectStore; bus: EventBus; board: StatusBoard; log: Logger }) {
+  constructor(
+    private readonly deps: {
+      config: Config;
+      catalog: Catalog;
+      objects: ObjectStore;
+      bus: EventBus;
+      board: StatusBoard;
+      log: Logger;
+    },
+  ) {
     this.log = deps.log.child({ component: 'upload' });
   }
 
@@ -47,7 +62,10 @@ export class Uploader {
   }
 
   snapshot(): { inFlight: { id: number; offset: number; size: number }[]; bytesSent: number } {
-    return { inFlight: [...this.inFlight.values()].map((f) => ({ id: f.fileId, offset: f.offset, size: f.size })), bytesSent: this.bytesSent };
+    return {
+      inFlight: [...this.inFlight.values()].map((f) => ({ id: f.fileId, offset: f.offset, size: f.size })),
+      bytesSent: this.bytesSent,
+    };
   }
 
   private fill(): void {
@@ -70,36 +88,63 @@ export class Uploader {
     const log = this.log.child({ file: row.id, sha256: row.sha256 });
     log.info({ resume: Boolean(row.upload_url), size: row.size }, row.upload_url ? 'resuming upload' : 'starting upload');
     transfer({
-      path: this.deps.objects.pathOf(row.sha256!), size: row.size, endpoint: config.hq.tus.endpoint, uploadUrl: row.upload_url,
-      metadata: uploadMetadata(row, config.station.id, stationKeyForUpload(config.storage.dir)), headers: config.hq.tus.headers, stallTimeoutMs: config.hq.tus.stallTimeoutSeconds * 1000,
+      path: this.deps.objects.pathOf(row.sha256!),
+      size: row.size,
+      endpoint: config.hq.tus.endpoint,
+      uploadUrl: row.upload_url,
+      metadata: uploadMetadata(row, config.station.id, stationKeyForUpload(config.storage.dir)),
+      headers: config.hq.tus.headers,
+      stallTimeoutMs: config.hq.tus.stallTimeoutSeconds * 1000,
       signal: controller.signal,
-      onUrl: (url) => { if (url !== row.upload_url) catalog.update(row.id, { upload_url: url }); },
-      onProgress: (offset) => { this.bytesSent += Math.max(0, offset - flight.offset); flight.offset = offset; this.deps.bus.emit('state.changed'); },
-    }).then(() => {
-      this.consecutiveFailures = 0;
-      this.deps.board.clear('hq:tus');
-      this.notBefore.delete(row.id);
-      catalog.tx(() => {
-        const at = new Date().toISOString();
-        // Not moved when HQ's receipt already archived it meanwhile.
-        if (!catalog.transition(row.id, 'uploaded', { upload_offset: row.size, uploaded_at: at, announced_at: at, last_error: null }, { from: ['uploading'] })) return;
-        const f = catalog.get(row.id)!;
-        catalog.enqueue('event', { ...fileEvent('file.uploaded', f, { uploadUrl: f.upload_url }), at });
+      onUrl: (url) => {
+        if (url !== row.upload_url) catalog.update(row.id, { upload_url: url });
+      },
+      onProgress: (offset) => {
+        this.bytesSent += Math.max(0, offset - flight.offset);
+        flight.offset = offset;
+        this.deps.bus.emit('state.changed');
+      },
+    })
+      .then(
+        () => {
+          this.consecutiveFailures = 0;
+          this.deps.board.clear('hq:tus');
+          this.notBefore.delete(row.id);
+          catalog.tx(() => {
+            const at = new Date().toISOString();
+            // Not moved when HQ's receipt already archived it meanwhile.
+            if (
+              !catalog.transition(
+                row.id,
+                'uploaded',
+                { upload_offset: row.size, uploaded_at: at, announced_at: at, last_error: null },
+                { from: ['uploading'] },
+              )
+            )
+              return;
+            const f = catalog.get(row.id)!;
+            catalog.enqueue('event', { ...fileEvent('file.uploaded', f, { uploadUrl: f.upload_url }), at });
+          });
+          this.deps.bus.emit('outbox.added');
+          // It has reached HQ: an earlier refusal of it is over. (HQ's receipt saying its copy differed waits for HQ's word.)
+          this.deps.board.clear(`refused:${row.id}`);
+          log.info({ ms: Date.now() - flight.startedAt }, 'uploaded');
+        },
+        (err: TransferError) => this.failed(row, flight, err, log),
+      )
+      .finally(() => {
+        this.inFlight.delete(row.id);
+        this.deps.bus.emit('state.changed');
+        setImmediate(() => this.fill());
       });
-      this.deps.bus.emit('outbox.added');
-      // It has reached HQ: an earlier refusal of it is over. (HQ's receipt saying its copy differed waits for HQ's word.)
-      this.deps.board.clear(`refused:${row.id}`);
-      log.info({ ms: Date.now() - flight.startedAt }, 'uploaded');
-    }, (err: TransferError) => this.failed(row, flight, err, log)).finally(() => {
-      this.inFlight.delete(row.id);
-      this.deps.bus.emit('state.changed');
-      setImmediate(() => this.fill());
-    });
   }
 
   private failed(row: FileRow, flight: InFlight, err: TransferError, log: Logger): void {
     const { catalog, board } = this.deps;
-    if (err.code === 'ABORTED') { catalog.update(row.id, { upload_offset: flight.offset }); return; }
+    if (err.code === 'ABORTED') {
+      catalog.update(row.id, { upload_offset: flight.offset });
+      return;
+    }
     const attempts = row.upload_attempts + 1;
     const fields = { upload_attempts: attempts, last_error: `${err.code}: ${err.message}`, upload_offset: flight.offset };
     if (err.code === 'UPLOAD_GONE') {
@@ -119,7 +164,11 @@ export class Uploader {
     if (err.code === 'HQ_REFUSED') {
       // A refusal (e.g. HQ's re-hash disagreed) leaves nothing to resume: the next try starts over.
       catalog.update(row.id, { ...fields, upload_url: null, upload_offset: 0 });
-      board.raise('UPLOAD_REFUSED', `refused:${row.id}`, `HQ refused ${row.filename} (${row.sha256?.slice(0, 12)}): ${err.message}`);
+      board.raise(
+        'UPLOAD_REFUSED',
+        `refused:${row.id}`,
+        `HQ refused ${row.filename} (${row.sha256?.slice(0, 12)}): ${err.message}`,
+      );
       log.error({ status: err.status, err: err.message, retryInMs: delay }, 'HQ refused the upload');
     } else {
       catalog.update(row.id, fields);

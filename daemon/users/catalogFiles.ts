@@ -11,13 +11,23 @@ export function restrictCatalogFiles(storageDir: string, log: Logger): void {
   for (const name of ['catalog.sqlite', 'catalog.sqlite-wal', 'catalog.sqlite-shm']) {
     const file = path.join(storageDir, name);
     let mode: number;
-    try { mode = statSync(file).mode & 0o777; } catch { continue; }
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch {
+      continue;
+    }
     if (!(mode & 0o007)) continue;
     try {
       chmodSync(file, mode & ~0o007);
-      log.info({ file, was: mode.toString(8), now: (mode & ~0o007).toString(8) }, 'catalog file no longer readable by other accounts (it holds password hashes)');
+      log.info(
+        { file, was: mode.toString(8), now: (mode & ~0o007).toString(8) },
+        'catalog file no longer readable by other accounts (it holds password hashes)',
+      );
     } catch (e) {
-      log.warn({ file, err: (e as Error).message }, 'cannot restrict the catalog file: other local accounts can read the password hashes in it');
+      log.warn(
+        { file, err: (e as Error).message },
+        'cannot restrict the catalog file: other local accounts can read the password hashes in it',
+      );
     }
   }
 }

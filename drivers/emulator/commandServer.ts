@@ -48,7 +48,12 @@ export function recorderClock(model: RecorderModel): Date {
 }
 
 /** One session's answer to one command (pure apart from the clock it reads and sets on the model). */
-export function answer(cmd: BcCommand | null, model: RecorderModel, session: { loggedIn: boolean }, faults: EmulatorFaults): BcReply {
+export function answer(
+  cmd: BcCommand | null,
+  model: RecorderModel,
+  session: { loggedIn: boolean },
+  faults: EmulatorFaults,
+): BcReply {
   if (!cmd) return { kind: 'error', reason: 'unknown command' };
   if (cmd.op === 'login') {
     if (faults.wrongPassword || cmd.user !== 'admin' || cmd.password !== model.password) {
@@ -60,19 +65,25 @@ export function answer(cmd: BcCommand | null, model: RecorderModel, session: { l
   }
   if (!session.loggedIn) return { kind: 'error', reason: 'not login' };
   switch (cmd.op) {
-    case 'get-did': return { kind: 'did', serial: model.serial };
-    case 'get-uid': return { kind: 'uid', officerId: model.officerId, officerName: model.officerName, unitNo: model.unitNo };
-    case 'get-systime': return { kind: 'systime', time: formatBcTime(recorderClock(model), model.timeZone) };
+    case 'get-did':
+      return { kind: 'did', serial: model.serial };
+    case 'get-uid':
+      return { kind: 'uid', officerId: model.officerId, officerName: model.officerName, unitNo: model.unitNo };
+    case 'get-systime':
+      return { kind: 'systime', time: formatBcTime(recorderClock(model), model.timeZone) };
     case 'set-systime': {
       const t = parseBcTime(cmd.time, model.timeZone);
       if (!t) return { kind: 'error', reason: 'bad time' };
       model.clockOffsetMs = t.getTime() - model.now().getTime();
       return { kind: 'systime-ok' };
     }
-    case 'get-batval': return { kind: 'batval', percent: model.battery };
-    case 'udisk-enable': return { kind: 'udisken-ok' };
+    case 'get-batval':
+      return { kind: 'batval', percent: model.battery };
+    case 'udisk-enable':
+      return { kind: 'udisken-ok' };
     // Deleting needs the recorder's storage: a CommandServer given a deleteFile hook answers it instead.
-    case 'delete': return { kind: 'del-refused', reason: faults.deleteFails ?? 'no storage' };
+    case 'delete':
+      return { kind: 'del-refused', reason: faults.deleteFails ?? 'no storage' };
   }
 }
 
@@ -103,7 +114,9 @@ export class CommandServer {
     stream.on('data', this.onData);
   }
 
-  get loggedIn(): boolean { return this.session.loggedIn; }
+  get loggedIn(): boolean {
+    return this.session.loggedIn;
+  }
 
   /** Stops answering; pending (slow) answers are dropped. The stream stays open. */
   detach(): void {
@@ -121,7 +134,9 @@ export class CommandServer {
       const faults = this.faults();
       if (faults.silence) continue;
       const deleting = cmd?.op === 'delete' && this.session.loggedIn && !faults.deleteFails && this.hooks.deleteFile;
-      const reply = deleting ? this.hooks.deleteFile!((cmd as { path: string }).path) : Promise.resolve(answer(cmd, this.model, this.session, faults));
+      const reply = deleting
+        ? this.hooks.deleteFile!((cmd as { path: string }).path)
+        : Promise.resolve(answer(cmd, this.model, this.session, faults));
       this.answering = this.answering.then(async () => {
         const r = await reply.catch((e: Error): BcReply => ({ kind: 'del-refused', reason: e.message }));
         const bytes = faults.garbage ? randomBytes(16 + Math.floor(Math.random() * 48)) : encodeReply(r);
@@ -132,8 +147,14 @@ export class CommandServer {
   }
 
   private later(ms: number, fn: () => void): void {
-    if (ms <= 0) { fn(); return; }
-    const t = setTimeout(() => { this.timers.delete(t); fn(); }, ms);
+    if (ms <= 0) {
+      fn();
+      return;
+    }
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
     this.timers.add(t);
   }
 

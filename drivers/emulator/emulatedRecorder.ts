@@ -87,35 +87,65 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
 
   constructor(private readonly opts: EmulatedRecorderOptions) {
     super();
-    if (!SERIAL_PATTERN.test(opts.serial)) throw new EmulatorError('EMULATOR_BAD_CONFIG', `serial must be 7 letters or digits, got ${JSON.stringify(opts.serial)}`);
-    if (!/^[0-9A-Za-z]+$/.test(opts.officerId)) throw new EmulatorError('EMULATOR_BAD_CONFIG', `officerId must be letters or digits, got ${JSON.stringify(opts.officerId)}`);
-    if (/[\r\n\0:]/.test(opts.officerName) || /[\r\n\0]/.test(opts.password)) throw new EmulatorError('EMULATOR_BAD_CONFIG', 'officerName and password must not contain line breaks (nor the name a ":")');
+    if (!SERIAL_PATTERN.test(opts.serial))
+      throw new EmulatorError('EMULATOR_BAD_CONFIG', `serial must be 7 letters or digits, got ${JSON.stringify(opts.serial)}`);
+    if (!/^[0-9A-Za-z]+$/.test(opts.officerId))
+      throw new EmulatorError(
+        'EMULATOR_BAD_CONFIG',
+        `officerId must be letters or digits, got ${JSON.stringify(opts.officerId)}`,
+      );
+    if (/[\r\n\0:]/.test(opts.officerName) || /[\r\n\0]/.test(opts.password))
+      throw new EmulatorError(
+        'EMULATOR_BAD_CONFIG',
+        'officerName and password must not contain line breaks (nor the name a ":")',
+      );
     const battery = opts.battery ?? 87;
-    if (!Number.isInteger(battery) || battery < 0 || battery > 100) throw new EmulatorError('EMULATOR_BAD_CONFIG', `battery must be 0-100, got ${battery}`);
+    if (!Number.isInteger(battery) || battery < 0 || battery > 100)
+      throw new EmulatorError('EMULATOR_BAD_CONFIG', `battery must be 0-100, got ${battery}`);
     if (opts.timeZone !== undefined) assertTimeZone(opts.timeZone);
     this.faults = { ...opts.faults };
     this.model = {
-      serial: opts.serial, officerId: opts.officerId, officerName: opts.officerName, unitNo: opts.unitNo ?? '',
-      password: opts.password, loginWord: opts.loginWord ?? 'OK', battery, clockOffsetMs: opts.clockOffsetMs ?? 0,
-      now: opts.now ?? (() => new Date()), timeZone: opts.timeZone,
+      serial: opts.serial,
+      officerId: opts.officerId,
+      officerName: opts.officerName,
+      unitNo: opts.unitNo ?? '',
+      password: opts.password,
+      loginWord: opts.loginWord ?? 'OK',
+      battery,
+      clockOffsetMs: opts.clockOffsetMs ?? 0,
+      now: opts.now ?? (() => new Date()),
+      timeZone: opts.timeZone,
     };
   }
 
-  get serial(): string { return this.model.serial; }
-  get state(): RecorderState { return this.currentState; }
+  get serial(): string {
+    return this.model.serial;
+  }
+  get state(): RecorderState {
+    return this.currentState;
+  }
   /** The tty the station opens: the pty link (while in command mode) or the given path. */
-  get stationPath(): string { return 'pty' in this.opts.port ? this.opts.port.pty : this.opts.port.path; }
+  get stationPath(): string {
+    return 'pty' in this.opts.port ? this.opts.port.pty : this.opts.port.path;
+  }
   /** The recorder's own storage (what `BC+DEL` deletes from). */
-  get volumeDir(): string { return this.opts.volumeDir; }
-    /** Where the storage is while exposed, else null. */
-  get exposedPath(): string | null { return this.exposed; }
+  get volumeDir(): string {
+    return this.opts.volumeDir;
+  }
+  /** Where the storage is while exposed, else null. */
+  get exposedPath(): string | null {
+    return this.exposed;
+  }
   /** The recorder's own clock now. */
-  clock(): Date { return recorderClock(this.model); }
+  clock(): Date {
+    return recorderClock(this.model);
+  }
 
   /** Plugs the recorder in: command mode, the tty appears. */
   plugIn(): Promise<void> {
     return this.serialize(async () => {
-      if (this.currentState !== 'unplugged') throw new EmulatorError('EMULATOR_STATE', `recorder ${this.serial} is already plugged in (${this.currentState})`);
+      if (this.currentState !== 'unplugged')
+        throw new EmulatorError('EMULATOR_STATE', `recorder ${this.serial} is already plugged in (${this.currentState})`);
       await this.openCommandMode();
       this.setState('command');
     });
@@ -217,7 +247,10 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
       if (this.currentState !== 'command') return;
       this.setState('switching');
       if (!this.opts.keepsControlChannel) await this.closeCommandMode();
-      if (this.faults.neverReturnsAsStorage) { this.setState('no-storage'); return; }
+      if (this.faults.neverReturnsAsStorage) {
+        this.setState('no-storage');
+        return;
+      }
       this.after(this.opts.storageDelayMs ?? 0, () => this.returnAsStorage());
     });
   }

@@ -6,10 +6,19 @@
  * - EMULATOR_BAD_CONFIG: an option is invalid (a serial that is not 7 characters, …);
  * - EMULATOR_STATE: an operation that does not fit the recorder's state (plugging in a recorder already plugged in).
  */
-export type EmulatorErrorCode = 'EMULATOR_SOCAT_MISSING' | 'EMULATOR_PTY_FAILED' | 'EMULATOR_MOUNT_BUSY' | 'EMULATOR_BAD_CONFIG' | 'EMULATOR_STATE';
+export type EmulatorErrorCode =
+  | 'EMULATOR_SOCAT_MISSING'
+  | 'EMULATOR_PTY_FAILED'
+  | 'EMULATOR_MOUNT_BUSY'
+  | 'EMULATOR_BAD_CONFIG'
+  | 'EMULATOR_STATE';
 
 export class EmulatorError extends Error {
-  constructor(readonly code: EmulatorErrorCode, message: string, cause?: unknown) {
+  constructor(
+    readonly code: EmulatorErrorCode,
+    message: string,
+    cause?: unknown,
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'EmulatorError';
   }

@@ -31,7 +31,8 @@ async function removeStaleLink(p: string): Promise<void> {
   try {
     const st = await fs.lstat(p);
     // Only a symlink (left by a socat that was killed hard) is ours to remove; anything else is an error.
-    if (!st.isSymbolicLink()) throw new EmulatorError('EMULATOR_PTY_FAILED', `${p} exists and is not a symlink; refusing to replace it`);
+    if (!st.isSymbolicLink())
+      throw new EmulatorError('EMULATOR_PTY_FAILED', `${p} exists and is not a symlink; refusing to replace it`);
     await fs.unlink(p);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -46,28 +47,50 @@ export async function createPtyPair(opts: PtyPairOptions): Promise<PtyPair> {
   }
   let child: ChildProcess;
   try {
-    child = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${recorderLink}`, `pty,raw,echo=0,link=${stationLink}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${recorderLink}`, `pty,raw,echo=0,link=${stationLink}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   } catch (e) {
     throw new EmulatorError('EMULATOR_SOCAT_MISSING', `cannot start socat: ${(e as Error).message}`, e);
   }
   let stderr = '';
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new EmulatorError('EMULATOR_PTY_FAILED', `socat did not create its ptys within ${opts.timeoutMs ?? 5000} ms: ${stderr.trim()}`)), opts.timeoutMs ?? 5000);
+    const timer = setTimeout(
+      () =>
+        reject(
+          new EmulatorError(
+            'EMULATOR_PTY_FAILED',
+            `socat did not create its ptys within ${opts.timeoutMs ?? 5000} ms: ${stderr.trim()}`,
+          ),
+        ),
+      opts.timeoutMs ?? 5000,
+    );
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (s: string) => {
       if (stderr.length < 16_384) stderr += s;
-      if (stderr.includes('starting data transfer loop')) { clearTimeout(timer); resolve(); }
+      if (stderr.includes('starting data transfer loop')) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
     child.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(e.code === 'ENOENT'
-        ? new EmulatorError('EMULATOR_SOCAT_MISSING', 'socat is not installed (the recorder emulator needs it for its pty): apt-get install socat', e)
-        : new EmulatorError('EMULATOR_PTY_FAILED', `socat: ${e.message}`, e));
+      reject(
+        e.code === 'ENOENT'
+          ? new EmulatorError(
+              'EMULATOR_SOCAT_MISSING',
+              'socat is not installed (the recorder emulator needs it for its pty): apt-get install socat',
+              e,
+            )
+          : new EmulatorError('EMULATOR_PTY_FAILED', `socat: ${e.message}`, e),
+      );
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new EmulatorError('EMULATOR_PTY_FAILED', `socat exited (${signal ?? code}) before its ptys were ready: ${stderr.trim()}`));
+      reject(
+        new EmulatorError('EMULATOR_PTY_FAILED', `socat exited (${signal ?? code}) before its ptys were ready: ${stderr.trim()}`),
+      );
     });
   });
   const close = async () => {

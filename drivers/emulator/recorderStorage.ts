@@ -20,13 +20,20 @@ export async function deleteFromStorage(volumeDir: string, exposed: string | nul
   if (!parent) return { kind: 'del-refused', reason: 'no such file' };
   const abs = path.join(parent, path.basename(rel));
   let st;
-  try { st = await fs.lstat(abs); }
-  catch { return { kind: 'del-refused', reason: 'no such file' }; }
+  try {
+    st = await fs.lstat(abs);
+  } catch {
+    return { kind: 'del-refused', reason: 'no such file' };
+  }
   if (!st.isFile()) return { kind: 'del-refused', reason: 'not a file' };
-  try { await fs.unlink(abs); }
-  catch (e) {
+  try {
+    await fs.unlink(abs);
+  } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { kind: 'del-refused', reason: code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'read-only' : `io error ${code ?? ''}`.trim() };
+    return {
+      kind: 'del-refused',
+      reason: code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'read-only' : `io error ${code ?? ''}`.trim(),
+    };
   }
   if (exposed) {
     const shown = await realParentInside(exposed, rel);

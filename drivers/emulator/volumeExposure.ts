@@ -15,7 +15,10 @@ export async function exposeVolume(volumeDir: string, mountRoot: string, name: s
   await fs.mkdir(mountRoot, { recursive: true });
   try {
     await fs.lstat(target);
-    throw new EmulatorError('EMULATOR_MOUNT_BUSY', `${target} already exists: another recorder (or a stale copy) is mounted there`);
+    throw new EmulatorError(
+      'EMULATOR_MOUNT_BUSY',
+      `${target} already exists: another recorder (or a stale copy) is mounted there`,
+    );
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
@@ -27,7 +30,8 @@ export async function exposeVolume(volumeDir: string, mountRoot: string, name: s
   } catch (e) {
     await fs.rm(staging, { recursive: true, force: true });
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTEMPTY') throw new EmulatorError('EMULATOR_MOUNT_BUSY', `${target} appeared while the volume was being staged`, e);
+    if (code === 'EEXIST' || code === 'ENOTEMPTY')
+      throw new EmulatorError('EMULATOR_MOUNT_BUSY', `${target} appeared while the volume was being staged`, e);
     throw e;
   }
   return target;
@@ -35,7 +39,10 @@ export async function exposeVolume(volumeDir: string, mountRoot: string, name: s
 
 /** Makes an exposed volume vanish at once; returns false when it was already gone. */
 export async function withdrawVolume(exposed: string): Promise<boolean> {
-  const away = path.join(path.dirname(path.dirname(path.resolve(exposed))), `.emulator-unplugged-${path.basename(exposed)}-${uniqueSuffix()}`);
+  const away = path.join(
+    path.dirname(path.dirname(path.resolve(exposed))),
+    `.emulator-unplugged-${path.basename(exposed)}-${uniqueSuffix()}`,
+  );
   try {
     await fs.rename(exposed, away);
   } catch (e) {

@@ -18,13 +18,25 @@ import path from 'node:path';
  * traverse its 0750 runtime root.
  */
 
-export interface RunOptions { uid?: number; gid?: number; timeoutMs?: number }
-export interface RunResult { stdout: string; stderr: string }
+export interface RunOptions {
+  uid?: number;
+  gid?: number;
+  timeoutMs?: number;
+}
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
 /** Runs a program without a shell; rejects with CommandError when it cannot start or exits non-zero. */
 export type CommandRunner = (file: string, args: readonly string[], options?: RunOptions) => Promise<RunResult>;
 
 export class CommandError extends Error {
-  constructor(message: string, readonly exitCode: number | null, readonly stderr: string, readonly errno?: string) {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly stderr: string,
+    readonly errno?: string,
+  ) {
     super(message);
     this.name = 'CommandError';
   }
@@ -33,39 +45,61 @@ export class CommandError extends Error {
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The real runner: child_process.execFile with the system PATH (blkid lives in /usr/sbin). */
-export const execFileRunner: CommandRunner = (file, args, options = {}) => new Promise((resolve, reject) => {
-  execFile(file, [...args], {
-    encoding: 'utf8', timeout: options.timeoutMs ?? 30_000, killSignal: 'SIGKILL',
-    env: { ...process.env, PATH: `${process.env.PATH ?? ''}:${SYSTEM_PATH}`, LC_ALL: 'C' },
-    ...(options.uid !== undefined ? { uid: options.uid } : {}), ...(options.gid !== undefined ? { gid: options.gid } : {}),
-  }, (err, stdout, stderr) => {
-    if (!err) { resolve({ stdout, stderr }); return; }
-    const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
-    const exitCode = typeof e.code === 'number' ? e.code : null;
-    const why = exitCode !== null ? `exit ${exitCode}` : e.killed ? 'timed out' : String(e.code ?? e.message);
-    reject(new CommandError(`${file} ${args.join(' ')}: ${why}${stderr ? `: ${stderr.trim()}` : ''}`, exitCode, stderr ?? '',
-      typeof e.code === 'string' ? e.code : undefined));
+export const execFileRunner: CommandRunner = (file, args, options = {}) =>
+  new Promise((resolve, reject) => {
+    execFile(
+      file,
+      [...args],
+      {
+        encoding: 'utf8',
+        timeout: options.timeoutMs ?? 30_000,
+        killSignal: 'SIGKILL',
+        env: { ...process.env, PATH: `${process.env.PATH ?? ''}:${SYSTEM_PATH}`, LC_ALL: 'C' },
+        ...(options.uid !== undefined ? { uid: options.uid } : {}),
+        ...(options.gid !== undefined ? { gid: options.gid } : {}),
+      },
+      (err, stdout, stderr) => {
+        if (!err) {
+          resolve({ stdout, stderr });
+          return;
+        }
+        const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
+        const exitCode = typeof e.code === 'number' ? e.code : null;
+        const why = exitCode !== null ? `exit ${exitCode}` : e.killed ? 'timed out' : String(e.code ?? e.message);
+        reject(
+          new CommandError(
+            `${file} ${args.join(' ')}: ${why}${stderr ? `: ${stderr.trim()}` : ''}`,
+            exitCode,
+            stderr ?? '',
+            typeof e.code === 'string' ? e.code : undefined,
+          ),
+        );
+      },
+    );
   });
-});
 
 export type MountErrorCode =
-  | 'BAD_NAME'        // the mount point name is not one safe path component
-  | 'DEVICE_GONE'     // the device node is not there (unplugged), or the kernel says it has no medium / device
-  | 'FS_UNKNOWN'      // blkid finds no filesystem
-  | 'FS_UNSUPPORTED'  // a filesystem other than vfat / exfat / ext4
+  | 'BAD_NAME' // the mount point name is not one safe path component
+  | 'DEVICE_GONE' // the device node is not there (unplugged), or the kernel says it has no medium / device
+  | 'FS_UNKNOWN' // blkid finds no filesystem
+  | 'FS_UNSUPPORTED' // a filesystem other than vfat / exfat / ext4
   | 'ALREADY_MOUNTED' // something is mounted on the mount point already
   | 'MOUNT_FAILED'
   | 'UMOUNT_FAILED'
-  | 'NOT_MOUNTED'     // remount: nothing of ours is mounted there
+  | 'NOT_MOUNTED' // remount: nothing of ours is mounted there
   | 'REMOUNT_REFUSED' // remount rw: an ext4 whose journal needs recovery (writing past it would corrupt the volume)
   | 'REMOUNT_FAILED'
   // through the mount helper (drivers/mounts/mountHelperServer.ts):
-  | 'NOT_USB_STORAGE'     // sysfs does not name the device as a block device of that USB port's mass-storage interface
-  | 'BAD_REQUEST'         // the helper refused a malformed request
+  | 'NOT_USB_STORAGE' // sysfs does not name the device as a block device of that USB port's mass-storage interface
+  | 'BAD_REQUEST' // the helper refused a malformed request
   | 'HELPER_UNAVAILABLE'; // the helper's socket cannot be reached
 
 export class MountError extends Error {
-  constructor(readonly code: MountErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: MountErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'MountError';
   }
@@ -75,9 +109,14 @@ export class MountError extends Error {
 export const MOUNT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 export const SUPPORTED_FS = ['vfat', 'exfat', 'ext4'] as const;
-export type SupportedFs = typeof SUPPORTED_FS[number];
+export type SupportedFs = (typeof SUPPORTED_FS)[number];
 
-export interface MountedVolume { device: string; mountPoint: string; fsType: SupportedFs; options: string[] }
+export interface MountedVolume {
+  device: string;
+  mountPoint: string;
+  fsType: SupportedFs;
+  options: string[];
+}
 
 /** What the USB docking needs of whoever mounts: this class as it is, or the mount helper's client. */
 export interface VolumeMounter {
@@ -123,7 +162,7 @@ export class BlockMounter implements VolumeMounter {
 
   constructor(private readonly options: BlockMounterOptions) {
     this.run = options.run ?? execFileRunner;
-    const asRoot = options.asRoot ?? (process.getuid?.() !== 0);
+    const asRoot = options.asRoot ?? process.getuid?.() !== 0;
     // uid 0 only: the gid stays dockd's, so the commands can traverse the dockd-owned 0750 runtime root.
     this.privileged = { ...(asRoot ? { uid: 0 } : {}), timeoutMs: options.timeoutMs ?? 30_000 };
   }
@@ -146,7 +185,7 @@ export class BlockMounter implements VolumeMounter {
     if (!MOUNT_NAME_RE.test(name) || name.includes('..')) {
       throw new MountError('BAD_NAME', `mount point name ${JSON.stringify(name)} must be one path component of [A-Za-z0-9._:-]`);
     }
-    const found = opts.fsType ?? await this.detectFsType(device);
+    const found = opts.fsType ?? (await this.detectFsType(device));
     if (!found) throw new MountError('FS_UNKNOWN', `no filesystem found on ${device}`);
     if (!(SUPPORTED_FS as readonly string[]).includes(found)) {
       throw new MountError('FS_UNSUPPORTED', `${device} holds ${found}; recorder volumes are ${SUPPORTED_FS.join(', ')}`);
@@ -156,26 +195,44 @@ export class BlockMounter implements VolumeMounter {
     const mountPoint = path.join(await fs.realpath(this.options.runtimeRoot), name);
     await fs.mkdir(mountPoint, { recursive: true, mode: 0o750 });
     if (await this.isMounted(mountPoint)) throw new MountError('ALREADY_MOUNTED', `${mountPoint} is already a mount point`);
-    const options = mountOptions(fsType, { uid: this.options.ownerUid ?? process.getuid?.() ?? 0, gid: this.options.ownerGid ?? process.getgid?.() ?? 0 });
+    const options = mountOptions(fsType, {
+      uid: this.options.ownerUid ?? process.getuid?.() ?? 0,
+      gid: this.options.ownerGid ?? process.getgid?.() ?? 0,
+    });
     try {
       if (this.options.propagated) await this.mountStaged(device, fsType, options, mountPoint, name);
       else await this.run('mount', ['-o', options.join(','), '-t', fsType, device, mountPoint], this.privileged);
     } catch (e) {
       await fs.rmdir(mountPoint).catch(() => {});
       const stderr = e instanceof CommandError ? e.stderr : '';
-      const gone = /does not exist|No such device|No medium found|can't read superblock|not a block device/i.test(stderr)
-        || !(await exists(device));
-      throw new MountError(gone ? 'DEVICE_GONE' : 'MOUNT_FAILED', `mounting ${device} on ${mountPoint}: ${(e as Error).message}`, { cause: e });
+      const gone =
+        /does not exist|No such device|No medium found|can't read superblock|not a block device/i.test(stderr) ||
+        !(await exists(device));
+      throw new MountError(
+        gone ? 'DEVICE_GONE' : 'MOUNT_FAILED',
+        `mounting ${device} on ${mountPoint}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     return { device, mountPoint, fsType, options };
   }
 
   /** See `propagated`: mount on `<root>/.staging/<name>`, make that mount writable (not the filesystem), bind it into place. */
-  private async mountStaged(device: string, fsType: SupportedFs, options: string[], mountPoint: string, name: string): Promise<void> {
+  private async mountStaged(
+    device: string,
+    fsType: SupportedFs,
+    options: string[],
+    mountPoint: string,
+    name: string,
+  ): Promise<void> {
     const stagingRoot = path.join(path.dirname(mountPoint), '.staging');
-    await fs.mkdir(stagingRoot, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+    await fs.mkdir(stagingRoot, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
     const stage = path.join(stagingRoot, name);
-    await fs.mkdir(stage, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+    await fs.mkdir(stage, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
     if (await this.isMounted(stage)) await this.run('umount', ['-l', stage], this.privileged); // left by a crash
     await this.run('mount', ['-o', options.join(','), '-t', fsType, device, stage], this.privileged);
     try {
@@ -188,7 +245,10 @@ export class BlockMounter implements VolumeMounter {
     const placed = await this.mountEntry(mountPoint);
     if (!placed || !['ro', 'nosuid', 'nodev', 'noexec'].every((o) => placed.options.includes(o))) {
       await this.run('umount', ['-l', mountPoint], this.privileged).catch(() => {});
-      throw new MountError('MOUNT_FAILED', `${mountPoint} was not read-only, nosuid, nodev, noexec once in place (${placed?.options.join(',') ?? 'not mounted'})`);
+      throw new MountError(
+        'MOUNT_FAILED',
+        `${mountPoint} was not read-only, nosuid, nodev, noexec once in place (${placed?.options.join(',') ?? 'not mounted'})`,
+      );
     }
   }
 
@@ -209,8 +269,11 @@ export class BlockMounter implements VolumeMounter {
           // someone else unmounted it meanwhile
         } else if (/busy|Input\/output error|No such device|Stale/i.test(stderr)) {
           lazy = true;
-          try { await this.run('umount', ['-l', mp], this.privileged); }
-          catch (e2) { throw new MountError('UMOUNT_FAILED', `lazy unmount of ${mp}: ${(e2 as Error).message}`, { cause: e2 }); }
+          try {
+            await this.run('umount', ['-l', mp], this.privileged);
+          } catch (e2) {
+            throw new MountError('UMOUNT_FAILED', `lazy unmount of ${mp}: ${(e2 as Error).message}`, { cause: e2 });
+          }
         } else {
           throw new MountError('UMOUNT_FAILED', `unmounting ${mp}: ${(e as Error).message}`, { cause: e });
         }
@@ -229,7 +292,10 @@ export class BlockMounter implements VolumeMounter {
   async mountEntry(mountPoint: string): Promise<{ device: string; fsType: string; options: string[] } | null> {
     const table = await fs.readFile(this.options.procMounts ?? '/proc/self/mounts', 'utf8');
     const want = path.resolve(mountPoint);
-    const lines = table.split('\n').map((l) => l.split(' ')).filter((f) => f.length >= 4 && unescapeMountField(f[1]) === want);
+    const lines = table
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter((f) => f.length >= 4 && unescapeMountField(f[1]) === want);
     const last = lines.at(-1);
     return last ? { device: unescapeMountField(last[0]), fsType: last[2], options: last[3].split(',') } : null;
   }
@@ -246,15 +312,24 @@ export class BlockMounter implements VolumeMounter {
     if (!entry) throw new MountError('NOT_MOUNTED', `${mp} is not a recorder volume mounted by dockd`);
     if (mode === 'rw' && entry.fsType === 'ext4') {
       const features = await this.ext4Features(entry.device);
-      if (features.includes('needs_recovery')) throw new MountError('REMOUNT_REFUSED', `${entry.device} has a journal that needs recovery: it is not made writable (check it with e2fsck elsewhere)`);
+      if (features.includes('needs_recovery'))
+        throw new MountError(
+          'REMOUNT_REFUSED',
+          `${entry.device} has a journal that needs recovery: it is not made writable (check it with e2fsck elsewhere)`,
+        );
     }
     try {
       await this.run('mount', ['-o', `remount,${mode}`, mp], this.privileged);
     } catch (e) {
-      throw new MountError('REMOUNT_FAILED', `remounting ${mp} ${mode === 'rw' ? 'read-write' : 'read-only'}: ${(e as Error).message}`, { cause: e });
+      throw new MountError(
+        'REMOUNT_FAILED',
+        `remounting ${mp} ${mode === 'rw' ? 'read-write' : 'read-only'}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     const after = await this.mountEntry(mp);
-    if (!after?.options.includes(mode)) throw new MountError('REMOUNT_FAILED', `${mp} is still ${after ? after.options[0] : 'unmounted'} after remount,${mode}`);
+    if (!after?.options.includes(mode))
+      throw new MountError('REMOUNT_FAILED', `${mp} is still ${after ? after.options[0] : 'unmounted'} after remount,${mode}`);
   }
 
   private async ext4Features(device: string): Promise<string[]> {
@@ -262,7 +337,11 @@ export class BlockMounter implements VolumeMounter {
       const { stdout } = await this.run('dumpe2fs', ['-h', device], this.privileged);
       return /^Filesystem features:\s*(.*)$/m.exec(stdout)?.[1]?.trim().split(/\s+/) ?? [];
     } catch (e) {
-      throw new MountError('REMOUNT_REFUSED', `cannot read the ext4 superblock of ${device} (dumpe2fs, from e2fsprogs): ${(e as Error).message}`, { cause: e });
+      throw new MountError(
+        'REMOUNT_REFUSED',
+        `cannot read the ext4 superblock of ${device} (dumpe2fs, from e2fsprogs): ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
 
@@ -277,5 +356,10 @@ export function unescapeMountField(s: string): string {
 }
 
 async function exists(p: string): Promise<boolean> {
-  try { await fs.stat(p); return true; } catch { return false; }
+  try {
+    await fs.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }

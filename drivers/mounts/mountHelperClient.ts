@@ -12,13 +12,17 @@ import type { MountHelperRequest } from './mountHelperProtocol.ts';
 export class MountHelperClient implements VolumeMounter {
   constructor(private readonly o: { socketPath: string; runtimeRoot: string; timeoutMs?: number }) {}
 
-  async ping(): Promise<void> { await this.request({ op: 'ping' }); }
+  async ping(): Promise<void> {
+    await this.request({ op: 'ping' });
+  }
 
   async mount(device: string, name: string, opts: { usbPort?: string } = {}): Promise<MountedVolume> {
-    if (!opts.usbPort) throw new MountError('BAD_REQUEST', `mounting ${device} through the mount helper needs the recorder's USB port`);
+    if (!opts.usbPort)
+      throw new MountError('BAD_REQUEST', `mounting ${device} through the mount helper needs the recorder's USB port`);
     const r = await this.request({ op: 'mount', device, usbPort: opts.usbPort, name });
     const fsType = SUPPORTED_FS.find((f) => f === r.fsType);
-    if (typeof r.mountPoint !== 'string' || !fsType || !Array.isArray(r.options)) throw new MountError('MOUNT_FAILED', `the mount helper answered a mount with ${JSON.stringify(r)}`);
+    if (typeof r.mountPoint !== 'string' || !fsType || !Array.isArray(r.options))
+      throw new MountError('MOUNT_FAILED', `the mount helper answered a mount with ${JSON.stringify(r)}`);
     return { device, mountPoint: r.mountPoint, fsType, options: r.options.map(String) };
   }
 
@@ -35,7 +39,8 @@ export class MountHelperClient implements VolumeMounter {
   private async nameOf(mountPoint: string): Promise<string> {
     const mp = path.resolve(mountPoint);
     const roots = [path.resolve(this.o.runtimeRoot), await fs.realpath(this.o.runtimeRoot).catch(() => null)];
-    if (!roots.includes(path.dirname(mp))) throw new MountError('NOT_MOUNTED', `${mp} is not a recorder volume mounted by the mount helper`);
+    if (!roots.includes(path.dirname(mp)))
+      throw new MountError('NOT_MOUNTED', `${mp} is not a recorder volume mounted by the mount helper`);
     return path.basename(mp);
   }
 
@@ -45,20 +50,69 @@ export class MountHelperClient implements VolumeMounter {
       const socket = net.createConnection({ path: this.o.socketPath });
       let buf = '';
       let settled = false;
-      const settle = (f: () => void) => { if (!settled) { settled = true; socket.destroy(); f(); } };
-      socket.setTimeout(timeoutMs, () => settle(() => reject(new MountError('HELPER_UNAVAILABLE', `the mount helper at ${this.o.socketPath} did not answer ${req.op} within ${timeoutMs / 1000} s`))));
+      const settle = (f: () => void) => {
+        if (!settled) {
+          settled = true;
+          socket.destroy();
+          f();
+        }
+      };
+      socket.setTimeout(timeoutMs, () =>
+        settle(() =>
+          reject(
+            new MountError(
+              'HELPER_UNAVAILABLE',
+              `the mount helper at ${this.o.socketPath} did not answer ${req.op} within ${timeoutMs / 1000} s`,
+            ),
+          ),
+        ),
+      );
       socket.on('connect', () => socket.write(`${JSON.stringify(req)}\n`));
-      socket.on('data', (d) => { buf += d; if (buf.length > 64 * 1024) settle(() => reject(new MountError('MOUNT_FAILED', 'the mount helper answered more than 64 KiB'))); });
-      socket.on('error', (e: NodeJS.ErrnoException) => settle(() => reject(new MountError('HELPER_UNAVAILABLE',
-        `the mount helper at ${this.o.socketPath} cannot be reached (${e.code ?? e.message}): is dockd-mount.socket running?`, { cause: e }))));
-      socket.on('close', () => settle(() => reject(new MountError('HELPER_UNAVAILABLE', `the mount helper at ${this.o.socketPath} closed the connection without answering ${req.op}`))));
-      socket.on('end', () => settle(() => {
-        let r: Record<string, unknown>;
-        try { r = JSON.parse(buf.trim()) as Record<string, unknown>; }
-        catch { reject(new MountError('MOUNT_FAILED', `the mount helper answered ${req.op} with something that is not JSON`)); return; }
-        if (r.ok === true) resolve(r);
-        else reject(new MountError((typeof r.code === 'string' ? r.code : 'MOUNT_FAILED') as MountErrorCode, `mount helper: ${String(r.message ?? 'refused')}`));
-      }));
+      socket.on('data', (d) => {
+        buf += d;
+        if (buf.length > 64 * 1024)
+          settle(() => reject(new MountError('MOUNT_FAILED', 'the mount helper answered more than 64 KiB')));
+      });
+      socket.on('error', (e: NodeJS.ErrnoException) =>
+        settle(() =>
+          reject(
+            new MountError(
+              'HELPER_UNAVAILABLE',
+              `the mount helper at ${this.o.socketPath} cannot be reached (${e.code ?? e.message}): is dockd-mount.socket running?`,
+              { cause: e },
+            ),
+          ),
+        ),
+      );
+      socket.on('close', () =>
+        settle(() =>
+          reject(
+            new MountError(
+              'HELPER_UNAVAILABLE',
+              `the mount helper at ${this.o.socketPath} closed the connection without answering ${req.op}`,
+            ),
+          ),
+        ),
+      );
+      socket.on('end', () =>
+        settle(() => {
+          let r: Record<string, unknown>;
+          try {
+            r = JSON.parse(buf.trim()) as Record<string, unknown>;
+          } catch {
+            reject(new MountError('MOUNT_FAILED', `the mount helper answered ${req.op} with something that is not JSON`));
+            return;
+          }
+          if (r.ok === true) resolve(r);
+          else
+            reject(
+              new MountError(
+                (typeof r.code === 'string' ? r.code : 'MOUNT_FAILED') as MountErrorCode,
+                `mount helper: ${String(r.message ?? 'refused')}`,
+              ),
+            );
+        }),
+      );
     });
   }
 }

@@ -27,9 +27,7 @@ export type MountHelperRequest =
   | { op: 'unmount'; name: string }
   | { op: 'remount'; name: string; mode: 'rw' | 'ro' };
 
-export type MountHelperResponse =
-  | { ok: true; [k: string]: unknown }
-  | { ok: false; code: string; message: string };
+export type MountHelperResponse = { ok: true; [k: string]: unknown } | { ok: false; code: string; message: string };
 
 export class RequestError extends Error {
   readonly code = 'BAD_REQUEST';
@@ -38,16 +36,24 @@ export class RequestError extends Error {
 const DEVICE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 
 const FIELDS: Record<MountHelperRequest['op'], readonly string[]> = {
-  ping: ['op'], mount: ['op', 'device', 'usbPort', 'name'], unmount: ['op', 'name'], remount: ['op', 'name', 'mode'],
+  ping: ['op'],
+  mount: ['op', 'device', 'usbPort', 'name'],
+  unmount: ['op', 'name'],
+  remount: ['op', 'name', 'mode'],
 };
 
 /** Parses and checks one request line against the device root it may name devices in. Throws RequestError. */
 export function parseRequest(line: string, devRoot: string): MountHelperRequest {
   let doc: unknown;
-  try { doc = JSON.parse(line); } catch { throw new RequestError('not JSON'); }
+  try {
+    doc = JSON.parse(line);
+  } catch {
+    throw new RequestError('not JSON');
+  }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new RequestError('not a JSON object');
   const o = doc as Record<string, unknown>;
-  if (typeof o.op !== 'string' || !Object.hasOwn(FIELDS, o.op)) throw new RequestError(`unknown op ${JSON.stringify(o.op)} (ping, mount, unmount, remount)`);
+  if (typeof o.op !== 'string' || !Object.hasOwn(FIELDS, o.op))
+    throw new RequestError(`unknown op ${JSON.stringify(o.op)} (ping, mount, unmount, remount)`);
   const op = o.op as MountHelperRequest['op'];
   const allowed = FIELDS[op];
   const extra = Object.keys(o).filter((k) => !allowed.includes(k));
@@ -55,7 +61,8 @@ export function parseRequest(line: string, devRoot: string): MountHelperRequest 
   for (const k of allowed) if (typeof o[k] !== 'string') throw new RequestError(`${op}: ${k} must be a string`);
   if (op === 'ping') return { op };
   const name = o.name as string;
-  if (!MOUNT_NAME_RE.test(name) || name.includes('..')) throw new RequestError(`${op}: name ${JSON.stringify(name)} must be one path component of [A-Za-z0-9._:-]`);
+  if (!MOUNT_NAME_RE.test(name) || name.includes('..'))
+    throw new RequestError(`${op}: name ${JSON.stringify(name)} must be one path component of [A-Za-z0-9._:-]`);
   if (op === 'unmount') return { op, name };
   if (op === 'remount') {
     if (o.mode !== 'rw' && o.mode !== 'ro') throw new RequestError(`remount: mode must be rw or ro`);
@@ -63,7 +70,12 @@ export function parseRequest(line: string, devRoot: string): MountHelperRequest 
   }
   const device = o.device as string;
   const root = path.resolve(devRoot);
-  if (!path.isAbsolute(device) || path.normalize(device) !== device || path.dirname(device) !== root || !DEVICE_NAME_RE.test(path.basename(device))) {
+  if (
+    !path.isAbsolute(device) ||
+    path.normalize(device) !== device ||
+    path.dirname(device) !== root ||
+    !DEVICE_NAME_RE.test(path.basename(device))
+  ) {
     throw new RequestError(`mount: device ${JSON.stringify(device)} must be a node directly in ${root}`);
   }
   const usbPort = o.usbPort as string;

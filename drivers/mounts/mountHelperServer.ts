@@ -3,7 +3,14 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { BlockMounter, MountError, type CommandRunner } from './blockMount.ts';
-import { MAX_REQUEST_BYTES, PROTOCOL_VERSION, RequestError, parseRequest, type MountHelperRequest, type MountHelperResponse } from './mountHelperProtocol.ts';
+import {
+  MAX_REQUEST_BYTES,
+  PROTOCOL_VERSION,
+  RequestError,
+  parseRequest,
+  type MountHelperRequest,
+  type MountHelperResponse,
+} from './mountHelperProtocol.ts';
 import { checkUsbStorageDevice } from './usbStorageDevice.ts';
 
 /**
@@ -37,7 +44,12 @@ export class MountHelperServer {
 
   constructor(private readonly o: MountHelperOptions) {
     this.mounter = new BlockMounter({
-      runtimeRoot: o.runtimeRoot, asRoot: false, ownerUid: o.owner.uid, ownerGid: o.owner.gid, propagated: true, ...(o.run ? { run: o.run } : {}),
+      runtimeRoot: o.runtimeRoot,
+      asRoot: false,
+      ownerUid: o.owner.uid,
+      ownerGid: o.owner.gid,
+      propagated: true,
+      ...(o.run ? { run: o.run } : {}),
     });
   }
 
@@ -52,14 +64,20 @@ export class MountHelperServer {
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen('path' in listen ? { path: listen.path } : { fd: listen.fd }, () => { server.off('error', reject); resolve(); });
+      server.listen('path' in listen ? { path: listen.path } : { fd: listen.fd }, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     if ('path' in listen) {
       await fs.chmod(listen.path, 0o660);
       await fs.chown(listen.path, 0, this.o.owner.gid);
     }
     this.server = server;
-    this.o.log.info({ runtimeRoot: this.o.runtimeRoot, socket: 'path' in listen ? listen.path : `fd ${listen.fd}` }, 'mount helper listening');
+    this.o.log.info(
+      { runtimeRoot: this.o.runtimeRoot, socket: 'path' in listen ? listen.path : `fd ${listen.fd}` },
+      'mount helper listening',
+    );
   }
 
   async stop(): Promise<void> {
@@ -77,22 +95,30 @@ export class MountHelperServer {
       answered = true;
       socket.end(`${JSON.stringify(r)}\n`);
     };
-    socket.setTimeout(REQUEST_TIMEOUT_MS, () => { answer({ ok: false, code: 'BAD_REQUEST', message: 'no request line within 10 s' }); socket.destroy(); });
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => {
+      answer({ ok: false, code: 'BAD_REQUEST', message: 'no request line within 10 s' });
+      socket.destroy();
+    });
     socket.on('error', () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
       if (answered) return;
       buf = Buffer.concat([buf, chunk]);
       const nl = buf.indexOf(0x0a);
       if (nl < 0) {
-        if (buf.length > MAX_REQUEST_BYTES) answer({ ok: false, code: 'BAD_REQUEST', message: `a request is one line of at most ${MAX_REQUEST_BYTES} bytes` });
+        if (buf.length > MAX_REQUEST_BYTES)
+          answer({ ok: false, code: 'BAD_REQUEST', message: `a request is one line of at most ${MAX_REQUEST_BYTES} bytes` });
         return;
       }
-      if (nl > MAX_REQUEST_BYTES) { answer({ ok: false, code: 'BAD_REQUEST', message: `a request is one line of at most ${MAX_REQUEST_BYTES} bytes` }); return; }
+      if (nl > MAX_REQUEST_BYTES) {
+        answer({ ok: false, code: 'BAD_REQUEST', message: `a request is one line of at most ${MAX_REQUEST_BYTES} bytes` });
+        return;
+      }
       socket.setTimeout(0);
       const line = buf.subarray(0, nl).toString('utf8');
       let request: MountHelperRequest;
-      try { request = parseRequest(line, this.o.devRoot); }
-      catch (e) {
+      try {
+        request = parseRequest(line, this.o.devRoot);
+      } catch (e) {
         const message = e instanceof RequestError ? e.message : 'malformed request';
         this.o.log.warn({ request: line.slice(0, 200), code: 'BAD_REQUEST', message }, 'request refused');
         answer({ ok: false, code: 'BAD_REQUEST', message });
@@ -121,7 +147,10 @@ export class MountHelperServer {
     }
     if (r.op === 'remount') {
       await this.mounter.remount(mountPoint, r.mode);
-      this.o.log.info({ mountPoint, mode: r.mode }, r.mode === 'rw' ? 'remounted read-write for the wipe' : 'remounted read-only');
+      this.o.log.info(
+        { mountPoint, mode: r.mode },
+        r.mode === 'rw' ? 'remounted read-write for the wipe' : 'remounted read-only',
+      );
       return { ok: true };
     }
     const res = await this.mounter.unmount(mountPoint);
@@ -136,13 +165,22 @@ export class MountHelperServer {
  */
 export async function checkRootOnly(dir: string): Promise<string> {
   let real: string;
-  try { real = await fs.realpath(dir); }
-  catch (e) { throw new MountError('MOUNT_FAILED', `runtime mount root ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try {
+    real = await fs.realpath(dir);
+  } catch (e) {
+    throw new MountError(
+      'MOUNT_FAILED',
+      `runtime mount root ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
   for (let d = real, first = true; ; first = false) {
     const st = await fs.lstat(d);
     const sticky = (st.mode & 0o1000) !== 0;
     if (!st.isDirectory() || st.uid !== 0 || ((st.mode & 0o022) !== 0 && (first || !sticky))) {
-      throw new MountError('MOUNT_FAILED', `runtime mount root ${real}: ${d} must be a directory of root's that nobody else can write (it is ${(st.mode & 0o7777).toString(8)}, uid ${st.uid})`);
+      throw new MountError(
+        'MOUNT_FAILED',
+        `runtime mount root ${real}: ${d} must be a directory of root's that nobody else can write (it is ${(st.mode & 0o7777).toString(8)}, uid ${st.uid})`,
+      );
     }
     const up = path.dirname(d);
     if (up === d) return real;

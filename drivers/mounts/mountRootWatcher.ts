@@ -17,7 +17,9 @@ export class MountRootWatcher extends EventEmitter<VolumeEvents> {
   private watcher: FSWatcher | null = null;
   private readonly present = new Set<string>();
 
-  constructor(private readonly roots: string[]) { super(); }
+  constructor(private readonly roots: string[]) {
+    super();
+  }
 
   async start(): Promise<void> {
     for (const root of this.roots) await fs.mkdir(root, { recursive: true });

@@ -9,10 +9,15 @@ import { MountError } from './blockMount.ts';
  * internal disk, a loop device, a node replaced by something else — is refused with NOT_USB_STORAGE.
  */
 export async function checkUsbStorageDevice(o: { sysfsRoot: string; device: string; usbPort: string }): Promise<void> {
-  const refuse = (why: string): never => { throw new MountError('NOT_USB_STORAGE', `${o.device} on USB ${o.usbPort}: ${why}`); };
+  const refuse = (why: string): never => {
+    throw new MountError('NOT_USB_STORAGE', `${o.device} on USB ${o.usbPort}: ${why}`);
+  };
   let deviceDir: string;
-  try { deviceDir = await fs.realpath(path.join(o.sysfsRoot, 'bus', 'usb', 'devices', o.usbPort)); }
-  catch { return refuse('no such USB device in sysfs'); }
+  try {
+    deviceDir = await fs.realpath(path.join(o.sysfsRoot, 'bus', 'usb', 'devices', o.usbPort));
+  } catch {
+    return refuse('no such USB device in sysfs');
+  }
   const name = path.basename(o.device);
   const interfaceRe = new RegExp(`^${o.usbPort.replace(/\./g, '\\.')}:\\d+\\.\\d+$`);
   let blockDir: string | null = null;
@@ -33,8 +38,11 @@ export async function checkUsbStorageDevice(o: { sysfsRoot: string; device: stri
   const dev = await attr(blockDir, 'dev');
   if (!dev || !/^\d+:\d+$/.test(dev)) return refuse(`sysfs gives no device number (${blockDir}/dev)`);
   let st: import('node:fs').Stats;
-  try { st = await fs.stat(o.device); }
-  catch { throw new MountError('DEVICE_GONE', `${o.device} is not there (unplugged?)`); }
+  try {
+    st = await fs.stat(o.device);
+  } catch {
+    throw new MountError('DEVICE_GONE', `${o.device} is not there (unplugged?)`);
+  }
   if (!st.isBlockDevice()) return refuse('not a block device');
   const [major, minor] = dev.split(':').map(Number);
   if (majorOf(st.rdev) !== major || minorOf(st.rdev) !== minor) {
@@ -47,12 +55,20 @@ export const majorOf = (rdev: number): number => ((rdev >>> 8) & 0xfff) | (Math.
 export const minorOf = (rdev: number): number => (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
 
 async function attr(dir: string, name: string): Promise<string | undefined> {
-  try { return (await fs.readFile(path.join(dir, name), 'utf8')).trim(); } catch { return undefined; }
+  try {
+    return (await fs.readFile(path.join(dir, name), 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Real subdirectories (never symlinks: sysfs is full of loops) whose names pass the filter. */
 async function realSubdirs(dir: string, filter: (name: string) => boolean): Promise<string[]> {
   try {
-    return (await fs.readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && filter(e.name)).map((e) => path.join(dir, e.name));
-  } catch { return []; }
+    return (await fs.readdir(dir, { withFileTypes: true }))
+      .filter((e) => e.isDirectory() && filter(e.name))
+      .map((e) => path.join(dir, e.name));
+  } catch {
+    return [];
+  }
 }

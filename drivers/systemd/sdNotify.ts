@@ -21,21 +21,39 @@ export interface SdNotifyOptions {
 }
 
 export class SdNotifyError extends Error {
-  constructor(message: string, readonly exitCode: number | null) { super(message); this.name = 'SdNotifyError'; }
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+  ) {
+    super(message);
+    this.name = 'SdNotifyError';
+  }
 }
 
 export class SdNotify {
   private readonly env: NodeJS.ProcessEnv;
 
-  constructor(private readonly options: SdNotifyOptions = {}) { this.env = options.env ?? process.env; }
+  constructor(private readonly options: SdNotifyOptions = {}) {
+    this.env = options.env ?? process.env;
+  }
 
   /** Whether there is a service manager to tell anything to. */
-  get enabled(): boolean { return Boolean(this.env.NOTIFY_SOCKET); }
+  get enabled(): boolean {
+    return Boolean(this.env.NOTIFY_SOCKET);
+  }
 
-  ready(status?: string): Promise<boolean> { return this.notify({ READY: '1', ...(status !== undefined ? { STATUS: status } : {}) }); }
-  stopping(status?: string): Promise<boolean> { return this.notify({ STOPPING: '1', ...(status !== undefined ? { STATUS: status } : {}) }); }
-  watchdog(): Promise<boolean> { return this.notify({ WATCHDOG: '1' }); }
-  status(text: string): Promise<boolean> { return this.notify({ STATUS: text }); }
+  ready(status?: string): Promise<boolean> {
+    return this.notify({ READY: '1', ...(status !== undefined ? { STATUS: status } : {}) });
+  }
+  stopping(status?: string): Promise<boolean> {
+    return this.notify({ STOPPING: '1', ...(status !== undefined ? { STATUS: status } : {}) });
+  }
+  watchdog(): Promise<boolean> {
+    return this.notify({ WATCHDOG: '1' });
+  }
+  status(text: string): Promise<boolean> {
+    return this.notify({ STATUS: text });
+  }
 
   /** Sends the assignments as one message; false when there is no NOTIFY_SOCKET. Rejects with SdNotifyError. */
   notify(fields: Record<string, string>): Promise<boolean> {
@@ -52,11 +70,19 @@ export class SdNotify {
         timeout: this.options.timeoutMs ?? 10_000,
       });
       let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < 2000) stderr += d; });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        if (stderr.length < 2000) stderr += d;
+      });
       child.on('error', (e) => reject(new SdNotifyError(`sd_notify: cannot run systemd-notify: ${e.message}`, null)));
       child.on('close', (code, signal) => {
         if (code === 0) resolve(true);
-        else reject(new SdNotifyError(`sd_notify ${args.join(' ')}: systemd-notify ${signal ? `killed by ${signal}` : `exit ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`, code));
+        else
+          reject(
+            new SdNotifyError(
+              `sd_notify ${args.join(' ')}: systemd-notify ${signal ? `killed by ${signal}` : `exit ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`,
+              code,
+            ),
+          );
       });
     });
   }
@@ -73,23 +99,37 @@ export function watchdogIntervalMs(env: NodeJS.ProcessEnv = process.env, pid: nu
   return Math.max(1, Math.floor(Number(usec) / 2000));
 }
 
-export interface Watchdog { readonly intervalMs: number | null; stop(): void }
+export interface Watchdog {
+  readonly intervalMs: number | null;
+  stop(): void;
+}
 
 /**
  * Pings WATCHDOG=1 at half of WATCHDOG_USEC until stopped; a no-op when systemd asked for no watchdog. A failed ping is
  * reported through onError and retried at the next tick. `healthy` (optional) lets the daemon withhold the ping when
  * its event loop is alive but its work is stuck — systemd then restarts it.
  */
-export function startWatchdog(notify: SdNotify, options: {
-  env?: NodeJS.ProcessEnv; pid?: number; healthy?: () => boolean; onError?: (e: Error) => void;
-} = {}): Watchdog {
+export function startWatchdog(
+  notify: SdNotify,
+  options: {
+    env?: NodeJS.ProcessEnv;
+    pid?: number;
+    healthy?: () => boolean;
+    onError?: (e: Error) => void;
+  } = {},
+): Watchdog {
   const intervalMs = notify.enabled ? watchdogIntervalMs(options.env ?? process.env, options.pid) : null;
   if (intervalMs === null) return { intervalMs: null, stop() {} };
   let inFlight = false;
   const timer = setInterval(() => {
     if (inFlight || (options.healthy && !options.healthy())) return;
     inFlight = true;
-    notify.watchdog().catch((e: Error) => options.onError?.(e)).finally(() => { inFlight = false; });
+    notify
+      .watchdog()
+      .catch((e: Error) => options.onError?.(e))
+      .finally(() => {
+        inFlight = false;
+      });
   }, intervalMs);
   timer.unref();
   return { intervalMs, stop: () => clearInterval(timer) };

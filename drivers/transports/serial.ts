@@ -17,10 +17,15 @@ export class SerialTransport implements ByteTransport {
   readonly closed: Promise<{ error?: Error }>;
   private open = true;
 
-  private constructor(readonly target: string, private readonly port: SerialPort) {
+  private constructor(
+    readonly target: string,
+    private readonly port: SerialPort,
+  ) {
     // A read error (the device vanished) is followed by 'close'; keep it from becoming an unhandled 'error'.
     let lastError: Error | undefined;
-    port.on('error', (e) => { lastError = e; });
+    port.on('error', (e) => {
+      lastError = e;
+    });
     this.closed = new Promise((resolve) => {
       port.once('close', (err?: Error | null) => {
         this.open = false;
@@ -30,22 +35,30 @@ export class SerialTransport implements ByteTransport {
     });
   }
 
-  get stream(): SerialPort { return this.port; }
-  get isOpen(): boolean { return this.open && this.port.isOpen; }
+  get stream(): SerialPort {
+    return this.port;
+  }
+  get isOpen(): boolean {
+    return this.open && this.port.isOpen;
+  }
 
   static async open(target: string, opts: SerialOptions = {}): Promise<SerialTransport> {
     try {
       await fs.stat(target);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new TransportError('TRANSPORT_NOT_FOUND', `${target}: no such device`, target, e);
+      if (code === 'ENOENT' || code === 'ENOTDIR')
+        throw new TransportError('TRANSPORT_NOT_FOUND', `${target}: no such device`, target, e);
       throw new TransportError('TRANSPORT_OPEN_FAILED', `${target}: ${(e as Error).message}`, target, e);
     }
     const port = await new Promise<SerialPort>((resolve, reject) => {
-      const p: SerialPort = new SerialPort({ path: target, baudRate: opts.baudRate ?? 115200, lock: opts.lock ?? true }, (err) => {
-        if (err) reject(new TransportError('TRANSPORT_OPEN_FAILED', `${target}: ${err.message}`, target, err));
-        else resolve(p);
-      });
+      const p: SerialPort = new SerialPort(
+        { path: target, baudRate: opts.baudRate ?? 115200, lock: opts.lock ?? true },
+        (err) => {
+          if (err) reject(new TransportError('TRANSPORT_OPEN_FAILED', `${target}: ${err.message}`, target, err));
+          else resolve(p);
+        },
+      );
     });
     return new SerialTransport(target, port);
   }

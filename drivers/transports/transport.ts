@@ -30,7 +30,12 @@ export type TransportOpener = (target: string) => Promise<ByteTransport>;
 export type TransportErrorCode = 'TRANSPORT_NOT_FOUND' | 'TRANSPORT_OPEN_FAILED';
 
 export class TransportError extends Error {
-  constructor(readonly code: TransportErrorCode, message: string, readonly target: string, cause?: unknown) {
+  constructor(
+    readonly code: TransportErrorCode,
+    message: string,
+    readonly target: string,
+    cause?: unknown,
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'TransportError';
   }

@@ -74,27 +74,46 @@ export function fingerprintsFromConfig(entries: readonly FingerprintConfig[], ke
   return entries.map((e, i) => {
     const where = `${key}[${i}]`;
     const id = (v: unknown, name: string): number => {
-      const n = typeof v === 'number' ? v : typeof v === 'string' && /^(0x)?[0-9a-fA-F]{1,4}$/.test(v) ? parseInt(v.replace(/^0x/, ''), 16) : NaN;
-      if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new UsbError('BAD_FINGERPRINT', `${where}.${name}: expected a 16-bit id such as "2e3c", got ${JSON.stringify(v)}`);
+      const n =
+        typeof v === 'number'
+          ? v
+          : typeof v === 'string' && /^(0x)?[0-9a-fA-F]{1,4}$/.test(v)
+            ? parseInt(v.replace(/^0x/, ''), 16)
+            : NaN;
+      if (!Number.isInteger(n) || n < 0 || n > 0xffff)
+        throw new UsbError('BAD_FINGERPRINT', `${where}.${name}: expected a 16-bit id such as "2e3c", got ${JSON.stringify(v)}`);
       return n;
     };
     const re = (v: unknown, name: string, flags: string): RegExp | undefined => {
       if (v === undefined) return undefined;
-      if (typeof v !== 'string' || v === '') throw new UsbError('BAD_FINGERPRINT', `${where}.${name}: expected a regular expression string`);
-      try { return new RegExp(v, flags); }
-      catch (err) { throw new UsbError('BAD_FINGERPRINT', `${where}.${name}: invalid regular expression: ${(err as Error).message}`); }
+      if (typeof v !== 'string' || v === '')
+        throw new UsbError('BAD_FINGERPRINT', `${where}.${name}: expected a regular expression string`);
+      try {
+        return new RegExp(v, flags);
+      } catch (err) {
+        throw new UsbError('BAD_FINGERPRINT', `${where}.${name}: invalid regular expression: ${(err as Error).message}`);
+      }
     };
     if (!RECORDER_DRIVERS.includes(e.driver)) {
-      throw new UsbError('BAD_FINGERPRINT', `${where}.driver: expected one of ${RECORDER_DRIVERS.join(', ')}, got ${JSON.stringify(e.driver)}`);
+      throw new UsbError(
+        'BAD_FINGERPRINT',
+        `${where}.driver: expected one of ${RECORDER_DRIVERS.join(', ')}, got ${JSON.stringify(e.driver)}`,
+      );
     }
-    if (typeof e.model !== 'string' || e.model === '') throw new UsbError('BAD_FINGERPRINT', `${where}.model: expected a non-empty string`);
+    if (typeof e.model !== 'string' || e.model === '')
+      throw new UsbError('BAD_FINGERPRINT', `${where}.model: expected a non-empty string`);
     const manufacturer = re(e.manufacturer, 'manufacturer', 'i');
     const product = re(e.product, 'product', 'i');
     const serial = re(e.serial, 'serial', '');
     return {
-      vendorId: id(e.vendorId, 'vendorId'), productId: id(e.productId, 'productId'),
-      ...(manufacturer ? { manufacturer } : {}), ...(product ? { product } : {}), ...(serial ? { serial } : {}),
-      driver: e.driver, model: e.model, origin: 'config' as const,
+      vendorId: id(e.vendorId, 'vendorId'),
+      productId: id(e.productId, 'productId'),
+      ...(manufacturer ? { manufacturer } : {}),
+      ...(product ? { product } : {}),
+      ...(serial ? { serial } : {}),
+      driver: e.driver,
+      model: e.model,
+      origin: 'config' as const,
     };
   });
 }
@@ -115,13 +134,21 @@ export function matchFingerprint(table: readonly Fingerprint[], device: UsbIdent
     if (fp.vendorId !== device.vendorId || fp.productId !== device.productId) continue;
     let score = 1;
     let fits = true;
-    for (const [pattern, value] of [[fp.manufacturer, device.manufacturer], [fp.product, device.product], [fp.serial, device.serial]] as const) {
+    for (const [pattern, value] of [
+      [fp.manufacturer, device.manufacturer],
+      [fp.product, device.product],
+      [fp.serial, device.serial],
+    ] as const) {
       if (!pattern) continue;
-      if (value === undefined || !pattern.test(value)) { fits = false; break; }
+      if (value === undefined || !pattern.test(value)) {
+        fits = false;
+        break;
+      }
       score += 1;
     }
     if (!fits) continue;
-    const better = !best || score > best.score || (score === best.score && fp.origin === 'config' && best.fingerprint.origin === 'builtin');
+    const better =
+      !best || score > best.score || (score === best.score && fp.origin === 'config' && best.fingerprint.origin === 'builtin');
     if (better) best = { driver: fp.driver, model: fp.model, score, fingerprint: fp };
   }
   return best;

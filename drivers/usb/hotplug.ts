@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { UsbError, silentLog, type UsbLog } from './errors.ts';
-import { Sysfs, portPathOf } from './sysfs.ts';
+import { type Sysfs, portPathOf } from './sysfs.ts';
 
 /**
  * USB hotplug: attach/detach of any USB device, carrying its bus number, address and port path. Two sources:
@@ -39,23 +39,34 @@ export interface UsbModule {
   off(event: 'attach' | 'detach', listener: (device: UsbDeviceLike) => void): unknown;
   unrefHotplugEvents?(): void;
 }
-export interface UsbDeviceLike { busNumber: number; deviceAddress: number; portNumbers?: number[] }
+export interface UsbDeviceLike {
+  busNumber: number;
+  deviceAddress: number;
+  portNumbers?: number[];
+}
 
 /** Loads the native `usb` module; rejects with LIBUSB_UNAVAILABLE and the reason when it cannot. */
 export async function loadUsbModule(importer: () => Promise<unknown> = () => import('usb')): Promise<UsbModule> {
   let mod: { usb?: UsbModule; default?: { usb?: UsbModule } };
-  try { mod = (await importer()) as typeof mod; }
-  catch (e) {
-    throw new UsbError('LIBUSB_UNAVAILABLE',
+  try {
+    mod = (await importer()) as typeof mod;
+  } catch (e) {
+    throw new UsbError(
+      'LIBUSB_UNAVAILABLE',
       `USB hotplug unavailable: the native 'usb' module could not be loaded (${(e as Error).message}); ` +
-      'reinstall it (npm ci) or use the sysfs poller', { cause: e });
+        'reinstall it (npm ci) or use the sysfs poller',
+      { cause: e },
+    );
   }
   const usb = mod.usb ?? mod.default?.usb;
   if (!usb || typeof usb.getDeviceList !== 'function') {
     throw new UsbError('LIBUSB_UNAVAILABLE', "USB hotplug unavailable: the 'usb' module has no usb.getDeviceList()");
   }
   if (usb.INIT_ERROR) {
-    throw new UsbError('LIBUSB_UNAVAILABLE', `USB hotplug unavailable: libusb failed to initialise (error ${usb.INIT_ERROR}); is /dev/bus/usb there?`);
+    throw new UsbError(
+      'LIBUSB_UNAVAILABLE',
+      `USB hotplug unavailable: libusb failed to initialise (error ${usb.INIT_ERROR}); is /dev/bus/usb there?`,
+    );
   }
   return usb;
 }
@@ -74,14 +85,21 @@ export class LibusbHotplug extends EventEmitter<UsbHotplugEvents> implements Usb
   private readonly onAttach = (d: UsbDeviceLike) => this.attached(d);
   private readonly onDetach = (d: UsbDeviceLike) => this.detached(d);
 
-  constructor(private readonly options: LibusbHotplugOptions = {}) { super(); }
+  constructor(private readonly options: LibusbHotplugOptions = {}) {
+    super();
+  }
 
   async start(): Promise<void> {
     if (this.usb) return;
     const usb = await (this.options.load ?? loadUsbModule)();
     let present: UsbDeviceLike[];
-    try { present = usb.getDeviceList(); }
-    catch (e) { throw new UsbError('LIBUSB_UNAVAILABLE', `USB hotplug unavailable: listing devices failed (${(e as Error).message})`, { cause: e }); }
+    try {
+      present = usb.getDeviceList();
+    } catch (e) {
+      throw new UsbError('LIBUSB_UNAVAILABLE', `USB hotplug unavailable: listing devices failed (${(e as Error).message})`, {
+        cause: e,
+      });
+    }
     this.usb = usb;
     usb.on('attach', this.onAttach);
     usb.on('detach', this.onDetach);
@@ -99,8 +117,11 @@ export class LibusbHotplug extends EventEmitter<UsbHotplugEvents> implements Usb
 
   private attached(d: UsbDeviceLike): void {
     let ports: number[] = [];
-    try { ports = d.portNumbers ?? []; }
-    catch (e) { (this.options.log ?? silentLog).debug({ err: e }, 'usb: port numbers unavailable'); }
+    try {
+      ports = d.portNumbers ?? [];
+    } catch (e) {
+      (this.options.log ?? silentLog).debug({ err: e }, 'usb: port numbers unavailable');
+    }
     const ev = { busNumber: d.busNumber, deviceAddress: d.deviceAddress, portPath: portPathOf(d.busNumber, ports) };
     if (ev.portPath === null && ports.length === 0 && d.deviceAddress === 1) return; // a root hub
     this.known.set(`${ev.busNumber}:${ev.deviceAddress}`, ev);
@@ -130,7 +151,9 @@ export class SysfsPoller extends EventEmitter<UsbHotplugEvents> implements UsbHo
   /** port path → the device seen there at the last poll */
   private readonly seen = new Map<string, UsbHotplugEvent>();
 
-  constructor(private readonly options: SysfsPollerOptions) { super(); }
+  constructor(private readonly options: SysfsPollerOptions) {
+    super();
+  }
 
   async start(): Promise<void> {
     if (this.running) return;
@@ -149,15 +172,19 @@ export class SysfsPoller extends EventEmitter<UsbHotplugEvents> implements UsbHo
 
   /** One diff of the listing against the last one (also what the timer runs). */
   pollOnce(): Promise<void> {
-    this.polling = this.polling.then(() => this.diff()).catch((e: unknown) => {
-      if (this.listenerCount('error') > 0) this.emit('error', e as Error);
-    });
+    this.polling = this.polling
+      .then(() => this.diff())
+      .catch((e: unknown) => {
+        if (this.listenerCount('error') > 0) this.emit('error', e as Error);
+      });
     return this.polling;
   }
 
   private schedule(): void {
     if (!this.running) return;
-    this.timer = setTimeout(() => { void this.pollOnce().then(() => this.schedule()); }, this.options.intervalMs ?? 500);
+    this.timer = setTimeout(() => {
+      void this.pollOnce().then(() => this.schedule());
+    }, this.options.intervalMs ?? 500);
     this.timer.unref?.();
   }
 

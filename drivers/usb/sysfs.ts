@@ -43,17 +43,26 @@ export interface UsbDeviceInfo {
   serial?: string;
 }
 
-export interface BlockPartition { name: string; devPath: string; number: number; sizeBytes: number }
+export interface BlockPartition {
+  name: string;
+  devPath: string;
+  number: number;
+  sizeBytes: number;
+}
 export interface BlockDevice {
-  name: string;            // sdb
-  devPath: string;         // /dev/sdb
-  sizeBytes: number;       // 0: no medium
+  name: string; // sdb
+  devPath: string; // /dev/sdb
+  sizeBytes: number; // 0: no medium
   removable: boolean;
   readOnly: boolean;
   partitions: BlockPartition[];
 }
 
-export interface WaitOptions { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal }
+export interface WaitOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
 
 export interface SysfsOptions {
   /** sysfs mount point; default `/sys`. */
@@ -77,13 +86,19 @@ export class Sysfs {
     this.devRoot = options.devRoot ?? '/dev';
   }
 
-  get devicesDir(): string { return path.join(this.root, 'bus', 'usb', 'devices'); }
+  get devicesDir(): string {
+    return path.join(this.root, 'bus', 'usb', 'devices');
+  }
 
   /** Port paths of the USB devices present now (hubs included; root hubs and interfaces excluded), sorted. */
   async listPortPaths(): Promise<string[]> {
     let names: string[];
-    try { names = await fs.readdir(this.devicesDir); }
-    catch (e) { if (isNotFound(e)) return []; throw e; }
+    try {
+      names = await fs.readdir(this.devicesDir);
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
     return names.filter((n) => PORT_PATH_RE.test(n)).sort();
   }
 
@@ -93,16 +108,26 @@ export class Sysfs {
     if (!dir) return null;
     const attr = (name: string) => readAttr(dir, name);
     const [idVendor, idProduct, busnum, devnum, cls, manufacturer, product, serial] = await Promise.all(
-      ['idVendor', 'idProduct', 'busnum', 'devnum', 'bDeviceClass', 'manufacturer', 'product', 'serial'].map(attr));
-    const vendorId = parseHex(idVendor), productId = parseHex(idProduct);
-    const busNumber = parseDec(busnum), deviceAddress = parseDec(devnum);
+      ['idVendor', 'idProduct', 'busnum', 'devnum', 'bDeviceClass', 'manufacturer', 'product', 'serial'].map(attr),
+    );
+    const vendorId = parseHex(idVendor),
+      productId = parseHex(idProduct);
+    const busNumber = parseDec(busnum),
+      deviceAddress = parseDec(devnum);
     if (vendorId === null || productId === null || busNumber === null || deviceAddress === null) {
       throw new UsbError('BAD_DEVICE', `sysfs ${dir}: idVendor/idProduct/busnum/devnum missing or malformed`);
     }
     return {
-      portPath, sysfsPath: dir, busNumber, deviceAddress, vendorId, productId,
+      portPath,
+      sysfsPath: dir,
+      busNumber,
+      deviceAddress,
+      vendorId,
+      productId,
       deviceClass: parseHex(cls) ?? 0,
-      ...(manufacturer ? { manufacturer } : {}), ...(product ? { product } : {}), ...(serial ? { serial } : {}),
+      ...(manufacturer ? { manufacturer } : {}),
+      ...(product ? { product } : {}),
+      ...(serial ? { serial } : {}),
     };
   }
 
@@ -150,15 +175,30 @@ export class Sysfs {
    * A device is announced a moment before its attributes can be read; this rides that out.
    */
   async waitForDevice(portPath: string, deviceAddress?: number, options: WaitOptions = {}): Promise<UsbDeviceInfo> {
-    const read = () => this.readDevice(portPath).catch((e: unknown) => { if (e instanceof UsbError && e.code === 'BAD_DEVICE') return null; throw e; });
-    const found = await this.waitFor(portPath, 'its attributes', read,
-      (d) => d !== null && (deviceAddress === undefined || d.deviceAddress === deviceAddress), { ...options, whileGone: true });
+    const read = () =>
+      this.readDevice(portPath).catch((e: unknown) => {
+        if (e instanceof UsbError && e.code === 'BAD_DEVICE') return null;
+        throw e;
+      });
+    const found = await this.waitFor(
+      portPath,
+      'its attributes',
+      read,
+      (d) => d !== null && (deviceAddress === undefined || d.deviceAddress === deviceAddress),
+      { ...options, whileGone: true },
+    );
     return found!;
   }
 
   /** Resolves with the first tty of the device once it appears. TIMEOUT / ABORTED / DEVICE_GONE otherwise. */
   async waitForTty(portPath: string, options: WaitOptions = {}): Promise<string> {
-    const ttys = await this.waitFor(portPath, 'a tty', () => this.ttys(portPath), (t) => t.length > 0, options);
+    const ttys = await this.waitFor(
+      portPath,
+      'a tty',
+      () => this.ttys(portPath),
+      (t) => t.length > 0,
+      options,
+    );
     return ttys[0]!;
   }
 
@@ -168,25 +208,41 @@ export class Sysfs {
    */
   async waitForBlockDevices(portPath: string, options: WaitOptions = {}): Promise<BlockDevice[]> {
     let last = '';
-    return this.waitFor(portPath, 'a block device', () => this.blockDevices(portPath), (blocks) => {
-      const key = JSON.stringify(blocks.map((b) => [b.name, b.sizeBytes, b.partitions.map((p) => p.name)]));
-      const stable = key === last;
-      last = key;
-      return stable && blocks.some((b) => b.sizeBytes > 0);
-    }, options);
+    return this.waitFor(
+      portPath,
+      'a block device',
+      () => this.blockDevices(portPath),
+      (blocks) => {
+        const key = JSON.stringify(blocks.map((b) => [b.name, b.sizeBytes, b.partitions.map((p) => p.name)]));
+        const stable = key === last;
+        last = key;
+        return stable && blocks.some((b) => b.sizeBytes > 0);
+      },
+      options,
+    );
   }
 
-  private async waitFor<T>(portPath: string, what: string, read: () => Promise<T>, done: (v: T) => boolean,
-    { timeoutMs = 15_000, intervalMs = 100, signal, whileGone = false }: WaitOptions & { whileGone?: boolean }): Promise<T> {
+  private async waitFor<T>(
+    portPath: string,
+    what: string,
+    read: () => Promise<T>,
+    done: (v: T) => boolean,
+    { timeoutMs = 15_000, intervalMs = 100, signal, whileGone = false }: WaitOptions & { whileGone?: boolean },
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (signal?.aborted) throw new UsbError('ABORTED', `waiting for ${what} on USB ${portPath}: aborted`, { cause: signal.reason });
-      if (!whileGone && !(await this.deviceDir(portPath))) throw new UsbError('DEVICE_GONE', `USB ${portPath} left while waiting for ${what}`);
+      if (signal?.aborted)
+        throw new UsbError('ABORTED', `waiting for ${what} on USB ${portPath}: aborted`, { cause: signal.reason });
+      if (!whileGone && !(await this.deviceDir(portPath)))
+        throw new UsbError('DEVICE_GONE', `USB ${portPath} left while waiting for ${what}`);
       const value = await read();
       if (done(value)) return value;
       if (Date.now() >= deadline) throw new UsbError('TIMEOUT', `USB ${portPath}: no ${what} appeared within ${timeoutMs} ms`);
-      try { await sleep(Math.min(intervalMs, Math.max(1, deadline - Date.now())), undefined, { signal }); }
-      catch (e) { throw new UsbError('ABORTED', `waiting for ${what} on USB ${portPath}: aborted`, { cause: e }); }
+      try {
+        await sleep(Math.min(intervalMs, Math.max(1, deadline - Date.now())), undefined, { signal });
+      } catch (e) {
+        throw new UsbError('ABORTED', `waiting for ${what} on USB ${portPath}: aborted`, { cause: e });
+      }
     }
   }
 
@@ -196,7 +252,10 @@ export class Sysfs {
     try {
       const dir = await fs.realpath(path.join(this.devicesDir, portPath));
       return (await fs.stat(dir)).isDirectory() ? dir : null;
-    } catch (e) { if (isNotFound(e)) return null; throw e; }
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
   }
 
   private async interfaceDirs(portPath: string): Promise<string[]> {
@@ -213,11 +272,17 @@ export class Sysfs {
       const number = parseDec(await readAttr(p, 'partition'));
       if (number === null) continue;
       const pn = path.basename(p);
-      partitions.push({ name: pn, devPath: path.join(this.devRoot, pn), number, sizeBytes: (parseDec(await readAttr(p, 'size')) ?? 0) * SECTOR });
+      partitions.push({
+        name: pn,
+        devPath: path.join(this.devRoot, pn),
+        number,
+        sizeBytes: (parseDec(await readAttr(p, 'size')) ?? 0) * SECTOR,
+      });
     }
     partitions.sort((a, b) => a.number - b.number);
     return {
-      name, devPath: path.join(this.devRoot, name),
+      name,
+      devPath: path.join(this.devRoot, name),
       sizeBytes: (parseDec(await readAttr(dir, 'size')) ?? 0) * SECTOR,
       removable: (await readAttr(dir, 'removable')) === '1',
       readOnly: (await readAttr(dir, 'ro')) === '1',
@@ -234,8 +299,12 @@ export function volumeToMount(blocks: readonly BlockDevice[]): string | null {
 }
 
 async function readAttr(dir: string, name: string): Promise<string | undefined> {
-  try { return (await fs.readFile(path.join(dir, name), 'utf8')).trim(); }
-  catch (e) { if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return undefined; throw e; }
+  try {
+    return (await fs.readFile(path.join(dir, name), 'utf8')).trim();
+  } catch (e) {
+    if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
+    throw e;
+  }
 }
 
 /** Real subdirectories (not symlinks) of dir whose names pass the filter; [] when dir is missing. */

@@ -103,7 +103,10 @@ export class UsbWatcher extends EventEmitter<UsbWatcherEvents> {
   private readonly onDetach = (ev: UsbHotplugEvent) => this.track(this.detach(ev));
   private readonly onError = (e: Error) => this.safeEmit('hotplug-error', e);
 
-  constructor(private readonly host: UsbWatcherHost, private readonly options: UsbWatcherOptions = {}) {
+  constructor(
+    private readonly host: UsbWatcherHost,
+    private readonly options: UsbWatcherOptions = {},
+  ) {
     super();
     this.log = host.log ?? silentLog;
     this.now = host.now ?? Date.now;
@@ -115,8 +118,12 @@ export class UsbWatcher extends EventEmitter<UsbWatcherEvents> {
     this.host.hotplug.on('attach', this.onAttach);
     this.host.hotplug.on('detach', this.onDetach);
     this.host.hotplug.on('error', this.onError);
-    try { await this.host.hotplug.start(); }
-    catch (e) { await this.stop(); throw e; }
+    try {
+      await this.host.hotplug.start();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {
@@ -141,51 +148,80 @@ export class UsbWatcher extends EventEmitter<UsbWatcherEvents> {
   }
 
   private async attach(ev: UsbHotplugEvent): Promise<void> {
-    const portPath = ev.portPath ?? await this.host.sysfs.findByAddress(ev.busNumber, ev.deviceAddress).catch(() => null);
+    const portPath = ev.portPath ?? (await this.host.sysfs.findByAddress(ev.busNumber, ev.deviceAddress).catch(() => null));
     if (!portPath || !this.running) return;
     const prev = this.ports.get(portPath);
     if (prev && prev.busNumber === ev.busNumber && prev.deviceAddress === ev.deviceAddress) return; // already known
     if (prev) this.leave(portPath, prev); // its detach was missed: the port has a new device now
-    const state: PortState = { busNumber: ev.busNumber, deviceAddress: ev.deviceAddress, abort: new AbortController(), attached: null };
+    const state: PortState = {
+      busNumber: ev.busNumber,
+      deviceAddress: ev.deviceAddress,
+      abort: new AbortController(),
+      attached: null,
+    };
     this.ports.set(portPath, state);
     const current = () => this.running && this.ports.get(portPath) === state;
-    const wait = { timeoutMs: this.options.waitTimeoutMs ?? 15_000, intervalMs: this.options.pollMs ?? 100, signal: state.abort.signal };
+    const wait = {
+      timeoutMs: this.options.waitTimeoutMs ?? 15_000,
+      intervalMs: this.options.pollMs ?? 100,
+      signal: state.abort.signal,
+    };
     let device: UsbDeviceInfo | undefined;
     let match: ReturnType<typeof matchFingerprint> = null;
     try {
       device = await this.host.sysfs.waitForDevice(portPath, ev.deviceAddress, wait);
       if (!current()) return;
-      if (device.deviceClass === 0x09) { this.ignored(device, 'hub'); return; }
+      if (device.deviceClass === 0x09) {
+        this.ignored(device, 'hub');
+        return;
+      }
       match = matchFingerprint(this.host.fingerprints, device);
-      if (!match) { this.ignored(device, 'unknown'); return; }
-      const found = match.driver === 'bc-serial'
-        ? { tty: await this.host.sysfs.waitForTty(portPath, wait) }
-        : { blockDevices: await this.host.sysfs.waitForBlockDevices(portPath, wait) };
+      if (!match) {
+        this.ignored(device, 'unknown');
+        return;
+      }
+      const found =
+        match.driver === 'bc-serial'
+          ? { tty: await this.host.sysfs.waitForTty(portPath, wait) }
+          : { blockDevices: await this.host.sysfs.waitForBlockDevices(portPath, wait) };
       if (!current()) return;
       const left = this.lastLeft.get(portPath);
       this.lastLeft.delete(portPath);
       const reenumerated = left && this.now() - left.at <= (this.options.reenumerateWindowMs ?? 60_000);
       const fp = match.fingerprint;
       state.attached = {
-        portPath, busNumber: device.busNumber, deviceAddress: device.deviceAddress, driver: match.driver, model: match.model,
+        portPath,
+        busNumber: device.busNumber,
+        deviceAddress: device.deviceAddress,
+        driver: match.driver,
+        model: match.model,
         fingerprint: { driver: match.driver, model: match.model, score: match.score, origin: fp.origin },
-        device, ...found, ...(reenumerated ? { reenumeratedFrom: left.from } : {}),
+        device,
+        ...found,
+        ...(reenumerated ? { reenumeratedFrom: left.from } : {}),
       };
-      this.log.info({ portPath, usbId: usbId(device), driver: match.driver, model: match.model, ...found }, 'usb: recorder attached');
+      this.log.info(
+        { portPath, usbId: usbId(device), driver: match.driver, model: match.model, ...found },
+        'usb: recorder attached',
+      );
       this.safeEmit('recorder-attached', state.attached);
     } catch (e) {
       if (!current()) return; // detached or stopping meanwhile: the detach says what there is to say
-      const error = e instanceof UsbError ? e : new UsbError('BAD_DEVICE', `USB ${portPath}: ${(e as Error).message}`, { cause: e });
+      const error =
+        e instanceof UsbError ? e : new UsbError('BAD_DEVICE', `USB ${portPath}: ${(e as Error).message}`, { cause: e });
       this.log.warn({ portPath, code: error.code, err: error.message }, 'usb: recorder not usable');
       this.safeEmit('recorder-failed', {
-        portPath, error, ...(device ? { device } : {}), ...(match ? { driver: match.driver, model: match.model } : {}),
+        portPath,
+        error,
+        ...(device ? { device } : {}),
+        ...(match ? { driver: match.driver, model: match.model } : {}),
       });
     }
   }
 
   private async detach(ev: UsbHotplugEvent): Promise<void> {
-    const portPath = ev.portPath
-      ?? [...this.ports].find(([, s]) => s.busNumber === ev.busNumber && s.deviceAddress === ev.deviceAddress)?.[0];
+    const portPath =
+      ev.portPath ?? [...this.ports].find(([, s]) => s.busNumber === ev.busNumber && s.deviceAddress === ev.deviceAddress)?.[0];
     if (!portPath) return;
     const state = this.ports.get(portPath);
     if (!state || state.busNumber !== ev.busNumber || state.deviceAddress !== ev.deviceAddress) return; // stale address
@@ -199,28 +235,48 @@ export class UsbWatcher extends EventEmitter<UsbWatcherEvents> {
     if (!a) return;
     this.lastLeft.set(portPath, {
       at: this.now(),
-      from: { driver: a.driver, model: a.model, deviceAddress: a.deviceAddress, ...(a.device.serial ? { serial: a.device.serial } : {}) },
+      from: {
+        driver: a.driver,
+        model: a.model,
+        deviceAddress: a.deviceAddress,
+        ...(a.device.serial ? { serial: a.device.serial } : {}),
+      },
     });
     this.log.info({ portPath, driver: a.driver, model: a.model }, 'usb: recorder detached');
-    this.safeEmit('recorder-detached', { portPath, busNumber: a.busNumber, deviceAddress: a.deviceAddress, driver: a.driver, model: a.model });
+    this.safeEmit('recorder-detached', {
+      portPath,
+      busNumber: a.busNumber,
+      deviceAddress: a.deviceAddress,
+      driver: a.driver,
+      model: a.model,
+    });
   }
 
   private ignored(device: UsbDeviceInfo, reason: DeviceIgnored['reason']): void {
     const key = `${usbId(device)}:${device.serial ?? ''}`;
     if (reason === 'unknown' && !this.loggedUnknown.has(key)) {
       this.loggedUnknown.add(key);
-      this.log.info({ portPath: device.portPath, usbId: usbId(device), manufacturer: device.manufacturer, product: device.product },
-        'usb: device ignored, not a known recorder (logged once)');
+      this.log.info(
+        { portPath: device.portPath, usbId: usbId(device), manufacturer: device.manufacturer, product: device.product },
+        'usb: device ignored, not a known recorder (logged once)',
+      );
     }
     this.safeEmit('device-ignored', {
-      portPath: device.portPath, reason, vendorId: hex4(device.vendorId), productId: hex4(device.productId),
-      ...(device.manufacturer ? { manufacturer: device.manufacturer } : {}), ...(device.product ? { product: device.product } : {}),
+      portPath: device.portPath,
+      reason,
+      vendorId: hex4(device.vendorId),
+      productId: hex4(device.productId),
+      ...(device.manufacturer ? { manufacturer: device.manufacturer } : {}),
+      ...(device.product ? { product: device.product } : {}),
     });
   }
 
   /** A throwing listener is logged, not allowed to break the watcher. */
   private safeEmit<K extends keyof UsbWatcherEvents>(event: K, ...args: UsbWatcherEvents[K]): void {
-    try { (this.emit as (e: K, ...a: UsbWatcherEvents[K]) => boolean)(event, ...args); }
-    catch (e) { this.log.warn({ event, err: (e as Error).message }, 'usb: event listener failed'); }
+    try {
+      (this.emit as (e: K, ...a: UsbWatcherEvents[K]) => boolean)(event, ...args);
+    } catch (e) {
+      this.log.warn({ event, err: (e as Error).message }, 'usb: event listener failed');
+    }
   }
 }

@@ -33,7 +33,11 @@ export interface RecorderVolume {
 export type VolumeWriteErrorCode = 'OUTSIDE_VOLUME' | 'NOT_A_FILE' | 'BAD_NAME' | 'READ_ONLY' | 'REFUSED' | 'NO_ACCESS' | 'IO';
 
 export class VolumeWriteError extends Error {
-  constructor(readonly code: VolumeWriteErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: VolumeWriteErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'VolumeWriteError';
   }
@@ -46,11 +50,16 @@ async function regularFileInside(root: string, entry: VolumeEntry): Promise<stri
   let abs = entry.absPath;
   if (typeof abs === 'string') {
     abs = path.resolve(abs);
-    if (!abs.startsWith(path.resolve(root) + path.sep)) throw new VolumeWriteError('OUTSIDE_VOLUME', `${entry.relPath} is outside the volume`);
+    if (!abs.startsWith(path.resolve(root) + path.sep))
+      throw new VolumeWriteError('OUTSIDE_VOLUME', `${entry.relPath} is outside the volume`);
   } else {
-    const prefix = Buffer.from(root.replace(/\/+$/, '') + '/');
+    const prefix = Buffer.from(`${root.replace(/\/+$/, '')}/`);
     const rest = abs.subarray(prefix.length).toString('latin1');
-    if (!abs.subarray(0, prefix.length).equals(prefix) || !rest || rest.split('/').some((p) => p === '..' || p === '.' || p === '')) {
+    if (
+      !abs.subarray(0, prefix.length).equals(prefix) ||
+      !rest ||
+      rest.split('/').some((p) => p === '..' || p === '.' || p === '')
+    ) {
       throw new VolumeWriteError('OUTSIDE_VOLUME', `${entry.relPath} is outside the volume`);
     }
   }
@@ -59,10 +68,18 @@ async function regularFileInside(root: string, entry: VolumeEntry): Promise<stri
   const parent = typeof abs === 'string' ? path.dirname(abs) : absBytes.subarray(0, absBytes.lastIndexOf(0x2f));
   const realParent = await fs.realpath(parent, { encoding: 'buffer' }).catch(() => null);
   const realRoot = Buffer.from(await fs.realpath(root));
-  if (!realParent || !(realParent.equals(realRoot) || realParent.subarray(0, realRoot.length + 1).equals(Buffer.concat([realRoot, Buffer.from('/')])))) {
+  if (
+    !realParent ||
+    !(
+      realParent.equals(realRoot) ||
+      realParent.subarray(0, realRoot.length + 1).equals(Buffer.concat([realRoot, Buffer.from('/')]))
+    )
+  ) {
     throw new VolumeWriteError('OUTSIDE_VOLUME', `${entry.relPath} is not inside the volume (a link on the way?)`);
   }
-  const st = await fs.lstat(abs).catch((e: NodeJS.ErrnoException) => { throw new VolumeWriteError('IO', `cannot see ${entry.relPath}: ${e.code ?? e.message}`, { cause: e }); });
+  const st = await fs.lstat(abs).catch((e: NodeJS.ErrnoException) => {
+    throw new VolumeWriteError('IO', `cannot see ${entry.relPath}: ${e.code ?? e.message}`, { cause: e });
+  });
   if (!st.isFile()) throw new VolumeWriteError('NOT_A_FILE', `${entry.relPath} is not a regular file`);
   return abs;
 }
@@ -70,10 +87,15 @@ async function regularFileInside(root: string, entry: VolumeEntry): Promise<stri
 /** Unlinks a checked recording and returns its parent directory (to be fsynced). */
 export async function unlinkInside(root: string, entry: VolumeEntry): Promise<string | Buffer> {
   const abs = await regularFileInside(root, entry);
-  try { await fs.unlink(abs); }
-  catch (e) {
+  try {
+    await fs.unlink(abs);
+  } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new VolumeWriteError(code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'READ_ONLY' : 'IO', `cannot delete ${entry.relPath}: ${code ?? (e as Error).message}`, { cause: e });
+    throw new VolumeWriteError(
+      code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'READ_ONLY' : 'IO',
+      `cannot delete ${entry.relPath}: ${code ?? (e as Error).message}`,
+      { cause: e },
+    );
   }
   return typeof abs === 'string' ? path.dirname(abs) : abs.subarray(0, abs.lastIndexOf(0x2f));
 }
@@ -82,7 +104,11 @@ export async function unlinkInside(root: string, entry: VolumeEntry): Promise<st
 export async function syncDirectories(dirs: Iterable<string | Buffer>): Promise<void> {
   for (const dir of dirs) {
     const h = await fs.open(dir, 'r');
-    try { await h.sync(); } finally { await h.close(); }
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
   }
 }
 
@@ -104,8 +130,11 @@ export class DirectoryVolume implements RecorderVolume {
   async close(): Promise<void> {
     const dirs = [...this.touched.values()];
     this.touched.clear();
-    try { await syncDirectories(dirs); }
-    catch (e) { throw new VolumeWriteError('IO', `syncing the deletions on ${this.root}: ${(e as Error).message}`, { cause: e }); }
+    try {
+      await syncDirectories(dirs);
+    } catch (e) {
+      throw new VolumeWriteError('IO', `syncing the deletions on ${this.root}: ${(e as Error).message}`, { cause: e });
+    }
   }
 }
 
@@ -124,19 +153,32 @@ export class ChannelVolume implements RecorderVolume {
   readonly method = 'control-channel' as const;
   private channel: Promise<DeleteChannel> | null = null;
 
-  constructor(readonly root: string, private readonly connect: () => Promise<DeleteChannel>) {}
+  constructor(
+    readonly root: string,
+    private readonly connect: () => Promise<DeleteChannel>,
+  ) {}
 
   async remove(entry: VolumeEntry): Promise<void> {
-    if (entry.relPathHex) throw new VolumeWriteError('BAD_NAME', `${entry.relPath}: a name that is not UTF-8 cannot be named on the control channel`);
+    if (entry.relPathHex)
+      throw new VolumeWriteError('BAD_NAME', `${entry.relPath}: a name that is not UTF-8 cannot be named on the control channel`);
     const rel = entry.relPath.split(path.sep).join('/');
-    if (rel.startsWith('/') || rel.split('/').some((p) => p === '..' || p === '.' || p === '')) throw new VolumeWriteError('OUTSIDE_VOLUME', `${entry.relPath} is not a path inside the volume`);
+    if (rel.startsWith('/') || rel.split('/').some((p) => p === '..' || p === '.' || p === ''))
+      throw new VolumeWriteError('OUTSIDE_VOLUME', `${entry.relPath} is not a path inside the volume`);
     await regularFileInside(this.root, entry); // what was re-hashed is still a file where the recorder will look
     this.channel ??= this.connect();
     let channel: DeleteChannel;
-    try { channel = await this.channel; }
-    catch (e) { throw new VolumeWriteError('NO_ACCESS', `cannot open the recorder's control channel: ${(e as Error).message}`, { cause: e }); }
-    try { await channel.deleteFile(rel); }
-    catch (e) { throw new VolumeWriteError('REFUSED', `the recorder did not delete ${rel}: ${(e as Error).message}`, { cause: e }); }
+    try {
+      channel = await this.channel;
+    } catch (e) {
+      throw new VolumeWriteError('NO_ACCESS', `cannot open the recorder's control channel: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    try {
+      await channel.deleteFile(rel);
+    } catch (e) {
+      throw new VolumeWriteError('REFUSED', `the recorder did not delete ${rel}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   async close(): Promise<void> {
@@ -149,7 +191,9 @@ export class ChannelVolume implements RecorderVolume {
 }
 
 /** Remounts a volume read-write and read-only again (drivers/mounts/blockMount.ts, BlockMounter). */
-export interface Remounter { remount(mountPoint: string, mode: 'rw' | 'ro'): Promise<void> }
+export interface Remounter {
+  remount(mountPoint: string, mode: 'rw' | 'ro'): Promise<void>;
+}
 
 /**
  * Storage dockd mounted itself read-only (a USB block device): the first remove() remounts it read-write, close()
@@ -161,12 +205,20 @@ export class RemountedVolume implements RecorderVolume {
   private writable: Promise<void> | null = null;
   private readonly touched = new Map<string, string | Buffer>();
 
-  constructor(readonly root: string, private readonly mounter: Remounter) {}
+  constructor(
+    readonly root: string,
+    private readonly mounter: Remounter,
+  ) {}
 
   async remove(entry: VolumeEntry): Promise<void> {
     this.writable ??= this.mounter.remount(this.root, 'rw');
-    try { await this.writable; }
-    catch (e) { throw new VolumeWriteError('NO_ACCESS', `cannot make the recorder's storage writable: ${(e as Error).message}`, { cause: e }); }
+    try {
+      await this.writable;
+    } catch (e) {
+      throw new VolumeWriteError('NO_ACCESS', `cannot make the recorder's storage writable: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
     const dir = await unlinkInside(this.root, entry);
     this.touched.set(asBuffer(dir).toString('hex'), dir);
   }
@@ -176,13 +228,27 @@ export class RemountedVolume implements RecorderVolume {
     this.writable = null;
     if (!writable) return;
     // A failed rw remount may still have left it writable: read-only again in every case.
-    const made = await writable.then(() => true, () => false);
+    const made = await writable.then(
+      () => true,
+      () => false,
+    );
     const dirs = [...this.touched.values()];
     this.touched.clear();
     let syncError: unknown = null;
-    if (made) await syncDirectories(dirs).catch((e) => { syncError = e; });
-    try { await this.mounter.remount(this.root, 'ro'); }
-    catch (e) { throw new VolumeWriteError('IO', `the recorder's storage could not be made read-only again: ${(e as Error).message}`, { cause: e }); }
-    if (syncError) throw new VolumeWriteError('IO', `syncing the deletions on ${this.root}: ${(syncError as Error).message}`, { cause: syncError });
+    if (made)
+      await syncDirectories(dirs).catch((e) => {
+        syncError = e;
+      });
+    try {
+      await this.mounter.remount(this.root, 'ro');
+    } catch (e) {
+      throw new VolumeWriteError('IO', `the recorder's storage could not be made read-only again: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    if (syncError)
+      throw new VolumeWriteError('IO', `syncing the deletions on ${this.root}: ${(syncError as Error).message}`, {
+        cause: syncError,
+      });
   }
 }

@@ -13,7 +13,14 @@ const SMALL_SECONDS = [8, 14, 20, 26, 32, 40];
 /** `big`: the test suite's ~27 MB clip, two per volume: a copy lasts long enough (~0.1–0.3 s) to be killed half-way. */
 export type ClipRole = 'small' | 'big';
 
-export interface TortureClip { wave: number; role: ClipRole; name: string; relPath: string; size: number; sha256: string }
+export interface TortureClip {
+  wave: number;
+  role: ClipRole;
+  name: string;
+  relPath: string;
+  size: number;
+  sha256: string;
+}
 
 /** One recorder volume of the torture: docked, copied under fire, undocked once dockd said it was safe. */
 export interface Wave {
@@ -27,7 +34,9 @@ export interface Wave {
   undocked: boolean;
 }
 
-function pad(n: number, w = 2): string { return String(n).padStart(w, '0'); }
+function pad(n: number, w = 2): string {
+  return String(n).padStart(w, '0');
+}
 
 /** GA/T 947 time of clip `i` of wave `w`: waves an hour apart from 2026-11-28 08:00, clips two minutes apart. */
 function captureTime(w: number, i: number): string {
@@ -62,15 +71,48 @@ export class ClipFactory {
         // The big clips come early and in the middle, so kills find them half-copied and half-uploaded.
         const role: ClipRole = i === 1 || i === Math.floor(this.clipsPerWave / 2) ? 'big' : 'small';
         const base = role === 'big' ? bases.big : bases.small[i % bases.small.length];
-        const name = recordingName({ at: captureTime(index, i), seq: (index * 100 + i + 1) % 10_000, important: i === this.clipsPerWave - 1 });
+        const name = recordingName({
+          at: captureTime(index, i),
+          seq: (index * 100 + i + 1) % 10_000,
+          important: i === this.clipsPerWave - 1,
+        });
         const relPath = path.join('DCIM', name);
         const file = path.join(dir, relPath);
-        await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', base, '-map', '0', '-c', 'copy', '-metadata', `comment=dockd torture wave ${index} clip ${i}`, file], { timeout: 120_000 });
-        await fs.writeFile(path.join(dir, 'DCIM', name.replace(/\.mp4$/, '.meta.json')), JSON.stringify({ caseNo: `T${index}-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }));
+        await run(
+          'ffmpeg',
+          [
+            '-hide_banner',
+            '-loglevel',
+            'error',
+            '-y',
+            '-i',
+            base,
+            '-map',
+            '0',
+            '-c',
+            'copy',
+            '-metadata',
+            `comment=dockd torture wave ${index} clip ${i}`,
+            file,
+          ],
+          { timeout: 120_000 },
+        );
+        await fs.writeFile(
+          path.join(dir, 'DCIM', name.replace(/\.mp4$/, '.meta.json')),
+          JSON.stringify({ caseNo: `T${index}-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }),
+        );
         clips.push({ wave: index, role, name, relPath, size: (await fs.stat(file)).size, sha256: await sha256OfFile(file) });
       }
     });
-    return { index, volume, clips, bigs: clips.filter((c) => c.role === 'big'), bytes: clips.reduce((n, c) => n + c.size, 0), safeSeen: false, undocked: false };
+    return {
+      index,
+      volume,
+      clips,
+      bigs: clips.filter((c) => c.role === 'big'),
+      bytes: clips.reduce((n, c) => n + c.size, 0),
+      safeSeen: false,
+      undocked: false,
+    };
   }
 
   /** Takes the volume away, as an officer does once the station says it is safe. */

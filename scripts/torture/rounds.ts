@@ -65,7 +65,9 @@ export class TortureRounds {
     private readonly say: (line: string) => void,
   ) {}
 
-  get current(): Wave | undefined { return this.waves.at(-1); }
+  get current(): Wave | undefined {
+    return this.waves.at(-1);
+  }
 
   async round(n: number): Promise<KillRecord> {
     let target = this.pickTarget();
@@ -77,7 +79,11 @@ export class TortureRounds {
     const spawnedAt = Date.now();
     await this.station.startDaemon();
     const startMs = Date.now() - spawnedAt;
-    const aim = { copy: () => this.aimAtCopying(wave), 'mid-copy': () => this.aimAtBigCopy(wave, big!), upload: () => this.aimAtUploading(wave) }[target];
+    const aim = {
+      copy: () => this.aimAtCopying(wave),
+      'mid-copy': () => this.aimAtBigCopy(wave, big!),
+      upload: () => this.aimAtUploading(wave),
+    }[target];
     const delayMs = Math.round(await aim());
     // A short delay is not stretched by a look at the state: the one that set it off is recent enough.
     let last = this.lastSeen;
@@ -92,8 +98,20 @@ export class TortureRounds {
     this.lastRows = this.station.catalogRows();
     const count = (state: string) => this.lastRows.filter((r) => r.state === state).length;
     const kill: KillRecord = {
-      round: n, wave: wave.index, target, startMs, copying: last && copyingAny(last), uploading: last && last.uploads.length > 0, delayMs, uploadsInFlight: last?.uploads.length ?? 0,
-      left: { copying: count('copying'), stored: count('stored'), uploading: count('uploading'), tempFiles: await this.station.tempFiles() },
+      round: n,
+      wave: wave.index,
+      target,
+      startMs,
+      copying: last && copyingAny(last),
+      uploading: last && last.uploads.length > 0,
+      delayMs,
+      uploadsInFlight: last?.uploads.length ?? 0,
+      left: {
+        copying: count('copying'),
+        stored: count('stored'),
+        uploading: count('uploading'),
+        tempFiles: await this.station.tempFiles(),
+      },
     };
     this.kills.push(kill);
     return kill;
@@ -142,7 +160,12 @@ export class TortureRounds {
   }
 
   /** Polls dockd's state until `pred` holds; fails if dockd exits or nothing happens for `timeoutMs`. */
-  async until<T>(what: string, pred: (s: StationState) => T | null | undefined | false, timeoutMs = WAIT_MS, everyMs = POLL_MS): Promise<T> {
+  async until<T>(
+    what: string,
+    pred: (s: StationState) => T | null | undefined | false,
+    timeoutMs = WAIT_MS,
+    everyMs = POLL_MS,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       this.checkAlive();
@@ -171,7 +194,9 @@ export class TortureRounds {
   private checkAlive(): void {
     if (this.station.running) return;
     const p = this.station.daemon?.proc;
-    throw new Error(`dockd exited by itself (code ${p?.exitCode}, signal ${p?.signalCode}): ${this.station.daemon?.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    throw new Error(
+      `dockd exited by itself (code ${p?.exitCode}, signal ${p?.signalCode}): ${this.station.daemon?.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
   }
 
   /** Waits until dockd copies the current volume; the kill falls at a random point of the copying still to do. */
@@ -187,10 +212,15 @@ export class TortureRounds {
 
   /** Waits until dockd starts copying a big clip; the kill falls within the ~0.1–0.3 s that copy lasts. */
   private async aimAtBigCopy(wave: Wave, big: TortureClip): Promise<number> {
-    await this.until(`dockd to copy ${big.name}`, (s) => {
-      const rec = this.recorderOf(s, wave);
-      return rec && ((rec.state === 'copying' && rec.current === big.relPath) || rec.safeToUndock);
-    }, WAIT_MS, FAST_POLL_MS);
+    await this.until(
+      `dockd to copy ${big.name}`,
+      (s) => {
+        const rec = this.recorderOf(s, wave);
+        return rec && ((rec.state === 'copying' && rec.current === big.relPath) || rec.safeToUndock);
+      },
+      WAIT_MS,
+      FAST_POLL_MS,
+    );
     return this.rng() * MID_COPY_SPAN_MS;
   }
 

@@ -10,12 +10,25 @@ import { TusTestServer } from '../../test/helpers/tusServer.ts';
 
 /** The parts of dockd's `GET /api/state` (the `P/S/state` snapshot) the torture watches. */
 export interface StationState {
-  recorders: { volume: string; name: string; state: string; current: string | null; safeToUndock: boolean; files: { total: number; done: number } }[];
+  recorders: {
+    volume: string;
+    name: string;
+    state: string;
+    current: string | null;
+    safeToUndock: boolean;
+    files: { total: number; done: number };
+  }[];
   uploads: { id: number; offset: number; size: number }[];
   queue: Record<string, number>;
 }
 
-export interface CatalogRow { id: number; state: string; sha256: string | null; filename: string; size: number }
+export interface CatalogRow {
+  id: number;
+  state: string;
+  sha256: string | null;
+  filename: string;
+  size: number;
+}
 
 const START_TIMEOUT_MS = 90_000;
 
@@ -26,7 +39,8 @@ async function waitForLine(d: DaemonProcess, msg: string): Promise<LogLine> {
     const line = d.logs.find((l) => l.msg === msg);
     if (line) return line;
     const code = d.proc?.exitCode;
-    if (code !== null && code !== undefined) throw new Error(`dockd exited ${code} before logging '${msg}': ${d.stderr.trim().split('\n').slice(0, 4).join(' | ')}`);
+    if (code !== null && code !== undefined)
+      throw new Error(`dockd exited ${code} before logging '${msg}': ${d.stderr.trim().split('\n').slice(0, 4).join(' | ')}`);
     if (Date.now() > deadline) throw new Error(`dockd did not log '${msg}' within ${START_TIMEOUT_MS / 1000} s`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -36,7 +50,9 @@ function dockctlWithStdin(configFile: string, args: string[], input: string): Pr
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [DOCKCTL_BIN, '--config', configFile, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
-    p.stderr!.on('data', (d) => { stderr += d; });
+    p.stderr!.on('data', (d) => {
+      stderr += d;
+    });
     p.once('error', reject);
     p.once('exit', (code) => resolve({ code, stderr }));
     p.stdin!.end(input);
@@ -92,17 +108,25 @@ export class TortureStation {
     await this.saveLogs('prepare');
     const code = await this.stopDaemon();
     if (code !== 0) throw new Error(`dockd's first clean stop (SIGTERM) exited ${code}`);
-    const add = await dockctlWithStdin(this.world.configFile, ['user', 'add', this.admin.user, '--role', 'admin', '--password-stdin'], this.admin.password);
+    const add = await dockctlWithStdin(
+      this.world.configFile,
+      ['user', 'add', this.admin.user, '--role', 'admin', '--password-stdin'],
+      this.admin.password,
+    );
     if (add.code !== 0) throw new Error(`dockctl user add exit ${add.code}: ${add.stderr.trim()}`);
   }
 
   /** Logs in on the station page (POST /api/login) and keeps the session cookie. */
   private async logIn(): Promise<void> {
     const r = await fetch(new URL('api/login', this.pageUrl!), {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(this.admin), signal: AbortSignal.timeout(30_000),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(this.admin),
+      signal: AbortSignal.timeout(30_000),
     });
     const cookie = r.headers.get('set-cookie')?.split(';')[0];
-    if (!r.ok || !cookie) throw new Error(`cannot log in on the station page: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    if (!r.ok || !cookie)
+      throw new Error(`cannot log in on the station page: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
     this.cookie = cookie;
   }
 
@@ -111,7 +135,9 @@ export class TortureStation {
     return Boolean(p && p.exitCode === null && p.signalCode === null);
   }
 
-  get hqDir(): string { return path.join(this.dir, 'hq'); }
+  get hqDir(): string {
+    return path.join(this.dir, 'hq');
+  }
 
   /** Starts dockd and waits until it runs and its page answers (and, unless told not to, logs in on it). */
   async startDaemon(logIn = true): Promise<void> {
@@ -130,10 +156,16 @@ export class TortureStation {
     if (!this.pageUrl) return null;
     let r: Response;
     try {
-      r = await fetch(new URL('api/state', this.pageUrl), { headers: { cookie: this.cookie ?? '' }, signal: AbortSignal.timeout(2000) });
-    } catch { return null; }
-    if (r.status >= 400 && r.status < 500) throw new Error(`GET /api/state refused: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
-    return r.ok ? (await r.json()) as StationState : null;
+      r = await fetch(new URL('api/state', this.pageUrl), {
+        headers: { cookie: this.cookie ?? '' },
+        signal: AbortSignal.timeout(2000),
+      });
+    } catch {
+      return null;
+    }
+    if (r.status >= 400 && r.status < 500)
+      throw new Error(`GET /api/state refused: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    return r.ok ? ((await r.json()) as StationState) : null;
   }
 
   async kill9(): Promise<void> {
@@ -143,7 +175,7 @@ export class TortureStation {
 
   /** SIGTERM; returns the exit code. */
   async stopDaemon(): Promise<number | null> {
-    const code = await this.daemon?.stop(60_000) ?? null;
+    const code = (await this.daemon?.stop(60_000)) ?? null;
     this.pageUrl = null;
     return code;
   }
@@ -153,7 +185,7 @@ export class TortureStation {
     const file = path.join(this.dir, 'logs', `${name}.jsonl`);
     const d = this.daemon;
     if (!d) return file;
-    await fs.writeFile(file, d.logs.map((l) => JSON.stringify(l)).join('\n') + '\n' + (d.stderr ? `# stderr:\n${d.stderr}` : ''));
+    await fs.writeFile(file, `${d.logs.map((l) => JSON.stringify(l)).join('\n')}\n${d.stderr ? `# stderr:\n${d.stderr}` : ''}`);
     return file;
   }
 
@@ -163,7 +195,9 @@ export class TortureStation {
     const db = new Database(path.join(this.world.storeDir, 'catalog.sqlite'), { readonly: true, fileMustExist: true });
     try {
       return db.prepare('SELECT id, state, sha256, filename, size FROM files ORDER BY id').all() as CatalogRow[];
-    } finally { db.close(); }
+    } finally {
+      db.close();
+    }
   }
 
   /** Partial copies in the store's temp dir (as a kill leaves them, until the next start sweeps them). */

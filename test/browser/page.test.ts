@@ -23,13 +23,26 @@ const WAIT = 120_000;
 async function launch(profile: string): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   const context = await chromium.launchPersistentContext(profile, {
     acceptDownloads: true,
-    executablePath: CHROMIUM, headless: true, viewport: { width: 1024, height: 600 }, locale: 'zh-CN',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1024, height: 600 },
+    locale: 'zh-CN',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
-  const page = context.pages()[0] ?? await context.newPage();
+  const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy|Uncaught|ReferenceError|TypeError/.test(m.text())) problems.push(`console: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Uncaught|ReferenceError|TypeError/.test(m.text()))
+      problems.push(`console: ${m.text()}`);
+  });
   // Every state a recorder tile shows, in order (tiles are redrawn on each live update).
   await page.addInitScript(() => {
     const w = window as unknown as { tileStates: string[] };
@@ -77,7 +90,11 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
   });
 
   it('kiosk: the station screen shows bay tiles without a login and without case data; an admin logs in and sees a recorder copying then safe to undock, releases a held recording from its form, and acknowledges an alarm when HQ goes away', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `127.0.0.1:${port}`, kiosk: true } } });
+    const world = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: { http: { listen: `127.0.0.1:${port}`, kiosk: true } },
+    });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
@@ -101,7 +118,10 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
       for (const [i, clip] of big.entries()) {
         const name = recordingName({ at: `2026112808${String(i).padStart(2, '0')}00`, seq: i + 1 });
         await fs.copyFile(clip, path.join(v, 'DCIM', name));
-        await fs.writeFile(path.join(v, 'DCIM', name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: `C-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }));
+        await fs.writeFile(
+          path.join(v, 'DCIM', name.replace('.mp4', '.meta.json')),
+          JSON.stringify({ caseNo: `C-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }),
+        );
       }
       await fs.copyFile(heldClip, path.join(v, 'DCIM', heldName));
     });
@@ -144,7 +164,11 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     // The held recording: listed with a thumbnail; its form releases it, and the page follows it to HQ.
     const item = page.locator('#held .held-item').filter({ hasText: heldName });
     await item.waitFor({ timeout: WAIT });
-    await expect.poll(() => item.locator('img.thumb').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), { timeout: WAIT }).toBe(320);
+    await expect
+      .poll(() => item.locator('img.thumb').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), {
+        timeout: WAIT,
+      })
+      .toBe(320);
     expect(await item.locator('.reason').textContent()).toMatch(/缺少：.*案件编号/);
     expect(await page.textContent('#queue-states li[data-state="needs-annotation"] b')).toBe('1');
     await shot(page, '03-held');
@@ -157,9 +181,16 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     const recent = page.locator(`#recent li[data-state="uploaded"]`).filter({ hasText: heldName });
     await recent.waitFor({ timeout: WAIT });
     expect(await recent.textContent()).toContain('已上传');
-    expect(tus.finished.find((u) => u.sha256 === heldSha)?.metadata).toMatchObject({ caseNo: 'A2026-1128-009', purpose: '现场检查', place: '人民路8号', collector: '张三' });
+    expect(tus.finished.find((u) => u.sha256 === heldSha)?.metadata).toMatchObject({
+      caseNo: 'A2026-1128-009',
+      purpose: '现场检查',
+      place: '人民路8号',
+      collector: '张三',
+    });
     await waitFor('every recording at HQ', () => tus.finished.length === 5, WAIT);
-    await expect.poll(() => page.getAttribute('#queue-states li[data-state="uploaded"]', 'data-count'), { timeout: WAIT }).toBe('5');
+    await expect
+      .poll(() => page.getAttribute('#queue-states li[data-state="uploaded"]', 'data-count'), { timeout: WAIT })
+      .toBe('5');
     await shot(page, '04-annotated-uploaded');
 
     // HQ goes away: the next upload fails, an alarm appears (newest first), and an admin acknowledges it.
@@ -168,7 +199,10 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     await dockVolume(world.mountRoot, 'REC-2', async (v) => {
       const name = recordingName({ at: '20261128120000', seq: 1 });
       await fs.copyFile(clip, path.join(v, name));
-      await fs.writeFile(path.join(v, name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'C-7', purpose: '取证', place: '建设路3号' }));
+      await fs.writeFile(
+        path.join(v, name.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: 'C-7', purpose: '取证', place: '建设路3号' }),
+      );
     });
     const alarm = page.locator('#alarms .alarm[data-code="HQ_UNREACHABLE"]');
     await alarm.waitFor({ timeout: WAIT });
@@ -191,11 +225,15 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     expect(await daemon.stop()).toBe(0);
   }, 600_000);
 
-
-  it('named users: an officer logs in with 警号 + PIN, annotates their own recording, cannot open another officer\'s, and the page reconnects after a 503 and a restart (the session survives it); logout; an admin exports; a cross-origin POST from another page changes nothing', async () => {
+  it("named users: an officer logs in with 警号 + PIN, annotates their own recording, cannot open another officer's, and the page reconnects after a 503 and a restart (the session survives it); logout; an admin exports; a cross-origin POST from another page changes nothing", async () => {
     const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `127.0.0.1:${port}` } },
-      devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }, { serial: '7654321', officerId: '054321', officerName: '李四' }],
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: { http: { listen: `127.0.0.1:${port}` } },
+      devices: [
+        { serial: '1234567', officerId: '012345', officerName: '张三' },
+        { serial: '7654321', officerId: '054321', officerName: '李四' },
+      ],
     });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
@@ -206,12 +244,20 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     const [mineClip, theirsClip] = await Promise.all([sampleMedia('video', 2, 63), sampleMedia('video', 2, 64)]);
     const mineName = recordingName({ officerId: '012345', serial: '1234567', at: '20261128130000', seq: 3 });
     const theirsName = recordingName({ officerId: '054321', serial: '7654321', at: '20261128131000', seq: 4 });
-    await dockVolume(world.mountRoot, 'REC-A', async (v) => { await fs.copyFile(mineClip, path.join(v, mineName)); });
-    await dockVolume(world.mountRoot, 'REC-B', async (v) => { await fs.copyFile(theirsClip, path.join(v, theirsName)); });
-    const files = await waitFor('both recordings held', () => {
-      const f = catalogFiles(world.storeDir).filter((r) => r.state === 'needs-annotation');
-      return f.length === 2 ? f : null;
-    }, WAIT);
+    await dockVolume(world.mountRoot, 'REC-A', async (v) => {
+      await fs.copyFile(mineClip, path.join(v, mineName));
+    });
+    await dockVolume(world.mountRoot, 'REC-B', async (v) => {
+      await fs.copyFile(theirsClip, path.join(v, theirsName));
+    });
+    const files = await waitFor(
+      'both recordings held',
+      () => {
+        const f = catalogFiles(world.storeDir).filter((r) => r.state === 'needs-annotation');
+        return f.length === 2 ? f : null;
+      },
+      WAIT,
+    );
     const mine = files.find((f) => f.officer_id === '012345')!;
     const theirs = files.find((f) => f.officer_id === '054321')!;
     const base = `http://127.0.0.1:${port}`;
@@ -238,7 +284,11 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     const item = page.locator('#held .held-item').filter({ hasText: mineName });
     await item.waitFor({ timeout: WAIT });
     await expect.poll(() => page.locator('#held .held-item').count(), { timeout: WAIT }).toBe(1);
-    await expect.poll(() => item.locator('img.thumb').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), { timeout: WAIT }).toBe(320);
+    await expect
+      .poll(() => item.locator('img.thumb').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth), {
+        timeout: WAIT,
+      })
+      .toBe(320);
     await expect.poll(() => page.locator('#recordings .recording').count(), { timeout: WAIT }).toBe(1);
     expect(await page.textContent('#recordings')).not.toContain(theirsName);
     expect(await page.locator('#recordings .export').count()).toBe(0);
@@ -260,19 +310,33 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     expect(other!.status()).toBe(404);
     expect(await page.textContent('body')).not.toContain(theirsName);
     expect((await page.goto(`${base}/api/files/${theirs.id}/thumbnail`))!.status()).toBe(404);
-    expect(auditAfter(world.storeDir).filter((a) => a.type === 'http.denied' && a.subject === theirs.sha256).map((a) => a.data.action)).toEqual(['view', 'thumbnail']);
+    expect(
+      auditAfter(world.storeDir)
+        .filter((a) => a.type === 'http.denied' && a.subject === theirs.sha256)
+        .map((a) => a.data.action),
+    ).toEqual(['view', 'thumbnail']);
     await page.goto(`${base}/`);
     await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
 
     // Four live streams of the same officer elsewhere: the page's is refused (503) and it says so; once one closes, it reconnects.
-    const cookie = (await context.cookies()).filter((c) => c.name === 'dockd_session').map((c) => `${c.name}=${c.value}`).join('; ');
+    const cookie = (await context.cookies())
+      .filter((c) => c.name === 'dockd_session')
+      .map((c) => `${c.name}=${c.value}`)
+      .join('; ');
     await page.goto('about:blank');
-    const streams = await waitFor('four streams of the officer open elsewhere (the page\'s own has closed)', async () => {
-      const opened = await Promise.all(Array.from({ length: 4 }, () => openEvents(`${base}/api/events`, { headers: { cookie } })));
-      if (opened.every((e) => e.status === 200)) return opened;
-      for (const e of opened) e.close();
-      return null;
-    }, WAIT, 500);
+    const streams = await waitFor(
+      "four streams of the officer open elsewhere (the page's own has closed)",
+      async () => {
+        const opened = await Promise.all(
+          Array.from({ length: 4 }, () => openEvents(`${base}/api/events`, { headers: { cookie } })),
+        );
+        if (opened.every((e) => e.status === 200)) return opened;
+        for (const e of opened) e.close();
+        return null;
+      },
+      WAIT,
+      500,
+    );
     await page.goto(`${base}/`);
     await page.waitForSelector('#live[data-state="offline"]', { timeout: WAIT });
     expect(await page.textContent('#who')).toBe('张三 · 警员 012345');
@@ -315,10 +379,23 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
     expect(download.suggestedFilename()).toBe(`${mine.id}-${mineName}`);
     const saved = path.join(dir, 'exported.mp4');
     await download.saveAs(saved);
-    expect(createHash('sha256').update(await fs.readFile(saved)).digest('hex')).toBe(mine.sha256);
+    expect(
+      createHash('sha256')
+        .update(await fs.readFile(saved))
+        .digest('hex'),
+    ).toBe(mine.sha256);
     const trail = auditAfter(world.storeDir);
-    expect(trail.find((a) => a.type === 'file.exported' && a.subject === mine.sha256)?.data).toMatchObject({ user: 'chief', role: 'admin', from: '127.0.0.1', via: 'http' });
-    expect(trail.some((a) => a.type === 'file.viewed' && a.subject === mine.sha256 && a.data.user === 'chief' && a.data.what === 'details')).toBe(true);
+    expect(trail.find((a) => a.type === 'file.exported' && a.subject === mine.sha256)?.data).toMatchObject({
+      user: 'chief',
+      role: 'admin',
+      from: '127.0.0.1',
+      via: 'http',
+    });
+    expect(
+      trail.some(
+        (a) => a.type === 'file.viewed' && a.subject === mine.sha256 && a.data.user === 'chief' && a.data.what === 'details',
+      ),
+    ).toBe(true);
     await shot(page, '11-admin-export');
 
     // Cross-site request forgery: a page of another origin posts to the station with the admin's cookie; refused, nothing changes.
@@ -331,21 +408,53 @@ describe('the station page in Chromium: live tiles, annotation and alarms', () =
       const evilPage = await context.newPage();
       await evilPage.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
       const before = auditAfter(world.storeDir).length;
-      const answers = await evilPage.evaluate(async ({ target }) => {
-        const body = JSON.stringify({ caseNo: 'FORGED', purpose: 'forged', place: 'nowhere' });
-        const a = await fetch(`${target}/annotate`, { method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body }).then((r) => r.status, (e) => String(e));
-        const b = await fetch(`${target}/annotate`, { method: 'POST', credentials: 'include', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body }).then((r) => r.type, (e) => String(e));
-        return [a, b];
-      }, { target: `${base}/api/files/${theirs.id}` });
+      const answers = await evilPage.evaluate(
+        async ({ target }) => {
+          const body = JSON.stringify({ caseNo: 'FORGED', purpose: 'forged', place: 'nowhere' });
+          const a = await fetch(`${target}/annotate`, {
+            method: 'POST',
+            credentials: 'include',
+            headers: { 'content-type': 'application/json' },
+            body,
+          }).then(
+            (r) => r.status,
+            (e) => String(e),
+          );
+          const b = await fetch(`${target}/annotate`, {
+            method: 'POST',
+            credentials: 'include',
+            mode: 'no-cors',
+            headers: { 'content-type': 'text/plain' },
+            body,
+          }).then(
+            (r) => r.type,
+            (e) => String(e),
+          );
+          return [a, b];
+        },
+        { target: `${base}/api/files/${theirs.id}` },
+      );
       // The JSON one is stopped by CORS before it is sent; the simple one is sent and refused by dockd (Origin).
       expect(answers[0]).toMatch(/TypeError|Failed to fetch/);
       expect(answers[1]).toBe('opaque');
       await evilPage.close();
-      expect(catalogFiles(world.storeDir).find((f) => f.id === theirs.id)).toMatchObject({ state: 'needs-annotation', case_no: null });
-      expect(auditAfter(world.storeDir).slice(before).filter((a) => a.type === 'file.annotated' || a.type === 'http.denied')).toEqual([]);
+      expect(catalogFiles(world.storeDir).find((f) => f.id === theirs.id)).toMatchObject({
+        state: 'needs-annotation',
+        case_no: null,
+      });
+      expect(
+        auditAfter(world.storeDir)
+          .slice(before)
+          .filter((a) => a.type === 'file.annotated' || a.type === 'http.denied'),
+      ).toEqual([]);
       expect(daemon.logs.some((l) => l.msg === 'recording annotated from the station page' && l.file === theirs.id)).toBe(false);
-      await daemon.waitForLog((l) => l.msg === 'cross-origin change refused' && l.url === `/api/files/${theirs.id}/annotate`, 'dockd to refuse the forged change');
-    } finally { await new Promise((resolve) => evil.close(resolve)); }
+      await daemon.waitForLog(
+        (l) => l.msg === 'cross-origin change refused' && l.url === `/api/files/${theirs.id}/annotate`,
+        'dockd to refuse the forged change',
+      );
+    } finally {
+      await new Promise((resolve) => evil.close(resolve));
+    }
     expect(browser.problems).toEqual([]);
     expect(await daemon.stop()).toBe(0);
   }, 600_000);

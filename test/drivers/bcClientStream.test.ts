@@ -17,7 +17,10 @@ afterEach(async () => {
   }
 });
 
-async function connect(script: Script, opts: ConstructorParameters<typeof BcClient>[1] = {}): Promise<{ client: BcClient; socket: net.Socket; received: string[] }> {
+async function connect(
+  script: Script,
+  opts: ConstructorParameters<typeof BcClient>[1] = {},
+): Promise<{ client: BcClient; socket: net.Socket; received: string[] }> {
   const received: string[] = [];
   const entry = { server: net.createServer(), sockets: [] as net.Socket[] };
   open.push(entry);
@@ -45,7 +48,10 @@ async function connect(script: Script, opts: ConstructorParameters<typeof BcClie
 }
 
 async function failure(p: Promise<unknown>): Promise<BcError> {
-  const e = await p.then(() => null, (err: unknown) => err);
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
   if (!(e instanceof BcError)) throw new Error(`expected a BcError, got ${e === null ? 'success' : String(e)}`);
   return e;
 }
@@ -67,7 +73,14 @@ describe('BcClient over a socket', () => {
   });
 
   it('reads a reply after line noise, and an officer name in GB18030', async () => {
-    const { client } = await connect(() => Buffer.concat([Buffer.from([0x00, 0xff, 0x13]), Buffer.from('+UID:012345:'), Buffer.from([0xd5, 0xc5, 0xc8, 0xfd]), Buffer.from(':U3301\n')]));
+    const { client } = await connect(() =>
+      Buffer.concat([
+        Buffer.from([0x00, 0xff, 0x13]),
+        Buffer.from('+UID:012345:'),
+        Buffer.from([0xd5, 0xc5, 0xc8, 0xfd]),
+        Buffer.from(':U3301\n'),
+      ]),
+    );
     expect(await client.officer()).toEqual({ officerId: '012345', officerName: '张三', unitNo: 'U3301' });
   });
 
@@ -99,7 +112,11 @@ describe('BcClient over a socket', () => {
     expect(await failure(client.login('x'))).toMatchObject({ code: 'BC_AUTH_FAILED', reason: 'locked' });
     loginAnswer = '+LOGIN:FAIL\r\n';
     expect(await failure(client.login('x'))).toMatchObject({ code: 'BC_AUTH_FAILED', reason: 'FAIL' });
-    expect(await failure(client.enableMassStorage())).toMatchObject({ code: 'BC_DEVICE_ERROR', reason: 'busy', command: 'BC+UDISKEN=1' });
+    expect(await failure(client.enableMassStorage())).toMatchObject({
+      code: 'BC_DEVICE_ERROR',
+      reason: 'busy',
+      command: 'BC+UDISKEN=1',
+    });
   });
 
   it('never sends a password that would inject a command', async () => {
@@ -125,7 +142,13 @@ describe('BcClient over a socket', () => {
   });
 
   it('fails BC_CLOSED when the peer goes away mid-command, and for every later call', async () => {
-    const { client } = await connect((_line, peer) => { peer.destroy(); return null; }, { timeoutMs: 30_000 });
+    const { client } = await connect(
+      (_line, peer) => {
+        peer.destroy();
+        return null;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect((await failure(client.battery())).code).toBe('BC_CLOSED');
     expect(client.closed).toBe(true);
     expect((await failure(client.deviceId())).code).toBe('BC_CLOSED');

@@ -7,24 +7,41 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  BcError, MAX_DELETE_PATH_BYTES, commandLine, encodeCommand, handshake, parseCommand, parseReply, reconnect, replyLine,
+  BcError,
+  MAX_DELETE_PATH_BYTES,
+  commandLine,
+  encodeCommand,
+  handshake,
+  parseCommand,
+  parseReply,
+  reconnect,
+  replyLine,
 } from '../../drivers/protocols/bc/index.ts';
 import { deleteFromStorage } from '../../drivers/emulator/index.ts';
 import { EmulatorWorld, exists, treeHashes, waitFor } from './emulatorWorld.ts';
 
 let world: EmulatorWorld;
-beforeEach(async () => { world = await EmulatorWorld.create(); });
-afterEach(async () => { await world.cleanup(); });
+beforeEach(async () => {
+  world = await EmulatorWorld.create();
+});
+afterEach(async () => {
+  await world.cleanup();
+});
 
 async function failure(p: Promise<unknown>): Promise<BcError> {
-  const e = await p.then(() => null, (err: unknown) => err);
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
   if (!(e instanceof BcError)) throw new Error(`expected a BcError, got ${e === null ? 'success' : String(e)}`);
   return e;
 }
 
 /** The recordings of the world's volume for `serial`, relative with `/`. */
 async function recordings(volumeDir: string): Promise<string[]> {
-  return Object.keys(await treeHashes(volumeDir)).filter((r) => !r.endsWith('.meta.json')).map((r) => r.split(path.sep).join('/'));
+  return Object.keys(await treeHashes(volumeDir))
+    .filter((r) => !r.endsWith('.meta.json'))
+    .map((r) => r.split(path.sep).join('/'));
 }
 
 describe('BC+DEL on the wire', () => {
@@ -41,10 +58,26 @@ describe('BC+DEL on the wire', () => {
   });
 
   it('refuses to send a path that is not one file inside the storage (BC_BAD_ARGUMENT)', () => {
-    const bad = ['', '/etc/passwd', '../x.mp4', 'DCIM/../../x.mp4', 'DCIM//x.mp4', './x.mp4', 'DCIM\\x.mp4', 'a.mp4\r\nBC+UDISKEN=1', ' a.mp4', 'bad\uFFFD.mp4', 'a'.repeat(MAX_DELETE_PATH_BYTES + 1)];
+    const bad = [
+      '',
+      '/etc/passwd',
+      '../x.mp4',
+      'DCIM/../../x.mp4',
+      'DCIM//x.mp4',
+      './x.mp4',
+      'DCIM\\x.mp4',
+      'a.mp4\r\nBC+UDISKEN=1',
+      ' a.mp4',
+      'bad\uFFFD.mp4',
+      'a'.repeat(MAX_DELETE_PATH_BYTES + 1),
+    ];
     for (const p of bad) {
       let caught: unknown = null;
-      try { encodeCommand({ op: 'delete', path: p }); } catch (e) { caught = e; }
+      try {
+        encodeCommand({ op: 'delete', path: p });
+      } catch (e) {
+        caught = e;
+      }
       expect(caught, JSON.stringify(p)).toBeInstanceOf(BcError);
       expect((caught as BcError).code).toBe('BC_BAD_ARGUMENT');
     }
@@ -52,7 +85,7 @@ describe('BC+DEL on the wire', () => {
 });
 
 describe('BC+DEL against the emulated recorder (real pty)', () => {
-  it('deletes exactly the named file from the recorder\'s storage; refusals are BC_DEVICE_ERROR with the reason', async () => {
+  it("deletes exactly the named file from the recorder's storage; refusals are BC_DEVICE_ERROR with the reason", async () => {
     const rec = await world.recorder({ serial: 'DEL0001' });
     const volumeDir = path.join(world.dir, 'volumes', 'DEL0001');
     const heard: string[] = [];
@@ -83,7 +116,7 @@ describe('BC+DEL against the emulated recorder (real pty)', () => {
 
     // A path the client will not send never reaches the recorder.
     const heardBefore = heard.length;
-    expect((await failure(client.deleteFile('../DEL0001/' + second))).code).toBe('BC_BAD_ARGUMENT');
+    expect((await failure(client.deleteFile(`../DEL0001/${second}`))).code).toBe('BC_BAD_ARGUMENT');
     expect(heard.length).toBe(heardBefore);
 
     // Told to fail: refused with its reason, the file stays; then it deletes again.
@@ -101,15 +134,18 @@ describe('BC+DEL against the emulated recorder (real pty)', () => {
     const volumeDir = path.join(world.dir, 'volumes', 'RAW0001');
     await fs.mkdir(path.join(volumeDir, 'DCIM'), { recursive: true });
     const outside = path.join(world.dir, 'outside.mp4');
-    await fs.writeFile(outside, 'not the recorder\'s');
+    await fs.writeFile(outside, "not the recorder's");
     await fs.writeFile(path.join(volumeDir, 'DCIM', 'a.mp4'), 'a');
     await fs.symlink(world.dir, path.join(volumeDir, 'DCIM', 'up'));
     for (const p of ['../outside.mp4', '/etc/hostname', 'DCIM/../../outside.mp4', '']) {
       expect(await deleteFromStorage(volumeDir, null, p), p).toEqual({ kind: 'del-refused', reason: 'bad path' });
     }
     // Through a directory link: the parent is not inside the storage.
-    expect(await deleteFromStorage(volumeDir, null, 'DCIM/up/outside.mp4')).toEqual({ kind: 'del-refused', reason: 'no such file' });
-    expect(await fs.readFile(outside, 'utf8')).toBe('not the recorder\'s');
+    expect(await deleteFromStorage(volumeDir, null, 'DCIM/up/outside.mp4')).toEqual({
+      kind: 'del-refused',
+      reason: 'no such file',
+    });
+    expect(await fs.readFile(outside, 'utf8')).toBe("not the recorder's");
     expect(await deleteFromStorage(volumeDir, null, 'DCIM/a.mp4')).toEqual({ kind: 'del-ok' });
 
     // And over the wire, bypassing the client's own check.

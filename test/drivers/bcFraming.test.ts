@@ -1,7 +1,17 @@
 /** The pure part of the BC protocol: line framing, command and reply parsing, the clock format. */
 import { describe, expect, it } from 'vitest';
 import {
-  BcError, LineSplitter, encodeCommand, encodeReply, formatBcTime, parseBcTime, parseCommand, parseReply, parseReplyBytes, type BcCommand, type LineEvent,
+  BcError,
+  LineSplitter,
+  encodeCommand,
+  encodeReply,
+  formatBcTime,
+  parseBcTime,
+  parseCommand,
+  parseReply,
+  parseReplyBytes,
+  type BcCommand,
+  type LineEvent,
 } from '../../drivers/protocols/bc/index.ts';
 
 const texts = (events: LineEvent[]) => events.map((e) => (e.kind === 'line' ? e.text : `<overflow ${e.bytes}>`));
@@ -9,7 +19,12 @@ const texts = (events: LineEvent[]) => events.map((e) => (e.kind === 'line' ? e.
 describe('LineSplitter', () => {
   it('splits on CRLF, LF and lone CR, and skips empty lines', () => {
     const s = new LineSplitter();
-    expect(texts(s.push(Buffer.from('+DID:1234567\r\n+BATVAL:80\n\r\n+UDISKEN:OK\r+SYSTIME:OK\r\n')))).toEqual(['+DID:1234567', '+BATVAL:80', '+UDISKEN:OK', '+SYSTIME:OK']);
+    expect(texts(s.push(Buffer.from('+DID:1234567\r\n+BATVAL:80\n\r\n+UDISKEN:OK\r+SYSTIME:OK\r\n')))).toEqual([
+      '+DID:1234567',
+      '+BATVAL:80',
+      '+UDISKEN:OK',
+      '+SYSTIME:OK',
+    ]);
     expect(s.pendingBytes).toBe(0);
   });
 
@@ -43,17 +58,23 @@ describe('LineSplitter', () => {
   it('decodes UTF-8, then GB18030, and marks other bytes invalid without throwing', () => {
     const s = new LineSplitter();
     const gbName = Buffer.from([0xd5, 0xc5, 0xc8, 0xfd]); // 张三 in GB18030
-    const events = s.push(Buffer.concat([
-      Buffer.from('+UID:1:张三:U\r\n'),
-      Buffer.from('+UID:2:'), gbName, Buffer.from(':U\r\n'),
-      Buffer.from([0xff, 0xfe, 0x80, 0x0d, 0x0a]),
-    ]));
+    const events = s.push(
+      Buffer.concat([
+        Buffer.from('+UID:1:张三:U\r\n'),
+        Buffer.from('+UID:2:'),
+        gbName,
+        Buffer.from(':U\r\n'),
+        Buffer.from([0xff, 0xfe, 0x80, 0x0d, 0x0a]),
+      ]),
+    );
     expect(events.map((e) => (e.kind === 'line' ? [e.encoding, e.text] : e.kind))).toEqual([
-      ['utf-8', '+UID:1:张三:U'], ['gb18030', '+UID:2:张三:U'], ['invalid', '\ufffd\ufffd\ufffd'],
+      ['utf-8', '+UID:1:张三:U'],
+      ['gb18030', '+UID:2:张三:U'],
+      ['invalid', '\ufffd\ufffd\ufffd'],
     ]);
   });
 
-  it('does not keep a reference to the caller\'s chunk', () => {
+  it("does not keep a reference to the caller's chunk", () => {
     const s = new LineSplitter();
     const chunk = Buffer.from('+DID:ABCDEFG');
     s.push(chunk);
@@ -71,7 +92,12 @@ describe('parseReply', () => {
     expect(parseReply('Error:password error')).toEqual({ kind: 'error', reason: 'password error' });
     expect(parseReply('ERROR:busy')).toEqual({ kind: 'error', reason: 'busy' });
     expect(parseReply('+DID:A1B2C3D')).toEqual({ kind: 'did', serial: 'A1B2C3D' });
-    expect(parseReply('+UID:012345:张三:U3301')).toEqual({ kind: 'uid', officerId: '012345', officerName: '张三', unitNo: 'U3301' });
+    expect(parseReply('+UID:012345:张三:U3301')).toEqual({
+      kind: 'uid',
+      officerId: '012345',
+      officerName: '张三',
+      unitNo: 'U3301',
+    });
     expect(parseReply('+UID:012345:A:B:U9')).toEqual({ kind: 'uid', officerId: '012345', officerName: 'A:B', unitNo: 'U9' });
     expect(parseReply('+SYSTIME:20261128093000')).toEqual({ kind: 'systime', time: '20261128093000' });
     expect(parseReply('+SYSTIME:OK')).toEqual({ kind: 'systime-ok' });
@@ -97,13 +123,19 @@ describe('parseReply', () => {
   });
 
   it('calls anything else unknown', () => {
-    for (const line of ['hello', 'OK', '+FOO:1', '\ufffd\ufffd', 'DID:1234567']) expect(parseReply(line)).toEqual({ kind: 'unknown', line });
+    for (const line of ['hello', 'OK', '+FOO:1', '\ufffd\ufffd', 'DID:1234567'])
+      expect(parseReply(line)).toEqual({ kind: 'unknown', line });
   });
 });
 
 describe('parseReplyBytes', () => {
   it('finds the reply head in the bytes, so noise before it does not spoil a GB18030 name', () => {
-    const line = Buffer.concat([Buffer.from([0xff, 0x00, 0x80]), Buffer.from('+UID:012345:'), Buffer.from([0xcd, 0xf5, 0xce, 0xe5]), Buffer.from(':U1')]);
+    const line = Buffer.concat([
+      Buffer.from([0xff, 0x00, 0x80]),
+      Buffer.from('+UID:012345:'),
+      Buffer.from([0xcd, 0xf5, 0xce, 0xe5]),
+      Buffer.from(':U1'),
+    ]);
     expect(parseReplyBytes(line)).toEqual({ kind: 'uid', officerId: '012345', officerName: '王五', unitNo: 'U1' });
     expect(parseReplyBytes(Buffer.from('+LOGIN:Sucess'))).toEqual({ kind: 'login-ok', word: 'Sucess' });
     expect(parseReplyBytes(Buffer.from([0xff, 0xfe]))).toEqual({ kind: 'unknown', line: '\ufffd\ufffd' });
@@ -132,13 +164,19 @@ describe('commands', () => {
 
   it('refuses arguments that would inject a second command', () => {
     expect(() => encodeCommand({ op: 'login', user: 'admin', password: 'x\r\nBC+UDISKEN=1' })).toThrow(BcError);
-    expect(() => encodeCommand({ op: 'login', user: 'admin', password: 'x\r\nBC+UDISKEN=1' })).toThrow(expect.objectContaining({ code: 'BC_BAD_ARGUMENT' }));
-    expect(() => encodeCommand({ op: 'set-systime', time: '2026' })).toThrow(expect.objectContaining({ code: 'BC_BAD_ARGUMENT' }));
+    expect(() => encodeCommand({ op: 'login', user: 'admin', password: 'x\r\nBC+UDISKEN=1' })).toThrow(
+      expect.objectContaining({ code: 'BC_BAD_ARGUMENT' }),
+    );
+    expect(() => encodeCommand({ op: 'set-systime', time: '2026' })).toThrow(
+      expect.objectContaining({ code: 'BC_BAD_ARGUMENT' }),
+    );
   });
 
   it('replies encode to lines parseReply reads back', () => {
     expect(encodeReply({ kind: 'login-ok', word: 'Sucess' }).toString()).toBe('+LOGIN:Sucess\r\n');
-    expect(parseReply(encodeReply({ kind: 'uid', officerId: '012345', officerName: '王五', unitNo: 'U1' }).toString().trim())).toEqual({ kind: 'uid', officerId: '012345', officerName: '王五', unitNo: 'U1' });
+    expect(
+      parseReply(encodeReply({ kind: 'uid', officerId: '012345', officerName: '王五', unitNo: 'U1' }).toString().trim()),
+    ).toEqual({ kind: 'uid', officerId: '012345', officerName: '王五', unitNo: 'U1' });
   });
 });
 
@@ -164,7 +202,14 @@ describe('the recorder clock format', () => {
   });
 
   it('rejects what is not a real date and time', () => {
-    for (const bad of ['2026112809300', '2026112809300x', '20260229120000', '20261128240000', '20261128236000', '18991231235959']) {
+    for (const bad of [
+      '2026112809300',
+      '2026112809300x',
+      '20260229120000',
+      '20261128240000',
+      '20261128236000',
+      '18991231235959',
+    ]) {
       expect(parseBcTime(bad, 'UTC')).toBeNull();
     }
     expect(parseBcTime('20280229120000', 'UTC')?.toISOString()).toBe('2028-02-29T12:00:00.000Z');

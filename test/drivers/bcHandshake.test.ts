@@ -14,12 +14,25 @@ const T = new Date('2026-11-28T01:30:00.000Z');
 const frozen = () => new Date(T);
 
 let world: EmulatorWorld;
-beforeEach(async () => { world = await EmulatorWorld.create(); });
-afterEach(async () => { await world.cleanup(); });
+beforeEach(async () => {
+  world = await EmulatorWorld.create();
+});
+afterEach(async () => {
+  await world.cleanup();
+});
 
 describe('BcClient over a pty to the emulator', () => {
   it('reads identity, battery and the clock command by command', async () => {
-    const rec = await world.recorder({ serial: 'BC00001', officerId: '012345', officerName: '张三', unitNo: 'U3301', battery: 64, timeZone: 'Asia/Shanghai', now: frozen, clockOffsetMs: -30_000 });
+    const rec = await world.recorder({
+      serial: 'BC00001',
+      officerId: '012345',
+      officerName: '张三',
+      unitNo: 'U3301',
+      battery: 64,
+      timeZone: 'Asia/Shanghai',
+      now: frozen,
+      clockOffsetMs: -30_000,
+    });
     const { client } = await world.client(rec.stationPath, { timeZone: 'Asia/Shanghai' });
 
     await expect(client.deviceId()).rejects.toMatchObject({ code: 'BC_DEVICE_ERROR', reason: 'not login' });
@@ -36,7 +49,12 @@ describe('BcClient over a pty to the emulator', () => {
   it('queues calls made together: each gets its own answer', async () => {
     const rec = await world.recorder({ serial: 'BC00002', battery: 12 });
     const { client } = await world.client(rec.stationPath);
-    const [login, serial, officer, battery] = await Promise.all([client.login('pw-1234'), client.deviceId(), client.officer(), client.battery()]);
+    const [login, serial, officer, battery] = await Promise.all([
+      client.login('pw-1234'),
+      client.deviceId(),
+      client.officer(),
+      client.battery(),
+    ]);
     expect(login.word).toBe('OK');
     expect(serial).toBe('BC00002');
     expect(officer.officerId).toBe('012345');
@@ -46,7 +64,16 @@ describe('BcClient over a pty to the emulator', () => {
 
 describe('handshake', () => {
   it('measures the drift of a recorder 90 s ahead, sets its clock, and exposes its volume at <mountRoot>/<serial>', async () => {
-    const rec = await world.recorder({ serial: 'BC00003', officerId: '054321', officerName: '李四', unitNo: 'U0007', battery: 77, timeZone: 'Asia/Shanghai', now: frozen, clockOffsetMs: 90_000 });
+    const rec = await world.recorder({
+      serial: 'BC00003',
+      officerId: '054321',
+      officerName: '李四',
+      unitNo: 'U0007',
+      battery: 77,
+      timeZone: 'Asia/Shanghai',
+      now: frozen,
+      clockOffsetMs: 90_000,
+    });
     const sent: string[] = [];
     rec.on('command', (line) => sent.push(line));
     const storage = new Promise<string>((resolve) => rec.once('storage', resolve));
@@ -55,11 +82,27 @@ describe('handshake', () => {
     const result = await handshake(client, { password: 'pw-1234', now: frozen });
 
     expect(result).toEqual({
-      serial: 'BC00003', officerId: '054321', officerName: '李四', unitNo: 'U0007',
-      recorderClock: new Date('2026-11-28T01:31:30.000Z'), stationClock: T, driftMs: 90_000,
-      clockSetTo: T, battery: 77, loginWord: 'OK', massStorage: true,
+      serial: 'BC00003',
+      officerId: '054321',
+      officerName: '李四',
+      unitNo: 'U0007',
+      recorderClock: new Date('2026-11-28T01:31:30.000Z'),
+      stationClock: T,
+      driftMs: 90_000,
+      clockSetTo: T,
+      battery: 77,
+      loginWord: 'OK',
+      massStorage: true,
     });
-    expect(sent).toEqual(['BC+LOGIN=admin:***', 'BC+DID?', 'BC+UID?', 'BC+SYSTIME?', 'BC+SYSTIME=20261128093000', 'BC+BATVAL?', 'BC+UDISKEN=1']);
+    expect(sent).toEqual([
+      'BC+LOGIN=admin:***',
+      'BC+DID?',
+      'BC+UID?',
+      'BC+SYSTIME?',
+      'BC+SYSTIME=20261128093000',
+      'BC+BATVAL?',
+      'BC+UDISKEN=1',
+    ]);
     expect(rec.clock().getTime()).toBe(T.getTime());
 
     // The recorder leaves command mode: its tty vanishes and the station's end closes.

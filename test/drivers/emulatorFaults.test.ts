@@ -10,11 +10,18 @@ import { EmulatedRecorder, EmulatorError, createPtyPair } from '../../drivers/em
 import { EmulatorWorld, exists, treeHashes, waitFor } from './emulatorWorld.ts';
 
 let world: EmulatorWorld;
-beforeEach(async () => { world = await EmulatorWorld.create(); });
-afterEach(async () => { await world.cleanup(); });
+beforeEach(async () => {
+  world = await EmulatorWorld.create();
+});
+afterEach(async () => {
+  await world.cleanup();
+});
 
 async function failure(p: Promise<unknown>): Promise<BcError> {
-  const e = await p.then(() => null, (err: unknown) => err);
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
   if (!(e instanceof BcError)) throw new Error(`expected a BcError, got ${e === null ? 'success' : String(e)}`);
   return e;
 }
@@ -150,7 +157,9 @@ describe('emulator setup', () => {
     const saved = process.env.PATH;
     process.env.PATH = path.join(world.dir, 'no-bin');
     try {
-      const e = await createPtyPair({ recorderLink: path.join(world.dir, 'a'), stationLink: path.join(world.dir, 'b') }).catch((err: unknown) => err);
+      const e = await createPtyPair({ recorderLink: path.join(world.dir, 'a'), stationLink: path.join(world.dir, 'b') }).catch(
+        (err: unknown) => err,
+      );
       expect(e).toBeInstanceOf(EmulatorError);
       expect((e as EmulatorError).code).toBe('EMULATOR_SOCAT_MISSING');
     } finally {
@@ -159,7 +168,17 @@ describe('emulator setup', () => {
   });
 
   it('rejects a serial that is not 7 letters or digits', () => {
-    expect(() => new EmulatedRecorder({ serial: 'TOO-LONG-1', officerId: '012345', officerName: 'x', password: 'p', volumeDir: world.dir, mountRoot: world.mountRoot, port: { pty: path.join(world.serialDir, 'x') } }))
-      .toThrow(expect.objectContaining({ code: 'EMULATOR_BAD_CONFIG' }));
+    expect(
+      () =>
+        new EmulatedRecorder({
+          serial: 'TOO-LONG-1',
+          officerId: '012345',
+          officerName: 'x',
+          password: 'p',
+          volumeDir: world.dir,
+          mountRoot: world.mountRoot,
+          port: { pty: path.join(world.serialDir, 'x') },
+        }),
+    ).toThrow(expect.objectContaining({ code: 'EMULATOR_BAD_CONFIG' }));
   });
 });

@@ -21,7 +21,11 @@ export function requireSocat(): void {
   }
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, guardMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  guardMs = 10_000,
+): Promise<T> {
   const until = Date.now() + guardMs;
   for (;;) {
     const v = await probe();
@@ -32,7 +36,12 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 }
 
 export async function exists(p: string): Promise<boolean> {
-  try { await fs.lstat(p); return true; } catch { return false; }
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Relative path → sha256 of every file under a directory. */
@@ -40,7 +49,10 @@ export async function treeHashes(root: string): Promise<Record<string, string>> 
   const out: Record<string, string> = {};
   for (const rel of (await fs.readdir(root, { recursive: true })).sort()) {
     const abs = path.join(root, rel);
-    if ((await fs.lstat(abs)).isFile()) out[rel] = createHash('sha256').update(await fs.readFile(abs)).digest('hex');
+    if ((await fs.lstat(abs)).isFile())
+      out[rel] = createHash('sha256')
+        .update(await fs.readFile(abs))
+        .digest('hex');
   }
   return out;
 }
@@ -76,7 +88,10 @@ export class EmulatorWorld {
       recordingName({ officerId, serial, at: '20261128102000', seq: 3, ext: 'jpg' }),
     ];
     for (const [i, name] of names.entries()) await fs.writeFile(path.join(media, name), randomBytes(64 * 1024 + i * 4099));
-    await fs.writeFile(path.join(media, names[0].replace(/\.mp4$/, '.meta.json')), JSON.stringify({ caseNo: 'A2026-1128-001', purpose: '现场检查' }));
+    await fs.writeFile(
+      path.join(media, names[0].replace(/\.mp4$/, '.meta.json')),
+      JSON.stringify({ caseNo: 'A2026-1128-001', purpose: '现场检查' }),
+    );
     return volume;
   }
 
@@ -84,7 +99,11 @@ export class EmulatorWorld {
   async recorder(spec: RecorderSpec): Promise<EmulatedRecorder> {
     const officerId = spec.officerId ?? '012345';
     const rec = new EmulatedRecorder({
-      officerName: '张三', unitNo: 'U3301', password: 'pw-1234', ...spec, officerId,
+      officerName: '张三',
+      unitNo: 'U3301',
+      password: 'pw-1234',
+      ...spec,
+      officerId,
       volumeDir: await this.makeVolume(spec.serial, officerId),
       mountRoot: this.mountRoot,
       port: spec.port ?? { pty: path.join(this.serialDir, `usb-BC_Recorder_${spec.serial}-if00`) },
@@ -105,7 +124,10 @@ export class EmulatorWorld {
 
   /** A bare socat pty pair (links in the world's dir). */
   async ptyPair(name: string): Promise<PtyPair> {
-    const pair = await createPtyPair({ recorderLink: path.join(this.dir, 'pty', `${name}-recorder`), stationLink: path.join(this.dir, 'pty', `${name}-station`) });
+    const pair = await createPtyPair({
+      recorderLink: path.join(this.dir, 'pty', `${name}-recorder`),
+      stationLink: path.join(this.dir, 'pty', `${name}-station`),
+    });
     this.pairs.push(pair);
     return pair;
   }

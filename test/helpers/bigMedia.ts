@@ -17,9 +17,32 @@ export async function bigClip(variant = 0): Promise<string> {
   const base = await sampleMedia('video-big', BASE_SECONDS, 0);
   if (variant === 0) return base;
   const file = path.join(FIXTURE_CACHE, `video-big-${BASE_SECONDS}s-remux-v${variant}.mp4`);
-  try { await fs.access(file); return file; } catch { /* make it */ }
+  try {
+    await fs.access(file);
+    return file;
+  } catch {
+    /* make it */
+  }
   const tmp = `${file}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.tmp.mp4`;
-  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', base, '-map', '0', '-c', 'copy', '-metadata', `comment=dockd big fixture ${variant}`, tmp], { timeout: 300_000 });
+  await run(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
+      '-i',
+      base,
+      '-map',
+      '0',
+      '-c',
+      'copy',
+      '-metadata',
+      `comment=dockd big fixture ${variant}`,
+      tmp,
+    ],
+    { timeout: 300_000 },
+  );
   await fs.rename(tmp, file);
   return file;
 }

@@ -24,14 +24,22 @@ export interface TestBroker {
 /** Resolves when an MQTT 3.1.1 client can connect (the listener is up and the broker answers CONNECT). */
 async function answersConnect(url: string): Promise<boolean> {
   try {
-    const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 3000, clientId: `probe-${Math.random().toString(16).slice(2, 10)}` });
+    const c = await mqtt.connectAsync(url, {
+      reconnectPeriod: 0,
+      connectTimeout: 3000,
+      clientId: `probe-${Math.random().toString(16).slice(2, 10)}`,
+    });
     await c.endAsync();
     return true;
-  } catch { return false; }
+  } catch {
+    return false;
+  }
 }
 
 function exitOf(p: ChildProcess): Promise<void> {
-  return p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((resolve) => p.once('exit', () => resolve()));
+  return p.exitCode !== null || p.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => p.once('exit', () => resolve()));
 }
 
 const MOSQUITTO = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto';
@@ -43,16 +51,30 @@ export class MosquittoBroker implements TestBroker {
   private stderr = '';
 
   /** `extraConf`: more mosquitto.conf lines (e.g. an acl_file); re-read by start() and reload(). */
-  constructor(private readonly dir: string, public extraConf: string[] = []) {}
+  constructor(
+    private readonly dir: string,
+    public extraConf: string[] = [],
+  ) {}
 
-  get url(): string { return `mqtt://127.0.0.1:${this.port}`; }
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
 
   private async writeConf(): Promise<string> {
     const conf = path.join(this.dir, 'mosquitto.conf');
-    await fs.writeFile(conf, [
-      `listener ${this.port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error',
-      ...(process.getuid?.() === 0 ? ['user root'] : []), ...this.extraConf, '',
-    ].join('\n'));
+    await fs.writeFile(
+      conf,
+      [
+        `listener ${this.port} 127.0.0.1`,
+        'allow_anonymous true',
+        'persistence false',
+        'log_dest stderr',
+        'log_type error',
+        ...(process.getuid?.() === 0 ? ['user root'] : []),
+        ...this.extraConf,
+        '',
+      ].join('\n'),
+    );
     return conf;
   }
 
@@ -63,11 +85,18 @@ export class MosquittoBroker implements TestBroker {
     this.stderr = '';
     const proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
-    proc.stderr!.on('data', (d) => { this.stderr += d; });
-    await waitFor('mosquitto to answer', () => {
-      if (proc.exitCode !== null) throw new Error(`mosquitto exited ${proc.exitCode}: ${this.stderr}`);
-      return answersConnect(this.url);
-    }, 15_000, 50);
+    proc.stderr!.on('data', (d) => {
+      this.stderr += d;
+    });
+    await waitFor(
+      'mosquitto to answer',
+      () => {
+        if (proc.exitCode !== null) throw new Error(`mosquitto exited ${proc.exitCode}: ${this.stderr}`);
+        return answersConnect(this.url);
+      },
+      15_000,
+      50,
+    );
   }
 
   /** Writes the config again and has mosquitto re-read it (SIGHUP: ACL and password files too), connections kept. */
@@ -76,10 +105,14 @@ export class MosquittoBroker implements TestBroker {
     this.proc?.kill('SIGHUP');
   }
 
-  async stop(): Promise<void> { await this.signal('SIGTERM'); }
+  async stop(): Promise<void> {
+    await this.signal('SIGTERM');
+  }
 
   /** SIGKILL: no goodbye to anyone. */
-  async kill(): Promise<void> { await this.signal('SIGKILL'); }
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
 
   private async signal(sig: NodeJS.Signals): Promise<void> {
     const p = this.proc;
@@ -112,9 +145,13 @@ export class RabbitMqBroker implements TestBroker {
 
   constructor(private readonly dir: string) {}
 
-  static available(): boolean { return existsSync(path.join(RABBIT_BIN, 'rabbitmq-server')); }
+  static available(): boolean {
+    return existsSync(path.join(RABBIT_BIN, 'rabbitmq-server'));
+  }
 
-  get url(): string { return `mqtt://127.0.0.1:${this.port}`; }
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
 
   async start(): Promise<void> {
     if (!this.ports) {
@@ -122,40 +159,66 @@ export class RabbitMqBroker implements TestBroker {
       this.ports = { amqp: await freePort(), dist: await freePort(), epmd: await freePort() };
     }
     await fs.mkdir(path.join(this.dir, 'log'), { recursive: true });
-    await fs.writeFile(path.join(this.dir, 'rabbitmq.conf'), [
-      `listeners.tcp.default = 127.0.0.1:${this.ports.amqp}`,
-      `mqtt.listeners.tcp.default = 127.0.0.1:${this.port}`,
-      'mqtt.allow_anonymous = true',
-      'log.console = false', 'log.file.level = warning',
-      '',
-    ].join('\n'));
+    await fs.writeFile(
+      path.join(this.dir, 'rabbitmq.conf'),
+      [
+        `listeners.tcp.default = 127.0.0.1:${this.ports.amqp}`,
+        `mqtt.listeners.tcp.default = 127.0.0.1:${this.port}`,
+        'mqtt.allow_anonymous = true',
+        'log.console = false',
+        'log.file.level = warning',
+        '',
+      ].join('\n'),
+    );
     await fs.writeFile(path.join(this.dir, 'enabled_plugins'), '[rabbitmq_mqtt].\n');
     const env = {
       ...process.env,
       HOME: this.dir, // the Erlang cookie
-      ERL_EPMD_ADDRESS: '127.0.0.1', ERL_EPMD_PORT: String(this.ports.epmd),
-      RABBITMQ_NODENAME: this.nodeName, RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1', RABBITMQ_NODE_PORT: String(this.ports.amqp),
-      RABBITMQ_DIST_PORT: String(this.ports.dist), RABBITMQ_BASE: this.dir,
-      RABBITMQ_CONFIG_FILE: path.join(this.dir, 'rabbitmq.conf'), RABBITMQ_ENABLED_PLUGINS_FILE: path.join(this.dir, 'enabled_plugins'),
-      RABBITMQ_MNESIA_BASE: path.join(this.dir, 'mnesia'), RABBITMQ_LOG_BASE: path.join(this.dir, 'log'),
+      ERL_EPMD_ADDRESS: '127.0.0.1',
+      ERL_EPMD_PORT: String(this.ports.epmd),
+      RABBITMQ_NODENAME: this.nodeName,
+      RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+      RABBITMQ_NODE_PORT: String(this.ports.amqp),
+      RABBITMQ_DIST_PORT: String(this.ports.dist),
+      RABBITMQ_BASE: this.dir,
+      RABBITMQ_CONFIG_FILE: path.join(this.dir, 'rabbitmq.conf'),
+      RABBITMQ_ENABLED_PLUGINS_FILE: path.join(this.dir, 'enabled_plugins'),
+      RABBITMQ_MNESIA_BASE: path.join(this.dir, 'mnesia'),
+      RABBITMQ_LOG_BASE: path.join(this.dir, 'log'),
       RABBITMQ_PID_FILE: path.join(this.dir, 'rabbitmq.pid'),
     };
     this.output = '';
     this.epmd = spawn(EPMD, ['-port', String(this.ports.epmd), '-address', '127.0.0.1'], { stdio: 'ignore', env });
     // Its own process group: the script is a shell that runs the Erlang VM beside it; a stop reaches both.
-    const node = spawn(path.join(RABBIT_BIN, 'rabbitmq-server'), [], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: this.dir, detached: true });
+    const node = spawn(path.join(RABBIT_BIN, 'rabbitmq-server'), [], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+      cwd: this.dir,
+      detached: true,
+    });
     this.node = node;
-    node.stdout!.on('data', (d) => { this.output = (this.output + d).slice(-20_000); });
-    node.stderr!.on('data', (d) => { this.output = (this.output + d).slice(-20_000); });
+    node.stdout!.on('data', (d) => {
+      this.output = (this.output + d).slice(-20_000);
+    });
+    node.stderr!.on('data', (d) => {
+      this.output = (this.output + d).slice(-20_000);
+    });
     try {
-      await waitFor(`RabbitMQ node ${this.nodeName} to answer MQTT on port ${this.port}`, () => {
-        if (node.exitCode !== null) throw new Error(`rabbitmq-server exited ${node.exitCode}`);
-        return answersConnect(this.url);
-      }, RABBIT_START_TIMEOUT_MS, 250);
+      await waitFor(
+        `RabbitMQ node ${this.nodeName} to answer MQTT on port ${this.port}`,
+        () => {
+          if (node.exitCode !== null) throw new Error(`rabbitmq-server exited ${node.exitCode}`);
+          return answersConnect(this.url);
+        },
+        RABBIT_START_TIMEOUT_MS,
+        250,
+      );
     } catch (e) {
       const log = await this.logTail();
       await this.stop();
-      throw new Error(`${(e as Error).message}\n--- rabbitmq-server output ---\n${this.output.slice(-3000)}\n--- log ---\n${log}`);
+      throw new Error(
+        `${(e as Error).message}\n--- rabbitmq-server output ---\n${this.output.slice(-3000)}\n--- log ---\n${log}`,
+      );
     }
   }
 
@@ -164,17 +227,50 @@ export class RabbitMqBroker implements TestBroker {
     const node = this.node;
     this.node = null;
     if (node && node.exitCode === null && node.signalCode === null) {
-      try { process.kill(-node.pid!, 'SIGTERM'); } catch { /* already gone */ }
-      const ended = await Promise.race([exitOf(node).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
-      if (!ended) { try { process.kill(-node.pid!, 'SIGKILL'); } catch { /* gone */ } await exitOf(node); }
+      try {
+        process.kill(-node.pid!, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      const ended = await Promise.race([
+        exitOf(node).then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 30_000)),
+      ]);
+      if (!ended) {
+        try {
+          process.kill(-node.pid!, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        await exitOf(node);
+      }
       // The Erlang VM may outlive the script by a moment: wait for the group to be empty.
-      await waitFor('the RabbitMQ node to exit', () => { try { process.kill(-node.pid!, 0); return false; } catch { return true; } }, 30_000, 100).catch(() => {
-        try { process.kill(-node.pid!, 'SIGKILL'); } catch { /* gone */ }
+      await waitFor(
+        'the RabbitMQ node to exit',
+        () => {
+          try {
+            process.kill(-node.pid!, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        30_000,
+        100,
+      ).catch(() => {
+        try {
+          process.kill(-node.pid!, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
       });
     }
     const epmd = this.epmd;
     this.epmd = null;
-    if (epmd && epmd.exitCode === null && epmd.signalCode === null) { epmd.kill('SIGTERM'); await exitOf(epmd); }
+    if (epmd && epmd.exitCode === null && epmd.signalCode === null) {
+      epmd.kill('SIGTERM');
+      await exitOf(epmd);
+    }
   }
 
   /** rabbitmqctl against this node (its cookie and port mapper), e.g. to add users and permissions; returns stdout. */

@@ -17,14 +17,23 @@ import { waitFor } from './ports.ts';
  * (its stationId and at filled in unless given) unless `sign` is false or it carries a sig already; any other object is
  * sent as JSON, a string or Buffer as is.
  */
-export async function sendReceipt(brokerUrl: string, stationId: string, body: Record<string, unknown> | string | Buffer, prefix = 'dockd', sign = true): Promise<void> {
+export async function sendReceipt(
+  brokerUrl: string,
+  stationId: string,
+  body: Record<string, unknown> | string | Buffer,
+  prefix = 'dockd',
+  sign = true,
+): Promise<void> {
   const client = await mqtt.connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 10_000 });
   try {
     let payload: string | Buffer;
     if (typeof body === 'string' || Buffer.isBuffer(body)) payload = body;
     else if (sign && typeof body.sha256 === 'string' && typeof body.ok === 'boolean' && body.sig === undefined) {
       const stId = typeof body.stationId === 'string' ? body.stationId : stationId;
-      payload = JSON.stringify({ ...body, ...signedReceipt(stId, body.sha256, body.ok, { at: typeof body.at === 'string' ? body.at : undefined }) });
+      payload = JSON.stringify({
+        ...body,
+        ...signedReceipt(stId, body.sha256, body.ok, { at: typeof body.at === 'string' ? body.at : undefined }),
+      });
     } else payload = JSON.stringify(body);
     await client.publishAsync(`${prefix}/${stationId}/receipt`, payload, { qos: 1 });
   } finally {
@@ -33,7 +42,15 @@ export async function sendReceipt(brokerUrl: string, stationId: string, body: Re
 }
 
 /** An audit entry as `dockctl audit --json` prints it. */
-export interface AuditJson { seq: number; at: string; type: string; subject: string | null; data: Record<string, unknown>; prev_hash: string; hash: string }
+export interface AuditJson {
+  seq: number;
+  at: string;
+  type: string;
+  subject: string | null;
+  data: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
 
 export async function dockctlAudit(configFile: string, since?: string): Promise<AuditJson[]> {
   const r = await runDockctl(configFile, ['audit', '--json', ...(since ? ['--since', since] : [])]);
@@ -42,17 +59,29 @@ export async function dockctlAudit(configFile: string, since?: string): Promise<
 }
 
 /** Waits until the audit trail holds at least `n` entries of `type` (optionally about `subject`); returns them. */
-export async function waitForAudit(configFile: string, type: string, opts: { subject?: string; n?: number; timeoutMs?: number } = {}): Promise<AuditJson[]> {
+export async function waitForAudit(
+  configFile: string,
+  type: string,
+  opts: { subject?: string; n?: number; timeoutMs?: number } = {},
+): Promise<AuditJson[]> {
   const n = opts.n ?? 1;
-  return waitFor(`${n} audit entr${n === 1 ? 'y' : 'ies'} ${type}${opts.subject ? ` about ${opts.subject.slice(0, 12)}` : ''}`, async () => {
-    const rows = (await dockctlAudit(configFile)).filter((e) => e.type === type && (!opts.subject || e.subject === opts.subject));
-    return rows.length >= n ? rows : null;
-  }, opts.timeoutMs ?? 60_000);
+  return waitFor(
+    `${n} audit entr${n === 1 ? 'y' : 'ies'} ${type}${opts.subject ? ` about ${opts.subject.slice(0, 12)}` : ''}`,
+    async () => {
+      const rows = (await dockctlAudit(configFile)).filter(
+        (e) => e.type === type && (!opts.subject || e.subject === opts.subject),
+      );
+      return rows.length >= n ? rows : null;
+    },
+    opts.timeoutMs ?? 60_000,
+  );
 }
 
 /** Retained-or-live `P/S/audit` heads seen so far, in arrival order. */
 export function auditHeads(messages: Received[]): { seq: number; hash: string; at: string; retain: boolean }[] {
-  return messages.filter((m) => m.topic.endsWith('/audit')).map((m) => ({ ...(JSON.parse(m.payload) as { seq: number; hash: string; at: string }), retain: m.retain }));
+  return messages
+    .filter((m) => m.topic.endsWith('/audit'))
+    .map((m) => ({ ...(JSON.parse(m.payload) as { seq: number; hash: string; at: string }), retain: m.retain }));
 }
 
 export function sha256Of(b: Buffer | string): string {
@@ -67,7 +96,11 @@ export async function writeCorrupt(target: string, size = 4096): Promise<Buffer>
 }
 
 /** Writes a copy of a world's config with other top-level sections replaced (e.g. a storage dir that is a copy). */
-export async function writeConfigVariant(config: Record<string, unknown>, file: string, override: Record<string, unknown>): Promise<string> {
+export async function writeConfigVariant(
+  config: Record<string, unknown>,
+  file: string,
+  override: Record<string, unknown>,
+): Promise<string> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, stringify({ ...config, ...override }));
   return file;
@@ -88,5 +121,8 @@ export async function fileContents(root: string): Promise<Map<string, Buffer>> {
 }
 
 export async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false);
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 }

@@ -14,7 +14,11 @@ export async function tempDir(prefix = 'dockd-test-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-export interface LogLine { level: number; msg: string; [k: string]: unknown }
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
 
 /** A dockd process driven from outside, through its contract: a config file, signals, stdout logs and dockctl. */
 export class DaemonProcess {
@@ -32,7 +36,9 @@ export class DaemonProcess {
   start(opts: { as?: { uid: number; gid: number }; env?: Record<string, string>; wrap?: string[] } = {}): void {
     const [file, ...args] = [...(opts.wrap ?? []), process.execPath, DOCKD_BIN, '--config', this.configFile];
     this.proc = spawn(file!, args, {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKD_CONFIG: '', ...(opts.env ?? {}) }, ...(opts.as ?? {}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DOCKD_CONFIG: '', ...(opts.env ?? {}) },
+      ...(opts.as ?? {}),
     });
     let buf = '';
     this.proc.stdout!.on('data', (d) => {
@@ -41,28 +47,44 @@ export class DaemonProcess {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        try { this.logs.push(JSON.parse(line)); } catch { this.logs.push({ level: 0, msg: line }); }
+        try {
+          this.logs.push(JSON.parse(line));
+        } catch {
+          this.logs.push({ level: 0, msg: line });
+        }
       }
     });
-    this.proc.stderr!.on('data', (d) => { this.stderr += d; });
+    this.proc.stderr!.on('data', (d) => {
+      this.stderr += d;
+    });
     const p = this.proc;
     this.exit = new Promise((resolve) => p.once('exit', (code) => resolve(code)));
   }
 
   async waitForLog(pred: (l: LogLine) => boolean, what: string, timeoutMs = 30_000): Promise<LogLine> {
-    return waitFor(what, () => {
-      if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined) throw new Error(`dockd exited ${this.proc.exitCode}: ${this.stderr}`);
-      return this.logs.find(pred);
-    }, timeoutMs);
+    return waitFor(
+      what,
+      () => {
+        if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined)
+          throw new Error(`dockd exited ${this.proc.exitCode}: ${this.stderr}`);
+        return this.logs.find(pred);
+      },
+      timeoutMs,
+    );
   }
 
-  async started(): Promise<void> { await this.waitForLog((l) => l.msg === 'dockd started', 'dockd to start'); }
+  async started(): Promise<void> {
+    await this.waitForLog((l) => l.msg === 'dockd started', 'dockd to start');
+  }
 
   /** SIGTERM and wait for the exit code. */
   async stop(timeoutMs = 20_000): Promise<number | null> {
     if (!this.proc || this.proc.exitCode !== null) return this.proc?.exitCode ?? null;
     this.proc.kill('SIGTERM');
-    return Promise.race([this.exit!, new Promise<number | null>((_, rej) => setTimeout(() => rej(new Error('dockd did not stop on SIGTERM')), timeoutMs))]);
+    return Promise.race([
+      this.exit!,
+      new Promise<number | null>((_, rej) => setTimeout(() => rej(new Error('dockd did not stop on SIGTERM')), timeoutMs)),
+    ]);
   }
 
   async kill9(): Promise<void> {
@@ -74,9 +96,14 @@ export class DaemonProcess {
 
 export function runDockctl(configFile: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [DOCKCTL_BIN, '--config', configFile, ...args], { timeout: 120_000, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [DOCKCTL_BIN, '--config', configFile, ...args],
+      { timeout: 120_000, maxBuffer: 32 << 20 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -99,7 +126,10 @@ export interface WorldOptions {
 }
 
 /** A temp world for one test: a store, a mount root and a config file pointing at the given servers. */
-export async function makeWorld(dir: string, o: WorldOptions): Promise<{ configFile: string; storeDir: string; mountRoot: string; config: Record<string, unknown> }> {
+export async function makeWorld(
+  dir: string,
+  o: WorldOptions,
+): Promise<{ configFile: string; storeDir: string; mountRoot: string; config: Record<string, unknown> }> {
   const storeDir = path.join(dir, 'store');
   const mountRoot = path.join(dir, 'dock');
   await fs.mkdir(mountRoot, { recursive: true });
@@ -108,7 +138,12 @@ export async function makeWorld(dir: string, o: WorldOptions): Promise<{ configF
     storage: { dir: storeDir },
     dock: { mountRoots: [mountRoot], settleMs: 100 },
     devices: o.devices ?? [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
-    hq: { embedded: false, tus: { endpoint: o.tusEndpoint, stallTimeoutSeconds: 5, maxRetryDelaySeconds: 2, ...(o.tus ?? {}) }, mqtt: { url: o.mqttUrl, topicPrefix: 'dockd' }, ...(o.receiptKey === null ? {} : { receiptKey: o.receiptKey ?? TEST_HQ_PUBLIC_PEM }) },
+    hq: {
+      embedded: false,
+      tus: { endpoint: o.tusEndpoint, stallTimeoutSeconds: 5, maxRetryDelaySeconds: 2, ...(o.tus ?? {}) },
+      mqtt: { url: o.mqttUrl, topicPrefix: 'dockd' },
+      ...(o.receiptKey === null ? {} : { receiptKey: o.receiptKey ?? TEST_HQ_PUBLIC_PEM }),
+    },
     log: { level: 'debug' },
     // Tests run daemons side by side: the station page on a port of its own choosing unless a test names one.
     http: { listen: '127.0.0.1:0' },

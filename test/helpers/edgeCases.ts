@@ -12,11 +12,31 @@ import { waitFor } from './ports.ts';
 
 /** A file row as `dockctl files --json` prints it (the fields these tests read). */
 export interface PublicFile {
-  id: number; sha256: string | null; state: string; size: number; kind: string; filename: string; sourcePath: string;
-  deviceSerial: string | null; officerId: string | null; capturedAt: string | null; caseNo: string | null; purpose: string | null;
-  place: string | null; collector: string | null; important: boolean; reason: string | null; uploadedAt: string | null;
-  integrity: string | null; integrityNote: string | null; sourcePathHex: string | null; supersedes: number | null; playableCopySha256: string | null;
-  probeAttempts: number; probeAfter: string | null; lastError: string | null;
+  id: number;
+  sha256: string | null;
+  state: string;
+  size: number;
+  kind: string;
+  filename: string;
+  sourcePath: string;
+  deviceSerial: string | null;
+  officerId: string | null;
+  capturedAt: string | null;
+  caseNo: string | null;
+  purpose: string | null;
+  place: string | null;
+  collector: string | null;
+  important: boolean;
+  reason: string | null;
+  uploadedAt: string | null;
+  integrity: string | null;
+  integrityNote: string | null;
+  sourcePathHex: string | null;
+  supersedes: number | null;
+  playableCopySha256: string | null;
+  probeAttempts: number;
+  probeAfter: string | null;
+  lastError: string | null;
 }
 
 export async function dockctlFiles(configFile: string, state?: string): Promise<PublicFile[]> {
@@ -30,10 +50,14 @@ const SETTLED = new Set(['rejected', 'needs-annotation', 'uploaded', 'archived']
 
 /** Waits until the catalog has `count` rows and every one of them is settled; returns the rows. */
 export async function waitForSettledCatalog(configFile: string, count: number, timeoutMs = 180_000): Promise<PublicFile[]> {
-  return waitFor(`catalog to hold ${count} settled file(s)`, async () => {
-    const rows = await dockctlFiles(configFile);
-    return rows.length === count && rows.every((f) => SETTLED.has(f.state)) ? rows : null;
-  }, timeoutMs);
+  return waitFor(
+    `catalog to hold ${count} settled file(s)`,
+    async () => {
+      const rows = await dockctlFiles(configFile);
+      return rows.length === count && rows.every((f) => SETTLED.has(f.state)) ? rows : null;
+    },
+    timeoutMs,
+  );
 }
 
 /** Parsed `P/S/event` payloads, optionally of one type. */
@@ -50,10 +74,15 @@ export function ingestFinished(daemon: DaemonProcess): LogLine[] {
 }
 
 export async function waitForIngestFinished(daemon: DaemonProcess, n: number, timeoutMs = 180_000): Promise<LogLine> {
-  await waitFor(`${n} finished ingest session(s)`, () => {
-    if (daemon.proc?.exitCode !== null && daemon.proc?.exitCode !== undefined) throw new Error(`dockd exited ${daemon.proc.exitCode}: ${daemon.stderr}`);
-    return ingestFinished(daemon).length >= n;
-  }, timeoutMs);
+  await waitFor(
+    `${n} finished ingest session(s)`,
+    () => {
+      if (daemon.proc?.exitCode !== null && daemon.proc?.exitCode !== undefined)
+        throw new Error(`dockd exited ${daemon.proc.exitCode}: ${daemon.stderr}`);
+      return ingestFinished(daemon).length >= n;
+    },
+    timeoutMs,
+  );
   return ingestFinished(daemon)[n - 1];
 }
 
@@ -100,7 +129,10 @@ export async function rawTreeFingerprint(root: string): Promise<Record<string, s
     const abs = rel.length ? Buffer.concat([rootBuf, sep, rel]) : rootBuf;
     const key = rel.length ? printable(rel) : '.';
     const st = await fs.lstat(abs);
-    if (st.isSymbolicLink()) { out[key] = `link ${printable(await fs.readlink(abs, { encoding: 'buffer' }))} ${st.mtimeMs}`; return; }
+    if (st.isSymbolicLink()) {
+      out[key] = `link ${printable(await fs.readlink(abs, { encoding: 'buffer' }))} ${st.mtimeMs}`;
+      return;
+    }
     if (st.isDirectory()) {
       out[key] = `dir ${st.mode} ${st.mtimeMs}`;
       const names = await fs.readdir(abs, { encoding: 'buffer' });
@@ -108,7 +140,10 @@ export async function rawTreeFingerprint(root: string): Promise<Record<string, s
       for (const n of names) await walk(rel.length ? Buffer.concat([rel, sep, n]) : n);
       return;
     }
-    if (st.isFile()) { out[key] = `file ${st.size} ${st.mode} ${st.mtimeMs} ${sha256Of(await fs.readFile(abs))}`; return; }
+    if (st.isFile()) {
+      out[key] = `file ${st.size} ${st.mode} ${st.mtimeMs} ${sha256Of(await fs.readFile(abs))}`;
+      return;
+    }
     out[key] = `other ${st.mode} ${st.mtimeMs}`;
   }
   await walk(Buffer.alloc(0));
@@ -128,7 +163,10 @@ export async function uploadsCreated(hqDir: string): Promise<{ id: string; metad
   const out: { id: string; metadata: Record<string, string | null> }[] = [];
   for (const name of await fs.readdir(hqDir)) {
     if (!name.endsWith('.json')) continue;
-    const info = JSON.parse(await fs.readFile(path.join(hqDir, name), 'utf8')) as { id: string; metadata?: Record<string, string | null> };
+    const info = JSON.parse(await fs.readFile(path.join(hqDir, name), 'utf8')) as {
+      id: string;
+      metadata?: Record<string, string | null>;
+    };
     out.push({ id: info.id, metadata: info.metadata ?? {} });
   }
   return out;

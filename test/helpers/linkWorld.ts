@@ -26,7 +26,8 @@ export const STATION_PASSWORD = 'pw-1234';
 /** Fails loudly (never skips) without socat: these tests need real ptys. */
 export function requireSocat(): void {
   const r = spawnSync('socat', ['-V'], { stdio: 'ignore' });
-  if (r.error || r.status !== 0) throw new Error('socat is not installed: the recorder link tests need real ptys made by socat (apt-get install socat)');
+  if (r.error || r.status !== 0)
+    throw new Error('socat is not installed: the recorder link tests need real ptys made by socat (apt-get install socat)');
 }
 
 /**
@@ -36,14 +37,28 @@ export function requireSocat(): void {
 export async function loopedClip(variant: number, plays: number): Promise<string> {
   const base = await sampleMedia('video', 2, variant);
   const file = path.join(FIXTURE_CACHE, `video-2s-v${variant}-x${plays}.mp4`);
-  try { await fs.access(file); return file; } catch { /* make it */ }
+  try {
+    await fs.access(file);
+    return file;
+  } catch {
+    /* make it */
+  }
   const tmp = `${file}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.tmp.mp4`;
-  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-stream_loop', String(plays - 1), '-i', base, '-map', '0', '-c', 'copy', tmp], { timeout: 300_000 });
+  await run(
+    'ffmpeg',
+    ['-hide_banner', '-loglevel', 'error', '-y', '-stream_loop', String(plays - 1), '-i', base, '-map', '0', '-c', 'copy', tmp],
+    { timeout: 300_000 },
+  );
   await fs.rename(tmp, file);
   return file;
 }
 
-export interface Device { serial: string; officerId: string; officerName?: string; password?: string }
+export interface Device {
+  serial: string;
+  officerId: string;
+  officerName?: string;
+  password?: string;
+}
 
 /** One recording put on an emulated recorder's volume, with what HQ should receive. */
 export interface Recording {
@@ -76,7 +91,11 @@ export interface RecorderSpec {
   odd?: { name: string; source: string }[];
 }
 
-export interface Emulated { rec: EmulatedRecorder; recordings: Recording[]; heard: string[] }
+export interface Emulated {
+  rec: EmulatedRecorder;
+  recordings: Recording[];
+  heard: string[];
+}
 
 export interface LinkWorldOptions {
   devices: Device[];
@@ -118,11 +137,21 @@ export class LinkWorld {
         station: { id: STATION, timeZone: TIME_ZONE },
         storage: { dir: w.storeDir },
         dock: {
-          mountRoots: [w.mountRoot], settleMs: 100, rescanSeconds: 1, serialDir: w.serialDir, recorderPassword: STATION_PASSWORD,
-          commandTimeoutMs: 1500, storageTimeoutSeconds: 60, ...(o.dock ?? {}),
+          mountRoots: [w.mountRoot],
+          settleMs: 100,
+          rescanSeconds: 1,
+          serialDir: w.serialDir,
+          recorderPassword: STATION_PASSWORD,
+          commandTimeoutMs: 1500,
+          storageTimeoutSeconds: 60,
+          ...(o.dock ?? {}),
         },
         devices: o.devices,
-        hq: { embedded: false, tus: { endpoint: w.tus.endpoint, stallTimeoutSeconds: 10, maxRetryDelaySeconds: 2 }, mqtt: { url: w.broker.url, topicPrefix: 'dockd' } },
+        hq: {
+          embedded: false,
+          tus: { endpoint: w.tus.endpoint, stallTimeoutSeconds: 10, maxRetryDelaySeconds: 2 },
+          mqtt: { url: w.broker.url, topicPrefix: 'dockd' },
+        },
         http: { listen: `127.0.0.1:${await freePort()}` },
         log: { level: 'debug' },
       };
@@ -143,7 +172,9 @@ export class LinkWorld {
   }
 
   /** Where the emulator puts its station end: the by-id style name carries the serial (as real CDC-ACM devices do). */
-  linkOf(serial: string): string { return path.join(this.serialDir, `usb-BC_Recorder_${serial}-if00`); }
+  linkOf(serial: string): string {
+    return path.join(this.serialDir, `usb-BC_Recorder_${serial}-if00`);
+  }
 
   /** An emulated recorder with its volume, not yet plugged in. */
   async recorder(spec: RecorderSpec): Promise<Emulated> {
@@ -157,20 +188,44 @@ export class LinkWorld {
       const written = localTime ? new Date(`${localTime}+08:00`) : new Date(Date.now() - 3_600_000);
       await fs.utimes(path.join(media, name), written, written);
       const base = name.replace(/\.[^.]+$/, '');
-      await fs.writeFile(path.join(media, `${base}.meta.json`), JSON.stringify({ caseNo: `C-${spec.serial}-${recordings.length + 1}`, purpose: '现场检查', place: '幸福路12号' }));
-      recordings.push({ relPath: path.join('DCIM', '100MEDIA', name), name, sha256: await sha256OfFile(source), size: (await fs.stat(source)).size, localTime });
+      await fs.writeFile(
+        path.join(media, `${base}.meta.json`),
+        JSON.stringify({ caseNo: `C-${spec.serial}-${recordings.length + 1}`, purpose: '现场检查', place: '幸福路12号' }),
+      );
+      recordings.push({
+        relPath: path.join('DCIM', '100MEDIA', name),
+        name,
+        sha256: await sha256OfFile(source),
+        size: (await fs.stat(source)).size,
+        localTime,
+      });
     };
     for (const [i, source] of spec.media.entries()) {
       const hh = String(8 + i).padStart(2, '0');
       const at = `20261128${hh}3000`;
-      await put(source, recordingName({ officerId: spec.officerId, serial: spec.serial, at, seq: i + 1, ext: path.extname(source).slice(1) }), `2026-11-28T${hh}:30:00`);
+      await put(
+        source,
+        recordingName({ officerId: spec.officerId, serial: spec.serial, at, seq: i + 1, ext: path.extname(source).slice(1) }),
+        `2026-11-28T${hh}:30:00`,
+      );
     }
     for (const o of spec.odd ?? []) await put(o.source, o.name, null);
     const rec = new EmulatedRecorder({
-      serial: spec.serial, officerId: spec.officerId, officerName: spec.officerName ?? '张三', unitNo: spec.unitNo ?? 'U3301',
-      password: spec.password ?? STATION_PASSWORD, loginWord: spec.loginWord, battery: spec.battery, clockOffsetMs: spec.clockOffsetMs,
-      timeZone: TIME_ZONE, volumeDir, mountRoot: this.mountRoot, port: { pty: this.linkOf(spec.serial) }, faults: spec.faults,
-      storageDelayMs: spec.storageDelayMs, keepsControlChannel: spec.keepsControlChannel,
+      serial: spec.serial,
+      officerId: spec.officerId,
+      officerName: spec.officerName ?? '张三',
+      unitNo: spec.unitNo ?? 'U3301',
+      password: spec.password ?? STATION_PASSWORD,
+      loginWord: spec.loginWord,
+      battery: spec.battery,
+      clockOffsetMs: spec.clockOffsetMs,
+      timeZone: TIME_ZONE,
+      volumeDir,
+      mountRoot: this.mountRoot,
+      port: { pty: this.linkOf(spec.serial) },
+      faults: spec.faults,
+      storageDelayMs: spec.storageDelayMs,
+      keepsControlChannel: spec.keepsControlChannel,
     });
     this.emulators.push(rec);
     const heard: string[] = [];
@@ -178,11 +233,16 @@ export class LinkWorld {
     return { rec, recordings, heard };
   }
 
-  get messages(): Received[] { return this.sub?.messages ?? []; }
+  get messages(): Received[] {
+    return this.sub?.messages ?? [];
+  }
 
   /** Events of a type published on P/S/event. */
   events(type: string): Record<string, unknown>[] {
-    return this.messages.filter((m) => m.topic === `dockd/${STATION}/event`).map((m) => JSON.parse(m.payload) as Record<string, unknown>).filter((e) => e.type === type);
+    return this.messages
+      .filter((m) => m.topic === `dockd/${STATION}/event`)
+      .map((m) => JSON.parse(m.payload) as Record<string, unknown>)
+      .filter((e) => e.type === type);
   }
 
   /** Every state snapshot published so far. */
@@ -195,13 +255,30 @@ export class LinkWorld {
     return this.events('alarm').find((e) => e.code === code && e.active === true);
   }
 
-  async status(): Promise<{ daemon: string; recorders: Record<string, unknown>[]; alarms: { code: string; key: string; message: string }[]; queue: Record<string, number> }> {
+  async status(): Promise<{
+    daemon: string;
+    recorders: Record<string, unknown>[];
+    alarms: { code: string; key: string; message: string }[];
+    queue: Record<string, number>;
+  }> {
     const r = await runDockctl(this.configFile, ['status', '--json']);
     if (r.code !== 0) throw new Error(`dockctl status failed (${r.code}): ${r.stderr}`);
     return JSON.parse(r.stdout);
   }
 
-  async files(): Promise<{ id: number; state: string; sha256: string | null; filename: string; sourcePath: string; deviceSerial: string | null; officerId: string | null; collector: string | null; recorderTime: string | null }[]> {
+  async files(): Promise<
+    {
+      id: number;
+      state: string;
+      sha256: string | null;
+      filename: string;
+      sourcePath: string;
+      deviceSerial: string | null;
+      officerId: string | null;
+      collector: string | null;
+      recorderTime: string | null;
+    }[]
+  > {
     const r = await runDockctl(this.configFile, ['files', '--json']);
     if (r.code !== 0) throw new Error(`dockctl files failed (${r.code}): ${r.stderr}`);
     return JSON.parse(r.stdout);
@@ -210,10 +287,16 @@ export class LinkWorld {
   /** Waits until the tus server has verified exactly these recordings (by content) and returns their uploads. */
   async uploaded(recordings: Recording[], timeoutMs = 120_000): Promise<typeof this.tus.finished> {
     const want = new Set(recordings.map((r) => r.sha256));
-    await waitFor(`${want.size} upload(s) verified by the tus server`, () => {
-      if (this.daemon?.proc?.exitCode !== null && this.daemon?.proc?.exitCode !== undefined) throw new Error(`dockd exited ${this.daemon.proc.exitCode}: ${this.daemon.stderr}`);
-      return [...want].every((s) => this.tus.finished.some((u) => u.sha256 === s));
-    }, timeoutMs, 200);
+    await waitFor(
+      `${want.size} upload(s) verified by the tus server`,
+      () => {
+        if (this.daemon?.proc?.exitCode !== null && this.daemon?.proc?.exitCode !== undefined)
+          throw new Error(`dockd exited ${this.daemon.proc.exitCode}: ${this.daemon.stderr}`);
+        return [...want].every((s) => this.tus.finished.some((u) => u.sha256 === s));
+      },
+      timeoutMs,
+      200,
+    );
     return this.tus.finished.filter((u) => want.has(u.sha256));
   }
 

@@ -15,22 +15,42 @@ export class Mosquitto {
 
   constructor(private readonly dir: string) {}
 
-  get url(): string { return `mqtt://127.0.0.1:${this.port}`; }
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
 
   async start(port?: number): Promise<void> {
     this.port = port ?? this.port ?? 0;
     if (!this.port) this.port = await freePort();
     await fs.mkdir(this.dir, { recursive: true });
     const conf = path.join(this.dir, 'mosquitto.conf');
-    await fs.writeFile(conf, `listener ${this.port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`);
+    await fs.writeFile(
+      conf,
+      `listener ${this.port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`,
+    );
     this.proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    this.proc.stderr!.on('data', (d) => { stderr += d; });
-    const exited = new Promise<never>((_, reject) => this.proc!.once('exit', (code) => reject(new Error(`mosquitto exited ${code}: ${stderr}`))));
-    await Promise.race([exited, waitFor('mosquitto to listen', () => new Promise<boolean>((resolve) => {
-      const s = net.connect(this.port, '127.0.0.1', () => { s.end(); resolve(true); });
-      s.on('error', () => resolve(false));
-    }), 10_000)]);
+    this.proc.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<never>((_, reject) =>
+      this.proc!.once('exit', (code) => reject(new Error(`mosquitto exited ${code}: ${stderr}`))),
+    );
+    await Promise.race([
+      exited,
+      waitFor(
+        'mosquitto to listen',
+        () =>
+          new Promise<boolean>((resolve) => {
+            const s = net.connect(this.port, '127.0.0.1', () => {
+              s.end();
+              resolve(true);
+            });
+            s.on('error', () => resolve(false));
+          }),
+        10_000,
+      ),
+    ]);
     exited.catch(() => {});
   }
 
@@ -38,18 +58,31 @@ export class Mosquitto {
     const p = this.proc;
     this.proc = null;
     if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGTERM'); });
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
   }
 }
 
-export interface Received { topic: string; payload: string; retain: boolean }
+export interface Received {
+  topic: string;
+  payload: string;
+  retain: boolean;
+}
 
 /** A subscriber that records every message, for assertions. */
-export async function recordTopics(url: string, filter: string): Promise<{ client: MqttClient; messages: Received[]; close: () => Promise<void> }> {
+export async function recordTopics(
+  url: string,
+  filter: string,
+): Promise<{ client: MqttClient; messages: Received[]; close: () => Promise<void> }> {
   const client = mqtt.connect(url, { reconnectPeriod: 200 });
   const messages: Received[] = [];
   client.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), retain: packet.retain }));
-  await new Promise<void>((resolve, reject) => { client.once('connect', () => resolve()); client.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
   await client.subscribeAsync(filter, { qos: 1 });
   return { client, messages, close: () => client.endAsync() };
 }

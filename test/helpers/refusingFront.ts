@@ -13,7 +13,9 @@ export class RefusingFront {
 
   constructor(private readonly targetPort: number) {}
 
-  get endpoint(): string { return `http://127.0.0.1:${this.port}/files/`; }
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}/files/`;
+  }
 
   async start(): Promise<void> {
     this.port = await freePort();
@@ -24,15 +26,21 @@ export class RefusingFront {
         res.writeHead(403, { 'Tus-Resumable': '1.0.0', 'Content-Type': 'text/plain' }).end('station not enrolled at HQ\n');
         return;
       }
-      const up = http.request({ host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
+      const up = http.request(
+        { host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
       up.on('error', () => res.destroy());
       req.on('error', () => up.destroy());
       req.pipe(up);
     });
-    await new Promise<void>((resolve, reject) => { this.server!.once('error', reject); this.server!.listen(this.port, '127.0.0.1', () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.port, '127.0.0.1', () => resolve());
+    });
   }
 
   async stop(): Promise<void> {

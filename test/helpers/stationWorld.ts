@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
 import { type DaemonProcess, tempDir } from './daemon.ts';
-import { Mosquitto, recordTopics } from './mosquitto.ts';
+import { Mosquitto, type recordTopics } from './mosquitto.ts';
 import { TusTestServer } from './tusServer.ts';
 
 /** What a test of the whole station owns: a temp dir, a real broker and tus server; the daemon and subscriber it starts. */

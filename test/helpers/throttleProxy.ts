@@ -15,7 +15,11 @@ interface Pipe {
   limited: boolean;
 }
 
-interface Conn { client: net.Socket; upstream: net.Socket; pipes: [Pipe, Pipe] }
+interface Conn {
+  client: net.Socket;
+  upstream: net.Socket;
+  pipes: [Pipe, Pipe];
+}
 
 /**
  * A TCP proxy on loopback in front of a real server, for tests that need a slow or broken link: it limits the bytes
@@ -35,16 +39,24 @@ export class ThrottleProxy {
   private refusing = false;
 
   /** `bytesPerSecond`: the client → server rate (Infinity: unlimited). Server → client is never limited. */
-  constructor(private readonly target: { host?: string; port: number }, private bytesPerSecond = Infinity) {}
+  constructor(
+    private readonly target: { host?: string; port: number },
+    private bytesPerSecond = Infinity,
+  ) {}
 
   /** Open proxied connections. */
-  get connections(): number { return this.conns.size; }
+  get connections(): number {
+    return this.conns.size;
+  }
 
   async start(port?: number): Promise<void> {
     if (port) this.port = port;
     if (!this.port) this.port = await freePort();
     this.server = net.createServer((client) => this.accept(client));
-    await new Promise<void>((resolve, reject) => { this.server!.once('error', reject); this.server!.listen(this.port, '127.0.0.1', () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.port, '127.0.0.1', () => resolve());
+    });
     this.lastTick = Date.now();
     this.timer = setInterval(() => this.tick(), TICK_MS);
   }
@@ -58,7 +70,9 @@ export class ThrottleProxy {
     if (s) await new Promise<void>((r) => s.close(() => r()));
   }
 
-  setRate(bytesPerSecond: number): void { this.bytesPerSecond = bytesPerSecond; }
+  setRate(bytesPerSecond: number): void {
+    this.bytesPerSecond = bytesPerSecond;
+  }
 
   /** Nothing moves in either direction (new connections are accepted but held too) until resume(). */
   pause(): void {
@@ -73,24 +87,37 @@ export class ThrottleProxy {
   }
 
   /** New connections are closed at once (the server looks down), existing ones are untouched. */
-  refuse(on: boolean): void { this.refusing = on; }
+  refuse(on: boolean): void {
+    this.refusing = on;
+  }
 
   /** Destroys every open connection, both sides, dropping whatever was queued (a cut cable). */
   dropAll(): void {
-    for (const c of [...this.conns]) { c.client.destroy(); c.upstream.destroy(); }
+    for (const c of [...this.conns]) {
+      c.client.destroy();
+      c.upstream.destroy();
+    }
     this.conns.clear();
   }
 
   private accept(client: net.Socket): void {
-    if (this.refusing) { client.destroy(); return; }
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(this.target.port, this.target.host ?? '127.0.0.1');
     const up: Pipe = { src: client, dst: upstream, queue: [], queued: 0, ended: false, limited: true };
     const down: Pipe = { src: upstream, dst: client, queue: [], queued: 0, ended: false, limited: false };
     const conn: Conn = { client, upstream, pipes: [up, down] };
     this.conns.add(conn);
     // An abrupt end of either side (reset, error) is passed on as one; a clean half-close is passed on in order.
-    const close = () => { client.destroy(); upstream.destroy(); };
-    const forget = () => { if (client.destroyed && upstream.destroyed) this.conns.delete(conn); };
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    const forget = () => {
+      if (client.destroyed && upstream.destroyed) this.conns.delete(conn);
+    };
     for (const p of conn.pipes) {
       p.src.on('data', (chunk: Buffer) => {
         p.queue.push(chunk);
@@ -99,12 +126,21 @@ export class ThrottleProxy {
         this.flush(p);
       });
       // A half-close is passed on once everything queued before it has been written.
-      p.src.on('end', () => { p.ended = true; this.flush(p); });
+      p.src.on('end', () => {
+        p.ended = true;
+        this.flush(p);
+      });
       p.src.on('error', close);
-      p.src.on('close', () => { if (!p.ended) close(); forget(); });
+      p.src.on('close', () => {
+        if (!p.ended) close();
+        forget();
+      });
       p.dst.on('drain', () => this.flush(p));
     }
-    if (this.paused) { client.pause(); upstream.pause(); }
+    if (this.paused) {
+      client.pause();
+      upstream.pause();
+    }
   }
 
   private tick(): void {

@@ -7,7 +7,12 @@ import type { TusImpl } from './tusServerProcess.ts';
 
 const ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tusServerProcess.ts');
 
-export interface FinishedUpload { id: string; sha256: string; size: number; metadata: Record<string, string | null> }
+export interface FinishedUpload {
+  id: string;
+  sha256: string;
+  size: number;
+  metadata: Record<string, string | null>;
+}
 
 /**
  * One of the tus servers HQs run (tusServerProcess.ts), in a child process on a fixed loopback port and directory, so
@@ -23,9 +28,14 @@ export class TusChild {
   private proc: ChildProcess | null = null;
   private stderr = '';
 
-  constructor(readonly impl: TusImpl, readonly dir: string) {}
+  constructor(
+    readonly impl: TusImpl,
+    readonly dir: string,
+  ) {}
 
-  get endpoint(): string { return `http://127.0.0.1:${this.port}/files/`; }
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}/files/`;
+  }
 
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
@@ -33,14 +43,21 @@ export class TusChild {
     this.received = 0;
     this.stderr = '';
     let listening = false;
-    const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY, this.impl, String(this.port), this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY, this.impl, String(this.port), this.dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.proc = proc;
     let buf = '';
     proc.stdout!.on('data', (d) => {
       buf += d;
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
-        const msg = JSON.parse(buf.slice(0, i)) as { listening?: number; received?: number; finished?: FinishedUpload; refused?: string };
+        const msg = JSON.parse(buf.slice(0, i)) as {
+          listening?: number;
+          received?: number;
+          finished?: FinishedUpload;
+          refused?: string;
+        };
         buf = buf.slice(i + 1);
         if (msg.listening) listening = true;
         if (msg.received !== undefined) this.received = msg.received;
@@ -48,11 +65,18 @@ export class TusChild {
         if (msg.refused) this.refused.push(msg.refused);
       }
     });
-    proc.stderr!.on('data', (d) => { this.stderr += d; });
-    await waitFor(`${this.impl} to listen`, () => {
-      if (proc.exitCode !== null) throw new Error(`${this.impl} exited ${proc.exitCode}: ${this.stderr}`);
-      return listening;
-    }, 60_000, 50);
+    proc.stderr!.on('data', (d) => {
+      this.stderr += d;
+    });
+    await waitFor(
+      `${this.impl} to listen`,
+      () => {
+        if (proc.exitCode !== null) throw new Error(`${this.impl} exited ${proc.exitCode}: ${this.stderr}`);
+        return listening;
+      },
+      60_000,
+      50,
+    );
   }
 
   /** SIGKILL: the process dies where it stands, whatever it was writing. */
@@ -60,14 +84,20 @@ export class TusChild {
     const p = this.proc;
     this.proc = null;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL'); });
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGKILL');
+    });
   }
 
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGTERM'); });
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
   }
 
   /** Upload data files in the directory (not the servers' own records) and their sizes. */

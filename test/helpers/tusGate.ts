@@ -14,12 +14,18 @@ export class TusGate {
 
   constructor(private readonly targetPort: number) {}
 
-  get endpoint(): string { return `http://127.0.0.1:${this.port}/files/`; }
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}/files/`;
+  }
 
   /** Requests held so far and not yet released. */
-  get holding(): string[] { return this.waiting.map((w) => w.method); }
+  get holding(): string[] {
+    return this.waiting.map((w) => w.method);
+  }
 
-  hold(methods: string[]): void { for (const m of methods) this.held.add(m); }
+  hold(methods: string[]): void {
+    for (const m of methods) this.held.add(m);
+  }
 
   /** Stops holding `methods` and forwards the requests of those methods that wait. */
   release(methods: string[]): void {
@@ -36,7 +42,10 @@ export class TusGate {
       if (this.held.has(req.method ?? '')) this.waiting.push({ method: req.method ?? '', go });
       else go();
     });
-    await new Promise<void>((resolve, reject) => { this.server!.once('error', reject); this.server!.listen(this.port, '127.0.0.1', () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.port, '127.0.0.1', () => resolve());
+    });
   }
 
   async stop(): Promise<void> {
@@ -49,10 +58,13 @@ export class TusGate {
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const up = http.request({ host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = http.request(
+      { host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     up.on('error', () => res.destroy());
     req.on('error', () => up.destroy());
     req.pipe(up);

@@ -12,13 +12,23 @@ import { freePort } from './ports.ts';
 class CountingFileStore extends FileStore {
   received = 0;
   override write(readable: Readable, id: string, offset: number): Promise<number> {
-    const counter = new Transform({ transform: (chunk, _enc, cb) => { this.received += chunk.length; cb(null, chunk); } });
+    const counter = new Transform({
+      transform: (chunk, _enc, cb) => {
+        this.received += chunk.length;
+        cb(null, chunk);
+      },
+    });
     readable.on('error', (e) => counter.destroy(e));
     return super.write(readable.pipe(counter), id, offset);
   }
 }
 
-export interface ServerUpload { id: string; sha256: string; size: number; metadata: Record<string, string | null> }
+export interface ServerUpload {
+  id: string;
+  sha256: string;
+  size: number;
+  metadata: Record<string, string | null>;
+}
 
 /** A real @tus/server (tus 1.0) on a free loopback port; re-hashes each finished upload and refuses a mismatch. */
 export class TusTestServer {
@@ -32,8 +42,12 @@ export class TusTestServer {
 
   constructor(private readonly dir: string) {}
 
-  get endpoint(): string { return `http://127.0.0.1:${this.port}/files/`; }
-  get bytesReceived(): number { return this.store.received; }
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}/files/`;
+  }
+  get bytesReceived(): number {
+    return this.store.received;
+  }
 
   async start(port?: number): Promise<void> {
     if (port) this.port = port;
@@ -59,7 +73,10 @@ export class TusTestServer {
       if (this.delayMs) setTimeout(() => void tus.handle(req, res), this.delayMs);
       else void tus.handle(req, res);
     });
-    await new Promise<void>((resolve, reject) => { this.http!.once('error', reject); this.http!.listen(this.port, '127.0.0.1', () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      this.http!.once('error', reject);
+      this.http!.listen(this.port, '127.0.0.1', () => resolve());
+    });
   }
 
   async stop(): Promise<void> {

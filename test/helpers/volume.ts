@@ -8,14 +8,19 @@ export async function treeFingerprint(root: string): Promise<Record<string, stri
   async function walk(rel: string): Promise<void> {
     const abs = path.join(root, rel);
     const st = await fs.lstat(abs);
-    if (st.isSymbolicLink()) { out[rel] = `link ${await fs.readlink(abs)} ${st.mtimeMs}`; return; }
+    if (st.isSymbolicLink()) {
+      out[rel] = `link ${await fs.readlink(abs)} ${st.mtimeMs}`;
+      return;
+    }
     if (st.isDirectory()) {
       out[rel || '.'] = `dir ${st.mode} ${st.mtimeMs}`;
       for (const n of (await fs.readdir(abs)).sort()) await walk(path.join(rel, n));
       return;
     }
     if (st.isFile()) {
-      out[rel] = `file ${st.size} ${st.mode} ${st.mtimeMs} ${createHash('sha256').update(await fs.readFile(abs)).digest('hex')}`;
+      out[rel] = `file ${st.size} ${st.mode} ${st.mtimeMs} ${createHash('sha256')
+        .update(await fs.readFile(abs))
+        .digest('hex')}`;
       return;
     }
     out[rel] = `other ${st.mode}`;

@@ -22,14 +22,19 @@ const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
 const READ_AUDITS = ['http.files-listed', 'file.viewed', 'file.exported', 'http.denied'];
 
 interface Row {
-  method: string; path: (ids: Ids) => string; body?: unknown;
+  method: string;
+  path: (ids: Ids) => string;
+  body?: unknown;
   /** Expected status per viewer (anonymous, officer, other officer, admin). */
   status: [number, number, number, number];
   /** The audit entry a read writes for each viewer (null: none of the read audits). */
   audit?: [string | null, string | null, string | null, string | null];
   events?: boolean;
 }
-interface Ids { mine: number; theirs: number }
+interface Ids {
+  mine: number;
+  theirs: number;
+}
 
 /** Every HTTP route of the station page, with what each kind of viewer gets. */
 const TABLE: Row[] = [
@@ -39,12 +44,44 @@ const TABLE: Row[] = [
   { method: 'GET', path: () => '/api/state', status: [401, 200, 200, 200], audit: [null, null, null, null] },
   { method: 'GET', path: () => '/api/events', status: [401, 200, 200, 200], events: true },
   { method: 'GET', path: () => '/api/alarms', status: [401, 200, 200, 200], audit: [null, null, null, null] },
-  { method: 'GET', path: () => '/api/files', status: [401, 200, 200, 200], audit: [null, 'http.files-listed', 'http.files-listed', 'http.files-listed'] },
-  { method: 'GET', path: (i) => `/api/files/${i.mine}`, status: [401, 200, 404, 200], audit: [null, 'file.viewed', 'http.denied', 'file.viewed'] },
-  { method: 'GET', path: (i) => `/api/files/${i.mine}/thumbnail`, status: [401, 200, 404, 200], audit: [null, 'file.viewed', 'http.denied', 'file.viewed'] },
-  { method: 'GET', path: (i) => `/api/files/${i.mine}/export`, status: [401, 403, 403, 200], audit: [null, null, null, 'file.exported'] },
-  { method: 'POST', path: (i) => `/api/files/${i.mine}/reprobe`, body: {}, status: [401, 403, 403, 200], audit: [null, null, null, 'file.reprobed'] },
-  { method: 'POST', path: (i) => `/api/files/${i.mine}/annotate`, body: { caseNo: 'T-1', purpose: '调查取证' }, status: [401, 200, 404, 200], audit: [null, 'file.annotated', 'http.denied', 'file.annotated'] },
+  {
+    method: 'GET',
+    path: () => '/api/files',
+    status: [401, 200, 200, 200],
+    audit: [null, 'http.files-listed', 'http.files-listed', 'http.files-listed'],
+  },
+  {
+    method: 'GET',
+    path: (i) => `/api/files/${i.mine}`,
+    status: [401, 200, 404, 200],
+    audit: [null, 'file.viewed', 'http.denied', 'file.viewed'],
+  },
+  {
+    method: 'GET',
+    path: (i) => `/api/files/${i.mine}/thumbnail`,
+    status: [401, 200, 404, 200],
+    audit: [null, 'file.viewed', 'http.denied', 'file.viewed'],
+  },
+  {
+    method: 'GET',
+    path: (i) => `/api/files/${i.mine}/export`,
+    status: [401, 403, 403, 200],
+    audit: [null, null, null, 'file.exported'],
+  },
+  {
+    method: 'POST',
+    path: (i) => `/api/files/${i.mine}/reprobe`,
+    body: {},
+    status: [401, 403, 403, 200],
+    audit: [null, null, null, 'file.reprobed'],
+  },
+  {
+    method: 'POST',
+    path: (i) => `/api/files/${i.mine}/annotate`,
+    body: { caseNo: 'T-1', purpose: '调查取证' },
+    status: [401, 200, 404, 200],
+    audit: [null, 'file.annotated', 'http.denied', 'file.annotated'],
+  },
   { method: 'POST', path: () => '/api/alarms/no-such-alarm/ack', body: {}, status: [401, 403, 403, 404] },
   { method: 'POST', path: () => '/api/login', body: { user: '', password: '' }, status: [400, 400, 400, 400] },
   { method: 'GET', path: () => '/api/no-such-route', status: [404, 404, 404, 404] },
@@ -66,8 +103,12 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
     tus = new TusTestServer(path.join(dir, 'hq'));
     await tus.start();
     world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint, mqttUrl: broker.url,
-      devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }, { serial: '7654321', officerId: '054321', officerName: '李四' }],
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      devices: [
+        { serial: '1234567', officerId: '012345', officerName: '张三' },
+        { serial: '7654321', officerId: '054321', officerName: '李四' },
+      ],
     });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
@@ -78,12 +119,20 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
     }
     // One held recording (no sidecar) of each officer.
     const [a, b] = await Promise.all([sampleMedia('video', 2, 81), sampleMedia('video', 2, 82)]);
-    await dockVolume(world.mountRoot, 'REC-A', async (v) => { await fs.copyFile(a, path.join(v, recordingName({ officerId: '012345', serial: '1234567', at: '20261128090000' }))); });
-    await dockVolume(world.mountRoot, 'REC-B', async (v) => { await fs.copyFile(b, path.join(v, recordingName({ officerId: '054321', serial: '7654321', at: '20261128091000' }))); });
-    const files = await waitFor('both recordings held', () => {
-      const f = catalogFiles(world.storeDir).filter((r) => r.state === 'needs-annotation');
-      return f.length === 2 ? f : null;
-    }, 120_000);
+    await dockVolume(world.mountRoot, 'REC-A', async (v) => {
+      await fs.copyFile(a, path.join(v, recordingName({ officerId: '012345', serial: '1234567', at: '20261128090000' })));
+    });
+    await dockVolume(world.mountRoot, 'REC-B', async (v) => {
+      await fs.copyFile(b, path.join(v, recordingName({ officerId: '054321', serial: '7654321', at: '20261128091000' })));
+    });
+    const files = await waitFor(
+      'both recordings held',
+      () => {
+        const f = catalogFiles(world.storeDir).filter((r) => r.state === 'needs-annotation');
+        return f.length === 2 ? f : null;
+      },
+      120_000,
+    );
     ids = { mine: files.find((f) => f.officer_id === '012345')!.id, theirs: files.find((f) => f.officer_id === '054321')!.id };
   }, 300_000);
 
@@ -119,17 +168,28 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
         results.push(`${label} → ${status}`);
         expected.push(`${label} → ${row.status[i]}`);
         // Anonymous answers carry no case data.
-        if (who === 'anonymous') for (const secret of ['012345', '054321', '张三', '李四', 'REC-A']) expect(text, label).not.toContain(secret);
+        if (who === 'anonymous')
+          for (const secret of ['012345', '054321', '张三', '李四', 'REC-A']) expect(text, label).not.toContain(secret);
         if (row.audit) {
-          const written = auditAfter(world.storeDir, before).filter((a) => [...READ_AUDITS, 'file.annotated', 'file.reprobed'].includes(a.type));
+          const written = auditAfter(world.storeDir, before).filter((a) =>
+            [...READ_AUDITS, 'file.annotated', 'file.reprobed'].includes(a.type),
+          );
           const want = row.audit[i];
-          expect(written.map((a) => a.type), label).toEqual(want ? [want] : []);
+          expect(
+            written.map((a) => a.type),
+            label,
+          ).toEqual(want ? [want] : []);
           if (want) {
             const data = written[0].data;
             // Each entry names the user, the role and the source address.
             const actor = want === 'file.annotated' ? data.by : `${data.by}`;
             expect(actor, label).toContain(USERS[who as Exclude<Who, 'anonymous'>].name);
-            if (want !== 'file.annotated') expect(data, label).toMatchObject({ user: USERS[who as Exclude<Who, 'anonymous'>].name, role: who === 'admin' ? 'admin' : 'officer', from: o.localAddress ?? expect.any(String) });
+            if (want !== 'file.annotated')
+              expect(data, label).toMatchObject({
+                user: USERS[who as Exclude<Who, 'anonymous'>].name,
+                role: who === 'admin' ? 'admin' : 'officer',
+                from: o.localAddress ?? expect.any(String),
+              });
           }
         }
       }
@@ -139,24 +199,34 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
 
   it('on loopback: login for every read of case data, officers reach only their own recordings, every read audited', async () => {
     const base = `http://127.0.0.1:${await waitFor('the page address', () => daemon!.logs.find((l) => l.msg === 'station page listening')?.url as string).then((u) => new URL(u).port)}`;
-    for (const w of ['officer', 'other officer', 'admin'] as const) cookies[w] = await login(base, USERS[w].login, USERS[w].secret);
+    for (const w of ['officer', 'other officer', 'admin'] as const)
+      cookies[w] = await login(base, USERS[w].login, USERS[w].secret);
     await runTable(base, { localAddress: '127.0.0.1' }, 'loopback');
 
     // What each sees of the catalog and of the live picture.
-    const list = async (who: Who) => (await request(base, 'GET', '/api/files', { headers: { cookie: cookies[who]! } })).json.map((f: { id: number }) => f.id);
+    const list = async (who: Who) =>
+      (await request(base, 'GET', '/api/files', { headers: { cookie: cookies[who]! } })).json.map((f: { id: number }) => f.id);
     expect(await list('officer')).toEqual([ids.mine]);
     expect(await list('other officer')).toEqual([ids.theirs]);
     expect(await list('admin')).toEqual([ids.mine, ids.theirs].sort((x, y) => x - y));
     const state = (await request(base, 'GET', '/api/state', { headers: { cookie: cookies.officer! } })).json;
     const tiles = Object.fromEntries(state.recorders.map((r: { name: string }) => [r.name, r]));
     expect(tiles['REC-A']).toMatchObject({ officerId: '012345', officerName: '张三', serial: '1234567' });
-    expect(tiles['REC-B']).toMatchObject({ officerId: null, officerName: null, serial: null, redacted: true, safeToUndock: true });
+    expect(tiles['REC-B']).toMatchObject({
+      officerId: null,
+      officerName: null,
+      serial: null,
+      redacted: true,
+      safeToUndock: true,
+    });
     expect(state.held).toMatchObject({ count: 1 });
     const exported = await request(base, 'GET', `/api/files/${ids.mine}/export`, { headers: { cookie: cookies.admin! } });
     const sha = catalogFiles(world.storeDir).find((f) => f.id === ids.mine)!.sha256!;
     expect(exported.headers.get('x-dockd-sha256')).toBe(sha);
     expect((await import('node:crypto')).createHash('sha256').update(exported.body).digest('hex')).toBe(sha);
-    expect(exported.headers.get('content-disposition')).toMatch(/^attachment; filename=".*012345_1234567_20261128090000_0001\.mp4"/);
+    expect(exported.headers.get('content-disposition')).toMatch(
+      /^attachment; filename=".*012345_1234567_20261128090000_0001\.mp4"/,
+    );
     // On loopback without a token, /metrics answers.
     expect((await request(base, 'GET', '/metrics')).status).toBe(200);
   }, 300_000);
@@ -166,7 +236,10 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
     const tls = await selfSignedCert(dir, ip);
     const port = await freePort();
     expect(await daemon!.stop()).toBe(0);
-    const config = { ...world.config, http: { listen: `${ip}:${port}`, tls: { cert: tls.cert, key: tls.key }, kiosk: true, metricsToken: METRICS_TOKEN } };
+    const config = {
+      ...world.config,
+      http: { listen: `${ip}:${port}`, tls: { cert: tls.cert, key: tls.key }, kiosk: true, metricsToken: METRICS_TOKEN },
+    };
     await fs.writeFile(world.configFile, stringify(config));
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
@@ -187,12 +260,16 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
     const page = await request(base, 'GET', '/', o);
     expect(page.headers.get('strict-transport-security')).toBe('max-age=31536000');
     const fresh = await request(base, 'POST', '/api/login', { ...o, body: { user: 'chief', password: USERS.admin.secret } });
-    expect(fresh.headers.get('set-cookie')).toMatch(/^dockd_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Secure; Max-Age=43200$/);
+    expect(fresh.headers.get('set-cookie')).toMatch(
+      /^dockd_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Secure; Max-Age=43200$/,
+    );
     // Kiosk mode shows tiles only to the station's own screen (loopback): from the network it is 401 as before.
     expect((await request(base, 'GET', '/api/state', o)).status).toBe(401);
     // /metrics: the bearer token, nothing else.
     expect((await request(base, 'GET', '/metrics', { ...o, headers: { cookie: cookies.admin! } })).status).toBe(401);
-    expect((await request(base, 'GET', '/metrics', { ...o, headers: { authorization: 'Bearer wrong-token-0123456789' } })).status).toBe(401);
+    expect(
+      (await request(base, 'GET', '/metrics', { ...o, headers: { authorization: 'Bearer wrong-token-0123456789' } })).status,
+    ).toBe(401);
     const m = await request(base, 'GET', '/metrics', { ...o, headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(m.status).toBe(200);
     expect(m.text).toContain('dockd_recorders_docked');

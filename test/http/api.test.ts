@@ -13,7 +13,12 @@ import { dockVolume } from '../helpers/volume.ts';
 import { getWithHost, login, metric, openEvents, parseMetrics, request, type RequestOptions } from './client.ts';
 import { addUser, beyondLoopbackAddress } from './stationUsers.ts';
 
-interface AuditRow { seq: number; type: string; subject: string | null; data: Record<string, unknown> }
+interface AuditRow {
+  seq: number;
+  type: string;
+  subject: string | null;
+  data: Record<string, unknown>;
+}
 
 async function auditRows(configFile: string): Promise<AuditRow[]> {
   const r = await runDockctl(configFile, ['audit', '--json']);
@@ -51,11 +56,17 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
   async function dockSample(mountRoot: string, held: number, variant: number) {
     const complete = await sampleMedia('video', 2, variant);
     const heldClips = await Promise.all(Array.from({ length: held }, (_, i) => sampleMedia('video', 2, variant + 1 + i)));
-    const names = { complete: recordingName({ at: '20261128083000', seq: 1 }), held: heldClips.map((_, i) => recordingName({ at: `2026112809${String(i).padStart(2, '0')}00`, seq: 2 + i })) };
+    const names = {
+      complete: recordingName({ at: '20261128083000', seq: 1 }),
+      held: heldClips.map((_, i) => recordingName({ at: `2026112809${String(i).padStart(2, '0')}00`, seq: 2 + i })),
+    };
     await dockVolume(mountRoot, 'REC1', async (v) => {
       await fs.mkdir(path.join(v, 'DCIM'));
       await fs.copyFile(complete, path.join(v, 'DCIM', names.complete));
-      await fs.writeFile(path.join(v, 'DCIM', names.complete.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'C-1', purpose: '现场检查', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(v, 'DCIM', names.complete.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: 'C-1', purpose: '现场检查', place: '幸福路12号' }),
+      );
       for (const [i, clip] of heldClips.entries()) await fs.copyFile(clip, path.join(v, 'DCIM', names.held[i]));
     });
     return {
@@ -65,7 +76,11 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
   }
 
   it('serves the live picture and the catalog, annotates as dockctl does, acknowledges alarms, exports metrics, and answers bad requests with 4xx', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `127.0.0.1:${port}` } } });
+    const world = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: { http: { listen: `127.0.0.1:${port}` } },
+    });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
@@ -78,7 +93,13 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
 
     const empty = await get('/api/state');
     expect(empty.status).toBe(200);
-    expect(empty.json).toMatchObject({ stationId: 'test-st', recorders: [], links: { tus: 'ok' }, alarms: [], held: { count: 0 } });
+    expect(empty.json).toMatchObject({
+      stationId: 'test-st',
+      recorders: [],
+      links: { tus: 'ok' },
+      alarms: [],
+      held: { count: 0 },
+    });
     const page = await get('/');
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
@@ -91,25 +112,54 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
 
     const sample = await dockSample(world.mountRoot, 1, 41);
     const heldSha = sample.held[0].sha256;
-    const files = await waitFor('one upload and one held recording in /api/files', async () => {
-      const r = await get('/api/files');
-      const bySha = Object.fromEntries((r.json as { sha256: string; state: string }[]).map((f) => [f.sha256, f]));
-      return bySha[sample.complete.sha256]?.state === 'uploaded' && bySha[heldSha]?.state === 'needs-annotation' ? r.json as { id: number; sha256: string; state: string }[] : null;
-    }, 120_000);
+    const files = await waitFor(
+      'one upload and one held recording in /api/files',
+      async () => {
+        const r = await get('/api/files');
+        const bySha = Object.fromEntries((r.json as { sha256: string; state: string }[]).map((f) => [f.sha256, f]));
+        return bySha[sample.complete.sha256]?.state === 'uploaded' && bySha[heldSha]?.state === 'needs-annotation'
+          ? (r.json as { id: number; sha256: string; state: string }[])
+          : null;
+      },
+      120_000,
+    );
     const heldId = files.find((f) => f.sha256 === heldSha)!.id;
     const uploadedId = files.find((f) => f.sha256 === sample.complete.sha256)!.id;
     const onlyHeld = await get('/api/files?state=needs-annotation');
     expect(onlyHeld.json.map((f: { id: number }) => f.id)).toEqual([heldId]);
-    expect(onlyHeld.json[0]).toMatchObject({ caseNo: null, purpose: null, collector: '张三', officerId: '012345', reason: expect.stringMatching(/missing/) });
+    expect(onlyHeld.json[0]).toMatchObject({
+      caseNo: null,
+      purpose: null,
+      collector: '张三',
+      officerId: '012345',
+      reason: expect.stringMatching(/missing/),
+    });
 
     // The recorder tile: identity and "safe to undock", in the snapshot and on the live stream.
-    const state = await waitFor('the recorder done in /api/state', async () => {
-      const r = await get('/api/state');
-      return r.json.recorders[0]?.state === 'done' ? r.json : null;
-    }, 60_000);
-    expect(state.recorders[0]).toMatchObject({ serial: '1234567', officerId: '012345', officerName: '张三', safeToUndock: true, files: { total: 2, done: 2 } });
+    const state = await waitFor(
+      'the recorder done in /api/state',
+      async () => {
+        const r = await get('/api/state');
+        return r.json.recorders[0]?.state === 'done' ? r.json : null;
+      },
+      60_000,
+    );
+    expect(state.recorders[0]).toMatchObject({
+      serial: '1234567',
+      officerId: '012345',
+      officerName: '张三',
+      safeToUndock: true,
+      files: { total: 2, done: 2 },
+    });
     expect(state.held).toMatchObject({ count: 1 });
-    await waitFor('the live stream to show the recorder safe to undock', () => events.states.some((s) => s.recorders.some((r: { safeToUndock: boolean; serial: string }) => r.serial === '1234567' && r.safeToUndock)), 30_000);
+    await waitFor(
+      'the live stream to show the recorder safe to undock',
+      () =>
+        events.states.some((s) =>
+          s.recorders.some((r: { safeToUndock: boolean; serial: string }) => r.serial === '1234567' && r.safeToUndock),
+        ),
+      30_000,
+    );
 
     // Bad requests: each a clear 4xx JSON error; nothing changes and dockd keeps serving.
     const annotateUrl = `/api/files/${heldId}/annotate`;
@@ -123,10 +173,34 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
       ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '取证', sha256: 'ff' } }, 400, 'INVALID_REQUEST'],
       ['POST', annotateUrl, { body: { caseNo: 'X'.repeat(501), purpose: '取证' } }, 400, 'INVALID_REQUEST'],
       ['POST', annotateUrl, { body: ['X-1', '取证'] }, 400, 'INVALID_REQUEST'],
-      ['POST', annotateUrl, { raw: '{"caseNo": "X-1", ', headers: { 'content-type': 'application/json' } }, 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
-      ['POST', annotateUrl, { raw: `{"caseNo":"${'x'.repeat(70_000)}","purpose":"p"}`, headers: { 'content-type': 'application/json' } }, 413, 'FST_ERR_CTP_BODY_TOO_LARGE'],
-      ['POST', annotateUrl, { raw: 'caseNo=X-1&purpose=p', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
-      ['POST', annotateUrl, { raw: '{"caseNo":"X-1","purpose":"p"}', headers: { 'content-type': 'text/plain' } }, 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+      [
+        'POST',
+        annotateUrl,
+        { raw: '{"caseNo": "X-1", ', headers: { 'content-type': 'application/json' } },
+        400,
+        'FST_ERR_CTP_INVALID_JSON_BODY',
+      ],
+      [
+        'POST',
+        annotateUrl,
+        { raw: `{"caseNo":"${'x'.repeat(70_000)}","purpose":"p"}`, headers: { 'content-type': 'application/json' } },
+        413,
+        'FST_ERR_CTP_BODY_TOO_LARGE',
+      ],
+      [
+        'POST',
+        annotateUrl,
+        { raw: 'caseNo=X-1&purpose=p', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+        415,
+        'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      ],
+      [
+        'POST',
+        annotateUrl,
+        { raw: '{"caseNo":"X-1","purpose":"p"}', headers: { 'content-type': 'text/plain' } },
+        415,
+        'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      ],
       // Control characters (ESC, BEL, CR, NUL, a direction override) in a field: refused, nothing stored.
       ['POST', annotateUrl, { body: { caseNo: 'X-1\u001b[2J', purpose: '取证' } }, 400, 'INVALID'],
       ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '取证\u0007' } }, 400, 'INVALID'],
@@ -141,7 +215,13 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
       ['POST', '/api/login', { body: { user: 'chief', password: '' } }, 400, 'INVALID_REQUEST'],
       ['POST', '/api/login', { body: { user: 'chief', password: 'x'.repeat(10 * 1024) } }, 400, 'INVALID_REQUEST'],
       ['POST', '/api/login', { body: { user: 'chief' } }, 400, 'INVALID_REQUEST'],
-      ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '取证' }, headers: { origin: 'http://evil.example' } }, 403, 'FORBIDDEN_ORIGIN'],
+      [
+        'POST',
+        annotateUrl,
+        { body: { caseNo: 'X-1', purpose: '取证' }, headers: { origin: 'http://evil.example' } },
+        403,
+        'FORBIDDEN_ORIGIN',
+      ],
       ['POST', '/api/files/not-an-id!/annotate', { body: { caseNo: 'X-1', purpose: '取证' } }, 400, 'INVALID_REQUEST'],
       ['POST', '/api/files/987654321/annotate', { body: { caseNo: 'X-1', purpose: '取证' } }, 404, 'NOT_FOUND'],
       ['POST', `/api/files/${uploadedId}/annotate`, { body: { caseNo: 'X-1', purpose: '取证' } }, 409, 'NOT_ANNOTATABLE'],
@@ -152,11 +232,19 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     ];
     for (const [method, url, opts, status, code] of bad) {
       const r = await request(base, method, url, { ...opts, headers: { cookie, ...(opts?.headers ?? {}) } });
-      expect({ method, url: url.slice(0, 60), status: r.status, error: r.json?.error }).toEqual({ method, url: url.slice(0, 60), status, error: code });
+      expect({ method, url: url.slice(0, 60), status: r.status, error: r.json?.error }).toEqual({
+        method,
+        url: url.slice(0, 60),
+        status,
+        error: code,
+      });
       expect(typeof r.json.message).toBe('string');
     }
     // A loopback-only page answers only to loopback names (DNS rebinding).
-    expect(await getWithHost(base, '/api/state', `rebind.example:${port}`, as)).toMatchObject({ status: 403, json: { error: 'FORBIDDEN_HOST' } });
+    expect(await getWithHost(base, '/api/state', `rebind.example:${port}`, as)).toMatchObject({
+      status: 403,
+      json: { error: 'FORBIDDEN_HOST' },
+    });
     expect((await getWithHost(base, '/api/state', `localhost:${port}`, as)).status).toBe(200);
     expect((await get(`/api/files/${heldId}`)).json).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null });
     expect(tus.finished.map((u) => u.sha256)).toEqual([sample.complete.sha256]);
@@ -173,32 +261,79 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     // Annotation over the API: the same rules as dockctl (partial → still held), then released and uploaded.
     const partial = await request(base, 'POST', annotateUrl, { ...as, body: { caseNo: 'C-9', purpose: '现场执法' } });
     expect(partial.status).toBe(200);
-    expect(partial.json).toMatchObject({ ok: true, state: 'needs-annotation', missing: ['place'], file: { caseNo: 'C-9', place: null } });
+    expect(partial.json).toMatchObject({
+      ok: true,
+      state: 'needs-annotation',
+      missing: ['place'],
+      file: { caseNo: 'C-9', place: null },
+    });
     expect(tus.finished).toHaveLength(1);
-    const full = await request(base, 'POST', `/api/files/${heldSha.slice(0, 12)}/annotate`, { ...as, body: { caseNo: 'C-9', purpose: '现场执法', place: '解放路1号' } });
+    const full = await request(base, 'POST', `/api/files/${heldSha.slice(0, 12)}/annotate`, {
+      ...as,
+      body: { caseNo: 'C-9', purpose: '现场执法', place: '解放路1号' },
+    });
     expect(full.status).toBe(200);
-    expect(full.json).toMatchObject({ ok: true, state: 'ready', missing: [], file: { id: heldId, caseNo: 'C-9', purpose: '现场执法', place: '解放路1号', collector: '张三' } });
+    expect(full.json).toMatchObject({
+      ok: true,
+      state: 'ready',
+      missing: [],
+      file: { id: heldId, caseNo: 'C-9', purpose: '现场执法', place: '解放路1号', collector: '张三' },
+    });
     await waitFor('the annotated recording uploaded', () => tus.finished.some((u) => u.sha256 === heldSha), 120_000);
-    expect(tus.finished.find((u) => u.sha256 === heldSha)!.metadata).toMatchObject({ caseNo: 'C-9', purpose: '现场执法', place: '解放路1号', collector: '张三' });
-    await waitFor('the catalog to call it uploaded', async () => (await get(`/api/files/${heldId}`)).json.state === 'uploaded', 60_000);
+    expect(tus.finished.find((u) => u.sha256 === heldSha)!.metadata).toMatchObject({
+      caseNo: 'C-9',
+      purpose: '现场执法',
+      place: '解放路1号',
+      collector: '张三',
+    });
+    await waitFor(
+      'the catalog to call it uploaded',
+      async () => (await get(`/api/files/${heldId}`)).json.state === 'uploaded',
+      60_000,
+    );
     const annotated = (await auditRows(world.configFile)).filter((a) => a.type === 'file.annotated' && a.subject === heldSha);
     expect(annotated).toHaveLength(2);
-    expect(annotated[1].data).toMatchObject({ by: 'chief (admin) @127.0.0.1', new: { caseNo: 'C-9', place: '解放路1号' }, old: { caseNo: 'C-9', place: null } });
+    expect(annotated[1].data).toMatchObject({
+      by: 'chief (admin) @127.0.0.1',
+      new: { caseNo: 'C-9', place: '解放路1号' },
+      old: { caseNo: 'C-9', place: null },
+    });
 
     // An alarm (the broker goes away), acknowledged once, audited once, shown live; it clears when the broker returns.
     await broker.stop();
-    const alarm = await waitFor('MQTT_UNREACHABLE in /api/alarms', async () => (await get('/api/alarms')).json.find((a: { code: string }) => a.code === 'MQTT_UNREACHABLE'), 60_000);
+    const alarm = await waitFor(
+      'MQTT_UNREACHABLE in /api/alarms',
+      async () => (await get('/api/alarms')).json.find((a: { code: string }) => a.code === 'MQTT_UNREACHABLE'),
+      60_000,
+    );
     expect(alarm).toMatchObject({ key: 'mqtt', acknowledged: false });
     const ack = await request(base, 'POST', '/api/alarms/mqtt/ack', as);
     expect(ack.status).toBe(200);
-    expect(ack.json).toMatchObject({ ok: true, alreadyAcknowledged: false, alarm: { key: 'mqtt', acknowledged: true, acknowledgedBy: 'chief (admin) @127.0.0.1' } });
+    expect(ack.json).toMatchObject({
+      ok: true,
+      alreadyAcknowledged: false,
+      alarm: { key: 'mqtt', acknowledged: true, acknowledgedBy: 'chief (admin) @127.0.0.1' },
+    });
     const again = await request(base, 'POST', '/api/alarms/mqtt/ack', { ...as, body: {} });
     expect(again.json).toMatchObject({ ok: true, alreadyAcknowledged: true });
-    expect((await get('/api/alarms')).json.find((a: { key: string }) => a.key === 'mqtt')).toMatchObject({ acknowledged: true, acknowledgedAt: expect.any(String) });
-    await waitFor('the acknowledgement on the live stream', () => events.states.some((s) => s.alarms.some((a: { key: string; acknowledged: boolean }) => a.key === 'mqtt' && a.acknowledged)), 30_000);
+    expect((await get('/api/alarms')).json.find((a: { key: string }) => a.key === 'mqtt')).toMatchObject({
+      acknowledged: true,
+      acknowledgedAt: expect.any(String),
+    });
+    await waitFor(
+      'the acknowledgement on the live stream',
+      () =>
+        events.states.some((s) =>
+          s.alarms.some((a: { key: string; acknowledged: boolean }) => a.key === 'mqtt' && a.acknowledged),
+        ),
+      30_000,
+    );
     const acks = (await auditRows(world.configFile)).filter((a) => a.type === 'alarm.acknowledged');
     expect(acks).toHaveLength(1);
-    expect(acks[0]).toMatchObject({ subject: 'mqtt', data: { code: 'MQTT_UNREACHABLE', by: 'chief (admin) @127.0.0.1', user: 'chief', role: 'admin', from: '127.0.0.1' } });
+    expect(acks[0]).toMatchObject({
+      subject: 'mqtt',
+      data: { code: 'MQTT_UNREACHABLE', by: 'chief (admin) @127.0.0.1', user: 'chief', role: 'admin', from: '127.0.0.1' },
+    });
     await broker.start(broker.port);
     await waitFor('the MQTT alarm to clear', async () => (await get('/api/alarms')).json.length === 0, 60_000);
 
@@ -223,20 +358,42 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     expect(metric(samples, 'dockd_disk_free_bytes')).toBeGreaterThan(0);
     expect(metric(samples, 'dockd_disk_low_water_bytes')).toBe(1073741824);
     expect(metric(samples, 'dockd_link_up', { link: 'tus' })).toBe(1);
-    expect(types).toMatchObject({ dockd_ingested_bytes_total: 'counter', dockd_uploaded_bytes_total: 'counter', dockd_queue_files: 'gauge', dockd_alarms_active: 'gauge' });
+    expect(types).toMatchObject({
+      dockd_ingested_bytes_total: 'counter',
+      dockd_uploaded_bytes_total: 'counter',
+      dockd_queue_files: 'gauge',
+      dockd_alarms_active: 'gauge',
+    });
 
     // A recording with no capture time at all (plain name, no creation_time): the API takes it as station wall time.
     const noTime = await sampleMedia('video-faststart', 2, 45);
-    await dockVolume(world.mountRoot, 'REC2', async (v) => { await fs.copyFile(noTime, path.join(v, 'clip.mp4')); });
-    const timeless = await waitFor('the timeless recording held', async () => (await get('/api/files?state=needs-annotation')).json.find((f: { filename: string }) => f.filename === 'clip.mp4'), 120_000);
+    await dockVolume(world.mountRoot, 'REC2', async (v) => {
+      await fs.copyFile(noTime, path.join(v, 'clip.mp4'));
+    });
+    const timeless = await waitFor(
+      'the timeless recording held',
+      async () =>
+        (await get('/api/files?state=needs-annotation')).json.find((f: { filename: string }) => f.filename === 'clip.mp4'),
+      120_000,
+    );
     expect(timeless).toMatchObject({ capturedAt: null, reason: expect.stringMatching(/采集时间 capture time/) });
     const timeBody = { caseNo: 'C-10', purpose: '补录', place: '解放路1号', collector: '王五' };
-    const badTime = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, { ...as, body: { ...timeBody, capturedAt: 'yesterday at nine' } });
+    const badTime = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, {
+      ...as,
+      body: { ...timeBody, capturedAt: 'yesterday at nine' },
+    });
     expect(badTime).toMatchObject({ status: 400, json: { error: 'INVALID', message: expect.stringMatching(/ISO 8601/) } });
-    const timed = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, { ...as, body: { ...timeBody, capturedAt: '2026-11-28T09:30' } });
+    const timed = await request(base, 'POST', `/api/files/${timeless.id}/annotate`, {
+      ...as,
+      body: { ...timeBody, capturedAt: '2026-11-28T09:30' },
+    });
     expect(timed.status).toBe(200);
     expect(timed.json).toMatchObject({ state: 'ready', file: { capturedAt: '2026-11-28T09:30:00+08:00', collector: '王五' } });
-    await waitFor('the timeless recording uploaded with its new capture time', () => tus.finished.find((u) => u.metadata.capturedAt === '2026-11-28T09:30:00+08:00'), 120_000);
+    await waitFor(
+      'the timeless recording uploaded with its new capture time',
+      () => tus.finished.find((u) => u.metadata.capturedAt === '2026-11-28T09:30:00+08:00'),
+      120_000,
+    );
 
     // A clean stop with a browser still connected to the live stream.
     expect(await daemon.stop()).toBe(0);
@@ -245,19 +402,29 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
   }, 400_000);
 
   it('dockctl status --watch re-renders the status every second until Ctrl-C', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `127.0.0.1:${port}` } } });
+    const world = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: { http: { listen: `127.0.0.1:${port}` } },
+    });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    const watch = spawn(process.execPath, [DOCKCTL_BIN, '--config', world.configFile, 'status', '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const watch = spawn(process.execPath, [DOCKCTL_BIN, '--config', world.configFile, 'status', '--watch'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
-    watch.stdout!.on('data', (d) => { out += d; });
+    watch.stdout!.on('data', (d) => {
+      out += d;
+    });
     const exited = new Promise<number | null>((resolve) => watch.once('exit', (code) => resolve(code)));
     try {
       await waitFor('two frames', () => out.split('station test-st — dockd running').length - 1 >= 2, 60_000);
       await dockSample(world.mountRoot, 0, 71);
       await waitFor('a later frame showing the docked recorder', () => /REC1 +1234567 +012345 张三 +done/.test(out), 120_000);
-    } finally { watch.kill('SIGINT'); }
+    } finally {
+      watch.kill('SIGINT');
+    }
     expect(await exited).toBe(0);
     expect(out).toContain('可安全拔出 safe to undock');
     const both = await runDockctl(world.configFile, ['status', '--watch', '--json']);
@@ -265,11 +432,17 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     expect(both.stderr).toMatch(/--watch and --json/);
   }, 300_000);
 
-  it('the bootstrap admin of http.adminPassword; lockout per account and per address (one client\'s wrong passwords lock out nobody else); cross-origin changes refused and nothing changes; live streams capped per user; slow requests cut off; disable ends sessions', async () => {
+  it("the bootstrap admin of http.adminPassword; lockout per account and per address (one client's wrong passwords lock out nobody else); cross-origin changes refused and nothing changes; live streams capped per user; slow requests cut off; disable ends sessions", async () => {
     const password = 'Zhan-san 采集站 #7';
     const pwFile = path.join(dir, 'admin.pw');
     await fs.writeFile(pwFile, `${password}\n`);
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { http: { listen: `0.0.0.0:${port}`, allowPlainHttp: true, adminPassword: { file: pwFile }, requestTimeoutSeconds: 2 } } });
+    const world = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: {
+        http: { listen: `0.0.0.0:${port}`, allowPlainHttp: true, adminPassword: { file: pwFile }, requestTimeoutSeconds: 2 },
+      },
+    });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
@@ -281,32 +454,54 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
 
     const sample = await dockSample(world.mountRoot, 2, 51);
     const admin = await login(base, 'admin', password);
-    const held = await waitFor('two held recordings', async () => {
-      const r = await request(base, 'GET', '/api/files?state=needs-annotation', { headers: { cookie: admin } });
-      return r.json.length === 2 ? r.json as { id: number; sha256: string }[] : null;
-    }, 120_000);
+    const held = await waitFor(
+      'two held recordings',
+      async () => {
+        const r = await request(base, 'GET', '/api/files?state=needs-annotation', { headers: { cookie: admin } });
+        return r.json.length === 2 ? (r.json as { id: number; sha256: string }[]) : null;
+      },
+      120_000,
+    );
     const [first, second] = held;
     const body = { caseNo: 'C-20', purpose: '调查取证', place: '建设路3号' };
 
     // Cross-origin changes: refused with 403 before anything is read or changed, even with a valid session.
     const seqBefore = (await auditRows(world.configFile)).length;
-    const crossSite: Record<string, string>[] = [{ origin: 'http://evil.example' }, { origin: 'null' }, { origin: `http://127.0.0.1:${port + 1}` }, { 'sec-fetch-site': 'cross-site' }];
+    const crossSite: Record<string, string>[] = [
+      { origin: 'http://evil.example' },
+      { origin: 'null' },
+      { origin: `http://127.0.0.1:${port + 1}` },
+      { 'sec-fetch-site': 'cross-site' },
+    ];
     for (const headers of crossSite) {
       const r = await request(base, 'POST', `/api/files/${first.id}/annotate`, { body, headers: { cookie: admin, ...headers } });
       expect({ headers, status: r.status, error: r.json.error }).toEqual({ headers, status: 403, error: 'FORBIDDEN_ORIGIN' });
       expect((await request(base, 'POST', '/api/logout', { body: {}, headers: { cookie: admin, ...headers } })).status).toBe(403);
     }
-    expect((await request(base, 'GET', `/api/files/${first.id}`, { headers: { cookie: admin } })).json).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null });
-    expect((await auditRows(world.configFile)).slice(seqBefore).map((a) => a.type).filter((t) => t.startsWith('http.') || t === 'file.annotated' || t === 'file.viewed')).toEqual(['file.viewed']);
+    expect((await request(base, 'GET', `/api/files/${first.id}`, { headers: { cookie: admin } })).json).toMatchObject({
+      state: 'needs-annotation',
+      caseNo: null,
+      purpose: null,
+    });
+    expect(
+      (await auditRows(world.configFile))
+        .slice(seqBefore)
+        .map((a) => a.type)
+        .filter((t) => t.startsWith('http.') || t === 'file.annotated' || t === 'file.viewed'),
+    ).toEqual(['file.viewed']);
     // The same change from the page itself goes through.
-    const same = await request(base, 'POST', `/api/files/${first.id}/annotate`, { body, headers: { cookie: admin, origin: base } });
+    const same = await request(base, 'POST', `/api/files/${first.id}/annotate`, {
+      body,
+      headers: { cookie: admin, origin: base },
+    });
     expect(same.status).toBe(200);
 
     // Client A (127.0.0.2) guesses the admin password ten times: the account locks after five; nobody else is locked.
     const A: RequestOptions = { localAddress: '127.0.0.2' };
     const B: RequestOptions = { localAddress: '127.0.0.3' };
     const guesses = [];
-    for (let i = 1; i <= 10; i++) guesses.push((await request(base, 'POST', '/api/login', { ...A, body: { user: 'admin', password: `guess-${i}` } })).json);
+    for (let i = 1; i <= 10; i++)
+      guesses.push((await request(base, 'POST', '/api/login', { ...A, body: { user: 'admin', password: `guess-${i}` } })).json);
     expect(guesses.map((g) => g.error)).toEqual([...Array(4).fill('WRONG_PASSWORD'), ...Array(6).fill('LOCKED_OUT')]);
     expect(guesses.slice(0, 4).map((g) => g.remaining)).toEqual([4, 3, 2, 1]);
     expect(guesses[4]).toMatchObject({ scope: 'account', retryAfterSeconds: 300 });
@@ -319,30 +514,55 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(290);
     const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
     expect((await request(base, 'POST', '/api/alarms/x/ack', { ...B, headers: basic('admin', password) })).status).toBe(429);
-    const withSession = await request(base, 'POST', `/api/files/${second.id}/annotate`, { body: { ...body, caseNo: 'C-21' }, headers: { cookie: admin } });
+    const withSession = await request(base, 'POST', `/api/files/${second.id}/annotate`, {
+      body: { ...body, caseNo: 'C-21' },
+      headers: { cookie: admin },
+    });
     expect(withSession.status).toBe(200);
     // Client A now sprays other accounts: after 20 failures in all its address is locked, for every account; B is not.
     const spray = [];
-    for (let i = 0; i < 10; i++) spray.push((await request(base, 'POST', '/api/login', { ...A, body: { user: `0000${i}`, password: 'wrong-pin' } })).json.error);
+    for (let i = 0; i < 10; i++)
+      spray.push(
+        (await request(base, 'POST', '/api/login', { ...A, body: { user: `0000${i}`, password: 'wrong-pin' } })).json.error,
+      );
     expect(spray.at(-1)).toBe('LOCKED_OUT');
-    expect((await request(base, 'POST', '/api/login', { ...A, body: { user: '012345', password: '246810' } })).json).toMatchObject({ error: 'LOCKED_OUT', scope: 'source' });
+    expect(
+      (await request(base, 'POST', '/api/login', { ...A, body: { user: '012345', password: '246810' } })).json,
+    ).toMatchObject({ error: 'LOCKED_OUT', scope: 'source' });
     expect((await request(base, 'POST', '/api/login', { ...B, body: { user: '012345', password: '246810' } })).status).toBe(200);
     const trail = await auditRows(world.configFile);
     expect(trail.filter((a) => a.type === 'http.lockout').map((a) => a.data)).toEqual([
-      expect.objectContaining({ scope: 'account', user: 'admin', lockouts: 1 }), expect.objectContaining({ scope: 'source', from: '127.0.0.2', lockouts: 1 }),
+      expect.objectContaining({ scope: 'account', user: 'admin', lockouts: 1 }),
+      expect.objectContaining({ scope: 'source', from: '127.0.0.2', lockouts: 1 }),
     ]);
     // 10 guesses, 2 refused logins of the locked admin from B, 10 sprayed, 1 refused at the locked address.
     expect(trail.filter((a) => a.type === 'http.login-failed').map((a) => a.data.reason)).toEqual([
-      ...Array(5).fill('wrong-password'), ...Array(7).fill('locked'), ...Array(10).fill('wrong-password'), 'locked']);
+      ...Array(5).fill('wrong-password'),
+      ...Array(7).fill('locked'),
+      ...Array(10).fill('wrong-password'),
+      'locked',
+    ]);
     expect(trail.filter((a) => a.type === 'http.login').map((a) => a.data.user)).toEqual(['admin', '张三', '李四', '张三']);
-    expect(trail.find((a) => a.type === 'user.added' && a.subject === 'admin')?.data).toMatchObject({ role: 'admin', by: 'config (http.adminPassword)' });
-    await waitFor('both annotated recordings uploaded', () => held.every((h) => tus.finished.some((u) => u.sha256 === h.sha256)), 120_000);
+    expect(trail.find((a) => a.type === 'user.added' && a.subject === 'admin')?.data).toMatchObject({
+      role: 'admin',
+      by: 'config (http.adminPassword)',
+    });
+    await waitFor(
+      'both annotated recordings uploaded',
+      () => held.every((h) => tus.finished.some((u) => u.sha256 === h.sha256)),
+      120_000,
+    );
     expect(tus.finished.find((u) => u.sha256 === second.sha256)!.metadata).toMatchObject({ caseNo: 'C-21' });
-    expect(trail.filter((a) => a.type === 'file.annotated').map((a) => a.data.by)).toEqual(['admin (admin) @127.0.0.1', 'admin (admin) @127.0.0.1']);
+    expect(trail.filter((a) => a.type === 'file.annotated').map((a) => a.data.by)).toEqual([
+      'admin (admin) @127.0.0.1',
+      'admin (admin) @127.0.0.1',
+    ]);
 
     // Live streams: at most 4 per user; the fifth is refused (503), other users are not affected, anonymous gets 401.
     const officer = await login(base, '012345', '246810', B);
-    const mine = await Promise.all(Array.from({ length: 4 }, () => openEvents(`${base}/api/events`, { headers: { cookie: officer } })));
+    const mine = await Promise.all(
+      Array.from({ length: 4 }, () => openEvents(`${base}/api/events`, { headers: { cookie: officer } })),
+    );
     expect(mine.map((e) => e.status)).toEqual([200, 200, 200, 200]);
     const fifth = await openEvents(`${base}/api/events`, { headers: { cookie: officer } });
     expect(fifth).toMatchObject({ status: 503, json: { error: 'TOO_MANY_CONNECTIONS' } });
@@ -367,13 +587,17 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     // /metrics without a token: loopback clients only.
     expect((await request(base, 'GET', '/metrics', A)).status).toBe(200);
     const ip = beyondLoopbackAddress();
-    expect((await request(`http://${ip}:${port}`, 'GET', '/metrics', { localAddress: ip })).json).toMatchObject({ error: 'LOOPBACK_ONLY' });
+    expect((await request(`http://${ip}:${port}`, 'GET', '/metrics', { localAddress: ip })).json).toMatchObject({
+      error: 'LOOPBACK_ONLY',
+    });
 
     // A slow request (headers never finished) is cut off after http.requestTimeoutSeconds, and dockd goes on serving.
     const slow = net.connect(port, '127.0.0.1');
     let answer = '';
     slow.setEncoding('utf8');
-    slow.on('data', (d) => { answer += d; });
+    slow.on('data', (d) => {
+      answer += d;
+    });
     const closed = new Promise<void>((resolve) => slow.on('close', () => resolve()));
     slow.write(`GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `);
     await closed;

@@ -4,7 +4,15 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, SECRET_VALUES, validateConfig } from '../../daemon/config.ts';
 import { fieldTextProblem } from '../../daemon/ingest/fieldText.ts';
-import { Authenticator, basicCredentials, cookieValue, isLoopbackHost, sessionCookie, sourceAddress, type AuthNotice } from '../../daemon/http/auth.ts';
+import {
+  Authenticator,
+  basicCredentials,
+  cookieValue,
+  isLoopbackHost,
+  sessionCookie,
+  sourceAddress,
+  type AuthNotice,
+} from '../../daemon/http/auth.ts';
 import { LoginGuard } from '../../daemon/http/loginGuard.ts';
 import { decodeHash, encodeHash, hashPassword, passwordProblem, verifyPassword } from '../../daemon/http/password.ts';
 import { crossOrigin } from '../../daemon/http/server.ts';
@@ -12,7 +20,9 @@ import { Catalog } from '../../daemon/store/catalog.ts';
 import { UserError, UserStore } from '../../daemon/users/userStore.ts';
 
 const base = {
-  station: { id: 'st' }, storage: { dir: 'store' }, dock: { mountRoots: ['dock'] },
+  station: { id: 'st' },
+  storage: { dir: 'store' },
+  dock: { mountRoots: ['dock'] },
   hq: { tus: { endpoint: 'http://127.0.0.1:1/files/' }, mqtt: { url: 'mqtt://127.0.0.1:2' } },
 };
 
@@ -32,21 +42,35 @@ describe('passwords', () => {
   });
 
   it.each([
-    ['officer', '12345', /at least 6/], ['officer', '123456', null], ['admin', 'short-pw1', /at least 10/], ['admin', 'long-enough-1', null],
-    ['admin', `x${'y'.repeat(1024)}`, /at most 1024/], ['officer', '1234\u001b[2J', /control characters/],
+    ['officer', '12345', /at least 6/],
+    ['officer', '123456', null],
+    ['admin', 'short-pw1', /at least 10/],
+    ['admin', 'long-enough-1', null],
+    ['admin', `x${'y'.repeat(1024)}`, /at most 1024/],
+    ['officer', '1234\u001b[2J', /control characters/],
   ] as const)('a %s may have %j: %s', (role, pw, problem) => {
     const p = passwordProblem(role, pw);
-    if (problem) expect(p).toMatch(problem); else expect(p).toBeNull();
+    if (problem) expect(p).toMatch(problem);
+    else expect(p).toBeNull();
   });
 });
 
 describe('lockout per account and per source address, with growing delays', () => {
-  const opts = (now: () => number) => ({ maxAccountFailures: 3, maxSourceFailures: 6, baseLockMs: 60_000, maxLockMs: 3600_000, now });
+  const opts = (now: () => number) => ({
+    maxAccountFailures: 3,
+    maxSourceFailures: 6,
+    baseLockMs: 60_000,
+    maxLockMs: 3600_000,
+    now,
+  });
 
   it('locks the account after its wrong passwords, from every address, and doubles each next lockout', () => {
     let now = 1_000_000;
     const g = new LoginGuard(opts(() => now));
-    const fail = (acct: string, src: string) => { expect(g.begin(acct, src)).toEqual({ ok: true }); return g.finish(acct, src, false); };
+    const fail = (acct: string, src: string) => {
+      expect(g.begin(acct, src)).toEqual({ ok: true });
+      return g.finish(acct, src, false);
+    };
     fail('012345', '10.0.0.1');
     expect(fail('012345', '10.0.0.2').remaining).toBe(1);
     expect(fail('012345', '10.0.0.3').newLocks).toEqual([{ scope: 'account', key: '012345', until: now + 60_000, lockouts: 1 }]);
@@ -99,7 +123,10 @@ describe('users and sessions in the catalog', () => {
     catalog = Catalog.open(dir);
     users = new UserStore(catalog.db, () => now);
   });
-  afterEach(async () => { catalog.close(); await fs.rm(dir, { recursive: true, force: true }); });
+  afterEach(async () => {
+    catalog.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
   it('finds officers by officer id and admins by name, never ambiguously', () => {
     users.add({ name: '张三', role: 'officer', officerId: '012345', hash: hashPassword('246810') });
@@ -107,11 +134,36 @@ describe('users and sessions in the catalog', () => {
     expect(users.forLogin('012345')?.user).toMatchObject({ name: '张三', role: 'officer', officerId: '012345', disabled: false });
     expect(users.forLogin('张三')).toBeUndefined();
     expect(users.forLogin('chief')?.user).toMatchObject({ role: 'admin' });
-    const refuse = (f: () => unknown, code: string, m: RegExp) => { try { f(); throw new Error('not refused'); } catch (e) { expect(e).toBeInstanceOf(UserError); expect((e as UserError).code).toBe(code); expect((e as Error).message).toMatch(m); } };
-    refuse(() => users.add({ name: '012345', role: 'admin', hash: hashPassword('x-password-1') }), 'EXISTS', /officer id of user 张三/);
-    refuse(() => users.add({ name: 'wang', role: 'officer', officerId: 'chief', hash: hashPassword('123456') }), 'EXISTS', /login of user chief/);
-    refuse(() => users.add({ name: 'li', role: 'officer', officerId: '012345', hash: hashPassword('123456') }), 'EXISTS', /already a login/);
-    refuse(() => users.add({ name: 'no id', role: 'officer', officerId: '1', hash: hashPassword('123456') }), 'INVALID', /without spaces/);
+    const refuse = (f: () => unknown, code: string, m: RegExp) => {
+      try {
+        f();
+        throw new Error('not refused');
+      } catch (e) {
+        expect(e).toBeInstanceOf(UserError);
+        expect((e as UserError).code).toBe(code);
+        expect((e as Error).message).toMatch(m);
+      }
+    };
+    refuse(
+      () => users.add({ name: '012345', role: 'admin', hash: hashPassword('x-password-1') }),
+      'EXISTS',
+      /officer id of user 张三/,
+    );
+    refuse(
+      () => users.add({ name: 'wang', role: 'officer', officerId: 'chief', hash: hashPassword('123456') }),
+      'EXISTS',
+      /login of user chief/,
+    );
+    refuse(
+      () => users.add({ name: 'li', role: 'officer', officerId: '012345', hash: hashPassword('123456') }),
+      'EXISTS',
+      /already a login/,
+    );
+    refuse(
+      () => users.add({ name: 'no id', role: 'officer', officerId: '1', hash: hashPassword('123456') }),
+      'INVALID',
+      /without spaces/,
+    );
     refuse(() => users.add({ name: 'li', role: 'officer', hash: hashPassword('123456') }), 'INVALID', /needs an officer id/);
     expect(JSON.stringify(users.list())).not.toMatch(/scrypt|hash/);
   });
@@ -152,14 +204,34 @@ describe('users and sessions in the catalog', () => {
   it('answers an unknown name like a wrong password, a disabled user with 403, and reports failures and lockouts', async () => {
     users.add({ name: '张三', role: 'officer', officerId: '012345', hash: hashPassword('246810') });
     const notices: AuthNotice[] = [];
-    const auth = new Authenticator({ users, guard: new LoginGuard({ maxAccountFailures: 2, maxSourceFailures: 10, baseLockMs: 60_000, maxLockMs: 600_000, now: () => 0 }), notify: (n) => notices.push(n) });
+    const auth = new Authenticator({
+      users,
+      guard: new LoginGuard({
+        maxAccountFailures: 2,
+        maxSourceFailures: 10,
+        baseLockMs: 60_000,
+        maxLockMs: 600_000,
+        now: () => 0,
+      }),
+      notify: (n) => notices.push(n),
+    });
     expect(await auth.check('012345', '246810', '127.0.0.1')).toMatchObject({ ok: true, user: { name: '张三' } });
     expect(await auth.check('999999', '246810', '127.0.0.1')).toMatchObject({ ok: false, code: 'WRONG_PASSWORD', status: 401 });
     expect(await auth.check('012345', '000000', '127.0.0.1')).toMatchObject({ ok: false, code: 'WRONG_PASSWORD', remaining: 1 });
-    expect(await auth.check('012345', '000001', '127.0.0.1')).toMatchObject({ ok: false, code: 'LOCKED_OUT', status: 429, scope: 'account', retryAfterSeconds: 60 });
+    expect(await auth.check('012345', '000001', '127.0.0.1')).toMatchObject({
+      ok: false,
+      code: 'LOCKED_OUT',
+      status: 429,
+      scope: 'account',
+      retryAfterSeconds: 60,
+    });
     expect(await auth.check('012345', '246810', '127.0.0.1')).toMatchObject({ code: 'LOCKED_OUT' });
-    expect(notices.map((n) => n.type === 'lockout' ? `lockout ${n.scope} ${n.key}` : `failed ${n.login} ${n.reason}`)).toEqual([
-      'failed 999999 wrong-password', 'failed 012345 wrong-password', 'failed 012345 wrong-password', 'lockout account 012345', 'failed 012345 locked',
+    expect(notices.map((n) => (n.type === 'lockout' ? `lockout ${n.scope} ${n.key}` : `failed ${n.login} ${n.reason}`))).toEqual([
+      'failed 999999 wrong-password',
+      'failed 012345 wrong-password',
+      'failed 012345 wrong-password',
+      'lockout account 012345',
+      'failed 012345 locked',
     ]);
     users.add({ name: '李四', role: 'officer', officerId: '054321', hash: hashPassword('135791') });
     users.setDisabled('李四', true);
@@ -173,12 +245,17 @@ describe('request helpers', () => {
     expect(cookieValue('a=1; dockd_session=abc; b=2', 'dockd_session')).toBe('abc');
     expect(cookieValue('xdockd_session=abc', 'dockd_session')).toBeUndefined();
     expect(cookieValue(undefined, 'dockd_session')).toBeUndefined();
-    expect(basicCredentials(`Basic ${Buffer.from('012345:p:w 密').toString('base64')}`)).toEqual({ login: '012345', password: 'p:w 密' });
+    expect(basicCredentials(`Basic ${Buffer.from('012345:p:w 密').toString('base64')}`)).toEqual({
+      login: '012345',
+      password: 'p:w 密',
+    });
     expect(basicCredentials('Bearer abc')).toBeUndefined();
     expect(basicCredentials(`Basic ${Buffer.from('no-colon').toString('base64')}`)).toBeUndefined();
     expect(basicCredentials(`Basic ${Buffer.from(`a:${'x'.repeat(10_000)}`).toString('base64')}`)).toBeUndefined();
-    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1']) expect(isLoopbackHost(h), h).toBe(true);
-    for (const h of ['0.0.0.0', '::', '192.168.1.10', 'dock.example', '127.0.0.1.evil.example']) expect(isLoopbackHost(h), h).toBe(false);
+    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+      expect(isLoopbackHost(h), h).toBe(true);
+    for (const h of ['0.0.0.0', '::', '192.168.1.10', 'dock.example', '127.0.0.1.evil.example'])
+      expect(isLoopbackHost(h), h).toBe(false);
     expect(sourceAddress('::ffff:10.1.2.3')).toBe('10.1.2.3');
     expect(sourceAddress('fd00::2')).toBe('fd00::2');
     expect(sessionCookie('tok', 60, true)).toBe('dockd_session=tok; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=60');
@@ -197,7 +274,15 @@ describe('request helpers', () => {
     expect(crossOrigin(headers, scheme)).toBe(refused);
   });
 
-  it.each([['ESC', '\u001b[2J'], ['BEL', 'a\u0007'], ['CR', 'C-1\r'], ['NUL', 'x\u0000y'], ['DEL', '\u007f'], ['C1', '\u009b31m'], ['RLO', 'abc\u202etxt.exe']])('refuses %s in an annotation field', (_n, v) => {
+  it.each([
+    ['ESC', '\u001b[2J'],
+    ['BEL', 'a\u0007'],
+    ['CR', 'C-1\r'],
+    ['NUL', 'x\u0000y'],
+    ['DEL', '\u007f'],
+    ['C1', '\u009b31m'],
+    ['RLO', 'abc\u202etxt.exe'],
+  ])('refuses %s in an annotation field', (_n, v) => {
     expect(fieldTextProblem('caseNo', v)).toMatch(/^caseNo contains a control character \(U\+[0-9A-F]{4}\)/);
   });
 
@@ -208,19 +293,43 @@ describe('request helpers', () => {
 
 describe('http config keys', () => {
   let dir: string;
-  beforeEach(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-httpcfg-')); });
-  afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-httpcfg-'));
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
   it('defaults: loopback, no TLS needed, no kiosk, 12 h sessions, 5 failures per account, 20 per address, 300 s', () => {
     const c = validateConfig(structuredClone(base));
-    expect(c.http).toEqual({ listen: '127.0.0.1:8080', maxFailures: 5, maxSourceFailures: 20, lockoutSeconds: 300, allowPlainHttp: false, kiosk: false, sessionHours: 12, requestTimeoutSeconds: 30 });
+    expect(c.http).toEqual({
+      listen: '127.0.0.1:8080',
+      maxFailures: 5,
+      maxSourceFailures: 20,
+      lockoutSeconds: 300,
+      allowPlainHttp: false,
+      kiosk: false,
+      sessionHours: 12,
+      requestTimeoutSeconds: 30,
+    });
   });
 
   it('keeps the bootstrap admin password only as a hash, the metrics token as a secret, and resolves the TLS paths', async () => {
     await fs.writeFile(path.join(dir, 'pw'), 'file-admin-pw-314\n');
     await fs.writeFile(path.join(dir, 'cert.pem'), 'x');
     await fs.writeFile(path.join(dir, 'key.pem'), 'x');
-    const c = validateConfig({ ...structuredClone(base), http: { listen: '0.0.0.0:8443', adminPassword: { file: 'pw' }, tls: { cert: 'cert.pem', key: 'key.pem' }, metricsToken: 'a-metrics-token-of-32-characters' } }, dir);
+    const c = validateConfig(
+      {
+        ...structuredClone(base),
+        http: {
+          listen: '0.0.0.0:8443',
+          adminPassword: { file: 'pw' },
+          tls: { cert: 'cert.pem', key: 'key.pem' },
+          metricsToken: 'a-metrics-token-of-32-characters',
+        },
+      },
+      dir,
+    );
     expect(c.http.tls).toEqual({ cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') });
     expect('adminPassword' in c.http).toBe(false);
     expect(await verifyPassword('file-admin-pw-314', c.http.adminPasswordHash!)).toBe(true);
@@ -230,18 +339,29 @@ describe('http config keys', () => {
   });
 
   it('allows plain HTTP beyond loopback only on purpose', () => {
-    expect(validateConfig({ ...structuredClone(base), http: { listen: '0.0.0.0:8080', allowPlainHttp: true } }).http.allowPlainHttp).toBe(true);
+    expect(
+      validateConfig({ ...structuredClone(base), http: { listen: '0.0.0.0:8080', allowPlainHttp: true } }).http.allowPlainHttp,
+    ).toBe(true);
     expect(validateConfig({ ...structuredClone(base), http: { listen: 'localhost:8080' } }).http.listen).toBe('localhost:8080');
   });
 
   it.each([
     [{ listen: '8080' }, 'config: http.listen: has an invalid value'],
     [{ listen: '127.0.0.1:99999' }, 'config: http.listen: port must be 0-65535 (got 99999)'],
-    [{ listen: '0.0.0.0:8080' }, 'config: http.tls: http.listen 0.0.0.0:8080 is beyond loopback, so the station page needs HTTPS (http.tls: {cert, key}); set http.allowPlainHttp: true to serve plain HTTP there on purpose'],
-    [{ listen: '192.0.2.2:8443', tls: { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' } }, 'config: http.tls.cert: no such file /nonexistent/cert.pem'],
+    [
+      { listen: '0.0.0.0:8080' },
+      'config: http.tls: http.listen 0.0.0.0:8080 is beyond loopback, so the station page needs HTTPS (http.tls: {cert, key}); set http.allowPlainHttp: true to serve plain HTTP there on purpose',
+    ],
+    [
+      { listen: '192.0.2.2:8443', tls: { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' } },
+      'config: http.tls.cert: no such file /nonexistent/cert.pem',
+    ],
     [{ tls: { cert: 'c.pem' } }, 'config: http.tls.key: missing required key'],
     [{ listen: '[::1]:8080', adminPassword: '' }, 'config: http.adminPassword: must not be empty'],
-    [{ adminPassword: { env: 'DOCKD_TEST_NO_SUCH_VAR' } }, 'config: http.adminPassword: environment variable DOCKD_TEST_NO_SUCH_VAR is not set'],
+    [
+      { adminPassword: { env: 'DOCKD_TEST_NO_SUCH_VAR' } },
+      'config: http.adminPassword: environment variable DOCKD_TEST_NO_SUCH_VAR is not set',
+    ],
     [{ metricsToken: 'short' }, 'config: http.metricsToken: must have at least 16 characters'],
     [{ maxFailures: 0 }, 'config: http.maxFailures'],
     [{ sessionHours: 0 }, 'config: http.sessionHours'],

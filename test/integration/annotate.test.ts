@@ -4,7 +4,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import {
-  blobsWithSharedPrefix, dockctlFiles, eventsOf, sha256Of, uploadsCreated, waitForIngestFinished, waitForSettledCatalog, type PublicFile,
+  blobsWithSharedPrefix,
+  dockctlFiles,
+  eventsOf,
+  sha256Of,
+  uploadsCreated,
+  waitForIngestFinished,
+  waitForSettledCatalog,
+  type PublicFile,
 } from '../helpers/edgeCases.ts';
 import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -46,7 +53,12 @@ describe('recordings missing required metadata: held as needs-annotation until d
     daemon.start();
     await daemon.started();
 
-    const media = { a: await sampleMedia('video', 2, 301), b: await sampleMedia('video', 2, 302), c: await sampleMedia('video', 2, 303), d: await sampleMedia('video', 2, 304) };
+    const media = {
+      a: await sampleMedia('video', 2, 301),
+      b: await sampleMedia('video', 2, 302),
+      c: await sampleMedia('video', 2, 303),
+      d: await sampleMedia('video', 2, 304),
+    };
     const n = {
       a: recordingName({ at: '20261128100000', seq: 1 }),
       b: recordingName({ at: '20261128100100', seq: 2 }),
@@ -60,7 +72,10 @@ describe('recordings missing required metadata: held as needs-annotation until d
     const twins = blobsWithSharedPrefix(6);
     await dockVolume(world.mountRoot, 'REC1', async (v) => {
       await fs.copyFile(media.a, path.join(v, n.a));
-      await fs.writeFile(path.join(v, metaName(n.a)), JSON.stringify({ caseNo: 'C-A', purpose: '现场检查', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(v, metaName(n.a)),
+        JSON.stringify({ caseNo: 'C-A', purpose: '现场检查', place: '幸福路12号' }),
+      );
       await fs.copyFile(media.b, path.join(v, n.b)); // no sidecar
       await fs.copyFile(media.c, path.join(v, n.c)); // no sidecar
       await fs.copyFile(media.d, path.join(v, n.d));
@@ -70,15 +85,26 @@ describe('recordings missing required metadata: held as needs-annotation until d
       await fs.writeFile(path.join(v, n.empty), '');
     });
     const sha = {
-      a: await sha256OfFile(media.a), b: await sha256OfFile(media.b), c: await sha256OfFile(media.c), d: await sha256OfFile(media.d),
-      e1: sha256Of(twins.a), e2: sha256Of(twins.b), empty: sha256Of(''),
+      a: await sha256OfFile(media.a),
+      b: await sha256OfFile(media.b),
+      c: await sha256OfFile(media.c),
+      d: await sha256OfFile(media.d),
+      e1: sha256Of(twins.a),
+      e2: sha256Of(twins.b),
+      empty: sha256Of(''),
     };
 
     await waitForIngestFinished(daemon, 1);
     const rows = await waitForSettledCatalog(world.configFile, 7);
     const row = (s: string) => rows.find((r) => r.sha256 === s)!;
     expect(Object.fromEntries(Object.entries(sha).map(([k, s]) => [k, row(s)?.state]))).toEqual({
-      a: 'uploaded', b: 'needs-annotation', c: 'needs-annotation', d: 'needs-annotation', e1: 'needs-annotation', e2: 'needs-annotation', empty: 'rejected',
+      a: 'uploaded',
+      b: 'needs-annotation',
+      c: 'needs-annotation',
+      d: 'needs-annotation',
+      e1: 'needs-annotation',
+      e2: 'needs-annotation',
+      empty: 'rejected',
     });
 
     // The held recordings never reached HQ: the only upload the server was ever asked to create is the ready one.
@@ -94,8 +120,16 @@ describe('recordings missing required metadata: held as needs-annotation until d
     await waitFor('file.needs-annotation events', () => eventsOf(mq.messages, 'file.needs-annotation').length >= 5, 120_000);
     const held = eventsOf(mq.messages, 'file.needs-annotation');
     expect(held.map((e) => e.sha256).sort()).toEqual([sha.b, sha.c, sha.d, sha.e1, sha.e2].sort()); // the damaged twins too
-    expect(held.find((e) => e.sha256 === sha.b)).toMatchObject({ id: row(sha.b).id, filename: n.b, missing: ['caseNo', 'place', 'purpose'] });
-    expect(held.find((e) => e.sha256 === sha.d)).toMatchObject({ id: row(sha.d).id, filename: n.d, missing: ['place', 'purpose'] });
+    expect(held.find((e) => e.sha256 === sha.b)).toMatchObject({
+      id: row(sha.b).id,
+      filename: n.b,
+      missing: ['caseNo', 'place', 'purpose'],
+    });
+    expect(held.find((e) => e.sha256 === sha.d)).toMatchObject({
+      id: row(sha.d).id,
+      filename: n.d,
+      missing: ['place', 'purpose'],
+    });
 
     // `dockctl files --state needs-annotation` lists exactly those.
     const heldFiles = await dockctlFiles(world.configFile, 'needs-annotation');
@@ -105,10 +139,18 @@ describe('recordings missing required metadata: held as needs-annotation until d
     // `dockctl status`: JSON and text both show the held recordings.
     const statusJson = await runDockctl(world.configFile, ['status', '--json']);
     expect(statusJson.code).toBe(0);
-    const st = JSON.parse(statusJson.stdout) as { queue: Record<string, number>; needsAnnotation: { id: number; sha256: string; filename: string; reason: string }[] };
+    const st = JSON.parse(statusJson.stdout) as {
+      queue: Record<string, number>;
+      needsAnnotation: { id: number; sha256: string; filename: string; reason: string }[];
+    };
     expect(st.queue['needs-annotation']).toBe(5);
     expect(st.needsAnnotation.map((h) => h.sha256).sort()).toEqual([sha.b, sha.c, sha.d, sha.e1, sha.e2].sort());
-    expect(st.needsAnnotation.find((h) => h.sha256 === sha.d)).toEqual({ id: row(sha.d).id, sha256: sha.d, filename: n.d, reason: row(sha.d).reason });
+    expect(st.needsAnnotation.find((h) => h.sha256 === sha.d)).toEqual({
+      id: row(sha.d).id,
+      sha256: sha.d,
+      filename: n.d,
+      reason: row(sha.d).reason,
+    });
     const statusText = await runDockctl(world.configFile, ['status']);
     expect(statusText.code).toBe(0);
     expect(statusText.stdout).toContain('needs annotation (5)');
@@ -144,7 +186,13 @@ describe('recordings missing required metadata: held as needs-annotation until d
     expect(noPurpose.stderr).toMatch(/--purpose/);
     const unchanged = Object.fromEntries((await dockctlFiles(world.configFile)).map((f) => [f.sha256, f]));
     for (const s of Object.values(sha)) {
-      expect(unchanged[s!]).toMatchObject({ state: row(s).state, caseNo: row(s).caseNo, purpose: row(s).purpose, place: row(s).place, collector: row(s).collector });
+      expect(unchanged[s!]).toMatchObject({
+        state: row(s).state,
+        caseNo: row(s).caseNo,
+        purpose: row(s).purpose,
+        place: row(s).place,
+        collector: row(s).collector,
+      });
     }
 
     // By sha256 prefix: B gets its metadata and is uploaded with it.
@@ -153,15 +201,37 @@ describe('recordings missing required metadata: held as needs-annotation until d
     expect(byPrefix.stdout).toMatch(/ready/);
     await waitFor('B uploaded after its annotation', () => tus.finished.some((u) => u.sha256 === sha.b), 180_000);
     expect(tus.finished.find((u) => u.sha256 === sha.b)!.metadata).toMatchObject({
-      filename: n.b, sha256: sha.b, caseNo: 'X-2', purpose: '现场执法', place: '解放路1号', collector: '张三', officerId: '012345', deviceSerial: '1234567',
+      filename: n.b,
+      sha256: sha.b,
+      caseNo: 'X-2',
+      purpose: '现场执法',
+      place: '解放路1号',
+      collector: '张三',
+      officerId: '012345',
+      deviceSerial: '1234567',
       capturedAt: '2026-11-28T10:01:00+08:00',
     });
 
     // By numeric id, naming a collector too.
-    const byId = await annotate(String(row(sha.c).id), '--case-no', 'X-3', '--purpose', '调查取证', '--place', '建设路3号', '--collector', '王五');
+    const byId = await annotate(
+      String(row(sha.c).id),
+      '--case-no',
+      'X-3',
+      '--purpose',
+      '调查取证',
+      '--place',
+      '建设路3号',
+      '--collector',
+      '王五',
+    );
     expect(byId.code, byId.stderr).toBe(0);
     await waitFor('C uploaded after its annotation', () => tus.finished.some((u) => u.sha256 === sha.c), 180_000);
-    expect(tus.finished.find((u) => u.sha256 === sha.c)!.metadata).toMatchObject({ caseNo: 'X-3', purpose: '调查取证', place: '建设路3号', collector: '王五' });
+    expect(tus.finished.find((u) => u.sha256 === sha.c)!.metadata).toMatchObject({
+      caseNo: 'X-3',
+      purpose: '调查取证',
+      place: '建设路3号',
+      collector: '王五',
+    });
 
     // Without --place on a recording that has no place: saved, but still held, and the place is named as missing.
     const noPlace = await annotate(String(row(sha.d).id), '--case-no', 'X-4', '--purpose', '现场检查');
@@ -180,20 +250,38 @@ describe('recordings missing required metadata: held as needs-annotation until d
     const withPlace = await annotate(sha.d.slice(0, 16), '--case-no', 'X-4', '--purpose', '现场检查', '--place', '胜利路9号');
     expect(withPlace.code, withPlace.stderr).toBe(0);
     await waitFor('D uploaded after its place was given', () => tus.finished.some((u) => u.sha256 === sha.d), 180_000);
-    expect(tus.finished.find((u) => u.sha256 === sha.d)!.metadata).toMatchObject({ caseNo: 'X-4', purpose: '现场检查', place: '胜利路9号', collector: '张三' });
+    expect(tus.finished.find((u) => u.sha256 === sha.d)!.metadata).toMatchObject({
+      caseNo: 'X-4',
+      purpose: '现场检查',
+      place: '胜利路9号',
+      collector: '张三',
+    });
 
     // Everything annotated has been released (the damaged twins, never annotated here, are still held); each recording
     // went to HQ exactly once.
     const final = await waitForSettledCatalog(world.configFile, 7);
-    expect(final.filter((f: PublicFile) => f.state === 'uploaded').map((f) => f.sha256).sort()).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
+    expect(
+      final
+        .filter((f: PublicFile) => f.state === 'uploaded')
+        .map((f) => f.sha256)
+        .sort(),
+    ).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
-    expect((await dockctlFiles(world.configFile, 'needs-annotation')).map((f) => f.sha256).sort()).toEqual([sha.e1, sha.e2].sort());
+    expect((await dockctlFiles(world.configFile, 'needs-annotation')).map((f) => f.sha256).sort()).toEqual(
+      [sha.e1, sha.e2].sort(),
+    );
     const after = await runDockctl(world.configFile, ['status', '--json']);
-    expect((JSON.parse(after.stdout).needsAnnotation as { sha256: string }[]).map((h) => h.sha256).sort()).toEqual([sha.e1, sha.e2].sort());
-    await waitFor('file.uploaded events for the annotated recordings', () => {
-      const up = eventsOf(mq.messages, 'file.uploaded').map((e) => e.sha256);
-      return [sha.b, sha.c, sha.d].every((s) => up.includes(s));
-    }, 120_000);
+    expect((JSON.parse(after.stdout).needsAnnotation as { sha256: string }[]).map((h) => h.sha256).sort()).toEqual(
+      [sha.e1, sha.e2].sort(),
+    );
+    await waitFor(
+      'file.uploaded events for the annotated recordings',
+      () => {
+        const up = eventsOf(mq.messages, 'file.uploaded').map((e) => e.sha256);
+        return [sha.b, sha.c, sha.d].every((s) => up.includes(s));
+      },
+      120_000,
+    );
 
     expect(await daemon.stop()).toBe(0);
   }, 400_000);

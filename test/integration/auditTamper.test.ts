@@ -23,7 +23,12 @@ const ST = 'test-st';
 
 type StoredRow = Omit<AuditJson, 'seq' | 'data'> & { data: string };
 
-interface VerifyJson { ok: boolean; checked: number; bad: unknown[]; audit: { ok: boolean; entries: number; firstBroken?: { seq: number; problem: string } } }
+interface VerifyJson {
+  ok: boolean;
+  checked: number;
+  bad: unknown[];
+  audit: { ok: boolean; entries: number; firstBroken?: { seq: number; problem: string } };
+}
 
 describe('dockctl verify and audit on a real catalog', () => {
   let dir: string;
@@ -52,20 +57,35 @@ describe('dockctl verify and audit on a real catalog', () => {
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    const { files } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 631), await sampleMedia('video', 1, 632)]);
-    await waitFor('both uploaded', async () => {
-      const rows = await dockctlFiles(world.configFile);
-      return rows.length === 2 && rows.every((f) => f.state === 'uploaded');
-    }, 120_000);
+    const { files } = await dockRecordings(world.mountRoot, 'REC1', [
+      await sampleMedia('video', 1, 631),
+      await sampleMedia('video', 1, 632),
+    ]);
+    await waitFor(
+      'both uploaded',
+      async () => {
+        const rows = await dockctlFiles(world.configFile);
+        return rows.length === 2 && rows.every((f) => f.state === 'uploaded');
+      },
+      120_000,
+    );
 
     // Everything so far happened before `mark`; the receipts (and what they cause) after it.
     const early = await dockctlAudit(world.configFile);
     await new Promise((r) => setTimeout(r, 20)); // `at` has millisecond resolution: step past the last entry's
     const mark = new Date().toISOString();
     for (const f of files) await sendReceipt(broker.url, ST, { sha256: f.sha256, ok: true });
-    await waitFor('both archived', async () => (await dockctlFiles(world.configFile)).every((f) => f.state === 'archived'), 120_000);
+    await waitFor(
+      'both archived',
+      async () => (await dockctlFiles(world.configFile)).every((f) => f.state === 'archived'),
+      120_000,
+    );
     await sendReceipt(broker.url, ST, { sha256: files[0].sha256, ok: true }); // a duplicate, audited
-    await waitFor('the duplicate audited', async () => (await dockctlAudit(world.configFile)).some((e) => e.type === 'receipt.duplicate'), 60_000);
+    await waitFor(
+      'the duplicate audited',
+      async () => (await dockctlAudit(world.configFile)).some((e) => e.type === 'receipt.duplicate'),
+      60_000,
+    );
 
     // --since: only entries at or after the mark, and all of those.
     const all = await dockctlAudit(world.configFile);
@@ -76,7 +96,12 @@ describe('dockctl verify and audit on a real catalog', () => {
     expect(since.map((e) => e.seq)).toEqual(all.filter((e) => e.at >= mark).map((e) => e.seq));
     expect(since.map((e) => e.type)).toEqual(expect.arrayContaining(['file.archived', 'receipt.duplicate']));
     for (const e of early) expect(since.map((x) => x.seq)).not.toContain(e.seq);
-    expect(since.filter((e) => e.type === 'file.archived').map((e) => e.subject).sort()).toEqual(files.map((f) => f.sha256).sort());
+    expect(
+      since
+        .filter((e) => e.type === 'file.archived')
+        .map((e) => e.subject)
+        .sort(),
+    ).toEqual(files.map((f) => f.sha256).sort());
     // The same instant written with an offset means the same thing.
     const offsetMark = new Date(Date.parse(mark) + 8 * 3600_000).toISOString().replace('Z', '+08:00');
     expect((await dockctlAudit(world.configFile, offsetMark)).map((e) => e.seq)).toEqual(since.map((e) => e.seq));
@@ -96,12 +121,18 @@ describe('dockctl verify and audit on a real catalog', () => {
     const copyOf = async (name: string): Promise<{ configFile: string; catalog: string }> => {
       const storeDir = path.join(dir, 'copies', name, 'store');
       await fs.cp(world.storeDir, storeDir, { recursive: true });
-      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), { storage: { dir: storeDir } });
+      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), {
+        storage: { dir: storeDir },
+      });
       return { configFile, catalog: path.join(storeDir, 'catalog.sqlite') };
     };
     const tamper = (catalog: string, fn: (db: Database.Database) => void): void => {
       const db = new Database(catalog);
-      try { fn(db); } finally { db.close(); }
+      try {
+        fn(db);
+      } finally {
+        db.close();
+      }
     };
     const verify = async (configFile: string): Promise<{ code: number; text: string; json: VerifyJson }> => {
       const t = await runDockctl(configFile, ['verify']);
@@ -124,7 +155,9 @@ describe('dockctl verify and audit on a real catalog', () => {
     // An edited row: the entry itself is named.
     const edited = await copyOf('edited');
     tamper(edited.catalog, (db) => {
-      const data = JSON.parse((db.prepare('SELECT data FROM audit WHERE seq = ?').get(victim.seq) as { data: string }).data) as Record<string, unknown>;
+      const data = JSON.parse(
+        (db.prepare('SELECT data FROM audit WHERE seq = ?').get(victim.seq) as { data: string }).data,
+      ) as Record<string, unknown>;
       db.prepare('UPDATE audit SET data = ? WHERE seq = ?').run(JSON.stringify({ ...data, sha256: '0'.repeat(64) }), victim.seq);
     });
     const e1 = await verify(edited.configFile);
@@ -135,7 +168,9 @@ describe('dockctl verify and audit on a real catalog', () => {
 
     // A deleted row: the gap is named (the entry after it, reporting the missing seq).
     const deleted = await copyOf('deleted');
-    tamper(deleted.catalog, (db) => { db.prepare('DELETE FROM audit WHERE seq = ?').run(victim.seq); });
+    tamper(deleted.catalog, (db) => {
+      db.prepare('DELETE FROM audit WHERE seq = ?').run(victim.seq);
+    });
     const e2 = await verify(deleted.configFile);
     expect(e2.code).not.toBe(0);
     expect(e2.json.audit.ok).toBe(false);
@@ -180,18 +215,31 @@ describe('dockctl verify and audit on a real catalog', () => {
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    const { files: [a] } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 633)]);
+    const {
+      files: [a],
+    } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 633)]);
     await waitFor('uploaded', async () => (await dockctlFiles(world.configFile))[0]?.state === 'uploaded', 120_000);
     await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
     const [archived] = await waitForAudit(world.configFile, 'file.archived');
 
     // What HQ keeps: the payload of a P/S/audit message at or past the archive, signed by the station's key.
-    const message = await waitFor('a signed audit head past the archive', () => sub.messages.find((m) => (JSON.parse(m.payload) as { seq: number }).seq >= archived.seq));
-    const head = JSON.parse(message.payload) as { stationId: string; seq: number; hash: string; at: string; key: string; sig: string };
+    const message = await waitFor('a signed audit head past the archive', () =>
+      sub.messages.find((m) => (JSON.parse(m.payload) as { seq: number }).seq >= archived.seq),
+    );
+    const head = JSON.parse(message.payload) as {
+      stationId: string;
+      seq: number;
+      hash: string;
+      at: string;
+      key: string;
+      sig: string;
+    };
     expect(Object.keys(head)).toEqual(['stationId', 'seq', 'hash', 'at', 'key', 'sig']);
     expect(head.stationId).toBe(ST);
     // The key in the head is the station's key in its store, and the one sent with every upload.
-    const storeKey = createPublicKey(await fs.readFile(path.join(world.storeDir, STATION_PUBLIC_KEY_FILE), 'utf8')).export({ type: 'spki', format: 'der' }).toString('base64');
+    const storeKey = createPublicKey(await fs.readFile(path.join(world.storeDir, STATION_PUBLIC_KEY_FILE), 'utf8'))
+      .export({ type: 'spki', format: 'der' })
+      .toString('base64');
     expect(head.key).toBe(storeKey);
     expect(tus.finished[0].metadata.stationKey).toBe(storeKey);
     expect((await fs.stat(path.join(world.storeDir, STATION_KEY_FILE))).mode & 0o777).toBe(0o600);
@@ -209,14 +257,20 @@ describe('dockctl verify and audit on a real catalog', () => {
     const copyOf = async (name: string): Promise<{ configFile: string; storeDir: string; catalog: string }> => {
       const storeDir = path.join(dir, 'copies', name, 'store');
       await fs.cp(world.storeDir, storeDir, { recursive: true });
-      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), { storage: { dir: storeDir } });
+      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), {
+        storage: { dir: storeDir },
+      });
       return { configFile, storeDir, catalog: path.join(storeDir, 'catalog.sqlite') };
     };
     const verify = async (configFile: string, file = headFile) => {
       const t = await runDockctl(configFile, ['verify', '--head', file]);
       const j = await runDockctl(configFile, ['verify', '--json', '--head', file]);
       expect(j.code).toBe(t.code);
-      return { code: t.code, text: t.stdout + t.stderr, json: JSON.parse(j.stdout) as VerifyJson & { head: { ok: boolean; seq: number; problem?: string } } };
+      return {
+        code: t.code,
+        text: t.stdout + t.stderr,
+        json: JSON.parse(j.stdout) as VerifyJson & { head: { ok: boolean; seq: number; problem?: string } },
+      };
     };
 
     // Untouched: the chain holds the head.
@@ -225,16 +279,31 @@ describe('dockctl verify and audit on a real catalog', () => {
     expect(ok.code, ok.text).toBe(0);
     expect(ok.json).toMatchObject({ ok: true, audit: { ok: true }, head: { ok: true, seq: head.seq } });
     expect(ok.text).toContain(`signed head ${head.seq}: ok`);
-    expect((await dockctlAudit(clean.configFile)).at(-1)).toMatchObject({ type: 'verify', data: { ok: true, head: { seq: head.seq, ok: true } } });
+    expect((await dockctlAudit(clean.configFile)).at(-1)).toMatchObject({
+      type: 'verify',
+      data: { ok: true, head: { seq: head.seq, ok: true } },
+    });
 
     // The newest entries cut off (the head's entry and everything after it): a valid chain on its own ...
     const cut = await copyOf('cut');
     const db = new Database(cut.catalog);
-    try { db.prepare('DELETE FROM audit WHERE seq >= ?').run(head.seq); } finally { db.close(); }
+    try {
+      db.prepare('DELETE FROM audit WHERE seq >= ?').run(head.seq);
+    } finally {
+      db.close();
+    }
     const caught = await verify(cut.configFile);
     expect(caught.code).toBe(1);
-    expect(caught.json).toMatchObject({ ok: false, audit: { ok: true, entries: head.seq - 1 }, head: { ok: false, seq: head.seq } });
-    expect(caught.json.head.problem).toMatch(new RegExp(`ends at entry ${head.seq - 1}, but the signed head names entry ${head.seq}: entry ${head.seq} \\(at least\\) was deleted`));
+    expect(caught.json).toMatchObject({
+      ok: false,
+      audit: { ok: true, entries: head.seq - 1 },
+      head: { ok: false, seq: head.seq },
+    });
+    expect(caught.json.head.problem).toMatch(
+      new RegExp(
+        `ends at entry ${head.seq - 1}, but the signed head names entry ${head.seq}: entry ${head.seq} \\(at least\\) was deleted`,
+      ),
+    );
     expect(caught.text).toContain(`BAD signed head ${head.seq}:`);
     expect((await dockctlAudit(cut.configFile)).at(-1)!.seq).toBe(head.seq - 1); // a failed head check is not buried under a new entry
     // ... the chain alone looks fine; and once something is appended where the cut entries were, the head still differs.
@@ -243,7 +312,9 @@ describe('dockctl verify and audit on a real catalog', () => {
     expect(JSON.parse(plain.stdout)).toMatchObject({ ok: true, audit: { ok: true, entries: head.seq - 1 } });
     const still = await verify(cut.configFile);
     expect(still.code).toBe(1);
-    expect(still.json.head.problem).toMatch(new RegExp(`entry ${head.seq} hashes to .*, the signed head says .*: the history up to it was rewritten`));
+    expect(still.json.head.problem).toMatch(
+      new RegExp(`entry ${head.seq} hashes to .*, the signed head says .*: the history up to it was rewritten`),
+    );
 
     // A head that is not what the station signed, or a station whose key was replaced: refused.
     const forgedFile = path.join(dir, 'forged-head.json');
@@ -253,8 +324,13 @@ describe('dockctl verify and audit on a real catalog', () => {
     expect(forged.json.head.problem).toMatch(/bad signature/);
     const rekeyed = await copyOf('rekeyed');
     const other = generateKeyPairSync('ed25519');
-    await fs.writeFile(path.join(rekeyed.storeDir, STATION_KEY_FILE), other.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    await fs.writeFile(path.join(rekeyed.storeDir, STATION_PUBLIC_KEY_FILE), other.publicKey.export({ type: 'spki', format: 'pem' }));
+    await fs.writeFile(path.join(rekeyed.storeDir, STATION_KEY_FILE), other.privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+      mode: 0o600,
+    });
+    await fs.writeFile(
+      path.join(rekeyed.storeDir, STATION_PUBLIC_KEY_FILE),
+      other.publicKey.export({ type: 'spki', format: 'pem' }),
+    );
     const wrongKey = await verify(rekeyed.configFile);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.json.head.problem).toMatch(/signed with another key/);
@@ -262,7 +338,10 @@ describe('dockctl verify and audit on a real catalog', () => {
     // A file that is no head at all is the caller's mistake: exit 2, one clear line, nothing audited.
     const before = (await dockctlAudit(clean.configFile)).length;
     await fs.writeFile(path.join(dir, 'not-json'), 'seq=3');
-    for (const [file, why] of [[path.join(dir, 'not-json'), /not JSON/], [path.join(dir, 'absent.json'), /cannot read it: ENOENT/]] as const) {
+    for (const [file, why] of [
+      [path.join(dir, 'not-json'), /not JSON/],
+      [path.join(dir, 'absent.json'), /cannot read it: ENOENT/],
+    ] as const) {
       const r = await runDockctl(clean.configFile, ['verify', '--head', file]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(why);

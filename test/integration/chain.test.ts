@@ -44,9 +44,15 @@ describe('the whole chain: docked volume → hashed copy → metadata → tus up
     const volume = await dockVolume(world.mountRoot, 'REC1', async (v) => {
       await fs.mkdir(path.join(v, 'DCIM'));
       await fs.copyFile(clip, path.join(v, 'DCIM', name1));
-      await fs.writeFile(path.join(v, 'DCIM', name1.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'C-1', purpose: '现场检查', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(v, 'DCIM', name1.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: 'C-1', purpose: '现场检查', place: '幸福路12号' }),
+      );
       await fs.copyFile(photo, path.join(v, name2));
-      await fs.writeFile(path.join(v, name2.replace('.jpg', '.meta.json')), JSON.stringify({ caseNo: 'C-2', purpose: '取证', place: '人民路8号', collector: '李四' }));
+      await fs.writeFile(
+        path.join(v, name2.replace('.jpg', '.meta.json')),
+        JSON.stringify({ caseNo: 'C-2', purpose: '取证', place: '人民路8号', collector: '李四' }),
+      );
     });
     const before = await treeFingerprint(volume);
 
@@ -56,11 +62,26 @@ describe('the whole chain: docked volume → hashed copy → metadata → tus up
     const bySha = Object.fromEntries(tus.finished.map((u) => [u.sha256, u]));
     expect(Object.keys(bySha).sort()).toEqual([clipSha, photoSha].sort());
     expect(bySha[clipSha].metadata).toMatchObject({
-      filename: name1, filetype: 'video/mp4', sha256: clipSha, size: String((await fs.stat(clip)).size), stationId: 'test-st',
-      deviceSerial: '1234567', officerId: '012345', caseNo: 'C-1', capturedAt: '2026-11-28T08:30:00+08:00', place: '幸福路12号',
-      collector: '张三', purpose: '现场检查', important: '0',
+      filename: name1,
+      filetype: 'video/mp4',
+      sha256: clipSha,
+      size: String((await fs.stat(clip)).size),
+      stationId: 'test-st',
+      deviceSerial: '1234567',
+      officerId: '012345',
+      caseNo: 'C-1',
+      capturedAt: '2026-11-28T08:30:00+08:00',
+      place: '幸福路12号',
+      collector: '张三',
+      purpose: '现场检查',
+      important: '0',
     });
-    expect(bySha[photoSha].metadata).toMatchObject({ filetype: 'image/jpeg', important: '1', collector: '李四', capturedAt: '2026-11-28T08:45:00+08:00' });
+    expect(bySha[photoSha].metadata).toMatchObject({
+      filetype: 'image/jpeg',
+      important: '1',
+      collector: '李四',
+      capturedAt: '2026-11-28T08:45:00+08:00',
+    });
 
     const files = await waitFor('catalog shows both uploaded', async () => {
       const r = await runDockctl(world.configFile, ['files', '--json']);
@@ -78,12 +99,22 @@ describe('the whole chain: docked volume → hashed copy → metadata → tus up
     expect(await treeFingerprint(volume)).toEqual(before);
 
     // MQTT: retained online, a state snapshot with the recorder, and the events.
-    await waitFor('file.uploaded events', () => sub.messages.filter((m) => m.topic.endsWith('/event') && JSON.parse(m.payload).type === 'file.uploaded').length === 2);
+    await waitFor(
+      'file.uploaded events',
+      () => sub.messages.filter((m) => m.topic.endsWith('/event') && JSON.parse(m.payload).type === 'file.uploaded').length === 2,
+    );
     const types = sub.messages.filter((m) => m.topic === 'dockd/test-st/event').map((m) => JSON.parse(m.payload).type);
     expect(types).toEqual(expect.arrayContaining(['recorder.docked', 'file.ingested', 'file.uploaded']));
     expect(sub.messages.some((m) => m.topic === 'dockd/test-st/status' && m.payload === 'online')).toBe(true);
     const states = sub.messages.filter((m) => m.topic === 'dockd/test-st/state').map((m) => JSON.parse(m.payload));
-    expect(states.some((s) => s.recorders.some((r: { serial: string; officerId: string; safeToUndock: boolean }) => r.serial === '1234567' && r.officerId === '012345' && r.safeToUndock))).toBe(true);
+    expect(
+      states.some((s) =>
+        s.recorders.some(
+          (r: { serial: string; officerId: string; safeToUndock: boolean }) =>
+            r.serial === '1234567' && r.officerId === '012345' && r.safeToUndock,
+        ),
+      ),
+    ).toBe(true);
 
     const status = await runDockctl(world.configFile, ['status', '--json']);
     expect(status.code).toBe(0);

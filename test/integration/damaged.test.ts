@@ -21,7 +21,11 @@ describe('damaged recordings are evidence too', () => {
     const bin = path.join(w.dir, 'bin');
     const killMarker = path.join(w.dir, 'kill-ffprobe');
     await fs.mkdir(bin);
-    await fs.writeFile(path.join(bin, 'ffprobe'), `#!/bin/sh\nif [ -e '${killMarker}' ]; then kill -9 $$; fi\nexec /usr/bin/ffprobe "$@"\n`, { mode: 0o755 });
+    await fs.writeFile(
+      path.join(bin, 'ffprobe'),
+      `#!/bin/sh\nif [ -e '${killMarker}' ]; then kill -9 $$; fi\nexec /usr/bin/ffprobe "$@"\n`,
+      { mode: 0o755 },
+    );
     await fs.writeFile(killMarker, '');
     w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
     w.daemon = new DaemonProcess(world.configFile);
@@ -49,15 +53,29 @@ describe('damaged recordings are evidence too', () => {
       truncFastBytes = await writeFirstHalf(await sampleMedia('video-faststart', 3, 403), path.join(v, n.truncFast)); // no sidecar: held
       await fs.writeFile(path.join(v, n.empty), '');
     });
-    const sha = { trunc: sha256Of(truncBytes), garbage: sha256Of(garbage), wav: sha256Of(wavBytes), truncFast: sha256Of(truncFastBytes), empty: sha256Of('') };
+    const sha = {
+      trunc: sha256Of(truncBytes),
+      garbage: sha256Of(garbage),
+      wav: sha256Of(wavBytes),
+      truncFast: sha256Of(truncFastBytes),
+      empty: sha256Of(''),
+    };
 
     // Every file is copied and hashed (safe to undock: the store has them all) while verification cannot run.
     const finished = await waitForIngestFinished(w.daemon!, 1);
     expect(finished).toMatchObject({ state: 'done', safeToUndock: true, copied: 5, rejected: 1 });
-    await waitFor('a probe attempt on every non-empty file', async () => (await dockctlFiles(world.configFile, 'stored')).filter((f) => f.probeAttempts >= 1).length === 4, 60_000);
+    await waitFor(
+      'a probe attempt on every non-empty file',
+      async () => (await dockctlFiles(world.configFile, 'stored')).filter((f) => f.probeAttempts >= 1).length === 4,
+      60_000,
+    );
     const waiting = await dockctlFiles(world.configFile, 'stored');
     for (const f of waiting) {
-      expect(f, f.filename).toMatchObject({ integrity: null, lastError: expect.stringMatching(/ffprobe was killed \(SIGKILL\)/), probeAfter: expect.any(String) });
+      expect(f, f.filename).toMatchObject({
+        integrity: null,
+        lastError: expect.stringMatching(/ffprobe was killed \(SIGKILL\)/),
+        probeAfter: expect.any(String),
+      });
     }
     expect(eventsOf(w.sub!.messages, 'file.damaged')).toEqual([]);
     expect((await dockctlFiles(world.configFile, 'rejected')).map((f) => f.sha256)).toEqual([sha.empty]);
@@ -70,9 +88,17 @@ describe('damaged recordings are evidence too', () => {
     await waitFor('the three damaged clips with metadata at HQ', () => w.tus.finished.length >= 3, 180_000);
     const rows = Object.fromEntries((await dockctlFiles(world.configFile)).map((f) => [f.sha256, f]));
     for (const k of ['trunc', 'garbage', 'wav'] as const) {
-      expect(rows[sha[k]], k).toMatchObject({ integrity: 'damaged', state: expect.stringMatching(/^(uploaded|uploading)$/), integrityNote: expect.any(String) });
+      expect(rows[sha[k]], k).toMatchObject({
+        integrity: 'damaged',
+        state: expect.stringMatching(/^(uploaded|uploading)$/),
+        integrityNote: expect.any(String),
+      });
       const meta = w.tus.finished.find((u) => u.sha256 === sha[k])?.metadata;
-      expect(meta, k).toMatchObject({ integrity: 'damaged', integrityNote: rows[sha[k]].integrityNote, caseNo: `D-${k === 'trunc' ? 'TRUNC' : k === 'wav' ? 'WAV' : 'GARBAGE'}` });
+      expect(meta, k).toMatchObject({
+        integrity: 'damaged',
+        integrityNote: rows[sha[k]].integrityNote,
+        caseNo: `D-${k === 'trunc' ? 'TRUNC' : k === 'wav' ? 'WAV' : 'GARBAGE'}`,
+      });
     }
     expect(rows[sha.wav].integrityNote).toMatch(/truncated: the WAVE header declares/);
     expect(rows[sha.garbage].integrityNote).toMatch(/not a readable video file/);
@@ -84,11 +110,27 @@ describe('damaged recordings are evidence too', () => {
     expect(playable).toMatch(/^[0-9a-f]{64}$/);
     const copy = path.join(world.storeDir, 'derived', `${sha.truncFast}.mp4`);
     expect(await sha256OfFile(copy)).toBe(playable);
-    expect(await sha256OfFile(path.join(world.storeDir, 'objects', 'sha256', sha.truncFast.slice(0, 2), sha.truncFast.slice(2, 4), sha.truncFast))).toBe(sha.truncFast);
-    const ann = await runDockctl(world.configFile, ['annotate', String(rows[sha.truncFast].id), '--case-no', 'D-FAST', '--purpose', '现场检查', '--place', '幸福路12号']);
+    expect(
+      await sha256OfFile(
+        path.join(world.storeDir, 'objects', 'sha256', sha.truncFast.slice(0, 2), sha.truncFast.slice(2, 4), sha.truncFast),
+      ),
+    ).toBe(sha.truncFast);
+    const ann = await runDockctl(world.configFile, [
+      'annotate',
+      String(rows[sha.truncFast].id),
+      '--case-no',
+      'D-FAST',
+      '--purpose',
+      '现场检查',
+      '--place',
+      '幸福路12号',
+    ]);
     expect(ann.code).toBe(0);
     await waitFor('the annotated damaged clip at HQ', () => w.tus.finished.some((u) => u.sha256 === sha.truncFast), 120_000);
-    expect(w.tus.finished.find((u) => u.sha256 === sha.truncFast)!.metadata).toMatchObject({ integrity: 'damaged', caseNo: 'D-FAST' });
+    expect(w.tus.finished.find((u) => u.sha256 === sha.truncFast)!.metadata).toMatchObject({
+      integrity: 'damaged',
+      caseNo: 'D-FAST',
+    });
     expect(w.tus.finished.some((u) => u.sha256 === sha.empty || u.sha256 === playable)).toBe(false);
 
     // dockctl reprobe: a damaged clip stays damaged (the verdict is the file's, not the day's), audited with who asked.
@@ -96,8 +138,17 @@ describe('damaged recordings are evidence too', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`#${rows[sha.wav].id}: damaged: truncated`));
     expect(again.stdout).toMatch(/already sent to HQ as integrity=damaged/);
-    const audit = JSON.parse((await runDockctl(world.configFile, ['audit', '--json'])).stdout) as { type: string; subject: string | null; data: unknown }[];
-    expect(audit.filter((e) => e.type === 'file.reprobed').map((e) => e.subject).sort()).toEqual([sha.trunc, sha.garbage, sha.wav, sha.truncFast].sort());
+    const audit = JSON.parse((await runDockctl(world.configFile, ['audit', '--json'])).stdout) as {
+      type: string;
+      subject: string | null;
+      data: unknown;
+    }[];
+    expect(
+      audit
+        .filter((e) => e.type === 'file.reprobed')
+        .map((e) => e.subject)
+        .sort(),
+    ).toEqual([sha.trunc, sha.garbage, sha.wav, sha.truncFast].sort());
     expect((await runDockctl(world.configFile, ['reprobe', String(rows[sha.empty].id)])).stderr).toMatch(/empty file/);
     expect(await w.daemon!.stop()).toBe(0);
   }, 360_000);

@@ -13,24 +13,52 @@ import { Mosquitto, recordTopics, type Received } from '../helpers/mosquitto.ts'
 import { waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume, treeFingerprint } from '../helpers/volume.ts';
-import { auditJson, filesJson, freeBytes, listObjects, mountTmpfs, objectPath, publishReceipt, statusJson, unmount } from '../helpers/custodyKit.ts';
+import {
+  auditJson,
+  filesJson,
+  freeBytes,
+  listObjects,
+  mountTmpfs,
+  objectPath,
+  publishReceipt,
+  statusJson,
+  unmount,
+} from '../helpers/custodyKit.ts';
 
 const MiB = 1 << 20;
 const TMPFS_MIB = 24;
 const RESERVE = 4 * MiB;
 
-interface AlarmEvent { type: 'alarm'; code: string; key: string; message: string; active: boolean }
+interface AlarmEvent {
+  type: 'alarm';
+  code: string;
+  key: string;
+  message: string;
+  active: boolean;
+}
 
 function alarmEvents(messages: Received[], code: string): AlarmEvent[] {
-  return messages.filter((m) => m.topic === 'dockd/test-st/event').map((m) => JSON.parse(m.payload) as AlarmEvent).filter((e) => e.type === 'alarm' && e.code === code);
+  return messages
+    .filter((m) => m.topic === 'dockd/test-st/event')
+    .map((m) => JSON.parse(m.payload) as AlarmEvent)
+    .filter((e) => e.type === 'alarm' && e.code === code);
 }
 
 /** Clips of a few MiB each (distinct content), with names and complete metadata sidecars. */
-async function clips(n: number, variantBase: number, seconds: number): Promise<{ src: string; name: string; sha256: string; size: number }[]> {
+async function clips(
+  n: number,
+  variantBase: number,
+  seconds: number,
+): Promise<{ src: string; name: string; sha256: string; size: number }[]> {
   const out = [];
   for (let i = 0; i < n; i++) {
     const src = await sampleMedia('video-big', seconds, variantBase + i);
-    out.push({ src, name: recordingName({ at: `202611280${i}3000`, seq: i + 1 }), sha256: await sha256OfFile(src), size: (await fs.stat(src)).size });
+    out.push({
+      src,
+      name: recordingName({ at: `202611280${i}3000`, seq: i + 1 }),
+      sha256: await sha256OfFile(src),
+      size: (await fs.stat(src)).size,
+    });
   }
   return out;
 }
@@ -40,7 +68,10 @@ async function dockClips(mountRoot: string, list: { src: string; name: string }[
     await fs.mkdir(path.join(v, 'DCIM'));
     for (const [i, c] of list.entries()) {
       await fs.copyFile(c.src, path.join(v, 'DCIM', c.name));
-      await fs.writeFile(path.join(v, 'DCIM', c.name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: `C-${i}`, purpose: '现场检查', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(v, 'DCIM', c.name.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: `C-${i}`, purpose: '现场检查', place: '幸福路12号' }),
+      );
     }
   });
 }
@@ -71,7 +102,9 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('pauses before a copy would go below the reserve, loses nothing, and resumes by itself when space is freed', { timeout: 240_000 }, async () => {
+  it('pauses before a copy would go below the reserve, loses nothing, and resumes by itself when space is freed', {
+    timeout: 240_000,
+  }, async () => {
     const list = await clips(4, 700, 2);
     const c = Math.max(...list.map((x) => x.size));
     expect(c).toBeGreaterThan(2 * MiB); // a few MiB each, so that four cannot fit beside the ballast
@@ -80,7 +113,8 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     // the first clip took the room, i.e. a periodic storage check has run while the copies are paused.
     const lowWater = RESERVE + c;
     const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint, mqttUrl: broker.url,
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
       extra: { storage: { dir: storeDir, reserveBytes: RESERVE, lowWaterBytes: lowWater } },
     });
     const sub = await recordTopics(broker.url, 'dockd/test-st/#');
@@ -99,17 +133,29 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     const before = await treeFingerprint(volume);
 
     // Paused: said in dockctl status (recorder and alarm) and on MQTT.
-    const paused = await waitFor('the recorder to be paused for lack of disk space', async () => {
-      const { json } = await statusJson(world.configFile);
-      return json.recorders.find((r) => r.state === 'paused') ? json : null;
-    }, 60_000, 250);
+    const paused = await waitFor(
+      'the recorder to be paused for lack of disk space',
+      async () => {
+        const { json } = await statusJson(world.configFile);
+        return json.recorders.find((r) => r.state === 'paused') ? json : null;
+      },
+      60_000,
+      250,
+    );
     const rec = paused.recorders.find((r) => r.state === 'paused')!;
     expect(rec.error).toMatch(/磁盘空间不足/);
     expect(rec.safeToUndock).toBe(false);
     expect(paused.alarms.find((a) => a.code === 'DISK_FULL')?.message).toMatch(/磁盘空间不足/);
-    await waitFor('a DISK_FULL alarm on MQTT', () => alarmEvents(sub.messages, 'DISK_FULL').some((e) => e.active && /磁盘空间不足/.test(e.message)));
-    await waitFor('a retained state snapshot showing the paused recorder', () => sub.messages.some((m) => m.topic === 'dockd/test-st/state'
-      && (JSON.parse(m.payload) as { recorders: { state: string }[] }).recorders.some((r) => r.state === 'paused')));
+    await waitFor('a DISK_FULL alarm on MQTT', () =>
+      alarmEvents(sub.messages, 'DISK_FULL').some((e) => e.active && /磁盘空间不足/.test(e.message)),
+    );
+    await waitFor('a retained state snapshot showing the paused recorder', () =>
+      sub.messages.some(
+        (m) =>
+          m.topic === 'dockd/test-st/state' &&
+          (JSON.parse(m.payload) as { recorders: { state: string }[] }).recorders.some((r) => r.state === 'paused'),
+      ),
+    );
 
     // Nothing lost while paused: exactly one clip stored, whole and at its hash; no copying row, no partial object.
     const storedWhilePaused = await filesJson(world.configFile);
@@ -118,17 +164,24 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     expect(await filesJson(world.configFile, ['--state', 'copying'])).toEqual([]);
     const first = list.find((x) => x.sha256 === storedWhilePaused[0].sha256);
     expect(first, 'the stored file is one of the clips').toBeDefined();
-    expect(await listObjects(storeDir)).toEqual([path.relative(path.join(storeDir, 'objects', 'sha256'), objectPath(storeDir, first!.sha256))]);
+    expect(await listObjects(storeDir)).toEqual([
+      path.relative(path.join(storeDir, 'objects', 'sha256'), objectPath(storeDir, first!.sha256)),
+    ]);
     expect(await sha256OfFile(objectPath(storeDir, first!.sha256))).toBe(first!.sha256);
     expect(await fs.readdir(path.join(storeDir, 'tmp'))).toEqual([]);
     expect(await treeFingerprint(volume)).toEqual(before);
     expect(await freeBytes(mnt)).toBeGreaterThanOrEqual(RESERVE);
 
     // Still paused, and still saying so, after the periodic storage check has run (it raises DISK_LOW now).
-    const checked = await waitFor('a periodic storage check during the pause (DISK_LOW)', async () => {
-      const { json } = await statusJson(world.configFile);
-      return json.alarms.some((a) => a.code === 'DISK_LOW') ? json : null;
-    }, 60_000, 500);
+    const checked = await waitFor(
+      'a periodic storage check during the pause (DISK_LOW)',
+      async () => {
+        const { json } = await statusJson(world.configFile);
+        return json.alarms.some((a) => a.code === 'DISK_LOW') ? json : null;
+      },
+      60_000,
+      500,
+    );
     expect(checked.recorders.map((r) => r.state)).toEqual(['paused']);
     expect(checked.alarms.map((a) => a.code)).toContain('DISK_FULL');
     expect(alarmEvents(sub.messages, 'DISK_FULL').filter((e) => !e.active)).toEqual([]);
@@ -136,11 +189,16 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
 
     // Space returns: copying resumes by itself; every clip ends stored at its hash.
     await fs.rm(ballast);
-    const done = await waitFor('all clips stored and the recorder done', async () => {
-      const { json } = await statusJson(world.configFile);
-      const rows = await filesJson(world.configFile);
-      return json.recorders.some((r) => r.state === 'done') && rows.length === list.length ? { json, rows } : null;
-    }, 90_000, 500);
+    const done = await waitFor(
+      'all clips stored and the recorder done',
+      async () => {
+        const { json } = await statusJson(world.configFile);
+        const rows = await filesJson(world.configFile);
+        return json.recorders.some((r) => r.state === 'done') && rows.length === list.length ? { json, rows } : null;
+      },
+      90_000,
+      500,
+    );
     expect(done.rows.map((f) => f.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
     expect(done.rows.map((f) => f.state)).not.toContain('copying');
     for (const x of list) expect(await sha256OfFile(objectPath(storeDir, x.sha256))).toBe(x.sha256);
@@ -160,12 +218,15 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     await sub.close();
   });
 
-  it('with retention.localDays 0, HQ receipts free archived objects and the paused copies resume with no space freed by hand', { timeout: 300_000 }, async () => {
+  it('with retention.localDays 0, HQ receipts free archived objects and the paused copies resume with no space freed by hand', {
+    timeout: 300_000,
+  }, async () => {
     const list = await clips(3, 720, 3);
     const c = Math.max(...list.map((x) => x.size));
     const storeDir = path.join(mnt, 'store');
     const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint, mqttUrl: broker.url,
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
       extra: { storage: { dir: storeDir, reserveBytes: RESERVE, lowWaterBytes: RESERVE + c }, retention: { localDays: 0 } },
     });
     const sub = await recordTopics(broker.url, 'dockd/test-st/#');
@@ -195,10 +256,15 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     expect(whilePaused.length).toBeLessThan(list.length);
     expect(whilePaused.map((f) => f.state)).not.toContain('copying');
 
-    const rows = await waitFor('every clip archived', async () => {
-      const r = await filesJson(world.configFile);
-      return r.length === list.length && r.every((f) => f.state === 'archived') ? r : null;
-    }, 150_000, 1000);
+    const rows = await waitFor(
+      'every clip archived',
+      async () => {
+        const r = await filesJson(world.configFile);
+        return r.length === list.length && r.every((f) => f.state === 'archived') ? r : null;
+      },
+      150_000,
+      1000,
+    );
     expect(rows.map((f) => f.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
     // HQ received every clip whole (its own re-hash matched), so nothing was lost although objects were freed.
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
@@ -211,7 +277,8 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     }
     expect(alarmEvents(sub.messages, 'DISK_FULL').some((e) => !e.active)).toBe(true);
     expect(await fs.readdir(path.join(storeDir, 'tmp'))).toEqual([]);
-    for (const rel of await listObjects(storeDir)) expect(await sha256OfFile(path.join(storeDir, 'objects', 'sha256', rel))).toBe(path.basename(rel));
+    for (const rel of await listObjects(storeDir))
+      expect(await sha256OfFile(path.join(storeDir, 'objects', 'sha256', rel))).toBe(path.basename(rel));
     expect(await treeFingerprint(volume)).toEqual(before);
     const verify = await runDockctl(world.configFile, ['verify', '--json']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);

@@ -20,13 +20,25 @@ import { dockVolume } from '../helpers/volume.ts';
 const NOBODY = 65534;
 const NAMELESS = 4242; // a uid with no account
 
-interface As { uid: number; gid: number }
+interface As {
+  uid: number;
+  gid: number;
+}
 
 /** dockctl with exactly `env` (plus PATH) and, when given, as another uid. */
-function dockctlAs(configFile: string, args: string[], env: Record<string, string>, as?: As): Promise<{ code: number; stdout: string; stderr: string }> {
+function dockctlAs(
+  configFile: string,
+  args: string[],
+  env: Record<string, string>,
+  as?: As,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [DOCKCTL_BIN, '--config', configFile, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, timeout: 120_000, ...(as ?? {}) },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      [DOCKCTL_BIN, '--config', configFile, ...args],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, timeout: 120_000, ...(as ?? {}) },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -59,23 +71,38 @@ describe('dockctl records the real user, never $USER', () => {
     daemon.start();
     await daemon.started();
     const clip = await sampleMedia('video', 1, 651);
-    await dockVolume(world.mountRoot, 'REC1', async (v) => { await fs.copyFile(clip, path.join(v, recordingName({ at: '20261128090000', seq: 1 }))); });
+    await dockVolume(world.mountRoot, 'REC1', async (v) => {
+      await fs.copyFile(clip, path.join(v, recordingName({ at: '20261128090000', seq: 1 })));
+    });
     const sha = await sha256OfFile(clip);
-    await waitFor('the recording held for annotation', async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'needs-annotation'), 90_000);
+    await waitFor(
+      'the recording held for annotation',
+      async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'needs-annotation'),
+      90_000,
+    );
     expect(await daemon.stop()).toBe(0);
     daemon = null;
     const liar = { USER: 'someoneelse', LOGNAME: 'someoneelse', SUDO_USER: 'mallory' };
     const lastBy = async (type: string) => (await dockctlAudit(world.configFile)).filter((e) => e.type === type).at(-1)!.data.by;
 
     // Root, claiming to be someone else.
-    const annotate = await dockctlAs(world.configFile, ['annotate', sha.slice(0, 12), '--case-no', 'A-1', '--purpose', '现场执法', '--place', '幸福路12号'], liar);
+    const annotate = await dockctlAs(
+      world.configFile,
+      ['annotate', sha.slice(0, 12), '--case-no', 'A-1', '--purpose', '现场执法', '--place', '幸福路12号'],
+      liar,
+    );
     expect(annotate.code, annotate.stderr).toBe(0);
     expect(await lastBy('file.annotated')).toBe('root (uid 0)');
     const history = (await dockctlFiles(world.configFile)).find((f) => f.sha256 === sha)!;
     expect(history.state).toBe('ready');
 
     // Root through sudo: the uid that ran sudo (SUDO_UID), not the name SUDO_USER claims.
-    const sudo = await dockctlAs(world.configFile, ['verify'], { ...liar, USER: 'root', SUDO_UID: String(NOBODY), SUDO_USER: 'mallory' });
+    const sudo = await dockctlAs(world.configFile, ['verify'], {
+      ...liar,
+      USER: 'root',
+      SUDO_UID: String(NOBODY),
+      SUDO_USER: 'mallory',
+    });
     expect(sudo.code, sudo.stdout + sudo.stderr).toBe(0);
     expect(await lastBy('verify')).toBe(`nobody (uid ${NOBODY} via sudo)`);
     const badSudo = await dockctlAs(world.configFile, ['verify'], { ...liar, SUDO_UID: '0; rm -rf /' });
@@ -86,10 +113,19 @@ describe('dockctl records the real user, never $USER', () => {
     await fs.chmod(dir, 0o755);
     await fs.chown(world.configFile, 0, 0);
     const chownR = async (uid: number) => {
-      for (const p of [world.storeDir, ...(await fs.readdir(world.storeDir, { recursive: true })).map((n) => path.join(world.storeDir, String(n)))]) await fs.chown(p, uid, uid);
+      for (const p of [
+        world.storeDir,
+        ...(await fs.readdir(world.storeDir, { recursive: true })).map((n) => path.join(world.storeDir, String(n))),
+      ])
+        await fs.chown(p, uid, uid);
     };
     await chownR(NOBODY);
-    const asNobody = await dockctlAs(world.configFile, ['annotate', String(history.id), '--case-no', 'A-2', '--purpose', '现场执法'], { USER: 'root', LOGNAME: 'root', SUDO_USER: 'root', SUDO_UID: '0' }, { uid: NOBODY, gid: NOBODY });
+    const asNobody = await dockctlAs(
+      world.configFile,
+      ['annotate', String(history.id), '--case-no', 'A-2', '--purpose', '现场执法'],
+      { USER: 'root', LOGNAME: 'root', SUDO_USER: 'root', SUDO_UID: '0' },
+      { uid: NOBODY, gid: NOBODY },
+    );
     expect(asNobody.code, asNobody.stderr).toBe(0);
     expect(await lastBy('file.annotated')).toBe(`nobody (uid ${NOBODY})`);
 

@@ -7,8 +7,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import {
-  contentHashesUnder, dockctlFiles, eventsOf, objectPath, rawTreeFingerprint, sha256Of, storedObjectNames, waitForIngestFinished,
-  waitForSettledCatalog, writeFirstHalf,
+  contentHashesUnder,
+  dockctlFiles,
+  eventsOf,
+  objectPath,
+  rawTreeFingerprint,
+  sha256Of,
+  storedObjectNames,
+  waitForIngestFinished,
+  waitForSettledCatalog,
+  writeFirstHalf,
 } from '../helpers/edgeCases.ts';
 import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -62,7 +70,10 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     const linkedDirClip = await sampleMedia('video', 2, 205);
     await fs.copyFile(linkedDirClip, path.join(outside, 'dir', linkedDirName));
     await fs.writeFile(path.join(outside, 'dir', metaName(linkedDirName)), sidecar('LEAK-DIR'));
-    await fs.writeFile(path.join(outside, 'leak.meta.json'), JSON.stringify({ caseNo: 'LEAK-SIDECAR', purpose: 'leak', place: 'outside' }));
+    await fs.writeFile(
+      path.join(outside, 'leak.meta.json'),
+      JSON.stringify({ caseNo: 'LEAK-SIDECAR', purpose: 'leak', place: 'outside' }),
+    );
 
     const valid = await sampleMedia('video', 2, 201);
     const truncSource = await sampleMedia('video', 2, 202);
@@ -118,7 +129,14 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       // Odd names: spaces and unicode, bytes that are not UTF-8, a newline: all taken (shown escaped).
       await fs.copyFile(oddClip, path.join(d, n.odd));
       await fs.writeFile(path.join(d, metaName(n.odd)), sidecar('C-ODD'));
-      await fs.copyFile(badNameClip, Buffer.concat([Buffer.from(`${d}/bad-`), Buffer.from([0xff, 0xfe, 0x80]), Buffer.from('-012345_1234567_20261128080700_0008.mp4')]));
+      await fs.copyFile(
+        badNameClip,
+        Buffer.concat([
+          Buffer.from(`${d}/bad-`),
+          Buffer.from([0xff, 0xfe, 0x80]),
+          Buffer.from('-012345_1234567_20261128080700_0008.mp4'),
+        ]),
+      );
       await fs.copyFile(badNameClip, path.join(d, 'line\nbreak-012345_1234567_20261128080700_0012.mp4'));
       await fs.writeFile(path.join(d, 'notes.txt'), 'not a recording\n');
       // A sidecar that is binary junk: ignored (the recording is held for annotation), never fatal.
@@ -135,15 +153,31 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     expect(Object.keys(volumeBefore).some((k) => k.startsWith('hex:'))).toBe(true); // the invalid name really is on disk
 
     const sha = {
-      valid: await sha256OfFile(valid), odd: await sha256OfFile(oddClip), linkedSidecar: await sha256OfFile(linkedSidecarClip), junkSidecar: await sha256OfFile(junkSidecarClip),
-      corrupt: sha256Of(corrupt), trunc: sha256Of(truncBytes), truncFast: sha256Of(truncFastBytes), empty: sha256Of(''),
-      badName: await sha256OfFile(badNameClip), deep: await sha256OfFile(deepClip),
+      valid: await sha256OfFile(valid),
+      odd: await sha256OfFile(oddClip),
+      linkedSidecar: await sha256OfFile(linkedSidecarClip),
+      junkSidecar: await sha256OfFile(junkSidecarClip),
+      corrupt: sha256Of(corrupt),
+      trunc: sha256Of(truncBytes),
+      truncFast: sha256Of(truncFastBytes),
+      empty: sha256Of(''),
+      badName: await sha256OfFile(badNameClip),
+      deep: await sha256OfFile(deepClip),
     };
     const forbidden = { secret: await sha256OfFile(secretClip), linkedDir: await sha256OfFile(linkedDirClip) };
 
     const finished = await waitForIngestFinished(daemon, 1);
     // The newline name holds the same bytes as the non-UTF-8 one: stored once, seen twice.
-    expect(finished).toMatchObject({ state: 'done', copied: 10, alreadyStored: 1, rejected: 1, damaged: 3, needsAnnotation: 3, leftBehind: 0, safeToUndock: true });
+    expect(finished).toMatchObject({
+      state: 'done',
+      copied: 10,
+      alreadyStored: 1,
+      rejected: 1,
+      damaged: 3,
+      needsAnnotation: 3,
+      leftBehind: 0,
+      safeToUndock: true,
+    });
     const rows = await waitForSettledCatalog(world.configFile, 10);
     await waitFor('the good and the damaged clips with metadata verified by the server', () => tus.finished.length >= 6, 180_000);
 
@@ -153,17 +187,46 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     expect(status.code).toBe(0);
     const view = JSON.parse(status.stdout);
     expect(view).toMatchObject({ daemon: 'running', queue: { uploaded: 6, rejected: 1, 'needs-annotation': 3 } });
-    expect(view.recorders.find((r: { name: string }) => r.name === 'REC1')).toMatchObject({ state: 'done', safeToUndock: true, leftBehind: [] });
+    expect(view.recorders.find((r: { name: string }) => r.name === 'REC1')).toMatchObject({
+      state: 'done',
+      safeToUndock: true,
+      leftBehind: [],
+    });
 
     // HQ has every clip with complete metadata, damaged or not, the odd name intact; integrity says which is which.
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.valid, sha.odd, sha.deep, sha.corrupt, sha.trunc, sha.truncFast].sort());
+    expect(tus.finished.map((u) => u.sha256).sort()).toEqual(
+      [sha.valid, sha.odd, sha.deep, sha.corrupt, sha.trunc, sha.truncFast].sort(),
+    );
     const bySha = Object.fromEntries(rows.map((r) => [r.sha256!, r]));
     expect(bySha[sha.valid]).toMatchObject({ state: 'uploaded', filename: n.valid, caseNo: 'C-VALID', integrity: 'ok' });
-    expect(bySha[sha.odd]).toMatchObject({ state: 'uploaded', filename: n.odd, sourcePath: path.join('DCIM', n.odd), caseNo: 'C-ODD' });
-    expect(tus.finished.find((u) => u.sha256 === sha.odd)!.metadata).toMatchObject({ filename: n.odd, filetype: 'video/mp4', caseNo: 'C-ODD', deviceSerial: '1234567', integrity: 'ok' });
-    expect(bySha[sha.deep]).toMatchObject({ state: 'uploaded', caseNo: 'C-DEEP', sourcePath: [...Array.from({ length: 20 }, (_, i) => `L${i}`), recordingName({ at: '20261128081100', seq: 14 })].join('/') });
-    for (const [what, h] of [['corrupt', sha.corrupt], ['trunc', sha.trunc], ['truncFast', sha.truncFast]] as const) {
-      expect(bySha[h], what).toMatchObject({ state: 'uploaded', integrity: 'damaged', integrityNote: expect.stringMatching(/not a readable video file|does not demux cleanly/) });
+    expect(bySha[sha.odd]).toMatchObject({
+      state: 'uploaded',
+      filename: n.odd,
+      sourcePath: path.join('DCIM', n.odd),
+      caseNo: 'C-ODD',
+    });
+    expect(tus.finished.find((u) => u.sha256 === sha.odd)!.metadata).toMatchObject({
+      filename: n.odd,
+      filetype: 'video/mp4',
+      caseNo: 'C-ODD',
+      deviceSerial: '1234567',
+      integrity: 'ok',
+    });
+    expect(bySha[sha.deep]).toMatchObject({
+      state: 'uploaded',
+      caseNo: 'C-DEEP',
+      sourcePath: [...Array.from({ length: 20 }, (_, i) => `L${i}`), recordingName({ at: '20261128081100', seq: 14 })].join('/'),
+    });
+    for (const [what, h] of [
+      ['corrupt', sha.corrupt],
+      ['trunc', sha.trunc],
+      ['truncFast', sha.truncFast],
+    ] as const) {
+      expect(bySha[h], what).toMatchObject({
+        state: 'uploaded',
+        integrity: 'damaged',
+        integrityNote: expect.stringMatching(/not a readable video file|does not demux cleanly/),
+      });
       const meta = tus.finished.find((u) => u.sha256 === h)!.metadata;
       expect(meta, what).toMatchObject({ integrity: 'damaged', integrityNote: bySha[h].integrityNote });
       expect(await sha256OfFile(objectPath(world.storeDir, h))).toBe(h); // the stored copy is the damaged original, byte for byte
@@ -173,8 +236,16 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     expect(damaged.map((r) => r.sha256).sort()).toEqual([sha.corrupt, sha.trunc, sha.truncFast].sort());
 
     // The non-UTF-8 name: stored, shown escaped, its raw bytes kept; held for annotation (it has no sidecar).
-    const badRaw = Buffer.concat([Buffer.from('DCIM/bad-'), Buffer.from([0xff, 0xfe, 0x80]), Buffer.from('-012345_1234567_20261128080700_0008.mp4')]);
-    expect(bySha[sha.badName]).toMatchObject({ state: 'needs-annotation', filename: 'bad-\\xff\\xfe\\x80-012345_1234567_20261128080700_0008.mp4', sourcePathHex: badRaw.toString('hex') });
+    const badRaw = Buffer.concat([
+      Buffer.from('DCIM/bad-'),
+      Buffer.from([0xff, 0xfe, 0x80]),
+      Buffer.from('-012345_1234567_20261128080700_0008.mp4'),
+    ]);
+    expect(bySha[sha.badName]).toMatchObject({
+      state: 'needs-annotation',
+      filename: 'bad-\\xff\\xfe\\x80-012345_1234567_20261128080700_0008.mp4',
+      sourcePathHex: badRaw.toString('hex'),
+    });
 
     // Only the empty file is rejected; its (zero) bytes are kept and listed.
     const rejected = await dockctlFiles(world.configFile, 'rejected');
@@ -183,9 +254,17 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     const obj = objectPath(world.storeDir, sha.empty);
     expect(await sha256OfFile(obj)).toBe(sha.empty);
     expect((await fs.stat(obj)).mode & 0o777).toBe(0o444);
-    await waitFor('file.rejected and file.damaged events', () => eventsOf(mq.messages, 'file.damaged').length >= 3 && eventsOf(mq.messages, 'file.rejected').length >= 1, 120_000);
+    await waitFor(
+      'file.rejected and file.damaged events',
+      () => eventsOf(mq.messages, 'file.damaged').length >= 3 && eventsOf(mq.messages, 'file.rejected').length >= 1,
+      120_000,
+    );
     expect(eventsOf(mq.messages, 'file.rejected').map((e) => e.sha256)).toEqual([sha.empty]);
-    expect(eventsOf(mq.messages, 'file.damaged').map((e) => e.sha256).sort()).toEqual([sha.corrupt, sha.trunc, sha.truncFast].sort());
+    expect(
+      eventsOf(mq.messages, 'file.damaged')
+        .map((e) => e.sha256)
+        .sort(),
+    ).toEqual([sha.corrupt, sha.trunc, sha.truncFast].sort());
 
     // A recording whose sidecar is a symlink gets no metadata through it: it is held, not filled from outside.
     expect(bySha[sha.linkedSidecar]).toMatchObject({ state: 'needs-annotation', caseNo: null, purpose: null, place: null });
@@ -202,7 +281,9 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     expect(reasonFor((p) => p === path.join('DCIM', metaName(n.linkedSidecar)))).toMatch(/symbolic link/);
     expect(reasonFor((p) => p === path.join('DCIM', n.fifo))).toMatch(/not a regular file/);
     expect(reasonFor((p) => p === path.join('DCIM', 'notes.txt'))).toMatch(/not a recording/);
-    expect(skipped.filter((s) => s.relPath.includes('bad-') || s.relPath.includes('break-') || s.relPath.startsWith('L0'))).toEqual([]);
+    expect(
+      skipped.filter((s) => s.relPath.includes('bad-') || s.relPath.includes('break-') || s.relPath.startsWith('L0')),
+    ).toEqual([]);
     expect(docked[0].leftBehind).toEqual([]);
     expect(rows.map((r) => r.filename)).not.toContain(n.symlink);
     expect(rows.map((r) => r.filename)).not.toContain(n.fifo);
@@ -241,7 +322,9 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     await waitForIngestFinished(daemon, 2);
     await waitFor('the second recorder.docked event', () => eventsOf(mq.messages, 'recorder.docked').length >= 2, 120_000);
     expect(eventsOf(mq.messages, 'recorder.docked').map((e) => path.basename(e.volume as string))).toEqual(['REC1', 'REC2']);
-    expect(daemon.logs.filter((l) => l.msg === 'recorder ingest finished').map((l) => path.basename(l.volume as string))).toEqual(['REC1', 'REC2']);
+    expect(daemon.logs.filter((l) => l.msg === 'recorder ingest finished').map((l) => path.basename(l.volume as string))).toEqual(
+      ['REC1', 'REC2'],
+    );
     expect((await contentHashesUnder(world.storeDir)).has(forbidden.secret)).toBe(false);
 
     expect(await daemon.stop()).toBe(0);

@@ -14,7 +14,14 @@ import { useStationWorld } from '../helpers/stationWorld.ts';
 const NOBODY = { uid: 65534, gid: 65534 };
 const sidecar = (caseNo: string) => JSON.stringify({ caseNo, purpose: '现场检查', place: '幸福路12号' });
 
-interface Recorder { name: string; state: string; safeToUndock: boolean; leftBehind: { path: string; reason: string; pathHex?: string }[]; error: string | null; files: Record<string, number> }
+interface Recorder {
+  name: string;
+  state: string;
+  safeToUndock: boolean;
+  leftBehind: { path: string; reason: string; pathHex?: string }[];
+  error: string | null;
+  files: Record<string, number>;
+}
 
 async function recorderStatus(configFile: string, name: string): Promise<Recorder | undefined> {
   const r = await runDockctl(configFile, ['status', '--json']);
@@ -27,7 +34,11 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
 
   async function startAsNobody(): Promise<Awaited<ReturnType<typeof makeWorld>>> {
     await fs.chmod(w.dir, 0o755); // mkdtemp makes it 0700: the daemon's user must reach its world
-    const world = await makeWorld(w.dir, { tusEndpoint: w.tus.endpoint, mqttUrl: w.broker.url, extra: { log: { level: 'info' } } });
+    const world = await makeWorld(w.dir, {
+      tusEndpoint: w.tus.endpoint,
+      mqttUrl: w.broker.url,
+      extra: { log: { level: 'info' } },
+    });
     await fs.mkdir(world.storeDir, { recursive: true });
     execFileSync('chown', ['-R', `${NOBODY.uid}:${NOBODY.gid}`, world.storeDir, world.mountRoot]);
     w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
@@ -65,7 +76,11 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
 
     // dockctl status --json: not safe, and why, in words.
     const rec = (await recorderStatus(world.configFile, 'REC1'))!;
-    expect(rec).toMatchObject({ state: 'error', safeToUndock: false, leftBehind: [{ path: 'LOCKED', reason: 'cannot read directory: EACCES' }] });
+    expect(rec).toMatchObject({
+      state: 'error',
+      safeToUndock: false,
+      leftBehind: [{ path: 'LOCKED', reason: 'cannot read directory: EACCES' }],
+    });
     expect(rec.error).toMatch(/left behind.*LOCKED/);
     expect(rec.files.skipped).toBe(100_001);
     const text = await runDockctl(world.configFile, ['status']);
@@ -74,10 +89,25 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     expect(text.stdout).not.toMatch(/可安全拔出/);
 
     // On MQTT: the alarm event, and the retained state says not safe, naming what stayed.
-    await waitFor('the left-behind alarm on MQTT', () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === true), 30_000);
-    const lastState = () => w.sub!.messages.filter((m) => m.topic === 'dockd/test-st/state').map((m) => JSON.parse(m.payload)).at(-1);
-    await waitFor('a state snapshot with the left-behind entry', () => lastState()?.recorders?.[0]?.leftBehind?.length === 1, 30_000);
-    expect(lastState().recorders[0]).toMatchObject({ safeToUndock: false, leftBehind: [{ path: 'LOCKED', reason: 'cannot read directory: EACCES' }] });
+    await waitFor(
+      'the left-behind alarm on MQTT',
+      () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === true),
+      30_000,
+    );
+    const lastState = () =>
+      w
+        .sub!.messages.filter((m) => m.topic === 'dockd/test-st/state')
+        .map((m) => JSON.parse(m.payload))
+        .at(-1);
+    await waitFor(
+      'a state snapshot with the left-behind entry',
+      () => lastState()?.recorders?.[0]?.leftBehind?.length === 1,
+      30_000,
+    );
+    expect(lastState().recorders[0]).toMatchObject({
+      safeToUndock: false,
+      leftBehind: [{ path: 'LOCKED', reason: 'cannot read directory: EACCES' }],
+    });
 
     // The deep and the odd-named clips are in the store, byte for byte; the odd name kept as bytes, shown escaped.
     const rows = await dockctlFiles(world.configFile);
@@ -85,17 +115,32 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     const deepSha = await sha256OfFile(deepClip);
     const oddSha = await sha256OfFile(oddClip);
     expect(bySha[deepSha]).toMatchObject({ sourcePath: [...levels, deepName].join('/'), caseNo: 'C-DEEP' });
-    expect(bySha[oddSha]).toMatchObject({ filename: '\\xff\\xfe_0001.MP4', sourcePathHex: oddRaw.toString('hex'), state: 'needs-annotation' });
+    expect(bySha[oddSha]).toMatchObject({
+      filename: '\\xff\\xfe_0001.MP4',
+      sourcePathHex: oddRaw.toString('hex'),
+      state: 'needs-annotation',
+    });
     await waitFor('the deep clip at HQ', () => w.tus.finished.some((u) => u.sha256 === deepSha), 120_000);
     expect(rows.some((r) => r.filename === lockedName)).toBe(false);
 
     // The officer (or admin) fixes what blocked it: the next scan takes the clip, and only then is it safe.
     await fs.chmod(path.join(volume, 'LOCKED'), 0o755);
     const lockedSha = await sha256OfFile(lockedClip);
-    await waitFor('the recorder to become safe to undock', async () => (await recorderStatus(world.configFile, 'REC1'))?.safeToUndock === true, 120_000);
+    await waitFor(
+      'the recorder to become safe to undock',
+      async () => (await recorderStatus(world.configFile, 'REC1'))?.safeToUndock === true,
+      120_000,
+    );
     expect(await recorderStatus(world.configFile, 'REC1')).toMatchObject({ state: 'done', leftBehind: [] });
-    expect((await dockctlFiles(world.configFile)).find((r) => r.sha256 === lockedSha)).toMatchObject({ caseNo: 'C-LOCKED', filename: lockedName });
-    await waitFor('the alarm cleared on MQTT', () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === false), 30_000);
+    expect((await dockctlFiles(world.configFile)).find((r) => r.sha256 === lockedSha)).toMatchObject({
+      caseNo: 'C-LOCKED',
+      filename: lockedName,
+    });
+    await waitFor(
+      'the alarm cleared on MQTT',
+      () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === false),
+      30_000,
+    );
     expect(await w.daemon!.stop()).toBe(0);
   }, 420_000);
 
@@ -106,9 +151,17 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
       await fs.copyFile(clip, path.join(v, recordingName({ at: '20261128110000', seq: 1 })));
       await fs.chmod(v, 0o700);
     });
-    await waitFor('the recorder tile to say why it is not safe', async () => (await recorderStatus(world.configFile, 'REC2'))?.leftBehind?.length === 1, 60_000);
+    await waitFor(
+      'the recorder tile to say why it is not safe',
+      async () => (await recorderStatus(world.configFile, 'REC2'))?.leftBehind?.length === 1,
+      60_000,
+    );
     const rec = (await recorderStatus(world.configFile, 'REC2'))!;
-    expect(rec).toMatchObject({ safeToUndock: false, state: 'error', leftBehind: [{ path: '.', reason: 'cannot read directory: EACCES' }] });
+    expect(rec).toMatchObject({
+      safeToUndock: false,
+      state: 'error',
+      leftBehind: [{ path: '.', reason: 'cannot read directory: EACCES' }],
+    });
     expect(rec.error).toMatch(/volume root/);
     expect(await dockctlFiles(world.configFile)).toEqual([]);
     expect(await w.daemon!.stop()).toBe(0);

@@ -53,7 +53,8 @@ describe('log lines stay valid JSON whatever the data', () => {
 
   it('recorder password 000000 and a recording of 10000000 bytes: every line parses, sizes and hashes intact', async () => {
     const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint, mqttUrl: broker.url,
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
       devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
       extra: { dock: { mountRoots: [path.join(dir, 'dock')], settleMs: 100, recorderPassword: '000000' } },
     });
@@ -64,13 +65,24 @@ describe('log lines stay valid JSON whatever the data', () => {
     let sha = '';
     await dockVolume(world.mountRoot, 'REC1', async (v) => {
       await mp4OfSize(path.join(v, name), SIZE);
-      await fs.writeFile(path.join(v, name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'C-10000000', purpose: '现场执法', place: '幸福路100号' }));
+      await fs.writeFile(
+        path.join(v, name.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: 'C-10000000', purpose: '现场执法', place: '幸福路100号' }),
+      );
       sha = await sha256OfFile(path.join(v, name));
     });
-    await waitFor('uploaded', async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'uploaded'), 120_000);
+    await waitFor(
+      'uploaded',
+      async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'uploaded'),
+      120_000,
+    );
     expect(tus.finished).toEqual([expect.objectContaining({ sha256: sha, size: SIZE })]);
     await sendReceipt(broker.url, 'test-st', { sha256: sha, ok: true });
-    await waitFor('archived', async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'archived'), 60_000);
+    await waitFor(
+      'archived',
+      async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'archived'),
+      60_000,
+    );
     expect(await daemon.stop()).toBe(0);
 
     // DaemonProcess keeps a line that is not JSON as {level: 0, msg: <the line>}.

@@ -19,7 +19,10 @@ import { dockRecordings } from '../helpers/recordings.ts';
 const ST = 'test-st';
 const P = `dockd/${ST}`;
 
-interface Status { queue: Record<string, number>; alarms: { code: string; key: string; message: string }[] }
+interface Status {
+  queue: Record<string, number>;
+  alarms: { code: string; key: string; message: string }[];
+}
 
 async function status(configFile: string): Promise<Status> {
   const r = await runDockctl(configFile, ['status', '--json']);
@@ -29,8 +32,14 @@ async function status(configFile: string): Promise<Status> {
 
 /** Anonymous clients (the station and the test's HQ) may do this much; `eventWrites` decides whether events pass. */
 function acl(eventWrites: boolean): string {
-  return [`topic write ${P}/status`, `topic write ${P}/state`, `topic write ${P}/audit`, `topic read ${P}/receipt`,
-    `topic ${eventWrites ? 'readwrite' : 'read'} ${P}/event`, ''].join('\n');
+  return [
+    `topic write ${P}/status`,
+    `topic write ${P}/state`,
+    `topic write ${P}/audit`,
+    `topic read ${P}/receipt`,
+    `topic ${eventWrites ? 'readwrite' : 'read'} ${P}/event`,
+    '',
+  ].join('\n');
 }
 
 describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
@@ -79,7 +88,9 @@ describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
     const sha = 'cd'.repeat(32);
     await sendReceipt(broker.url, ST, { sha256: sha, ok: true });
     await run(w.configFile);
-    const entry = await waitFor('the receipt sent while away to be applied', async () => (await dockctlAudit(w.configFile)).find((e) => e.type === 'receipt.ignored' && e.subject === sha));
+    const entry = await waitFor('the receipt sent while away to be applied', async () =>
+      (await dockctlAudit(w.configFile)).find((e) => e.type === 'receipt.ignored' && e.subject === sha),
+    );
     expect(entry.data).toMatchObject({ ok: true, signed: true, reason: 'no such recording at this station' });
   });
 
@@ -98,11 +109,18 @@ describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
     await d.waitForLog((l) => l.msg === 'alarm raised' && l.key === 'mqtt:refused', 'the refusal alarm');
     const refused = d.logs.find((l) => String(l.msg).startsWith('the broker refuses our events'))!;
     expect(refused).toMatchObject({ reasonCode: 135 });
-    const held = await waitFor('both recordings ingested, their events held', async () => {
-      const s = await status(w.configFile);
-      return s.queue.outbox >= 3 && (s.queue.ready ?? 0) + (s.queue.uploading ?? 0) >= 2 ? s : null;
-    }, 90_000);
-    expect(held.alarms.find((a) => a.key === 'mqtt:refused')).toMatchObject({ code: 'MQTT_UNREACHABLE', message: expect.stringContaining('Not authorized') });
+    const held = await waitFor(
+      'both recordings ingested, their events held',
+      async () => {
+        const s = await status(w.configFile);
+        return s.queue.outbox >= 3 && (s.queue.ready ?? 0) + (s.queue.uploading ?? 0) >= 2 ? s : null;
+      },
+      90_000,
+    );
+    expect(held.alarms.find((a) => a.key === 'mqtt:refused')).toMatchObject({
+      code: 'MQTT_UNREACHABLE',
+      message: expect.stringContaining('Not authorized'),
+    });
     expect(hq.messages).toEqual([]);
 
     await fs.writeFile(aclFile, acl(true));
@@ -114,10 +132,12 @@ describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
     expect(types.filter((t) => t === 'file.ingested')).toHaveLength(2);
     const ats = events.map((e) => e.at);
     expect(ats).toEqual([...ats].sort()); // in the order they happened
-    await waitFor('the refusal alarm to clear', () => hq.messages.some((m) => {
-      const e = JSON.parse(m.payload) as { type: string; key?: string; active?: boolean };
-      return e.type === 'alarm' && e.key === 'mqtt:refused' && e.active === false;
-    }));
+    await waitFor('the refusal alarm to clear', () =>
+      hq.messages.some((m) => {
+        const e = JSON.parse(m.payload) as { type: string; key?: string; active?: boolean };
+        return e.type === 'alarm' && e.key === 'mqtt:refused' && e.active === false;
+      }),
+    );
   });
 
   it('4: the same broker acknowledges a publish its ACL forbids and drops it, unseen by station and HQ alike', async () => {
@@ -131,10 +151,14 @@ describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
     const w = await world(4);
     const d = await run(w.configFile);
     await dockRecordings(w.mountRoot, 'REC1', [await sampleMedia('video', 1, 703)]);
-    await waitFor('the recording ingested and every event "delivered"', async () => {
-      const s = await status(w.configFile);
-      return s.queue.outbox === 0 && (s.queue.ready ?? 0) + (s.queue.uploading ?? 0) >= 1;
-    }, 90_000);
+    await waitFor(
+      'the recording ingested and every event "delivered"',
+      async () => {
+        const s = await status(w.configFile);
+        return s.queue.outbox === 0 && (s.queue.ready ?? 0) + (s.queue.uploading ?? 0) >= 1;
+      },
+      90_000,
+    );
     expect(hq.messages).toEqual([]);
     expect(d.logs.some((l) => l.key === 'mqtt:refused')).toBe(false);
   });

@@ -11,8 +11,21 @@ import { TusTestServer } from '../helpers/tusServer.ts';
 
 const P = 'dockd/test-st';
 
-interface StationEvent { type: string; at: string; sha256?: string; code?: string; active?: boolean; message?: string; [k: string]: unknown }
-interface Status { daemon: string; queue: Record<string, number>; alarms: { code: string; key: string; message: string }[]; links: { tus: string; mqtt: string } | null }
+interface StationEvent {
+  type: string;
+  at: string;
+  sha256?: string;
+  code?: string;
+  active?: boolean;
+  message?: string;
+  [k: string]: unknown;
+}
+interface Status {
+  daemon: string;
+  queue: Record<string, number>;
+  alarms: { code: string; key: string; message: string }[];
+  links: { tus: string; mqtt: string } | null;
+}
 
 async function dockctlStatus(configFile: string): Promise<Status> {
   const r = await runDockctl(configFile, ['status', '--json']);
@@ -31,8 +44,16 @@ function eventsOf(messages: Received[]): StationEvent[] {
 function expectDockingEvents(events: StationEvent[], files: PlacedRecording[]): void {
   const ofType = (t: string) => events.filter((e) => e.type === t);
   expect(ofType('recorder.docked')).toHaveLength(1);
-  expect(ofType('file.ingested').map((e) => e.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
-  expect(ofType('file.uploaded').map((e) => e.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
+  expect(
+    ofType('file.ingested')
+      .map((e) => e.sha256)
+      .sort(),
+  ).toEqual(files.map((f) => f.sha256).sort());
+  expect(
+    ofType('file.uploaded')
+      .map((e) => e.sha256)
+      .sort(),
+  ).toEqual(files.map((f) => f.sha256).sort());
   // Delivered in order of occurrence: `at` never goes backwards along the arrival order.
   const ats = events.map((e) => e.at);
   expect(ats.every((a) => !Number.isNaN(Date.parse(a)))).toBe(true);
@@ -99,7 +120,10 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     await d.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
 
     await broker.stop();
-    await d.waitForLog((l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE', 'the daemon to notice the broker is gone');
+    await d.waitForLog(
+      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
+      'the daemon to notice the broker is gone',
+    );
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(3, 41));
     await waitFor('HQ to receive all three recordings', () => tus.finished.length === 3, 60_000);
     const queued = await waitFor('dockctl to show the uploads done and the events queued', async () => {
@@ -117,8 +141,16 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     const sub = await subscribe(`${P}/event`);
     mqttLink.refuse(false);
 
-    await waitFor('every queued event to arrive', () => eventsOf(sub.messages).filter((e) => e.type === 'file.uploaded').length >= 3, 30_000);
-    await waitFor('the broker alarm to clear', () => eventsOf(sub.messages).some((e) => e.type === 'alarm' && e.code === 'MQTT_UNREACHABLE' && e.active === false), 30_000);
+    await waitFor(
+      'every queued event to arrive',
+      () => eventsOf(sub.messages).filter((e) => e.type === 'file.uploaded').length >= 3,
+      30_000,
+    );
+    await waitFor(
+      'the broker alarm to clear',
+      () => eventsOf(sub.messages).some((e) => e.type === 'alarm' && e.code === 'MQTT_UNREACHABLE' && e.active === false),
+      30_000,
+    );
     const events = eventsOf(sub.messages);
     expectDockingEvents(events, files);
     // The alarm raised while the broker was away is delivered too, before the files (it happened first).
@@ -134,11 +166,17 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     const first = await startDaemon(world.configFile);
     await first.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
     await broker.stop();
-    await first.waitForLog((l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE', 'the daemon to notice the broker is gone');
+    await first.waitForLog(
+      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
+      'the daemon to notice the broker is gone',
+    );
 
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(2, 46));
     await waitFor('HQ to receive both recordings', () => tus.finished.length === 2, 60_000);
-    await waitFor('the uploads recorded in the catalog', async () => (await dockctlStatus(world.configFile)).queue.uploaded === 2);
+    await waitFor(
+      'the uploads recorded in the catalog',
+      async () => (await dockctlStatus(world.configFile)).queue.uploaded === 2,
+    );
     expect(await first.stop()).toBe(0);
 
     const stopped = await dockctlStatus(world.configFile);
@@ -152,7 +190,11 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     const restartedAt = new Date().toISOString();
     const second = await startDaemon(world.configFile);
     const queuedBefore = () => eventsOf(sub.messages).filter((e) => e.at < restartedAt);
-    await waitFor('the events queued before the restart to arrive', () => queuedBefore().filter((e) => e.type === 'file.uploaded').length >= 2, 30_000);
+    await waitFor(
+      'the events queued before the restart to arrive',
+      () => queuedBefore().filter((e) => e.type === 'file.uploaded').length >= 2,
+      30_000,
+    );
     expectDockingEvents(queuedBefore(), files);
     // They came first, ahead of anything the new run reported.
     const all = eventsOf(sub.messages);
@@ -170,7 +212,11 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     const d = await startDaemon(world.configFile);
 
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(2, 48));
-    const alarm = await waitFor('an HQ alarm event', () => eventsOf(sub.messages).find((e) => e.type === 'alarm' && e.active === true && /HQ/.test(e.message ?? '')), 30_000);
+    const alarm = await waitFor(
+      'an HQ alarm event',
+      () => eventsOf(sub.messages).find((e) => e.type === 'alarm' && e.active === true && /HQ/.test(e.message ?? '')),
+      30_000,
+    );
     expect(alarm.code).toBe('HQ_UNREACHABLE');
     const down = await waitFor('dockctl status to show the HQ alarm', async () => {
       const s = await dockctlStatus(world.configFile);
@@ -179,14 +225,26 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     expect(down.alarms.find((a) => a.code === 'HQ_UNREACHABLE')!.message).toMatch(/HQ/);
     expect(down.links?.tus).toBe('failing');
     expect(down.queue.uploaded).toBe(0);
-    await waitFor('a retained state with the HQ alarm', () => sub.messages.some((m) => m.topic === `${P}/state`
-      && (JSON.parse(m.payload) as { alarms: { code: string }[] }).alarms.some((a) => a.code === 'HQ_UNREACHABLE')), 10_000);
+    await waitFor(
+      'a retained state with the HQ alarm',
+      () =>
+        sub.messages.some(
+          (m) =>
+            m.topic === `${P}/state` &&
+            (JSON.parse(m.payload) as { alarms: { code: string }[] }).alarms.some((a) => a.code === 'HQ_UNREACHABLE'),
+        ),
+      10_000,
+    );
     expect(d.logs.some((l) => l.msg === 'upload failed; will retry')).toBe(true);
 
     await tus.start(tusPort);
     await waitFor('HQ to receive both recordings', () => tus.finished.length === 2, 60_000);
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
-    const cleared = await waitFor('the HQ alarm to clear', () => eventsOf(sub.messages).find((e) => e.type === 'alarm' && e.code === 'HQ_UNREACHABLE' && e.active === false), 30_000);
+    const cleared = await waitFor(
+      'the HQ alarm to clear',
+      () => eventsOf(sub.messages).find((e) => e.type === 'alarm' && e.code === 'HQ_UNREACHABLE' && e.active === false),
+      30_000,
+    );
     expect(cleared.at >= alarm.at).toBe(true);
     await waitFor('dockctl status to show both uploaded, the link ok and no HQ alarm', async () => {
       const s = await dockctlStatus(world.configFile);
@@ -194,7 +252,9 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     });
     await waitFor('a retained state without the alarm', () => {
       const states = sub.messages.filter((m) => m.topic === `${P}/state`);
-      const last = states.length ? JSON.parse(states[states.length - 1].payload) as { alarms: { code: string }[]; queue: { uploaded: number } } : null;
+      const last = states.length
+        ? (JSON.parse(states[states.length - 1].payload) as { alarms: { code: string }[]; queue: { uploaded: number } })
+        : null;
       return last && last.queue.uploaded === 2 && !last.alarms.some((a) => a.code === 'HQ_UNREACHABLE');
     });
   });
@@ -210,10 +270,18 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
 
     await d.kill9();
     // The broker publishes the will: live to the subscriber it already had...
-    await waitFor('offline to the connected subscriber', () => before.messages.some((m) => !m.retain && m.payload === 'offline'), 30_000);
+    await waitFor(
+      'offline to the connected subscriber',
+      () => before.messages.some((m) => !m.retain && m.payload === 'offline'),
+      30_000,
+    );
     // ...and retained, so a subscriber that comes later learns the station is offline.
     const fresh = await subscribe(`${P}/status`);
-    const retained = await waitFor('the retained status for a fresh subscriber', () => fresh.messages.find((m) => m.retain), 10_000);
+    const retained = await waitFor(
+      'the retained status for a fresh subscriber',
+      () => fresh.messages.find((m) => m.retain),
+      10_000,
+    );
     expect(retained.payload).toBe('offline');
   });
 });

@@ -69,8 +69,16 @@ describe('the receipt subscription: what is not understood is audited and logged
       return rows.length >= 3 ? rows : null;
     });
     expect(odd).toHaveLength(3);
-    for (const e of odd) expect(e.data).toMatchObject({ topic: `old/${ST}/receipt`, expected: `dockd/${ST}/receipt`, payload: receipt, bytes: Buffer.byteLength(receipt) });
-    const topicLines = d.logs.filter((l) => l.component === 'mqtt' && String(l.msg).startsWith('message on the receipt subscription with a topic'));
+    for (const e of odd)
+      expect(e.data).toMatchObject({
+        topic: `old/${ST}/receipt`,
+        expected: `dockd/${ST}/receipt`,
+        payload: receipt,
+        bytes: Buffer.byteLength(receipt),
+      });
+    const topicLines = d.logs.filter(
+      (l) => l.component === 'mqtt' && String(l.msg).startsWith('message on the receipt subscription with a topic'),
+    );
     expect(topicLines).toHaveLength(1);
     expect(topicLines[0]).toMatchObject({ level: 40, topic: `old/${ST}/receipt`, expected: `dockd/${ST}/receipt` });
 
@@ -84,6 +92,8 @@ describe('the receipt subscription: what is not understood is audited and logged
     expect(d.logs.filter((l) => String(l.msg).startsWith('malformed receipt from HQ ignored'))).toHaveLength(1);
     // The understood topic still works: the daemon is alive and answers a real receipt (unknown sha256: audited as ignored).
     await sendReceipt(broker.url, ST, { sha256: SHA, ok: true });
-    await waitFor('the good receipt to be handled', async () => (await dockctlAudit(world.configFile)).some((e) => e.type === 'receipt.ignored' && e.subject === SHA));
+    await waitFor('the good receipt to be handled', async () =>
+      (await dockctlAudit(world.configFile)).some((e) => e.type === 'receipt.ignored' && e.subject === SHA),
+    );
   });
 });

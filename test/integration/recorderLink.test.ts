@@ -29,7 +29,12 @@ let world: LinkWorld | null = null;
 afterEach(async (ctx) => {
   // A failure on a loaded machine is easier to read with what dockd said.
   if (ctx.task.result?.state === 'fail' && world?.daemon) {
-    console.error(world.daemon.logs.slice(-80).map((l) => JSON.stringify(l)).join('\n'));
+    console.error(
+      world.daemon.logs
+        .slice(-80)
+        .map((l) => JSON.stringify(l))
+        .join('\n'),
+    );
   }
   await world?.cleanup();
   world = null;
@@ -41,39 +46,71 @@ async function station(o: LinkWorldOptions): Promise<LinkWorld> {
   return world;
 }
 
-const exists = (p: string) => fs.lstat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** A measured value (a number, or its decimal string in upload metadata) within `tolerance` of `expected`. */
 function near(actual: unknown, expected: number, tolerance = DRIFT_TOLERANCE_MS): void {
   const ok = typeof actual === 'number' || (typeof actual === 'string' && /^-?\d+$/.test(actual));
   expect(ok, `${JSON.stringify(actual)} should be a measurement`).toBe(true);
-  expect(Math.abs(Number(actual) - expected), `${String(actual)} should be within ${tolerance} ms of ${expected}`).toBeLessThanOrEqual(tolerance);
+  expect(
+    Math.abs(Number(actual) - expected),
+    `${String(actual)} should be within ${tolerance} ms of ${expected}`,
+  ).toBeLessThanOrEqual(tolerance);
 }
 
 /** The `recorder.docked` event of a serial (waited for). */
 function docked(w: LinkWorld, serial: string): Promise<Record<string, unknown>> {
-  return waitFor(`recorder.docked for ${serial}`, () => w.events('recorder.docked').find((e) => e.deviceSerial === serial), 60_000);
+  return waitFor(
+    `recorder.docked for ${serial}`,
+    () => w.events('recorder.docked').find((e) => e.deviceSerial === serial),
+    60_000,
+  );
 }
 
 /** The retained state snapshot as a new subscriber receives it, once `pred` holds for it (re-subscribing until then). */
-async function retainedState(w: LinkWorld, pred: (snap: { recorders: Record<string, unknown>[] }) => boolean): Promise<{ recorders: Record<string, unknown>[] }> {
-  return waitFor('a retained state snapshot', async () => {
-    const sub = await recordTopics(w.broker.url, `dockd/${STATION}/state`);
-    try {
-      const first = await waitFor('the retained state', () => sub.messages[0], 10_000);
-      expect(first.retain).toBe(true);
-      const snap = JSON.parse(first.payload) as { recorders: Record<string, unknown>[] };
-      return pred(snap) ? snap : null;
-    } finally { await sub.close(); }
-  }, 60_000, 500);
+async function retainedState(
+  w: LinkWorld,
+  pred: (snap: { recorders: Record<string, unknown>[] }) => boolean,
+): Promise<{ recorders: Record<string, unknown>[] }> {
+  return waitFor(
+    'a retained state snapshot',
+    async () => {
+      const sub = await recordTopics(w.broker.url, `dockd/${STATION}/state`);
+      try {
+        const first = await waitFor('the retained state', () => sub.messages[0], 10_000);
+        expect(first.retain).toBe(true);
+        const snap = JSON.parse(first.payload) as { recorders: Record<string, unknown>[] };
+        return pred(snap) ? snap : null;
+      } finally {
+        await sub.close();
+      }
+    },
+    60_000,
+    500,
+  );
 }
 
 /** Every upload carries the identity and the files' own names and capture times. */
-function expectUploadsOf(uploads: LinkWorld['tus']['finished'], recordings: Recording[], who: { serial: string; officerId: string }): void {
+function expectUploadsOf(
+  uploads: LinkWorld['tus']['finished'],
+  recordings: Recording[],
+  who: { serial: string; officerId: string },
+): void {
   expect(uploads.map((u) => u.sha256).sort()).toEqual(recordings.map((r) => r.sha256).sort());
   for (const r of recordings) {
     const u = uploads.find((x) => x.sha256 === r.sha256)!;
-    expect(u.metadata).toMatchObject({ filename: r.name, sha256: r.sha256, size: String(r.size), stationId: STATION, deviceSerial: who.serial, officerId: who.officerId });
+    expect(u.metadata).toMatchObject({
+      filename: r.name,
+      sha256: r.sha256,
+      size: String(r.size),
+      stationId: STATION,
+      deviceSerial: who.serial,
+      officerId: who.officerId,
+    });
   }
 }
 
@@ -90,7 +127,13 @@ describe('a recorder docked over its control channel (dock.serialDir)', () => {
 
     // The handshake, in order: login, serial, officer, read the clock, set it, battery, mass storage.
     expect(a.heard.map((l) => l.replace(/\d{14}$/, 'T'))).toEqual([
-      'BC+LOGIN=admin:***', 'BC+DID?', 'BC+UID?', 'BC+SYSTIME?', 'BC+SYSTIME=T', 'BC+BATVAL?', 'BC+UDISKEN=1',
+      'BC+LOGIN=admin:***',
+      'BC+DID?',
+      'BC+UID?',
+      'BC+SYSTIME?',
+      'BC+SYSTIME=T',
+      'BC+BATVAL?',
+      'BC+UDISKEN=1',
     ]);
     // The recorder's clock was set: it now reads the station's time (to the second), no longer 90 s ahead.
     near(a.rec.clock().getTime() - Date.now(), 0);
@@ -103,7 +146,14 @@ describe('a recorder docked over its control channel (dock.serialDir)', () => {
 
     // MQTT recorder.docked: the identity from the protocol, battery and the measured drift.
     const ev = await docked(w, HEALTHY.serial);
-    expect(ev).toMatchObject({ volume, deviceSerial: HEALTHY.serial, officerId: HEALTHY.officerId, officerName: '张三', battery: 66, files: 2 });
+    expect(ev).toMatchObject({
+      volume,
+      deviceSerial: HEALTHY.serial,
+      officerId: HEALTHY.officerId,
+      officerName: '张三',
+      battery: 66,
+      files: 2,
+    });
     near(ev.clockDriftMs, OFFSET_MS);
     const drift = ev.clockDriftMs as number;
 
@@ -111,24 +161,44 @@ describe('a recorder docked over its control channel (dock.serialDir)', () => {
     expectUploadsOf(uploads, a.recordings, HEALTHY);
     for (const r of a.recordings) {
       const u = uploads.find((x) => x.sha256 === r.sha256)!;
-      expect(u.metadata).toMatchObject({ clockDriftMs: String(drift), recorderTime: r.localTime, capturedAt: `${r.localTime}+08:00`, collector: '张三' });
+      expect(u.metadata).toMatchObject({
+        clockDriftMs: String(drift),
+        recorderTime: r.localTime,
+        capturedAt: `${r.localTime}+08:00`,
+        collector: '张三',
+      });
     }
     expect(w.tus.refused).toEqual([]);
 
     // The retained state snapshot (as a newcomer sees it): the recorder with its battery and drift, done.
-    const snap = await retainedState(w, (s) => s.recorders.some((r) => r.serial === HEALTHY.serial && r.safeToUndock === true && r.state === 'done'));
-    expect(snap.recorders.find((r) => r.serial === HEALTHY.serial)).toMatchObject({ volume, officerId: HEALTHY.officerId, battery: 66, driftMs: drift, state: 'done' });
+    const snap = await retainedState(w, (s) =>
+      s.recorders.some((r) => r.serial === HEALTHY.serial && r.safeToUndock === true && r.state === 'done'),
+    );
+    expect(snap.recorders.find((r) => r.serial === HEALTHY.serial)).toMatchObject({
+      volume,
+      officerId: HEALTHY.officerId,
+      battery: 66,
+      driftMs: drift,
+      state: 'done',
+    });
 
     // dockctl: the same recorder, both files uploaded, no alarm.
-    const status = await waitFor('dockctl status with both files uploaded', async () => {
-      const s = await w.status();
-      return s.queue.uploaded === 2 && s.recorders.some((r) => r.serial === HEALTHY.serial && r.state === 'done') ? s : null;
-    }, 60_000);
+    const status = await waitFor(
+      'dockctl status with both files uploaded',
+      async () => {
+        const s = await w.status();
+        return s.queue.uploaded === 2 && s.recorders.some((r) => r.serial === HEALTHY.serial && r.state === 'done') ? s : null;
+      },
+      60_000,
+    );
     expect(status.daemon).toBe('running');
     expect(status.recorders.find((r) => r.serial === HEALTHY.serial)).toMatchObject({ battery: 66, driftMs: drift });
     expect(status.alarms).toEqual([]);
     const files = await w.files();
-    expect(files.map((f) => [f.deviceSerial, f.officerId, f.state]).sort()).toEqual([[HEALTHY.serial, HEALTHY.officerId, 'uploaded'], [HEALTHY.serial, HEALTHY.officerId, 'uploaded']]);
+    expect(files.map((f) => [f.deviceSerial, f.officerId, f.state]).sort()).toEqual([
+      [HEALTHY.serial, HEALTHY.officerId, 'uploaded'],
+      [HEALTHY.serial, HEALTHY.officerId, 'uploaded'],
+    ]);
     expect(files.map((f) => f.recorderTime).sort()).toEqual(a.recordings.map((r) => r.localTime).sort());
 
     expect(await w.daemon!.stop()).toBe(0);
@@ -137,7 +207,13 @@ describe('a recorder docked over its control channel (dock.serialDir)', () => {
   it('firmware answering +LOGIN:Sucess, with its own device password, is docked and ingested end to end', async () => {
     const device = { ...OTHER, password: 'dev-pw-9' };
     const w = await station({ devices: [device] });
-    const b = await w.recorder({ ...OTHER, password: 'dev-pw-9', loginWord: 'Sucess', clockOffsetMs: -30_000, media: [await clip(3), await clip(4)] });
+    const b = await w.recorder({
+      ...OTHER,
+      password: 'dev-pw-9',
+      loginWord: 'Sucess',
+      clockOffsetMs: -30_000,
+      media: [await clip(3), await clip(4)],
+    });
     await b.rec.plugIn();
     const uploads = await w.uploaded(b.recordings);
     expectUploadsOf(uploads, b.recordings, OTHER);
@@ -168,19 +244,50 @@ interface FaultCase {
 
 const FAULTS: FaultCase[] = [
   // Refused at once: one login, nothing beyond it.
-  { name: 'wrongPassword', code: 'WRONG_PASSWORD', faults: { wrongPassword: true }, switched: false, heard: ['BC+LOGIN=admin:***'], says: 'wrong password' },
+  {
+    name: 'wrongPassword',
+    code: 'WRONG_PASSWORD',
+    faults: { wrongPassword: true },
+    switched: false,
+    heard: ['BC+LOGIN=admin:***'],
+    says: 'wrong password',
+  },
   // Nothing but logins (dockd tries the login of a fresh tty more than once before giving up).
   { name: 'silence', code: 'RECORDER_HANDSHAKE_FAILED', faults: { silence: true }, switched: false, says: 'does not answer' },
-  { name: 'garbage', code: 'RECORDER_HANDSHAKE_FAILED', faults: { garbage: true }, switched: false, heard: ['BC+LOGIN=admin:***'], says: 'garbage' },
-  { name: 'neverReturnsAsStorage', code: 'RECORDER_NO_STORAGE', faults: { neverReturnsAsStorage: true }, dock: { storageTimeoutSeconds: 3 }, switched: true, says: 'did not return as storage' },
-  { name: 'an unknown serial with dock.allowUnknown false', code: 'UNKNOWN_RECORDER', known: false, dock: { allowUnknown: false }, switched: false, says: 'unknown recorder' },
+  {
+    name: 'garbage',
+    code: 'RECORDER_HANDSHAKE_FAILED',
+    faults: { garbage: true },
+    switched: false,
+    heard: ['BC+LOGIN=admin:***'],
+    says: 'garbage',
+  },
+  {
+    name: 'neverReturnsAsStorage',
+    code: 'RECORDER_NO_STORAGE',
+    faults: { neverReturnsAsStorage: true },
+    dock: { storageTimeoutSeconds: 3 },
+    switched: true,
+    says: 'did not return as storage',
+  },
+  {
+    name: 'an unknown serial with dock.allowUnknown false',
+    code: 'UNKNOWN_RECORDER',
+    known: false,
+    dock: { allowUnknown: false },
+    switched: false,
+    says: 'unknown recorder',
+  },
 ];
 
-describe('faults end that recorder\'s session with an alarm, and never block a healthy recorder docked at the same time', () => {
+describe("faults end that recorder's session with an alarm, and never block a healthy recorder docked at the same time", () => {
   for (const c of FAULTS) {
     it(`${c.name} → ${c.code}; nothing of it ingested; the healthy one is`, async () => {
       const faulty = c.known === false ? STRANGER : OTHER;
-      const w = await station({ devices: c.known === false ? [HEALTHY] : [HEALTHY, OTHER], dock: { commandTimeoutMs: 800, ...c.dock } });
+      const w = await station({
+        devices: c.known === false ? [HEALTHY] : [HEALTHY, OTHER],
+        dock: { commandTimeoutMs: 800, ...c.dock },
+      });
       const h = await w.recorder({ ...HEALTHY, clockOffsetMs: 5_000, media: [await clip(1), await clip(2)] });
       const f = await w.recorder({ ...faulty, faults: c.faults, media: [await clip(3), await clip(4)] });
       await Promise.all([h.rec.plugIn(), f.rec.plugIn()]);
@@ -195,15 +302,24 @@ describe('faults end that recorder\'s session with an alarm, and never block a h
       near((await docked(w, HEALTHY.serial)).clockDriftMs, 5_000);
 
       // The alarm in dockctl status, the daemon still running.
-      const status = await waitFor(`${c.code} in dockctl status`, async () => {
-        const s = await w.status();
-        return s.alarms.some((a) => a.code === c.code) && s.queue.uploaded === 2 ? s : null;
-      }, 60_000);
+      const status = await waitFor(
+        `${c.code} in dockctl status`,
+        async () => {
+          const s = await w.status();
+          return s.alarms.some((a) => a.code === c.code) && s.queue.uploaded === 2 ? s : null;
+        },
+        60_000,
+      );
       expect(status.daemon).toBe('running');
       expect(status.alarms.find((a) => a.code === c.code)!.message).toContain(faulty.serial);
       expect(w.daemon!.proc!.exitCode).toBeNull();
       // No other alarm than this one.
-      expect(w.events('alarm').filter((e) => e.active).map((e) => e.code)).toEqual([c.code]);
+      expect(
+        w
+          .events('alarm')
+          .filter((e) => e.active)
+          .map((e) => e.code),
+      ).toEqual([c.code]);
 
       // Nothing of the faulty recorder was ingested: the server has exactly the healthy recorder's files, so does the catalog.
       expect(w.tus.finished.map((u) => u.sha256).sort()).toEqual(h.recordings.map((r) => r.sha256).sort());
@@ -213,7 +329,8 @@ describe('faults end that recorder\'s session with an alarm, and never block a h
       expect(await exists(path.join(w.mountRoot, faulty.serial))).toBe(false);
       expect(f.heard.includes('BC+UDISKEN=1')).toBe(c.switched);
       if (c.heard) expect(f.heard).toEqual(c.heard);
-      else if (!c.switched && c.known !== false) expect(f.heard.length > 0 && f.heard.every((l) => l === 'BC+LOGIN=admin:***')).toBe(true);
+      else if (!c.switched && c.known !== false)
+        expect(f.heard.length > 0 && f.heard.every((l) => l === 'BC+LOGIN=admin:***')).toBe(true);
       if (c.code === 'RECORDER_NO_STORAGE') expect(f.rec.state).toBe('no-storage');
       else expect(f.rec.state).toBe('command');
 
@@ -225,11 +342,20 @@ describe('faults end that recorder\'s session with an alarm, and never block a h
     const w = await station({ devices: [HEALTHY], dock: { commandTimeoutMs: 800, allowUnknown: true } });
     const h = await w.recorder({ ...HEALTHY, media: [await clip(1), await clip(2)] });
     // Two GA/T 947 names, and one name that carries no identity at all: only the protocol says whose it is.
-    const u = await w.recorder({ ...STRANGER, clockOffsetMs: -7_000, media: [await clip(3), await clip(4)], odd: [{ name: 'VID_0005.mp4', source: await clip(5) }] });
+    const u = await w.recorder({
+      ...STRANGER,
+      clockOffsetMs: -7_000,
+      media: [await clip(3), await clip(4)],
+      odd: [{ name: 'VID_0005.mp4', source: await clip(5) }],
+    });
     await Promise.all([h.rec.plugIn(), u.rec.plugIn()]);
 
     const uploads = await w.uploaded([...h.recordings, ...u.recordings]);
-    expectUploadsOf(uploads.filter((x) => h.recordings.some((r) => r.sha256 === x.sha256)), h.recordings, HEALTHY);
+    expectUploadsOf(
+      uploads.filter((x) => h.recordings.some((r) => r.sha256 === x.sha256)),
+      h.recordings,
+      HEALTHY,
+    );
     const strangers = uploads.filter((x) => u.recordings.some((r) => r.sha256 === x.sha256));
     expectUploadsOf(strangers, u.recordings, STRANGER);
     // The officer name is known only from the recorder's own answer (+UID), not from `devices`.
@@ -237,11 +363,21 @@ describe('faults end that recorder\'s session with an alarm, and never block a h
     const odd = strangers.find((x) => x.metadata.filename === 'VID_0005.mp4')!;
     expect(odd.metadata).toMatchObject({ deviceSerial: STRANGER.serial, officerId: STRANGER.officerId });
     const ev = await docked(w, STRANGER.serial);
-    expect(ev).toMatchObject({ deviceSerial: STRANGER.serial, officerId: STRANGER.officerId, officerName: STRANGER.officerName, files: 3 });
+    expect(ev).toMatchObject({
+      deviceSerial: STRANGER.serial,
+      officerId: STRANGER.officerId,
+      officerName: STRANGER.officerName,
+      files: 3,
+    });
     near(ev.clockDriftMs, -7_000);
     for (const s of strangers) near(s.metadata.clockDriftMs, -7_000);
 
-    expect(w.events('alarm').filter((e) => e.active).map((e) => e.code)).toEqual([]);
+    expect(
+      w
+        .events('alarm')
+        .filter((e) => e.active)
+        .map((e) => e.code),
+    ).toEqual([]);
     const status = await w.status();
     expect(status.daemon).toBe('running');
     expect(status.alarms).toEqual([]);
@@ -254,12 +390,23 @@ describe('docked again after its storage never came', () => {
     const timeoutS = 8;
     const w = await station({ devices: [HEALTHY], dock: { storageTimeoutSeconds: timeoutS } });
     // Its storage takes 5 s to appear after each switch (a slow mount), and the first time it never does.
-    const a = await w.recorder({ ...HEALTHY, clockOffsetMs: OFFSET_MS, storageDelayMs: 5000, faults: { neverReturnsAsStorage: true }, media: [await clip(1)] });
+    const a = await w.recorder({
+      ...HEALTHY,
+      clockOffsetMs: OFFSET_MS,
+      storageDelayMs: 5000,
+      faults: { neverReturnsAsStorage: true },
+      media: [await clip(1)],
+    });
     let storageAt = 0;
-    a.rec.on('storage', () => { storageAt = Date.now(); });
+    a.rec.on('storage', () => {
+      storageAt = Date.now();
+    });
     await a.rec.plugIn();
     await waitFor('the first switch, with no storage', () => a.rec.state === 'no-storage', 60_000);
-    const first = await w.daemon!.waitForLog((l) => l.msg === 'recorder identified; switched to mass storage', 'the first handshake');
+    const first = await w.daemon!.waitForLog(
+      (l) => l.msg === 'recorder identified; switched to mass storage',
+      'the first handshake',
+    );
     const firstDeadline = Date.parse(String(first.time)) + timeoutS * 1000;
     // Re-docked 2 s before the first wait would give up, so that the new storage appears after that moment.
     await a.rec.unplug();
@@ -290,7 +437,8 @@ describe('unplugged mid-copy, then docked again', () => {
     const w = await station({ devices: [HEALTHY] });
     const a = await w.recorder({ ...HEALTHY, clockOffsetMs: OFFSET_MS, media: big });
     const volume = path.join(w.mountRoot, HEALTHY.serial);
-    const interrupted = () => w.daemon!.logs.filter((l) => l.msg === 'recorder ingest finished' && l.state === 'unplugged' && l.volume === volume);
+    const interrupted = () =>
+      w.daemon!.logs.filter((l) => l.msg === 'recorder ingest finished' && l.state === 'unplugged' && l.volume === volume);
 
     // Dock with the cable pulled some time after the storage appears, a little later each time, until dockd was
     // caught in the middle of its copy (it may take a few tries on a busy machine: before that, the pull came too early).
@@ -305,7 +453,11 @@ describe('unplugged mid-copy, then docked again', () => {
       // Let dockd notice the pull and end that session before looking at its logs (when the pull came so early that
       // dockd never saw the volume at all, there is nothing to wait for: hence the catch).
       const count = (msg: string) => w.daemon!.logs.filter((l) => l.msg === msg && l.volume === volume).length;
-      await waitFor('dockd to end the session', () => count('recorder undocked') >= docks && count('recorder ingest finished') >= count('recorder docked'), 20_000).catch(() => null);
+      await waitFor(
+        'dockd to end the session',
+        () => count('recorder undocked') >= docks && count('recorder ingest finished') >= count('recorder docked'),
+        20_000,
+      ).catch(() => null);
       unplugAfterMs = Math.round(unplugAfterMs * 1.5);
     }
     // Caught mid-copy: not every file was stored before the pull.
@@ -322,7 +474,11 @@ describe('unplugged mid-copy, then docked again', () => {
     expectUploadsOf(uploads, a.recordings, HEALTHY);
 
     // Exactly once each, intact (the server re-hashed every upload and refused none).
-    await waitFor('dockd done with the last dock', async () => (await w.status()).recorders.some((r) => r.serial === HEALTHY.serial && r.state === 'done'), 120_000);
+    await waitFor(
+      'dockd done with the last dock',
+      async () => (await w.status()).recorders.some((r) => r.serial === HEALTHY.serial && r.state === 'done'),
+      120_000,
+    );
     expect(w.tus.refused).toEqual([]);
     expect(w.tus.finished.map((x) => x.sha256).sort()).toEqual(a.recordings.map((r) => r.sha256).sort());
     for (const r of a.recordings) expect(w.tus.finished.find((x) => x.sha256 === r.sha256)!.size).toBe(r.size);
@@ -334,13 +490,20 @@ describe('unplugged mid-copy, then docked again', () => {
     expect(Number(last.copied) + Number(last.alreadyStored)).toBe(3);
     expect(Number(last.alreadyStored)).toBeGreaterThanOrEqual(Number(cut.copied));
     // The store holds exactly the three objects, intact, and no partial copy was left behind.
-    const objects = (await fs.readdir(path.join(w.storeDir, 'objects', 'sha256'), { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
+    const objects = (
+      await fs.readdir(path.join(w.storeDir, 'objects', 'sha256'), { recursive: true, withFileTypes: true })
+    ).filter((d) => d.isFile());
     expect(objects.map((d) => d.name).sort()).toEqual(a.recordings.map((r) => r.sha256).sort());
     expect(await fs.readdir(path.join(w.storeDir, 'tmp'))).toEqual([]);
     // Each dock was a handshake of its own.
     expect(a.heard.filter((l) => l === 'BC+UDISKEN=1').length).toBe(docks);
     expect(w.events('recorder.docked').length).toBeGreaterThanOrEqual(2);
-    expect(w.events('alarm').filter((e) => e.active && e.code !== 'RECORDER_UNPLUGGED').map((e) => e.code)).toEqual([]);
+    expect(
+      w
+        .events('alarm')
+        .filter((e) => e.active && e.code !== 'RECORDER_UNPLUGGED')
+        .map((e) => e.code),
+    ).toEqual([]);
     expect(await w.daemon!.stop()).toBe(0);
   }, 600_000);
 });

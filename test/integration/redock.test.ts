@@ -5,7 +5,12 @@ import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts
 import { Catalog } from '../../daemon/store/catalog.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import {
-  eventsOf, ingestFinished, storedObjectNames, uploadsCreated, waitForIngestFinished, waitForSettledCatalog,
+  eventsOf,
+  ingestFinished,
+  storedObjectNames,
+  uploadsCreated,
+  waitForIngestFinished,
+  waitForSettledCatalog,
 } from '../helpers/edgeCases.ts';
 import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -27,7 +32,11 @@ async function putClip(volume: string, name: string, media: string, meta?: Recor
 
 function sightings(storeDir: string, fileId: number): { device_serial: string | null; source_path: string; copied: number }[] {
   const catalog = Catalog.open(storeDir, { readonly: true });
-  try { return catalog.sightingsOf(fileId); } finally { catalog.close(); }
+  try {
+    return catalog.sightingsOf(fileId);
+  } finally {
+    catalog.close();
+  }
 }
 
 describe('re-docking: content already stored is neither copied nor uploaded again', () => {
@@ -57,8 +66,12 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
 
   it('an undocked and re-docked recorder, and the same clip on a second recorder, are stored and uploaded once', async () => {
     const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint, mqttUrl: broker.url,
-      devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }, { serial: '7654321', officerId: '054321', officerName: '李四' }],
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      devices: [
+        { serial: '1234567', officerId: '012345', officerName: '张三' },
+        { serial: '7654321', officerId: '054321', officerName: '李四' },
+      ],
     });
     const mq = await recordTopics(broker.url, 'dockd/test-st/#');
     sub = mq;
@@ -66,7 +79,11 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     daemon.start();
     await daemon.started();
 
-    const media = { a: await sampleMedia('video', 2, 501), b: await sampleMedia('video', 2, 502), c: await sampleMedia('video', 2, 503) };
+    const media = {
+      a: await sampleMedia('video', 2, 501),
+      b: await sampleMedia('video', 2, 502),
+      c: await sampleMedia('video', 2, 503),
+    };
     const sha = { a: await sha256OfFile(media.a), b: await sha256OfFile(media.b), c: await sha256OfFile(media.c) };
     const nameA = recordingName({ at: '20261128100000', seq: 1 });
     const nameB = recordingName({ at: '20261128101000', seq: 2 });
@@ -86,7 +103,11 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     await fs.rm(volume, { recursive: true });
     await daemon.waitForLog((l) => l.msg === 'recorder undocked', 'the undock', 120_000);
     await waitFor('a recorder.undocked event', () => eventsOf(mq.messages, 'recorder.undocked').length === 1, 120_000);
-    expect(eventsOf(mq.messages, 'recorder.undocked')[0]).toMatchObject({ name: 'REC1', deviceSerial: '1234567', complete: true });
+    expect(eventsOf(mq.messages, 'recorder.undocked')[0]).toMatchObject({
+      name: 'REC1',
+      deviceSerial: '1234567',
+      complete: true,
+    });
     await dockVolume(world.mountRoot, 'REC1', buildRec1);
 
     const again = await waitForIngestFinished(daemon, 2);
@@ -98,7 +119,10 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     expect(await uploadsCreated(path.join(dir, 'hq'))).toHaveLength(2);
     expect(await storedObjectNames(world.storeDir)).toEqual([sha.a, sha.b].sort());
     const idA = first.find((f) => f.sha256 === sha.a)!.id;
-    expect(sightings(world.storeDir, idA).map((s) => [s.device_serial, s.source_path, s.copied])).toEqual([['1234567', nameA, 1], ['1234567', nameA, 0]]);
+    expect(sightings(world.storeDir, idA).map((s) => [s.device_serial, s.source_path, s.copied])).toEqual([
+      ['1234567', nameA, 1],
+      ['1234567', nameA, 0],
+    ]);
 
     // A second recorder carrying clip A's content (under its own name) and one new clip.
     const nameA2 = recordingName({ officerId: '054321', serial: '7654321', at: '20261128120000', seq: 1 });
@@ -117,17 +141,30 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     expect(await storedObjectNames(world.storeDir)).toEqual([sha.a, sha.b, sha.c].sort());
     expect(await fs.readdir(path.join(world.storeDir, 'tmp'))).toEqual([]);
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
-    expect((await uploadsCreated(path.join(dir, 'hq'))).map((u) => u.metadata.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
+    expect((await uploadsCreated(path.join(dir, 'hq'))).map((u) => u.metadata.sha256).sort()).toEqual(
+      [sha.a, sha.b, sha.c].sort(),
+    );
     // Clip A keeps its first recording's metadata; the second recorder is a sighting of it, not a copy.
-    expect(all.find((f) => f.sha256 === sha.a)).toMatchObject({ id: idA, filename: nameA, deviceSerial: '1234567', caseNo: 'C-A' });
+    expect(all.find((f) => f.sha256 === sha.a)).toMatchObject({
+      id: idA,
+      filename: nameA,
+      deviceSerial: '1234567',
+      caseNo: 'C-A',
+    });
     expect(sightings(world.storeDir, idA).map((s) => [s.device_serial, s.source_path, s.copied])).toEqual([
-      ['1234567', nameA, 1], ['1234567', nameA, 0], ['7654321', nameA2, 0],
+      ['1234567', nameA, 1],
+      ['1234567', nameA, 0],
+      ['7654321', nameA2, 0],
     ]);
     const status = JSON.parse((await runDockctl(world.configFile, ['status', '--json'])).stdout);
     expect(status.queue).toMatchObject({ uploaded: 3, ready: 0, uploading: 0, stored: 0, copying: 0 });
 
     await waitFor('file.uploaded events', () => eventsOf(mq.messages, 'file.uploaded').length >= 3, 120_000);
-    expect(eventsOf(mq.messages, 'file.uploaded').map((e) => e.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
+    expect(
+      eventsOf(mq.messages, 'file.uploaded')
+        .map((e) => e.sha256)
+        .sort(),
+    ).toEqual([sha.a, sha.b, sha.c].sort());
     expect(await daemon.stop()).toBe(0);
   }, 300_000);
 
@@ -139,12 +176,24 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     daemon.start();
     await daemon.started();
 
-    const media = { a: await sampleMedia('video', 2, 511), b: await sampleMedia('video', 2, 512), h: await sampleMedia('video', 2, 513) };
+    const media = {
+      a: await sampleMedia('video', 2, 511),
+      b: await sampleMedia('video', 2, 512),
+      h: await sampleMedia('video', 2, 513),
+    };
     const sha = { a: await sha256OfFile(media.a), b: await sha256OfFile(media.b), h: await sha256OfFile(media.h) };
     const nameH = recordingName({ at: '20261128103000', seq: 3 });
     await dockVolume(world.mountRoot, 'REC1', async (v) => {
-      await putClip(v, recordingName({ at: '20261128100000', seq: 1 }), media.a, { caseNo: 'C-A', purpose: '现场检查', place: '幸福路12号' });
-      await putClip(v, recordingName({ at: '20261128101000', seq: 2 }), media.b, { caseNo: 'C-B', purpose: '现场检查', place: '幸福路12号' });
+      await putClip(v, recordingName({ at: '20261128100000', seq: 1 }), media.a, {
+        caseNo: 'C-A',
+        purpose: '现场检查',
+        place: '幸福路12号',
+      });
+      await putClip(v, recordingName({ at: '20261128101000', seq: 2 }), media.b, {
+        caseNo: 'C-B',
+        purpose: '现场检查',
+        place: '幸福路12号',
+      });
       await putClip(v, nameH, media.h); // held: no case no., purpose or place
     });
     expect(await waitForIngestFinished(daemon, 1)).toMatchObject({ state: 'done', copied: 3, needsAnnotation: 1 });
@@ -157,7 +206,12 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     await daemon.started();
 
     // The volume was there at start: it is walked again, and everything on it is recognised as stored.
-    expect(await waitForIngestFinished(daemon, 1)).toMatchObject({ state: 'done', copied: 0, alreadyStored: 3, needsAnnotation: 0 });
+    expect(await waitForIngestFinished(daemon, 1)).toMatchObject({
+      state: 'done',
+      copied: 0,
+      alreadyStored: 3,
+      needsAnnotation: 0,
+    });
     const after = await waitForSettledCatalog(world.configFile, 3);
     expect(after.map((f) => [f.id, f.sha256, f.state])).toEqual(before.map((f) => [f.id, f.sha256, f.state]));
     expect(after.find((f) => f.sha256 === sha.h)!.state).toBe('needs-annotation');
@@ -165,13 +219,29 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     expect(daemon.logs.some((l) => /interrupted by the last stop/.test(l.msg))).toBe(false);
 
     // Release the held clip; once it is at HQ every event the restart could have duplicated has been delivered.
-    const ann = await runDockctl(world.configFile, ['annotate', sha.h.slice(0, 12), '--case-no', 'C-H', '--purpose', '取证', '--place', '幸福路12号']);
+    const ann = await runDockctl(world.configFile, [
+      'annotate',
+      sha.h.slice(0, 12),
+      '--case-no',
+      'C-H',
+      '--purpose',
+      '取证',
+      '--place',
+      '幸福路12号',
+    ]);
     expect(ann.code, ann.stderr).toBe(0);
     await waitFor('the released clip uploaded', () => tus.finished.some((u) => u.sha256 === sha.h), 180_000);
-    await waitFor('its file.uploaded event', () => eventsOf(mq.messages, 'file.uploaded').some((e) => e.sha256 === sha.h), 120_000);
+    await waitFor(
+      'its file.uploaded event',
+      () => eventsOf(mq.messages, 'file.uploaded').some((e) => e.sha256 === sha.h),
+      120_000,
+    );
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.h].sort());
     expect(await uploadsCreated(path.join(dir, 'hq'))).toHaveLength(3);
-    const count = (type: string) => eventsOf(mq.messages, type).map((e) => e.sha256 as string).sort();
+    const count = (type: string) =>
+      eventsOf(mq.messages, type)
+        .map((e) => e.sha256 as string)
+        .sort();
     expect(count('file.ingested')).toEqual([sha.a, sha.b, sha.h].sort());
     expect(count('file.needs-annotation')).toEqual([sha.h]);
     expect(count('file.uploaded')).toEqual([sha.a, sha.b, sha.h].sort());

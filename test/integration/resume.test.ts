@@ -13,7 +13,12 @@ import { TusTestServer } from '../helpers/tusServer.ts';
 /** The link to HQ: slow enough that a ~27 MB upload takes several seconds, so it can be interrupted part-way. */
 const LINK_BYTES_PER_SECOND = 4 << 20;
 
-interface CatalogFile { id: number; sha256: string; state: string; uploadUrl: string | null }
+interface CatalogFile {
+  id: number;
+  sha256: string;
+  state: string;
+  uploadUrl: string | null;
+}
 
 async function catalogFiles(configFile: string): Promise<CatalogFile[]> {
   const r = await runDockctl(configFile, ['files', '--json']);
@@ -52,7 +57,11 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
 
   /** The daemon uploads through the proxy; `stallTimeoutSeconds` long enough that a test may hold the link paused. */
   async function makeStation(stallTimeoutSeconds: number): Promise<void> {
-    world = await makeWorld(dir, { tusEndpoint: `http://127.0.0.1:${proxy.port}/files/`, mqttUrl: broker.url, tus: { concurrency: 1, stallTimeoutSeconds } });
+    world = await makeWorld(dir, {
+      tusEndpoint: `http://127.0.0.1:${proxy.port}/files/`,
+      mqttUrl: broker.url,
+      tus: { concurrency: 1, stallTimeoutSeconds },
+    });
   }
 
   async function startDaemon(): Promise<DaemonProcess> {
@@ -68,8 +77,15 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
    * moves, connections stay open), so the upload is certainly part-way whatever the machine's speed.
    */
   async function dockAndFreezePartway(fraction: number): Promise<PlacedRecording> {
-    const { files: [rec] } = await dockRecordings(world.mountRoot, 'REC1', [clip]);
-    await waitFor(`HQ to receive ${Math.round(fraction * 100)} % of the upload`, () => tus.bytesReceived >= rec.size * fraction, 60_000, 20);
+    const {
+      files: [rec],
+    } = await dockRecordings(world.mountRoot, 'REC1', [clip]);
+    await waitFor(
+      `HQ to receive ${Math.round(fraction * 100)} % of the upload`,
+      () => tus.bytesReceived >= rec.size * fraction,
+      60_000,
+      20,
+    );
     proxy.pause();
     expect(tus.bytesReceived).toBeLessThan(rec.size);
     expect(tus.finished).toEqual([]);
@@ -90,10 +106,14 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
   }
 
   async function expectCatalogUploaded(rec: PlacedRecording): Promise<CatalogFile> {
-    const rows = await waitFor('the catalog to show the recording uploaded', async () => {
-      const r = await catalogFiles(world.configFile);
-      return r.length === 1 && r[0].state === 'uploaded' ? r : null;
-    }, 30_000);
+    const rows = await waitFor(
+      'the catalog to show the recording uploaded',
+      async () => {
+        const r = await catalogFiles(world.configFile);
+        return r.length === 1 && r[0].state === 'uploaded' ? r : null;
+      },
+      30_000,
+    );
     expect(rows[0].sha256).toBe(rec.sha256);
     return rows[0];
   }
@@ -146,7 +166,10 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
     thaw();
 
     const second = await startDaemon();
-    const gone = await second.waitForLog((l) => /HQ no longer has this upload/.test(l.msg), 'the daemon to notice HQ forgot the upload');
+    const gone = await second.waitForLog(
+      (l) => /HQ no longer has this upload/.test(l.msg),
+      'the daemon to notice HQ forgot the upload',
+    );
     expect(gone.url).toBe(before.uploadUrl);
     expect(gone.status).toBe(404);
     await waitFor('HQ to finish the fresh upload', () => tus.finished.length >= 1, 60_000);
@@ -166,7 +189,11 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
     await makeStation(5);
     const d = await startDaemon();
     const rec = await dockAndFreezePartway(0.3);
-    const stalled = await d.waitForLog((l) => l.msg.startsWith('upload stalled'), 'the daemon to give up on the stalled request', 30_000);
+    const stalled = await d.waitForLog(
+      (l) => l.msg.startsWith('upload stalled'),
+      'the daemon to give up on the stalled request',
+      30_000,
+    );
     expect(tus.finished).toEqual([]);
     const stalledAt = d.logs.indexOf(stalled);
     thaw();

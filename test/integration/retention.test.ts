@@ -14,37 +14,64 @@ import { Mosquitto } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { auditJson, catalogRows, filesJson, objectPath, publishReceipt, statusJson, type CatalogFile } from '../helpers/custodyKit.ts';
+import {
+  auditJson,
+  catalogRows,
+  filesJson,
+  objectPath,
+  publishReceipt,
+  statusJson,
+  type CatalogFile,
+} from '../helpers/custodyKit.ts';
 
 const RECEIPT_TOPIC = 'dockd/test-st/receipt';
 
-interface Case { name: string; sha256: string }
+interface Case {
+  name: string;
+  sha256: string;
+}
 
 /**
  * A volume with: `archivable` clips with complete metadata (uploaded, then given a receipt by the test), one clip with
  * complete metadata that never gets a receipt, one without a case number (needs annotation), one that is empty
  * (rejected: a damaged clip is uploaded like any other, only an empty file is rejected).
  */
-async function dockMix(mountRoot: string, archivable: number, variantBase: number): Promise<{ archive: Case[]; noReceipt: Case; held: Case; rejected: Case }> {
+async function dockMix(
+  mountRoot: string,
+  archivable: number,
+  variantBase: number,
+): Promise<{ archive: Case[]; noReceipt: Case; held: Case; rejected: Case }> {
   const complete: Case[] = [];
   const srcs: string[] = [];
   for (let i = 0; i <= archivable; i++) {
     const src = await sampleMedia('video', 2, variantBase + i);
     srcs.push(src);
-    complete.push({ name: recordingName({ at: `2026112810${String(i).padStart(2, '0')}00`, seq: i + 1 }), sha256: await sha256OfFile(src) });
+    complete.push({
+      name: recordingName({ at: `2026112810${String(i).padStart(2, '0')}00`, seq: i + 1 }),
+      sha256: await sha256OfFile(src),
+    });
   }
   const heldSrc = await sampleMedia('video', 2, variantBase + 50);
   const held = { name: recordingName({ at: '20261128112000', seq: 20 }), sha256: await sha256OfFile(heldSrc) };
   const junk = Buffer.alloc(0);
-  const rejected = { name: recordingName({ at: '20261128113000', seq: 30 }), sha256: createHash('sha256').update(junk).digest('hex') };
+  const rejected = {
+    name: recordingName({ at: '20261128113000', seq: 30 }),
+    sha256: createHash('sha256').update(junk).digest('hex'),
+  };
   await dockVolume(mountRoot, 'REC1', async (v) => {
     for (const [i, c] of complete.entries()) {
       await fs.copyFile(srcs[i], path.join(v, c.name));
-      await fs.writeFile(path.join(v, c.name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: `R-${i}`, purpose: '取证', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(v, c.name.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: `R-${i}`, purpose: '取证', place: '幸福路12号' }),
+      );
     }
     await fs.copyFile(heldSrc, path.join(v, held.name)); // no sidecar: no case number, purpose or place
     await fs.writeFile(path.join(v, rejected.name), junk);
-    await fs.writeFile(path.join(v, rejected.name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'R-X', purpose: '取证', place: '幸福路12号' }));
+    await fs.writeFile(
+      path.join(v, rejected.name.replace('.mp4', '.meta.json')),
+      JSON.stringify({ caseNo: 'R-X', purpose: '取证', place: '幸福路12号' }),
+    );
   });
   return { archive: complete.slice(0, archivable), noReceipt: complete[archivable], held, rejected };
 }
@@ -56,14 +83,22 @@ function row(storeDir: string, sha256: string): CatalogFile {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.access(p).then(() => true, () => false);
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function waitForStates(configFile: string, want: Record<string, string>): Promise<void> {
-  await waitFor(`catalog states ${JSON.stringify(Object.values(want))}`, async () => {
-    const rows = await filesJson(configFile);
-    return Object.entries(want).every(([sha, state]) => rows.some((f) => f.sha256 === sha && f.state === state));
-  }, 90_000, 500);
+  await waitFor(
+    `catalog states ${JSON.stringify(Object.values(want))}`,
+    async () => {
+      const rows = await filesJson(configFile);
+      return Object.entries(want).every(([sha, state]) => rows.some((f) => f.sha256 === sha && f.state === state));
+    },
+    90_000,
+    500,
+  );
 }
 
 /** A file kept locally: object present and intact, not marked freed, no deletion audited. */
@@ -111,13 +146,30 @@ describe('retention: only archived objects past retention.localDays are freed', 
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('localDays 0: frees archived objects only; uploaded-without-receipt, needs-annotation and rejected stay; verify passes', { timeout: 240_000 }, async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { retention: { localDays: 0 } } });
+  it('localDays 0: frees archived objects only; uploaded-without-receipt, needs-annotation and rejected stay; verify passes', {
+    timeout: 240_000,
+  }, async () => {
+    const world = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: { retention: { localDays: 0 } },
+    });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    const { archive: [a1, a2], noReceipt, held, rejected } = await dockMix(world.mountRoot, 2, 801);
-    await waitForStates(world.configFile, { [a1.sha256]: 'uploaded', [a2.sha256]: 'uploaded', [noReceipt.sha256]: 'uploaded', [held.sha256]: 'needs-annotation', [rejected.sha256]: 'rejected' });
+    const {
+      archive: [a1, a2],
+      noReceipt,
+      held,
+      rejected,
+    } = await dockMix(world.mountRoot, 2, 801);
+    await waitForStates(world.configFile, {
+      [a1.sha256]: 'uploaded',
+      [a2.sha256]: 'uploaded',
+      [noReceipt.sha256]: 'uploaded',
+      [held.sha256]: 'needs-annotation',
+      [rejected.sha256]: 'rejected',
+    });
     expect(tus.finished.map((u) => u.sha256).sort()).toEqual([a1, a2, noReceipt].map((c) => c.sha256).sort());
 
     // Receipts for one uploaded file, and (wrongly) for the held and the rejected ones: only the first is archived.
@@ -150,18 +202,35 @@ describe('retention: only archived objects past retention.localDays are freed', 
     const exp = await runDockctl(world.configFile, ['export', a1.sha256.slice(0, 12), '--to', path.join(dir, 'export')]);
     expect(exp.code).not.toBe(0);
     expect(exp.stderr).toMatch(/freed/);
-    expect((await statusJson(world.configFile)).json.queue).toMatchObject({ archived: 2, uploaded: 1, 'needs-annotation': 1, rejected: 1 });
+    expect((await statusJson(world.configFile)).json.queue).toMatchObject({
+      archived: 2,
+      uploaded: 1,
+      'needs-annotation': 1,
+      rejected: 1,
+    });
   });
 
-  it('localDays 30: nothing is freed right after archive, even below the low-water mark; the same catalog under localDays 0 frees it', { timeout: 240_000 }, async () => {
+  it('localDays 30: nothing is freed right after archive, even below the low-water mark; the same catalog under localDays 0 frees it', {
+    timeout: 240_000,
+  }, async () => {
     // lowWaterBytes above any real disk: the station believes its disk is low the whole time.
     const extra = { retention: { localDays: 30 }, storage: { dir: path.join(dir, 'store'), lowWaterBytes: 2 ** 50 } };
     const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    const { archive: [a1], noReceipt, held, rejected } = await dockMix(world.mountRoot, 1, 821);
-    await waitForStates(world.configFile, { [a1.sha256]: 'uploaded', [noReceipt.sha256]: 'uploaded', [held.sha256]: 'needs-annotation', [rejected.sha256]: 'rejected' });
+    const {
+      archive: [a1],
+      noReceipt,
+      held,
+      rejected,
+    } = await dockMix(world.mountRoot, 1, 821);
+    await waitForStates(world.configFile, {
+      [a1.sha256]: 'uploaded',
+      [noReceipt.sha256]: 'uploaded',
+      [held.sha256]: 'needs-annotation',
+      [rejected.sha256]: 'rejected',
+    });
     await publishReceipt(broker.url, RECEIPT_TOPIC, a1.sha256, true);
     await waitForStates(world.configFile, { [a1.sha256]: 'archived' });
     expect((await statusJson(world.configFile)).json.alarms.map((a) => a.code)).toContain('DISK_LOW');

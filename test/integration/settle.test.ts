@@ -11,7 +11,12 @@ import { useStationWorld } from '../helpers/stationWorld.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Recorder { name: string; state: string; safeToUndock: boolean; files: { settling: number; superseded: number } }
+interface Recorder {
+  name: string;
+  state: string;
+  safeToUndock: boolean;
+  files: { settling: number; superseded: number };
+}
 
 async function rec1(configFile: string): Promise<Recorder | undefined> {
   const r = await runDockctl(configFile, ['status', '--json']);
@@ -22,7 +27,11 @@ describe('a recording still being written when docked is one recording', () => {
   const w = useStationWorld();
 
   it('copies a clip appended to every 100 ms only once it settles, is not safe before, and copies a later change again as a new version that supersedes the first', async () => {
-    const world = await makeWorld(w.dir, { tusEndpoint: w.tus.endpoint, mqttUrl: w.broker.url, extra: { dock: { mountRoots: [path.join(w.dir, 'dock')], settleMs: 100, settleSeconds: 1.5, rescanSeconds: 0.5 } } });
+    const world = await makeWorld(w.dir, {
+      tusEndpoint: w.tus.endpoint,
+      mqttUrl: w.broker.url,
+      extra: { dock: { mountRoots: [path.join(w.dir, 'dock')], settleMs: 100, settleSeconds: 1.5, rescanSeconds: 0.5 } },
+    });
     w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
     w.daemon = new DaemonProcess(world.configFile);
     w.daemon!.start();
@@ -35,8 +44,14 @@ describe('a recording still being written when docked is one recording', () => {
     const volume = await dockVolume(world.mountRoot, 'REC1', async (v) => {
       await fs.writeFile(path.join(v, name), source.subarray(0, 4096));
       await fs.copyFile(still, path.join(v, stillName));
-      await fs.writeFile(path.join(v, stillName.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'S-0', purpose: '现场检查', place: '幸福路12号' }));
-      await fs.writeFile(path.join(v, name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'S-1', purpose: '现场检查', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(v, stillName.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: 'S-0', purpose: '现场检查', place: '幸福路12号' }),
+      );
+      await fs.writeFile(
+        path.join(v, name.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: 'S-1', purpose: '现场检查', place: '幸福路12号' }),
+      );
     });
 
     const clip = path.join(volume, name);
@@ -63,7 +78,11 @@ describe('a recording still being written when docked is one recording', () => {
     for (const r of observed) expect(r.safeToUndock).toBe(false);
     expect(observed.some((r) => r.files.settling >= 1)).toBe(true);
 
-    await waitFor('safe to undock once the clip has settled', async () => (await rec1(world.configFile))?.safeToUndock === true, 60_000);
+    await waitFor(
+      'safe to undock once the clip has settled',
+      async () => (await rec1(world.configFile))?.safeToUndock === true,
+      60_000,
+    );
     let rows = (await dockctlFiles(world.configFile)).filter((f) => f.filename === name);
     expect(rows).toHaveLength(1);
     expect(rows[0].sha256).toBe(sha256Of(source));
@@ -72,12 +91,20 @@ describe('a recording still being written when docked is one recording', () => {
     // The recorder changes the file after it was copied: copied again, linked to the first, and the status says so.
     await fs.appendFile(clip, Buffer.from('trailing bytes written after the copy'));
     const changed = await fs.readFile(clip);
-    await waitFor('the changed clip copied again', async () => (await dockctlFiles(world.configFile)).filter((f) => f.filename === name).length === 2, 60_000);
+    await waitFor(
+      'the changed clip copied again',
+      async () => (await dockctlFiles(world.configFile)).filter((f) => f.filename === name).length === 2,
+      60_000,
+    );
     rows = (await dockctlFiles(world.configFile)).filter((f) => f.filename === name).sort((a, b) => a.id - b.id);
     expect(rows[1]).toMatchObject({ sha256: sha256Of(changed), supersedes: rows[0].id, sourcePath: name });
     await waitFor('safe again', async () => (await rec1(world.configFile))?.safeToUndock === true, 60_000);
     expect((await rec1(world.configFile))!.files.superseded).toBe(1);
-    expect(eventsOf(w.sub!.messages, 'file.ingested').filter((e) => e.filename === name).map((e) => e.supersedes ?? null)).toEqual([null, rows[0].id]);
+    expect(
+      eventsOf(w.sub!.messages, 'file.ingested')
+        .filter((e) => e.filename === name)
+        .map((e) => e.supersedes ?? null),
+    ).toEqual([null, rows[0].id]);
     expect(await sha256OfFile(path.join(volume, name))).toBe(sha256Of(changed)); // the recorder was only read
     expect(await w.daemon!.stop()).toBe(0);
   }, 240_000);

@@ -17,17 +17,27 @@ import { dockVolume } from '../helpers/volume.ts';
 import { filesJson, objectPath } from '../helpers/custodyKit.ts';
 
 async function sm3OfFile(p: string): Promise<string> {
-  return createHash('sm3').update(await fs.readFile(p)).digest('hex');
+  return createHash('sm3')
+    .update(await fs.readFile(p))
+    .digest('hex');
 }
 
 describe('SM3 digests (GM/T 0004) in the copy pass', () => {
   let dir: string;
-  beforeEach(async () => { dir = await tempDir('dockd-sm3-'); });
-  afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await tempDir('dockd-sm3-');
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
   it('Node computes the GM/T 0004 test vectors', () => {
-    expect(createHash('sm3').update('abc').digest('hex')).toBe('66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0');
-    expect(createHash('sm3').update('abcd'.repeat(16)).digest('hex')).toBe('debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732');
+    expect(createHash('sm3').update('abc').digest('hex')).toBe(
+      '66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0',
+    );
+    expect(createHash('sm3').update('abcd'.repeat(16)).digest('hex')).toBe(
+      'debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732',
+    );
   });
 
   it('copyAndHash with extraDigests [sm3] gives the test vector and, on a multi-chunk file, the same digests as hashing it whole', async () => {
@@ -91,8 +101,12 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
     return { clip, photo, junk };
   }
 
-  it('records SM3 in the catalog and sends it as sm3 upload metadata, equal to Node\'s SM3 of each file', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { integrity: { algorithms: ['sha256', 'sm3'] } } });
+  it("records SM3 in the catalog and sends it as sm3 upload metadata, equal to Node's SM3 of each file", async () => {
+    const world = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: { integrity: { algorithms: ['sha256', 'sm3'] } },
+    });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
@@ -119,14 +133,19 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
       // The stored object hashes to the recorded SM3 too.
       expect(await sm3OfFile(objectPath(world.storeDir, f.sha256!))).toBe(f.sm3);
     }
-    expect(rows.find((f) => (f as unknown as { integrity: string }).integrity === 'damaged')?.sha256).toBe(createHash('sha256').update(junk).digest('hex'));
+    expect(rows.find((f) => (f as unknown as { integrity: string }).integrity === 'damaged')?.sha256).toBe(
+      createHash('sha256').update(junk).digest('hex'),
+    );
 
     // An export carries it in its metadata JSON as well.
     const clipRow = rows.find((f) => f.sha256 === [...want.keys()][0])!;
     const out = path.join(dir, 'export');
     const exp = await runDockctl(world.configFile, ['export', String(clipRow.id), '--to', out, '--json']);
     expect(exp.code, exp.stderr).toBe(0);
-    const manifest = JSON.parse(await fs.readFile(JSON.parse(exp.stdout).metadata, 'utf8')) as { sm3: string; metadata: { sm3: string } };
+    const manifest = JSON.parse(await fs.readFile(JSON.parse(exp.stdout).metadata, 'utf8')) as {
+      sm3: string;
+      metadata: { sm3: string };
+    };
     expect(manifest.sm3).toBe(clipRow.sm3);
     expect(manifest.metadata.sm3).toBe(clipRow.sm3);
   });

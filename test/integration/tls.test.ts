@@ -27,39 +27,109 @@ const MOSQUITTO = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'm
 const TOKEN_ENV = 'DOCKD_TEST_TOKEN';
 
 async function openssl(cwd: string, args: string[]): Promise<void> {
-  try { await run('openssl', args, { cwd }); }
-  catch (e) {
+  try {
+    await run('openssl', args, { cwd });
+  } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    throw new Error(err.code === 'ENOENT' ? 'openssl is not installed (apt-get install openssl): the TLS test needs it to make certificates' : `openssl ${args[0]} failed: ${err.stderr ?? err.message}`);
+    throw new Error(
+      err.code === 'ENOENT'
+        ? 'openssl is not installed (apt-get install openssl): the TLS test needs it to make certificates'
+        : `openssl ${args[0]} failed: ${err.stderr ?? err.message}`,
+    );
   }
 }
 
-interface Pki { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; otherCa: string }
+interface Pki {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  otherCa: string;
+}
 
 /** A CA, a server certificate for 127.0.0.1 (subjectAltName IP), a client certificate, and an unrelated CA. */
 async function makePki(dir: string): Promise<Pki> {
   await fs.mkdir(dir, { recursive: true });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   const caExt = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'];
-  await openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=dockd test CA', ...caExt]);
-  await openssl(dir, ['req', '-x509', ...ec, '-keyout', 'other-ca.key', '-out', 'other-ca.pem', '-days', '2', '-subj', '/CN=some other CA', ...caExt]);
+  await openssl(dir, [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=dockd test CA',
+    ...caExt,
+  ]);
+  await openssl(dir, [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'other-ca.key',
+    '-out',
+    'other-ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=some other CA',
+    ...caExt,
+  ]);
   await fs.writeFile(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   await fs.writeFile(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const [name, cn] of [['server', '127.0.0.1'], ['client', 'dockd test-st']] as const) {
+  for (const [name, cn] of [
+    ['server', '127.0.0.1'],
+    ['client', 'dockd test-st'],
+  ] as const) {
     await openssl(dir, ['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-    await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
+    await openssl(dir, [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    ]);
   }
   const p = (f: string) => path.join(dir, f);
-  return { ca: p('ca.pem'), serverCert: p('server.pem'), serverKey: p('server.key'), clientCert: p('client.pem'), clientKey: p('client.key'), otherCa: p('other-ca.pem') };
+  return {
+    ca: p('ca.pem'),
+    serverCert: p('server.pem'),
+    serverKey: p('server.key'),
+    clientCert: p('client.pem'),
+    clientKey: p('client.key'),
+    otherCa: p('other-ca.pem'),
+  };
 }
 
 /** mosquitto with only a TLS listener: client certificate required, password file, no anonymous access. */
 class TlsMosquitto {
   private proc: ChildProcess | null = null;
   port = 0;
-  constructor(private readonly dir: string, private readonly pki: Pki, private readonly users: Record<string, string>) {}
+  constructor(
+    private readonly dir: string,
+    private readonly pki: Pki,
+    private readonly users: Record<string, string>,
+  ) {}
 
-  get url(): string { return `mqtts://127.0.0.1:${this.port}`; }
+  get url(): string {
+    return `mqtts://127.0.0.1:${this.port}`;
+  }
 
   async start(): Promise<void> {
     this.port = await freePort();
@@ -71,29 +141,58 @@ class TlsMosquitto {
       first = false;
     }
     const conf = path.join(this.dir, 'mosquitto.conf');
-    await fs.writeFile(conf, [
-      'persistence false', 'log_dest stderr', 'log_type error', 'allow_anonymous false', `password_file ${passwd}`,
-      // The files live in a root-only temp dir: do not drop to the mosquitto user.
-      ...(process.getuid?.() === 0 ? ['user root'] : []),
-      `listener ${this.port} 127.0.0.1`, `cafile ${this.pki.ca}`, `certfile ${this.pki.serverCert}`, `keyfile ${this.pki.serverKey}`,
-      'require_certificate true', '',
-    ].join('\n'));
+    await fs.writeFile(
+      conf,
+      [
+        'persistence false',
+        'log_dest stderr',
+        'log_type error',
+        'allow_anonymous false',
+        `password_file ${passwd}`,
+        // The files live in a root-only temp dir: do not drop to the mosquitto user.
+        ...(process.getuid?.() === 0 ? ['user root'] : []),
+        `listener ${this.port} 127.0.0.1`,
+        `cafile ${this.pki.ca}`,
+        `certfile ${this.pki.serverCert}`,
+        `keyfile ${this.pki.serverKey}`,
+        'require_certificate true',
+        '',
+      ].join('\n'),
+    );
     this.proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    this.proc.stderr!.on('data', (d) => { stderr += d; });
-    const exited = new Promise<never>((_, reject) => this.proc!.once('exit', (code) => reject(new Error(`mosquitto exited ${code}: ${stderr}`))));
+    this.proc.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<never>((_, reject) =>
+      this.proc!.once('exit', (code) => reject(new Error(`mosquitto exited ${code}: ${stderr}`))),
+    );
     exited.catch(() => {});
-    await Promise.race([exited, waitFor('mosquitto (TLS) to listen', () => new Promise<boolean>((resolve) => {
-      const s = net.connect(this.port, '127.0.0.1', () => { s.end(); resolve(true); });
-      s.on('error', () => resolve(false));
-    }), 10_000)]);
+    await Promise.race([
+      exited,
+      waitFor(
+        'mosquitto (TLS) to listen',
+        () =>
+          new Promise<boolean>((resolve) => {
+            const s = net.connect(this.port, '127.0.0.1', () => {
+              s.end();
+              resolve(true);
+            });
+            s.on('error', () => resolve(false));
+          }),
+        10_000,
+      ),
+    ]);
   }
 
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
     if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGTERM'); });
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
   }
 }
 
@@ -105,19 +204,29 @@ class AuthTusServer {
   port = 0;
   /** When set, a refusal echoes the credential it got (as some servers do in their error text). */
   echoRefused = false;
-  constructor(private readonly dir: string, private expected: string) {}
+  constructor(
+    private readonly dir: string,
+    private expected: string,
+  ) {}
 
-  expect(authorization: string): void { this.expected = authorization; }
+  expect(authorization: string): void {
+    this.expected = authorization;
+  }
 
-  get endpoint(): string { return `http://127.0.0.1:${this.port}/files/`; }
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}/files/`;
+  }
 
   async start(): Promise<void> {
     this.port = await freePort();
     await fs.mkdir(this.dir, { recursive: true });
     const tus = new Server({
-      path: '/files', datastore: new FileStore({ directory: this.dir }),
+      path: '/files',
+      datastore: new FileStore({ directory: this.dir }),
       onUploadFinish: async (_req, upload: Upload) => {
-        const sha256 = createHash('sha256').update(await fs.readFile(path.join(this.dir, upload.id))).digest('hex');
+        const sha256 = createHash('sha256')
+          .update(await fs.readFile(path.join(this.dir, upload.id)))
+          .digest('hex');
         if (sha256 !== upload.metadata?.sha256) throw { status_code: 460, body: 'sha256 mismatch\n' };
         this.finished.push({ sha256, metadata: upload.metadata ?? {} });
         return {};
@@ -132,7 +241,10 @@ class AuthTusServer {
       }
       void tus.handle(req, res);
     });
-    await new Promise<void>((resolve, reject) => { this.server!.once('error', reject); this.server!.listen(this.port, '127.0.0.1', () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.port, '127.0.0.1', () => resolve());
+    });
   }
 
   async stop(): Promise<void> {
@@ -144,14 +256,28 @@ class AuthTusServer {
   }
 }
 
-async function tlsSubscriber(url: string, pki: Pki, username: string, password: string, filter: string): Promise<{ client: MqttClient; messages: Received[] }> {
+async function tlsSubscriber(
+  url: string,
+  pki: Pki,
+  username: string,
+  password: string,
+  filter: string,
+): Promise<{ client: MqttClient; messages: Received[] }> {
   const client = mqtt.connect(url, {
-    ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), username, password, reconnectPeriod: 200,
+    ca: readFileSync(pki.ca),
+    cert: readFileSync(pki.clientCert),
+    key: readFileSync(pki.clientKey),
+    username,
+    password,
+    reconnectPeriod: 200,
     clientId: `hq-test-${randomBytes(4).toString('hex')}`,
   });
   const messages: Received[] = [];
   client.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), retain: packet.retain }));
-  await new Promise<void>((resolve, reject) => { client.once('connect', () => resolve()); client.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
   await client.subscribeAsync(filter, { qos: 1 });
   return { client, messages };
 }
@@ -194,13 +320,22 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     await fs.mkdir(path.dirname(passwordFile), { recursive: true });
     await fs.writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
     return makeWorld(dir, {
-      tusEndpoint: tus.endpoint, mqttUrl: broker.url,
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
       extra: {
         hq: {
           embedded: false,
-          tus: { endpoint: tus.endpoint, stallTimeoutSeconds: 5, maxRetryDelaySeconds: 2, headers: { Authorization: { env: TOKEN_ENV } } },
+          tus: {
+            endpoint: tus.endpoint,
+            stallTimeoutSeconds: 5,
+            maxRetryDelaySeconds: 2,
+            headers: { Authorization: { env: TOKEN_ENV } },
+          },
           mqtt: {
-            url: broker.url, topicPrefix: 'dockd', username: 'dockd-station', password: { file: passwordFile },
+            url: broker.url,
+            topicPrefix: 'dockd',
+            username: 'dockd-station',
+            password: { file: passwordFile },
             tls: { ca, cert: pki.clientCert, key: pki.clientKey },
           },
         },
@@ -213,7 +348,10 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     const name = recordingName({ at: '20261128090000', seq: 1 });
     await dockVolume(mountRoot, 'REC1', async (v) => {
       await fs.copyFile(clip, path.join(v, name));
-      await fs.writeFile(path.join(v, name.replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: 'T-1', purpose: '取证', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(v, name.replace('.mp4', '.meta.json')),
+        JSON.stringify({ caseNo: 'T-1', purpose: '取证', place: '幸福路12号' }),
+      );
     });
     return sha256OfFile(clip);
   }
@@ -231,14 +369,24 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     daemon.start();
     await daemon.started();
 
-    await waitFor('retained online over TLS', () => sub.messages.some((m) => m.topic === 'dockd/test-st/status' && m.payload === 'online'), 30_000);
+    await waitFor(
+      'retained online over TLS',
+      () => sub.messages.some((m) => m.topic === 'dockd/test-st/status' && m.payload === 'online'),
+      30_000,
+    );
     const sha = await dockOneClip(w.mountRoot, 901);
     await waitFor('the upload verified by the tus server', () => tus.finished.some((u) => u.sha256 === sha), 60_000);
     // Every request carried the token from the environment (a request without it would have been refused).
     expect(tus.authorizations.length).toBeGreaterThanOrEqual(2); // creation + at least one PATCH
     expect(new Set(tus.authorizations)).toEqual(new Set([`Bearer ${token}`]));
-    await waitFor('file.uploaded on MQTT over TLS', () => sub.messages.some((m) => m.topic === 'dockd/test-st/event' && JSON.parse(m.payload).type === 'file.uploaded'), 30_000);
-    await waitFor('catalog shows it uploaded', async () => (await filesJson(w.configFile)).some((f) => f.sha256 === sha && f.state === 'uploaded'));
+    await waitFor(
+      'file.uploaded on MQTT over TLS',
+      () => sub.messages.some((m) => m.topic === 'dockd/test-st/event' && JSON.parse(m.payload).type === 'file.uploaded'),
+      30_000,
+    );
+    await waitFor('catalog shows it uploaded', async () =>
+      (await filesJson(w.configFile)).some((f) => f.sha256 === sha && f.state === 'uploaded'),
+    );
 
     const status = await statusJson(w.configFile);
     expect(status.json.daemon).toBe('running');
@@ -254,7 +402,9 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     expectNoSecret(sub.messages.map((m) => m.payload).join('\n'), 'MQTT messages');
     expect(await daemon.stop()).toBe(0);
     expectNoSecret(JSON.stringify(daemon.logs) + daemon.stderr, 'daemon logs after stop');
-    await waitFor('offline over TLS', () => sub.messages.some((m) => m.topic === 'dockd/test-st/status' && m.payload === 'offline'));
+    await waitFor('offline over TLS', () =>
+      sub.messages.some((m) => m.topic === 'dockd/test-st/status' && m.payload === 'offline'),
+    );
   });
 
   it('a broker certificate from another CA is refused: not connected, MQTT_UNREACHABLE, and the daemon keeps working', async () => {
@@ -265,13 +415,21 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     daemon.start();
     await daemon.started();
 
-    const status = await waitFor('MQTT_UNREACHABLE in dockctl status', async () => {
-      const s = await statusJson(w.configFile);
-      return s.json.alarms.some((a) => a.code === 'MQTT_UNREACHABLE') ? s : null;
-    }, 60_000, 500);
+    const status = await waitFor(
+      'MQTT_UNREACHABLE in dockctl status',
+      async () => {
+        const s = await statusJson(w.configFile);
+        return s.json.alarms.some((a) => a.code === 'MQTT_UNREACHABLE') ? s : null;
+      },
+      60_000,
+      500,
+    );
     expect(status.json.daemon).toBe('running');
     expect(status.json.links?.mqtt).toBe('disconnected');
-    await daemon.waitForLog((l) => l.msg === 'mqtt error' && /certificate/i.test(String(l.err)), 'a certificate error in the logs');
+    await daemon.waitForLog(
+      (l) => l.msg === 'mqtt error' && /certificate/i.test(String(l.err)),
+      'a certificate error in the logs',
+    );
     expect(daemon.logs.some((l) => l.msg === 'connected to broker')).toBe(false);
 
     // Still running and still working: a docked clip is copied and uploaded (with the token) while MQTT is refused.
@@ -297,14 +455,23 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     daemon = new DaemonProcess(w.configFile);
     daemon.start();
     await daemon.started();
-    await waitFor('retained online over TLS', () => sub.messages.some((m) => m.topic === 'dockd/test-st/status' && m.payload === 'online'), 30_000);
+    await waitFor(
+      'retained online over TLS',
+      () => sub.messages.some((m) => m.topic === 'dockd/test-st/status' && m.payload === 'online'),
+      30_000,
+    );
     await dockOneClip(w.mountRoot, 903);
 
     // HQ refuses (401) with the token in its error text; dockd reports the refusal …
-    const status = await waitFor('UPLOAD_REFUSED in dockctl status', async () => {
-      const s = await statusJson(w.configFile);
-      return s.json.alarms.some((a) => a.code === 'UPLOAD_REFUSED') ? s : null;
-    }, 60_000, 500);
+    const status = await waitFor(
+      'UPLOAD_REFUSED in dockctl status',
+      async () => {
+        const s = await statusJson(w.configFile);
+        return s.json.alarms.some((a) => a.code === 'UPLOAD_REFUSED') ? s : null;
+      },
+      60_000,
+      500,
+    );
     await daemon.waitForLog((l) => l.msg === 'HQ refused the upload', 'the refusal in the logs');
     expect(tus.authorizations).toContain(`Bearer ${token}`);
     const refusal = status.json.alarms.find((a) => a.code === 'UPLOAD_REFUSED')!;
@@ -315,7 +482,9 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     expectNoSecret(JSON.stringify(await filesJson(w.configFile)), 'dockctl files --json');
     expectNoSecret(JSON.stringify(await auditJson(w.configFile)), 'dockctl audit --json');
     expectNoSecret(JSON.stringify(daemon.logs) + daemon.stderr, 'daemon logs');
-    await waitFor('the UPLOAD_REFUSED alarm event on MQTT', () => sub.messages.some((m) => m.topic === 'dockd/test-st/event' && JSON.parse(m.payload).code === 'UPLOAD_REFUSED'));
+    await waitFor('the UPLOAD_REFUSED alarm event on MQTT', () =>
+      sub.messages.some((m) => m.topic === 'dockd/test-st/event' && JSON.parse(m.payload).code === 'UPLOAD_REFUSED'),
+    );
     expectNoSecret(sub.messages.map((m) => m.payload).join('\n'), 'MQTT messages');
     expect(await daemon.stop()).toBe(0);
     expectNoSecret(JSON.stringify(daemon.logs) + daemon.stderr, 'daemon logs after stop');

@@ -11,7 +11,12 @@ import { TusTestServer } from '../helpers/tusServer.ts';
 
 const P = 'dockd/test-st';
 
-interface CatalogFile { id: number; sha256: string | null; state: string; sourcePath: string }
+interface CatalogFile {
+  id: number;
+  sha256: string | null;
+  state: string;
+  sourcePath: string;
+}
 interface Status {
   daemon: string;
   recorders: { volume: string; state: string; safeToUndock: boolean }[];
@@ -44,7 +49,10 @@ function nthTempFile(dir: string, n: number): { created: Promise<string>; close:
     const w = watch(dir, (_event, name) => {
       if (!name || !String(name).endsWith('.part')) return;
       seen.add(String(name));
-      if (seen.size === n) { w.close(); resolve(String(name)); }
+      if (seen.size === n) {
+        w.close();
+        resolve(String(name));
+      }
     });
     close = () => w.close();
   });
@@ -107,18 +115,31 @@ describe('a recorder unplugged mid-copy', () => {
     }
 
     await d.waitForLog((l) => l.msg === 'recorder undocked' && l.volume === volume, 'the undock to be noticed');
-    const ended = await d.waitForLog((l) => l.msg === 'recorder ingest finished' && l.volume === volume, 'the interrupted session to wind down');
+    const ended = await d.waitForLog(
+      (l) => l.msg === 'recorder ingest finished' && l.volume === volume,
+      'the interrupted session to wind down',
+    );
     // Whether a read failed first or the undock was seen first, the session ends as an unplug (not a stop of dockd).
     expect(ended.state).toBe('unplugged');
-    const undockedEvent = await waitFor('a recorder.undocked event', () => sub.messages.map((m) => JSON.parse(m.payload)).find((e) => e.type === 'recorder.undocked'), 10_000);
+    const undockedEvent = await waitFor(
+      'a recorder.undocked event',
+      () => sub.messages.map((m) => JSON.parse(m.payload)).find((e) => e.type === 'recorder.undocked'),
+      10_000,
+    );
     expect(undockedEvent).toMatchObject({ volume, complete: false, deviceSerial: '1234567' });
 
     // The daemon is alive and answers.
     expect(d.proc!.exitCode).toBeNull();
-    const status = await waitFor('status to show the unplug alarm and no copy in progress', async () => {
-      const s = await dockctlJson<Status>(world.configFile, ['status']);
-      return s.alarms.some((a) => a.code === 'RECORDER_UNPLUGGED') && !s.recorders.some((r) => r.state === 'copying') ? s : null;
-    }, 15_000);
+    const status = await waitFor(
+      'status to show the unplug alarm and no copy in progress',
+      async () => {
+        const s = await dockctlJson<Status>(world.configFile, ['status']);
+        return s.alarms.some((a) => a.code === 'RECORDER_UNPLUGGED') && !s.recorders.some((r) => r.state === 'copying')
+          ? s
+          : null;
+      },
+      15_000,
+    );
     expect(status.daemon).toBe('running');
     expect(status.alarms.find((a) => a.code === 'RECORDER_UNPLUGGED')!.message).toMatch(/removed before all files were stored/);
     // The recorder is gone from the station's list (or, briefly, shown unplugged).
@@ -145,10 +166,14 @@ describe('a recorder unplugged mid-copy', () => {
     for (const u of tus.finished) expect(u.size).toBe(files.find((f) => f.sha256 === u.sha256)!.size);
     expect(tus.refused).toEqual([]);
 
-    const final = await waitFor('the catalog to show every recording uploaded once and the alarm cleared', async () => {
-      const s = await dockctlJson<Status>(world.configFile, ['status']);
-      return s.queue.uploaded === files.length && !s.alarms.some((a) => a.code === 'RECORDER_UNPLUGGED') ? s : null;
-    }, 30_000);
+    const final = await waitFor(
+      'the catalog to show every recording uploaded once and the alarm cleared',
+      async () => {
+        const s = await dockctlJson<Status>(world.configFile, ['status']);
+        return s.queue.uploaded === files.length && !s.alarms.some((a) => a.code === 'RECORDER_UNPLUGGED') ? s : null;
+      },
+      30_000,
+    );
     expect(final.recorders.find((r) => r.volume === volume)?.safeToUndock).toBe(true);
     const after = await dockctlJson<CatalogFile[]>(world.configFile, ['files']);
     expect(after.map((f) => f.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());

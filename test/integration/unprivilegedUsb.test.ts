@@ -17,7 +17,17 @@ import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
 import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
 import { Mosquitto } from '../helpers/mosquitto.ts';
 import {
-  NOBODY, PORT, UNPRIVILEGED_SLAVE_NS, helperWorld, loopDeviceOf, mountOptionsOf, mountsUnder, requireMountTools, sh, tearDownHelperWorld, type HelperWorld,
+  NOBODY,
+  PORT,
+  UNPRIVILEGED_SLAVE_NS,
+  helperWorld,
+  loopDeviceOf,
+  mountOptionsOf,
+  mountsUnder,
+  requireMountTools,
+  sh,
+  tearDownHelperWorld,
+  type HelperWorld,
 } from '../helpers/mountHelperWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
@@ -34,14 +44,27 @@ let tus: TusTestServer | null = null;
 
 afterEach(async (ctx) => {
   if (ctx.task.result?.state === 'fail') {
-    if (daemon) console.error(daemon.logs.slice(-60).map((l) => JSON.stringify(l)).join('\n'), daemon.stderr);
+    if (daemon)
+      console.error(
+        daemon.logs
+          .slice(-60)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+        daemon.stderr,
+      );
     if (world) console.error(world.helperLog.join('\n'));
   }
-  await daemon?.stop().catch(async () => { await daemon?.kill9(); });
+  await daemon?.stop().catch(async () => {
+    await daemon?.kill9();
+  });
   await tus?.stop().catch(() => {});
   await broker?.stop().catch(() => {});
   await tearDownHelperWorld(dir, loops, world?.helper);
-  dir = null; world = null; daemon = null; broker = null; tus = null;
+  dir = null;
+  world = null;
+  daemon = null;
+  broker = null;
+  tus = null;
 });
 
 describe('dockd without any capability, mounting through the mount helper', () => {
@@ -56,9 +79,17 @@ describe('dockd without any capability, mounting through the mount helper', () =
     const clips: { rel: string; sha256: string }[] = [];
     for (const [i, variant] of [741, 742, 743].entries()) {
       const source = await sampleMedia('video', 1, variant);
-      const name = recordingName({ officerId: '012345', serial: '1234567', at: `2026112809${String(i * 10).padStart(2, '0')}00`, seq: i + 1 });
+      const name = recordingName({
+        officerId: '012345',
+        serial: '1234567',
+        at: `2026112809${String(i * 10).padStart(2, '0')}00`,
+        seq: i + 1,
+      });
       await fs.copyFile(source, path.join(media, name));
-      await fs.writeFile(path.join(media, name.replace(/\.mp4$/, '.meta.json')), JSON.stringify({ caseNo: `C-NOCAP-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(media, name.replace(/\.mp4$/, '.meta.json')),
+        JSON.stringify({ caseNo: `C-NOCAP-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }),
+      );
       clips.push({ rel: `DCIM/100MEDIA/${name}`, sha256: await sha256OfFile(source) });
     }
     await fs.writeFile(path.join(content, 'notes.txt'), '值班记录 duty notes\n');
@@ -73,21 +104,42 @@ describe('dockd without any capability, mounting through the mount helper', () =
     await tus.start();
     const storeDir = path.join(dir, 'store');
     const mountRoot = path.join(dir, 'dock');
-    for (const d of [storeDir, mountRoot]) { await fs.mkdir(d); await fs.chown(d, NOBODY, NOBODY); }
+    for (const d of [storeDir, mountRoot]) {
+      await fs.mkdir(d);
+      await fs.chown(d, NOBODY, NOBODY);
+    }
     const configFile = path.join(dir, 'dockd.yaml');
-    await fs.writeFile(configFile, stringify({
-      station: { id: ST, timeZone: 'Asia/Shanghai' },
-      storage: { dir: storeDir },
-      dock: { mountRoots: [mountRoot], settleMs: 100, rescanSeconds: 1, bays: [{ id: BAY, usbPort: PORT }], wipe: 'after-archive' },
-      devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
-      hq: {
-        embedded: false, tus: { endpoint: tus.endpoint, stallTimeoutSeconds: 10, maxRetryDelaySeconds: 2 }, mqtt: { url: broker.url, topicPrefix: 'dockd' },
-        receiptKey: TEST_HQ_PUBLIC_PEM,
-      },
-      http: { listen: '127.0.0.1:0' },
-      log: { level: 'debug' },
-      usb: { enabled: true, hotplug: 'sysfs', sysfsRoot: world.sysfsRoot, devRoot: world.devRoot, runtimeMountRoot: world.runtimeRoot, mountHelper: world.socket },
-    }));
+    await fs.writeFile(
+      configFile,
+      stringify({
+        station: { id: ST, timeZone: 'Asia/Shanghai' },
+        storage: { dir: storeDir },
+        dock: {
+          mountRoots: [mountRoot],
+          settleMs: 100,
+          rescanSeconds: 1,
+          bays: [{ id: BAY, usbPort: PORT }],
+          wipe: 'after-archive',
+        },
+        devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
+        hq: {
+          embedded: false,
+          tus: { endpoint: tus.endpoint, stallTimeoutSeconds: 10, maxRetryDelaySeconds: 2 },
+          mqtt: { url: broker.url, topicPrefix: 'dockd' },
+          receiptKey: TEST_HQ_PUBLIC_PEM,
+        },
+        http: { listen: '127.0.0.1:0' },
+        log: { level: 'debug' },
+        usb: {
+          enabled: true,
+          hotplug: 'sysfs',
+          sysfsRoot: world.sysfsRoot,
+          devRoot: world.devRoot,
+          runtimeMountRoot: world.runtimeRoot,
+          mountHelper: world.socket,
+        },
+      }),
+    );
 
     daemon = new DaemonProcess(configFile);
     daemon.start({ wrap: UNPRIVILEGED_SLAVE_NS, env: { HOME: dir, TMPDIR: '/tmp' } });
@@ -96,17 +148,35 @@ describe('dockd without any capability, mounting through the mount helper', () =
     const pid = daemon.proc!.pid!;
     const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
     expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(NOBODY));
-    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(new RegExp(`^${set}:\\s+0+$`, 'm').test(status), set).toBe(true);
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
+      expect(new RegExp(`^${set}:\\s+0+$`, 'm').test(status), set).toBe(true);
     expect(await fs.readlink(`/proc/${pid}/ns/mnt`)).not.toBe(await fs.readlink('/proc/self/ns/mnt'));
-    const alive = () => { if (daemon?.proc?.exitCode !== null) throw new Error(`dockd exited ${daemon?.proc?.exitCode}: ${daemon?.stderr}`); };
+    const alive = () => {
+      if (daemon?.proc?.exitCode !== null) throw new Error(`dockd exited ${daemon?.proc?.exitCode}: ${daemon?.stderr}`);
+    };
     const inDockd = `/proc/${pid}/mounts`;
     const mountPoint = path.join(world.runtimeRoot, BAY);
 
     // Plugged in: the helper mounts it; dockd, in its own namespace, sees it read-only, ingests and uploads.
     await world.plug();
-    await waitFor('the recorder volume to be mounted in dockd\'s namespace', () => { alive(); return mountOptionsOf(mountPoint, inDockd); }, 60_000);
+    await waitFor(
+      "the recorder volume to be mounted in dockd's namespace",
+      () => {
+        alive();
+        return mountOptionsOf(mountPoint, inDockd);
+      },
+      60_000,
+    );
     expect(mountOptionsOf(mountPoint, inDockd)).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
-    await waitFor('all three clips verified by the tus server', () => { alive(); return clips.every((c) => tus!.finished.some((u) => u.sha256 === c.sha256)); }, 120_000, 200);
+    await waitFor(
+      'all three clips verified by the tus server',
+      () => {
+        alive();
+        return clips.every((c) => tus!.finished.some((u) => u.sha256 === c.sha256));
+      },
+      120_000,
+      200,
+    );
 
     // HQ confirms two: dockd deletes them through the helper's read-write remount, then it is read-only again.
     const [gone1, gone2, kept] = clips;
@@ -114,8 +184,14 @@ describe('dockd without any capability, mounting through the mount helper', () =
     const deleted = await waitForAudit(configFile, 'recorder.file-deleted', { n: 2, timeoutMs: 120_000 });
     expect(deleted.map((e) => e.subject).sort()).toEqual([gone1.sha256, gone2.sha256].sort());
     for (const e of deleted) expect(e.data).toMatchObject({ method: 'remount', deviceSerial: '1234567' });
-    await waitFor('the wipe passes to finish', () => daemon!.logs.filter((l) => /deleted archived recordings from the recorder/.test(String(l.msg)))
-      .reduce((n, l) => n + Number(l.deleted), 0) >= 2, 60_000);
+    await waitFor(
+      'the wipe passes to finish',
+      () =>
+        daemon!.logs
+          .filter((l) => /deleted archived recordings from the recorder/.test(String(l.msg)))
+          .reduce((n, l) => n + Number(l.deleted), 0) >= 2,
+      60_000,
+    );
     for (const table of [inDockd, '/proc/self/mounts']) {
       const options = mountOptionsOf(mountPoint, table);
       expect(options, table).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
@@ -126,7 +202,14 @@ describe('dockd without any capability, mounting through the mount helper', () =
 
     // Unplugged: unmounted, in both namespaces. On the device: exactly those two are gone, the rest byte-identical.
     await world.unplug();
-    await waitFor('the recorder volume to be unmounted', () => { alive(); return mountsUnder(world!.runtimeRoot, inDockd).length === 0; }, 60_000);
+    await waitFor(
+      'the recorder volume to be unmounted',
+      () => {
+        alive();
+        return mountsUnder(world!.runtimeRoot, inDockd).length === 0;
+      },
+      60_000,
+    );
     expect(mountsUnder(world.runtimeRoot)).toEqual([]);
     expect(() => sh('e2fsck', ['-n', '-f', loop])).not.toThrow();
     const check = path.join(dir, 'check');
@@ -141,6 +224,8 @@ describe('dockd without any capability, mounting through the mount helper', () =
       }
       expect(after.has(kept.rel)).toBe(true);
       expect(after.size).toBe(original.size - 2);
-    } finally { sh('umount', [check]); }
+    } finally {
+      sh('umount', [check]);
+    }
   }, 300_000);
 });

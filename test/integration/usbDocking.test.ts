@@ -20,7 +20,8 @@ import { TusTestServer } from '../helpers/tusServer.ts';
  */
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/sysfs');
 const SBIN_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
-const sh = (file: string, args: string[]) => execFileSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH: SBIN_PATH } }).trim();
+const sh = (file: string, args: string[]) =>
+  execFileSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH: SBIN_PATH } }).trim();
 const devicesOf = (root: string) => path.join(root, 'bus/usb/devices');
 const P = 'dockd/test-st';
 const PORT = '1-1.2';
@@ -28,7 +29,9 @@ const BAY = 'B2';
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) {
-    throw new Error(`the USB docking integration test needs root (loop devices, mount); uid is ${process.getuid?.()}: run it as root, as CI does`);
+    throw new Error(
+      `the USB docking integration test needs root (loop devices, mount); uid is ${process.getuid?.()}: run it as root, as CI does`,
+    );
   }
   for (const tool of ['losetup', 'mkfs.ext4', 'mount', 'umount', 'blkid', 'ffmpeg']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`], { env: { ...process.env, PATH: SBIN_PATH } }).status !== 0) {
@@ -38,11 +41,15 @@ function requireRoot(): void {
 }
 
 function mountLine(mountPoint: string): string[] | undefined {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '))
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
     .find((f) => unescapeMountField(f[1] ?? '') === mountPoint);
 }
 function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => unescapeMountField(l.split(' ')[1] ?? ''))
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => unescapeMountField(l.split(' ')[1] ?? ''))
     .filter((mp) => mp === dir || mp.startsWith(dir + path.sep));
 }
 
@@ -53,7 +60,11 @@ async function plug(root: string, fromTree: string, portPath: string): Promise<v
   await fs.rename(staging, path.join(devicesOf(root), portPath));
 }
 
-interface Clip { name: string; sha256: string; size: number }
+interface Clip {
+  name: string;
+  sha256: string;
+  size: number;
+}
 
 let dir: string | null = null;
 let loop: string | null = null;
@@ -63,14 +74,21 @@ let tus: TusTestServer | null = null;
 let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
 
 afterEach(async () => {
-  await daemon?.stop().catch(async () => { await daemon?.kill9(); });
+  await daemon?.stop().catch(async () => {
+    await daemon?.kill9();
+  });
   await sub?.close().catch(() => {});
   await tus?.stop().catch(() => {});
   await broker?.stop().catch(() => {});
-  if (dir) for (const mp of mountsUnder(dir).reverse()) spawnSync('umount', ['-l', mp], { env: { ...process.env, PATH: SBIN_PATH } });
+  if (dir)
+    for (const mp of mountsUnder(dir).reverse()) spawnSync('umount', ['-l', mp], { env: { ...process.env, PATH: SBIN_PATH } });
   if (loop) spawnSync('losetup', ['-d', loop], { env: { ...process.env, PATH: SBIN_PATH } });
   if (dir) await fs.rm(dir, { recursive: true, force: true });
-  dir = loop = null; daemon = null; broker = null; tus = null; sub = null;
+  dir = loop = null;
+  daemon = null;
+  broker = null;
+  tus = null;
+  sub = null;
 });
 
 describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 recorder)', () => {
@@ -84,10 +102,17 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
     const clips: Clip[] = [];
     for (const [i, variant] of [701, 702].entries()) {
       const source = await sampleMedia('video', 2, variant);
-      const name = recordingName({ officerId: '012345', serial: '1234567', at: `2026112808${String(i * 10).padStart(2, '0')}00`, seq: i + 1 });
+      const name = recordingName({
+        officerId: '012345',
+        serial: '1234567',
+        at: `2026112808${String(i * 10).padStart(2, '0')}00`,
+        seq: i + 1,
+      });
       await fs.copyFile(source, path.join(content, 'DCIM', '100MEDIA', name));
-      await fs.writeFile(path.join(content, 'DCIM', '100MEDIA', name.replace(/\.mp4$/, '.meta.json')),
-        JSON.stringify({ caseNo: `C-USB-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }));
+      await fs.writeFile(
+        path.join(content, 'DCIM', '100MEDIA', name.replace(/\.mp4$/, '.meta.json')),
+        JSON.stringify({ caseNo: `C-USB-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }),
+      );
       clips.push({ name, sha256: await sha256OfFile(source), size: (await fs.stat(source)).size });
     }
     expect(new Set(clips.map((c) => c.sha256)).size).toBe(2);
@@ -95,8 +120,11 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
     await fs.writeFile(image, '');
     await fs.truncate(image, 32 * 1024 * 1024);
     sh('mkfs.ext4', ['-q', '-F', '-d', content, image]);
-    try { loop = sh('losetup', ['--find', '--show', image]); }
-    catch (e) { throw new Error(`losetup failed (no loop devices in this container?): ${(e as Error).message}`); }
+    try {
+      loop = sh('losetup', ['--find', '--show', image]);
+    } catch (e) {
+      throw new Error(`losetup failed (no loop devices in this container?): ${(e as Error).message}`);
+    }
 
     // Device nodes: the fixture's partition name links to the loop device.
     const devRoot = path.join(dir, 'dev');
@@ -117,21 +145,32 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
     const configFile = path.join(dir, 'dockd.yaml');
     const mountRoot = path.join(dir, 'dock');
     await fs.mkdir(mountRoot);
-    await fs.writeFile(configFile, stringify({
-      station: { id: 'test-st', timeZone: 'Asia/Shanghai' },
-      storage: { dir: path.join(dir, 'store') },
-      dock: { mountRoots: [mountRoot], settleMs: 100, rescanSeconds: 1, bays: [{ id: BAY, usbPort: PORT }] },
-      devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
-      hq: { embedded: false, tus: { endpoint: tus.endpoint, stallTimeoutSeconds: 10, maxRetryDelaySeconds: 2 }, mqtt: { url: broker.url, topicPrefix: 'dockd' } },
-      http: { listen: `127.0.0.1:${await freePort()}` },
-      log: { level: 'debug' },
-      usb: { enabled: true, hotplug: 'sysfs', sysfsRoot, devRoot, runtimeMountRoot },
-    }));
+    await fs.writeFile(
+      configFile,
+      stringify({
+        station: { id: 'test-st', timeZone: 'Asia/Shanghai' },
+        storage: { dir: path.join(dir, 'store') },
+        dock: { mountRoots: [mountRoot], settleMs: 100, rescanSeconds: 1, bays: [{ id: BAY, usbPort: PORT }] },
+        devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
+        hq: {
+          embedded: false,
+          tus: { endpoint: tus.endpoint, stallTimeoutSeconds: 10, maxRetryDelaySeconds: 2 },
+          mqtt: { url: broker.url, topicPrefix: 'dockd' },
+        },
+        http: { listen: `127.0.0.1:${await freePort()}` },
+        log: { level: 'debug' },
+        usb: { enabled: true, hotplug: 'sysfs', sysfsRoot, devRoot, runtimeMountRoot },
+      }),
+    );
     sub = await recordTopics(broker.url, `${P}/#`);
-    const events = (type: string) => sub!.messages.filter((m) => m.topic === `${P}/event`)
-      .map((m) => JSON.parse(m.payload) as Record<string, unknown>).filter((e) => e.type === type);
+    const events = (type: string) =>
+      sub!.messages
+        .filter((m) => m.topic === `${P}/event`)
+        .map((m) => JSON.parse(m.payload) as Record<string, unknown>)
+        .filter((e) => e.type === type);
     const alive = () => {
-      if (daemon?.proc?.exitCode !== null && daemon?.proc?.exitCode !== undefined) throw new Error(`dockd exited ${daemon.proc.exitCode}: ${daemon.stderr}`);
+      if (daemon?.proc?.exitCode !== null && daemon?.proc?.exitCode !== undefined)
+        throw new Error(`dockd exited ${daemon.proc.exitCode}: ${daemon.stderr}`);
     };
 
     daemon = new DaemonProcess(configFile);
@@ -143,43 +182,85 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
 
     // Plug the recorder in (mass-storage mode, port 1-1.2).
     await plug(sysfsRoot, 'recorder-storage', PORT);
-    const line = await waitFor('the recorder volume to be mounted', () => { alive(); return mountLine(mountPoint); }, 60_000);
+    const line = await waitFor(
+      'the recorder volume to be mounted',
+      () => {
+        alive();
+        return mountLine(mountPoint);
+      },
+      60_000,
+    );
     expect(line[0]).toBe(loop);
     expect(line[2]).toBe('ext4');
     expect(line[3]!.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
     expect(await fs.readdir(path.join(mountPoint, 'DCIM', '100MEDIA'))).toEqual(expect.arrayContaining(clips.map((c) => c.name)));
 
     // Ingested and uploaded: the tus server re-hashed each upload and the hashes are the clips'.
-    await waitFor('both clips verified by the tus server', () => {
-      alive();
-      return clips.every((c) => tus!.finished.some((u) => u.sha256 === c.sha256));
-    }, 120_000, 200);
+    await waitFor(
+      'both clips verified by the tus server',
+      () => {
+        alive();
+        return clips.every((c) => tus!.finished.some((u) => u.sha256 === c.sha256));
+      },
+      120_000,
+      200,
+    );
     for (const c of clips) expect(tus.finished.find((u) => u.sha256 === c.sha256)?.size).toBe(c.size);
     expect(tus.refused).toEqual([]);
 
     // Status: the recorder, in its bay.
-    const status = await waitFor('dockctl status to show the recorder in its bay', async () => {
-      const r = await runDockctl(configFile, ['status', '--json']);
-      if (r.code !== 0) throw new Error(`dockctl status failed (${r.code}): ${r.stderr}`);
-      const s = JSON.parse(r.stdout) as { recorders: { volume: string; bay: string | null; serial: string | null; state: string }[] };
-      return s.recorders.find((rec) => rec.volume === mountPoint && rec.state === 'done') ? s : null;
-    }, 60_000, 250);
+    const status = await waitFor(
+      'dockctl status to show the recorder in its bay',
+      async () => {
+        const r = await runDockctl(configFile, ['status', '--json']);
+        if (r.code !== 0) throw new Error(`dockctl status failed (${r.code}): ${r.stderr}`);
+        const s = JSON.parse(r.stdout) as {
+          recorders: { volume: string; bay: string | null; serial: string | null; state: string }[];
+        };
+        return s.recorders.find((rec) => rec.volume === mountPoint && rec.state === 'done') ? s : null;
+      },
+      60_000,
+      250,
+    );
     const tile = status.recorders.find((rec) => rec.volume === mountPoint)!;
     expect(tile.bay).toBe(BAY);
     expect(tile.serial).toBe('1234567');
-    const docked = await waitFor('recorder.docked event', () => events('recorder.docked').find((e) => e.volume === mountPoint), 30_000);
+    const docked = await waitFor(
+      'recorder.docked event',
+      () => events('recorder.docked').find((e) => e.volume === mountPoint),
+      30_000,
+    );
     expect(docked).toMatchObject({ deviceSerial: '1234567', files: 2, bay: BAY });
 
     // Unplug: undocked, unmounted.
     await fs.rm(path.join(devicesOf(sysfsRoot), PORT), { recursive: true });
-    const undocked = await waitFor('recorder.undocked event', () => { alive(); return events('recorder.undocked').find((e) => e.volume === mountPoint); }, 60_000);
+    const undocked = await waitFor(
+      'recorder.undocked event',
+      () => {
+        alive();
+        return events('recorder.undocked').find((e) => e.volume === mountPoint);
+      },
+      60_000,
+    );
     expect(undocked).toMatchObject({ deviceSerial: '1234567', complete: true });
-    await waitFor('the recorder volume to be unmounted', () => { alive(); return mountLine(mountPoint) === undefined; }, 60_000);
-    await waitFor('dockctl status to drop the recorder', async () => {
-      const r = await runDockctl(configFile, ['status', '--json']);
-      const s = JSON.parse(r.stdout) as { recorders: { volume: string }[] };
-      return !s.recorders.some((rec) => rec.volume === mountPoint);
-    }, 30_000, 250);
+    await waitFor(
+      'the recorder volume to be unmounted',
+      () => {
+        alive();
+        return mountLine(mountPoint) === undefined;
+      },
+      60_000,
+    );
+    await waitFor(
+      'dockctl status to drop the recorder',
+      async () => {
+        const r = await runDockctl(configFile, ['status', '--json']);
+        const s = JSON.parse(r.stdout) as { recorders: { volume: string }[] };
+        return !s.recorders.some((rec) => rec.volume === mountPoint);
+      },
+      30_000,
+      250,
+    );
 
     // An unknown USB stick whose partition node leads to the same (mountable) volume: ignored, nothing mounted or ingested.
     await fs.symlink(loop, path.join(devRoot, 'sdc1'));
@@ -187,7 +268,11 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
     const uploadsBefore = tus.finished.length;
     const dockedBefore = events('recorder.docked').length;
     await plug(sysfsRoot, 'usb-stick', '1-1.3');
-    await daemon.waitForLog((l) => daemon!.logs.indexOf(l) >= logsBefore && /device ignored/.test(l.msg) && l.portPath === '1-1.3', 'the stick to be ignored', 60_000);
+    await daemon.waitForLog(
+      (l) => daemon!.logs.indexOf(l) >= logsBefore && /device ignored/.test(l.msg) && l.portPath === '1-1.3',
+      'the stick to be ignored',
+      60_000,
+    );
     expect(mountsUnder(dir)).toEqual([]);
     expect(await fs.readdir(runtimeMountRoot)).toEqual([]);
     expect(tus.finished.length).toBe(uploadsBefore);

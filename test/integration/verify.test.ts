@@ -9,7 +9,11 @@ import { Mosquitto } from '../helpers/mosquitto.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
 
-interface VerifyJson { ok: boolean; checked: number; bad: { id: number; sha256: string; problem: string }[] }
+interface VerifyJson {
+  ok: boolean;
+  checked: number;
+  bad: { id: number; sha256: string; problem: string }[];
+}
 
 describe('dockctl verify: re-hashes every stored object and names each one that is altered or gone', () => {
   let dir: string;
@@ -45,11 +49,14 @@ describe('dockctl verify: re-hashes every stored object and names each one that 
     await dockVolume(world.mountRoot, 'REC1', async (v) => {
       for (const [i, c] of clips.entries()) {
         await fs.copyFile(c, path.join(v, names[i]));
-        await fs.writeFile(path.join(v, names[i].replace('.mp4', '.meta.json')), JSON.stringify({ caseNo: `C-${i}`, purpose: '取证', place: '幸福路12号' }));
+        await fs.writeFile(
+          path.join(v, names[i].replace('.mp4', '.meta.json')),
+          JSON.stringify({ caseNo: `C-${i}`, purpose: '取证', place: '幸福路12号' }),
+        );
       }
       await fs.writeFile(path.join(v, recordingName({ at: '20261128115900', seq: 9 })), corrupt);
     });
-    const shas = [...await Promise.all(clips.map((c) => sha256OfFile(c))), sha256Of(corrupt)];
+    const shas = [...(await Promise.all(clips.map((c) => sha256OfFile(c)))), sha256Of(corrupt)];
     await waitForIngestFinished(daemon, 1);
     const rows = await waitForSettledCatalog(world.configFile, 4);
     expect(rows.map((r) => r.sha256).sort()).toEqual([...shas].sort());
@@ -106,10 +113,12 @@ describe('dockctl verify: re-hashes every stored object and names each one that 
     const report = JSON.parse(badJson.stdout) as VerifyJson;
     expect(report.ok).toBe(false);
     expect(report.checked).toBe(4);
-    expect([...report.bad].sort((x, y) => x.id - y.id)).toEqual([
-      { id: idOf(flipped), sha256: flipped, problem: expect.stringMatching(/content changed/) },
-      { id: idOf(deleted), sha256: deleted, problem: expect.stringMatching(/missing/) },
-    ].sort((x, y) => x.id - y.id));
+    expect([...report.bad].sort((x, y) => x.id - y.id)).toEqual(
+      [
+        { id: idOf(flipped), sha256: flipped, problem: expect.stringMatching(/content changed/) },
+        { id: idOf(deleted), sha256: deleted, problem: expect.stringMatching(/missing/) },
+      ].sort((x, y) => x.id - y.id),
+    );
 
     // Verification works with the daemon stopped too (an admin checking a station that is down), and still fails.
     expect(await daemon.stop()).toBe(0);

@@ -55,7 +55,12 @@ describe('broker failover (hq.mqtt.urls)', () => {
   });
 
   async function station(urls: string[]) {
-    const world = await stationWorld(dir, { tusEndpoint: `http://127.0.0.1:${link.port}/files/`, mqttUrl: urls[0], stationId: S, tus: { concurrency: 1 } });
+    const world = await stationWorld(dir, {
+      tusEndpoint: `http://127.0.0.1:${link.port}/files/`,
+      mqttUrl: urls[0],
+      stationId: S,
+      tus: { concurrency: 1 },
+    });
     const doc = world.config as { hq: { mqtt: Record<string, unknown> } };
     delete doc.hq.mqtt.url;
     doc.hq.mqtt.urls = urls;
@@ -81,13 +86,27 @@ describe('broker failover (hq.mqtt.urls)', () => {
 
     const clips = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => sampleMedia('video', 1, 1100 + i)));
     const { files } = await dockRecordings(world.mountRoot, 'REC1', clips);
-    await waitFor('the first upload announced on broker A', () => events(hqA.messages, `${P}/event`).some((e) => e.type === 'file.uploaded'), 120_000, 20);
+    await waitFor(
+      'the first upload announced on broker A',
+      () => events(hqA.messages, `${P}/event`).some((e) => e.type === 'file.uploaded'),
+      120_000,
+      20,
+    );
     await a.kill();
     await d.waitForLog((l) => l.msg === 'connected to broker' && l.url === b.url, 'the station on the second broker', 60_000);
 
-    const uploaded = () => new Set([...events(hqA.messages, `${P}/event`), ...events(hqB.messages, `${P}/event`)].filter((e) => e.type === 'file.uploaded').map((e) => e.sha256));
+    const uploaded = () =>
+      new Set(
+        [...events(hqA.messages, `${P}/event`), ...events(hqB.messages, `${P}/event`)]
+          .filter((e) => e.type === 'file.uploaded')
+          .map((e) => e.sha256),
+      );
     await waitFor('every upload announced', () => uploaded().size === files.length, 120_000);
-    await waitFor('the outbox drained', async () => (await dockctlJson<StatusJson>(world.configFile, ['status'])).queue.outbox === 0, 60_000);
+    await waitFor(
+      'the outbox drained',
+      async () => (await dockctlJson<StatusJson>(world.configFile, ['status'])).queue.outbox === 0,
+      60_000,
+    );
 
     const fromA = events(hqA.messages, `${P}/event`);
     const fromB = events(hqB.messages, `${P}/event`);
@@ -102,16 +121,26 @@ describe('broker failover (hq.mqtt.urls)', () => {
     const fileEvents = merged.filter((e) => e.type !== 'alarm');
     expect(fileEvents.filter((e) => e.type === 'recorder.docked')).toHaveLength(1);
     for (const t of ['file.ingested', 'file.uploaded']) {
-      expect(fileEvents.filter((e) => e.type === t).map((e) => e.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
+      expect(
+        fileEvents
+          .filter((e) => e.type === t)
+          .map((e) => e.sha256)
+          .sort(),
+      ).toEqual(files.map((f) => f.sha256).sort());
     }
     for (const f of files) {
-      expect(merged.findIndex((e) => e.type === 'file.ingested' && e.sha256 === f.sha256))
-        .toBeLessThan(merged.findIndex((e) => e.type === 'file.uploaded' && e.sha256 === f.sha256));
+      expect(merged.findIndex((e) => e.type === 'file.ingested' && e.sha256 === f.sha256)).toBeLessThan(
+        merged.findIndex((e) => e.type === 'file.uploaded' && e.sha256 === f.sha256),
+      );
     }
 
     // HQ's receipts now come through the second broker.
     await sendReceipt(b.url, S, { sha256: files[0].sha256, ok: true });
-    await waitFor('archived through broker B', async () => (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some((f) => f.sha256 === files[0].sha256 && f.state === 'archived'));
+    await waitFor('archived through broker B', async () =>
+      (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some(
+        (f) => f.sha256 === files[0].sha256 && f.state === 'archived',
+      ),
+    );
     expect(await d.stop()).toBe(0);
   });
 

@@ -20,7 +20,11 @@ import { ThrottleProxy } from '../helpers/throttleProxy.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockctlJson, events, hqSubscriber, stationWorld, type FileJson, type StationEvent, type StatusJson } from './support.ts';
 
-interface Suite { title: string; kind: 'mosquitto' | 'rabbitmq'; protocolVersion: 4 | 5 }
+interface Suite {
+  title: string;
+  kind: 'mosquitto' | 'rabbitmq';
+  protocolVersion: 4 | 5;
+}
 const SUITES: Suite[] = [
   { title: 'mosquitto, MQTT 3.1.1', kind: 'mosquitto', protocolVersion: 4 },
   { title: 'mosquitto, MQTT 5', kind: 'mosquitto', protocolVersion: 5 },
@@ -41,7 +45,9 @@ function rabbitBroker(): Promise<RabbitMqBroker> {
   return rabbit;
 }
 
-beforeAll(async () => { root = await tempDir('dockd-interop-mqtt-'); });
+beforeAll(async () => {
+  root = await tempDir('dockd-interop-mqtt-');
+});
 afterAll(async () => {
   if (rabbit) await (await rabbit.catch(() => null))?.stop();
   await fs.rm(root, { recursive: true, force: true });
@@ -49,7 +55,11 @@ afterAll(async () => {
 
 /** Events of one docking as HQ received them: each once, in the order they happened, each file ingested before uploaded. */
 function expectDocking(evs: StationEvent[], files: PlacedRecording[]): void {
-  const shas = (t: string) => evs.filter((e) => e.type === t).map((e) => e.sha256).sort();
+  const shas = (t: string) =>
+    evs
+      .filter((e) => e.type === t)
+      .map((e) => e.sha256)
+      .sort();
   expect(evs.filter((e) => e.type === 'recorder.docked')).toHaveLength(1);
   expect(shas('file.ingested')).toEqual(files.map((f) => f.sha256).sort());
   expect(shas('file.uploaded')).toEqual(files.map((f) => f.sha256).sort());
@@ -106,40 +116,80 @@ describe.each(SUITES)('$title', ({ kind, protocolVersion }) => {
   it('retained status, state and audit head on exact topics; QoS 1 events in order; receipts sent while away; the last will', async () => {
     const S = `chain-${protocolVersion}`;
     const P = `dockd/${S}`;
-    const world = await stationWorld(path.join(dir, S), { tusEndpoint: tus.endpoint, mqttUrl: broker.url, stationId: S, mqtt: { protocolVersion } });
+    const world = await stationWorld(path.join(dir, S), {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      stationId: S,
+      mqtt: { protocolVersion },
+    });
     const first = await startDaemon(world.configFile);
 
     const hq = await subscribe(broker.url, [`${P}/status`, `${P}/state`, `${P}/audit`, `${P}/event`]);
-    await waitFor('online, state and audit head', () => ['status', 'state', 'audit'].every((t) => hq.messages.some((m) => m.topic === `${P}/${t}`)));
+    await waitFor('online, state and audit head', () =>
+      ['status', 'state', 'audit'].every((t) => hq.messages.some((m) => m.topic === `${P}/${t}`)),
+    );
     // A subscriber that comes after they were published: the retained messages reach it on their exact topics.
     const late = await subscribe(broker.url, [`${P}/status`, `${P}/state`, `${P}/audit`]);
-    await waitFor('retained online, state and audit head', () => ['status', 'state', 'audit'].every((t) => late.messages.some((m) => m.topic === `${P}/${t}` && m.retain)));
+    await waitFor('retained online, state and audit head', () =>
+      ['status', 'state', 'audit'].every((t) => late.messages.some((m) => m.topic === `${P}/${t}` && m.retain)),
+    );
     expect(late.messages.find((m) => m.topic === `${P}/status` && m.retain)!.payload).toBe('online');
     expect(JSON.parse(late.messages.find((m) => m.topic === `${P}/state` && m.retain)!.payload)).toMatchObject({ stationId: S });
-    expect(JSON.parse(late.messages.find((m) => m.topic === `${P}/audit` && m.retain)!.payload)).toMatchObject({ stationId: S, seq: expect.any(Number) });
+    expect(JSON.parse(late.messages.find((m) => m.topic === `${P}/audit` && m.retain)!.payload)).toMatchObject({
+      stationId: S,
+      seq: expect.any(Number),
+    });
 
-    const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(protocolVersion * 10 + (kind === 'rabbitmq' ? 900 : 800), 2));
-    await waitFor('both uploads announced on MQTT', () => events(hq.messages, `${P}/event`).filter((e) => e.type === 'file.uploaded').length === 2, 120_000);
+    const { files } = await dockRecordings(
+      world.mountRoot,
+      'REC1',
+      await clips(protocolVersion * 10 + (kind === 'rabbitmq' ? 900 : 800), 2),
+    );
+    await waitFor(
+      'both uploads announced on MQTT',
+      () => events(hq.messages, `${P}/event`).filter((e) => e.type === 'file.uploaded').length === 2,
+      120_000,
+    );
     expectDocking(events(hq.messages, `${P}/event`), files);
 
     // The station stops; HQ's signed receipts wait for it in its persistent session.
     expect(await first.stop()).toBe(0);
-    await waitFor('offline on a clean stop', () => hq.messages.filter((m) => m.topic === `${P}/status`).at(-1)?.payload === 'offline');
+    await waitFor(
+      'offline on a clean stop',
+      () => hq.messages.filter((m) => m.topic === `${P}/status`).at(-1)?.payload === 'offline',
+    );
     for (const f of files) await sendReceipt(broker.url, S, { sha256: f.sha256, ok: true });
     const again = await startDaemon(world.configFile);
-    await waitFor('both recordings archived on the receipts sent while away', async () => {
-      const rows = await dockctlJson<FileJson[]>(world.configFile, ['files']);
-      return files.every((f) => rows.some((r) => r.sha256 === f.sha256 && r.state === 'archived'));
-    }, 60_000);
-    await waitFor('file.archived events', () => events(hq.messages, `${P}/event`).filter((e) => e.type === 'file.archived').length === 2);
+    await waitFor(
+      'both recordings archived on the receipts sent while away',
+      async () => {
+        const rows = await dockctlJson<FileJson[]>(world.configFile, ['files']);
+        return files.every((f) => rows.some((r) => r.sha256 === f.sha256 && r.state === 'archived'));
+      },
+      60_000,
+    );
+    await waitFor(
+      'file.archived events',
+      () => events(hq.messages, `${P}/event`).filter((e) => e.type === 'file.archived').length === 2,
+    );
     await waitFor('online again', () => hq.messages.filter((m) => m.topic === `${P}/status`).at(-1)?.payload === 'online');
 
     // Killed: no goodbye from the station, the broker publishes its last will.
     const beforeKill = hq.messages.filter((m) => m.topic === `${P}/status`).length;
     await again.kill9();
-    await waitFor('the last will', () => hq.messages.filter((m) => m.topic === `${P}/status`).slice(beforeKill).some((m) => m.payload === 'offline'), 90_000);
+    await waitFor(
+      'the last will',
+      () =>
+        hq.messages
+          .filter((m) => m.topic === `${P}/status`)
+          .slice(beforeKill)
+          .some((m) => m.payload === 'offline'),
+      90_000,
+    );
     const later = await subscribe(broker.url, [`${P}/status`]);
-    await waitFor('retained offline for a late subscriber', () => later.messages.some((m) => m.retain && m.payload === 'offline'));
+    await waitFor('retained offline for a late subscriber', () =>
+      later.messages.some((m) => m.retain && m.payload === 'offline'),
+    );
   });
 
   it('broker outage: events are kept while it is down and delivered in order, none missing, when it returns', async () => {
@@ -149,26 +199,53 @@ describe.each(SUITES)('$title', ({ kind, protocolVersion }) => {
     const link = new ThrottleProxy({ port: broker.port });
     await link.start();
     closers.push(() => link.stop());
-    const world = await stationWorld(path.join(dir, S), { tusEndpoint: tus.endpoint, mqttUrl: `mqtt://127.0.0.1:${link.port}`, stationId: S, mqtt: { protocolVersion } });
+    const world = await stationWorld(path.join(dir, S), {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: `mqtt://127.0.0.1:${link.port}`,
+      stationId: S,
+      mqtt: { protocolVersion },
+    });
     const d = await startDaemon(world.configFile);
 
     await broker.stop();
-    await d.waitForLog((l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE', 'the daemon to notice the broker is gone');
-    const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(protocolVersion * 10 + (kind === 'rabbitmq' ? 950 : 850), 3));
-    const held = await waitFor('all uploaded, their events held', async () => {
-      const s = await dockctlJson<StatusJson>(world.configFile, ['status']);
-      return s.queue.uploaded === 3 ? s : null;
-    }, 120_000);
+    await d.waitForLog(
+      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
+      'the daemon to notice the broker is gone',
+    );
+    const { files } = await dockRecordings(
+      world.mountRoot,
+      'REC1',
+      await clips(protocolVersion * 10 + (kind === 'rabbitmq' ? 950 : 850), 3),
+    );
+    const held = await waitFor(
+      'all uploaded, their events held',
+      async () => {
+        const s = await dockctlJson<StatusJson>(world.configFile, ['status']);
+        return s.queue.uploaded === 3 ? s : null;
+      },
+      120_000,
+    );
     expect(held.queue.outbox).toBeGreaterThanOrEqual(7); // docked + 3 ingested + 3 uploaded (+ the alarm)
 
     link.refuse(true);
     await broker.start();
     const hq = await subscribe(broker.url, [`${P}/event`]);
     link.refuse(false);
-    await waitFor('every held event', () => events(hq.messages, `${P}/event`).filter((e) => e.type === 'file.uploaded').length === 3, 60_000);
-    await waitFor('the outbox drained', async () => (await dockctlJson<StatusJson>(world.configFile, ['status'])).queue.outbox === 0, 60_000);
+    await waitFor(
+      'every held event',
+      () => events(hq.messages, `${P}/event`).filter((e) => e.type === 'file.uploaded').length === 3,
+      60_000,
+    );
+    await waitFor(
+      'the outbox drained',
+      async () => (await dockctlJson<StatusJson>(world.configFile, ['status'])).queue.outbox === 0,
+      60_000,
+    );
     const evs = events(hq.messages, `${P}/event`);
-    expectDocking(evs.filter((e) => e.type !== 'alarm'), files);
+    expectDocking(
+      evs.filter((e) => e.type !== 'alarm'),
+      files,
+    );
     const raised = evs.findIndex((e) => e.type === 'alarm' && e.code === 'MQTT_UNREACHABLE' && e.active === true);
     expect(raised).toBeGreaterThanOrEqual(0);
     expect(raised).toBeLessThan(evs.findIndex((e) => e.type === 'recorder.docked')); // it happened first
@@ -194,20 +271,57 @@ async function grantAsReadme(broker: RabbitMqBroker, stations: string[]): Promis
     const q = `mqtt-subscription-dockd-${u}qos[01]`;
     await broker.ctl('add_user', u, `${u}-pw`);
     await broker.ctl('set_permissions', '-p', '/', u, `^${q}$`, `^(amq\\.topic|${q})$`, `^(amq\\.topic|${q})$`);
-    await broker.ctl('set_topic_permissions', '-p', '/', u, 'amq.topic', '^dockd\\.{username}\\.(status|state|event|audit)$', '^dockd\\.{username}\\.receipt$');
+    await broker.ctl(
+      'set_topic_permissions',
+      '-p',
+      '/',
+      u,
+      'amq.topic',
+      '^dockd\\.{username}\\.(status|state|event|audit)$',
+      '^dockd\\.{username}\\.receipt$',
+    );
   }
   await broker.ctl('add_user', 'hq', 'hq-pw');
-  await broker.ctl('set_permissions', '-p', '/', 'hq', '^mqtt-subscription-hq.*$', '^(amq\\.topic|mqtt-subscription-hq.*)$', '^(amq\\.topic|mqtt-subscription-hq.*)$');
+  await broker.ctl(
+    'set_permissions',
+    '-p',
+    '/',
+    'hq',
+    '^mqtt-subscription-hq.*$',
+    '^(amq\\.topic|mqtt-subscription-hq.*)$',
+    '^(amq\\.topic|mqtt-subscription-hq.*)$',
+  );
   await broker.ctl('set_topic_permissions', '-p', '/', 'hq', 'amq.topic', '^dockd\\.[^.]+\\.receipt$', '^dockd\\..*$');
 }
 
 /** Connects as `user` and does `act`; resolves to 'ok' or 'closed' (RabbitMQ closes the connection on a refusal). */
-async function asUser(url: string, user: string, clientId: string, act: (c: mqtt.MqttClient) => Promise<unknown>): Promise<'ok' | 'closed'> {
+async function asUser(
+  url: string,
+  user: string,
+  clientId: string,
+  act: (c: mqtt.MqttClient) => Promise<unknown>,
+): Promise<'ok' | 'closed'> {
   let c: mqtt.MqttClient;
-  try { c = await mqtt.connectAsync(url, { username: user, password: `${user}-pw`, clientId, reconnectPeriod: 0, connectTimeout: 10_000 }); } catch { return 'closed'; }
+  try {
+    c = await mqtt.connectAsync(url, {
+      username: user,
+      password: `${user}-pw`,
+      clientId,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+    });
+  } catch {
+    return 'closed';
+  }
   const closed = new Promise<'closed'>((r) => c.once('close', () => r('closed')));
   try {
-    return await Promise.race([act(c).then(() => 'ok' as const, () => 'closed' as const), closed]);
+    return await Promise.race([
+      act(c).then(
+        () => 'ok' as const,
+        () => 'closed' as const,
+      ),
+      closed,
+    ]);
   } finally {
     c.end(true); // a QoS 1 publish the broker never acknowledged would hold a graceful end for ever
   }
@@ -219,29 +333,50 @@ describe('RabbitMQ 3.10 permissions as the README gives them', () => {
     const ST = 'acl-st';
     await grantAsReadme(broker, [ST, 'acl-other']);
     const dir = await tempDir('dockd-interop-rabbit-acl-');
-    const world = await stationWorld(dir, { tusEndpoint: 'http://127.0.0.1:9/files/', mqttUrl: broker.url, stationId: ST, mqtt: { username: ST, password: `${ST}-pw` } });
+    const world = await stationWorld(dir, {
+      tusEndpoint: 'http://127.0.0.1:9/files/',
+      mqttUrl: broker.url,
+      stationId: ST,
+      mqtt: { username: ST, password: `${ST}-pw` },
+    });
     const d = new DaemonProcess(world.configFile);
     try {
       d.start();
       await d.started();
       await d.waitForLog((l) => l.msg === 'connected to broker', 'the station to connect with its own user', 60_000);
-      const hq = await mqtt.connectAsync(broker.url, { username: 'hq', password: 'hq-pw', clientId: 'hq-acl', reconnectPeriod: 0 });
+      const hq = await mqtt.connectAsync(broker.url, {
+        username: 'hq',
+        password: 'hq-pw',
+        clientId: 'hq-acl',
+        reconnectPeriod: 0,
+      });
       const seen: { topic: string; payload: string; retain: boolean }[] = [];
       hq.on('message', (topic, payload, p) => seen.push({ topic, payload: payload.toString(), retain: p.retain }));
       await hq.subscribeAsync([`dockd/${ST}/status`, `dockd/${ST}/audit`], { qos: 1 });
-      await waitFor('the retained online and audit head, read by HQ', () => seen.some((m) => m.retain && m.payload === 'online') && seen.some((m) => m.topic.endsWith('/audit')));
+      await waitFor(
+        'the retained online and audit head, read by HQ',
+        () => seen.some((m) => m.retain && m.payload === 'online') && seen.some((m) => m.topic.endsWith('/audit')),
+      );
 
       // With the station's own credentials, or as another station: no receipt gets in, no one else's receipts come out.
       const forged = 'ef'.repeat(32);
       const receipt = (sha: string) => JSON.stringify(signedReceipt(ST, sha, true));
-      expect(await asUser(broker.url, ST, 'forger', (c) => c.publishAsync(`dockd/${ST}/receipt`, receipt(forged), { qos: 1 }))).toBe('closed');
-      expect(await asUser(broker.url, ST, 'forger', (c) => c.publishAsync('dockd/acl-other/status', 'offline', { qos: 1 }))).toBe('closed');
-      expect(await asUser(broker.url, 'acl-other', 'dockd-acl-other', (c) => c.subscribeAsync(`dockd/${ST}/receipt`, { qos: 1 }))).toBe('closed');
-      expect(await asUser(broker.url, 'hq', 'hq-forger', (c) => c.publishAsync(`dockd/${ST}/status`, 'offline', { qos: 1 }))).toBe('closed');
+      expect(
+        await asUser(broker.url, ST, 'forger', (c) => c.publishAsync(`dockd/${ST}/receipt`, receipt(forged), { qos: 1 })),
+      ).toBe('closed');
+      expect(await asUser(broker.url, ST, 'forger', (c) => c.publishAsync('dockd/acl-other/status', 'offline', { qos: 1 }))).toBe(
+        'closed',
+      );
+      expect(
+        await asUser(broker.url, 'acl-other', 'dockd-acl-other', (c) => c.subscribeAsync(`dockd/${ST}/receipt`, { qos: 1 })),
+      ).toBe('closed');
+      expect(
+        await asUser(broker.url, 'hq', 'hq-forger', (c) => c.publishAsync(`dockd/${ST}/status`, 'offline', { qos: 1 })),
+      ).toBe('closed');
       // HQ's receipt arrives (an unknown sha256: audited as ignored); the forged one never did.
       const real = 'fe'.repeat(32);
       await hq.publishAsync(`dockd/${ST}/receipt`, receipt(real), { qos: 1 });
-      const audit = await waitFor('HQ\'s receipt applied', async () => {
+      const audit = await waitFor("HQ's receipt applied", async () => {
         const rows = await dockctlJson<{ type: string; subject: string | null }[]>(world.configFile, ['audit']);
         return rows.some((e) => e.type === 'receipt.ignored' && e.subject === real) ? rows : null;
       });
@@ -259,12 +394,20 @@ describe('RabbitMQ 3.10 and MQTT 5', () => {
   it('hangs up on an MQTT 5 CONNECT: dockd says to use hq.mqtt.protocolVersion 4, in its log and an alarm', async () => {
     const broker = await rabbitBroker();
     const dir = await tempDir('dockd-interop-rabbit5-');
-    const world = await stationWorld(dir, { tusEndpoint: 'http://127.0.0.1:9/files/', mqttUrl: broker.url, stationId: 'v5', mqtt: { protocolVersion: 5 } });
+    const world = await stationWorld(dir, {
+      tusEndpoint: 'http://127.0.0.1:9/files/',
+      mqttUrl: broker.url,
+      stationId: 'v5',
+      mqtt: { protocolVersion: 5 },
+    });
     const d = new DaemonProcess(world.configFile);
     try {
       d.start();
       await d.started();
-      const line = await d.waitForLog((l) => String(l.msg).startsWith('the broker closed the connection without answering our MQTT CONNECT'), 'the hint in the log');
+      const line = await d.waitForLog(
+        (l) => String(l.msg).startsWith('the broker closed the connection without answering our MQTT CONNECT'),
+        'the hint in the log',
+      );
       expect(line.msg).toContain('set hq.mqtt.protocolVersion: 4');
       const s = await waitFor('the alarm', async () => {
         const st = await dockctlJson<StatusJson>(world.configFile, ['status']);

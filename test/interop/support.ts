@@ -11,7 +11,10 @@ import type { Received } from '../helpers/mosquitto.ts';
 export type World = Awaited<ReturnType<typeof makeWorld>>;
 
 /** makeWorld, then station.id and hq.mqtt keys set as given. */
-export async function stationWorld(dir: string, o: WorldOptions & { stationId: string; mqtt?: Record<string, unknown> }): Promise<World> {
+export async function stationWorld(
+  dir: string,
+  o: WorldOptions & { stationId: string; mqtt?: Record<string, unknown> },
+): Promise<World> {
   const w = await makeWorld(dir, o);
   const doc = parse(await fs.readFile(w.configFile, 'utf8'));
   doc.station.id = o.stationId;
@@ -21,15 +24,29 @@ export async function stationWorld(dir: string, o: WorldOptions & { stationId: s
 }
 
 /** An MQTT 3.1.1 client of HQ's, subscribed with QoS 1 to each of `topics` (exact names), recording what arrives. */
-export async function hqSubscriber(url: string, topics: string[]): Promise<{ client: MqttClient; messages: Received[]; close: () => Promise<void> }> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, clientId: `hq-${Math.random().toString(16).slice(2, 10)}` });
+export async function hqSubscriber(
+  url: string,
+  topics: string[],
+): Promise<{ client: MqttClient; messages: Received[]; close: () => Promise<void> }> {
+  const client = await mqtt.connectAsync(url, {
+    reconnectPeriod: 200,
+    clientId: `hq-${Math.random().toString(16).slice(2, 10)}`,
+  });
   const messages: Received[] = [];
   client.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), retain: packet.retain }));
   for (const t of topics) await client.subscribeAsync(t, { qos: 1 });
   return { client, messages, close: () => client.endAsync() };
 }
 
-export interface StationEvent { type: string; at: string; sha256?: string; code?: string; key?: string; active?: boolean; [k: string]: unknown }
+export interface StationEvent {
+  type: string;
+  at: string;
+  sha256?: string;
+  code?: string;
+  key?: string;
+  active?: boolean;
+  [k: string]: unknown;
+}
 
 export function events(messages: Received[], topic: string): StationEvent[] {
   return messages.filter((m) => m.topic === topic).map((m) => JSON.parse(m.payload) as StationEvent);
@@ -41,5 +58,13 @@ export async function dockctlJson<T>(configFile: string, args: string[]): Promis
   return JSON.parse(r.stdout) as T;
 }
 
-export interface StatusJson { queue: Record<string, number>; alarms: { code: string; key: string; message: string }[]; links: { mqtt: string } | null }
-export interface FileJson { id: number; sha256: string; state: string }
+export interface StatusJson {
+  queue: Record<string, number>;
+  alarms: { code: string; key: string; message: string }[];
+  links: { mqtt: string } | null;
+}
+export interface FileJson {
+  id: number;
+  sha256: string;
+  state: string;
+}

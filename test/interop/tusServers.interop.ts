@@ -66,12 +66,17 @@ describe.each(SERVERS)('$title', ({ impl }) => {
     link = new ThrottleProxy({ port: server.port }, LINK_BYTES_PER_SECOND);
     await link.start();
     const world = await stationWorld(dir, {
-      tusEndpoint: `http://127.0.0.1:${link.port}/files/`, mqttUrl: broker.url, stationId: ST, tus: { concurrency: 1, stallTimeoutSeconds: 10 },
+      tusEndpoint: `http://127.0.0.1:${link.port}/files/`,
+      mqttUrl: broker.url,
+      stationId: ST,
+      tus: { concurrency: 1, stallTimeoutSeconds: 10 },
     });
     daemon = new DaemonProcess(world.configFile);
     daemon.start();
     await daemon.started();
-    const { files: [rec] } = await dockRecordings(world.mountRoot, 'REC1', [await bigClip(variant)]);
+    const {
+      files: [rec],
+    } = await dockRecordings(world.mountRoot, 'REC1', [await bigClip(variant)]);
     return { world, rec, d: daemon };
   }
 
@@ -98,15 +103,30 @@ describe.each(SERVERS)('$title', ({ impl }) => {
     expect(done.size).toBe(rec.size);
     await d.waitForLog((l) => l.msg === 'resuming upload', 'the daemon to resume, not restart, the upload');
     expect(done.metadata).toMatchObject({
-      filename: rec.name, filetype: 'video/mp4', sha256: rec.sha256, size: String(rec.size), stationId: ST,
-      deviceSerial: '1234567', officerId: '012345', caseNo: 'C-1', place: '幸福路12号', purpose: '现场执法', important: '0', integrity: 'ok',
-      capturedAt: '2026-11-28T08:00:00+08:00', filenameHex: Buffer.from(rec.name).toString('hex'),
+      filename: rec.name,
+      filetype: 'video/mp4',
+      sha256: rec.sha256,
+      size: String(rec.size),
+      stationId: ST,
+      deviceSerial: '1234567',
+      officerId: '012345',
+      caseNo: 'C-1',
+      place: '幸福路12号',
+      purpose: '现场执法',
+      important: '0',
+      integrity: 'ok',
+      capturedAt: '2026-11-28T08:00:00+08:00',
+      filenameHex: Buffer.from(rec.name).toString('hex'),
     });
     expect(done.metadata.stationKey).toMatch(/^[A-Za-z0-9+/]+=*$/);
 
-    await waitFor('uploaded', async () => (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some((f) => f.sha256 === rec.sha256 && f.state === 'uploaded'));
+    await waitFor('uploaded', async () =>
+      (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some((f) => f.sha256 === rec.sha256 && f.state === 'uploaded'),
+    );
     await sendReceipt(broker.url, ST, { sha256: rec.sha256, ok: true });
-    await waitFor('archived on HQ\'s signed receipt', async () => (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some((f) => f.sha256 === rec.sha256 && f.state === 'archived'));
+    await waitFor("archived on HQ's signed receipt", async () =>
+      (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some((f) => f.sha256 === rec.sha256 && f.state === 'archived'),
+    );
     expect(await d.stop()).toBe(0);
   });
 
@@ -117,12 +137,22 @@ describe.each(SERVERS)('$title', ({ impl }) => {
     await server.forget();
     await server.start();
 
-    await d.waitForLog((l) => l.msg === 'HQ no longer has this upload: starting it again from the beginning', 'the daemon to see the upload is gone', 60_000);
-    const done = await waitFor('HQ to finish the fresh upload', () => server.finished.find((u) => u.sha256 === rec.sha256), 120_000);
+    await d.waitForLog(
+      (l) => l.msg === 'HQ no longer has this upload: starting it again from the beginning',
+      'the daemon to see the upload is gone',
+      60_000,
+    );
+    const done = await waitFor(
+      'HQ to finish the fresh upload',
+      () => server.finished.find((u) => u.sha256 === rec.sha256),
+      120_000,
+    );
     expect(server.received).toBe(rec.size); // every byte again, since HQ kept none
     expect(done).toMatchObject({ size: rec.size, metadata: { sha256: rec.sha256, filename: rec.name, purpose: '现场执法' } });
     expect(await server.uploadFiles()).toEqual([{ name: done.id, size: rec.size }]);
-    await waitFor('uploaded', async () => (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some((f) => f.sha256 === rec.sha256 && f.state === 'uploaded'));
+    await waitFor('uploaded', async () =>
+      (await dockctlJson<FileJson[]>(world.configFile, ['files'])).some((f) => f.sha256 === rec.sha256 && f.state === 'uploaded'),
+    );
     expect(await d.stop()).toBe(0);
   });
 });

@@ -22,7 +22,10 @@ afterEach(async () => {
   await tus?.stop().catch(() => {});
   await broker?.stop().catch(() => {});
   if (dir) await fs.rm(dir, { recursive: true, force: true });
-  dir = null; daemon = null; broker = null; tus = null;
+  dir = null;
+  daemon = null;
+  broker = null;
+  tus = null;
 });
 
 describe(`dockd on Node ${process.version}`, () => {
@@ -32,7 +35,11 @@ describe(`dockd on Node ${process.version}`, () => {
     await broker.start();
     tus = new TusTestServer(path.join(dir, 'hq'));
     await tus.start();
-    const { configFile } = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra: { log: { level: 'info' } } });
+    const { configFile } = await makeWorld(dir, {
+      tusEndpoint: tus.endpoint,
+      mqttUrl: broker.url,
+      extra: { log: { level: 'info' } },
+    });
     daemon = new DaemonProcess(configFile);
     daemon.start({ env: { NODE_OPTIONS: '' } });
     await daemon.started();
@@ -51,26 +58,45 @@ describe(`dockd on Node ${process.version}`, () => {
   it('writes readable lines to a terminal (a real pty) and JSON to a pipe, escaping control characters', async () => {
     dir = await tempDir('dockd-tty-log-');
     const script = path.join(dir, 'log.mjs');
-    await fs.writeFile(script, `
+    await fs.writeFile(
+      script,
+      `
       import { createLogger } from ${JSON.stringify(path.join(PACKAGE_ROOT, 'daemon/log.ts'))};
       const log = createLogger('info');
       log.child({ component: 'usb' }).info({ port: '1-1.2', name: 'evil\\u001b[2Jname', password: '000000' }, 'recorder storage mounted read-only');
       log.warn({ err: { message: 'boom', stack: 'Error: boom\\n    at here' } }, 'something failed');
-    `);
+    `,
+    );
     const node = `${process.execPath} --import tsx ${script}`;
     const env = { ...process.env, NO_COLOR: '1', NODE_OPTIONS: '' };
     const onPty = spawnSync('script', ['-qec', node, '/dev/null'], { cwd: PACKAGE_ROOT, encoding: 'utf8', env, timeout: 60_000 });
     expect(onPty.status, onPty.stderr).toBe(0);
     const lines = onPty.stdout.replace(/\r/g, '').trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3}Z INFO  \[usb\] recorder storage mounted read-only {2}port=1-1\.2 name="evil\\u001b\[2Jname" password=\[redacted\]$/);
+    expect(lines[0]).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3}Z INFO {2}\[usb\] recorder storage mounted read-only {2}port=1-1\.2 name="evil\\u001b\[2Jname" password=\[redacted\]$/,
+    );
     expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{3}Z WARN {2}something failed$/);
     expect(lines.slice(2)).toEqual(['    Error: boom', '        at here']);
     expect(onPty.stdout).not.toContain('\x1b');
 
-    const onPipe = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: PACKAGE_ROOT, encoding: 'utf8', env, timeout: 60_000 });
+    const onPipe = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      cwd: PACKAGE_ROOT,
+      encoding: 'utf8',
+      env,
+      timeout: 60_000,
+    });
     expect(onPipe.status, onPipe.stderr).toBe(0);
-    const json = onPipe.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(json[0]).toMatchObject({ level: 30, component: 'usb', name: 'evil\x1b[2Jname', password: '[redacted]', msg: 'recorder storage mounted read-only' });
+    const json = onPipe.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(json[0]).toMatchObject({
+      level: 30,
+      component: 'usb',
+      name: 'evil\x1b[2Jname',
+      password: '[redacted]',
+      msg: 'recorder storage mounted read-only',
+    });
     expect(json[1]).toMatchObject({ level: 40, msg: 'something failed' });
   });
 });

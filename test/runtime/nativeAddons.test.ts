@@ -42,9 +42,16 @@ describe(`native addons on Node ${process.version}`, () => {
   });
 
   it('an idle GC with statements to collect does not abort the process', () => {
-    const r = spawnSync(process.execPath, ['--expose-gc', '-e', `${USE_ADDONS}
-      setTimeout(() => { global.gc(); setTimeout(() => { global.gc(); console.log('alive'); }, 50); }, 50);`],
-    { cwd: PACKAGE_ROOT, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--expose-gc',
+        '-e',
+        `${USE_ADDONS}
+      setTimeout(() => { global.gc(); setTimeout(() => { global.gc(); console.log('alive'); }, 50); }, 50);`,
+      ],
+      { cwd: PACKAGE_ROOT, encoding: 'utf8', timeout: 60_000 },
+    );
     expect(r.signal).toBeNull();
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split('\n').pop()).toBe('alive');

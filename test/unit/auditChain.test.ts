@@ -7,7 +7,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
 import { openStationKey, publicKeyBase64 } from '../../daemon/custody/keys.ts';
 import { checkAuditHead, signAuditHead } from '../../daemon/custody/signatures.ts';
-import { auditHead, canonicalJson, checkChainAgainstHead, entryHash, GENESIS, verifyChain, type AuditEntry } from '../../daemon/store/audit.ts';
+import {
+  auditHead,
+  canonicalJson,
+  checkChainAgainstHead,
+  entryHash,
+  GENESIS,
+  verifyChain,
+  type AuditEntry,
+} from '../../daemon/store/audit.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
 import { tempDir } from '../helpers/daemon.ts';
 
@@ -54,7 +62,12 @@ describe('audit hash chain on a real catalog', () => {
   /** Eight entries: audit-only entries and events (which are audited in the same transaction as their outbox row). */
   function activity(): AuditEntry[] {
     catalog.audit('config.loaded', null, { file: '/etc/dockd.yaml', sha256: SHA_B });
-    catalog.enqueue('event', { type: 'recorder.docked', at: '2026-11-28T00:01:00.000Z', deviceSerial: '1234567', volume: '/dock/REC1' });
+    catalog.enqueue('event', {
+      type: 'recorder.docked',
+      at: '2026-11-28T00:01:00.000Z',
+      deviceSerial: '1234567',
+      volume: '/dock/REC1',
+    });
     catalog.enqueue('event', { type: 'file.ingested', at: '2026-11-28T00:02:00.000Z', sha256: SHA_A, size: 10 });
     catalog.enqueue('event', { type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_A });
     catalog.audit('receipt.ignored', SHA_B, { ok: true, reason: 'no such recording at this station' });
@@ -77,20 +90,34 @@ describe('audit hash chain on a real catalog', () => {
   });
 
   it('audits an event with its subject and data, in the same transaction as its outbox row; other topics are not audited', () => {
-    catalog.enqueue('event', { type: 'file.ingested', at: '2026-11-28T00:02:00.000Z', sha256: SHA_A, size: 10, extra: { b: 2, a: 1 } });
+    catalog.enqueue('event', {
+      type: 'file.ingested',
+      at: '2026-11-28T00:02:00.000Z',
+      sha256: SHA_A,
+      size: 10,
+      extra: { b: 2, a: 1 },
+    });
     catalog.enqueue('state', { stationId: 'x' });
     const entries = rows(catalog);
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ seq: 1, type: 'file.ingested', subject: SHA_A, at: '2026-11-28T00:02:00.000Z' });
-    expect(JSON.parse(entries[0].data)).toEqual({ type: 'file.ingested', at: '2026-11-28T00:02:00.000Z', sha256: SHA_A, size: 10, extra: { a: 1, b: 2 } });
+    expect(JSON.parse(entries[0].data)).toEqual({
+      type: 'file.ingested',
+      at: '2026-11-28T00:02:00.000Z',
+      sha256: SHA_A,
+      size: 10,
+      extra: { a: 1, b: 2 },
+    });
     expect(entries[0].data).toBe(canonicalJson(JSON.parse(entries[0].data)));
     expect(catalog.outboxSize()).toBe(2);
 
     // A change that fails takes its audit entry with it (and vice versa): nothing half-recorded.
-    expect(() => catalog.tx(() => {
-      catalog.enqueue('event', { type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_A });
-      throw new Error('crash before commit');
-    })).toThrow('crash before commit');
+    expect(() =>
+      catalog.tx(() => {
+        catalog.enqueue('event', { type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_A });
+        throw new Error('crash before commit');
+      }),
+    ).toThrow('crash before commit');
     expect(rows(catalog)).toHaveLength(1);
     expect(catalog.outboxSize()).toBe(2);
     expect(verifyChain(catalog.db).ok).toBe(true);
@@ -108,7 +135,9 @@ describe('audit hash chain on a real catalog', () => {
 
   it('names an edited row (its own hash no longer matches)', () => {
     activity();
-    catalog.db.prepare('UPDATE audit SET data = ? WHERE seq = 4').run(canonicalJson({ type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_B }));
+    catalog.db
+      .prepare('UPDATE audit SET data = ? WHERE seq = 4')
+      .run(canonicalJson({ type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_B }));
     const check = verifyChain(catalog.db);
     expect(check.ok).toBe(false);
     expect(check.firstBroken).toEqual({ seq: 4, problem: expect.stringMatching(/edited|does not match its hash/) });
@@ -156,12 +185,18 @@ describe('audit hash chain on a real catalog', () => {
   it('names the first position of two rows whose contents were swapped (reordered)', () => {
     const entries = activity();
     const [a, b] = [entries[2], entries[5]]; // seq 3 and seq 6
-    const put = catalog.db.prepare('UPDATE audit SET at = ?, type = ?, subject = ?, data = ?, prev_hash = ?, hash = ? WHERE seq = ?');
+    const put = catalog.db.prepare(
+      'UPDATE audit SET at = ?, type = ?, subject = ?, data = ?, prev_hash = ?, hash = ? WHERE seq = ?',
+    );
     catalog.db.transaction(() => {
       put.run(b.at, b.type, b.subject, b.data, b.prev_hash, b.hash, a.seq);
       put.run(a.at, a.type, a.subject, a.data, a.prev_hash, a.hash, b.seq);
     })();
-    expect(rows(catalog).map((e) => e.type).slice(2, 6)).toEqual(['file.archived', 'file.uploaded', 'receipt.ignored', 'file.ingested']);
+    expect(
+      rows(catalog)
+        .map((e) => e.type)
+        .slice(2, 6),
+    ).toEqual(['file.archived', 'file.uploaded', 'receipt.ignored', 'file.ingested']);
     const check = verifyChain(catalog.db);
     expect(check.ok).toBe(false);
     expect(check.firstBroken!.seq).toBe(3);
@@ -170,7 +205,7 @@ describe('audit hash chain on a real catalog', () => {
   it('an untouched chain of many entries verifies; a broken one reports how far it got', () => {
     for (let i = 0; i < 200; i++) catalog.audit('file.viewed', SHA_A, { i });
     expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 200, head: { seq: 200 } });
-    catalog.db.exec("UPDATE audit SET data = '{\"i\":-1}' WHERE seq = 150");
+    catalog.db.exec('UPDATE audit SET data = \'{"i":-1}\' WHERE seq = 150');
     expect(verifyChain(catalog.db)).toMatchObject({ ok: false, entries: 150, firstBroken: { seq: 150 } });
   });
 
@@ -184,7 +219,12 @@ describe('audit hash chain on a real catalog', () => {
     expect(got.every((e) => e.at >= since)).toBe(true);
     expect(got.map((e) => e.seq)).toEqual(entries.filter((e) => e.at >= since).map((e) => e.seq));
     expect(got.map((e) => e.seq)).toContain(5);
-    expect(catalog.auditEntries({ subject: SHA_A }).map((e) => e.type)).toEqual(['file.ingested', 'file.uploaded', 'file.archived', 'file.exported']);
+    expect(catalog.auditEntries({ subject: SHA_A }).map((e) => e.type)).toEqual([
+      'file.ingested',
+      'file.uploaded',
+      'file.archived',
+      'file.exported',
+    ]);
     expect(catalog.auditEntries()).toHaveLength(entries.length);
   });
 
@@ -226,7 +266,10 @@ describe('audit hash chain on a real catalog', () => {
     expect(head.key).toBe(publicKeyBase64(key.publicKey));
     expect(checkAuditHead(JSON.parse(JSON.stringify(head)), key.publicKey)).toEqual({ head });
 
-    const error = (doc: unknown) => { const r = checkAuditHead(doc, key.publicKey); return 'error' in r ? r.error : null; };
+    const error = (doc: unknown) => {
+      const r = checkAuditHead(doc, key.publicKey);
+      return 'error' in r ? r.error : null;
+    };
     expect(error({ ...head, seq: head.seq - 1 })).toMatch(/bad signature/);
     expect(error({ ...head, hash: GENESIS })).toMatch(/bad signature/);
     expect(error({ ...head, at: '2026-11-28T00:11:00.000Z' })).toMatch(/bad signature/);

@@ -17,7 +17,15 @@ function sighting(over: Partial<SourceSighting> = {}): SourceSighting {
 }
 
 function fileFields(over: Partial<FileFields> = {}) {
-  return { size: 100, kind: 'video', filename: 'a.mp4', source_path: 'DCIM/a.mp4', device_serial: '1234567', officer_id: '012345', ...over };
+  return {
+    size: 100,
+    kind: 'video',
+    filename: 'a.mp4',
+    source_path: 'DCIM/a.mp4',
+    device_serial: '1234567',
+    officer_id: '012345',
+    ...over,
+  };
 }
 
 describe('Catalog', () => {
@@ -67,7 +75,9 @@ describe('Catalog', () => {
       const ro = Catalog.open(path.join(dir, 'store'), { readonly: true });
       try {
         expect(() => ro.beginCopy(fileFields())).toThrow(/readonly/i);
-      } finally { ro.close(); }
+      } finally {
+        ro.close();
+      }
     });
   });
 
@@ -75,10 +85,21 @@ describe('Catalog', () => {
     it('beginCopy creates a copying row without a hash, with its fields and one history entry', () => {
       const id = catalog.beginCopy(fileFields({ captured_at: '2026-11-28T09:30:00+08:00', important: 1 }));
       expect(catalog.get(id)).toMatchObject({
-        state: 'copying', sha256: null, size: 100, kind: 'video', filename: 'a.mp4', source_path: 'DCIM/a.mp4', device_serial: '1234567',
-        officer_id: '012345', captured_at: '2026-11-28T09:30:00+08:00', important: 1, created_at: '2026-11-28T01:00:00.000Z',
+        state: 'copying',
+        sha256: null,
+        size: 100,
+        kind: 'video',
+        filename: 'a.mp4',
+        source_path: 'DCIM/a.mp4',
+        device_serial: '1234567',
+        officer_id: '012345',
+        captured_at: '2026-11-28T09:30:00+08:00',
+        important: 1,
+        created_at: '2026-11-28T01:00:00.000Z',
       });
-      expect(catalog.historyOf(id)).toEqual([{ at: '2026-11-28T01:00:00.000Z', from_state: null, to_state: 'copying', detail: 'DCIM/a.mp4' }]);
+      expect(catalog.historyOf(id)).toEqual([
+        { at: '2026-11-28T01:00:00.000Z', from_state: null, to_state: 'copying', detail: 'DCIM/a.mp4' },
+      ]);
     });
 
     it('finishCopy stores the hash, moves to stored and records the sighting as the copy', () => {
@@ -86,16 +107,32 @@ describe('Catalog', () => {
       clock += 1000;
       const r = catalog.finishCopy(id, sha('one'), sighting(), { sm3: 'ab'.repeat(32) });
       expect(r).toEqual({ fileId: id, duplicate: false });
-      expect(catalog.get(id)).toMatchObject({ state: 'stored', sha256: sha('one'), sm3: 'ab'.repeat(32), updated_at: '2026-11-28T01:00:01.000Z' });
-      expect(catalog.historyOf(id).map((h) => [h.from_state, h.to_state, h.detail])).toEqual([[null, 'copying', 'DCIM/a.mp4'], ['copying', 'stored', sha('one')]]);
-      expect(catalog.sightingsOf(id)).toEqual([{ session_id: 1, device_serial: '1234567', source_path: 'DCIM/a.mp4', copied: 1, seen_at: '2026-11-28T01:00:01.000Z' }]);
+      expect(catalog.get(id)).toMatchObject({
+        state: 'stored',
+        sha256: sha('one'),
+        sm3: 'ab'.repeat(32),
+        updated_at: '2026-11-28T01:00:01.000Z',
+      });
+      expect(catalog.historyOf(id).map((h) => [h.from_state, h.to_state, h.detail])).toEqual([
+        [null, 'copying', 'DCIM/a.mp4'],
+        ['copying', 'stored', sha('one')],
+      ]);
+      expect(catalog.sightingsOf(id)).toEqual([
+        { session_id: 1, device_serial: '1234567', source_path: 'DCIM/a.mp4', copied: 1, seen_at: '2026-11-28T01:00:01.000Z' },
+      ]);
       expect(catalog.bySha256(sha('one'))!.id).toBe(id);
     });
 
     it('records the same content seen again as a second sighting on the same row, and drops the new row', () => {
       const first = stored(sha('same'));
-      const second = catalog.beginCopy(fileFields({ source_path: 'OTHER/copy-of-a.mp4', filename: 'copy-of-a.mp4', device_serial: '7654321' }));
-      const r = catalog.finishCopy(second, sha('same'), sighting({ sessionId: 2, deviceSerial: '7654321', sourcePath: 'OTHER/copy-of-a.mp4' }));
+      const second = catalog.beginCopy(
+        fileFields({ source_path: 'OTHER/copy-of-a.mp4', filename: 'copy-of-a.mp4', device_serial: '7654321' }),
+      );
+      const r = catalog.finishCopy(
+        second,
+        sha('same'),
+        sighting({ sessionId: 2, deviceSerial: '7654321', sourcePath: 'OTHER/copy-of-a.mp4' }),
+      );
       expect(r).toEqual({ fileId: first, duplicate: true });
       expect(catalog.get(second)).toBeUndefined();
       expect(catalog.historyOf(second)).toEqual([]);
@@ -113,7 +150,11 @@ describe('Catalog', () => {
       expect(catalog.findKnownSource(sighting({ mtimeMs: 1 }))).toBeUndefined();
       expect(catalog.findKnownSource(sighting({ size: 101 }))).toBeUndefined();
       expect(catalog.findKnownSource(sighting({ deviceSerial: '7654321' }))).toBeUndefined();
-      const anon = stored(sha('anon'), { source_path: 'x.mp4', device_serial: null }, { deviceSerial: null, sourcePath: 'x.mp4' });
+      const anon = stored(
+        sha('anon'),
+        { source_path: 'x.mp4', device_serial: null },
+        { deviceSerial: null, sourcePath: 'x.mp4' },
+      );
       expect(catalog.findKnownSource(sighting({ deviceSerial: null, sourcePath: 'x.mp4' }))!.id).toBe(anon);
       // a row still copying has no hash yet and is not "known"
       catalog.beginCopy(fileFields({ source_path: 'y.mp4' }));
@@ -158,22 +199,44 @@ describe('Catalog', () => {
     it('moves state, sets fields, logs history and queues the event with its time', () => {
       const id = stored(sha('t'));
       clock += 5000;
-      const ok = catalog.transition(id, 'needs-annotation', { reason: 'missing 案件编号 case no.', captured_at: '2026-11-28T09:30:00+08:00' }, {
-        detail: 'missing case no.', event: { type: 'file.needs-annotation', sha256: sha('t') },
-      });
+      const ok = catalog.transition(
+        id,
+        'needs-annotation',
+        { reason: 'missing 案件编号 case no.', captured_at: '2026-11-28T09:30:00+08:00' },
+        {
+          detail: 'missing case no.',
+          event: { type: 'file.needs-annotation', sha256: sha('t') },
+        },
+      );
       expect(ok).toBe(true);
-      expect(catalog.get(id)).toMatchObject({ state: 'needs-annotation', reason: 'missing 案件编号 case no.', captured_at: '2026-11-28T09:30:00+08:00', updated_at: '2026-11-28T01:00:05.000Z' });
-      expect(catalog.historyOf(id).at(-1)).toEqual({ at: '2026-11-28T01:00:05.000Z', from_state: 'stored', to_state: 'needs-annotation', detail: 'missing case no.' });
+      expect(catalog.get(id)).toMatchObject({
+        state: 'needs-annotation',
+        reason: 'missing 案件编号 case no.',
+        captured_at: '2026-11-28T09:30:00+08:00',
+        updated_at: '2026-11-28T01:00:05.000Z',
+      });
+      expect(catalog.historyOf(id).at(-1)).toEqual({
+        at: '2026-11-28T01:00:05.000Z',
+        from_state: 'stored',
+        to_state: 'needs-annotation',
+        detail: 'missing case no.',
+      });
       const [entry] = catalog.outboxPeek(10);
       expect(entry.topic).toBe('event');
-      expect(JSON.parse(entry.payload)).toEqual({ type: 'file.needs-annotation', sha256: sha('t'), at: '2026-11-28T01:00:05.000Z' });
+      expect(JSON.parse(entry.payload)).toEqual({
+        type: 'file.needs-annotation',
+        sha256: sha('t'),
+        at: '2026-11-28T01:00:05.000Z',
+      });
     });
 
     it('does nothing and returns false when the from guard does not match', () => {
       const id = stored(sha('g'));
       catalog.transition(id, 'uploaded');
       const historyBefore = catalog.historyOf(id);
-      expect(catalog.transition(id, 'uploading', { upload_url: 'http://x/1' }, { from: ['ready'], event: { type: 'x' } })).toBe(false);
+      expect(catalog.transition(id, 'uploading', { upload_url: 'http://x/1' }, { from: ['ready'], event: { type: 'x' } })).toBe(
+        false,
+      );
       expect(catalog.get(id)).toMatchObject({ state: 'uploaded', upload_url: null });
       expect(catalog.historyOf(id)).toEqual(historyBefore);
       expect(catalog.outboxSize()).toBe(0);
@@ -203,10 +266,12 @@ describe('Catalog', () => {
 
     it('is undone with the transaction around it', () => {
       const id = stored(sha('rb'));
-      expect(() => catalog.tx(() => {
-        catalog.transition(id, 'ready', { case_no: 'C-1' }, { event: { type: 'file.ready' } });
-        throw new Error('crash before commit');
-      })).toThrow('crash before commit');
+      expect(() =>
+        catalog.tx(() => {
+          catalog.transition(id, 'ready', { case_no: 'C-1' }, { event: { type: 'file.ready' } });
+          throw new Error('crash before commit');
+        }),
+      ).toThrow('crash before commit');
       expect(catalog.get(id)).toMatchObject({ state: 'stored', case_no: null });
       expect(catalog.outboxSize()).toBe(0);
       expect(catalog.historyOf(id).map((h) => h.to_state)).toEqual(['copying', 'stored']);
@@ -307,13 +372,19 @@ describe('Catalog', () => {
   describe('outbox', () => {
     it('returns messages in the order they were queued, and never reuses a sequence number', () => {
       let notified = 0;
-      catalog.onEnqueue = () => { notified++; };
+      catalog.onEnqueue = () => {
+        notified++;
+      };
       catalog.enqueue('event', { type: 'a', at: 'x' });
       catalog.enqueue('state', { n: 1 });
       catalog.enqueue('event', { type: 'b', at: 'y' });
       expect(notified).toBe(3);
       const all = catalog.outboxPeek(10);
-      expect(all.map((e) => [e.topic, JSON.parse(e.payload).type ?? JSON.parse(e.payload).n])).toEqual([['event', 'a'], ['state', 1], ['event', 'b']]);
+      expect(all.map((e) => [e.topic, JSON.parse(e.payload).type ?? JSON.parse(e.payload).n])).toEqual([
+        ['event', 'a'],
+        ['state', 1],
+        ['event', 'b'],
+      ]);
       expect(all.map((e) => e.seq)).toEqual([...all.map((e) => e.seq)].sort((x, y) => x - y));
       expect(catalog.outboxPeek(2).map((e) => e.seq)).toEqual(all.slice(0, 2).map((e) => e.seq));
       for (const e of all) catalog.outboxDelete(e.seq);
@@ -337,7 +408,10 @@ describe('Catalog', () => {
       const id = stored(sha('audited'));
       catalog.transition(id, 'ready', {}, { event: { type: 'file.ready', sha256: sha('audited') } });
       const entries = catalog.auditEntries();
-      expect(entries.map((e) => [e.type, e.subject])).toEqual([['recorder.docked', '1234567'], ['file.ready', sha('audited')]]);
+      expect(entries.map((e) => [e.type, e.subject])).toEqual([
+        ['recorder.docked', '1234567'],
+        ['file.ready', sha('audited')],
+      ]);
       expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 2 });
     });
   });
@@ -350,7 +424,16 @@ describe('Catalog', () => {
       const c = stored(sha('c'), { source_path: 'c', size: 70 });
       catalog.transition(c, 'uploaded');
       catalog.beginCopy(fileFields({ source_path: 'd', size: 9 }));
-      expect(catalog.counts()).toEqual({ copying: 1, stored: 1, rejected: 0, 'needs-annotation': 0, ready: 0, uploading: 1, uploaded: 1, archived: 0 });
+      expect(catalog.counts()).toEqual({
+        copying: 1,
+        stored: 1,
+        rejected: 0,
+        'needs-annotation': 0,
+        ready: 0,
+        uploading: 1,
+        uploaded: 1,
+        archived: 0,
+      });
       expect(catalog.bytesPending()).toBe(1000 + 300);
       expect(catalog.get(a)!.state).toBe('stored');
     });
@@ -368,8 +451,12 @@ describe('Catalog', () => {
         { path: 'LOCKED', reason: 'cannot read directory: EACCES', left_behind: 1, path_hex: null },
         { path: '\\xff.mp4', reason: 'cannot read (EIO)', left_behind: 1, path_hex: 'ff2e6d7034' },
       ]);
-      expect(catalog.db.prepare('SELECT volume, device_serial, files_found, result FROM sessions WHERE id = ?').get(s))
-        .toEqual({ volume: '/var/dock/REC1', device_serial: '1234567', files_found: 3, result: 'done' });
+      expect(catalog.db.prepare('SELECT volume, device_serial, files_found, result FROM sessions WHERE id = ?').get(s)).toEqual({
+        volume: '/var/dock/REC1',
+        device_serial: '1234567',
+        files_found: 3,
+        result: 'done',
+      });
     });
   });
 });
@@ -436,7 +523,10 @@ describe('ObjectStore', () => {
     const t = await temp(bytes);
     await store.commit(t.path, t.sha256, bytes.length);
     const other = await temp(randomBytes(200));
-    const err = await store.commit(other.path, t.sha256, 200).then(() => null, (e) => e);
+    const err = await store.commit(other.path, t.sha256, 200).then(
+      () => null,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(ObjectStoreError);
     expect(err.code).toBe('OBJECT_CONFLICT');
     expect((await fs.readFile(store.pathOf(t.sha256))).equals(bytes)).toBe(true);
@@ -456,7 +546,9 @@ describe('ObjectStore', () => {
       await h.read(one, 0, 1, 2_000_000);
       one[0] ^= 0x01;
       await h.write(one, 0, 1, 2_000_000);
-    } finally { await h.close(); }
+    } finally {
+      await h.close();
+    }
     await fs.chmod(target, 0o444);
 
     const again = await store.rehash(t.sha256);
@@ -468,7 +560,10 @@ describe('ObjectStore', () => {
   });
 
   it('rehash reports OBJECT_MISSING for an object that is gone', async () => {
-    const err = await store.rehash(sha('never stored')).then(() => null, (e) => e);
+    const err = await store.rehash(sha('never stored')).then(
+      () => null,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(ObjectStoreError);
     expect(err.code).toBe('OBJECT_MISSING');
   });
@@ -498,9 +593,17 @@ describe('ObjectStore', () => {
     const catalog = Catalog.open(path.join(dir, 'store'));
     try {
       const id = catalog.beginCopy({ size: r.size, kind: 'video', filename: 'src.mp4', source_path: 'src.mp4' });
-      catalog.finishCopy(id, r.sha256, { sessionId: null, deviceSerial: null, sourcePath: 'src.mp4', size: r.size, mtimeMs: r.mtimeMs });
+      catalog.finishCopy(id, r.sha256, {
+        sessionId: null,
+        deviceSerial: null,
+        sourcePath: 'src.mp4',
+        size: r.size,
+        mtimeMs: r.mtimeMs,
+      });
       expect(catalog.resolve(r.sha256.slice(0, 8)).file!.id).toBe(id);
-    } finally { catalog.close(); }
+    } finally {
+      catalog.close();
+    }
     expect(await store.rehash(r.sha256)).toEqual({ sha256: r.sha256, size: bytes.length });
     expect(await store.sweepTemp()).toBe(0);
   });
@@ -509,8 +612,12 @@ describe('ObjectStore', () => {
 // Guard against accidental use of an in-memory database in the tests above: the catalog must be a file on disk.
 describe('Catalog storage', () => {
   let dir: string;
-  beforeEach(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-catalog-file-')); });
-  afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-catalog-file-'));
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
   it('writes catalog.sqlite in the storage dir, readable by another connection', () => {
     const c = Catalog.open(path.join(dir, 's'));
@@ -518,7 +625,12 @@ describe('Catalog storage', () => {
     c.close();
     const db = new Database(path.join(dir, 's', 'catalog.sqlite'), { readonly: true });
     try {
-      expect(db.prepare('SELECT state, filename FROM files WHERE id = ?').get(id)).toEqual({ state: 'copying', filename: 'p.jpg' });
-    } finally { db.close(); }
+      expect(db.prepare('SELECT state, filename FROM files WHERE id = ?').get(id)).toEqual({
+        state: 'copying',
+        filename: 'p.jpg',
+      });
+    } finally {
+      db.close();
+    }
   });
 });

@@ -18,7 +18,12 @@ async function sha256sum(file: string): Promise<string> {
 }
 
 async function copyError(p: Promise<unknown>): Promise<CopyError> {
-  try { await p; } catch (e) { if (e instanceof CopyError) return e; throw e; }
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof CopyError) return e;
+    throw e;
+  }
   throw new Error('expected a CopyError, the copy succeeded');
 }
 
@@ -26,12 +31,18 @@ describe('copyAndHash', () => {
   let dir: string;
   const fifos: string[] = [];
 
-  beforeEach(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copy-')); });
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copy-'));
+  });
 
   afterEach(async () => {
     // Should a regression block in open() on a fifo, a writer lets that open return so the worker can exit.
     for (const f of fifos.splice(0)) {
-      try { closeSync(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK)); } catch { /* no reader waiting: fine */ }
+      try {
+        closeSync(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        /* no reader waiting: fine */
+      }
     }
     await fs.rm(dir, { recursive: true, force: true });
   });
@@ -174,9 +185,16 @@ describe('copyAndHash', () => {
     const bytes = randomBytes(9 * MiB);
     const src = await source('growing.mp4', bytes);
     let appended = false;
-    const e = await copyError(copyAndHash(src, path.join(dir, 'dst.bin'), {
-      onBytes: () => { if (!appended) { appended = true; appendFileSync(src, 'more'); } },
-    }));
+    const e = await copyError(
+      copyAndHash(src, path.join(dir, 'dst.bin'), {
+        onBytes: () => {
+          if (!appended) {
+            appended = true;
+            appendFileSync(src, 'more');
+          }
+        },
+      }),
+    );
     expect(appended).toBe(true);
     expect(e.code).toBe('SOURCE_CHANGED');
   });
@@ -184,9 +202,16 @@ describe('copyAndHash', () => {
   it('reports SOURCE_CHANGED when the source shrinks during the copy', async () => {
     const src = await source('shrinking.mp4', randomBytes(9 * MiB));
     let cut = false;
-    const e = await copyError(copyAndHash(src, null, {
-      onBytes: () => { if (!cut) { cut = true; truncateSync(src, 5 * MiB); } },
-    }));
+    const e = await copyError(
+      copyAndHash(src, null, {
+        onBytes: () => {
+          if (!cut) {
+            cut = true;
+            truncateSync(src, 5 * MiB);
+          }
+        },
+      }),
+    );
     expect(cut).toBe(true);
     expect(e.code).toBe('SOURCE_CHANGED');
   });
@@ -196,14 +221,20 @@ describe('copyAndHash', () => {
     const src = await source('rewritten.mp4', bytes);
     await fs.utimes(src, new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T00:00:00Z'));
     let touched = false;
-    const e = await copyError(copyAndHash(src, path.join(dir, 'dst.bin'), {
-      onBytes: () => {
-        if (touched) return;
-        touched = true;
-        const fd = openSync(src, 'r+');
-        try { writeSync(fd, Buffer.from([bytes[0] ^ 0xff]), 0, 1, 0); } finally { closeSync(fd); }
-      },
-    }));
+    const e = await copyError(
+      copyAndHash(src, path.join(dir, 'dst.bin'), {
+        onBytes: () => {
+          if (touched) return;
+          touched = true;
+          const fd = openSync(src, 'r+');
+          try {
+            writeSync(fd, Buffer.from([bytes[0] ^ 0xff]), 0, 1, 0);
+          } finally {
+            closeSync(fd);
+          }
+        },
+      }),
+    );
     expect(touched).toBe(true);
     expect(e.code).toBe('SOURCE_CHANGED');
     expect((await fs.stat(src)).size).toBe(bytes.length);

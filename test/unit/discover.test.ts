@@ -13,13 +13,20 @@ function fingerprint(root: Buffer): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (abs: Buffer, rel: string) => {
     const st = lstatSync(abs);
-    if (st.isSymbolicLink()) { out.set(rel, `link ${readlinkSync(abs, { encoding: 'buffer' }).toString('hex')} ${st.mtimeMs}`); return; }
-    if (st.isDirectory()) {
-      out.set(rel, `dir ${st.mode} ${st.mtimeMs}`);
-      for (const n of readdirSync(abs, { encoding: 'buffer' })) walk(Buffer.concat([abs, Buffer.from('/'), n]), `${rel}/${n.toString('hex')}`);
+    if (st.isSymbolicLink()) {
+      out.set(rel, `link ${readlinkSync(abs, { encoding: 'buffer' }).toString('hex')} ${st.mtimeMs}`);
       return;
     }
-    if (st.isFile()) { out.set(rel, `file ${st.size} ${st.mode} ${st.mtimeMs} ${createHash('sha256').update(readFileSync(abs)).digest('hex')}`); return; }
+    if (st.isDirectory()) {
+      out.set(rel, `dir ${st.mode} ${st.mtimeMs}`);
+      for (const n of readdirSync(abs, { encoding: 'buffer' }))
+        walk(Buffer.concat([abs, Buffer.from('/'), n]), `${rel}/${n.toString('hex')}`);
+      return;
+    }
+    if (st.isFile()) {
+      out.set(rel, `file ${st.size} ${st.mode} ${st.mtimeMs} ${createHash('sha256').update(readFileSync(abs)).digest('hex')}`);
+      return;
+    }
     out.set(rel, `other ${st.mode}`);
   };
   walk(root, '.');
@@ -65,13 +72,22 @@ describe('discover on hostile recorder volumes', () => {
     ]);
     const wav = recordings[2];
     const st = statSync(path.join(volume, 'RECORD/2026/11/28/a.wav'));
-    expect(wav).toEqual({ relPath: 'RECORD/2026/11/28/a.wav', relPathHex: null, absPath: path.join(volume, 'RECORD/2026/11/28/a.wav'), size: 1000, mtimeMs: Math.trunc(st.mtimeMs), kind: 'audio' });
+    expect(wav).toEqual({
+      relPath: 'RECORD/2026/11/28/a.wav',
+      relPathHex: null,
+      absPath: path.join(volume, 'RECORD/2026/11/28/a.wav'),
+      size: 1000,
+      mtimeMs: Math.trunc(st.mtimeMs),
+      kind: 'audio',
+    });
     expect(recordings.map((r) => r.kind)).toEqual(['video', 'photo', 'audio']);
-    expect(skipped).toEqual(expect.arrayContaining([
-      { relPath: 'notes.txt', reason: 'not a recording (extension .txt)' },
-      { relPath: 'README', reason: 'not a recording (extension none)' },
-      { relPath: 'DCIM/clip.mp4.bak', reason: 'not a recording (extension .bak)' },
-    ]));
+    expect(skipped).toEqual(
+      expect.arrayContaining([
+        { relPath: 'notes.txt', reason: 'not a recording (extension .txt)' },
+        { relPath: 'README', reason: 'not a recording (extension none)' },
+        { relPath: 'DCIM/clip.mp4.bak', reason: 'not a recording (extension .bak)' },
+      ]),
+    );
     expect(skipped).toHaveLength(3);
   });
 
@@ -108,10 +124,12 @@ describe('discover on hostile recorder volumes', () => {
     await new Promise<void>((resolve) => server.listen(sock, resolve));
     const { recordings, skipped } = await discover(volume);
     expect(recordings.map((r) => r.relPath)).toEqual(['ok.mp4']);
-    expect(skipped).toEqual(expect.arrayContaining([
-      { relPath: 'pipe.mp4', reason: 'not a regular file (device, fifo or socket)' },
-      { relPath: 'sock.mp4', reason: 'not a regular file (device, fifo or socket)' },
-    ]));
+    expect(skipped).toEqual(
+      expect.arrayContaining([
+        { relPath: 'pipe.mp4', reason: 'not a regular file (device, fifo or socket)' },
+        { relPath: 'sock.mp4', reason: 'not a regular file (device, fifo or socket)' },
+      ]),
+    );
     expect(skipped).toHaveLength(2);
   });
 
@@ -160,7 +178,10 @@ describe('discover on hostile recorder volumes', () => {
     await put('empty.mp4', '');
     await put('DCIM/empty.jpg', '');
     const { recordings } = await discover(volume);
-    expect(recordings.map((r) => [r.relPath, r.size, r.kind])).toEqual([['DCIM/empty.jpg', 0, 'photo'], ['empty.mp4', 0, 'video']]);
+    expect(recordings.map((r) => [r.relPath, r.size, r.kind])).toEqual([
+      ['DCIM/empty.jpg', 0, 'photo'],
+      ['empty.mp4', 0, 'video'],
+    ]);
   });
 
   it('takes recordings whose names are not valid UTF-8: shown escaped, kept as raw bytes, opened by those bytes', async () => {
@@ -169,7 +190,9 @@ describe('discover on hostile recorder volumes', () => {
     const bad = Buffer.from([0xff, 0xfe, 0x5f, 0x30, 0x30, 0x30, 0x31, 0x2e, 0x4d, 0x50, 0x34]); // "\xff\xfe_0001.MP4"
     const badGbk = Buffer.concat([Buffer.from([0xd5, 0xc5, 0xc8, 0xfd]), Buffer.from('.mp4')]); // "张三" in GBK
     writeFileSync(Buffer.concat([vol, Buffer.from('/'), bad]), 'bad');
-    execFileSync('mkdir', [Buffer.concat([vol, Buffer.from('/'), Buffer.from([0xb2, 0xe2])]).toString('latin1')], { encoding: 'latin1' } as never);
+    execFileSync('mkdir', [Buffer.concat([vol, Buffer.from('/'), Buffer.from([0xb2, 0xe2])]).toString('latin1')], {
+      encoding: 'latin1',
+    } as never);
     writeFileSync(Buffer.concat([vol, Buffer.from('/DCIM/'), badGbk]), 'gbk');
     const before = fingerprint(vol);
 
@@ -180,7 +203,9 @@ describe('discover on hostile recorder volumes', () => {
     const byPath = Object.fromEntries(recordings.map((r) => [r.relPath, r]));
     expect(Object.keys(byPath).sort()).toEqual(['DCIM/good.mp4', 'DCIM/\\xd5\\xc5\\xc8\\xfd.mp4', '\\xff\\xfe_0001.MP4'].sort());
     expect(byPath['\\xff\\xfe_0001.MP4'].relPathHex).toBe(bad.toString('hex'));
-    expect(byPath['DCIM/\\xd5\\xc5\\xc8\\xfd.mp4'].relPathHex).toBe(Buffer.concat([Buffer.from('DCIM/'), badGbk]).toString('hex'));
+    expect(byPath['DCIM/\\xd5\\xc5\\xc8\\xfd.mp4'].relPathHex).toBe(
+      Buffer.concat([Buffer.from('DCIM/'), badGbk]).toString('hex'),
+    );
     expect(byPath['DCIM/good.mp4'].relPathHex).toBeNull();
     // The raw path opens the very file.
     expect(readFileSync(byPath['\\xff\\xfe_0001.MP4'].absPath).toString()).toBe('bad');
@@ -198,8 +223,10 @@ describe('discover on hostile recorder volumes', () => {
     const { recordings, skipped } = await discover(volume);
     expect(skipped).toEqual([]);
     expect(recordings.map((r) => r.relPath).sort()).toEqual(
-      ['bell\\x07.wav', 'del\\x7f.mp4', 'line\\x0abreak.mp4', 'tab\\x09here.jpg', 'back\\x5cslash\\x0a.mp4', 'ok.mp4'].sort());
+      ['bell\\x07.wav', 'del\\x7f.mp4', 'line\\x0abreak.mp4', 'tab\\x09here.jpg', 'back\\x5cslash\\x0a.mp4', 'ok.mp4'].sort(),
+    );
     for (const r of recordings) {
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this checks
       expect(r.relPath).not.toMatch(/[\n\t\u0007\u007f]/);
       expect(readFileSync(r.absPath).length).toBe(1);
     }
@@ -231,7 +258,9 @@ describe('discover on hostile recorder volumes', () => {
       expect(recordings.map((r) => r.relPath)).toEqual(['DCIM/a.mp4']);
       expect(skipped).toEqual([{ relPath: 'DCIM/loop', reason: 'directory already walked (a loop: bind mount or hard link)' }]);
       expect(leftBehind).toEqual([]);
-    } finally { execFileSync('umount', [path.join(volume, 'DCIM', 'loop')]); }
+    } finally {
+      execFileSync('umount', [path.join(volume, 'DCIM', 'loop')]);
+    }
   });
 
   it('counts every skipped entry but names at most 1000 (a volume of 100,000 stray files)', async () => {
@@ -271,7 +300,8 @@ describe('discover on hostile recorder volumes', () => {
     });
     expect(mounts.length).toBeGreaterThan(0);
     const { recordings, skipped } = await discover(root);
-    for (const m of mounts) expect(skipped).toContainEqual({ relPath: m, reason: 'another filesystem mounted inside the volume (not entered)' });
+    for (const m of mounts)
+      expect(skipped).toContainEqual({ relPath: m, reason: 'another filesystem mounted inside the volume (not entered)' });
     for (const r of recordings) expect(mounts.some((m) => r.relPath.startsWith(`${m}/`))).toBe(false);
     for (const s of skipped) expect(mounts.some((m) => s.relPath.startsWith(`${m}/`))).toBe(false);
   });

@@ -4,7 +4,14 @@ import { instantInZone, mediaKind, mimeType, parseRecordingName, zonedIso } from
 /** The wall time of an instant in a zone, as YYYY-MM-DDThh:mm:ss (independent of the code under test). */
 function wallTimeIn(ms: number, timeZone: string): string {
   const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
   }).formatToParts(new Date(ms));
   const get = (t: string) => parts.find((p) => p.type === t)!.value;
   return `${get('year')}-${get('month')}-${get('day')}T${get('hour')}:${get('minute')}:${get('second')}`;
@@ -17,19 +24,37 @@ function offsetOf(iso: string): string {
 describe('parseRecordingName', () => {
   it('parses the officer-first GA/T 947 name', () => {
     expect(parseRecordingName('012345_1234567_20261128093000_0001.mp4')).toEqual({
-      officerId: '012345', serial: '1234567', localTime: '2026-11-28T09:30:00', seq: '0001', important: false, order: 'officer-first',
+      officerId: '012345',
+      serial: '1234567',
+      localTime: '2026-11-28T09:30:00',
+      seq: '0001',
+      important: false,
+      order: 'officer-first',
     });
   });
 
   it('parses the device-first order, telling the fields apart by length', () => {
     expect(parseRecordingName('1234567_012345_20261128093000_0042.jpg')).toEqual({
-      officerId: '012345', serial: '1234567', localTime: '2026-11-28T09:30:00', seq: '0042', important: false, order: 'device-first',
+      officerId: '012345',
+      serial: '1234567',
+      localTime: '2026-11-28T09:30:00',
+      seq: '0042',
+      important: false,
+      order: 'device-first',
     });
   });
 
   it('accepts letters in the 7-character serial in either order', () => {
-    expect(parseRecordingName('012345_AB12CDE_20260101000000_1.wav')).toMatchObject({ officerId: '012345', serial: 'AB12CDE', order: 'officer-first' });
-    expect(parseRecordingName('AB12CDE_012345_20260101000000_1.wav')).toMatchObject({ officerId: '012345', serial: 'AB12CDE', order: 'device-first' });
+    expect(parseRecordingName('012345_AB12CDE_20260101000000_1.wav')).toMatchObject({
+      officerId: '012345',
+      serial: 'AB12CDE',
+      order: 'officer-first',
+    });
+    expect(parseRecordingName('AB12CDE_012345_20260101000000_1.wav')).toMatchObject({
+      officerId: '012345',
+      serial: 'AB12CDE',
+      order: 'device-first',
+    });
   });
 
   it.each([
@@ -109,11 +134,18 @@ describe('parseRecordingName', () => {
   });
 
   it('parses the base name of a path inside the volume', () => {
-    expect(parseRecordingName('DCIM/100MEDIA/012345_1234567_20261128093000_0003.mp4')).toMatchObject({ officerId: '012345', seq: '0003' });
+    expect(parseRecordingName('DCIM/100MEDIA/012345_1234567_20261128093000_0003.mp4')).toMatchObject({
+      officerId: '012345',
+      seq: '0003',
+    });
   });
 
   it('parses a name without an extension (the name pattern is about the base name; mediaKind decides what is a recording)', () => {
-    expect(parseRecordingName('012345_1234567_20261128093000_0001')).toMatchObject({ officerId: '012345', serial: '1234567', seq: '0001' });
+    expect(parseRecordingName('012345_1234567_20261128093000_0001')).toMatchObject({
+      officerId: '012345',
+      serial: '1234567',
+      seq: '0001',
+    });
     expect(mediaKind('012345_1234567_20261128093000_0001')).toBeNull();
   });
 
@@ -143,12 +175,13 @@ describe('mediaKind and mimeType', () => {
     expect(mimeType(name)).toBe(mime);
   });
 
-  it.each([
-    ['notes.txt'], ['README'], ['clip.mp4.txt'], ['x.meta.json'], ['.mp4'], ['a.mp44'], ['a.mkv'], ['a.'], [''],
-  ])('%s is not a recording', (name) => {
-    expect(mediaKind(name)).toBeNull();
-    expect(mimeType(name)).toBe('application/octet-stream');
-  });
+  it.each([['notes.txt'], ['README'], ['clip.mp4.txt'], ['x.meta.json'], ['.mp4'], ['a.mp44'], ['a.mkv'], ['a.'], ['']])(
+    '%s is not a recording',
+    (name) => {
+      expect(mediaKind(name)).toBeNull();
+      expect(mimeType(name)).toBe('application/octet-stream');
+    },
+  );
 });
 
 describe('zonedIso', () => {

@@ -2,7 +2,15 @@ import fs from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import type { DeviceEntry } from '../../daemon/config.ts';
 import { parseRecordingName, type ParsedName } from '../../daemon/ingest/fileName.ts';
-import { buildMetadata, describeMissing, FIELD_LABELS, missingFields, parseSidecar, REQUIRED_FIELDS, type MetadataInputs } from '../../daemon/ingest/metadata.ts';
+import {
+  buildMetadata,
+  describeMissing,
+  FIELD_LABELS,
+  missingFields,
+  parseSidecar,
+  REQUIRED_FIELDS,
+  type MetadataInputs,
+} from '../../daemon/ingest/metadata.ts';
 import { createFfmpegTools } from '../../daemon/media/ffprobe.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 
@@ -24,13 +32,17 @@ function inputs(over: Partial<MetadataInputs> = {}): MetadataInputs {
 
 describe('parseSidecar', () => {
   it('takes the four known fields, trimmed', () => {
-    const r = parseSidecar(JSON.stringify({ caseNo: ' C-2026-001 ', purpose: '现场检查', place: '幸福路12号\n', collector: '李四' }));
+    const r = parseSidecar(
+      JSON.stringify({ caseNo: ' C-2026-001 ', purpose: '现场检查', place: '幸福路12号\n', collector: '李四' }),
+    );
     expect(r.error).toBeUndefined();
     expect(r.sidecar).toEqual({ caseNo: 'C-2026-001', purpose: '现场检查', place: '幸福路12号', collector: '李四' });
   });
 
   it('ignores unknown keys, null values and blank strings', () => {
-    const r = parseSidecar(JSON.stringify({ caseNo: 'C-1', purpose: '   ', place: null, collector: '', note: 42, capturedAt: 'x' }));
+    const r = parseSidecar(
+      JSON.stringify({ caseNo: 'C-1', purpose: '   ', place: null, collector: '', note: 42, capturedAt: 'x' }),
+    );
     expect(r.error).toBeUndefined();
     expect(r.sidecar).toEqual({ caseNo: 'C-1' });
   });
@@ -91,12 +103,20 @@ describe('buildMetadata', () => {
   it('fills everything the file name carries and names the collector from the device registry', () => {
     const m = buildMetadata(inputs({ name: name('012345_1234567_20261128093000_0001IMP.mp4') }));
     expect(m).toEqual({
-      caseNo: null, capturedAt: '2026-11-28T09:30:00+08:00', capturedAtSource: 'file-name', recorderTime: '2026-11-28T09:30:00',
-      place: null, collector: '张三', purpose: null, deviceSerial: '1234567', officerId: '012345', important: true,
+      caseNo: null,
+      capturedAt: '2026-11-28T09:30:00+08:00',
+      capturedAtSource: 'file-name',
+      recorderTime: '2026-11-28T09:30:00',
+      place: null,
+      collector: '张三',
+      purpose: null,
+      deviceSerial: '1234567',
+      officerId: '012345',
+      important: true,
     });
   });
 
-  it('finds the officer name by officer id even on another officer\'s recorder', () => {
+  it("finds the officer name by officer id even on another officer's recorder", () => {
     // 王五 (099999) recorded on 张三's recorder: the name is his, not the recorder owner's.
     const m = buildMetadata(inputs({ name: name('099999_1234567_20261128093000_0001.mp4') }));
     expect(m.officerId).toBe('099999');
@@ -116,11 +136,13 @@ describe('buildMetadata', () => {
   });
 
   it('lets the sidecar override the collector and supply case no., purpose and place', () => {
-    const m = buildMetadata(inputs({
-      name: name('012345_1234567_20261128093000_0001.mp4'),
-      sidecar: { caseNo: 'C-9', purpose: '取证', place: '人民路8号', collector: '李四' },
-      defaultPlace: '站内',
-    }));
+    const m = buildMetadata(
+      inputs({
+        name: name('012345_1234567_20261128093000_0001.mp4'),
+        sidecar: { caseNo: 'C-9', purpose: '取证', place: '人民路8号', collector: '李四' },
+        defaultPlace: '站内',
+      }),
+    );
     expect(m).toMatchObject({ caseNo: 'C-9', purpose: '取证', place: '人民路8号', collector: '李四', officerId: '012345' });
   });
 
@@ -132,7 +154,14 @@ describe('buildMetadata', () => {
 
   it('takes serial and officer from the docked session when the name does not follow the pattern', () => {
     const m = buildMetadata(inputs({ sessionSerial: '1234567' }));
-    expect(m).toMatchObject({ deviceSerial: '1234567', officerId: '012345', collector: '张三', important: false, capturedAt: null, capturedAtSource: null });
+    expect(m).toMatchObject({
+      deviceSerial: '1234567',
+      officerId: '012345',
+      collector: '张三',
+      important: false,
+      capturedAt: null,
+      capturedAtSource: null,
+    });
   });
 
   it('leaves collector and officer empty for an unknown recorder with an unparsed name', () => {
@@ -142,7 +171,9 @@ describe('buildMetadata', () => {
   });
 
   it('prefers the file-name time over the container creation_time', () => {
-    const m = buildMetadata(inputs({ name: name('012345_1234567_20261128093000_0001.mp4'), creationTime: '2020-01-01T00:00:00.000000Z' }));
+    const m = buildMetadata(
+      inputs({ name: name('012345_1234567_20261128093000_0001.mp4'), creationTime: '2020-01-01T00:00:00.000000Z' }),
+    );
     expect(m.capturedAt).toBe('2026-11-28T09:30:00+08:00');
     expect(m.capturedAtSource).toBe('file-name');
   });
@@ -173,7 +204,9 @@ describe('buildMetadata', () => {
     const probe = await createFfmpegTools().probe(file, 'video', (await fs.stat(file)).size);
     expect(probe.ok).toBe(true);
     expect(probe.creationTime).toBeDefined();
-    const m = buildMetadata(inputs({ name: parseRecordingName('VID0001.mp4'), sessionSerial: '1234567', creationTime: probe.creationTime }));
+    const m = buildMetadata(
+      inputs({ name: parseRecordingName('VID0001.mp4'), sessionSerial: '1234567', creationTime: probe.creationTime }),
+    );
     // scripts/media.ts writes creation_time=2026-11-28T01:30:00Z into the container.
     expect(m.capturedAt).toBe('2026-11-28T09:30:00+08:00');
     expect(m.capturedAtSource).toBe('creation_time');
@@ -182,12 +215,19 @@ describe('buildMetadata', () => {
 
 describe('missingFields', () => {
   it('lists nothing when all five fields are present', () => {
-    expect(missingFields({ caseNo: 'C', capturedAt: '2026-11-28T09:30:00+08:00', place: 'P', collector: '张三', purpose: 'X' })).toEqual([]);
+    expect(
+      missingFields({ caseNo: 'C', capturedAt: '2026-11-28T09:30:00+08:00', place: 'P', collector: '张三', purpose: 'X' }),
+    ).toEqual([]);
   });
 
   it('lists every field that is absent, null, empty or blank, in the order of the rules', () => {
     expect(missingFields({})).toEqual([...REQUIRED_FIELDS]);
-    expect(missingFields({ caseNo: '  ', capturedAt: null, place: '', collector: '张三', purpose: undefined })).toEqual(['caseNo', 'capturedAt', 'place', 'purpose']);
+    expect(missingFields({ caseNo: '  ', capturedAt: null, place: '', collector: '张三', purpose: undefined })).toEqual([
+      'caseNo',
+      'capturedAt',
+      'place',
+      'purpose',
+    ]);
   });
 
   it('accepts the metadata buildMetadata produces and reports its gaps', () => {

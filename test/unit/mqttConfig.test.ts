@@ -14,12 +14,17 @@ function doc(stationId: string, topicPrefix?: string): Record<string, any> {
     station: { id: stationId },
     storage: { dir: 'var/store' },
     dock: { mountRoots: ['var/dock'] },
-    hq: { tus: { endpoint: 'https://hq.example.org/files/' }, mqtt: { url: 'mqtts://hq.example.org:8883', ...(topicPrefix === undefined ? {} : { topicPrefix }) } },
+    hq: {
+      tus: { endpoint: 'https://hq.example.org/files/' },
+      mqtt: { url: 'mqtts://hq.example.org:8883', ...(topicPrefix === undefined ? {} : { topicPrefix }) },
+    },
   };
 }
 
 function refusal(d: Record<string, any>): string {
-  try { validateConfig(d, '/srv'); } catch (e) {
+  try {
+    validateConfig(d, '/srv');
+  } catch (e) {
     expect(e).toBeInstanceOf(ConfigError);
     return (e as Error).message;
   }
@@ -31,27 +36,35 @@ describe('topic-safe ids', () => {
     expect(validateConfig(doc(id), '/srv').station.id).toBe(id);
   });
 
-  it.each(['st.01', 'dock 07', 'dock/07', 'dock+', 'dock#', '-dock', '_dock', 'x'.repeat(65), '站01', 'dock\n07', ''])('refuses station.id %j in one line that says what is allowed and why', (id) => {
-    const line = refusal(doc(id));
-    expect(line).not.toContain('\n');
-    expect(line.startsWith('config: station.id: has an invalid value')).toBe(true);
-    if (id) {
-      expect(line).toContain(`got ${JSON.stringify(id)}`);
-      expect(line).toContain('letters A-Z a-z, digits, _ and -');
-      expect(line).toContain("RabbitMQ rewrite '.'");
-    }
-  });
+  it.each(['st.01', 'dock 07', 'dock/07', 'dock+', 'dock#', '-dock', '_dock', 'x'.repeat(65), '站01', 'dock\n07', ''])(
+    'refuses station.id %j in one line that says what is allowed and why',
+    (id) => {
+      const line = refusal(doc(id));
+      expect(line).not.toContain('\n');
+      expect(line.startsWith('config: station.id: has an invalid value')).toBe(true);
+      if (id) {
+        expect(line).toContain(`got ${JSON.stringify(id)}`);
+        expect(line).toContain('letters A-Z a-z, digits, _ and -');
+        expect(line).toContain("RabbitMQ rewrite '.'");
+      }
+    },
+  );
 
   it.each(['dockd', 'police/evidence/dockd', 'a_b-c/0'])('accepts hq.mqtt.topicPrefix %j', (p) => {
     expect(validateConfig(doc('dock-01', p), '/srv').hq.mqtt.topicPrefix).toBe(p);
   });
 
-  it.each(['police.hq', 'a/b.c', '/dockd', 'dockd/', 'a//b', 'dock d', 'dock+d', 'dockd/#', '$SYS/dockd', ''])('refuses hq.mqtt.topicPrefix %j in one line', (p) => {
-    const line = refusal(doc('dock-01', p));
-    expect(line).not.toContain('\n');
-    expect(line).toContain(`config: hq.mqtt.topicPrefix: has an invalid value (must match ^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$): got ${JSON.stringify(p)}`);
-    expect(line).toContain('levels separated by /');
-  });
+  it.each(['police.hq', 'a/b.c', '/dockd', 'dockd/', 'a//b', 'dock d', 'dock+d', 'dockd/#', '$SYS/dockd', ''])(
+    'refuses hq.mqtt.topicPrefix %j in one line',
+    (p) => {
+      const line = refusal(doc('dock-01', p));
+      expect(line).not.toContain('\n');
+      expect(line).toContain(
+        `config: hq.mqtt.topicPrefix: has an invalid value (must match ^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$): got ${JSON.stringify(p)}`,
+      );
+      expect(line).toContain('levels separated by /');
+    },
+  );
 
   it('the prefix defaults to dockd', () => {
     expect(validateConfig(doc('dock-01'), '/srv').hq.mqtt.topicPrefix).toBe('dockd');
@@ -74,15 +87,22 @@ describe('hq.mqtt.protocolVersion', () => {
 
   it('refuses 5 with the embedded HQ, whose broker speaks 3.1.1 only', () => {
     const d = doc('dock-01');
-    d.hq = { embedded: true, tus: { endpoint: 'http://127.0.0.1:1080/files/' }, mqtt: { url: 'mqtt://127.0.0.1:1883', protocolVersion: 5 } };
-    expect(refusal(d)).toBe("config: hq.mqtt.protocolVersion: the embedded HQ's broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true");
+    d.hq = {
+      embedded: true,
+      tus: { endpoint: 'http://127.0.0.1:1080/files/' },
+      mqtt: { url: 'mqtt://127.0.0.1:1883', protocolVersion: 5 },
+    };
+    expect(refusal(d)).toBe(
+      "config: hq.mqtt.protocolVersion: the embedded HQ's broker speaks MQTT 3.1.1 only: use 4 with hq.embedded: true",
+    );
   });
 });
 
 describe('hq.mqtt.urls', () => {
   function withUrls(urls: unknown, url?: string): Record<string, any> {
     const d = doc('dock-01');
-    if (url === undefined) delete d.hq.mqtt.url; else d.hq.mqtt.url = url;
+    if (url === undefined) delete d.hq.mqtt.url;
+    else d.hq.mqtt.url = url;
     d.hq.mqtt.urls = urls;
     return d;
   }
@@ -98,8 +118,20 @@ describe('hq.mqtt.urls', () => {
   });
 
   it.each([
-    ['neither', (d: any) => { delete d.hq.mqtt.url; }, 'config: hq.mqtt.url: missing required key (or hq.mqtt.urls, a list of brokers)'],
-    ['both', (d: any) => { d.hq.mqtt.urls = ['mqtt://b.hq']; }, 'config: hq.mqtt.urls: give hq.mqtt.url (one broker) or hq.mqtt.urls (a list), not both'],
+    [
+      'neither',
+      (d: any) => {
+        delete d.hq.mqtt.url;
+      },
+      'config: hq.mqtt.url: missing required key (or hq.mqtt.urls, a list of brokers)',
+    ],
+    [
+      'both',
+      (d: any) => {
+        d.hq.mqtt.urls = ['mqtt://b.hq'];
+      },
+      'config: hq.mqtt.urls: give hq.mqtt.url (one broker) or hq.mqtt.urls (a list), not both',
+    ],
   ])('refuses %s in one line', (_what, edit, line) => {
     const d = doc('dock-01');
     edit(d);
@@ -111,8 +143,14 @@ describe('hq.mqtt.urls', () => {
     [['mqtt://a.hq', 'mqtt://a.hq'], /^config: hq\.mqtt\.urls: /],
     [['mqtt://a.hq', 'http://b.hq'], /^config: hq\.mqtt\.urls\.1: has an invalid value/],
     [['mqtt://a.hq', 'mqtt://b hq'], /^config: hq\.mqtt\.urls\.1: not a valid URL/],
-    [['mqtt://a.hq', 'mqtt://st:pw@b.hq'], /^config: hq\.mqtt\.urls\.1: put credentials in hq\.mqtt\.username and hq\.mqtt\.password/],
-    [['wss://a.hq/mqtt', 'wss://b.hq/ws'], /^config: hq\.mqtt\.urls\.1: every broker of the list is reached with the path of the first \(\/mqtt\), not \/ws$/],
+    [
+      ['mqtt://a.hq', 'mqtt://st:pw@b.hq'],
+      /^config: hq\.mqtt\.urls\.1: put credentials in hq\.mqtt\.username and hq\.mqtt\.password/,
+    ],
+    [
+      ['wss://a.hq/mqtt', 'wss://b.hq/ws'],
+      /^config: hq\.mqtt\.urls\.1: every broker of the list is reached with the path of the first \(\/mqtt\), not \/ws$/,
+    ],
   ])('refuses %j in one line', (urls, line) => {
     const message = refusal(withUrls(urls));
     expect(message).not.toContain('\n');
@@ -134,13 +172,21 @@ describe('hq.mqtt.urls', () => {
 describe('LogThrottle', () => {
   it('writes the first warning of a key, then at most one per interval, saying how many it left out', () => {
     const lines: Record<string, unknown>[] = [];
-    const log = createLogger('info', { write: (s: string) => { lines.push(JSON.parse(s)); } });
+    const log = createLogger('info', {
+      write: (s: string) => {
+        lines.push(JSON.parse(s));
+      },
+    });
     let now = 0;
     const t = new LogThrottle(60_000, () => now);
     for (let i = 0; i < 5; i++) t.warn(log, 'topic', { i }, 'odd topic');
     t.warn(log, 'other', { i: 'o' }, 'another kind');
     now = 60_000;
     t.warn(log, 'topic', { i: 5 }, 'odd topic');
-    expect(lines.map((l) => [l.msg, l.i, l.suppressed])).toEqual([['odd topic', 0, undefined], ['another kind', 'o', undefined], ['odd topic', 5, 4]]);
+    expect(lines.map((l) => [l.msg, l.i, l.suppressed])).toEqual([
+      ['odd topic', 0, undefined],
+      ['another kind', 'o', undefined],
+      ['odd topic', 5, 4],
+    ]);
   });
 });

@@ -28,8 +28,9 @@ function doc(hq: { password?: unknown; headers?: Record<string, unknown> } = {})
 }
 
 function configError(fn: () => unknown): ConfigError {
-  try { fn(); }
-  catch (e) {
+  try {
+    fn();
+  } catch (e) {
     expect(e).toBeInstanceOf(ConfigError);
     return e as ConfigError;
   }
@@ -90,12 +91,19 @@ describe('config secrets: {env} and {file}', () => {
     process.env[SET] = 'Bearer env-secret-123';
     await fs.writeFile(path.join(dir, 'mqtt.pw'), 'file-secret-456\n');
     await fs.writeFile(path.join(dir, 'api.key'), 'crlf-secret-789\r\n');
-    const c = validateConfig(doc({
-      password: { file: 'mqtt.pw' },
-      headers: { Authorization: { env: SET }, 'X-Api-Key': { file: path.join(dir, 'api.key') }, 'X-Plain': 'inline-value' },
-    }), dir);
+    const c = validateConfig(
+      doc({
+        password: { file: 'mqtt.pw' },
+        headers: { Authorization: { env: SET }, 'X-Api-Key': { file: path.join(dir, 'api.key') }, 'X-Plain': 'inline-value' },
+      }),
+      dir,
+    );
     expect(c.hq.mqtt.password).toBe('file-secret-456');
-    expect(c.hq.tus.headers).toEqual({ Authorization: 'Bearer env-secret-123', 'X-Api-Key': 'crlf-secret-789', 'X-Plain': 'inline-value' });
+    expect(c.hq.tus.headers).toEqual({
+      Authorization: 'Bearer env-secret-123',
+      'X-Api-Key': 'crlf-secret-789',
+      'X-Plain': 'inline-value',
+    });
     // Resolved values are remembered (for redaction).
     for (const v of ['file-secret-456', 'Bearer env-secret-123', 'crlf-secret-789']) expect(SECRET_VALUES.has(v)).toBe(true);
 
@@ -132,7 +140,9 @@ describe('config secrets: {env} and {file}', () => {
     await fs.writeFile(path.join(dir, 'pw'), 'pw-"quoted"-secret\n');
     validateConfig(doc({ password: { file: 'pw' }, headers: { Authorization: { env: SET } } }), dir);
     expect(MIN_SCRUBBED_SECRET_LENGTH).toBe(8);
-    expect(redactSecrets('HTTP 401: invalid credentials: Bearer tok-9f8e7d6c5b4a, try again')).toBe('HTTP 401: invalid credentials: [redacted], try again');
+    expect(redactSecrets('HTTP 401: invalid credentials: Bearer tok-9f8e7d6c5b4a, try again')).toBe(
+      'HTTP 401: invalid credentials: [redacted], try again',
+    );
     expect(redactSecrets('unknown token tok-9f8e7d6c5b4a')).toBe('unknown token [redacted]');
     expect(redactSecrets('{"echo":"pw-\\"quoted\\"-secret"}')).toBe('{"echo":"[redacted]"}');
     expect(redactSecrets('nothing secret here')).toBe('nothing secret here');
@@ -142,37 +152,84 @@ describe('config secrets: {env} and {file}', () => {
     process.env[SET] = 'Bearer tok-9f8e7d6c5b4a';
     validateConfig(doc({ headers: { Authorization: { env: SET } } }), dir);
     const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
     const log = createLogger('debug', sink);
-    log.info({
-      password: 'by-key-1', headers: { Authorization: 'by-key-2' }, device: { password: 'by-key-3' }, authorization: 'by-key-4',
-      config: { hq: { mqtt: { password: 'by-key-5' } }, dock: { recorderPassword: 'by-key-6' }, devices: [{ serial: '1234567', password: 'by-key-7' }] },
-    }, 'key paths');
+    log.info(
+      {
+        password: 'by-key-1',
+        headers: { Authorization: 'by-key-2' },
+        device: { password: 'by-key-3' },
+        authorization: 'by-key-4',
+        config: {
+          hq: { mqtt: { password: 'by-key-5' } },
+          dock: { recorderPassword: 'by-key-6' },
+          devices: [{ serial: '1234567', password: 'by-key-7' }],
+        },
+      },
+      'key paths',
+    );
     // An echoed secret in a field that is not a secret's key is the caller's to scrub (redactSecrets where it enters):
     // the logger never rewrites values, so a number or a hash is never damaged by a short secret.
     log.warn({ err: 'HQ said: Bearer tok-9f8e7d6c5b4a is wrong' }, 'unscrubbed on purpose');
     expect(lines).toHaveLength(2);
     const first = JSON.parse(lines[0]) as Record<string, unknown>;
     for (let i = 1; i <= 7; i++) expect(lines[0]).not.toContain(`by-key-${i}`);
-    expect(first).toMatchObject({ password: '[redacted]', headers: '[redacted]', device: { password: '[redacted]' }, authorization: '[redacted]',
-      config: { hq: { mqtt: { password: '[redacted]' } }, dock: { recorderPassword: '[redacted]' }, devices: [{ serial: '1234567', password: '[redacted]' }] } });
+    expect(first).toMatchObject({
+      password: '[redacted]',
+      headers: '[redacted]',
+      device: { password: '[redacted]' },
+      authorization: '[redacted]',
+      config: {
+        hq: { mqtt: { password: '[redacted]' } },
+        dock: { recorderPassword: '[redacted]' },
+        devices: [{ serial: '1234567', password: '[redacted]' }],
+      },
+    });
     expect(JSON.parse(lines[1])).toMatchObject({ err: 'HQ said: Bearer tok-9f8e7d6c5b4a is wrong' });
   });
 
   it('the default recorder password 000000 is never searched for in text: a line holding 10000000 stays valid, exact JSON', () => {
-    const c = validateConfig({ ...doc(), dock: { mountRoots: ['dock'], recorderPassword: '000000' }, devices: [{ serial: '7654321', officerId: '000001', password: '1000000' }] }, dir);
+    const c = validateConfig(
+      {
+        ...doc(),
+        dock: { mountRoots: ['dock'], recorderPassword: '000000' },
+        devices: [{ serial: '7654321', officerId: '000001', password: '1000000' }],
+      },
+      dir,
+    );
     expect(c.dock.recorderPassword).toBe('000000');
     expect(SECRET_VALUES.has('000000')).toBe(true);
-    expect(redactSecrets('size 10000000 bytes, at 2026-01-01T00:00:00.000Z')).toBe('size 10000000 bytes, at 2026-01-01T00:00:00.000Z');
+    expect(redactSecrets('size 10000000 bytes, at 2026-01-01T00:00:00.000Z')).toBe(
+      'size 10000000 bytes, at 2026-01-01T00:00:00.000Z',
+    );
 
     const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
     const log = createLogger('debug', sink);
     const sha = `${'0'.repeat(32)}1000000${'0'.repeat(25)}`;
-    log.info({ size: 10_000_000, sha256: sha, offset: 1_000_000, note: 'copied 10000000 of 10000000 bytes' }, 'starting upload of 10000000 bytes');
+    log.info(
+      { size: 10_000_000, sha256: sha, offset: 1_000_000, note: 'copied 10000000 of 10000000 bytes' },
+      'starting upload of 10000000 bytes',
+    );
     log.info({ file: { size: 100000000, password: '000000' } }, 'nested');
     for (const l of lines) expect(() => JSON.parse(l), l).not.toThrow();
-    expect(JSON.parse(lines[0])).toMatchObject({ size: 10_000_000, sha256: sha, offset: 1_000_000, note: 'copied 10000000 of 10000000 bytes', msg: 'starting upload of 10000000 bytes' });
+    expect(JSON.parse(lines[0])).toMatchObject({
+      size: 10_000_000,
+      sha256: sha,
+      offset: 1_000_000,
+      note: 'copied 10000000 of 10000000 bytes',
+      msg: 'starting upload of 10000000 bytes',
+    });
     expect(JSON.parse(lines[1])).toMatchObject({ file: { size: 100000000, password: '[redacted]' } });
   });
 });

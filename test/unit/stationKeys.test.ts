@@ -8,7 +8,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../daemon/config.ts';
-import { KeyError, openStationKey, parsePublicKey, publicKeyBase64, readStationPublicKey, STATION_KEY_FILE, STATION_PUBLIC_KEY_FILE } from '../../daemon/custody/keys.ts';
+import {
+  KeyError,
+  openStationKey,
+  parsePublicKey,
+  publicKeyBase64,
+  readStationPublicKey,
+  STATION_KEY_FILE,
+  STATION_PUBLIC_KEY_FILE,
+} from '../../daemon/custody/keys.ts';
 import { receiptSignatureValid, receiptSignedBytes, signReceipt } from '../../daemon/custody/signatures.ts';
 import { tempDir } from '../helpers/daemon.ts';
 
@@ -16,22 +24,32 @@ const SHA = 'ab'.repeat(32);
 
 function doc(receiptKey?: unknown): Record<string, unknown> {
   return {
-    station: { id: 'st-1' }, storage: { dir: 'store' }, dock: { mountRoots: ['dock'] },
-    hq: { tus: { endpoint: 'http://127.0.0.1:1080/files/' }, mqtt: { url: 'mqtt://127.0.0.1:1883' }, ...(receiptKey === undefined ? {} : { receiptKey }) },
+    station: { id: 'st-1' },
+    storage: { dir: 'store' },
+    dock: { mountRoots: ['dock'] },
+    hq: {
+      tus: { endpoint: 'http://127.0.0.1:1080/files/' },
+      mqtt: { url: 'mqtt://127.0.0.1:1883' },
+      ...(receiptKey === undefined ? {} : { receiptKey }),
+    },
   };
 }
 
 describe('the station key pair in the store', () => {
   let dir: string;
-  beforeEach(async () => { dir = await tempDir('dockd-keys-'); });
-  afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await tempDir('dockd-keys-');
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
   it('is made at the first open (private key 0600, public key beside it) and the same pair is opened afterwards', async () => {
     expect(readStationPublicKey(dir)).toBeNull();
     const first = openStationKey(dir);
     expect((await fs.stat(path.join(dir, STATION_KEY_FILE))).mode & 0o777).toBe(0o600);
-    expect((await fs.readFile(path.join(dir, STATION_KEY_FILE), 'utf8'))).toMatch(/^-----BEGIN PRIVATE KEY-----/);
-    expect((await fs.readFile(path.join(dir, STATION_PUBLIC_KEY_FILE), 'utf8'))).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect(await fs.readFile(path.join(dir, STATION_KEY_FILE), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(await fs.readFile(path.join(dir, STATION_PUBLIC_KEY_FILE), 'utf8')).toMatch(/^-----BEGIN PUBLIC KEY-----/);
     expect(first.privateKey.asymmetricKeyType).toBe('ed25519');
     expect(first.publicKeyBase64).toMatch(/^MCowBQYDK2VwAyEA[A-Za-z0-9+/]{43}=$/); // SPKI DER of an Ed25519 key
     const again = openStationKey(dir);
@@ -47,7 +65,7 @@ describe('the station key pair in the store', () => {
     expect(() => openStationKey(dir)).toThrow(new RegExp(`${STATION_KEY_FILE}.*readable by others \\(mode 0644\\).*chmod 600`));
   });
 
-  it('refuses a public key that is not the private key\'s (one of them was replaced), and a damaged one', async () => {
+  it("refuses a public key that is not the private key's (one of them was replaced), and a damaged one", async () => {
     openStationKey(dir);
     const other = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
     await fs.writeFile(path.join(dir, STATION_PUBLIC_KEY_FILE), other);
@@ -62,7 +80,9 @@ describe('hq.receiptKey', () => {
   let dir: string;
   const hq = generateKeyPairSync('ed25519');
   const pem = hq.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  beforeEach(async () => { dir = await tempDir('dockd-receipt-key-'); });
+  beforeEach(async () => {
+    dir = await tempDir('dockd-receipt-key-');
+  });
   afterEach(async () => {
     delete process.env.DOCKD_TEST_RECEIPT_KEY;
     await fs.rm(dir, { recursive: true, force: true });
@@ -81,15 +101,26 @@ describe('hq.receiptKey', () => {
   it('anything but an Ed25519 public key is one config error naming hq.receiptKey', async () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const priv = hq.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    for (const [bad, why] of [[rsa, /rsa key, not Ed25519/], ['not a key', /not a public key/], [priv.replace(/PRIVATE/g, 'PUBLIC'), /not a public key/], [priv, /a private key: give the public key only/]] as const) {
+    for (const [bad, why] of [
+      [rsa, /rsa key, not Ed25519/],
+      ['not a key', /not a public key/],
+      [priv.replace(/PRIVATE/g, 'PUBLIC'), /not a public key/],
+      [priv, /a private key: give the public key only/],
+    ] as const) {
       let err: unknown;
-      try { validateConfig(doc(bad), dir); } catch (e) { err = e; }
+      try {
+        validateConfig(doc(bad), dir);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toMatch(/^config: hq\.receiptKey: /);
       expect((err as Error).message).toMatch(why);
       expect((err as Error).message).not.toContain('\n');
     }
-    expect(() => validateConfig(doc({ file: 'missing.pub' }), dir)).toThrow(/hq\.receiptKey: cannot read secret file missing\.pub: ENOENT/);
+    expect(() => validateConfig(doc({ file: 'missing.pub' }), dir)).toThrow(
+      /hq\.receiptKey: cannot read secret file missing\.pub: ENOENT/,
+    );
   });
 });
 
@@ -98,10 +129,18 @@ describe('receipt signatures', () => {
 
   it('sign the exact JSON of {stationId, sha256, ok, at}; any change, another key or garbage fails', () => {
     const r = signReceipt(hq.privateKey, { stationId: 'st-1', sha256: SHA, ok: true, at: '2026-12-01T08:00:00.000Z' });
-    expect(receiptSignedBytes(r).toString()).toBe(`{"stationId":"st-1","sha256":"${SHA}","ok":true,"at":"2026-12-01T08:00:00.000Z"}`);
+    expect(receiptSignedBytes(r).toString()).toBe(
+      `{"stationId":"st-1","sha256":"${SHA}","ok":true,"at":"2026-12-01T08:00:00.000Z"}`,
+    );
     expect(Buffer.from(r.sig, 'base64')).toHaveLength(64);
     expect(receiptSignatureValid(hq.publicKey, r)).toBe(true);
-    for (const changed of [{ stationId: 'st-2' }, { sha256: SHA.toUpperCase() }, { sha256: 'cd'.repeat(32) }, { ok: false }, { at: '2026-12-01T08:00:00.001Z' }]) {
+    for (const changed of [
+      { stationId: 'st-2' },
+      { sha256: SHA.toUpperCase() },
+      { sha256: 'cd'.repeat(32) },
+      { ok: false },
+      { at: '2026-12-01T08:00:00.001Z' },
+    ]) {
       expect(receiptSignatureValid(hq.publicKey, { ...r, ...changed }), JSON.stringify(changed)).toBe(false);
     }
     expect(receiptSignatureValid(generateKeyPairSync('ed25519').publicKey, r)).toBe(false);

@@ -14,14 +14,19 @@ import { RemountedVolume, VolumeWriteError } from '../../drivers/volumes/recorde
  */
 const REPO = path.resolve(import.meta.dirname, '../..');
 const SBIN_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
-const sh = (file: string, args: string[]) => execFileSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH: SBIN_PATH } }).trim();
+const sh = (file: string, args: string[]) =>
+  execFileSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH: SBIN_PATH } }).trim();
 
 let cannot: string | null = null;
 beforeAll(() => {
-  if (process.getuid?.() !== 0) { cannot = `loop-mount tests need root (uid is ${process.getuid?.()}); run them as root, as CI does`; return; }
+  if (process.getuid?.() !== 0) {
+    cannot = `loop-mount tests need root (uid is ${process.getuid?.()}); run them as root, as CI does`;
+    return;
+  }
   for (const tool of ['losetup', 'mkfs.ext4', 'mount', 'umount', 'blkid', 'setpriv']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`], { env: { ...process.env, PATH: SBIN_PATH } }).status !== 0) {
-      cannot = `loop-mount tests need ${tool} (Debian: util-linux, mount, e2fsprogs)`; return;
+      cannot = `loop-mount tests need ${tool} (Debian: util-linux, mount, e2fsprogs)`;
+      return;
     }
   }
   if (!readFileSync('/proc/filesystems', 'utf8').includes('ext4')) cannot = 'loop-mount tests need ext4 in this kernel';
@@ -66,14 +71,19 @@ async function loopImage(files: Record<string, string> | null, mkfs = 'mkfs.ext4
     sh(mkfs, ['-q', '-F', '-d', content, image]);
   }
   let loop: string;
-  try { loop = sh('losetup', ['--find', '--show', image]); }
-  catch (e) { throw new Error(`cannot test mounting here: losetup failed (no loop devices in this container?): ${(e as Error).message}`); }
+  try {
+    loop = sh('losetup', ['--find', '--show', image]);
+  } catch (e) {
+    throw new Error(`cannot test mounting here: losetup failed (no loop devices in this container?): ${(e as Error).message}`);
+  }
   loops.push(loop);
   return loop;
 }
 
 function mountLine(mountPoint: string): string[] | undefined {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '))
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
     .find((f) => unescapeMountField(f[1] ?? '') === mountPoint);
 }
 
@@ -88,11 +98,19 @@ describe('BlockMounter on real loop devices', () => {
 
     const vol = await mounter.mount(loop, 'bay-1');
     expect(vol).toMatchObject({ device: loop, fsType: 'ext4', mountPoint: path.join(await fs.realpath(runtimeRoot), 'bay-1') });
-    expect(await fs.readFile(path.join(vol.mountPoint, 'DCIM/012345_1234567_20260301083000_0001.mp4'), 'utf8')).toBe('not really a video\n');
+    expect(await fs.readFile(path.join(vol.mountPoint, 'DCIM/012345_1234567_20260301083000_0001.mp4'), 'utf8')).toBe(
+      'not really a video\n',
+    );
     expect(await fs.readFile(path.join(vol.mountPoint, 'README.txt'), 'utf8')).toBe('记录仪\n');
-    const writeErr = await fs.writeFile(path.join(vol.mountPoint, 'README.txt'), 'x').then(() => null, (e: NodeJS.ErrnoException) => e.code);
+    const writeErr = await fs.writeFile(path.join(vol.mountPoint, 'README.txt'), 'x').then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e.code,
+    );
     expect(writeErr).toBe('EROFS');
-    const createErr = await fs.writeFile(path.join(vol.mountPoint, 'new.txt'), 'x').then(() => null, (e: NodeJS.ErrnoException) => e.code);
+    const createErr = await fs.writeFile(path.join(vol.mountPoint, 'new.txt'), 'x').then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e.code,
+    );
     expect(createErr).toBe('EROFS');
     const line = mountLine(vol.mountPoint);
     expect(line?.[0]).toBe(loop);
@@ -115,13 +133,22 @@ describe('BlockMounter on real loop devices', () => {
       await expect(fs.readdir(vol.mountPoint)).resolves.toContain('DCIM');
       expect(await mounter.unmount(vol.mountPoint)).toEqual({ wasMounted: true, lazy: true });
       expect(mountLine(vol.mountPoint)).toBeUndefined();
-      expect((await fh.readFile('utf8'))).toBe('记录仪\n');
-    } finally { await fh.close(); }
+      expect(await fh.readFile('utf8')).toBe('记录仪\n');
+    } finally {
+      await fh.close();
+    }
   });
 
   it('refuses what is not a recorder volume, with a code', async () => {
     const mounter = new BlockMounter({ runtimeRoot: path.join(await tempDir(), 'mnt') });
-    const codeOf = (p: Promise<unknown>) => p.then(() => 'mounted', (e: unknown) => { expect(e).toBeInstanceOf(MountError); return (e as MountError).code; });
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'mounted',
+        (e: unknown) => {
+          expect(e).toBeInstanceOf(MountError);
+          return (e as MountError).code;
+        },
+      );
     expect(await codeOf(mounter.mount(await loopImage(null), 'bay-2'))).toBe('FS_UNKNOWN');
     const ext2 = await loopImage({ 'a.txt': 'a' }, 'mkfs.ext2');
     expect(await mounter.detectFsType(ext2)).toBe('ext2');
@@ -149,10 +176,14 @@ describe('BlockMounter on real loop devices', () => {
     await fs.chown(home, 65534, 65534);
     // The user may not be able to read this checkout (CI may clone under /root): hand it plain JS in the temp dir.
     const source = readFileSync(path.join(REPO, 'drivers/mounts/blockMount.ts'), 'utf8');
-    const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+    const js = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    }).outputText;
     await fs.writeFile(path.join(dir, 'blockMount.mjs'), js);
     const script = path.join(dir, 'mount-as-user.mjs');
-    await fs.writeFile(script, `
+    await fs.writeFile(
+      script,
+      `
       import { readFileSync } from 'node:fs';
       import { BlockMounter } from './blockMount.mjs';
       const m = new BlockMounter({ runtimeRoot: ${JSON.stringify(runtimeRoot)} });
@@ -166,13 +197,23 @@ describe('BlockMounter on real loop devices', () => {
       const line = readFileSync('/proc/self/mounts', 'utf8').split('\\n').find((l) => l.split(' ')[1] === vol.mountPoint);
       const unmounted = await m.unmount(vol.mountPoint);
       console.log(JSON.stringify({ uid: process.getuid(), content, line, unmounted, whileWiping, afterWipe }));
-    `);
-    const r = spawnSync('setpriv', [
-      '--reuid=65534', '--regid=65534', '--clear-groups', '--nnp',
-      `--inh-caps=${caps.map((c) => `+${c}`).join(',')}`, `--ambient-caps=${caps.map((c) => `+${c}`).join(',')}`,
-      `--bounding-set=-all,${bounding.map((c) => `+${c}`).join(',')}`,
-      process.execPath, script,
-    ], { encoding: 'utf8', cwd: dir, env: { PATH: SBIN_PATH, HOME: home, TMPDIR: home } });
+    `,
+    );
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '--nnp',
+        `--inh-caps=${caps.map((c) => `+${c}`).join(',')}`,
+        `--ambient-caps=${caps.map((c) => `+${c}`).join(',')}`,
+        `--bounding-set=-all,${bounding.map((c) => `+${c}`).join(',')}`,
+        process.execPath,
+        script,
+      ],
+      { encoding: 'utf8', cwd: dir, env: { PATH: SBIN_PATH, HOME: home, TMPDIR: home } },
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -207,7 +248,12 @@ describe('a read-write remount just for the wipe', () => {
     const options = mountLine(vol.mountPoint)?.[3]?.split(',');
     expect(options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
     expect(options).not.toContain('rw');
-    expect(await fs.writeFile(path.join(vol.mountPoint, 'new.txt'), 'x').then(() => null, (e: NodeJS.ErrnoException) => e.code)).toBe('EROFS');
+    expect(
+      await fs.writeFile(path.join(vol.mountPoint, 'new.txt'), 'x').then(
+        () => null,
+        (e: NodeJS.ErrnoException) => e.code,
+      ),
+    ).toBe('EROFS');
 
     // On the device: the filesystem is clean (e2fsck exits 0), and mounted afresh the deleted file is gone and the
     // rest is byte-identical.
@@ -225,7 +271,10 @@ describe('a read-write remount just for the wipe', () => {
     const mounter = new BlockMounter({ runtimeRoot: path.join(await tempDir(), 'mnt') });
     const vol = await mounter.mount(loop, 'bay-2');
     const wipe = new RemountedVolume(vol.mountPoint, mounter);
-    const e = await wipe.remove(entry(vol.mountPoint, CLIP)).then(() => null, (err: unknown) => err);
+    const e = await wipe.remove(entry(vol.mountPoint, CLIP)).then(
+      () => null,
+      (err: unknown) => err,
+    );
     expect(e).toBeInstanceOf(VolumeWriteError);
     expect((e as VolumeWriteError).code).toBe('NO_ACCESS');
     expect(((e as VolumeWriteError).cause as MountError).code).toBe('REMOUNT_REFUSED');
@@ -234,7 +283,10 @@ describe('a read-write remount just for the wipe', () => {
     expect(await fs.readFile(path.join(vol.mountPoint, CLIP), 'utf8')).toBe('archived at HQ\n');
 
     for (const elsewhere of ['/', path.dirname(vol.mountPoint), path.join(vol.mountPoint, 'DCIM')]) {
-      const err = await mounter.remount(elsewhere, 'rw').then(() => null, (x: unknown) => x);
+      const err = await mounter.remount(elsewhere, 'rw').then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect((err as MountError).code, elsewhere).toBe('NOT_MOUNTED');
     }
   });
@@ -246,8 +298,14 @@ describe('a read-write remount just for the wipe', () => {
     const wipe = new RemountedVolume(vol.mountPoint, mounter);
     const outside = path.join(await tempDir(), 'outside.mp4');
     await fs.writeFile(outside, 'x');
-    const codeOf = (p: Promise<unknown>) => p.then(() => 'deleted', (x: unknown) => (x as VolumeWriteError).code);
-    expect(await codeOf(wipe.remove({ relPath: '../outside.mp4', absPath: path.join(vol.mountPoint, '..', path.basename(outside)) }))).toBe('OUTSIDE_VOLUME');
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'deleted',
+        (x: unknown) => (x as VolumeWriteError).code,
+      );
+    expect(
+      await codeOf(wipe.remove({ relPath: '../outside.mp4', absPath: path.join(vol.mountPoint, '..', path.basename(outside)) })),
+    ).toBe('OUTSIDE_VOLUME');
     expect(await codeOf(wipe.remove({ relPath: 'DCIM', absPath: path.join(vol.mountPoint, 'DCIM') }))).toBe('NOT_A_FILE');
     await wipe.close();
     expect(mountLine(vol.mountPoint)?.[3]?.split(',')).toContain('ro');
@@ -262,7 +320,9 @@ describe('mount options', () => {
     }
     expect(mountOptions('ext4', { uid: 990, gid: 990 })).toContain('noload');
     expect(mountOptions('vfat', { uid: 990, gid: 991 })).toEqual(expect.arrayContaining(['uid=990', 'gid=991', 'utf8']));
-    expect(mountOptions('exfat', { uid: 990, gid: 991 })).toEqual(expect.arrayContaining(['uid=990', 'gid=991', 'iocharset=utf8']));
+    expect(mountOptions('exfat', { uid: 990, gid: 991 })).toEqual(
+      expect.arrayContaining(['uid=990', 'gid=991', 'iocharset=utf8']),
+    );
     expect(unescapeMountField('/run/dockd/mnt/bay\\0401')).toBe('/run/dockd/mnt/bay 1');
   });
 });

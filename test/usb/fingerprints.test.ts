@@ -2,12 +2,18 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsbError } from '../../drivers/usb/errors.ts';
 import {
-  BUILTIN_FINGERPRINTS, fingerprintTable, fingerprintsFromConfig, matchFingerprint, usbId, type FingerprintConfig,
+  BUILTIN_FINGERPRINTS,
+  fingerprintTable,
+  fingerprintsFromConfig,
+  matchFingerprint,
+  usbId,
+  type FingerprintConfig,
 } from '../../drivers/usb/fingerprints.ts';
 import { Sysfs } from '../../drivers/usb/sysfs.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/sysfs');
-const read = async (tree: string, portPath: string) => (await new Sysfs({ root: path.join(FIXTURES, tree) }).readDevice(portPath))!;
+const read = async (tree: string, portPath: string) =>
+  (await new Sysfs({ root: path.join(FIXTURES, tree) }).readDevice(portPath))!;
 
 describe('fingerprint matching (built-ins, devices from the fixture trees)', () => {
   const table = fingerprintTable();
@@ -42,7 +48,11 @@ describe('fingerprint matching (built-ins, devices from the fixture trees)', () 
 describe('fingerprints from config', () => {
   it('adds a recorder family the built-ins do not know', () => {
     const table = fingerprintTable([{ vendorId: '1a2b', productId: '0x00c1', driver: 'mass-storage', model: 'ZF-9' }]);
-    expect(matchFingerprint(table, { vendorId: 0x1a2b, productId: 0xc1 })).toMatchObject({ driver: 'mass-storage', model: 'ZF-9', score: 1 });
+    expect(matchFingerprint(table, { vendorId: 0x1a2b, productId: 0xc1 })).toMatchObject({
+      driver: 'mass-storage',
+      model: 'ZF-9',
+      score: 1,
+    });
     expect(usbId({ vendorId: 0x1a2b, productId: 0xc1 })).toBe('1a2b:00c1');
   });
 
@@ -53,7 +63,9 @@ describe('fingerprints from config', () => {
   });
 
   it('a serial pattern narrows an entry to some units', async () => {
-    const table = fingerprintTable([{ vendorId: 0x2e3c, productId: 0x5740, serial: '^345', driver: 'bc-serial', model: 'batch 345' }]);
+    const table = fingerprintTable([
+      { vendorId: 0x2e3c, productId: 0x5740, serial: '^345', driver: 'bc-serial', model: 'batch 345' },
+    ]);
     expect(matchFingerprint(table, await read('hub-recorders', '1-1.4'))).toMatchObject({ model: 'batch 345', score: 2 });
     expect(matchFingerprint(table, await read('hub-recorders', '1-1.1'))).toMatchObject({ model: 'DSJ-X1' }); // serial 2345678
     expect(matchFingerprint(table, { vendorId: 0x2e3c, productId: 0x5740 })).toMatchObject({ model: 'BC recorder' }); // no serial
@@ -63,16 +75,25 @@ describe('fingerprints from config', () => {
     const table = fingerprintTable([
       { vendorId: '2e3c', productId: '5740', manufacturer: '^acme', product: 'mk ?2', driver: 'bc-serial', model: 'Acme Mk2' },
     ]);
-    expect(matchFingerprint(table, { vendorId: 0x2e3c, productId: 0x5740, manufacturer: 'ACME Ltd', product: 'Cam MK2' }))
-      .toMatchObject({ model: 'Acme Mk2', score: 3 });
-    expect(matchFingerprint(table, { vendorId: 0x2e3c, productId: 0x5740, manufacturer: 'ACME Ltd', product: 'Cam MK3' }))
-      .toMatchObject({ model: 'BC recorder', score: 1 });
+    expect(
+      matchFingerprint(table, { vendorId: 0x2e3c, productId: 0x5740, manufacturer: 'ACME Ltd', product: 'Cam MK2' }),
+    ).toMatchObject({ model: 'Acme Mk2', score: 3 });
+    expect(
+      matchFingerprint(table, { vendorId: 0x2e3c, productId: 0x5740, manufacturer: 'ACME Ltd', product: 'Cam MK3' }),
+    ).toMatchObject({ model: 'BC recorder', score: 1 });
   });
 
   it('rejects a bad entry, naming it and the key', () => {
     const bad = (e: Partial<FingerprintConfig>) => {
-      try { fingerprintsFromConfig([{ vendorId: '2e3c', productId: '5740', driver: 'bc-serial', model: 'x', ...e } as FingerprintConfig]); }
-      catch (err) { expect(err).toBeInstanceOf(UsbError); expect((err as UsbError).code).toBe('BAD_FINGERPRINT'); return (err as Error).message; }
+      try {
+        fingerprintsFromConfig([
+          { vendorId: '2e3c', productId: '5740', driver: 'bc-serial', model: 'x', ...e } as FingerprintConfig,
+        ]);
+      } catch (err) {
+        expect(err).toBeInstanceOf(UsbError);
+        expect((err as UsbError).code).toBe('BAD_FINGERPRINT');
+        return (err as Error).message;
+      }
       throw new Error('accepted');
     };
     expect(bad({ vendorId: 'zz' })).toMatch(/^usb\.fingerprints\[0\]\.vendorId: /);

@@ -17,7 +17,9 @@ describe('LibusbHotplug over the real usb package', () => {
       expect(emitter.listenerCount('detach')).toBe(before + 1);
       // every device present at start is reported (root hubs excepted), each with a port path
       const present = usb.getDeviceList().filter((d) => (d.portNumbers ?? []).length > 0);
-      expect(attached.map((e) => e.portPath).sort()).toEqual(present.map((d) => `${d.busNumber}-${d.portNumbers!.join('.')}`).sort());
+      expect(attached.map((e) => e.portPath).sort()).toEqual(
+        present.map((d) => `${d.busNumber}-${d.portNumbers!.join('.')}`).sort(),
+      );
     } finally {
       await hotplug.stop();
     }
@@ -26,8 +28,13 @@ describe('LibusbHotplug over the real usb package', () => {
   });
 
   it('reports a clear LIBUSB_UNAVAILABLE when the native module cannot load, instead of crashing', async () => {
-    const hotplug = new LibusbHotplug({ load: () => loadUsbModule(() => import('usb-native-module-that-is-not-installed' as string)) });
-    const err = await hotplug.start().then(() => null, (e: unknown) => e);
+    const hotplug = new LibusbHotplug({
+      load: () => loadUsbModule(() => import('usb-native-module-that-is-not-installed' as string)),
+    });
+    const err = await hotplug.start().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(UsbError);
     expect((err as UsbError).code).toBe('LIBUSB_UNAVAILABLE');
     expect((err as Error).message).toMatch(/native 'usb' module could not be loaded .*sysfs poller/);
@@ -35,8 +42,10 @@ describe('LibusbHotplug over the real usb package', () => {
   });
 
   it('reports LIBUSB_UNAVAILABLE when libusb itself failed to initialise', async () => {
-    const err = await loadUsbModule(async () => ({ usb: { INIT_ERROR: -99, getDeviceList: () => [], on() {}, off() {} } }))
-      .then(() => null, (e: unknown) => e);
+    const err = await loadUsbModule(async () => ({ usb: { INIT_ERROR: -99, getDeviceList: () => [], on() {}, off() {} } })).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((err as UsbError).code).toBe('LIBUSB_UNAVAILABLE');
     expect((err as Error).message).toMatch(/libusb failed to initialise \(error -99\)/);
   });

@@ -18,7 +18,18 @@ import { MountHelperClient } from '../../drivers/mounts/mountHelperClient.ts';
 import { checkConfigPaths } from '../../daemon/configPaths.ts';
 import { ConfigError, validateConfig } from '../../daemon/config.ts';
 import {
-  NOBODY, PORT, SBIN_PATH, SDB1, UNPRIVILEGED_SLAVE_NS, helperWorld, loopDeviceOf, mountsUnder, rdevOf, requireMountTools, sh, tearDownHelperWorld,
+  NOBODY,
+  PORT,
+  SBIN_PATH,
+  SDB1,
+  UNPRIVILEGED_SLAVE_NS,
+  helperWorld,
+  loopDeviceOf,
+  mountsUnder,
+  rdevOf,
+  requireMountTools,
+  sh,
+  tearDownHelperWorld,
 } from '../helpers/mountHelperWorld.ts';
 
 const requireRoot = () => requireMountTools('the mount helper tests');
@@ -55,7 +66,9 @@ async function world(loop: string, opts: { rootMode?: number } = {}) {
  */
 async function standIn(): Promise<{ ask: (cmd: object) => Promise<Record<string, unknown>>; pid: number }> {
   const script = path.join(dir!, 'stand-in.mjs');
-  await fs.writeFile(script, `
+  await fs.writeFile(
+    script,
+    `
     import fs from 'node:fs';
     import { createInterface } from 'node:readline';
     createInterface({ input: process.stdin }).on('line', (line) => {
@@ -69,7 +82,8 @@ async function standIn(): Promise<{ ask: (cmd: object) => Promise<Record<string,
         else if (c.op === 'status') out({ ok: true, status: fs.readFileSync('/proc/self/status', 'utf8') });
       } catch (e) { out({ ok: false, code: e.code ?? e.message }); }
     });
-  `);
+  `,
+  );
   await fs.chmod(dir!, 0o755);
   const [file, ...args] = [...UNPRIVILEGED_SLAVE_NS, process.execPath, script];
   const child = spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: SBIN_PATH } });
@@ -77,12 +91,18 @@ async function standIn(): Promise<{ ask: (cmd: object) => Promise<Record<string,
   const answers: ((o: Record<string, unknown>) => void)[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => answers.shift()?.(JSON.parse(l)));
   let stderr = '';
-  child.stderr!.on('data', (d) => { stderr += d; });
-  const ask = (cmd: object) => new Promise<Record<string, unknown>>((resolve, reject) => {
-    if (child.exitCode !== null) { reject(new Error(`the stand-in exited ${child.exitCode}: ${stderr}`)); return; }
-    answers.push(resolve);
-    child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+  child.stderr!.on('data', (d) => {
+    stderr += d;
   });
+  const ask = (cmd: object) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      if (child.exitCode !== null) {
+        reject(new Error(`the stand-in exited ${child.exitCode}: ${stderr}`));
+        return;
+      }
+      answers.push(resolve);
+      child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+    });
   return { ask, pid: child.pid! };
 }
 
@@ -101,7 +121,8 @@ describe('the mount helper on real loop devices', () => {
     // The stand-in holds nothing: uid nobody, every capability set empty.
     const status = String((await dockd.ask({ op: 'status' })).status);
     expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(NOBODY));
-    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(new RegExp(`^${set}:\\s+0+$`, 'm').test(status), set).toBe(true);
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
+      expect(new RegExp(`^${set}:\\s+0+$`, 'm').test(status), set).toBe(true);
 
     await client.ping();
     const vol = await client.mount(path.join(w.devRoot, 'sdb1'), 'B2', { usbPort: PORT });
@@ -110,7 +131,9 @@ describe('the mount helper on real loop devices', () => {
     expect(await dockd.ask({ op: 'read', path: clip })).toEqual({ ok: true, data: 'archived at HQ\n' });
     expect(await dockd.ask({ op: 'rm', path: clip })).toEqual({ ok: false, code: 'EROFS' });
     expect(await dockd.ask({ op: 'write', path: path.join(vol.mountPoint, 'new.txt') })).toEqual({ ok: false, code: 'EROFS' });
-    const line = readFileSync(`/proc/${dockd.pid}/mounts`, 'utf8').split('\n').find((l) => unescapeMountField(l.split(' ')[1] ?? '') === vol.mountPoint);
+    const line = readFileSync(`/proc/${dockd.pid}/mounts`, 'utf8')
+      .split('\n')
+      .find((l) => unescapeMountField(l.split(' ')[1] ?? '') === vol.mountPoint);
     expect(line?.split(' ')[3]?.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
 
     // The wipe: writable while the helper has it remounted, read-only again after.
@@ -134,7 +157,14 @@ describe('the mount helper on real loop devices', () => {
     const loop = await loopDevice({ [CLIP]: 'x\n' });
     const w = await world(loop);
     const client = new MountHelperClient({ socketPath: w.socket, runtimeRoot: w.runtimeRoot });
-    const codeOf = (p: Promise<unknown>) => p.then(() => 'done', (e: unknown) => { expect(e).toBeInstanceOf(MountError); return (e as MountError).code; });
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'done',
+        (e: unknown) => {
+          expect(e).toBeInstanceOf(MountError);
+          return (e as MountError).code;
+        },
+      );
     const sdb1 = path.join(w.devRoot, 'sdb1');
 
     // A device sysfs does not name as that port's USB storage: another loop device, the node of another device
@@ -151,18 +181,29 @@ describe('the mount helper on real loop devices', () => {
     expect(await codeOf(client.mount(sdb1, 'B2', { usbPort: '1-1.3' }))).toBe('NOT_USB_STORAGE');
 
     // Paths and names with tricks, devices outside the device root, a malformed request of any kind.
-    for (const name of ['..', '../etc', 'a/b', '.staging', '', 'x'.repeat(65)]) expect(await codeOf(client.mount(sdb1, name, { usbPort: PORT })), name).toBe('BAD_REQUEST');
+    for (const name of ['..', '../etc', 'a/b', '.staging', '', 'x'.repeat(65)])
+      expect(await codeOf(client.mount(sdb1, name, { usbPort: PORT })), name).toBe('BAD_REQUEST');
     for (const device of ['/etc/passwd', `${w.devRoot}/../dev/sdb1`, `${w.devRoot}/sub/sdb1`, 'sdb1']) {
       expect(await codeOf(client.mount(device, 'B2', { usbPort: PORT })), device).toBe('BAD_REQUEST');
     }
     expect(await codeOf(client.mount(sdb1, 'B2', { usbPort: 'usb1' }))).toBe('BAD_REQUEST');
-    const raw = async (text: string) => new Promise<string>((resolve) => {
-      const s = net.createConnection({ path: w.socket }, () => s.end(text));
-      let out = '';
-      s.on('data', (d) => { out += d; }).on('close', () => resolve(out));
-    });
-    for (const bad of ['not json\n', '[]\n', '{"op":"format"}\n', '{"op":"unmount","name":"B2","path":"/"}\n', '{"op":"remount","name":"B2","mode":"exec"}\n',
-      '{"op":"unmount","name":7}\n', `${'{'.repeat(5000)}\n`]) {
+    const raw = async (text: string) =>
+      new Promise<string>((resolve) => {
+        const s = net.createConnection({ path: w.socket }, () => s.end(text));
+        let out = '';
+        s.on('data', (d) => {
+          out += d;
+        }).on('close', () => resolve(out));
+      });
+    for (const bad of [
+      'not json\n',
+      '[]\n',
+      '{"op":"format"}\n',
+      '{"op":"unmount","name":"B2","path":"/"}\n',
+      '{"op":"remount","name":"B2","mode":"exec"}\n',
+      '{"op":"unmount","name":7}\n',
+      `${'{'.repeat(5000)}\n`,
+    ]) {
       expect(JSON.parse(await raw(bad)), bad.slice(0, 40)).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
     }
     expect(await codeOf(client.remount(path.join(w.runtimeRoot, 'B2'), 'rw'))).toBe('NOT_MOUNTED');
@@ -178,29 +219,45 @@ describe('the mount helper on real loop devices', () => {
     requireRoot();
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-mount-helper-'));
     const loop = await loopDevice({ 'a.txt': 'a' });
-    const e = await world(loop, { rootMode: 0o770 }).then(() => null, (err: Error) => err);
-    expect(e?.message).toMatch(/dockd-mount exited 2: dockd-mount: runtime mount root .*\/mnt must be a directory of root's that nobody else can write \(it is 770, uid 0\)/);
-    const client = new MountHelperClient({ socketPath: path.join(dir, 'nobody-listens.sock'), runtimeRoot: path.join(dir, 'run/mnt') });
-    const unreachable = await client.ping().then(() => null, (err: MountError) => err);
+    const e = await world(loop, { rootMode: 0o770 }).then(
+      () => null,
+      (err: Error) => err,
+    );
+    expect(e?.message).toMatch(
+      /dockd-mount exited 2: dockd-mount: runtime mount root .*\/mnt must be a directory of root's that nobody else can write \(it is 770, uid 0\)/,
+    );
+    const client = new MountHelperClient({
+      socketPath: path.join(dir, 'nobody-listens.sock'),
+      runtimeRoot: path.join(dir, 'run/mnt'),
+    });
+    const unreachable = await client.ping().then(
+      () => null,
+      (err: MountError) => err,
+    );
     expect(unreachable?.code).toBe('HELPER_UNAVAILABLE');
     expect(unreachable?.message).toContain('dockd-mount.socket');
   });
 });
 
 describe('usb.mountHelper in the config', () => {
-  it('is resolved against the config file, and then the runtime mount root must be there already (the helper\'s, not made by dockd)', async () => {
+  it("is resolved against the config file, and then the runtime mount root must be there already (the helper's, not made by dockd)", async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-mount-helper-config-'));
     await fs.mkdir(path.join(dir, 'sys'));
     await fs.mkdir(path.join(dir, 'dev'));
     const doc = (usb: Record<string, unknown>) => ({
-      station: { id: 'dock-07' }, storage: { dir: 'store' }, dock: { mountRoots: ['dock'] },
+      station: { id: 'dock-07' },
+      storage: { dir: 'store' },
+      dock: { mountRoots: ['dock'] },
       hq: { tus: { endpoint: 'https://hq.example.org/files/' }, mqtt: { url: 'mqtts://hq.example.org:8883' } },
       usb: { enabled: true, sysfsRoot: path.join(dir!, 'sys'), devRoot: path.join(dir!, 'dev'), ...usb },
     });
     expect(validateConfig(doc({}), dir).usb.mountHelper).toBe('');
     const config = validateConfig(doc({ mountHelper: 'run/dockd-mount.sock', runtimeMountRoot: 'run/mnt' }), dir);
     expect(config.usb.mountHelper).toBe(path.join(dir, 'run/dockd-mount.sock'));
-    const refused = await checkConfigPaths(config).then(() => null, (e: unknown) => e);
+    const refused = await checkConfigPaths(config).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(refused).toBeInstanceOf(ConfigError);
     expect((refused as Error).message).toBe(`config: usb.runtimeMountRoot: ${path.join(dir, 'run/mnt')} does not exist`);
     await fs.mkdir(path.join(dir, 'run/mnt'), { recursive: true });

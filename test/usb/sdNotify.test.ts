@@ -22,7 +22,10 @@ while (1) { my $m; defined(recv($s, $m, 65536, 0)) or die "recv: $!"; $m =~ s/\\
 class NotifySocket {
   readonly messages: string[] = [];
   private waiters: Array<() => void> = [];
-  private constructor(readonly path: string, private readonly child: ChildProcess) {}
+  private constructor(
+    readonly path: string,
+    private readonly child: ChildProcess,
+  ) {}
 
   static async open(dir: string): Promise<NotifySocket> {
     const p = path.join(dir, 'notify.sock');
@@ -50,18 +53,24 @@ class NotifySocket {
   }
 
   /** Messages other than systemd-notify's own BARRIER=1. */
-  get notes(): string[] { return this.messages.filter((m) => m !== 'BARRIER=1'); }
+  get notes(): string[] {
+    return this.messages.filter((m) => m !== 'BARRIER=1');
+  }
 
   async until(fits: (notes: string[]) => boolean): Promise<string[]> {
     while (!fits(this.notes)) await new Promise<void>((r) => this.waiters.push(r));
     return this.notes;
   }
 
-  close(): void { this.child.kill('SIGTERM'); }
+  close(): void {
+    this.child.kill('SIGTERM');
+  }
 }
 
 const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 async function notifySocket(): Promise<NotifySocket> {
   if (spawnSync('sh', ['-c', 'command -v systemd-notify && command -v perl']).status !== 0) {
@@ -84,7 +93,12 @@ describe('SdNotify through systemd-notify to a real AF_UNIX datagram socket', ()
     expect(await n.watchdog()).toBe(true);
     expect(await n.stopping()).toBe(true);
     const notes = await sock.until((m) => m.length >= 4);
-    expect(notes).toEqual(['READY=1\nSTATUS=3 bays, 0 docked', 'STATUS=bay 1: copying 12/40 second line', 'WATCHDOG=1', 'STOPPING=1']);
+    expect(notes).toEqual([
+      'READY=1\nSTATUS=3 bays, 0 docked',
+      'STATUS=bay 1: copying 12/40 second line',
+      'WATCHDOG=1',
+      'STOPPING=1',
+    ]);
     expect(sock.messages).toContain('BARRIER=1'); // systemd-notify waited for the receiver each time
   });
 
@@ -99,7 +113,10 @@ describe('SdNotify through systemd-notify to a real AF_UNIX datagram socket', ()
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-notify-'));
     cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
     const n = new SdNotify({ env: { ...process.env, NOTIFY_SOCKET: path.join(dir, 'nobody-listens.sock') } });
-    const err = await n.ready().then(() => null, (e: unknown) => e);
+    const err = await n.ready().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(SdNotifyError);
     expect((err as SdNotifyError).exitCode).not.toBe(0);
     await expect(n.notify({ 'READY=1\nX': '1' })).rejects.toThrow(/bad variable name/);
@@ -122,7 +139,13 @@ describe('watchdog', () => {
     const sock = await notifySocket();
     const env = { ...process.env, NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '100000', WATCHDOG_PID: String(process.pid) };
     let asked = 0;
-    const wd = startWatchdog(new SdNotify({ env }), { env, healthy: () => { asked++; return true; } });
+    const wd = startWatchdog(new SdNotify({ env }), {
+      env,
+      healthy: () => {
+        asked++;
+        return true;
+      },
+    });
     cleanups.push(() => wd.stop());
     expect(wd.intervalMs).toBe(50);
     const notes = await sock.until((m) => m.filter((x) => x === 'WATCHDOG=1').length >= 3);

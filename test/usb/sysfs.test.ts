@@ -15,10 +15,17 @@ async function tempCopy(name: string): Promise<string> {
   await fs.cp(path.join(FIXTURES, name), dir, { recursive: true });
   return dir;
 }
-afterEach(async () => { for (const d of temps.splice(0)) await fs.rm(d, { recursive: true, force: true }); });
+afterEach(async () => {
+  for (const d of temps.splice(0)) await fs.rm(d, { recursive: true, force: true });
+});
 
 async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { expect(e).toBeInstanceOf(UsbError); return (e as UsbError).code; }
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(UsbError);
+    return (e as UsbError).code;
+  }
   throw new Error('expected a UsbError');
 }
 
@@ -39,8 +46,15 @@ describe('sysfs mapping on the fixture trees', () => {
     expect(await s.listPortPaths()).toEqual(['1-1', '1-1.2']);
     const d = await s.readDevice('1-1.2');
     expect(d).toMatchObject({
-      portPath: '1-1.2', busNumber: 1, deviceAddress: 5, vendorId: 0x2e3c, productId: 0x5740, deviceClass: 0xef,
-      manufacturer: 'DSJ Recorder Co.', product: 'DSJ-X1 Body Camera', serial: '1234567',
+      portPath: '1-1.2',
+      busNumber: 1,
+      deviceAddress: 5,
+      vendorId: 0x2e3c,
+      productId: 0x5740,
+      deviceClass: 0xef,
+      manufacturer: 'DSJ Recorder Co.',
+      product: 'DSJ-X1 Body Camera',
+      serial: '1234567',
     });
     expect(await s.ttys('1-1.2')).toEqual(['/dev/ttyACM0']);
     expect(await s.blockDevices('1-1.2')).toEqual([]);
@@ -54,10 +68,16 @@ describe('sysfs mapping on the fixture trees', () => {
     const d = await s.readDevice('1-1.2');
     expect(d).toMatchObject({ portPath: '1-1.2', deviceAddress: 6, vendorId: 0x2e3c, productId: 0x5741, serial: '1234567' });
     const blocks = await s.blockDevices('1-1.2');
-    expect(blocks).toEqual([{
-      name: 'sdb', devPath: '/dev/sdb', sizeBytes: 62521344 * 512, removable: true, readOnly: false,
-      partitions: [{ name: 'sdb1', devPath: '/dev/sdb1', number: 1, sizeBytes: 62519296 * 512 }],
-    }]);
+    expect(blocks).toEqual([
+      {
+        name: 'sdb',
+        devPath: '/dev/sdb',
+        sizeBytes: 62521344 * 512,
+        removable: true,
+        readOnly: false,
+        partitions: [{ name: 'sdb1', devPath: '/dev/sdb1', number: 1, sizeBytes: 62519296 * 512 }],
+      },
+    ]);
     expect(volumeToMount(blocks)).toBe('/dev/sdb1');
     expect(await s.ttys('1-1.2')).toEqual([]);
     expect((await s.waitForBlockDevices('1-1.2', { intervalMs: 5 }))[0]!.name).toBe('sdb');
@@ -65,7 +85,12 @@ describe('sysfs mapping on the fixture trees', () => {
 
   it('an unrelated USB stick reads as what it is', async () => {
     const s = fixture('usb-stick');
-    expect(await s.readDevice('1-1.3')).toMatchObject({ vendorId: 0x0781, productId: 0x5583, manufacturer: 'SanDisk', product: 'Ultra Fit' });
+    expect(await s.readDevice('1-1.3')).toMatchObject({
+      vendorId: 0x0781,
+      productId: 0x5583,
+      manufacturer: 'SanDisk',
+      product: 'Ultra Fit',
+    });
     const blocks = await s.blockDevices('1-1.3');
     expect(blocks.map((b) => [b.name, b.partitions.map((p) => p.devPath)])).toEqual([['sdc', ['/dev/sdc1']]]);
   });

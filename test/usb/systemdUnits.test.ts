@@ -19,7 +19,9 @@ function tool(name: string): void {
 const run = (file: string, args: string[]) => spawnSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH } });
 
 const temps: string[] = [];
-afterEach(async () => { for (const d of temps.splice(0)) await fs.rm(d, { recursive: true, force: true }); });
+afterEach(async () => {
+  for (const d of temps.splice(0)) await fs.rm(d, { recursive: true, force: true });
+});
 async function tempDir(): Promise<string> {
   const d = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-systemd-'));
   temps.push(d);
@@ -35,10 +37,13 @@ const NODE_LTS = '/opt/dockd-node/node_modules/node/bin/node'; // README, "Runti
 async function unitHere(name = 'dockd.service'): Promise<string> {
   const dir = await tempDir();
   for (const unit of ['dockd.service', 'dockd-mount.service', 'dockd-mount.socket']) {
-    const text = readFileSync(path.join(SYSTEMD, unit), 'utf8').replace(/^ExecStart=(\S+) \/opt\/dockd\/(\S+)/m, (_, node: string, script: string) => {
-      expect(node).toBe(NODE_LTS);
-      return `ExecStart=${process.execPath} ${path.join(REPO, script)}`;
-    });
+    const text = readFileSync(path.join(SYSTEMD, unit), 'utf8').replace(
+      /^ExecStart=(\S+) \/opt\/dockd\/(\S+)/m,
+      (_, node: string, script: string) => {
+        expect(node).toBe(NODE_LTS);
+        return `ExecStart=${process.execPath} ${path.join(REPO, script)}`;
+      },
+    );
     await fs.writeFile(path.join(dir, unit), text);
   }
   return path.join(dir, name);
@@ -59,12 +64,14 @@ function exposure(file: string): number {
 describe('systemd/dockd.service', () => {
   const key = keysOf('dockd.service');
 
-  it('passes systemd-analyze verify without a single diagnostic about it or the mount helper\'s units', async () => {
+  it("passes systemd-analyze verify without a single diagnostic about it or the mount helper's units", async () => {
     tool('systemd-analyze');
     const file = await unitHere();
     const files = ['dockd.service', 'dockd-mount.service', 'dockd-mount.socket'].map((u) => path.join(path.dirname(file), u));
     const r = run('systemd-analyze', ['verify', ...files]);
-    const aboutUs = `${r.stdout}${r.stderr}`.split('\n').filter((l) => files.some((f) => l.includes(path.basename(f)) || l.includes(f)));
+    const aboutUs = `${r.stdout}${r.stderr}`
+      .split('\n')
+      .filter((l) => files.some((f) => l.includes(path.basename(f)) || l.includes(f)));
     expect(aboutUs).toEqual([]);
     expect(r.status).toBe(0);
   });
@@ -119,17 +126,40 @@ describe('systemd/dockd-mount.service and .socket', () => {
   });
 
   it('run the helper as root with CAP_SYS_ADMIN only, on the runtime mount root of the default config, in the host mount namespace', () => {
-    const schema = JSON.parse(readFileSync(path.join(REPO, 'config/schema.json'), 'utf8')) as { properties: { usb: { properties: { runtimeMountRoot: { default: string } } } } };
-    expect(service('ExecStart')).toEqual([`${NODE_LTS} /opt/dockd/bin/dockd-mount.js --runtime-root ${schema.properties.usb.properties.runtimeMountRoot.default} --owner dockd`]);
+    const schema = JSON.parse(readFileSync(path.join(REPO, 'config/schema.json'), 'utf8')) as {
+      properties: { usb: { properties: { runtimeMountRoot: { default: string } } } };
+    };
+    expect(service('ExecStart')).toEqual([
+      `${NODE_LTS} /opt/dockd/bin/dockd-mount.js --runtime-root ${schema.properties.usb.properties.runtimeMountRoot.default} --owner dockd`,
+    ]);
     expect(service('User')).toEqual(['root']);
     expect(service('CapabilityBoundingSet')).toEqual(['CAP_SYS_ADMIN']);
     expect(service('NoNewPrivileges')).toEqual(['yes']);
     expect(service('RestrictAddressFamilies')).toEqual(['AF_UNIX']);
     expect(service('Requires')).toEqual(['dockd-mount.socket']);
     // Any of these gives the unit a mount namespace of its own, and its mounts would never reach dockd's.
-    for (const k of ['PrivateTmp', 'PrivateMounts', 'PrivateDevices', 'ProtectSystem', 'ProtectHome', 'ReadWritePaths', 'ReadOnlyPaths',
-      'InaccessiblePaths', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs', 'ProtectControlGroups', 'ProtectProc',
-      'MountFlags', 'RootDirectory', 'TemporaryFileSystem', 'BindPaths', 'RuntimeDirectory', 'StateDirectory']) expect(service(k), k).toEqual([]);
+    for (const k of [
+      'PrivateTmp',
+      'PrivateMounts',
+      'PrivateDevices',
+      'ProtectSystem',
+      'ProtectHome',
+      'ReadWritePaths',
+      'ReadOnlyPaths',
+      'InaccessiblePaths',
+      'ProtectKernelTunables',
+      'ProtectKernelModules',
+      'ProtectKernelLogs',
+      'ProtectControlGroups',
+      'ProtectProc',
+      'MountFlags',
+      'RootDirectory',
+      'TemporaryFileSystem',
+      'BindPaths',
+      'RuntimeDirectory',
+      'StateDirectory',
+    ])
+      expect(service(k), k).toEqual([]);
   });
 
   it('are rated by systemd-analyze security below 5 (a root helper without namespaces, but with no network and one capability)', async () => {
@@ -139,7 +169,7 @@ describe('systemd/dockd-mount.service and .socket', () => {
 });
 
 describe('tmpfiles.d and sysusers.d', () => {
-  it('create the dockd user and /run/dockd/mnt (root\'s, 0750, group dockd; /run/dockd root\'s 0755) in a scratch root', async () => {
+  it("create the dockd user and /run/dockd/mnt (root's, 0750, group dockd; /run/dockd root's 0755) in a scratch root", async () => {
     tool('systemd-sysusers');
     tool('systemd-tmpfiles');
     const root = await tempDir();
@@ -163,20 +193,25 @@ describe('tmpfiles.d and sysusers.d', () => {
 describe('systemd/99-dockd.rules', () => {
   const rules = readFileSync(path.join(SYSTEMD, '99-dockd.rules'), 'utf8');
   const lines = rules.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
-  const ids = (l: string) => `${/ATTRS?\{idVendor\}=="([0-9a-f]{4})"/.exec(l)?.[1]}:${/ATTRS?\{idProduct\}=="([0-9a-f]{4})"/.exec(l)?.[1]}`;
+  const ids = (l: string) =>
+    `${/ATTRS?\{idVendor\}=="([0-9a-f]{4})"/.exec(l)?.[1]}:${/ATTRS?\{idProduct\}=="([0-9a-f]{4})"/.exec(l)?.[1]}`;
 
   it('is well-formed udev syntax (KEY op "value", comma separated)', () => {
     const pair = /^\s*[A-Z_]+(\{[A-Za-z_]+\})?\s*(==|!=|=|\+=|-=|:=)\s*"[^"]*"\s*$/;
     for (const l of lines) for (const part of l.split(',')) expect(part, l).toMatch(pair);
   });
 
-  it('covers every built-in recorder id: USB device and tty nodes to group dockd, storage left root\'s, automounters off', () => {
+  it("covers every built-in recorder id: USB device and tty nodes to group dockd, storage left root's, automounters off", () => {
     const builtIn = [...new Set(BUILTIN_FINGERPRINTS.map((f) => `${hex4(f.vendorId)}:${hex4(f.productId)}`))].sort();
     const usb = lines.filter((l) => l.includes('SUBSYSTEM=="usb"'));
     expect(usb.map(ids).sort()).toEqual(builtIn);
     for (const l of usb) expect(l).toMatch(/GROUP="dockd", MODE="0660"/);
-    const serial = BUILTIN_FINGERPRINTS.filter((f) => f.driver === 'bc-serial').map((f) => `${hex4(f.vendorId)}:${hex4(f.productId)}`);
-    const storage = BUILTIN_FINGERPRINTS.filter((f) => f.driver === 'mass-storage').map((f) => `${hex4(f.vendorId)}:${hex4(f.productId)}`);
+    const serial = BUILTIN_FINGERPRINTS.filter((f) => f.driver === 'bc-serial').map(
+      (f) => `${hex4(f.vendorId)}:${hex4(f.productId)}`,
+    );
+    const storage = BUILTIN_FINGERPRINTS.filter((f) => f.driver === 'mass-storage').map(
+      (f) => `${hex4(f.vendorId)}:${hex4(f.productId)}`,
+    );
     const tty = lines.filter((l) => l.includes('SUBSYSTEM=="tty"'));
     const block = lines.filter((l) => l.includes('SUBSYSTEM=="block"'));
     expect([...new Set(tty.map(ids))].sort()).toEqual([...new Set(serial)].sort());

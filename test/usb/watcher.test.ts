@@ -18,33 +18,57 @@ class Recorder {
   private taken = new Set<number>();
   private waiters: Array<() => void> = [];
   constructor(w: UsbWatcher) {
-    for (const type of ['recorder-attached', 'recorder-detached', 'recorder-failed', 'device-ignored', 'hotplug-error'] as const) {
-      w.on(type, (payload: unknown) => { this.all.push({ type, payload }); for (const f of this.waiters.splice(0)) f(); });
+    for (const type of [
+      'recorder-attached',
+      'recorder-detached',
+      'recorder-failed',
+      'device-ignored',
+      'hotplug-error',
+    ] as const) {
+      w.on(type, (payload: unknown) => {
+        this.all.push({ type, payload });
+        for (const f of this.waiters.splice(0)) f();
+      });
     }
   }
   async next(type: keyof UsbWatcherEvents, fits: (p: any) => boolean = () => true): Promise<any> {
     for (;;) {
       const i = this.all.findIndex((e, k) => !this.taken.has(k) && e.type === type && fits(e.payload));
-      if (i >= 0) { this.taken.add(i); return this.all[i]!.payload; }
+      if (i >= 0) {
+        this.taken.add(i);
+        return this.all[i]!.payload;
+      }
       await new Promise<void>((r) => this.waiters.push(r));
     }
   }
-  count(type: keyof UsbWatcherEvents): number { return this.all.filter((e) => e.type === type).length; }
+  count(type: keyof UsbWatcherEvents): number {
+    return this.all.filter((e) => e.type === type).length;
+  }
 }
 
 class LogLines implements UsbLog {
   readonly lines: Array<{ level: string; obj: object; msg: string }> = [];
-  debug(obj: object, msg: string) { this.lines.push({ level: 'debug', obj, msg }); }
-  info(obj: object, msg: string) { this.lines.push({ level: 'info', obj, msg }); }
-  warn(obj: object, msg: string) { this.lines.push({ level: 'warn', obj, msg }); }
+  debug(obj: object, msg: string) {
+    this.lines.push({ level: 'debug', obj, msg });
+  }
+  info(obj: object, msg: string) {
+    this.lines.push({ level: 'info', obj, msg });
+  }
+  warn(obj: object, msg: string) {
+    this.lines.push({ level: 'warn', obj, msg });
+  }
 }
 
 /** A hotplug source the test drives by hand (the substitute for libusb, as the pty is for a serial port). */
 class ManualHotplug extends EventEmitter<UsbHotplugEvents> implements UsbHotplug {
   async start() {}
   async stop() {}
-  attach(ev: UsbHotplugEvent) { this.emit('attach', ev); }
-  detach(ev: UsbHotplugEvent) { this.emit('detach', ev); }
+  attach(ev: UsbHotplugEvent) {
+    this.emit('attach', ev);
+  }
+  detach(ev: UsbHotplugEvent) {
+    this.emit('detach', ev);
+  }
 }
 
 const temps: string[] = [];
@@ -75,8 +99,10 @@ function startWatcher(root: string, host: { hotplug?: UsbHotplug; log?: UsbLog }
   const sysfs = new Sysfs({ root });
   const poller = new SysfsPoller({ sysfs, intervalMs: 20 });
   const hotplug = host.hotplug ?? poller;
-  const w = new UsbWatcher({ hotplug, sysfs, fingerprints: fingerprintTable(), ...(host.log ? { log: host.log } : {}) },
-    { pollMs: 10, waitTimeoutMs });
+  const w = new UsbWatcher(
+    { hotplug, sysfs, fingerprints: fingerprintTable(), ...(host.log ? { log: host.log } : {}) },
+    { pollMs: 10, waitTimeoutMs },
+  );
   watchers.push(w);
   return { w, poller, events: new Recorder(w) };
 }
@@ -103,7 +129,13 @@ describe('UsbWatcher over the SysfsPoller on a changing /sys-shaped tree', () =>
     await plug(root, 'recorder-storage', '1-1.2', async (dir) => {
       await fs.rename(path.join(dir, '1-1.2:1.0/host6'), path.join(root, '.host6'));
     });
-    expect(await events.next('recorder-detached')).toEqual({ portPath: '1-1.2', busNumber: 1, deviceAddress: 5, driver: 'bc-serial', model: 'DSJ-X1' });
+    expect(await events.next('recorder-detached')).toEqual({
+      portPath: '1-1.2',
+      busNumber: 1,
+      deviceAddress: 5,
+      driver: 'bc-serial',
+      model: 'DSJ-X1',
+    });
     const attachedLater = events.next('recorder-attached').then((p) => ({ p, diskAdded }));
     await new Promise((r) => setTimeout(r, 100)); // let a few polls see the device without its disk
     diskAdded = true;
@@ -111,15 +143,23 @@ describe('UsbWatcher over the SysfsPoller on a changing /sys-shaped tree', () =>
     const { p: storage, diskAdded: afterDisk } = await attachedLater;
     expect(afterDisk).toBe(true);
     expect(storage).toMatchObject({ portPath: '1-1.2', deviceAddress: 6, driver: 'mass-storage', model: 'DSJ-X1' });
-    expect(storage.blockDevices.map((b: any) => [b.devPath, b.partitions.map((p: any) => p.devPath)])).toEqual([['/dev/sdb', ['/dev/sdb1']]]);
+    expect(storage.blockDevices.map((b: any) => [b.devPath, b.partitions.map((p: any) => p.devPath)])).toEqual([
+      ['/dev/sdb', ['/dev/sdb1']],
+    ]);
     expect(storage.tty).toBeUndefined();
     expect(w.recorders().map((r) => [r.portPath, r.driver])).toEqual([['1-1.2', 'mass-storage']]);
 
     // an unrelated stick, plugged twice: ignored each time, logged once
     for (let i = 0; i < 2; i++) {
       await plug(root, 'usb-stick', '1-1.3');
-      expect(await events.next('device-ignored', (p) => p.portPath === '1-1.3'))
-        .toEqual({ portPath: '1-1.3', reason: 'unknown', vendorId: '0781', productId: '5583', manufacturer: 'SanDisk', product: 'Ultra Fit' });
+      expect(await events.next('device-ignored', (p) => p.portPath === '1-1.3')).toEqual({
+        portPath: '1-1.3',
+        reason: 'unknown',
+        vendorId: '0781',
+        productId: '5583',
+        manufacturer: 'SanDisk',
+        product: 'Ultra Fit',
+      });
       await unplug(root, '1-1.3');
       await poller.pollOnce(); // the poller has seen it gone (same address next time: only a gap tells them apart)
     }
@@ -137,7 +177,9 @@ describe('UsbWatcher over the SysfsPoller on a changing /sys-shaped tree', () =>
     const root = await tempRoot('hub-recorders');
     const { w, events } = startWatcher(root);
     await w.start();
-    const seen = await Promise.all(['1-1.1', '1-1.2', '1-1.4'].map((p) => events.next('recorder-attached', (e) => e.portPath === p)));
+    const seen = await Promise.all(
+      ['1-1.1', '1-1.2', '1-1.4'].map((p) => events.next('recorder-attached', (e) => e.portPath === p)),
+    );
     expect(seen.map((e) => [e.portPath, e.driver, e.model, e.tty ?? e.blockDevices[0].partitions[0].devPath])).toEqual([
       ['1-1.1', 'bc-serial', 'DSJ-X1', '/dev/ttyACM0'],
       ['1-1.2', 'mass-storage', 'DSJ-X1', '/dev/sdb1'],
@@ -146,7 +188,12 @@ describe('UsbWatcher over the SysfsPoller on a changing /sys-shaped tree', () =>
     expect(await events.next('device-ignored')).toMatchObject({ portPath: '1-1', reason: 'hub' });
     await unplug(root, '1-1.1');
     expect(await events.next('recorder-detached')).toMatchObject({ portPath: '1-1.1' });
-    expect(w.recorders().map((r) => r.portPath).sort()).toEqual(['1-1.2', '1-1.4']);
+    expect(
+      w
+        .recorders()
+        .map((r) => r.portPath)
+        .sort(),
+    ).toEqual(['1-1.2', '1-1.4']);
   });
 
   it('a recorder whose tty never appears fails with TIMEOUT, and the failure does not stop the others', async () => {

@@ -1,25 +1,32 @@
 // Who the page talks as: login (警号 + PIN for officers, name + password for admins), logout, and the live stream,
 // which follows the session and reconnects after an error or a refusal (503) with a growing pause.
 // Loaded before app.js (nothing runs here at load); its functions use app.js's helpers ($, t, h, toast, held …).
-'use strict';
 
 let session = { authenticated: false, user: null, kiosk: false, tls: false };
 let live = null;
 let liveAttempts = 0;
 let liveTimer = null;
 
-function roleName(user) { return user.role === 'admin' ? t('roleAdmin') : t('roleOfficer'); }
+function roleName(user) {
+  return user.role === 'admin' ? t('roleAdmin') : t('roleOfficer');
+}
 
 async function loadSession() {
   try {
     const r = await fetch('/api/session', { cache: 'no-store' });
     if (r.ok) session = await r.json();
-  } catch { /* offline: keep what we knew */ }
+  } catch {
+    /* offline: keep what we knew */
+  }
   const body = document.body;
-  body.dataset.role = session.user ? session.user.role : (session.kiosk ? 'kiosk' : 'none');
+  body.dataset.role = session.user ? session.user.role : session.kiosk ? 'kiosk' : 'none';
   body.dataset.auth = session.authenticated ? 'yes' : 'no';
   const u = session.user;
-  $('who').textContent = u ? `${u.name} · ${roleName(u)}${u.officerId ? ` ${u.officerId}` : ''}` : (session.kiosk ? t('kioskView') : '');
+  $('who').textContent = u
+    ? `${u.name} · ${roleName(u)}${u.officerId ? ` ${u.officerId}` : ''}`
+    : session.kiosk
+      ? t('kioskView')
+      : '';
   const b = $('login');
   b.hidden = false;
   b.textContent = session.authenticated ? t('logout') : t('loginTitle');
@@ -33,25 +40,53 @@ function askLogin() {
   $('login-error').hidden = true;
   $('password').value = '';
   dialog.showModal();
-  $(($('login-name').value ? 'password' : 'login-name')).focus();
+  $($('login-name').value ? 'password' : 'login-name').focus();
   return new Promise((resolve) => {
-    const done = (ok) => { dialog.close(); cleanup(); resolve(ok); };
+    const done = (ok) => {
+      dialog.close();
+      cleanup();
+      resolve(ok);
+    };
     const onSubmit = async (e) => {
       e.preventDefault();
-      let r, json = {};
+      let r,
+        json = {};
       try {
-        r = await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: $('login-name').value.trim(), password: $('password').value }) });
+        r = await fetch('/api/login', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ user: $('login-name').value.trim(), password: $('password').value }),
+        });
         json = await r.json().catch(() => ({}));
-      } catch (err) { json = { message: err.message }; }
-      if (r && r.ok) { $('password').value = ''; done(true); await sessionChanged(); return; }
-      $('login-error').textContent = json.error === 'LOCKED_OUT' ? t('lockedOut', { s: json.retryAfterSeconds })
-        : json.error === 'WRONG_PASSWORD' ? `${t('wrongPassword')} (${json.remaining})`
-          : json.error === 'ACCOUNT_DISABLED' ? t('accountDisabled') : (json.message ?? String(r?.status ?? ''));
+      } catch (err) {
+        json = { message: err.message };
+      }
+      if (r?.ok) {
+        $('password').value = '';
+        done(true);
+        await sessionChanged();
+        return;
+      }
+      $('login-error').textContent =
+        json.error === 'LOCKED_OUT'
+          ? t('lockedOut', { s: json.retryAfterSeconds })
+          : json.error === 'WRONG_PASSWORD'
+            ? `${t('wrongPassword')} (${json.remaining})`
+            : json.error === 'ACCOUNT_DISABLED'
+              ? t('accountDisabled')
+              : (json.message ?? String(r?.status ?? ''));
       $('login-error').hidden = false;
       $('password').value = '';
     };
-    const onCancel = (e) => { e?.preventDefault?.(); done(false); };
-    const cleanup = () => { $('login-form').removeEventListener('submit', onSubmit); $('login-cancel').removeEventListener('click', onCancel); dialog.removeEventListener('cancel', onCancel); };
+    const onCancel = (e) => {
+      e?.preventDefault?.();
+      done(false);
+    };
+    const cleanup = () => {
+      $('login-form').removeEventListener('submit', onSubmit);
+      $('login-cancel').removeEventListener('click', onCancel);
+      dialog.removeEventListener('cancel', onCancel);
+    };
     $('login-form').addEventListener('submit', onSubmit);
     $('login-cancel').addEventListener('click', onCancel);
     dialog.addEventListener('cancel', onCancel);
@@ -73,7 +108,10 @@ async function sessionChanged() {
 
 /** The header's button: log in, or log out (the server ends the session; the page forgets what it showed). */
 async function loginOrLogout() {
-  if (!session.authenticated) { await askLogin(); return; }
+  if (!session.authenticated) {
+    await askLogin();
+    return;
+  }
   await fetch('/api/logout', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).catch(() => {});
   toast(t('loggedOut'), 'ok');
   await sessionChanged();
@@ -99,8 +137,14 @@ function connect() {
   const es = new EventSource('/api/events');
   live = es;
   es.addEventListener('state', (e) => onState(JSON.parse(e.data)));
-  es.addEventListener('session-ended', () => { es.close(); retryLive(); });
-  es.onopen = () => { liveAttempts = 0; setLive('live'); };
+  es.addEventListener('session-ended', () => {
+    es.close();
+    retryLive();
+  });
+  es.onopen = () => {
+    liveAttempts = 0;
+    setLive('live');
+  };
   es.onerror = () => {
     setLive('offline');
     // CONNECTING: the browser tries again itself. CLOSED: it gave up (401, 503, …): we do, after a pause.

@@ -10,8 +10,16 @@ import type { Duplex } from 'node:stream';
 import { BcError } from './errors.ts';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter, type LineEvent } from './lines.ts';
 import {
-  BC_LOGIN_USER, commandTag, describeCommand, encodeCommand, isCommandEcho, parseReplyBytes, replyTag,
-  type BcCommand, type BcReply, type OfficerIdentity,
+  BC_LOGIN_USER,
+  commandTag,
+  describeCommand,
+  encodeCommand,
+  isCommandEcho,
+  parseReplyBytes,
+  replyTag,
+  type BcCommand,
+  type BcReply,
+  type OfficerIdentity,
 } from './messages.ts';
 import { assertTimeZone, formatBcTime, parseBcTime } from './time.ts';
 
@@ -30,7 +38,9 @@ export interface BcClientOptions {
   onTraffic?: (direction: 'tx' | 'rx', line: string) => void;
 }
 
-export interface CallOptions { timeoutMs?: number }
+export interface CallOptions {
+  timeoutMs?: number;
+}
 
 /** What a reply means for the command in flight: its value, a failure, or nothing (not for this command). */
 type Outcome<T> = { value: T } | { error: BcError } | null;
@@ -54,9 +64,13 @@ export class BcClient {
   private inFlight: InFlight | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private closedBy: string | null = null;
+  // biome-ignore lint/suspicious/noExplicitAny: stream listeners take whatever the event carries
   private readonly listeners: Array<[string, (...args: any[]) => void]>;
 
-  constructor(private readonly stream: Duplex, private readonly opts: BcClientOptions = {}) {
+  constructor(
+    private readonly stream: Duplex,
+    private readonly opts: BcClientOptions = {},
+  ) {
     this.splitter = new LineSplitter(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
     this.timeoutMs = opts.timeoutMs ?? 3000;
     this.maxGarbageLines = opts.maxGarbageLines ?? 4;
@@ -74,15 +88,27 @@ export class BcClient {
   }
 
   /** True once the stream has ended or failed, or the client was disposed. */
-  get closed(): boolean { return this.closedBy !== null; }
+  get closed(): boolean {
+    return this.closedBy !== null;
+  }
 
   /** `BC+LOGIN=admin:<password>`. Resolves with the word the recorder used (`OK`, `Sucess`); BC_AUTH_FAILED when refused. */
   login(password: string, call: CallOptions = {}): Promise<{ word: string }> {
-    return this.request<{ word: string }>({ op: 'login', user: this.user, password }, (r) => {
-      if (r.kind === 'login-ok') return { value: { word: r.word } };
-      if (r.kind === 'login-refused') return { error: new BcError('BC_AUTH_FAILED', `login refused: +LOGIN:${r.word}`, { command: `BC+LOGIN=${this.user}:***`, reason: r.word }) };
-      return null;
-    }, call);
+    return this.request<{ word: string }>(
+      { op: 'login', user: this.user, password },
+      (r) => {
+        if (r.kind === 'login-ok') return { value: { word: r.word } };
+        if (r.kind === 'login-refused')
+          return {
+            error: new BcError('BC_AUTH_FAILED', `login refused: +LOGIN:${r.word}`, {
+              command: `BC+LOGIN=${this.user}:***`,
+              reason: r.word,
+            }),
+          };
+        return null;
+      },
+      call,
+    );
   }
 
   /** `BC+DID?`: the recorder's 7-character serial. */
@@ -92,22 +118,38 @@ export class BcClient {
 
   /** `BC+UID?`: the officer the recorder is assigned to. */
   officer(call: CallOptions = {}): Promise<OfficerIdentity> {
-    return this.request({ op: 'get-uid' }, (r) => (r.kind === 'uid' ? { value: { officerId: r.officerId, officerName: r.officerName, unitNo: r.unitNo } } : null), call);
+    return this.request(
+      { op: 'get-uid' },
+      (r) => (r.kind === 'uid' ? { value: { officerId: r.officerId, officerName: r.officerName, unitNo: r.unitNo } } : null),
+      call,
+    );
   }
 
   /** `BC+SYSTIME?`: the recorder's clock, read in the client's time zone (one-second resolution). */
   clock(call: CallOptions = {}): Promise<Date> {
-    return this.request<Date>({ op: 'get-systime' }, (r) => {
-      if (r.kind !== 'systime') return null;
-      const date = parseBcTime(r.time, this.timeZone);
-      return date ? { value: date } : { error: new BcError('BC_BAD_REPLY', `clock ${r.time} is not a time in ${this.timeZone ?? 'the local zone'}`, { command: 'BC+SYSTIME?' }) };
-    }, call);
+    return this.request<Date>(
+      { op: 'get-systime' },
+      (r) => {
+        if (r.kind !== 'systime') return null;
+        const date = parseBcTime(r.time, this.timeZone);
+        return date
+          ? { value: date }
+          : {
+              error: new BcError('BC_BAD_REPLY', `clock ${r.time} is not a time in ${this.timeZone ?? 'the local zone'}`, {
+                command: 'BC+SYSTIME?',
+              }),
+            };
+      },
+      call,
+    );
   }
 
   /** `BC+SYSTIME=<YYYYMMDDhhmmss>`: sets the recorder's clock to `date`, written in the client's time zone. */
   setClock(date: Date, call: CallOptions = {}): Promise<void> {
     let time: string;
-    try { time = formatBcTime(date, this.timeZone); } catch (e) {
+    try {
+      time = formatBcTime(date, this.timeZone);
+    } catch (e) {
       return Promise.reject(new BcError('BC_BAD_ARGUMENT', `cannot set the clock to ${String(date)}: ${(e as Error).message}`));
     }
     return this.request({ op: 'set-systime', time }, (r) => (r.kind === 'systime-ok' ? { value: undefined } : null), call);
@@ -128,14 +170,24 @@ export class BcClient {
    * (`+DEL:ERR:<reason>`) is BC_DEVICE_ERROR with the recorder's reason; a path that cannot be sent is BC_BAD_ARGUMENT.
    */
   deleteFile(path: string, call: CallOptions = {}): Promise<void> {
-    return this.request<void>({ op: 'delete', path }, (r) => {
-      if (r.kind === 'del-ok') return { value: undefined };
-      if (r.kind === 'del-refused') return { error: new BcError('BC_DEVICE_ERROR', `the recorder did not delete ${path}: ${r.reason}`, { command: describeCommand({ op: 'delete', path }), reason: r.reason }) };
-      return null;
-    }, call);
+    return this.request<void>(
+      { op: 'delete', path },
+      (r) => {
+        if (r.kind === 'del-ok') return { value: undefined };
+        if (r.kind === 'del-refused')
+          return {
+            error: new BcError('BC_DEVICE_ERROR', `the recorder did not delete ${path}: ${r.reason}`, {
+              command: describeCommand({ op: 'delete', path }),
+              reason: r.reason,
+            }),
+          };
+        return null;
+      },
+      call,
+    );
   }
 
-    /** Stops listening to the stream (which stays open: its transport owns it); pending and later calls fail BC_CLOSED. */
+  /** Stops listening to the stream (which stays open: its transport owns it); pending and later calls fail BC_CLOSED. */
   dispose(): void {
     for (const [event, fn] of this.listeners) this.stream.off(event, fn);
     this.onClosed('the client was disposed');
@@ -151,10 +203,18 @@ export class BcClient {
   private send(cmd: BcCommand, accept: (reply: BcReply) => Outcome<unknown>, timeoutMs: number): Promise<unknown> {
     const described = describeCommand(cmd);
     if (this.closedBy !== null || this.stream.destroyed || !this.stream.writable) {
-      return Promise.reject(new BcError('BC_CLOSED', `cannot send ${described}: ${this.closedBy ?? 'the stream is not writable'}`, { command: described }));
+      return Promise.reject(
+        new BcError('BC_CLOSED', `cannot send ${described}: ${this.closedBy ?? 'the stream is not writable'}`, {
+          command: described,
+        }),
+      );
     }
     let bytes: Buffer;
-    try { bytes = encodeCommand(cmd); } catch (e) { return Promise.reject(e); }
+    try {
+      bytes = encodeCommand(cmd);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     // Bytes received before the command was sent cannot be its reply.
     this.splitter.reset();
     return new Promise((resolve, reject) => {
@@ -162,7 +222,10 @@ export class BcClient {
       this.inFlight = { cmd, accept, resolve, reject, timer, garbageLines: 0, garbageBytes: 0 };
       this.opts.onTraffic?.('tx', described);
       this.stream.write(bytes, (err) => {
-        if (err) this.finish({ error: new BcError('BC_CLOSED', `cannot send ${described}: ${err.message}`, { command: described, cause: err }) });
+        if (err)
+          this.finish({
+            error: new BcError('BC_CLOSED', `cannot send ${described}: ${err.message}`, { command: described, cause: err }),
+          });
       });
     });
   }
@@ -178,7 +241,13 @@ export class BcClient {
   private onEvent(ev: LineEvent, f: InFlight): void {
     const command = describeCommand(f.cmd);
     if (ev.kind === 'overflow') {
-      this.finish({ error: new BcError('BC_GARBAGE', `${command}: a line of more than ${this.splitter.maxLineBytes} bytes arrived instead of a reply`, { command }) });
+      this.finish({
+        error: new BcError(
+          'BC_GARBAGE',
+          `${command}: a line of more than ${this.splitter.maxLineBytes} bytes arrived instead of a reply`,
+          { command },
+        ),
+      });
       return;
     }
     this.opts.onTraffic?.('rx', ev.text);
@@ -188,13 +257,17 @@ export class BcClient {
       f.garbageLines++;
       f.garbageBytes += ev.bytes.length;
       if (f.garbageLines > this.maxGarbageLines) {
-        this.finish({ error: new BcError('BC_GARBAGE', `${command}: ${f.garbageLines} unreadable lines instead of a reply`, { command }) });
+        this.finish({
+          error: new BcError('BC_GARBAGE', `${command}: ${f.garbageLines} unreadable lines instead of a reply`, { command }),
+        });
       }
       return;
     }
     if (reply.kind === 'error') {
       const code = f.cmd.op === 'login' ? 'BC_AUTH_FAILED' : 'BC_DEVICE_ERROR';
-      this.finish({ error: new BcError(code, `${command}: the recorder answered Error:${reply.reason}`, { command, reason: reply.reason }) });
+      this.finish({
+        error: new BcError(code, `${command}: the recorder answered Error:${reply.reason}`, { command, reason: reply.reason }),
+      });
       return;
     }
     if (replyTag(reply) !== commandTag(f.cmd)) return; // a late reply to an earlier command
@@ -212,9 +285,10 @@ export class BcClient {
     const command = describeCommand(f.cmd);
     const noise = f.garbageBytes + this.splitter.pendingBytes;
     this.finish({
-      error: noise > 0
-        ? new BcError('BC_GARBAGE', `${command}: ${noise} bytes arrived but no reply`, { command })
-        : new BcError('BC_TIMEOUT', `${command}: no reply`, { command }),
+      error:
+        noise > 0
+          ? new BcError('BC_GARBAGE', `${command}: ${noise} bytes arrived but no reply`, { command })
+          : new BcError('BC_TIMEOUT', `${command}: no reply`, { command }),
     });
   }
 

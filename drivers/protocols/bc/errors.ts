@@ -9,7 +9,14 @@
  * - BC_CLOSED: the byte stream ended or failed (unplugged, the tty vanished, the client was disposed);
  * - BC_BAD_ARGUMENT: a command argument cannot be sent (a password containing a line break).
  */
-export type BcErrorCode = 'BC_TIMEOUT' | 'BC_GARBAGE' | 'BC_AUTH_FAILED' | 'BC_DEVICE_ERROR' | 'BC_BAD_REPLY' | 'BC_CLOSED' | 'BC_BAD_ARGUMENT';
+export type BcErrorCode =
+  | 'BC_TIMEOUT'
+  | 'BC_GARBAGE'
+  | 'BC_AUTH_FAILED'
+  | 'BC_DEVICE_ERROR'
+  | 'BC_BAD_REPLY'
+  | 'BC_CLOSED'
+  | 'BC_BAD_ARGUMENT';
 
 /** The handshake step during which an error happened. */
 export type BcStep = 'login' | 'serial' | 'officer' | 'read-clock' | 'set-clock' | 'battery' | 'mass-storage';

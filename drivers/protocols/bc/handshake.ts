@@ -42,7 +42,10 @@ async function step<T>(name: BcStep, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
-    if (e instanceof BcError) { e.step = name; e.message = `${name}: ${e.message}`; }
+    if (e instanceof BcError) {
+      e.step = name;
+      e.message = `${name}: ${e.message}`;
+    }
     throw e;
   }
 }
@@ -72,8 +75,15 @@ export async function handshake(client: BcClient, opts: HandshakeOptions): Promi
   const massStorage = opts.massStorage ?? true;
   if (massStorage) await step('mass-storage', () => client.enableMassStorage(call));
   return {
-    serial, ...officer, recorderClock, stationClock, driftMs: recorderClock.getTime() - stationClock.getTime(),
-    clockSetTo, battery, loginWord: word, massStorage,
+    serial,
+    ...officer,
+    recorderClock,
+    stationClock,
+    driftMs: recorderClock.getTime() - stationClock.getTime(),
+    clockSetTo,
+    battery,
+    loginWord: word,
+    massStorage,
   };
 }
 
@@ -104,6 +114,9 @@ export async function reconnect(client: BcClient, opts: ReconnectOptions): Promi
   }
   await step('serial', async () => {
     const serial = await client.deviceId(call);
-    if (serial !== opts.serial) throw new BcError('BC_BAD_REPLY', `expected recorder ${opts.serial} on this channel, found ${serial}`, { command: 'BC+DID?' });
+    if (serial !== opts.serial)
+      throw new BcError('BC_BAD_REPLY', `expected recorder ${opts.serial} on this channel, found ${serial}`, {
+        command: 'BC+DID?',
+      });
   });
 }

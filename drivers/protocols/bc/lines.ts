@@ -24,8 +24,16 @@ const lenient = new TextDecoder('utf-8');
 
 /** Decodes one line's bytes: UTF-8, else GB18030, else UTF-8 with replacement characters. */
 export function decodeLine(bytes: Uint8Array): { text: string; encoding: LineEncoding } {
-  try { return { text: utf8.decode(bytes), encoding: 'utf-8' }; } catch { /* next */ }
-  try { return { text: gb18030.decode(bytes), encoding: 'gb18030' }; } catch { /* next */ }
+  try {
+    return { text: utf8.decode(bytes), encoding: 'utf-8' };
+  } catch {
+    /* next */
+  }
+  try {
+    return { text: gb18030.decode(bytes), encoding: 'gb18030' };
+  } catch {
+    /* next */
+  }
   return { text: lenient.decode(bytes), encoding: 'invalid' };
 }
 
@@ -36,11 +44,14 @@ export class LineSplitter {
   private discarding = false;
 
   constructor(readonly maxLineBytes = DEFAULT_MAX_LINE_BYTES) {
-    if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) throw new RangeError(`maxLineBytes must be a positive integer, got ${maxLineBytes}`);
+    if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1)
+      throw new RangeError(`maxLineBytes must be a positive integer, got ${maxLineBytes}`);
   }
 
   /** Bytes of an unfinished line held in the buffer (0 while discarding an overlong line). */
-  get pendingBytes(): number { return this.length; }
+  get pendingBytes(): number {
+    return this.length;
+  }
 
   /** Feeds a chunk; returns the complete lines (and overflows) it finished, in order. Empty lines are skipped. */
   push(chunk: Uint8Array): LineEvent[] {
@@ -80,7 +91,10 @@ export class LineSplitter {
   }
 
   private finishLine(out: LineEvent[]): void {
-    if (this.discarding) { this.discarding = false; return; }
+    if (this.discarding) {
+      this.discarding = false;
+      return;
+    }
     if (this.length === 0) return;
     const bytes = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length);
     this.parts = [];

@@ -40,7 +40,11 @@ export type BcCommand =
 export type BcTag = 'LOGIN' | 'DID' | 'UID' | 'SYSTIME' | 'BATVAL' | 'UDISKEN' | 'DEL';
 const TAGS: readonly BcTag[] = ['LOGIN', 'DID', 'UID', 'SYSTIME', 'BATVAL', 'UDISKEN', 'DEL'];
 
-export interface OfficerIdentity { officerId: string; officerName: string; unitNo: string }
+export interface OfficerIdentity {
+  officerId: string;
+  officerName: string;
+  unitNo: string;
+}
 
 export type BcReply =
   | { kind: 'login-ok'; word: string }
@@ -66,13 +70,21 @@ export const LOGIN_OK_WORDS: readonly string[] = ['OK', 'Sucess', 'Success'];
 
 export function commandTag(cmd: BcCommand): BcTag {
   switch (cmd.op) {
-    case 'login': return 'LOGIN';
-    case 'get-did': return 'DID';
-    case 'get-uid': return 'UID';
-    case 'get-systime': case 'set-systime': return 'SYSTIME';
-    case 'get-batval': return 'BATVAL';
-    case 'udisk-enable': return 'UDISKEN';
-    case 'delete': return 'DEL';
+    case 'login':
+      return 'LOGIN';
+    case 'get-did':
+      return 'DID';
+    case 'get-uid':
+      return 'UID';
+    case 'get-systime':
+    case 'set-systime':
+      return 'SYSTIME';
+    case 'get-batval':
+      return 'BATVAL';
+    case 'udisk-enable':
+      return 'UDISKEN';
+    case 'delete':
+      return 'DEL';
   }
 }
 
@@ -91,7 +103,8 @@ export function deletePathProblem(path: string): string | null {
   if (path.includes('\uFFFD')) return 'the path is not UTF-8';
   if (path !== path.trim()) return 'the path must not begin or end with blanks';
   if (Buffer.byteLength(path, 'utf8') > MAX_DELETE_PATH_BYTES) return `the path is longer than ${MAX_DELETE_PATH_BYTES} bytes`;
-  if (path.startsWith('/') || path.includes('\\') || path.split('/').some((p) => p === '' || p === '.' || p === '..')) return 'the path must be relative, with / between its parts and no . or .. parts';
+  if (path.startsWith('/') || path.includes('\\') || path.split('/').some((p) => p === '' || p === '.' || p === '..'))
+    return 'the path must be relative, with / between its parts and no . or .. parts';
   return null;
 }
 
@@ -103,14 +116,20 @@ export function commandLine(cmd: BcCommand): string {
       assertSendable('password', cmd.password);
       if (cmd.user.includes(':')) throw new BcError('BC_BAD_ARGUMENT', 'user must not contain ":"');
       return `BC+LOGIN=${cmd.user}:${cmd.password}`;
-    case 'get-did': return 'BC+DID?';
-    case 'get-uid': return 'BC+UID?';
-    case 'get-systime': return 'BC+SYSTIME?';
+    case 'get-did':
+      return 'BC+DID?';
+    case 'get-uid':
+      return 'BC+UID?';
+    case 'get-systime':
+      return 'BC+SYSTIME?';
     case 'set-systime':
-      if (!parseBcWallClock(cmd.time)) throw new BcError('BC_BAD_ARGUMENT', `clock must be a valid YYYYMMDDhhmmss, got ${JSON.stringify(cmd.time)}`);
+      if (!parseBcWallClock(cmd.time))
+        throw new BcError('BC_BAD_ARGUMENT', `clock must be a valid YYYYMMDDhhmmss, got ${JSON.stringify(cmd.time)}`);
       return `BC+SYSTIME=${cmd.time}`;
-    case 'get-batval': return 'BC+BATVAL?';
-    case 'udisk-enable': return 'BC+UDISKEN=1';
+    case 'get-batval':
+      return 'BC+BATVAL?';
+    case 'udisk-enable':
+      return 'BC+UDISKEN=1';
     case 'delete': {
       const problem = deletePathProblem(cmd.path);
       if (problem) throw new BcError('BC_BAD_ARGUMENT', `cannot delete ${JSON.stringify(cmd.path)}: ${problem}`);
@@ -142,12 +161,18 @@ export function parseCommand(line: string): BcCommand | null {
   const setTime = /^BC\+SYSTIME=(\d{14})$/.exec(text);
   if (setTime) return parseBcWallClock(setTime[1]) ? { op: 'set-systime', time: setTime[1] } : null;
   switch (text) {
-    case 'BC+DID?': return { op: 'get-did' };
-    case 'BC+UID?': return { op: 'get-uid' };
-    case 'BC+SYSTIME?': return { op: 'get-systime' };
-    case 'BC+BATVAL?': return { op: 'get-batval' };
-    case 'BC+UDISKEN=1': return { op: 'udisk-enable' };
-    default: return null;
+    case 'BC+DID?':
+      return { op: 'get-did' };
+    case 'BC+UID?':
+      return { op: 'get-uid' };
+    case 'BC+SYSTIME?':
+      return { op: 'get-systime' };
+    case 'BC+BATVAL?':
+      return { op: 'get-batval' };
+    case 'BC+UDISKEN=1':
+      return { op: 'udisk-enable' };
+    default:
+      return null;
   }
 }
 
@@ -159,17 +184,30 @@ export function isCommandEcho(line: string): boolean {
 /** Recorder side: the reply's line without its terminator. */
 export function replyLine(reply: BcReply): string {
   switch (reply.kind) {
-    case 'login-ok': case 'login-refused': return `+LOGIN:${reply.word}`;
-    case 'error': return `Error:${reply.reason}`;
-    case 'did': return `+DID:${reply.serial}`;
-    case 'uid': return `+UID:${reply.officerId}:${reply.officerName}:${reply.unitNo}`;
-    case 'systime': return `+SYSTIME:${reply.time}`;
-    case 'systime-ok': return '+SYSTIME:OK';
-    case 'batval': return `+BATVAL:${reply.percent}`;
-    case 'udisken-ok': return '+UDISKEN:OK';
-    case 'del-ok': return '+DEL:OK';
-    case 'del-refused': return `+DEL:ERR:${reply.reason}`;
-    case 'malformed': case 'unknown': return reply.line;
+    case 'login-ok':
+    case 'login-refused':
+      return `+LOGIN:${reply.word}`;
+    case 'error':
+      return `Error:${reply.reason}`;
+    case 'did':
+      return `+DID:${reply.serial}`;
+    case 'uid':
+      return `+UID:${reply.officerId}:${reply.officerName}:${reply.unitNo}`;
+    case 'systime':
+      return `+SYSTIME:${reply.time}`;
+    case 'systime-ok':
+      return '+SYSTIME:OK';
+    case 'batval':
+      return `+BATVAL:${reply.percent}`;
+    case 'udisken-ok':
+      return '+UDISKEN:OK';
+    case 'del-ok':
+      return '+DEL:OK';
+    case 'del-refused':
+      return `+DEL:ERR:${reply.reason}`;
+    case 'malformed':
+    case 'unknown':
+      return reply.line;
   }
 }
 
@@ -193,21 +231,27 @@ export function parseReply(line: string): BcReply {
   switch (tag) {
     case 'LOGIN':
       if (!value) return bad('empty login answer');
-      return LOGIN_OK_WORDS.some((w) => w.toLowerCase() === value.toLowerCase()) ? { kind: 'login-ok', word: value } : { kind: 'login-refused', word: value };
+      return LOGIN_OK_WORDS.some((w) => w.toLowerCase() === value.toLowerCase())
+        ? { kind: 'login-ok', word: value }
+        : { kind: 'login-refused', word: value };
     case 'DID':
-      return SERIAL_PATTERN.test(value) ? { kind: 'did', serial: value } : bad(`serial must be 7 letters or digits, got ${JSON.stringify(value)}`);
+      return SERIAL_PATTERN.test(value)
+        ? { kind: 'did', serial: value }
+        : bad(`serial must be 7 letters or digits, got ${JSON.stringify(value)}`);
     case 'UID': {
       const parts = rest.split(':');
       if (parts.length < 3) return bad('expected <officerId>:<officerName>:<unitNo>');
       const officerId = parts[0].trim();
       const unitNo = parts[parts.length - 1].trim();
       const officerName = parts.slice(1, -1).join(':').trim();
-      if (!OFFICER_ID_PATTERN.test(officerId)) return bad(`officer id must be letters or digits, got ${JSON.stringify(officerId)}`);
+      if (!OFFICER_ID_PATTERN.test(officerId))
+        return bad(`officer id must be letters or digits, got ${JSON.stringify(officerId)}`);
       return { kind: 'uid', officerId, officerName, unitNo };
     }
     case 'SYSTIME':
       if (value.toUpperCase() === 'OK') return { kind: 'systime-ok' };
-      if (!BC_TIME_PATTERN.test(value) || !parseBcWallClock(value)) return bad(`clock must be a valid YYYYMMDDhhmmss, got ${JSON.stringify(value)}`);
+      if (!BC_TIME_PATTERN.test(value) || !parseBcWallClock(value))
+        return bad(`clock must be a valid YYYYMMDDhhmmss, got ${JSON.stringify(value)}`);
       return { kind: 'systime', time: value };
     case 'BATVAL': {
       const m = /^(\d{1,3})\s*%?$/.exec(value);
@@ -219,7 +263,9 @@ export function parseReply(line: string): BcReply {
     case 'DEL': {
       if (value.toUpperCase() === 'OK') return { kind: 'del-ok' };
       const refused = /^ERR(?::(.*))?$/i.exec(value);
-      return refused ? { kind: 'del-refused', reason: (refused[1] ?? '').trim() || 'no reason given' } : bad(`expected OK or ERR:<reason>, got ${JSON.stringify(value)}`);
+      return refused
+        ? { kind: 'del-refused', reason: (refused[1] ?? '').trim() || 'no reason given' }
+        : bad(`expected OK or ERR:<reason>, got ${JSON.stringify(value)}`);
     }
   }
 }
@@ -237,14 +283,27 @@ export function parseReplyBytes(bytes: Uint8Array): BcReply {
 /** The tag a reply carries, or null for `Error:` and unknown lines. */
 export function replyTag(reply: BcReply): BcTag | null {
   switch (reply.kind) {
-    case 'login-ok': case 'login-refused': return 'LOGIN';
-    case 'did': return 'DID';
-    case 'uid': return 'UID';
-    case 'systime': case 'systime-ok': return 'SYSTIME';
-    case 'batval': return 'BATVAL';
-    case 'udisken-ok': return 'UDISKEN';
-    case 'del-ok': case 'del-refused': return 'DEL';
-    case 'malformed': return reply.tag;
-    case 'error': case 'unknown': return null;
+    case 'login-ok':
+    case 'login-refused':
+      return 'LOGIN';
+    case 'did':
+      return 'DID';
+    case 'uid':
+      return 'UID';
+    case 'systime':
+    case 'systime-ok':
+      return 'SYSTIME';
+    case 'batval':
+      return 'BATVAL';
+    case 'udisken-ok':
+      return 'UDISKEN';
+    case 'del-ok':
+    case 'del-refused':
+      return 'DEL';
+    case 'malformed':
+      return reply.tag;
+    case 'error':
+    case 'unknown':
+      return null;
   }
 }

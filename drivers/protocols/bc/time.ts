@@ -6,14 +6,28 @@
 
 export const BC_TIME_PATTERN = /^\d{14}$/;
 
-interface WallClock { year: number; month: number; day: number; hour: number; minute: number; second: number }
+interface WallClock {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+}
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
   let f = formatters.get(timeZone);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
-      timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
     });
     formatters.set(timeZone, f);
   }
@@ -28,7 +42,14 @@ export function assertTimeZone(timeZone: string): void {
 function wallClockIn(ms: number, timeZone: string | undefined): WallClock {
   if (timeZone === undefined) {
     const d = new Date(ms);
-    return { year: d.getFullYear(), month: d.getMonth() + 1, day: d.getDate(), hour: d.getHours(), minute: d.getMinutes(), second: d.getSeconds() };
+    return {
+      year: d.getFullYear(),
+      month: d.getMonth() + 1,
+      day: d.getDate(),
+      hour: d.getHours(),
+      minute: d.getMinutes(),
+      second: d.getSeconds(),
+    };
   }
   const parts: Record<string, number> = {};
   for (const p of formatterFor(timeZone).formatToParts(new Date(ms))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
@@ -50,8 +71,12 @@ export function formatBcTime(date: Date, timeZone?: string): string {
 export function parseBcWallClock(text: string): WallClock | null {
   if (!BC_TIME_PATTERN.test(text)) return null;
   const w: WallClock = {
-    year: Number(text.slice(0, 4)), month: Number(text.slice(4, 6)), day: Number(text.slice(6, 8)),
-    hour: Number(text.slice(8, 10)), minute: Number(text.slice(10, 12)), second: Number(text.slice(12, 14)),
+    year: Number(text.slice(0, 4)),
+    month: Number(text.slice(4, 6)),
+    day: Number(text.slice(6, 8)),
+    hour: Number(text.slice(8, 10)),
+    minute: Number(text.slice(10, 12)),
+    second: Number(text.slice(12, 14)),
   };
   if (w.year < 1900 || w.month < 1 || w.month > 12 || w.day < 1 || w.hour > 23 || w.minute > 59 || w.second > 59) return null;
   const daysInMonth = new Date(Date.UTC(w.year, w.month, 0)).getUTCDate();

@@ -1,0 +1,40 @@
+import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { StatusBoard } from '../status/board.ts';
+import type { FileRow } from '../store/catalog.ts';
+import type { ClassifyDeps } from './classify.ts';
+
+export interface IngestDeps extends ClassifyDeps {
+  config: Config;
+  log: Logger;
+  board: StatusBoard;
+  now: () => Date;
+  onReady: () => void;
+  /** Disk guard: resolves when a copy of `bytes` fits above the reserve (false: aborted). */
+  space?: { waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> };
+  /** Who a volume belongs to, when its recorder identified itself on a control channel (paired by port or name). */
+  identityFor?: (volumePath: string) =>
+    | {
+        serial: string;
+        officerId: string;
+        officerName: string | null;
+        battery: number | null;
+        driftMs: number | null;
+        bay: string | null;
+        portPath: string | null;
+      }
+    | undefined;
+  /** Where a volume dockd mounted itself (USB) sits: its bay (dock.bays) and port path, for a recorder with no control channel. */
+  placeFor?: (volumePath: string) => { bay: string | null; portPath: string | null } | undefined;
+  /**
+   * Verifies a stored recording (probe, metadata, state) off the copy path, in a bounded pool: the officer waits only
+   * for the bytes to be durable with their hash. The dock service provides it to its sessions.
+   */
+  verify?: (fileId: number) => Promise<FileRow>;
+  /** How the wipe gate deletes from this recorder's storage (control channel, read-write remount); default: the directory itself. */
+  volumeFor?: (volumePath: string) => RecorderVolume;
+}
+
+/** A session's dependencies: the dock's, with its verification pool. */
+export type SessionDeps = IngestDeps & Required<Pick<IngestDeps, 'verify'>>;
