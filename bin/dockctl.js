@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { register } from 'tsx/esm/api';
+import { loadEntry } from './load.js';
 
-register();
-const { main } = await import('../daemon/cli/dockctl.ts');
+const { main } = await loadEntry('daemon/cli/dockctl.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The mount helper: mounts recorder volumes for dockd, which then runs without any capability (systemd/dockd-mount.service).
-import { register } from 'tsx/esm/api';
+import { loadEntry } from './load.js';
 
-register();
-const { main } = await import('../drivers/mounts/mountHelperMain.ts');
+const { main } = await loadEntry('drivers/mounts/mountHelperMain.ts');
 process.exitCode = await main(process.argv.slice(2));

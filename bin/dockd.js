@@ -1,9 +1,8 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx (no build step).
-import { register } from 'tsx/esm/api';
+// Runs the build in dist/ when it is fresh, otherwise the TypeScript sources through tsx (bin/load.js).
+import { loadEntry } from './load.js';
 
-register();
-const { main } = await import('../daemon/main.ts');
+const { main } = await loadEntry('daemon/main.ts');
 // Exit with main's code even if a handle is still open (a failed start-up must never leave half a daemon running).
 // Logs and stderr are written synchronously, so nothing is lost.
 process.exit(await main(process.argv.slice(2)));

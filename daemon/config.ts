@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { Ajv, type ErrorObject } from 'ajv';
-import schema from '../config/schema.json' with { type: 'json' };
+import type { ErrorObject } from 'ajv';
+import { validateConfig as validateSchema } from './configValidator.ts';
 import { checkHttpConfig, type HttpConfig } from './http/httpConfig.ts';
 import { parsePublicKey } from './custody/keys.ts';
 
-export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { PACKAGE_ROOT } from './packageRoot.ts';
+
+export { PACKAGE_ROOT };
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
 
 export interface DeviceEntry {
@@ -112,9 +113,7 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
 }
 
-// allErrors: so that an unknown key (a typo) is reported rather than the required key it was meant to be.
-// verbose: a pattern error then carries its schema, whose patternMessage says in words what is allowed and why.
-const validate = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true }).compile(schema);
+const validate = validateSchema;
 
 function keyPath(err: ErrorObject): string {
   const base = err.instancePath.split('/').filter(Boolean).join('.');

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../packageRoot.ts';
 import fastifyStatic from '@fastify/static';
 import { Ajv } from 'ajv';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -29,7 +30,7 @@ import { Thumbnails } from './thumbnails.ts';
 
 export { splitListen } from './httpConfig.ts';
 
-export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
+export const PUBLIC_DIR = path.join(PACKAGE_ROOT, 'daemon', 'http', 'public');
 
 /** Sent with every response: the page loads only its own assets and cannot be framed. */
 const SECURITY_HEADERS: Record<string, string> = {

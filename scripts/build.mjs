@@ -1,0 +1,33 @@
+// `npm run build`: compiles dockd (daemon/, drivers/) to JavaScript in dist/, with the config schema's validator
+// generated once (Ajv standalone code), so that the daemon and dockctl start without a compiler at run time.
+// bin/load.js uses dist/ only while dist/.built is newer than every source file.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import standaloneCode from 'ajv/dist/standalone/index.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(root, 'dist');
+const started = Date.now();
+rmSync(path.join(dist, '.built'), { force: true });
+execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+
+const schema = JSON.parse(readFileSync(path.join(root, 'config/schema.json'), 'utf8'));
+// The same options as daemon/configValidator.ts (AJV_OPTIONS), plus code generation.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true, code: { source: true, esm: true } });
+const validator = standaloneCode(ajv, ajv.compile(schema));
+const schemaSha = createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+mkdirSync(path.join(dist, 'config'), { recursive: true });
+const requireShim = "import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n";
+writeFileSync(
+  path.join(dist, 'config/validateConfig.js'),
+  `${requireShim}${validator}\nexport const schemaSha = ${JSON.stringify(schemaSha)};\n`,
+);
+writeFileSync(path.join(dist, '.built'), `${new Date().toISOString()}\n`);
+console.log(`dockd built into dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
