@@ -4,5 +4,5 @@ import { loadEntry } from './load.js';
 
 const { main } = await loadEntry('daemon/main.ts');
 // Exit with main's code even if a handle is still open (a failed start-up must never leave half a daemon running).
-// Logs and stderr are written synchronously, so nothing is lost.
+// pino flushes the log lines still queued on exit (its exit hook), so nothing is lost.
 process.exit(await main(process.argv.slice(2)));

@@ -50,7 +50,8 @@ export function createLogger(level = 'info', destination?: pino.DestinationStrea
     destination ??
     (readable
       ? readableDestination(1, process.stdout.isTTY === true && !process.env.NO_COLOR)
-      : pino.destination({ fd: 1, sync: true }));
+      : // Asynchronous: a log line never holds the copy loop. pino writes what is still queued when the process exits.
+        pino.destination({ fd: 1, sync: false }));
   return pino(
     {
       level,
