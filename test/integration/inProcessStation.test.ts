@@ -2,13 +2,15 @@
  * The daemon run in-process (the Controller, not the dockd command) against the recorder emulator on a real socat
  * pty, a real mosquitto and a real @tus/server, with the station's clock handed in through the host: the test moves
  * it 400 days ahead, and everything the station stamps follows it — the recorder's measured drift, the time it sets
- * on the recorder, and the `at` of the MQTT events and the catalog's created/uploaded times.
+ * on the recorder, and the `at` of the MQTT events and the catalog's created/uploaded times. And a service that
+ * cannot start (USB hotplug without libusb) is contained: an alarm, and the daemon goes on.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../daemon/config.ts';
 import { Controller } from '../../daemon/controller.ts';
 import { type Clock, defaultHost } from '../../daemon/host.ts';
 import { createLogger } from '../../daemon/log.ts';
+import { LibusbHotplug, loadUsbModule } from '../../drivers/usb/hotplug.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 import { type Device, LinkWorld } from '../helpers/linkWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -80,5 +82,32 @@ describe('the station in-process, on a clock the test moves', () => {
     for (const t of [row.created_at, row.uploaded_at]) {
       expect(t! >= movedFrom && t! <= movedTo, `${t} within [${movedFrom}, ${movedTo}]`).toBe(true);
     }
+  }, 240_000);
+
+  it('a service that cannot start is contained: SERVICE_FAILED names it, and the station goes on ingesting', async () => {
+    world = await LinkWorld.create({ devices: [OFFICER] });
+    const w = world;
+    const loaded = loadConfig(w.configFile);
+    // USB hotplug through libusb only, on a station whose native usb module is missing: the usb service cannot start.
+    loaded.config.usb.enabled = true;
+    loaded.config.usb.hotplug = 'libusb';
+    const host = defaultHost();
+    const noLibusb = () => loadUsbModule(() => import('usb-native-module-that-is-not-installed' as string));
+    host.usb = { ...host.usb, hotplug: () => new LibusbHotplug({ load: noLibusb }) };
+    controller = new Controller(loaded, createLogger('info', { write: (s: string) => void lines.push(s) }), host);
+    await controller.start();
+
+    const alarm = await waitFor('the SERVICE_FAILED alarm event', () => w.alarmEvent('SERVICE_FAILED'), 60_000);
+    expect(alarm).toMatchObject({ key: 'service:usb', active: true });
+    expect(alarm.message).toMatch(/^usb could not start \(.*native 'usb' module could not be loaded/);
+    const failed = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'service failed to start; dockd goes on without it');
+    expect(failed).toMatchObject({ service: 'usb', err: { type: 'UsbError', code: 'LIBUSB_UNAVAILABLE' } });
+    expect(lines.some((l) => JSON.parse(l).msg === 'dockd started')).toBe(true);
+
+    // The other intake paths still work: a recorder on its control channel is identified, ingested and uploaded.
+    const a = await w.recorder({ ...OFFICER, media: [await sampleMedia('video', 1, 4401)] });
+    await a.rec.plugIn();
+    await w.uploaded(a.recordings);
+    expect([...controller.board.alarms.values()].map((x) => x.code)).toEqual(['SERVICE_FAILED']);
   }, 240_000);
 });
