@@ -20,8 +20,6 @@ import { Catalog } from './store/catalog.ts';
 import { ObjectStore } from './store/objects.ts';
 import { Uploader } from './upload/uploader.ts';
 
-export { defaultHost, type Host } from './host.ts';
-
 /**
  * Starts and stops dockd. What the station cannot run without opens first and stops the daemon when it fails: the
  * catalog and object store, then the embedded HQ (whose key the station trusts for receipts). The services then start
