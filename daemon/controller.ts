@@ -1,39 +1,33 @@
 import path from 'node:path';
 import type { Config, LoadedConfig } from './config.ts';
+import { openStationKey } from './custody/keys.ts';
+import { ReceiptWatch } from './custody/receiptWatch.ts';
+import { StorageKeeper } from './custody/storageKeeper.ts';
 import { DockService } from './dock/dockService.ts';
+import { Intake } from './dock/intake.ts';
+import { RecorderLinks } from './dock/recorderLinks.ts';
+import { UsbDocking } from './dock/usbDocking.ts';
 import { EventBus } from './events.ts';
+import { defaultHost, type Host } from './host.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
+import { HttpServer } from './http/server.ts';
 import { systemTimeZone } from './ingest/fileName.ts';
 import { safeUrl, type Logger } from './log.ts';
-import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
+import type { Service, StationContext } from './service.ts';
 import { StatusBoard } from './status/board.ts';
 import { MqttStatus } from './status/mqttStatus.ts';
 import { Catalog } from './store/catalog.ts';
 import { ObjectStore } from './store/objects.ts';
 import { Uploader } from './upload/uploader.ts';
-import { applyReceipt } from './custody/receipts.ts';
-import { openStationKey } from './custody/keys.ts';
-import { ReceiptWatch } from './custody/receiptWatch.ts';
-import { StorageKeeper } from './custody/storageKeeper.ts';
-import { HttpServer } from './http/server.ts';
-import { RecorderLinks } from './dock/recorderLinks.ts';
-import { UsbDocking } from './dock/usbDocking.ts';
-import { ChannelVolume, DirectoryVolume } from '../drivers/volumes/recorderVolume.ts';
-
-/** IO the daemon reaches through injection, so tests can hand in real substitutes. */
-export interface Host {
-  now: () => Date;
-  media: MediaTools;
-}
-
-export function defaultHost(): Host {
-  return { now: () => new Date(), media: createFfmpegTools() };
-}
 
 /**
- * Starts and stops dockd's services in an explicit order. Start: catalog → objects → embedded HQ → status → upload
- * → station page (http) → dock. Stop: http (no more changes) → dock (stop intake) → upload (checkpoint) → status
- * (publish offline) → embedded HQ → catalog.
+ * Starts and stops dockd. What the station cannot run without opens first and stops the daemon when it fails: the
+ * catalog and object store, then the embedded HQ (whose key the station trusts for receipts). The services then start
+ * in this order, each through `startService`, which contains a failure (an alarm, `SERVICE_FAILED`, and the daemon
+ * goes on without that service): storage → receipts → status (MQTT) → upload → dock → recorder links → intake → usb
+ * → station page (http). They stop in reverse: the page (no more changes), intake, the dock (interrupting copies),
+ * uploads (checkpointed), status (publishes offline), receipts (applies what status handed it), storage; then the
+ * embedded HQ and the catalog.
  */
 export class Controller {
   catalog!: Catalog;
@@ -46,9 +40,12 @@ export class Controller {
   dock!: DockService;
   storage!: StorageKeeper;
   links!: RecorderLinks;
+  intake!: Intake;
   usb: UsbDocking | null = null;
   receipts!: ReceiptWatch;
   http: HttpServer | null = null;
+  /** The services begun, in start order (a failed one too: its stop releases what it had taken). */
+  private readonly started: Service[] = [];
   private readonly config: Config;
 
   constructor(
@@ -61,7 +58,8 @@ export class Controller {
 
   async start(): Promise<void> {
     const { config, log, host } = this;
-    this.catalog = Catalog.open(config.storage.dir, { now: host.now });
+    const { clock } = host;
+    this.catalog = Catalog.open(config.storage.dir, { now: () => clock.now() });
     this.bus = new EventBus(log);
     this.catalog.onEnqueue = () => setImmediate(() => this.bus.emit('outbox.added'));
     this.objects = new ObjectStore(config.storage.dir);
@@ -75,21 +73,25 @@ export class Controller {
         'discarded copies interrupted by the last stop (the recorder still has those files)',
       );
 
-    this.board = new StatusBoard(this.bus, host.now, (alarm, raised) => {
-      this.catalog.enqueue('event', {
-        type: 'alarm',
-        at: host.now().toISOString(),
-        code: alarm.code,
-        key: alarm.key,
-        message: alarm.message,
-        active: raised,
-        since: alarm.since,
-      });
-      log[raised ? 'warn' : 'info'](
-        { code: alarm.code, key: alarm.key, message: alarm.message },
-        raised ? 'alarm raised' : 'alarm cleared',
-      );
-    });
+    this.board = new StatusBoard(
+      this.bus,
+      () => clock.now(),
+      (alarm, raised) => {
+        this.catalog.enqueue('event', {
+          type: 'alarm',
+          at: clock.now().toISOString(),
+          code: alarm.code,
+          key: alarm.key,
+          message: alarm.message,
+          active: raised,
+          since: alarm.since,
+        });
+        log[raised ? 'warn' : 'info'](
+          { code: alarm.code, key: alarm.key, message: alarm.message },
+          raised ? 'alarm raised' : 'alarm cleared',
+        );
+      },
+    );
 
     if (config.hq.embedded) {
       this.hq = new EmbeddedHq({
@@ -98,6 +100,7 @@ export class Controller {
         dir: path.join(path.dirname(config.storage.dir), 'hq'),
         topicPrefix: config.hq.mqtt.topicPrefix,
         log,
+        clock,
       });
       await this.hq.start();
       config.hq.receiptKey ??= this.hq.receiptPublicKeyPem; // the default setup trusts its own embedded HQ
@@ -107,101 +110,48 @@ export class Controller {
       sha256: this.loaded.sha256,
       stationId: config.station.id,
     });
-    this.storage = new StorageKeeper({
+
+    const ctx: StationContext = {
       config,
-      catalog: this.catalog,
-      objects: this.objects,
-      board: this.board,
       log,
-      now: host.now,
-    });
-    await this.storage.start();
-    this.uploader = new Uploader({ config, catalog: this.catalog, objects: this.objects, bus: this.bus, board: this.board, log });
-    this.receipts = new ReceiptWatch({ config, catalog: this.catalog, board: this.board, bus: this.bus, log, now: host.now });
-    const receiptDeps = {
-      config,
+      host,
+      clock,
       catalog: this.catalog,
       objects: this.objects,
       board: this.board,
       bus: this.bus,
-      log: log.child({ component: 'receipts' }),
-      now: host.now,
+      timeZone: config.station.timeZone ?? systemTimeZone(),
     };
-    this.mqtt = new MqttStatus({
-      config,
-      catalog: this.catalog,
-      bus: this.bus,
-      board: this.board,
-      log,
-      now: host.now,
+    // Constructors do nothing: the services are made first, so each can be handed the ones it asks things of.
+    this.storage = new StorageKeeper(ctx);
+    this.receipts = new ReceiptWatch(ctx);
+    this.uploader = new Uploader(ctx);
+    this.mqtt = new MqttStatus(ctx, {
       uploads: () => this.uploader.snapshot().inFlight,
       receipts: () => this.receipts.overdue(),
-      onReceipt: (payload) => applyReceipt(receiptDeps, payload),
       stationKey,
     });
-    await this.mqtt.start();
-    await this.uploader.start();
-    await this.receipts.start();
-    this.http = new HttpServer({
-      config,
-      media: host.media,
-      catalog: this.catalog,
-      objects: this.objects,
-      board: this.board,
-      bus: this.bus,
-      log,
+    this.links = new RecorderLinks(ctx);
+    this.usb = config.usb.enabled ? new UsbDocking(ctx, { links: this.links }) : null;
+    this.intake = new Intake(ctx, { links: this.links, usb: this.usb });
+    this.dock = new DockService(ctx, { intake: this.intake, space: this.storage });
+    this.http = new HttpServer(ctx, {
       snapshot: () => this.mqtt.snapshot(),
       bytesSent: () => this.uploader.snapshot().bytesSent,
     });
-    await this.http.start();
-    const timeZone = config.station.timeZone ?? systemTimeZone();
-    this.links = new RecorderLinks({ config, catalog: this.catalog, board: this.board, log, now: host.now, timeZone });
-    const usbPorts = new Map<string, string>(); // mount point → USB port path, for volumes dockd mounted itself
-    this.dock = new DockService({
-      config,
-      catalog: this.catalog,
-      objects: this.objects,
-      media: host.media,
-      board: this.board,
-      bus: this.bus,
-      log,
-      now: host.now,
-      timeZone,
-      stationId: config.station.id,
-      onReady: () => this.bus.emit('upload.wanted'),
-      space: this.storage,
-      identityFor: (volume) => this.links.claim(path.basename(volume), usbPorts.get(volume) ?? null),
-      placeFor: (volume) => {
-        const port = usbPorts.get(volume);
-        return port ? { bay: this.links.bayOf(port), portPath: port } : undefined;
-      },
-      onUndocked: (volume) => {
-        this.links.release(path.basename(volume));
-        usbPorts.delete(volume);
-      },
-      // Wipe gate: through the recorder's control channel when it kept one, else a read-write remount of storage dockd
-      // mounted itself, else the directory.
-      volumeFor: (volume) => {
-        const channel = this.links.deleteChannelFor(path.basename(volume));
-        return channel ? new ChannelVolume(volume, channel) : (this.usb?.wipeVolumeFor(volume) ?? new DirectoryVolume(volume));
-      },
-    });
-    await this.dock.start();
-    await this.links.start();
-    if (config.usb.enabled) {
-      this.usb = new UsbDocking({
-        config,
-        links: this.links,
-        board: this.board,
-        log,
-        dockVolume: (mp, port) => {
-          usbPorts.set(mp, port);
-          this.dock.dockVolume(mp);
-        },
-        undockVolume: (mp) => this.dock.undockVolume(mp),
-      });
-      await this.usb.start();
-    }
+    const services: (Service | null)[] = [
+      this.storage,
+      this.receipts,
+      this.mqtt,
+      this.uploader,
+      this.dock,
+      this.links,
+      this.intake,
+      this.usb,
+      this.http,
+    ];
+    for (const service of services) if (service) await this.startService(service);
+
     log.info(
       {
         config: this.loaded.file,
@@ -216,24 +166,38 @@ export class Controller {
     );
   }
 
+  /**
+   * Starts one service; a failure is contained: logged with its error, raised as `SERVICE_FAILED` (key
+   * `service:<name>`), and the daemon goes on without it. Model: zigbee2mqtt's `startExtension`.
+   */
+  private async startService(service: Service): Promise<void> {
+    this.started.push(service);
+    try {
+      await service.start();
+    } catch (err) {
+      this.log.error({ err, service: service.name }, 'service failed to start; dockd goes on without it');
+      this.board.raise(
+        'SERVICE_FAILED',
+        `service:${service.name}`,
+        `${service.name} could not start (${(err as Error).message}); dockd runs without it: see the log, fix, restart dockd`,
+      );
+    }
+  }
+
   async stop(): Promise<void> {
     const steps: [string, () => Promise<void> | void][] = [
-      ['http', () => this.http?.stop()],
-      ['usb', () => this.usb?.stop()],
-      ['recorder links', () => this.links?.stop()],
-      ['dock', () => this.dock?.stop()],
-      ['upload', () => this.uploader?.stop()],
-      ['receipts', () => this.receipts?.stop()],
-      ['storage', () => this.storage?.stop()],
-      ['status', () => this.mqtt?.stop()],
+      ...this.started
+        .splice(0)
+        .reverse()
+        .map((s): [string, () => Promise<void>] => [s.name, () => s.stop()]),
       ['embedded HQ', () => this.hq?.stop()],
       ['catalog', () => this.catalog?.close()],
     ];
     for (const [name, step] of steps) {
       try {
         await step();
-      } catch (e) {
-        this.log.error({ step: name, err: (e as Error).message }, 'stop step failed');
+      } catch (err) {
+        this.log.error({ step: name, err }, 'stop step failed');
       }
     }
   }

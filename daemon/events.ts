@@ -11,6 +11,16 @@ export interface BusEvents {
   'upload.wanted': [];
   /** The audit chain head should be published now (e.g. after an archive). */
   'audit.head': [];
+  /** A recorder volume is docked: under a mount root, or mounted by dockd itself from USB (intake → dock). */
+  'volume.docked': [volume: string];
+  /** A docked volume went away (intake → dock). */
+  'volume.undocked': [volume: string];
+  /** dockd mounted a recorder's USB storage (usb → intake, which pairs the mount point with the port). */
+  'usb.mounted': [mountPoint: string, portPath: string];
+  /** A USB recorder's storage is going away (usb → intake). */
+  'usb.unmounted': [mountPoint: string];
+  /** HQ → station receipt (P/S/receipt) as it arrived (status → receipts, applied in arrival order). */
+  'receipt.received': [payload: Buffer];
 }
 
 /** A typed event bus whose listeners cannot break the emitter: a throwing listener is logged and contained. */

@@ -8,6 +8,7 @@ import { publicFile } from '../store/publicFile.ts';
 import { ObjectStore } from '../store/objects.ts';
 import { createFfmpegTools } from '../media/ffprobe.ts';
 import { systemTimeZone } from '../ingest/fileName.ts';
+import { systemClock } from '../host.ts';
 import { reprobe } from '../ingest/reprobe.ts';
 import { bytes, table } from './format.ts';
 import { collectStatus, renderStatus, watchStatus } from './statusView.ts';
@@ -131,6 +132,7 @@ async function reprobeCommand(config: Config, id: string | undefined, allDamaged
       media: createFfmpegTools(),
       timeZone: config.station.timeZone ?? systemTimeZone(),
       stationId: config.station.id,
+      now: systemClock.now,
     };
     const actor = whoIsAsking();
     let failed = 0;

@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { systemClock } from '../host.ts';
 import type { RecorderStatus } from '../status/board.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
 import { FILE_STATES, type Catalog } from '../store/catalog.ts';
@@ -50,7 +51,7 @@ export function collectStatus(config: Config, catalog: Catalog): StatusView {
 export class EtaTracker {
   private readonly seen = new Map<string, { at: number; done: number; rate: number }>();
 
-  estimate(r: RecorderStatus, now = Date.now()): string {
+  estimate(r: RecorderStatus, now = systemClock.ms()): string {
     const key = `${r.volume}#${r.sessionId}`;
     const prev = this.seen.get(key);
     let rate = prev?.rate ?? 0;

@@ -1,10 +1,8 @@
-import type { Config } from '../config.ts';
-import type { EventBus } from '../events.ts';
 import { fileEvent } from '../ingest/classify.ts';
 import type { Logger } from '../log.ts';
-import type { StatusBoard } from '../status/board.ts';
-import type { Catalog } from '../store/catalog.ts';
+import type { Service, StationContext } from '../service.ts';
 import { headUpload } from './hqUpload.ts';
+import { applyReceipt } from './receipts.ts';
 
 const CHECK_EVERY_MS = 30_000;
 
@@ -12,14 +10,16 @@ const CHECK_EVERY_MS = 30_000;
  * Uploaded files whose receipt is overdue are re-checked at HQ (HEAD on the upload URL): still complete → announced
  * again; gone → uploaded again from scratch. Nothing is archived without a receipt.
  */
-export class ReceiptWatch {
+export class ReceiptWatch implements Service {
+  readonly name = 'receipts';
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  private offBus: (() => void) | null = null;
+  /** Receipts as they arrived (P/S/receipt): applied one after another, in that order. */
+  private applying: Promise<void> = Promise.resolve();
   private readonly log: Logger;
 
-  constructor(
-    private readonly deps: { config: Config; catalog: Catalog; board: StatusBoard; bus: EventBus; log: Logger; now: () => Date },
-  ) {
+  constructor(private readonly deps: StationContext) {
     this.log = deps.log.child({ component: 'receipts' });
   }
 
@@ -29,6 +29,15 @@ export class ReceiptWatch {
         'hq.receiptKey is not set: receipts cannot be told from forgeries, so they archive recordings but never let one be wiped from a recorder or freed here',
       );
     }
+    const receiptDeps = { ...this.deps, log: this.log };
+    this.offBus = this.deps.bus.on('receipt.received', (payload) => {
+      this.applying = this.applying
+        .then(() => applyReceipt(receiptDeps, payload))
+        .then(
+          () => {},
+          (e) => this.log.error({ err: e }, 'receipt handling failed'),
+        );
+    });
     this.timer = setInterval(() => {
       this.running ??= this.check().finally(() => {
         this.running = null;
@@ -37,13 +46,15 @@ export class ReceiptWatch {
   }
 
   async stop(): Promise<void> {
+    this.offBus?.();
     if (this.timer) clearInterval(this.timer);
     await this.running;
+    await this.applying;
   }
 
   /** Overdue uploads: how many, and since when the oldest waits. */
   overdue(): { count: number; oldestSince: string | null } {
-    const limit = new Date(this.deps.now().getTime() - this.deps.config.hq.receiptTimeoutSeconds * 1000).toISOString();
+    const limit = new Date(this.deps.clock.now().getTime() - this.deps.config.hq.receiptTimeoutSeconds * 1000).toISOString();
     const r = this.deps.catalog.db
       .prepare(`SELECT COUNT(*) n, MIN(uploaded_at) oldest FROM files WHERE state = 'uploaded' AND uploaded_at < ?`)
       .get(limit) as { n: number; oldest: string | null };
@@ -52,7 +63,7 @@ export class ReceiptWatch {
 
   async check(): Promise<void> {
     const { catalog, config } = this.deps;
-    const limit = new Date(this.deps.now().getTime() - config.hq.receiptTimeoutSeconds * 1000).toISOString();
+    const limit = new Date(this.deps.clock.now().getTime() - config.hq.receiptTimeoutSeconds * 1000).toISOString();
     const rows = catalog.db
       .prepare(
         `SELECT * FROM files WHERE state = 'uploaded' AND COALESCE(announced_at, uploaded_at) < ? ORDER BY uploaded_at LIMIT 50`,
@@ -78,7 +89,7 @@ export class ReceiptWatch {
         this.log.warn({ file: f.id, err: (e as Error).message }, 'cannot re-check an upload at HQ');
         continue;
       }
-      const at = this.deps.now().toISOString();
+      const at = this.deps.clock.now().toISOString();
       if (complete) {
         catalog.transition(
           f.id,

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
+import type { Clock } from '../host.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import { LogThrottle } from '../status/logThrottle.ts';
@@ -57,7 +58,7 @@ export interface ReceiptDeps {
   board: StatusBoard;
   bus: EventBus;
   log: Logger;
-  now: () => Date;
+  clock: Clock;
 }
 
 const keys = new Map<string, KeyObject>();
@@ -127,7 +128,7 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
   }
   if (file.state === 'archived' && ok && signed && !file.receipt_at) {
     // Archived on an unverified receipt earlier (no key then); HQ's signed word now makes it final.
-    const at = deps.now().toISOString();
+    const at = deps.clock.now().toISOString();
     catalog.tx(() => {
       catalog.update(file.id, { receipt_at: at });
       catalog.audit('receipt.verified', sha256, { id: file.id, archivedAt: file.archived_at });
@@ -166,7 +167,7 @@ async function archive(deps: ReceiptDeps, file: FileRow, signed: boolean): Promi
     log.warn({ file: file.id, sha256, reason: complete }, 'receipt for an upload this station has not finished: nothing changed');
     return 'unconfirmed';
   }
-  const at = deps.now().toISOString();
+  const at = deps.clock.now().toISOString();
   const moved = catalog.transition(
     file.id,
     'archived',

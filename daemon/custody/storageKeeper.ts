@@ -1,10 +1,8 @@
 import fs from 'node:fs/promises';
-import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { StatusBoard } from '../status/board.ts';
+import type { Service, StationContext } from '../service.ts';
 import { diskInfo } from '../status/snapshot.ts';
-import type { Catalog, FileRow } from '../store/catalog.ts';
-import type { ObjectStore } from '../store/objects.ts';
+import type { FileRow } from '../store/catalog.ts';
 import { sleep } from '../sleep.ts';
 
 const CHECK_EVERY_MS = 15_000;
@@ -15,22 +13,14 @@ const DAY_MS = 86_400_000;
  * retention.localDays since; below storage.lowWaterBytes that happens at once, with an alarm. Below
  * storage.reserveBytes no new copy starts (the recorder keeps its files) until space returns.
  */
-export class StorageKeeper {
+export class StorageKeeper implements Service {
+  readonly name = 'storage';
   private timer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   /** Copies waiting in waitForRoom: while any waits, DISK_FULL stays raised (only the waiter knows the size it needs). */
   private waiters = 0;
 
-  constructor(
-    private readonly deps: {
-      config: Config;
-      catalog: Catalog;
-      objects: ObjectStore;
-      board: StatusBoard;
-      log: Logger;
-      now: () => Date;
-    },
-  ) {
+  constructor(private readonly deps: StationContext) {
     this.log = deps.log.child({ component: 'storage' });
   }
 
@@ -47,7 +37,7 @@ export class StorageKeeper {
   }
 
   async freeBytes(): Promise<number> {
-    return (await diskInfo(this.deps.config.storage.dir))?.freeBytes ?? Number.MAX_SAFE_INTEGER;
+    return (await diskInfo(this.deps.config.storage.dir, this.deps.host.statfs))?.freeBytes ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** Frees expired archived objects, raises or clears the disk alarms. */
@@ -75,7 +65,7 @@ export class StorageKeeper {
    */
   async purgeExpired(): Promise<number> {
     const { catalog, objects, config } = this.deps;
-    const cutoff = new Date(this.deps.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
+    const cutoff = new Date(this.deps.clock.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
     const rows = catalog.db
       .prepare(
         `SELECT * FROM files WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL ORDER BY archived_at`,
@@ -90,7 +80,7 @@ export class StorageKeeper {
         this.log.error({ file: f.id, err: (e as Error).message }, 'cannot free an expired object');
         continue;
       }
-      const at = this.deps.now().toISOString();
+      const at = this.deps.clock.now().toISOString();
       catalog.tx(() => {
         catalog.update(f.id, { local_deleted_at: at });
         catalog.audit('object.deleted', f.sha256, {

@@ -1,12 +1,12 @@
 import os from 'node:os';
 import path from 'node:path';
-import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
-import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
 import type { FileRow } from '../store/catalog.ts';
 import { UNDOCKED, VolumeSession, type IngestDeps, type SessionDeps } from '../ingest/ingestVolume.ts';
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
+import type { Service, StationContext } from '../service.ts';
+import type { Intake } from './intake.ts';
 
 const PROBE_RETRY_CHECK_MS = 2000;
 
@@ -19,8 +19,9 @@ interface Session {
  * One ingest session per docked volume, at most `dock.concurrency` copying at once. An undock aborts the session;
  * files not yet stored stay on the recorder and are taken on the next dock.
  */
-export class DockService {
-  private watcher: MountRootWatcher | null = null;
+export class DockService implements Service {
+  readonly name = 'dock';
+  private offs: (() => void)[] = [];
   private readonly sessions = new Map<string, Session>();
   private readonly waiting: (() => void)[] = [];
   private active = 0;
@@ -37,30 +38,49 @@ export class DockService {
   private stopping = false;
   private readonly log: Logger;
 
-  private readonly deps: SessionDeps & { bus: EventBus; onUndocked?: (volume: string) => void };
+  private readonly deps: SessionDeps;
 
-  constructor(deps: IngestDeps & { bus: EventBus; onUndocked?: (volume: string) => void }) {
-    this.log = deps.log.child({ component: 'dock' });
-    this.deps = { ...deps, verify: (id) => this.verifyNow(id, null) };
+  /** Volumes come from the intake (`volume.docked` / `volume.undocked` on the bus), which also says whose they are. */
+  constructor(
+    private readonly ctx: StationContext,
+    extra: { intake: Intake; space: IngestDeps['space'] },
+  ) {
+    this.log = ctx.log.child({ component: 'dock' });
+    const { intake } = extra;
+    this.deps = {
+      config: ctx.config,
+      catalog: ctx.catalog,
+      objects: ctx.objects,
+      media: ctx.host.media,
+      board: ctx.board,
+      log: ctx.log,
+      now: () => ctx.clock.now(),
+      timeZone: ctx.timeZone,
+      stationId: ctx.config.station.id,
+      onReady: () => ctx.bus.emit('upload.wanted'),
+      space: extra.space,
+      identityFor: (volume) => intake.identityFor(volume),
+      placeFor: (volume) => intake.placeFor(volume),
+      volumeFor: (volume) => intake.volumeFor(volume),
+      verify: (id) => this.verifyNow(id, null),
+    };
   }
 
   async start(): Promise<void> {
     // Files stored before the last stop are verified in the background: docking must not wait for them.
     void this.recoverStored();
     this.probeTimer = setInterval(() => void this.retryProbes(), PROBE_RETRY_CHECK_MS);
-    this.watcher = new MountRootWatcher(this.deps.config.dock.mountRoots);
-    this.watcher.on('docked', (v) => this.docked(v));
-    this.watcher.on('undocked', (v) => this.undocked(v));
-    this.watcher.on('error', (e) => this.log.error({ err: e.message }, 'mount root watcher error'));
-    await this.watcher.start();
-    this.log.info({ mountRoots: this.deps.config.dock.mountRoots }, 'watching mount roots');
+    this.offs.push(
+      this.ctx.bus.on('volume.docked', (v) => this.docked(v)),
+      this.ctx.bus.on('volume.undocked', (v) => this.undocked(v)),
+    );
   }
 
   /** Stops intake: no new sessions, running copies are interrupted (their partial files discarded). */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    await this.watcher?.stop();
+    for (const off of this.offs.splice(0)) off();
     for (const s of this.sessions.values()) s.controller.abort();
     for (const w of this.waiting.splice(0)) w();
     this.nudgeProbes();
@@ -145,15 +165,6 @@ export class DockService {
       this.wakeProbes = r;
     });
     wake();
-  }
-
-  /** A volume mounted by dockd itself (USB mass storage), outside the watched mount roots. */
-  dockVolume(volume: string): void {
-    this.docked(volume);
-  }
-
-  undockVolume(volume: string): void {
-    this.undocked(volume);
   }
 
   private docked(volume: string): void {
@@ -262,7 +273,6 @@ export class DockService {
     void s?.done.then(() => {
       if (!this.sessions.has(volume)) this.deps.board.removeRecorder(volume);
     });
-    this.deps.onUndocked?.(volume);
     this.log.info({ volume, complete: Boolean(status?.safeToUndock) }, 'recorder undocked');
   }
 }

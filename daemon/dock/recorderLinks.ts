@@ -1,14 +1,13 @@
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import { BcClient, handshake, isBcError, reconnect, type HandshakeResult } from '../../drivers/protocols/bc/index.ts';
 import type { DeleteChannel } from '../../drivers/volumes/recorderVolume.ts';
-import { openSerial, type ByteTransport } from '../../drivers/transports/index.ts';
-import type { Config } from '../config.ts';
+import type { ByteTransport } from '../../drivers/transports/index.ts';
 import type { Logger } from '../log.ts';
-import { noFiles, type StatusBoard } from '../status/board.ts';
-import type { Catalog } from '../store/catalog.ts';
+import type { Service, StationContext } from '../service.ts';
+import { noFiles } from '../status/board.ts';
 
 /** What a recorder said about itself on its control channel, waiting for its storage to appear. */
 export interface RecorderIdentity {
@@ -24,8 +23,6 @@ export interface RecorderIdentity {
   link: string;
   at: string;
 }
-
-export type OpenTransport = (target: string) => Promise<ByteTransport>;
 
 /** Logins tried on a tty that just appeared before the recorder counts as not answering (see dock()). */
 const LOGIN_ATTEMPTS = 3;
@@ -46,7 +43,8 @@ const PLAIN_REASON: Record<string, string> = {
  * a timeout, garbage, a wrong password or a recorder that never returns as storage ends that recorder's session with
  * an alarm, never blocking other bays.
  */
-export class RecorderLinks {
+export class RecorderLinks implements Service {
+  readonly name = 'recorder links';
   private watcher: FSWatcher | null = null;
   private readonly active = new Map<string, AbortController>();
   private readonly awaiting = new Map<string, RecorderIdentity & { timer: NodeJS.Timeout }>();
@@ -55,17 +53,7 @@ export class RecorderLinks {
   private existTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
 
-  constructor(
-    private readonly deps: {
-      config: Config;
-      catalog: Catalog;
-      board: StatusBoard;
-      log: Logger;
-      now: () => Date;
-      timeZone: string;
-      openTransport?: OpenTransport;
-    },
-  ) {
+  constructor(private readonly deps: StationContext) {
     this.log = deps.log.child({ component: 'recorder-link' });
   }
 
@@ -94,7 +82,7 @@ export class RecorderLinks {
   }
 
   private async watchDir(dir: string): Promise<void> {
-    this.watcher = watch(dir, { depth: 0, ignoreInitial: false, followSymlinks: false });
+    this.watcher = this.deps.host.watchDir(dir, { depth: 0, ignoreInitial: false, followSymlinks: false });
     this.watcher.on('add', (p) => {
       if (path.dirname(p) === dir) this.linkAppeared(p, null);
     });
@@ -156,7 +144,7 @@ export class RecorderLinks {
 
   private async openDeleteChannel(identity: RecorderIdentity): Promise<DeleteChannel> {
     const { config } = this.deps;
-    const transport = await (this.deps.openTransport ?? ((t) => openSerial(t)))(identity.link);
+    const transport = await this.deps.host.openTransport(identity.link);
     const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
     const close = async () => {
       client.dispose();
@@ -203,7 +191,7 @@ export class RecorderLinks {
       officerId: null,
       officerName: null,
       state: 'identifying',
-      dockedAt: this.deps.now().toISOString(),
+      dockedAt: this.deps.clock.now().toISOString(),
       files: noFiles(),
       bytes: { total: 0, done: 0 },
       current: null,
@@ -219,7 +207,7 @@ export class RecorderLinks {
     let identity!: RecorderIdentity;
     let waiting: (RecorderIdentity & { timer: NodeJS.Timeout }) | null = null;
     try {
-      transport = await (this.deps.openTransport ?? ((t) => openSerial(t)))(link);
+      transport = await this.deps.host.openTransport(link);
       const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
       const guess = config.devices.find((d) => path.basename(link).includes(d.serial));
       const password = guess?.password ?? config.dock.recorderPassword;
@@ -227,7 +215,7 @@ export class RecorderLinks {
       // flushes its queues): a login met by silence is tried again before the recorder counts as not answering.
       for (let attempt = 1; ; attempt++) {
         try {
-          result = await handshake(client, { password, now: this.deps.now, massStorage: false });
+          result = await handshake(client, { password, now: () => this.deps.clock.now(), massStorage: false });
           break;
         } catch (e) {
           if (attempt >= LOGIN_ATTEMPTS || signal.aborted || !(isBcError(e) && e.code === 'BC_TIMEOUT' && e.step === 'login'))
@@ -262,7 +250,7 @@ export class RecorderLinks {
         portPath,
         bay,
         link,
-        at: this.deps.now().toISOString(),
+        at: this.deps.clock.now().toISOString(),
       };
       // Wait for the storage before asking for it: the volume can appear before this side has read the acknowledgement.
       waiting = this.awaitStorage(identity, key);

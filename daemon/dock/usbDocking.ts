@@ -1,60 +1,47 @@
-import { BlockMounter, MountError, type VolumeMounter } from '../../drivers/mounts/blockMount.ts';
+import { MountError, type VolumeMounter } from '../../drivers/mounts/blockMount.ts';
 import { MountHelperClient } from '../../drivers/mounts/mountHelperClient.ts';
 import { RemountedVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { fingerprintTable, type FingerprintConfig } from '../../drivers/usb/fingerprints.ts';
-import { LibusbHotplug, SysfsPoller, type UsbHotplug } from '../../drivers/usb/hotplug.ts';
-import { Sysfs, volumeToMount } from '../../drivers/usb/sysfs.ts';
+import type { UsbHotplug } from '../../drivers/usb/hotplug.ts';
+import { volumeToMount } from '../../drivers/usb/sysfs.ts';
 import { UsbWatcher, type RecorderAttached, type RecorderDetached } from '../../drivers/usb/watcher.ts';
-import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { StatusBoard } from '../status/board.ts';
+import type { Service, StationContext } from '../service.ts';
 import type { RecorderLinks } from './recorderLinks.ts';
 
 /**
  * Recorders on the USB bus: a recorder in command mode (CDC-ACM tty) goes to the control-channel handshake; the same
  * recorder back as mass storage (paired by port path) is mounted read-only under the runtime mount root and handed to
- * the ingest; a detach undocks it and unmounts (lazily when busy or gone). Unknown devices are ignored.
+ * the ingest (`usb.mounted` on the bus, for the intake); a detach undocks it (`usb.unmounted`) and unmounts (lazily
+ * when busy or gone). Unknown devices are ignored. Hotplug, sysfs and the mounter come from the host.
  */
-export class UsbDocking {
+export class UsbDocking implements Service {
+  readonly name = 'usb';
   private watcher: UsbWatcher | null = null;
   private hotplug: UsbHotplug | null = null;
   private readonly mounts = new Map<string, string>(); // port path → mount point
   private readonly mounter: VolumeMounter;
   private readonly log: Logger;
 
-  constructor(
-    private readonly deps: {
-      config: Config;
-      links: RecorderLinks;
-      board: StatusBoard;
-      log: Logger;
-      dockVolume: (mountPoint: string, portPath: string) => void;
-      undockVolume: (mountPoint: string) => void;
-      hotplug?: UsbHotplug;
-      mounter?: VolumeMounter;
-    },
-  ) {
-    this.log = deps.log.child({ component: 'usb' });
-    const { runtimeMountRoot, mountHelper } = deps.config.usb;
-    // With usb.mountHelper the privileged part lives in another process (dockd-mount) and dockd needs no capability.
-    this.mounter =
-      deps.mounter ??
-      (mountHelper
-        ? new MountHelperClient({ socketPath: mountHelper, runtimeRoot: runtimeMountRoot })
-        : new BlockMounter({ runtimeRoot: runtimeMountRoot }));
+  private readonly deps: StationContext & { links: RecorderLinks };
+
+  constructor(ctx: StationContext, extra: { links: RecorderLinks }) {
+    this.deps = { ...ctx, links: extra.links };
+    this.log = ctx.log.child({ component: 'usb' });
+    const { runtimeMountRoot, mountHelper } = ctx.config.usb;
+    this.mounter = ctx.host.usb.mounter({ runtimeRoot: runtimeMountRoot, mountHelper });
   }
 
   async start(): Promise<void> {
-    const { config } = this.deps;
-    const sysfs = new Sysfs({ root: config.usb.sysfsRoot, devRoot: config.usb.devRoot });
-    this.hotplug =
-      this.deps.hotplug ?? (config.usb.hotplug === 'sysfs' ? new SysfsPoller({ sysfs }) : new LibusbHotplug({ log: this.log }));
+    const { config, host } = this.deps;
+    const sysfs = host.usb.sysfs({ root: config.usb.sysfsRoot, devRoot: config.usb.devRoot });
+    this.hotplug = host.usb.hotplug(config.usb.hotplug === 'sysfs' ? 'sysfs' : 'libusb', { sysfs, log: this.log });
     try {
       await this.hotplug.start();
     } catch (e) {
       if (config.usb.hotplug === 'libusb') throw e;
       this.log.warn({ err: (e as Error).message }, 'libusb hotplug unavailable: polling sysfs instead');
-      this.hotplug = new SysfsPoller({ sysfs });
+      this.hotplug = host.usb.hotplug('sysfs', { sysfs, log: this.log });
       await this.hotplug.start();
     }
     this.watcher = new UsbWatcher({
@@ -93,7 +80,7 @@ export class UsbDocking {
   async stop(): Promise<void> {
     await this.watcher?.stop();
     for (const [port, mp] of this.mounts) {
-      this.deps.undockVolume(mp);
+      this.deps.bus.emit('usb.unmounted', mp);
       await this.mounter.unmount(mp).catch((e) => this.log.error({ port, err: (e as Error).message }, 'unmount failed'));
     }
     this.mounts.clear();
@@ -125,7 +112,7 @@ export class UsbDocking {
         { port: r.portPath, device, mountPoint: m.mountPoint, fsType: m.fsType },
         'recorder storage mounted read-only',
       );
-      this.deps.dockVolume(m.mountPoint, r.portPath);
+      this.deps.bus.emit('usb.mounted', m.mountPoint, r.portPath);
     } catch (e) {
       const msg = e instanceof MountError ? `${e.code}: ${e.message}` : (e as Error).message;
       this.deps.board.raise(
@@ -140,7 +127,7 @@ export class UsbDocking {
     const mp = this.mounts.get(r.portPath);
     if (!mp) return;
     this.mounts.delete(r.portPath);
-    this.deps.undockVolume(mp);
+    this.deps.bus.emit('usb.unmounted', mp);
     try {
       const res = await this.mounter.unmount(mp);
       this.log.info({ port: r.portPath, mountPoint: mp, lazy: res.lazy }, 'recorder storage unmounted');

@@ -10,6 +10,7 @@ import { EVENTS, Server, type Upload } from '@tus/server';
 import { openKeyPair, type KeyPair } from '../custody/keys.ts';
 import { signReceipt } from '../custody/signatures.ts';
 import type { Logger } from '../log.ts';
+import type { Clock } from '../host.ts';
 
 export interface EmbeddedHqOptions {
   /** tus endpoint URL to serve (host, port and path are taken from it). */
@@ -20,6 +21,8 @@ export interface EmbeddedHqOptions {
   /** P in P/S/receipt; receipts go to the station named in each upload's metadata. */
   topicPrefix: string;
   log: Logger;
+  /** Stamps the receipts it signs. */
+  clock: Clock;
 }
 
 export interface FinishedUpload {
@@ -125,7 +128,7 @@ export class EmbeddedHq {
       stationId: station,
       sha256: f.sha256,
       ok: true,
-      at: new Date().toISOString(),
+      at: this.opts.clock.now().toISOString(),
     });
     this.broker.publish(
       { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(receipt)), qos: 1, retain: false, dup: false },

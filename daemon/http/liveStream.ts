@@ -41,6 +41,8 @@ export class LiveStream {
       bus: EventBus;
       log: Logger;
       headers: Record<string, string>;
+      /** Milliseconds now (the station's clock), for the throttle. */
+      ms: () => number;
       /** The state as one viewer may see it (computed once per kind of viewer and frame). */
       view: (viewer: Viewer) => unknown;
     },
@@ -118,10 +120,10 @@ export class LiveStream {
 
   private schedule(): void {
     if (this.timer || !this.clients.size) return;
-    const wait = Math.max(0, MIN_INTERVAL_MS - (Date.now() - this.lastAt));
+    const wait = Math.max(0, MIN_INTERVAL_MS - (this.deps.ms() - this.lastAt));
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.lastAt = Date.now();
+      this.lastAt = this.deps.ms();
       const frames = new Map<string, string>();
       for (const c of this.clients) {
         let f = frames.get(c.key);

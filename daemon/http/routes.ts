@@ -26,6 +26,8 @@ export interface ApiContext {
   stationId: string;
   /** The station's time zone, for a capture time given as wall time. */
   timeZone: string;
+  /** The station's time. */
+  now: () => Date;
 }
 
 const text = (max = MAX_ANNOTATION_FIELD) => ({ type: 'string', maxLength: max });
@@ -161,7 +163,7 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
       if (!file) return reply;
       const by = actorName(req.viewer!);
       const r = await reprobe(
-        { catalog, objects: ctx.objects, media: ctx.media, timeZone: ctx.timeZone, stationId: ctx.stationId, log },
+        { catalog, objects: ctx.objects, media: ctx.media, timeZone: ctx.timeZone, stationId: ctx.stationId, log, now: ctx.now },
         file,
         by,
         actorFields(req.viewer!),

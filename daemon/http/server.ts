@@ -4,15 +4,9 @@ import { PACKAGE_ROOT } from '../packageRoot.ts';
 import fastifyStatic from '@fastify/static';
 import { Ajv } from 'ajv';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Config } from '../config.ts';
-import type { EventBus } from '../events.ts';
 import type { Logger } from '../log.ts';
-import type { StatusBoard } from '../status/board.ts';
+import type { Service, StationContext } from '../service.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
-import type { Catalog } from '../store/catalog.ts';
-import type { ObjectStore } from '../store/objects.ts';
-import { createFfmpegTools, type MediaTools } from '../media/ffprobe.ts';
-import { systemTimeZone } from '../ingest/fileName.ts';
 import { restrictCatalogFiles } from '../users/catalogFiles.ts';
 import { UserStore } from '../users/userStore.ts';
 import { viewState } from './access.ts';
@@ -44,15 +38,8 @@ const SECURITY_HEADERS: Record<string, string> = {
 /** The longest lockout of an account or an address (each lockout doubles the one before, from http.lockoutSeconds). */
 const MAX_LOCKOUT_MS = 24 * 3600_000;
 
-export interface HttpDeps {
-  config: Config;
-  catalog: Catalog;
-  objects: ObjectStore;
-  board: StatusBoard;
-  bus: EventBus;
-  log: Logger;
-  /** ffprobe/ffmpeg, for `reprobe` from the page (default: the station's own). */
-  media?: MediaTools;
+/** What the station page needs beyond the station's context. */
+export interface HttpExtras {
   /** The status snapshot (the same JSON as the retained MQTT state). */
   snapshot: () => StateSnapshot;
   /** Upload bytes sent so far by this process (for the speed and /metrics). */
@@ -83,7 +70,8 @@ function requestValidator({ schema, httpPart }: { schema: object; httpPart?: str
  * The station page, its JSON API, the live stream (server-sent events) and /metrics, on http.listen (fastify).
  * A failure to listen (say the port is taken) is logged and contained: dockd goes on without its page.
  */
-export class HttpServer {
+export class HttpServer implements Service {
+  readonly name = 'http';
   private app: FastifyInstance | null = null;
   private live: LiveStream | null = null;
   private rate: RateMeter | null = null;
@@ -94,8 +82,11 @@ export class HttpServer {
   /** The page's URL (https when http.tls is set). */
   url: string | null = null;
 
-  constructor(private readonly deps: HttpDeps) {
-    this.log = deps.log.child({ component: 'http' });
+  private readonly deps: StationContext & HttpExtras;
+
+  constructor(ctx: StationContext, extra: HttpExtras) {
+    this.deps = { ...ctx, ...extra };
+    this.log = ctx.log.child({ component: 'http' });
   }
 
   async start(): Promise<void> {
@@ -111,7 +102,7 @@ export class HttpServer {
       );
 
     restrictCatalogFiles(config.storage.dir, this.log);
-    const users = new UserStore(catalog.db);
+    const users = new UserStore(catalog.db, () => this.deps.clock.now());
     if (config.http.adminPasswordHash) {
       const r = users.ensureConfigAdmin(config.http.adminPasswordHash);
       if (r === 'created')
@@ -133,14 +124,20 @@ export class HttpServer {
       maxSourceFailures: config.http.maxSourceFailures,
       baseLockMs: config.http.lockoutSeconds * 1000,
       maxLockMs: Math.max(MAX_LOCKOUT_MS, config.http.lockoutSeconds * 1000),
-      now: Date.now,
+      now: () => this.deps.clock.ms(),
     });
     const authenticator = new Authenticator({ users, guard, notify: (n) => this.onAuthNotice(n) });
 
-    this.rate = new RateMeter(this.deps.bytesSent);
+    this.rate = new RateMeter(this.deps.bytesSent, () => this.deps.clock.ms());
     const state = (): StationState => stationState(this.deps.snapshot(), catalog, this.rate!.perSecond());
     const headers = https ? { ...SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000' } : SECURITY_HEADERS;
-    this.live = new LiveStream({ bus, log: this.log, headers, view: (v) => viewState(state(), v, catalog) });
+    this.live = new LiveStream({
+      bus,
+      log: this.log,
+      headers,
+      ms: () => this.deps.clock.ms(),
+      view: (v) => viewState(state(), v, catalog),
+    });
     this.thumbnails = new Thumbnails({ storageDir: config.storage.dir, objects: this.deps.objects, catalog, log: this.log });
     const metrics = new StationMetrics({ catalog, state, bytesSent: this.deps.bytesSent });
 
@@ -228,9 +225,10 @@ export class HttpServer {
       bus,
       log: this.log,
       thumbnails: this.thumbnails,
-      timeZone: config.station.timeZone ?? systemTimeZone(),
-      media: this.deps.media ?? createFfmpegTools(),
+      timeZone: this.deps.timeZone,
+      media: this.deps.host.media,
       stationId: config.station.id,
+      now: () => this.deps.clock.now(),
     });
 
     try {

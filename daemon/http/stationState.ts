@@ -34,6 +34,8 @@ export class RateMeter {
 
   constructor(
     private readonly read: () => number,
+    /** Milliseconds now (the station's clock). */
+    private readonly ms: () => number,
     private readonly windowMs = 5000,
   ) {}
 
@@ -47,7 +49,7 @@ export class RateMeter {
   }
 
   private sample(): void {
-    const now = Date.now();
+    const now = this.ms();
     this.samples.push({ at: now, bytes: this.read() });
     while (this.samples.length > 2 && now - this.samples[1].at >= this.windowMs) this.samples.shift();
   }
@@ -56,7 +58,7 @@ export class RateMeter {
   perSecond(): number {
     const first = this.samples[0];
     if (!first) return 0;
-    const now = Date.now();
+    const now = this.ms();
     const bytes = this.read() - first.bytes;
     return now > first.at && bytes > 0 ? Math.round(bytes / ((now - first.at) / 1000)) : 0;
   }

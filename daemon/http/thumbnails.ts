@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log.ts';
@@ -74,7 +75,7 @@ export class Thumbnails {
       return { ok: false, code: 'NO_OBJECT', message: `the stored copy of recording #${f.id} is no longer at the station` };
     }
     await fs.mkdir(this.dir, { recursive: true });
-    const tmp = `${target}.${process.pid}.${Date.now()}.tmp.jpg`;
+    const tmp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp.jpg`;
     // A frame a little into the video (the first is often black); from the start if that gives none.
     const seeks = f.kind === 'video' && f.duration && f.duration > 0.5 ? [Math.min(1, f.duration / 3), 0] : [0];
     let lastError = '';

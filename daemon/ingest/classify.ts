@@ -16,6 +16,8 @@ export interface ClassifyDeps {
   timeZone: string;
   stationId: string;
   log?: Logger;
+  /** The station's time (the host's clock). */
+  now: () => Date;
 }
 
 /** A probe that could not run is tried again after this long, doubling up to the cap; it never gives a verdict. */
@@ -65,7 +67,7 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
     catalog.tx(() => {
       if (!catalog.transition(fileId, 'rejected', { reason, probe_after: null }, { from: ['stored'], detail: reason })) return;
       const f = catalog.get(fileId)!;
-      const at = new Date().toISOString();
+      const at = deps.now().toISOString();
       catalog.enqueue('event', { ...fileEvent('file.ingested', f), at });
       catalog.enqueue('event', { ...fileEvent('file.rejected', f, { reason }), at });
     });
@@ -77,7 +79,7 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
     const delay = Math.min(PROBE_RETRY_MAX_MS, PROBE_RETRY_BASE_MS * 2 ** (attempts - 1));
     catalog.update(fileId, {
       probe_attempts: attempts,
-      probe_after: new Date(Date.now() + delay).toISOString(),
+      probe_after: new Date(deps.now().getTime() + delay).toISOString(),
       last_error: `校验 verification could not run: ${probe.unavailable}`,
     });
     deps.log?.warn(
@@ -132,7 +134,7 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
     )
       return;
     const f = catalog.get(fileId)!;
-    const at = new Date().toISOString();
+    const at = deps.now().toISOString();
     catalog.enqueue('event', { ...fileEvent('file.ingested', f), at });
     if (damaged) catalog.enqueue('event', { ...fileEvent('file.damaged', f, { reason: integrityNote }), at });
     if (missing.length) catalog.enqueue('event', { ...fileEvent('file.needs-annotation', f, { missing }), at });

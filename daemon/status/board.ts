@@ -71,7 +71,8 @@ export type AlarmCode =
   | 'RECORDER_HANDSHAKE_FAILED'
   | 'RECORDER_NO_STORAGE'
   | 'MOUNT_FAILED'
-  | 'RECORDING_LEFT_BEHIND';
+  | 'RECORDING_LEFT_BEHIND'
+  | 'SERVICE_FAILED';
 
 export interface Alarm {
   key: string;

@@ -3,11 +3,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { auditHead } from '../store/audit.ts';
 import type { KeyPair } from '../custody/keys.ts';
 import { signAuditHead } from '../custody/signatures.ts';
-import type { Config } from '../config.ts';
-import type { EventBus } from '../events.ts';
 import { safeUrl, type Logger } from '../log.ts';
-import type { Catalog } from '../store/catalog.ts';
-import type { StatusBoard } from './board.ts';
+import type { Service, StationContext } from '../service.ts';
 import { LogThrottle } from './logThrottle.ts';
 import { brokerInUse, failoverServers } from './brokerList.ts';
 import { buildSnapshot, diskInfo, type DiskInfo, type StateSnapshot } from './snapshot.ts';
@@ -18,9 +15,11 @@ const STATE_REFRESH_MS = 10_000;
 /**
  * Status over MQTT: retained online/offline (offline is also the last will), a retained state snapshot at most four
  * times a second, and events from the catalog outbox delivered in order with QoS 1, surviving broker outages and
- * restarts. The snapshot is also kept in the catalog for `dockctl status`.
+ * restarts. The snapshot is also kept in the catalog for `dockctl status`. HQ's receipts go on the bus
+ * (`receipt.received`) for the receipt watch.
  */
-export class MqttStatus {
+export class MqttStatus implements Service {
+  readonly name = 'status';
   private client: MqttClient | null = null;
   private draining = false;
   private stateTimer: NodeJS.Timeout | null = null;
@@ -35,24 +34,26 @@ export class MqttStatus {
   private readonly prefix: string;
   private readonly throttle = new LogThrottle();
 
+  private readonly deps: StationContext & {
+    /** Uploads in flight, for the snapshot. */
+    uploads: () => { id: number; offset: number; size: number }[];
+    /** Uploads whose receipt is overdue, for the snapshot. */
+    receipts: () => { count: number; oldestSince: string | null };
+    /** The station's key pair: every published audit head is signed with it. */
+    stationKey: KeyPair;
+  };
+
   constructor(
-    private readonly deps: {
-      config: Config;
-      catalog: Catalog;
-      bus: EventBus;
-      board: StatusBoard;
-      log: Logger;
-      now: () => Date;
+    ctx: StationContext,
+    extra: {
       uploads: () => { id: number; offset: number; size: number }[];
-      receipts?: () => { count: number; oldestSince: string | null };
-      /** HQ → station receipts (P/S/receipt), applied in arrival order. */
-      onReceipt?: (payload: Buffer) => Promise<unknown>;
-      /** The station's key pair: every published audit head is signed with it. */
+      receipts: () => { count: number; oldestSince: string | null };
       stationKey: KeyPair;
     },
   ) {
-    this.log = deps.log.child({ component: 'mqtt' });
-    this.prefix = `${deps.config.hq.mqtt.topicPrefix}/${deps.config.station.id}`;
+    this.deps = { ...ctx, ...extra };
+    this.log = ctx.log.child({ component: 'mqtt' });
+    this.prefix = `${ctx.config.hq.mqtt.topicPrefix}/${ctx.config.station.id}`;
   }
 
   get connected(): boolean {
@@ -61,7 +62,7 @@ export class MqttStatus {
 
   async start(): Promise<void> {
     const { config } = this.deps;
-    this.disk = await diskInfo(config.storage.dir);
+    this.disk = await diskInfo(config.storage.dir, this.deps.host.statfs);
     const tls = config.hq.mqtt.tls;
     const options: IClientOptions = {
       // A stable id and a persistent session: the broker keeps QoS 1 receipts for us while we are away.
@@ -88,19 +89,12 @@ export class MqttStatus {
     const urls = config.hq.mqtt.urls;
     this.client = mqtt.connect(urls[0], options);
     const inUse = () => safeUrl(brokerInUse(this.client!, urls));
-    let receipts = Promise.resolve();
     this.client.on('message', (topic, payload) => {
-      if (!this.deps.onReceipt) return;
       if (topic !== `${this.prefix}/receipt`) {
         this.notUnderstood(topic, payload);
         return;
       }
-      receipts = receipts
-        .then(() => this.deps.onReceipt!(payload))
-        .then(
-          () => {},
-          (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'),
-        );
+      this.deps.bus.emit('receipt.received', payload);
     });
     // A broker that hangs up on our CONNECT without a CONNACK is up but will not talk to us: usually MQTT 5 to a broker
     // that speaks only 3.1.1 (RabbitMQ before 3.13). Say so, rather than only "unreachable".
@@ -158,7 +152,7 @@ export class MqttStatus {
     this.offs.push(this.deps.bus.on('audit.head', () => this.publishAuditHead()));
     this.auditTimer = setInterval(() => this.publishAuditHead(), config.hq.auditIntervalSeconds * 1000);
     this.refreshTimer = setInterval(async () => {
-      this.disk = await diskInfo(config.storage.dir);
+      this.disk = await diskInfo(config.storage.dir, this.deps.host.statfs);
       void this.drain();
       this.scheduleState(true);
     }, STATE_REFRESH_MS);
@@ -189,7 +183,7 @@ export class MqttStatus {
   snapshot(): StateSnapshot {
     return buildSnapshot({
       stationId: this.deps.config.station.id,
-      now: this.deps.now(),
+      now: this.deps.clock.now(),
       board: this.deps.board,
       catalog: this.deps.catalog,
       uploads: this.deps.uploads(),
@@ -212,7 +206,7 @@ export class MqttStatus {
 
   private scheduleState(now: boolean): void {
     if (this.stateTimer || this.stopping) return;
-    const wait = now ? 0 : Math.max(0, STATE_MIN_INTERVAL_MS - (Date.now() - this.lastStateAt));
+    const wait = now ? 0 : Math.max(0, STATE_MIN_INTERVAL_MS - (this.deps.clock.ms() - this.lastStateAt));
     this.stateTimer = setTimeout(() => {
       this.stateTimer = null;
       this.publishState().catch((e) =>
@@ -222,7 +216,7 @@ export class MqttStatus {
   }
 
   private async publishState(): Promise<void> {
-    this.lastStateAt = Date.now();
+    this.lastStateAt = this.deps.clock.ms();
     const snap = this.persistSnapshot();
     if (this.client?.connected)
       await this.client.publishAsync(`${this.prefix}/state`, JSON.stringify(snap), { qos: 0, retain: true });
@@ -239,7 +233,7 @@ export class MqttStatus {
       stationId: this.deps.config.station.id,
       seq: head.seq,
       hash: head.hash,
-      at: this.deps.now().toISOString(),
+      at: this.deps.clock.now().toISOString(),
     });
     this.client.publish(`${this.prefix}/audit`, JSON.stringify(signed), { qos: 1, retain: true });
   }
@@ -273,9 +267,9 @@ export class MqttStatus {
   private async drain(budgetMs = Infinity): Promise<void> {
     if (this.draining || !this.client) return;
     this.draining = true;
-    const until = Date.now() + budgetMs;
+    const until = this.deps.clock.ms() + budgetMs;
     try {
-      while (this.client.connected && Date.now() < until) {
+      while (this.client.connected && this.deps.clock.ms() < until) {
         const batch = this.deps.catalog.outboxPeek(50);
         if (!batch.length) break;
         for (const e of batch) {

@@ -1,4 +1,4 @@
-import { statfs } from 'node:fs/promises';
+import type { StatsFs } from 'node:fs';
 import type { Catalog, FileState } from '../store/catalog.ts';
 import type { Alarm, RecorderStatus, StatusBoard } from './board.ts';
 
@@ -29,7 +29,7 @@ export interface StateSnapshot {
   alarms: Alarm[];
 }
 
-export async function diskInfo(dir: string): Promise<DiskInfo | null> {
+export async function diskInfo(dir: string, statfs: (dir: string) => Promise<StatsFs>): Promise<DiskInfo | null> {
   try {
     const s = await statfs(dir);
     return { path: dir, freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };

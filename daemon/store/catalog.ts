@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { systemClock } from '../host.ts';
 import { appendAudit, type AuditEntry } from './audit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 
@@ -146,7 +147,7 @@ export class Catalog {
       db.pragma('foreign_keys = ON');
       Catalog.migrate(db);
     }
-    return new Catalog(db, opts.now ?? (() => new Date()));
+    return new Catalog(db, opts.now ?? systemClock.now);
   }
 
   private static migrate(db: Database.Database): void {

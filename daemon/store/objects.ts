@@ -33,7 +33,7 @@ export class ObjectStore {
 
   /** A fresh temp path inside the store (same filesystem, so the final rename is atomic). */
   tempPath(): string {
-    return path.join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}.part`);
+    return path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`);
   }
 
   /** Removes temp files left by a crash; returns how many. */

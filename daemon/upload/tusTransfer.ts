@@ -23,6 +23,8 @@ export interface TransferOptions {
   metadata: Record<string, string>;
   headers: Record<string, string>;
   stallTimeoutMs: number;
+  /** Milliseconds now (the station's clock), for the stall timeout. */
+  ms: () => number;
   onUrl: (url: string) => void;
   onProgress: (offset: number) => void;
   signal: AbortSignal;
@@ -39,7 +41,7 @@ function statusOf(err: unknown): number | undefined {
  */
 export function transfer(o: TransferOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    let lastProgress = Date.now();
+    let lastProgress = o.ms();
     let settled = false;
     const finish = (err?: TransferError) => {
       if (settled) return;
@@ -64,7 +66,7 @@ export function transfer(o: TransferOptions): Promise<void> {
         if (upload.url) o.onUrl(upload.url);
       },
       onProgress: (sent) => {
-        lastProgress = Date.now();
+        lastProgress = o.ms();
         o.onProgress(sent);
       },
       onSuccess: () => finish(),
@@ -96,7 +98,7 @@ export function transfer(o: TransferOptions): Promise<void> {
     o.signal.addEventListener('abort', onAbort);
     const stallTimer = setInterval(
       () => {
-        if (Date.now() - lastProgress > o.stallTimeoutMs) {
+        if (o.ms() - lastProgress > o.stallTimeoutMs) {
           upload.abort(false).catch(() => {});
           finish(new TransferError('STALLED', `no progress for ${Math.round(o.stallTimeoutMs / 1000)} s`));
         }

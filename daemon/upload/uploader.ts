@@ -1,9 +1,6 @@
-import type { Config } from '../config.ts';
-import type { EventBus } from '../events.ts';
 import type { Logger } from '../log.ts';
-import type { Catalog, FileRow } from '../store/catalog.ts';
-import type { ObjectStore } from '../store/objects.ts';
-import type { StatusBoard } from '../status/board.ts';
+import type { Service, StationContext } from '../service.ts';
+import type { FileRow } from '../store/catalog.ts';
 import { fileEvent } from '../ingest/classify.ts';
 import { uploadMetadata } from './uploadMetadata.ts';
 import { stationKeyForUpload } from '../custody/keys.ts';
@@ -21,7 +18,8 @@ interface InFlight {
  * Delivers ready recordings to HQ with tus: bounded concurrency, important first then oldest, the upload URL saved the
  * moment it is known (so a restart resumes from the server's offset), retries forever with capped backoff.
  */
-export class Uploader {
+export class Uploader implements Service {
+  readonly name = 'upload';
   private readonly inFlight = new Map<number, InFlight>();
   private readonly notBefore = new Map<number, number>();
   private timer: NodeJS.Timeout | null = null;
@@ -31,16 +29,7 @@ export class Uploader {
   private bytesSent = 0;
   private readonly log: Logger;
 
-  constructor(
-    private readonly deps: {
-      config: Config;
-      catalog: Catalog;
-      objects: ObjectStore;
-      bus: EventBus;
-      board: StatusBoard;
-      log: Logger;
-    },
-  ) {
+  constructor(private readonly deps: StationContext) {
     this.log = deps.log.child({ component: 'upload' });
   }
 
@@ -57,8 +46,8 @@ export class Uploader {
     this.offBus?.();
     if (this.timer) clearInterval(this.timer);
     for (const f of this.inFlight.values()) f.controller.abort();
-    const deadline = Date.now() + 5000;
-    while (this.inFlight.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const deadline = this.deps.clock.ms() + 5000;
+    while (this.inFlight.size && this.deps.clock.ms() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
   snapshot(): { inFlight: { id: number; offset: number; size: number }[]; bytesSent: number } {
@@ -72,7 +61,7 @@ export class Uploader {
     if (!this.running) return;
     const slots = this.deps.config.hq.tus.concurrency - this.inFlight.size;
     if (slots <= 0) return;
-    const now = Date.now();
+    const now = this.deps.clock.ms();
     const waiting = [...this.notBefore].filter(([, t]) => t > now).map(([id]) => id);
     const rows = this.deps.catalog.uploadQueue(slots, [...this.inFlight.keys(), ...waiting]);
     for (const row of rows) this.begin(row);
@@ -81,7 +70,13 @@ export class Uploader {
   private begin(row: FileRow): void {
     const { catalog, config } = this.deps;
     const controller = new AbortController();
-    const flight: InFlight = { fileId: row.id, controller, offset: row.upload_offset, size: row.size, startedAt: Date.now() };
+    const flight: InFlight = {
+      fileId: row.id,
+      controller,
+      offset: row.upload_offset,
+      size: row.size,
+      startedAt: this.deps.clock.ms(),
+    };
     this.inFlight.set(row.id, flight);
     if (row.state === 'ready') catalog.transition(row.id, 'uploading', {}, { from: ['ready'] });
     this.deps.bus.emit('state.changed');
@@ -95,6 +90,7 @@ export class Uploader {
       metadata: uploadMetadata(row, config.station.id, stationKeyForUpload(config.storage.dir)),
       headers: config.hq.tus.headers,
       stallTimeoutMs: config.hq.tus.stallTimeoutSeconds * 1000,
+      ms: () => this.deps.clock.ms(),
       signal: controller.signal,
       onUrl: (url) => {
         if (url !== row.upload_url) catalog.update(row.id, { upload_url: url });
@@ -111,7 +107,7 @@ export class Uploader {
           this.deps.board.clear('hq:tus');
           this.notBefore.delete(row.id);
           catalog.tx(() => {
-            const at = new Date().toISOString();
+            const at = this.deps.clock.now().toISOString();
             // Not moved when HQ's receipt already archived it meanwhile.
             if (
               !catalog.transition(
@@ -128,7 +124,7 @@ export class Uploader {
           this.deps.bus.emit('outbox.added');
           // It has reached HQ: an earlier refusal of it is over. (HQ's receipt saying its copy differed waits for HQ's word.)
           this.deps.board.clear(`refused:${row.id}`);
-          log.info({ ms: Date.now() - flight.startedAt }, 'uploaded');
+          log.info({ ms: this.deps.clock.ms() - flight.startedAt }, 'uploaded');
         },
         (err: TransferError) => this.failed(row, flight, err, log),
       )
@@ -160,7 +156,7 @@ export class Uploader {
     const max = this.deps.config.hq.tus.maxRetryDelaySeconds * 1000;
     const delay = Math.min(max, 1000 * 2 ** Math.min(this.consecutiveFailures, 16));
     this.consecutiveFailures++;
-    this.notBefore.set(row.id, Date.now() + delay);
+    this.notBefore.set(row.id, this.deps.clock.ms() + delay);
     if (err.code === 'HQ_REFUSED') {
       // A refusal (e.g. HQ's re-hash disagreed) leaves nothing to resume: the next try starts over.
       catalog.update(row.id, { ...fields, upload_url: null, upload_offset: 0 });

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { systemClock } from '../host.ts';
 import { decodeHash, encodeHash, type PasswordHash, type Role } from '../http/password.ts';
 
 /** A station user as dockd shows it (never with its hash). */
@@ -72,7 +73,7 @@ export const tokenHash = (token: string): string => createHash('sha256').update(
 export class UserStore {
   constructor(
     private readonly db: Database.Database,
-    private readonly now: () => Date = () => new Date(),
+    private readonly now: () => Date = systemClock.now,
   ) {}
 
   private stamp(): string {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import type { ChokidarOptions, FSWatcher } from 'chokidar';
 
 export interface VolumeEvents {
   docked: [volumePath: string];
@@ -17,7 +17,11 @@ export class MountRootWatcher extends EventEmitter<VolumeEvents> {
   private watcher: FSWatcher | null = null;
   private readonly present = new Set<string>();
 
-  constructor(private readonly roots: string[]) {
+  constructor(
+    private readonly roots: string[],
+    /** chokidar's `watch` (the daemon passes its host's). */
+    private readonly watchDir: (paths: string[], options: ChokidarOptions) => FSWatcher,
+  ) {
     super();
   }
 
@@ -25,7 +29,7 @@ export class MountRootWatcher extends EventEmitter<VolumeEvents> {
     for (const root of this.roots) await fs.mkdir(root, { recursive: true });
     const roots = new Set(this.roots.map((r) => path.resolve(r)));
     const isVolume = (p: string) => roots.has(path.dirname(path.resolve(p)));
-    this.watcher = watch([...roots], { depth: 0, ignoreInitial: false, followSymlinks: false, alwaysStat: false });
+    this.watcher = this.watchDir([...roots], { depth: 0, ignoreInitial: false, followSymlinks: false, alwaysStat: false });
     this.watcher.on('addDir', (p) => {
       if (!isVolume(p) || this.present.has(p)) return;
       this.present.add(p);

@@ -1,0 +1,113 @@
+/**
+ * The daemon run in-process (the Controller, not the dockd command) against the recorder emulator on a real socat
+ * pty, a real mosquitto and a real @tus/server, with the station's clock handed in through the host: the test moves
+ * it 400 days ahead, and everything the station stamps follows it — the recorder's measured drift, the time it sets
+ * on the recorder, and the `at` of the MQTT events and the catalog's created/uploaded times. And a service that
+ * cannot start (USB hotplug without libusb) is contained: an alarm, and the daemon goes on.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../daemon/config.ts';
+import { Controller } from '../../daemon/controller.ts';
+import { type Clock, defaultHost } from '../../daemon/host.ts';
+import { createLogger } from '../../daemon/log.ts';
+import { LibusbHotplug, loadUsbModule } from '../../drivers/usb/hotplug.ts';
+import { sampleMedia } from '../../scripts/media.ts';
+import { type Device, LinkWorld } from '../helpers/linkWorld.ts';
+import { waitFor } from '../helpers/ports.ts';
+
+const DAY_MS = 86_400_000;
+const MOVED_DAYS = 400;
+const OFFICER: Device = { serial: 'BCT0001', officerId: '012345', officerName: '张三' };
+
+/** The system clock plus an offset the test moves: time goes on, from wherever the test put it. */
+class MovedClock implements Clock {
+  private offsetMs = 0;
+  now(): Date {
+    return new Date(this.ms());
+  }
+  ms(): number {
+    return Date.now() + this.offsetMs;
+  }
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+let world: LinkWorld | null = null;
+let controller: Controller | null = null;
+const lines: string[] = [];
+
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(lines.slice(-80).join(''));
+  await controller?.stop();
+  controller = null;
+  await world?.cleanup();
+  world = null;
+  lines.length = 0;
+});
+
+const days = (ms: number) => Math.round(ms / DAY_MS);
+
+describe('the station in-process, on a clock the test moves', () => {
+  it('drift, the recorder clock it sets, event times and catalog times all follow the moved clock', async () => {
+    world = await LinkWorld.create({ devices: [OFFICER] });
+    const w = world;
+    const clock = new MovedClock();
+    const log = createLogger('info', { write: (s: string) => void lines.push(s) });
+    controller = new Controller(loadConfig(w.configFile), log, { ...defaultHost(), clock });
+    await controller.start();
+
+    clock.advance(MOVED_DAYS * DAY_MS);
+    const movedFrom = clock.now().toISOString();
+    const a = await w.recorder({ ...OFFICER, media: [await sampleMedia('video', 1, 4400)] });
+    await a.rec.plugIn();
+    await w.uploaded(a.recordings);
+    const uploadedEvent = await waitFor('file.uploaded', () => w.events('file.uploaded')[0], 60_000);
+    const movedTo = clock.now().toISOString();
+
+    // The recorder runs on real time: against the moved station clock it is 400 days behind, and the handshake set it
+    // to the station's time.
+    const docked = await waitFor('recorder.docked', () => w.events('recorder.docked')[0], 60_000);
+    expect(days(docked.clockDriftMs as number)).toBe(-MOVED_DAYS);
+    expect(days(a.rec.clock().getTime() - Date.now())).toBe(MOVED_DAYS);
+
+    // Events are stamped on the moved clock.
+    for (const e of [docked, uploadedEvent, ...w.events('file.ingested')]) {
+      const at = String(e.at);
+      expect(at >= movedFrom && at <= movedTo, `${String(e.type)} at ${at} within [${movedFrom}, ${movedTo}]`).toBe(true);
+    }
+    // So are the catalog's times.
+    const row = controller.catalog.list('uploaded')[0];
+    expect(row.sha256).toBe(a.recordings[0].sha256);
+    for (const t of [row.created_at, row.uploaded_at]) {
+      expect(t! >= movedFrom && t! <= movedTo, `${t} within [${movedFrom}, ${movedTo}]`).toBe(true);
+    }
+  }, 240_000);
+
+  it('a service that cannot start is contained: SERVICE_FAILED names it, and the station goes on ingesting', async () => {
+    world = await LinkWorld.create({ devices: [OFFICER] });
+    const w = world;
+    const loaded = loadConfig(w.configFile);
+    // USB hotplug through libusb only, on a station whose native usb module is missing: the usb service cannot start.
+    loaded.config.usb.enabled = true;
+    loaded.config.usb.hotplug = 'libusb';
+    const host = defaultHost();
+    const noLibusb = () => loadUsbModule(() => import('usb-native-module-that-is-not-installed' as string));
+    host.usb = { ...host.usb, hotplug: () => new LibusbHotplug({ load: noLibusb }) };
+    controller = new Controller(loaded, createLogger('info', { write: (s: string) => void lines.push(s) }), host);
+    await controller.start();
+
+    const alarm = await waitFor('the SERVICE_FAILED alarm event', () => w.alarmEvent('SERVICE_FAILED'), 60_000);
+    expect(alarm).toMatchObject({ key: 'service:usb', active: true });
+    expect(alarm.message).toMatch(/^usb could not start \(.*native 'usb' module could not be loaded/);
+    const failed = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'service failed to start; dockd goes on without it');
+    expect(failed).toMatchObject({ service: 'usb', err: { type: 'UsbError', code: 'LIBUSB_UNAVAILABLE' } });
+    expect(lines.some((l) => JSON.parse(l).msg === 'dockd started')).toBe(true);
+
+    // The other intake paths still work: a recorder on its control channel is identified, ingested and uploaded.
+    const a = await w.recorder({ ...OFFICER, media: [await sampleMedia('video', 1, 4401)] });
+    await a.rec.plugIn();
+    await w.uploaded(a.recordings);
+    expect([...controller.board.alarms.values()].map((x) => x.code)).toEqual(['SERVICE_FAILED']);
+  }, 240_000);
+});
