@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { Ajv, type ErrorObject } from 'ajv';
 import schema from '../config/schema.json' with { type: 'json' };
-import { checkHttpConfig, type HttpConfig } from './http/httpConfig.ts';
+import { checkHttpConfig, type HttpConfig } from './httpConfig.ts';
 import { parsePublicKey } from './custody/keys.ts';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

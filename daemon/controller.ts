@@ -3,7 +3,7 @@ import type { Config, LoadedConfig } from './config.ts';
 import { DockService } from './dock/dockService.ts';
 import { EventBus } from './events.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
-import { systemTimeZone } from './ingest/fileName.ts';
+import { systemTimeZone } from './media/zonedTime.ts';
 import { safeUrl, type Logger } from './log.ts';
 import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
 import { StatusBoard } from './status/board.ts';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
-import { hashPassword, passwordProblem, type Role } from '../http/password.ts';
+import { hashPassword, passwordProblem, type Role } from '../security/password.ts';
 import { Catalog } from '../store/catalog.ts';
 import { UserError, UserStore } from '../users/userStore.ts';
 import { whoIsAsking } from './actor.ts';

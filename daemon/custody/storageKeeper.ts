@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
-import { diskInfo } from '../status/snapshot.ts';
+import { diskInfo } from '../store/diskInfo.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
 import { sleep } from '../sleep.ts';

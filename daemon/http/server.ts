@@ -11,12 +11,13 @@ import type { StateSnapshot } from '../status/snapshot.ts';
 import type { Catalog } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
 import { createFfmpegTools, type MediaTools } from '../media/ffprobe.ts';
-import { systemTimeZone } from '../ingest/fileName.ts';
+import { systemTimeZone } from '../media/zonedTime.ts';
 import { restrictCatalogFiles } from '../users/catalogFiles.ts';
 import { UserStore } from '../users/userStore.ts';
 import { viewState } from './access.ts';
-import { Authenticator, isLoopbackHost, type AuthNotice } from './auth.ts';
-import { splitListen } from './httpConfig.ts';
+import { Authenticator, type AuthNotice } from './auth.ts';
+import { isLoopbackHost } from '../security/loopback.ts';
+import { splitListen } from '../httpConfig.ts';
 import { LiveStream } from './liveStream.ts';
 import { LoginGuard } from './loginGuard.ts';
 import { StationMetrics } from './metrics.ts';
@@ -27,7 +28,7 @@ import { registerStationRoutes } from './stationRoutes.ts';
 import { RateMeter, stationState, type StationState } from './stationState.ts';
 import { Thumbnails } from './thumbnails.ts';
 
-export { splitListen } from './httpConfig.ts';
+export { splitListen } from '../httpConfig.ts';
 
 export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 

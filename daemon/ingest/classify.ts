@@ -1,12 +1,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { instantInZone } from './fileName.ts';
+import { instantInZone } from '../media/zonedTime.ts';
 import { describeMissing, missingFields } from './metadata.ts';
 import { copyAndHash } from './copyAndHash.ts';
 import type { MediaTools } from '../media/ffprobe.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
-import type { MediaKind } from './fileName.ts';
+import type { MediaKind } from '../media/mediaTypes.ts';
 import type { Logger } from '../log.ts';
 
 export interface ClassifyDeps {

@@ -10,7 +10,8 @@ import type { Catalog } from '../store/catalog.ts';
 import type { StatusBoard } from './board.ts';
 import { LogThrottle } from './logThrottle.ts';
 import { brokerInUse, failoverServers } from './brokerList.ts';
-import { buildSnapshot, diskInfo, type DiskInfo, type StateSnapshot } from './snapshot.ts';
+import { diskInfo, type DiskInfo } from '../store/diskInfo.ts';
+import { buildSnapshot, type StateSnapshot } from './snapshot.ts';
 
 const STATE_MIN_INTERVAL_MS = 250;
 const STATE_REFRESH_MS = 10_000;

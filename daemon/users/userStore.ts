@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { decodeHash, encodeHash, type PasswordHash, type Role } from '../http/password.ts';
+import { decodeHash, encodeHash, type PasswordHash, type Role } from '../security/password.ts';
 
 /** A station user as dockd shows it (never with its hash). */
 export interface User {
