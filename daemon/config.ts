@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import schema from '../config/schema.json' with { type: 'json' };
 import { checkHttpConfig, type HttpConfig } from './httpConfig.ts';
 import { parsePublicKey } from './custody/keys.ts';
+import { CodedError } from '../drivers/errors.ts';
 
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
@@ -108,8 +109,10 @@ export interface LoadedConfig {
 }
 
 /** A config problem: `message` is the one line the daemon prints before exiting. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+export class ConfigError extends CodedError<'CONFIG_INVALID'> {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
 }
 
 // allErrors: so that an unknown key (a typo) is reported rather than the required key it was meant to be.

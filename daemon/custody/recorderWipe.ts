@@ -153,7 +153,7 @@ export class RecorderWipe {
         error: (e as Error).message,
       });
       this.log.error(
-        { method: volume.method, err: (e as Error).message },
+        { method: volume.method, err: e },
         'cannot finish the wipe on the recorder (flush or read-only remount failed)',
       );
     }

@@ -37,7 +37,7 @@ export class StorageKeeper {
   async start(): Promise<void> {
     await this.check();
     this.timer = setInterval(
-      () => void this.check().catch((e) => this.log.error({ err: (e as Error).message }, 'storage check failed')),
+      () => void this.check().catch((e) => this.log.error({ err: e }, 'storage check failed')),
       CHECK_EVERY_MS,
     );
   }
@@ -87,7 +87,7 @@ export class StorageKeeper {
       try {
         await fs.rm(p, { force: true });
       } catch (e) {
-        this.log.error({ file: f.id, err: (e as Error).message }, 'cannot free an expired object');
+        this.log.error({ file: f.id, err: e }, 'cannot free an expired object');
         continue;
       }
       const at = this.deps.now().toISOString();

@@ -188,7 +188,7 @@ export class HttpServer {
       if (err.validation) return fail(reply, 400, 'INVALID_REQUEST', err.message);
       const status = err.statusCode ?? 500;
       if (status >= 400 && status < 500) return fail(reply, status, err.code ?? 'BAD_REQUEST', err.message);
-      this.log.error({ err: err.message, method: req.method, url: req.url }, 'request failed');
+      this.log.error({ err, method: req.method, url: req.url }, 'request failed');
       return fail(reply, 500, 'INTERNAL', 'internal error (see the dockd log)');
     });
     app.setNotFoundHandler((req, reply) =>
@@ -236,10 +236,7 @@ export class HttpServer {
     try {
       await app.listen({ host, port });
     } catch (e) {
-      this.log.error(
-        { listen: config.http.listen, err: (e as Error).message },
-        'station page not served: cannot listen (dockd goes on without it)',
-      );
+      this.log.error({ listen: config.http.listen, err: e }, 'station page not served: cannot listen (dockd goes on without it)');
       await app.close().catch(() => {});
       return;
     }
@@ -269,7 +266,7 @@ export class HttpServer {
       return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
     } catch (e) {
       this.log.error(
-        { cert: tls.cert, key: tls.key, err: (e as Error).message },
+        { cert: tls.cert, key: tls.key, err: e },
         'station page not served: cannot read http.tls (dockd goes on without it)',
       );
       return undefined;

@@ -168,7 +168,7 @@ export async function makePlayableCopy(deps: ClassifyDeps, f: FileRow): Promise<
     deps.log?.info({ file: f.id, derivedSha256: h.sha256 }, 'made a playable copy of a damaged recording (beside the original)');
     return h.sha256;
   } catch (e) {
-    deps.log?.warn({ file: f.id, err: (e as Error).message }, 'no playable copy of a damaged recording');
+    deps.log?.warn({ file: f.id, err: e }, 'no playable copy of a damaged recording');
     return null;
   } finally {
     await fs.rm(tmp, { force: true });

@@ -199,7 +199,7 @@ export class VolumeSession {
       tile.progress(bytesBefore);
       if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
         tile.recorderState('unplugged', status.error);
-        this.slog.warn({ err: e.message, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
+        this.slog.warn({ err: e, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
         tile.current(null);
         return 'unplugged';
       }
@@ -221,7 +221,7 @@ export class VolumeSession {
         if (f.integrity === 'damaged') counters.push('damaged');
         this.tile.count(...counters);
       },
-      (e) => this.slog.error({ err: (e as Error).message }, 'verification failed'),
+      (e) => this.slog.error({ err: e }, 'verification failed'),
     );
     this.verifying.add(p);
     void p.finally(() => this.verifying.delete(p));
@@ -249,7 +249,7 @@ export class VolumeSession {
     const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempts - 1));
     this.failures.set(rec.relPath, { reason, attempts, retryAtMs: this.ctx.now().getTime() + delay, hex: rec.relPathHex });
     this.slog.error(
-      { path: rec.relPath, code, err: e.message, attempts, retryInMs: delay },
+      { path: rec.relPath, code, err: e, attempts, retryInMs: delay },
       'recording not copied: it stays on the recorder and is tried again',
     );
   }

@@ -100,7 +100,7 @@ export class MqttStatus {
         .then(() => this.deps.onReceipt!(payload))
         .then(
           () => {},
-          (e) => this.log.error({ err: (e as Error).message }, 'receipt handling failed'),
+          (e) => this.log.error({ err: e }, 'receipt handling failed'),
         );
     });
     // A broker that hangs up on our CONNECT without a CONNACK is up but will not talk to us: usually MQTT 5 to a broker
@@ -138,7 +138,7 @@ export class MqttStatus {
       this.deps.board.clear('mqtt');
       this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
       this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => {
-        if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts');
+        if (err) this.log.error({ err }, 'cannot subscribe to receipts');
       });
       this.publishAuditHead();
       this.scheduleState(true);
@@ -153,7 +153,7 @@ export class MqttStatus {
           : `MQTT broker unreachable (${safeUrl(urls[0])}); events are kept and sent when it returns`,
       );
     });
-    this.client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
+    this.client.on('error', (err) => this.log.warn({ err }, 'mqtt error'));
     this.offs.push(this.deps.bus.on('outbox.added', () => void this.drain()));
     this.offs.push(this.deps.bus.on('state.changed', () => this.scheduleState(false)));
     this.offs.push(this.deps.bus.on('audit.head', () => this.publishAuditHead()));
@@ -206,7 +206,7 @@ export class MqttStatus {
     try {
       this.deps.catalog.setKv('state', snap);
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'cannot save state snapshot');
+      this.log.warn({ err: e }, 'cannot save state snapshot');
     }
     return snap;
   }
@@ -216,9 +216,7 @@ export class MqttStatus {
     const wait = now ? 0 : Math.max(0, STATE_MIN_INTERVAL_MS - (Date.now() - this.lastStateAt));
     this.stateTimer = setTimeout(() => {
       this.stateTimer = null;
-      this.publishState().catch((e) =>
-        this.throttle.warn(this.log, 'state', { err: (e as Error).message }, 'state publish failed'),
-      );
+      this.publishState().catch((e) => this.throttle.warn(this.log, 'state', { err: e }, 'state publish failed'));
     }, wait);
   }
 
@@ -260,7 +258,7 @@ export class MqttStatus {
         payload: payload.toString('utf8').slice(0, 500),
       });
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'cannot audit a message that was not understood');
+      this.log.error({ err: e }, 'cannot audit a message that was not understood');
     }
     this.throttle.warn(
       this.log,
@@ -294,7 +292,7 @@ export class MqttStatus {
         this.throttle.warn(
           this.log,
           'refused',
-          { reasonCode, err: (e as Error).message },
+          { reasonCode, err: e },
           'the broker refuses our events: they stay in the outbox, in order, until it accepts them (check its ACL for this station)',
         );
         this.deps.board.raise(
@@ -302,7 +300,7 @@ export class MqttStatus {
           'mqtt:refused',
           `MQTT broker refuses events on ${this.prefix}/event (${(e as Error).message}); they are kept and sent in order once it accepts them`,
         );
-      } else this.log.warn({ err: (e as Error).message }, 'event delivery interrupted; will resume');
+      } else this.log.warn({ err: e }, 'event delivery interrupted; will resume');
     } finally {
       this.draining = false;
     }
