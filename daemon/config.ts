@@ -75,7 +75,7 @@ export interface Config {
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string; format: 'auto' | 'json' | 'readable' };
-  /** The station page and API (daemon/http/httpConfig.ts); the admin password is kept only as its scrypt hash. */
+  /** The station page and API (daemon/httpConfig.ts); the admin password is kept only as its scrypt hash. */
   http: HttpConfig;
 }
 

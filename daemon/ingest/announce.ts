@@ -1,5 +1,5 @@
 import type { RecorderTile } from '../status/recorderTile.ts';
-import type { Discovery } from './discover.ts';
+import type { Discovery } from '../recorder/discover.ts';
 import type { IngestContext } from './ingestContext.ts';
 import { identifyRecorder } from './recorderIdentity.ts';
 

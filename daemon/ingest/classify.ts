@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { instantInZone } from '../media/zonedTime.ts';
 import { describeMissing, missingFields } from './metadata.ts';
-import { copyAndHash } from './copyAndHash.ts';
+import { copyAndHash } from '../recorder/copyAndHash.ts';
 import type { MediaTools } from '../media/ffprobe.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';

@@ -2,9 +2,9 @@ import fs from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import type { FileRow, SourceSighting } from '../store/catalog.ts';
-import { copyAndHash } from './copyAndHash.ts';
-import type { FoundRecording } from './discover.ts';
-import { parseRecordingName } from './fileName.ts';
+import { copyAndHash } from '../recorder/copyAndHash.ts';
+import type { FoundRecording } from '../recorder/discover.ts';
+import { parseRecordingName } from '../recorder/recordingName.ts';
 import type { SessionContext } from './ingestContext.ts';
 import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 

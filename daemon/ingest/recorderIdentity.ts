@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { DeviceEntry } from '../config.ts';
-import type { FoundRecording } from './discover.ts';
-import { parseRecordingName } from './fileName.ts';
+import type { FoundRecording } from '../recorder/discover.ts';
+import { parseRecordingName } from '../recorder/recordingName.ts';
 
 function mostCommon(values: (string | null | undefined)[]): string | null {
   const counts = new Map<string, number>();

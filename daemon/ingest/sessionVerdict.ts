@@ -1,5 +1,5 @@
 import type { RecorderState } from '../status/board.ts';
-import type { LeftBehindEntry } from './discover.ts';
+import type { LeftBehindEntry } from '../recorder/discover.ts';
 
 /** The abort reason of a session whose volume left the mount root (as opposed to dockd stopping). */
 export const UNDOCKED = 'undocked';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRecordingName } from '../../daemon/ingest/fileName.ts';
+import { parseRecordingName } from '../../daemon/recorder/recordingName.ts';
 import { mediaKind, mimeType } from '../../daemon/media/mediaTypes.ts';
 import { instantInZone, zonedIso } from '../../daemon/media/zonedTime.ts';
 
