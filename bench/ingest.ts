@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../daemon/config.ts';
-import { copyAndHash } from '../daemon/ingest/copyAndHash.ts';
+import { copyAndHash } from '../daemon/recorder/copyAndHash.ts';
 import { createFfmpegTools } from '../daemon/media/ffprobe.ts';
 import { ObjectStore } from '../daemon/store/objects.ts';
 import { largeClip } from './largeClip.ts';

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ErrorObject } from 'ajv';
 import { validateConfig as validateSchema } from './configValidator.ts';
-import { checkHttpConfig, type HttpConfig } from './http/httpConfig.ts';
+import { checkHttpConfig, type HttpConfig } from './httpConfig.ts';
 import { parsePublicKey } from './custody/keys.ts';
+import { CodedError } from '../drivers/errors.ts';
 
 import { PACKAGE_ROOT } from './packageRoot.ts';
 
@@ -75,7 +76,7 @@ export interface Config {
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
   log: { level: string; format: 'auto' | 'json' | 'readable' };
-  /** The station page and API (daemon/http/httpConfig.ts); the admin password is kept only as its scrypt hash. */
+  /** The station page and API (daemon/httpConfig.ts); the admin password is kept only as its scrypt hash. */
   http: HttpConfig;
 }
 
@@ -109,8 +110,10 @@ export interface LoadedConfig {
 }
 
 /** A config problem: `message` is the one line the daemon prints before exiting. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+export class ConfigError extends CodedError<'CONFIG_INVALID'> {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
 }
 
 const validate = validateSchema;

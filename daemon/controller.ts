@@ -11,7 +11,7 @@ import { EventBus } from './events.ts';
 import { defaultHost, type Host } from './host.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
 import { HttpServer } from './http/server.ts';
-import { systemTimeZone } from './ingest/fileName.ts';
+import { systemTimeZone } from './media/zonedTime.ts';
 import { safeUrl, type Logger } from './log.ts';
 import type { Service, StationContext } from './service.ts';
 import { StatusBoard } from './status/board.ts';

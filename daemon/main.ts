@@ -55,8 +55,8 @@ export async function main(argv: string[]): Promise<number> {
       log.info('stopped');
       return 0;
     }
-    await systemd.ready('dockd running').catch((e) => log.warn({ err: (e as Error).message }, 'sd_notify READY failed'));
-    watchdog = startWatchdog(systemd, { onError: (e) => log.warn({ err: e.message }, 'sd_notify WATCHDOG failed') });
+    await systemd.ready('dockd running').catch((e) => log.warn({ err: e }, 'sd_notify READY failed'));
+    watchdog = startWatchdog(systemd, { onError: (e) => log.warn({ err: e }, 'sd_notify WATCHDOG failed') });
     const c = loaded.config;
     process.stderr.write(
       `dockd: station ${c.station.id} running — store ${c.storage.dir}; recorders docked under ${c.dock.mountRoots.join(', ')}; ` +
@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
         `Watch: ${controller.http?.address ? `http://${controller.http.address}/ or ` : ''}dockctl status\n`,
     );
   } catch (e) {
-    log.fatal({ err: (e as Error).message }, 'dockd could not start');
+    log.fatal({ err: e }, 'dockd could not start');
     process.stderr.write(`dockd: could not start: ${oneLine((e as Error).message)}\n`);
     // A signal may already be stopping it; otherwise stop what had started, within a bound.
     const stopped = stopping ?? controller.stop();

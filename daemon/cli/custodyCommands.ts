@@ -3,7 +3,7 @@ import { constants, fsyncSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.ts';
-import { copyAndHash, CopyError } from '../ingest/copyAndHash.ts';
+import { copyAndHash, CopyError } from '../recorder/copyAndHash.ts';
 import { DirectoryProblem, ensureDirectory, errnoWords } from '../makeDirectory.ts';
 import type { AuditEntry } from '../store/audit.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';

@@ -7,8 +7,8 @@ import { Catalog, FILE_STATES, type FileRow, type FileState } from '../store/cat
 import { publicFile } from '../store/publicFile.ts';
 import { ObjectStore } from '../store/objects.ts';
 import { createFfmpegTools } from '../media/ffprobe.ts';
-import { systemTimeZone } from '../ingest/fileName.ts';
 import { systemClock } from '../host.ts';
+import { systemTimeZone } from '../media/zonedTime.ts';
 import { reprobe } from '../ingest/reprobe.ts';
 import { bytes, table } from './format.ts';
 import { collectStatus, renderStatus, watchStatus } from './statusView.ts';

@@ -1,8 +1,9 @@
+import { isCoded } from '../../drivers/errors.ts';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
-import { hashPassword, passwordProblem, type Role } from '../http/password.ts';
+import { hashPassword, passwordProblem, type Role } from '../security/password.ts';
 import { Catalog } from '../store/catalog.ts';
 import { UserError, UserStore } from '../users/userStore.ts';
 import { whoIsAsking } from './actor.ts';
@@ -229,9 +230,7 @@ export async function runUserCommand(configFile: string, args: string[]): Promis
     process.stderr.write(`dockctl: ${(e as Error).message}\n`);
     if (e instanceof UserError) return e.code === 'INVALID' ? 2 : 1;
     const usage =
-      e instanceof UserUsageError ||
-      (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ||
-      (e as { code?: string }).code === 'CONFIG_INVALID';
+      e instanceof UserUsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') || isCoded(e, 'CONFIG_INVALID');
     return usage ? 2 : 1;
   }
 }

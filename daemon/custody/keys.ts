@@ -1,14 +1,17 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { CodedError } from '../../drivers/errors.ts';
 
 /** The station's Ed25519 key pair, kept in the store: it signs every published audit head. */
 export const STATION_KEY_FILE = 'station-key.pem';
 export const STATION_PUBLIC_KEY_FILE = 'station-key.pub.pem';
 
 /** A key file that is missing, unreadable, of the wrong kind or too open: `message` names the file and what to do. */
-export class KeyError extends Error {
-  readonly code = 'KEY_INVALID';
+export class KeyError extends CodedError<'KEY_INVALID'> {
+  constructor(message: string) {
+    super('KEY_INVALID', message);
+  }
 }
 
 export interface KeyPair {

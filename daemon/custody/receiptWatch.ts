@@ -86,7 +86,7 @@ export class ReceiptWatch implements Service {
         status = hq.status;
         complete = status >= 200 && status < 300 && hq.offset === f.size;
       } catch (e) {
-        this.log.warn({ file: f.id, err: (e as Error).message }, 'cannot re-check an upload at HQ');
+        this.log.warn({ file: f.id, err: e }, 'cannot re-check an upload at HQ');
         continue;
       }
       const at = this.deps.clock.now().toISOString();

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { DirectoryVolume, VolumeWriteError, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import type { Config } from '../config.ts';
-import { copyAndHash } from '../ingest/copyAndHash.ts';
-import { discover, type FoundRecording } from '../ingest/discover.ts';
-import { parseRecordingName } from '../ingest/fileName.ts';
+import { copyAndHash } from '../recorder/copyAndHash.ts';
+import { discover, type FoundRecording } from '../recorder/discover.ts';
+import { parseRecordingName } from '../recorder/recordingName.ts';
 import type { Logger } from '../log.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 
@@ -153,7 +153,7 @@ export class RecorderWipe {
         error: (e as Error).message,
       });
       this.log.error(
-        { method: volume.method, err: (e as Error).message },
+        { method: volume.method, err: e },
         'cannot finish the wipe on the recorder (flush or read-only remount failed)',
       );
     }

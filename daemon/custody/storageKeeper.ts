@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
-import { diskInfo } from '../status/snapshot.ts';
+import { diskInfo } from '../store/diskInfo.ts';
 import type { FileRow } from '../store/catalog.ts';
 import { sleep } from '../sleep.ts';
 
@@ -27,7 +27,7 @@ export class StorageKeeper implements Service {
   async start(): Promise<void> {
     await this.check();
     this.timer = setInterval(
-      () => void this.check().catch((e) => this.log.error({ err: (e as Error).message }, 'storage check failed')),
+      () => void this.check().catch((e) => this.log.error({ err: e }, 'storage check failed')),
       CHECK_EVERY_MS,
     );
   }
@@ -77,7 +77,7 @@ export class StorageKeeper implements Service {
       try {
         await fs.rm(p, { force: true });
       } catch (e) {
-        this.log.error({ file: f.id, err: (e as Error).message }, 'cannot free an expired object');
+        this.log.error({ file: f.id, err: e }, 'cannot free an expired object');
         continue;
       }
       const at = this.deps.clock.now().toISOString();

@@ -1,8 +1,11 @@
 import os from 'node:os';
 import path from 'node:path';
+import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
+import { RecorderWipe } from '../custody/recorderWipe.ts';
+import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
 import type { FileRow } from '../store/catalog.ts';
-import { UNDOCKED, VolumeSession, type IngestDeps, type SessionDeps } from '../ingest/ingestVolume.ts';
+import { UNDOCKED, VolumeSession, type IngestContext, type SessionContext } from '../ingest/ingestVolume.ts';
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
@@ -38,12 +41,12 @@ export class DockService implements Service {
   private stopping = false;
   private readonly log: Logger;
 
-  private readonly deps: SessionDeps;
+  private readonly deps: SessionContext;
 
   /** Volumes come from the intake (`volume.docked` / `volume.undocked` on the bus), which also says whose they are. */
   constructor(
     private readonly ctx: StationContext,
-    extra: { intake: Intake; space: IngestDeps['space'] },
+    extra: { intake: Intake; space: IngestContext['space'] },
   ) {
     this.log = ctx.log.child({ component: 'dock' });
     const { intake } = extra;
@@ -176,6 +179,11 @@ export class DockService implements Service {
       await previous; // a re-dock waits for the unplugged session to wind down
       if (signal.aborted) return;
       const volumeSession = new VolumeSession(this.deps, volume);
+      const wipe = new RecorderWipe(this.deps, {
+        volumePath: volume,
+        sessionId: volumeSession.sessionId,
+        forget: (p) => volumeSession.forget(p),
+      });
       try {
         // A volume that has just appeared (a mount in progress) is given a moment before the first walk.
         await sleep(this.deps.config.dock.settleMs, signal);
@@ -222,8 +230,8 @@ export class DockService implements Service {
           if (state === 'done') this.deps.board.clear(`unplugged:${volume}`);
           if (outcome === 'unplugged' || state === 'unplugged') break;
           if (this.deps.config.dock.wipe === 'after-archive') {
-            await volumeSession
-              .wipeArchived(signal)
+            await wipe
+              .run(signal, volumeSession.status.serial)
               .catch((e: Error) =>
                 this.log.error({ volume, err: e.message }, 'wipe gate failed (nothing more is deleted in this pass)'),
               );

@@ -133,7 +133,7 @@ export class EmbeddedHq {
     this.broker.publish(
       { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(receipt)), qos: 1, retain: false, dup: false },
       (err) => {
-        if (err) this.log.error({ err: err.message, topic }, 'cannot publish receipt');
+        if (err) this.log.error({ err, topic }, 'cannot publish receipt');
         else this.log.info({ topic, sha256: f.sha256 }, 'receipt sent');
       },
     );

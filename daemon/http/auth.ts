@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { User, UserStore } from '../users/userStore.ts';
 import type { LoginGuard, LockScope } from './loginGuard.ts';
-import { NO_USER_HASH, verifyPassword } from './password.ts';
+import { NO_USER_HASH, verifyPassword } from '../security/password.ts';
 
 export type AuthFailure =
   | { ok: false; code: 'WRONG_PASSWORD'; status: 401; message: string; remaining: number }
@@ -18,17 +18,6 @@ export type AuthNotice =
       accountFailures?: number;
     }
   | { type: 'lockout'; scope: LockScope; key: string; until: string; lockouts: number };
-
-/** The loopback addresses and names. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return (
-    h === 'localhost' ||
-    h === '::1' ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
-    /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
-  );
-}
 
 /** A request's source address as dockd names it (an IPv4 address mapped into IPv6 is shown as IPv4). */
 export function sourceAddress(ip: string): string {

@@ -140,7 +140,7 @@ export class LiveStream {
     try {
       return `event: state\ndata: ${JSON.stringify(this.deps.view(viewer))}\n\n`;
     } catch (e) {
-      this.deps.log.warn({ err: (e as Error).message }, 'cannot build the live state');
+      this.deps.log.warn({ err: e }, 'cannot build the live state');
       return '';
     }
   }

@@ -1,16 +1,9 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { UserStore } from '../users/userStore.ts';
 import type { Viewer } from './access.ts';
-import {
-  basicCredentials,
-  cookieValue,
-  isLoopbackHost,
-  SESSION_COOKIE,
-  sourceAddress,
-  type AuthFailure,
-  type Authenticator,
-} from './auth.ts';
-import { MAX_PASSWORD_LENGTH } from './password.ts';
+import { basicCredentials, cookieValue, SESSION_COOKIE, sourceAddress, type AuthFailure, type Authenticator } from './auth.ts';
+import { isLoopbackHost } from '../security/loopback.ts';
+import { MAX_PASSWORD_LENGTH } from '../security/password.ts';
 
 /**
  * Who may use a route: `public` (the page's assets, login, logout, session), `tiles` (a logged-in user, or the

@@ -10,8 +10,9 @@ import type { StateSnapshot } from '../status/snapshot.ts';
 import { restrictCatalogFiles } from '../users/catalogFiles.ts';
 import { UserStore } from '../users/userStore.ts';
 import { viewState } from './access.ts';
-import { Authenticator, isLoopbackHost, type AuthNotice } from './auth.ts';
-import { splitListen } from './httpConfig.ts';
+import { Authenticator, type AuthNotice } from './auth.ts';
+import { isLoopbackHost } from '../security/loopback.ts';
+import { splitListen } from '../httpConfig.ts';
 import { LiveStream } from './liveStream.ts';
 import { LoginGuard } from './loginGuard.ts';
 import { StationMetrics } from './metrics.ts';
@@ -22,7 +23,7 @@ import { registerStationRoutes } from './stationRoutes.ts';
 import { RateMeter, stationState, type StationState } from './stationState.ts';
 import { Thumbnails } from './thumbnails.ts';
 
-export { splitListen } from './httpConfig.ts';
+export { splitListen } from '../httpConfig.ts';
 
 export const PUBLIC_DIR = path.join(PACKAGE_ROOT, 'daemon', 'http', 'public');
 
@@ -185,7 +186,7 @@ export class HttpServer implements Service {
       if (err.validation) return fail(reply, 400, 'INVALID_REQUEST', err.message);
       const status = err.statusCode ?? 500;
       if (status >= 400 && status < 500) return fail(reply, status, err.code ?? 'BAD_REQUEST', err.message);
-      this.log.error({ err: err.message, method: req.method, url: req.url }, 'request failed');
+      this.log.error({ err, method: req.method, url: req.url }, 'request failed');
       return fail(reply, 500, 'INTERNAL', 'internal error (see the dockd log)');
     });
     app.setNotFoundHandler((req, reply) =>
@@ -234,10 +235,7 @@ export class HttpServer implements Service {
     try {
       await app.listen({ host, port });
     } catch (e) {
-      this.log.error(
-        { listen: config.http.listen, err: (e as Error).message },
-        'station page not served: cannot listen (dockd goes on without it)',
-      );
+      this.log.error({ listen: config.http.listen, err: e }, 'station page not served: cannot listen (dockd goes on without it)');
       await app.close().catch(() => {});
       return;
     }
@@ -267,7 +265,7 @@ export class HttpServer implements Service {
       return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
     } catch (e) {
       this.log.error(
-        { cert: tls.cert, key: tls.key, err: (e as Error).message },
+        { cert: tls.cert, key: tls.key, err: e },
         'station page not served: cannot read http.tls (dockd goes on without it)',
       );
       return undefined;

@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import type { Catalog } from '../store/catalog.ts';
 import type { UserStore } from '../users/userStore.ts';
-import { cookieValue, isLoopbackHost, SESSION_COOKIE, sessionCookie, sourceAddress, type Authenticator } from './auth.ts';
-import { MAX_PASSWORD_LENGTH } from './password.ts';
+import { cookieValue, SESSION_COOKIE, sessionCookie, sourceAddress, type Authenticator } from './auth.ts';
+import { isLoopbackHost } from '../security/loopback.ts';
+import { MAX_PASSWORD_LENGTH } from '../security/password.ts';
 import { failAuth } from './requestAuth.ts';
 
 export interface SessionContext {

@@ -1,12 +1,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { instantInZone } from './fileName.ts';
+import { instantInZone } from '../media/zonedTime.ts';
 import { describeMissing, missingFields } from './metadata.ts';
-import { copyAndHash } from './copyAndHash.ts';
+import { copyAndHash } from '../recorder/copyAndHash.ts';
 import type { MediaTools } from '../media/ffprobe.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
-import type { MediaKind } from './fileName.ts';
+import type { MediaKind } from '../media/mediaTypes.ts';
 import type { Logger } from '../log.ts';
 
 export interface ClassifyDeps {
@@ -170,7 +170,7 @@ export async function makePlayableCopy(deps: ClassifyDeps, f: FileRow): Promise<
     deps.log?.info({ file: f.id, derivedSha256: h.sha256 }, 'made a playable copy of a damaged recording (beside the original)');
     return h.sha256;
   } catch (e) {
-    deps.log?.warn({ file: f.id, err: (e as Error).message }, 'no playable copy of a damaged recording');
+    deps.log?.warn({ file: f.id, err: e }, 'no playable copy of a damaged recording');
     return null;
   } finally {
     await fs.rm(tmp, { force: true });

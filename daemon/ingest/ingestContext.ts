@@ -5,7 +5,8 @@ import type { StatusBoard } from '../status/board.ts';
 import type { FileRow } from '../store/catalog.ts';
 import type { ClassifyDeps } from './classify.ts';
 
-export interface IngestDeps extends ClassifyDeps {
+/** What ingest works with: the dock's services, config and hooks, shared by every session. */
+export interface IngestContext extends ClassifyDeps {
   config: Config;
   log: Logger;
   board: StatusBoard;
@@ -36,5 +37,5 @@ export interface IngestDeps extends ClassifyDeps {
   volumeFor?: (volumePath: string) => RecorderVolume;
 }
 
-/** A session's dependencies: the dock's, with its verification pool. */
-export type SessionDeps = IngestDeps & Required<Pick<IngestDeps, 'verify'>>;
+/** A session's context: the dock's, with its verification pool. */
+export type SessionContext = IngestContext & Required<Pick<IngestContext, 'verify'>>;

@@ -2,10 +2,10 @@ import fs from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import type { FileRow, SourceSighting } from '../store/catalog.ts';
-import { copyAndHash } from './copyAndHash.ts';
-import type { FoundRecording } from './discover.ts';
-import { parseRecordingName } from './fileName.ts';
-import type { SessionDeps } from './ingestContext.ts';
+import { copyAndHash } from '../recorder/copyAndHash.ts';
+import type { FoundRecording } from '../recorder/discover.ts';
+import { parseRecordingName } from '../recorder/recordingName.ts';
+import type { SessionContext } from './ingestContext.ts';
 import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 
 const MAX_SIDECAR = 64 * 1024;
@@ -33,7 +33,9 @@ export interface Outcome {
   verdict?: Promise<FileRow>;
 }
 
-export interface IngestContext {
+/** One recording to take, and what the session knows about it. */
+export interface IngestOneOptions {
+  recording: FoundRecording;
   sessionId: number;
   sessionSerial: string | null;
   driftMs: number | null;
@@ -48,9 +50,9 @@ export interface IngestContext {
  * One recording: confirmed by hash when this recorder path was stored before, else copied and hashed into the store
  * with the metadata known now, then verified (off the copy path when the dock gives a verify pool).
  */
-export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: IngestContext): Promise<Outcome> {
-  const { catalog, objects } = deps;
-  const { sessionId, sessionSerial, driftMs, linkedOfficer, onBytes, signal } = ctx;
+export async function ingestOne(ctx: SessionContext, options: IngestOneOptions): Promise<Outcome> {
+  const { catalog, objects } = ctx;
+  const { recording: rec, sessionId, sessionSerial, driftMs, linkedOfficer, onBytes, signal } = options;
   const parsed = parseRecordingName(path.basename(rec.relPath));
   const deviceSerial = parsed?.serial ?? sessionSerial;
   const sighting: SourceSighting = { sessionId, deviceSerial, sourcePath: rec.relPath, size: rec.size, mtimeMs: rec.mtimeMs };
@@ -65,14 +67,14 @@ export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: Ing
   }
 
   const sc = rec.sidecarPath ? await readSidecar(rec.sidecarPath) : { sidecar: {} };
-  if (sc.error) deps.log.warn({ path: rec.relPath, err: sc.error }, 'sidecar ignored');
+  if (sc.error) ctx.log.warn({ path: rec.relPath, err: sc.error }, 'sidecar ignored');
   const meta = buildMetadata({
     name: parsed,
     sidecar: sc.sidecar,
-    devices: deps.config.devices,
+    devices: ctx.config.devices,
     sessionSerial,
-    timeZone: deps.timeZone,
-    defaultPlace: deps.config.station.place,
+    timeZone: ctx.timeZone,
+    defaultPlace: ctx.config.station.place,
   });
   if (linkedOfficer && meta.deviceSerial === sessionSerial) {
     // The recorder named its officer on its control channel: that identity holds for files whose names carry none
@@ -104,7 +106,7 @@ export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: Ing
     place: meta.place,
     important: meta.important ? 1 : 0,
     clock_drift_ms: driftMs,
-    supersedes: ctx.supersedes,
+    supersedes: options.supersedes,
   });
   const tmp = objects.tempPath();
   let result;
@@ -112,7 +114,7 @@ export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: Ing
     result = await copyAndHash(rec.absPath, tmp, {
       onBytes,
       signal,
-      extraDigests: deps.config.integrity.algorithms.filter((a) => a !== 'sha256'),
+      extraDigests: ctx.config.integrity.algorithms.filter((a) => a !== 'sha256'),
     });
     await objects.commit(tmp, result.sha256, result.size);
   } catch (e) {
@@ -127,5 +129,5 @@ export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: Ing
     { sm3: result.digests.sm3 },
   );
   if (done.duplicate) return { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null };
-  return { state: 'stored', fileId: done.fileId, integrity: null, verdict: deps.verify(done.fileId) };
+  return { state: 'stored', fileId: done.fileId, integrity: null, verdict: ctx.verify(done.fileId) };
 }

@@ -1,51 +1,21 @@
 import path from 'node:path';
-import type { Config, DeviceEntry } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { FileRow } from '../store/catalog.ts';
-import { noFiles, type RecorderStatus, type StatusBoard } from '../status/board.ts';
-import type { ClassifyDeps } from './classify.ts';
-import { CopyError } from './copyAndHash.ts';
-import { discover, type Discovery, type FoundRecording, type LeftBehindEntry } from './discover.ts';
-import { parseRecordingName } from './fileName.ts';
-import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
-import { RecorderWipe } from '../custody/recorderWipe.ts';
+import { noFiles } from '../status/board.ts';
+import { RecorderTile, type RecorderView } from '../status/recorderTile.ts';
+import { announceSession, type Announced } from './announce.ts';
+import { CopyError } from '../recorder/copyAndHash.ts';
+import { discover, type Discovery, type FoundRecording, type LeftBehindEntry } from '../recorder/discover.ts';
+import type { IngestContext, SessionContext } from './ingestContext.ts';
 import { ingestOne } from './ingestRecording.ts';
-import type { IngestDeps, SessionDeps } from './ingestContext.ts';
+import { describeCopyFailure, describeLeftBehind, passVerdict, UNDOCKED } from './sessionVerdict.ts';
 
-export type { IngestDeps, SessionDeps };
+export type { IngestContext, SessionContext };
+export { UNDOCKED };
 
-/** How many skipped entries the recorder.docked event and the catalog name one by one (the rest are counted). */
-const SKIPPED_ANNOUNCED = 100;
 /** A copy that failed is tried again after this long, doubling up to the cap (the recorder is read, never changed). */
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 60_000;
-
-function mostCommon(values: (string | null | undefined)[]): string | null {
-  const counts = new Map<string, number>();
-  for (const v of values) if (v) counts.set(v, (counts.get(v) ?? 0) + 1);
-  let best: string | null = null;
-  for (const [v, n] of counts) if (!best || n > counts.get(best)!) best = v;
-  return best;
-}
-
-/** Who docked: the serial most file names carry (else the volume's name when it looks like one), and its officer. */
-export function identifyRecorder(
-  volumeName: string,
-  recordings: FoundRecording[],
-  devices: DeviceEntry[],
-): { serial: string | null; officerId: string | null; officerName: string | null } {
-  const names = recordings.map((r) => parseRecordingName(path.basename(r.relPath)));
-  let serial = mostCommon(names.map((n) => n?.serial));
-  if (!serial && devices.some((d) => d.serial === volumeName)) serial = volumeName;
-  if (!serial && /^[A-Za-z0-9]{7}$/.test(volumeName)) serial = volumeName;
-  const device = serial ? devices.find((d) => d.serial === serial) : undefined;
-  const officerId = device?.officerId ?? mostCommon(names.map((n) => n?.officerId));
-  const officerName = device?.officerName ?? devices.find((d) => d.officerId === officerId)?.officerName ?? null;
-  return { serial, officerId, officerName };
-}
-
-/** The abort reason of a session whose volume left the mount root (as opposed to dockd stopping). */
-export const UNDOCKED = 'undocked';
 
 const fingerprintOf = (r: FoundRecording) => `${r.size}:${r.mtimeMs}`;
 
@@ -61,15 +31,16 @@ export interface Scan {
 }
 
 /**
- * One docked recorder volume, for as long as it stays docked. Each scan walks it; each copy takes, hashes, verifies
- * and classifies every settled recording not yet handled in this session; `conclude` says whether the officer may
- * take the recorder. Scans repeat while the volume is docked, so files that were still being written, or that appear
- * later, are taken too. An unplug ends the session; files not yet stored stay on the recorder for the next dock.
+ * One docked recorder volume, for as long as it stays docked, in three steps: `scan` walks it (and the first walk
+ * announces who docked, see announce.ts); `copy` takes each settled recording not yet handled in this session, one
+ * by one (`copyOne`: hashed, stored, verified off the copy path); `conclude` (the finish step) says whether the officer
+ * may take the recorder. Scans repeat while the volume is docked, so files that were still being written, or that
+ * appear later, are taken too. An unplug ends the session; files not yet stored stay on the recorder for the next dock.
  * Safe to undock means: the walk reached everything, every recording is in the store, none is still changing.
  */
 export class VolumeSession {
-  readonly status: RecorderStatus;
   readonly sessionId: number;
+  private readonly tile: RecorderTile;
   /** relPath → the size:mtime last stored (or confirmed) in this session, and its catalog id. */
   private readonly handled = new Map<string, string>();
   private readonly storedIds = new Map<string, number>();
@@ -82,18 +53,16 @@ export class VolumeSession {
   /** Verifications of this session's copies still running (the recorder is safe; its tile says verifying). */
   private readonly verifying = new Set<Promise<unknown>>();
   private readonly slog: Logger;
-  private announced = false;
+  /** Set by the announce step (after the first walk). */
+  private announced: Announced | null = null;
   private wasSafe = false;
-  private driftMs: number | null = null;
-  /** The officer the recorder named on its control channel (+UID), when it has one. */
-  private linkedOfficer: { officerId: string; officerName: string | null } | null = null;
 
   constructor(
-    private readonly deps: SessionDeps,
+    private readonly ctx: SessionContext,
     readonly volumePath: string,
   ) {
-    this.sessionId = deps.catalog.openSession(volumePath, deps.now().toISOString());
-    this.status = {
+    this.sessionId = ctx.catalog.openSession(volumePath, ctx.now().toISOString());
+    this.tile = new RecorderTile(ctx.board, {
       volume: volumePath,
       name: path.basename(volumePath),
       sessionId: this.sessionId,
@@ -101,20 +70,24 @@ export class VolumeSession {
       officerId: null,
       officerName: null,
       state: 'identifying',
-      dockedAt: deps.now().toISOString(),
+      dockedAt: ctx.now().toISOString(),
       files: noFiles(),
       bytes: { total: 0, done: 0 },
       current: null,
       safeToUndock: false,
       leftBehind: [],
       error: null,
-    };
-    deps.board.upsertRecorder(this.status);
-    this.slog = deps.log.child({ volume: volumePath, session: this.sessionId });
+    });
+    this.slog = ctx.log.child({ volume: volumePath, session: this.sessionId });
+  }
+
+  /** The recorder's tile as the board shows it. */
+  get status(): RecorderView {
+    return this.tile.status;
   }
 
   private get settleMs(): number {
-    return this.deps.config.dock.settleSeconds * 1000;
+    return this.ctx.config.dock.settleSeconds * 1000;
   }
 
   /**
@@ -135,8 +108,8 @@ export class VolumeSession {
         leftBehind: [{ path: '.', reason: `cannot read the recorder volume: ${code ?? (e as Error).message}` }],
       };
     }
-    if (!this.announced) this.announce(found);
-    const nowMs = this.deps.now().getTime();
+    this.announced ??= announceSession(this.ctx, { id: this.sessionId, volumePath: this.volumePath, tile: this.tile }, found);
+    const nowMs = this.ctx.now().getTime();
     const scan: Scan = { found, ready: [], settling: [], retrying: [] };
     const present = new Set<string>();
     for (const r of found.recordings) {
@@ -164,169 +137,91 @@ export class VolumeSession {
   }
 
   private updateTotals(scan: Scan): void {
-    const { status } = this;
     const open = [...scan.ready, ...scan.settling, ...scan.retrying];
-    status.files.total = status.files.done + open.length;
-    status.bytes.total = status.bytes.done + open.reduce((n, r) => n + r.size, 0);
-    status.files.settling = scan.settling.length;
-    status.files.skipped = scan.found.skippedCount;
-    if (open.length || status.state === 'identifying') {
-      status.state = 'copying';
-      status.safeToUndock = false;
-    }
-    this.deps.board.upsertRecorder(status);
-  }
-
-  private announce(found: Discovery): void {
-    const { deps, status, volumePath } = this;
-    const { catalog } = deps;
-    const linked = deps.identityFor?.(volumePath);
-    const who = linked
-      ? {
-          serial: linked.serial,
-          officerId: linked.officerId,
-          officerName: linked.officerName ?? deps.config.devices.find((d) => d.serial === linked.serial)?.officerName ?? null,
-        }
-      : identifyRecorder(status.name, found.recordings, deps.config.devices);
-    Object.assign(status, who);
-    if (linked) Object.assign(status, { battery: linked.battery, driftMs: linked.driftMs, bay: linked.bay });
-    const place = linked ?? deps.placeFor?.(volumePath);
-    if (place) status.bay = place.bay;
-    this.driftMs = linked?.driftMs ?? null;
-    this.linkedOfficer = linked ? { officerId: linked.officerId, officerName: who.officerName } : null;
-    const listed = found.skipped.slice(0, SKIPPED_ANNOUNCED);
-    const more = found.skippedCount - listed.length;
-    catalog.tx(() => {
-      catalog.updateSession(this.sessionId, {
-        device_serial: who.serial,
-        officer_id: who.officerId,
-        files_found: found.recordings.length,
-        skipped: found.skippedCount,
-        battery: linked?.battery ?? null,
-        drift_ms: linked?.driftMs ?? null,
-        bay: place?.bay ?? null,
-        port_path: place?.portPath ?? null,
-      });
-      for (const s of listed) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
-      if (more > 0)
-        catalog.recordSkipped(this.sessionId, '…', `${more} more entries skipped (not recordings); not listed one by one`);
-      catalog.enqueue('event', {
-        type: 'recorder.docked',
-        at: deps.now().toISOString(),
-        volume: volumePath,
-        sessionId: this.sessionId,
-        deviceSerial: who.serial,
-        officerId: who.officerId,
-        officerName: who.officerName,
-        bay: place?.bay ?? null,
-        battery: linked?.battery ?? null,
-        clockDriftMs: linked?.driftMs ?? null,
-        files: found.recordings.length,
-        bytes: found.recordings.reduce((n, r) => n + r.size, 0),
-        skipped: listed,
-        skippedCount: found.skippedCount,
-        leftBehind: found.leftBehind,
-      });
+    this.tile.totals({
+      files: open.length,
+      bytes: open.reduce((n, r) => n + r.size, 0),
+      settling: scan.settling.length,
+      skipped: scan.found.skippedCount,
     });
-    this.slog.info(
-      {
-        serial: who.serial,
-        officer: who.officerId,
-        files: found.recordings.length,
-        skipped: found.skippedCount,
-        leftBehind: found.leftBehind.length,
-      },
-      'recorder docked',
-    );
-    for (const s of listed) this.slog.warn({ path: s.relPath, reason: s.reason }, 'skipped entry on recorder');
-    this.announced = true;
+    if (open.length || this.status.state === 'identifying') this.tile.recorderState('copying', this.status.error);
   }
 
   /** Copies the scan's ready recordings; returns 'unplugged' when the volume went away mid-copy. */
   async copy(scan: Scan, signal: AbortSignal): Promise<'ok' | 'unplugged'> {
-    const { deps, status, volumePath } = this;
-    const { board } = deps;
     for (const rec of scan.ready) {
       if (signal.aborted) break;
+      const space = this.ctx.space;
       if (
-        deps.space &&
-        !(await deps.space.waitForRoom(rec.size, signal, (reason) => {
-          status.state = reason ? 'paused' : 'copying';
-          status.error = reason;
-          board.upsertRecorder(status);
-        }))
+        space &&
+        !(await space.waitForRoom(rec.size, signal, (reason) => this.tile.recorderState(reason ? 'paused' : 'copying', reason)))
       )
         break;
-      status.current = rec.relPath;
-      const bytesBefore = status.bytes.done;
-      board.patchRecorder(volumePath, {});
-      try {
-        const previous = this.storedIds.get(rec.relPath);
-        const outcome = await ingestOne(deps, rec, {
-          sessionId: this.sessionId,
-          sessionSerial: status.serial,
-          driftMs: this.driftMs,
-          linkedOfficer: this.linkedOfficer,
-          supersedes: previous ?? null,
-          onBytes: (n) => {
-            status.bytes.done = bytesBefore + n;
-            board.patchRecorder(volumePath, {});
-          },
-          signal,
-        });
-        this.handled.set(rec.relPath, fingerprintOf(rec));
-        if (outcome.fileId !== null) this.storedIds.set(rec.relPath, outcome.fileId);
-        this.failures.delete(rec.relPath);
-        this.count(outcome);
-        if (outcome.verdict) this.track(outcome.verdict);
-        if (previous !== undefined && outcome.fileId !== previous) {
-          status.files.superseded++;
-          this.slog.warn(
-            { path: rec.relPath, previous, id: outcome.fileId },
-            'recording changed after it was copied: copied again as a new version',
-          );
-        }
-      } catch (e) {
-        status.bytes.done = bytesBefore;
-        if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
-          status.state = 'unplugged';
-          this.slog.warn({ err: e.message, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
-          status.current = null;
-          return 'unplugged';
-        }
-        if (signal.aborted) break;
-        this.copyFailed(rec, e as Error);
-        continue;
-      }
-      status.bytes.done = bytesBefore + rec.size;
-      status.files.done++;
-      board.patchRecorder(volumePath, {});
+      const result = await this.copyOne(rec, signal);
+      if (result === 'unplugged') return 'unplugged';
+      if (result === 'stopped') break;
     }
-    status.current = null;
+    this.tile.current(null);
     return 'ok';
   }
 
-  private count(outcome: { state: string; integrity: string | null }): void {
-    const f = this.status.files;
-    if (outcome.state === 'known' || outcome.state === 'duplicate') f.alreadyStored++;
-    else if (outcome.state === 'stored') f.copied++;
+  /** The copy-one step: one recording into the store (or confirmed there), counted on the tile. */
+  private async copyOne(rec: FoundRecording, signal: AbortSignal): Promise<'copied' | 'failed' | 'stopped' | 'unplugged'> {
+    const { tile, status } = this;
+    tile.current(rec.relPath);
+    const bytesBefore = status.bytes.done;
+    try {
+      const previous = this.storedIds.get(rec.relPath);
+      const outcome = await ingestOne(this.ctx, {
+        recording: rec,
+        sessionId: this.sessionId,
+        sessionSerial: status.serial,
+        driftMs: this.announced?.driftMs ?? null,
+        linkedOfficer: this.announced?.linkedOfficer ?? null,
+        supersedes: previous ?? null,
+        onBytes: (n) => tile.progress(bytesBefore + n),
+        signal,
+      });
+      this.handled.set(rec.relPath, fingerprintOf(rec));
+      if (outcome.fileId !== null) this.storedIds.set(rec.relPath, outcome.fileId);
+      this.failures.delete(rec.relPath);
+      if (outcome.state === 'known' || outcome.state === 'duplicate') tile.count('alreadyStored');
+      else if (outcome.state === 'stored') tile.count('copied');
+      if (outcome.verdict) this.track(outcome.verdict);
+      if (previous !== undefined && outcome.fileId !== previous) {
+        tile.count('superseded');
+        this.slog.warn(
+          { path: rec.relPath, previous, id: outcome.fileId },
+          'recording changed after it was copied: copied again as a new version',
+        );
+      }
+    } catch (e) {
+      tile.progress(bytesBefore);
+      if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
+        tile.recorderState('unplugged', status.error);
+        this.slog.warn({ err: e, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
+        tile.current(null);
+        return 'unplugged';
+      }
+      if (signal.aborted) return 'stopped';
+      this.copyFailed(rec, e as Error);
+      return 'failed';
+    }
+    tile.fileDone(bytesBefore + rec.size);
+    return 'copied';
   }
 
   /** A verification's verdict, in the tile's counters (a probe that could not run gives none). */
-  private countVerdict(outcome: { state: string; integrity: string | null }): void {
-    const f = this.status.files;
-    if (outcome.state === 'rejected') f.rejected++;
-    if (outcome.state === 'needs-annotation') f.needsAnnotation++;
-    if (outcome.integrity === 'damaged') f.damaged++;
-  }
-
   private track(verdict: Promise<FileRow>): void {
     const p = verdict.then(
       (f) => {
-        this.countVerdict({ state: f.state, integrity: f.integrity });
-        this.deps.board.patchRecorder(this.volumePath, {});
+        const counters: ('rejected' | 'needsAnnotation' | 'damaged')[] = [];
+        if (f.state === 'rejected') counters.push('rejected');
+        if (f.state === 'needs-annotation') counters.push('needsAnnotation');
+        if (f.integrity === 'damaged') counters.push('damaged');
+        this.tile.count(...counters);
       },
-      (e) => this.slog.error({ err: (e as Error).message }, 'verification failed'),
+      (e) => this.slog.error({ err: e }, 'verification failed'),
     );
     this.verifying.add(p);
     void p.finally(() => this.verifying.delete(p));
@@ -352,70 +247,42 @@ export class VolumeSession {
     }
     const reason = describeCopyFailure(e);
     const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempts - 1));
-    this.failures.set(rec.relPath, { reason, attempts, retryAtMs: this.deps.now().getTime() + delay, hex: rec.relPathHex });
+    this.failures.set(rec.relPath, { reason, attempts, retryAtMs: this.ctx.now().getTime() + delay, hex: rec.relPathHex });
     this.slog.error(
-      { path: rec.relPath, code, err: e.message, attempts, retryInMs: delay },
+      { path: rec.relPath, code, err: e, attempts, retryInMs: delay },
       'recording not copied: it stays on the recorder and is tried again',
     );
   }
 
   /**
-   * After a scan (and its copies): what the officer is told. Safe only when nothing is left behind, nothing is still
-   * changing or waiting for a retry, and the walk was complete. Left-behind recordings raise RECORDING_LEFT_BEHIND.
+   * The finish step, after a scan (and its copies): what the officer is told (see passVerdict). Left-behind
+   * recordings raise RECORDING_LEFT_BEHIND; the first time the recorder is safe, recorder.safe-to-undock is sent.
    */
-  conclude(scan: Scan, signal: AbortSignal): RecorderStatus['state'] {
-    const { status, deps } = this;
+  conclude(scan: Scan, signal: AbortSignal): RecorderView['state'] {
+    const { tile, status, ctx } = this;
     const left: LeftBehindEntry[] = [...scan.found.leftBehind];
     for (const [p, f] of this.failures) left.push({ path: p, reason: f.reason, ...(f.hex ? { pathHex: f.hex } : {}) });
-    status.leftBehind = left;
-    status.files.settling = scan.settling.length;
+    tile.leftBehind(left, scan.settling.length);
     this.recordLeftBehind(left);
-    const waiting = scan.settling.length + scan.retrying.length;
-    const copied = scan.ready.every((r) => this.handled.get(r.relPath) === fingerprintOf(r) || this.failures.has(r.relPath));
-    const complete = copied && !waiting && !left.length && status.state !== 'unplugged';
-    if (!complete && (status.state === 'unplugged' || (signal.aborted && signal.reason === UNDOCKED))) {
-      status.state = 'unplugged';
-      status.error = `recorder removed during copy; ${Math.max(0, status.files.total - status.files.done)} file(s) not yet stored stay on it: dock it again`;
-    } else if (signal.aborted && !complete) {
-      status.state = 'error';
-      status.error = 'ingest stopped before it finished (dockd is stopping)';
-    } else if (scan.settling.length) {
-      // Still being written: the session goes on (what is left behind is listed and alarmed all the same).
-      status.state = 'copying';
-      status.error = left.length ? describeLeftBehind(left) : null;
-    } else if (left.length) {
-      status.state = 'error';
-      status.error = describeLeftBehind(left);
-    } else if (waiting) {
-      status.state = 'copying';
-      status.error = null;
-    } else if (status.state !== 'paused') {
-      // Every recording is durable with its hash: safe. Verification may still run, off the officer's time.
-      status.state = this.verifying.size ? 'verifying' : 'done';
-      status.error = null;
-    }
-    status.safeToUndock = status.state === 'done' || status.state === 'verifying';
-    if (status.safeToUndock && !this.wasSafe) {
-      const ms = deps.now().getTime() - Date.parse(status.dockedAt);
-      deps.catalog.enqueue('event', {
-        type: 'recorder.safe-to-undock',
-        at: deps.now().toISOString(),
-        volume: this.volumePath,
-        sessionId: this.sessionId,
-        deviceSerial: status.serial,
-        files: status.files.done,
-        bytes: status.bytes.done,
-        msSinceDocked: ms,
-      });
-      this.slog.info({ msSinceDocked: ms, files: status.files.done, bytes: status.bytes.done }, 'recorder safe to undock');
-    }
+    const verdict = passVerdict({
+      state: status.state,
+      error: status.error,
+      left,
+      settling: scan.settling.length,
+      retrying: scan.retrying.length,
+      copied: scan.ready.every((r) => this.handled.get(r.relPath) === fingerprintOf(r) || this.failures.has(r.relPath)),
+      signal,
+      notStored: status.files.total - status.files.done,
+      verifying: this.verifying.size > 0,
+    });
+    tile.recorderState(verdict.state, verdict.error);
+    if (status.safeToUndock && !this.wasSafe) this.announceSafe();
     this.wasSafe = status.safeToUndock;
     const alarmKey = `left:${this.volumePath}`;
     if (left.length && status.state !== 'unplugged') {
-      deps.board.raise('RECORDING_LEFT_BEHIND', alarmKey, `${status.serial ?? status.name}: ${describeLeftBehind(left)}`);
-    } else if (!left.length) deps.board.clear(alarmKey);
-    deps.board.upsertRecorder(status);
-    deps.catalog.updateSession(this.sessionId, {
+      ctx.board.raise('RECORDING_LEFT_BEHIND', alarmKey, `${status.serial ?? status.name}: ${describeLeftBehind(left)}`);
+    } else if (!left.length) ctx.board.clear(alarmKey);
+    ctx.catalog.updateSession(this.sessionId, {
       result: status.state,
       files_copied: status.files.copied,
       files_known: status.files.alreadyStored,
@@ -424,10 +291,26 @@ export class VolumeSession {
     return status.state;
   }
 
+  private announceSafe(): void {
+    const { status, ctx } = this;
+    const ms = ctx.now().getTime() - Date.parse(status.dockedAt);
+    ctx.catalog.enqueue('event', {
+      type: 'recorder.safe-to-undock',
+      at: ctx.now().toISOString(),
+      volume: this.volumePath,
+      sessionId: this.sessionId,
+      deviceSerial: status.serial,
+      files: status.files.done,
+      bytes: status.bytes.done,
+      msSinceDocked: ms,
+    });
+    this.slog.info({ msSinceDocked: ms, files: status.files.done, bytes: status.bytes.done }, 'recorder safe to undock');
+  }
+
   private recordLeftBehind(left: LeftBehindEntry[]): void {
     const fresh = left.filter((l) => !this.leftRecorded.has(`${l.path}\n${l.reason}`));
     if (!fresh.length) return;
-    const { catalog } = this.deps;
+    const { catalog } = this.ctx;
     catalog.tx(() => {
       for (const l of fresh) {
         this.leftRecorded.add(`${l.path}\n${l.reason}`);
@@ -445,9 +328,9 @@ export class VolumeSession {
 
   /** When to look again: soon while something settles or waits for a retry, else every dock.rescanSeconds. */
   nextScanDelayMs(scan: Scan): number {
-    const rescan = this.deps.config.dock.rescanSeconds * 1000;
+    const rescan = this.ctx.config.dock.rescanSeconds * 1000;
     if (!scan.settling.length && !scan.retrying.length) return rescan;
-    const nowMs = this.deps.now().getTime();
+    const nowMs = this.ctx.now().getTime();
     const waits = [
       ...scan.settling.map((r) => this.observed.get(r.relPath)!.sinceMs + this.settleMs - nowMs),
       ...scan.retrying.map((r) => this.failures.get(r.relPath)!.retryAtMs - nowMs),
@@ -455,41 +338,19 @@ export class VolumeSession {
     return Math.max(100, Math.min(rescan, ...waits));
   }
 
-  private wipe: RecorderWipe | null = null;
-
-  /** Wipe gate (dock.wipe: after-archive), see daemon/custody/recorderWipe.ts; returns how many were deleted. */
-  wipeArchived(signal: AbortSignal): Promise<number> {
-    this.wipe ??= new RecorderWipe(this.deps, {
-      volumePath: this.volumePath,
-      sessionId: this.sessionId,
-      forget: (p) => this.handled.delete(p),
-    });
-    return this.wipe.run(signal, this.status.serial);
+  /**
+   * Forgets that a recording was taken in this session, so that a new file appearing at that path is taken again
+   * (the wipe gate calls it after deleting the archived recording there).
+   */
+  forget(relPath: string): void {
+    this.handled.delete(relPath);
   }
 
   /** Marks the session ended in the catalog. */
   close(undocked: boolean): void {
-    this.deps.catalog.updateSession(this.sessionId, {
-      undocked_at: undocked ? this.deps.now().toISOString() : undefined,
+    this.ctx.catalog.updateSession(this.sessionId, {
+      undocked_at: undocked ? this.ctx.now().toISOString() : undefined,
       result: this.status.state,
     });
   }
-}
-
-/** A copy failure in words, for the officer and the admin. */
-function describeCopyFailure(e: Error): string {
-  const errno = (e as { cause?: NodeJS.ErrnoException }).cause?.code;
-  if (errno === 'EACCES' || errno === 'EPERM') return `cannot read (permission denied: ${errno})`;
-  if (errno) return `cannot read (${errno})`;
-  return e.message;
-}
-
-/** "2 recording(s) left behind …: a (why); b (why)", at most five named. */
-export function describeLeftBehind(left: LeftBehindEntry[]): string {
-  const named = left
-    .slice(0, 5)
-    .map((l) => `${l.path === '.' ? '(volume root)' : l.path} (${l.reason})`)
-    .join('; ');
-  const more = left.length > 5 ? `; … ${left.length - 5} more` : '';
-  return `${left.length} 个文件未采集 recording(s) left behind on the recorder, not safe to undock: ${named}${more}`;
 }

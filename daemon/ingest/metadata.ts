@@ -1,5 +1,6 @@
 import type { DeviceEntry } from '../config.ts';
-import { instantInZone, zonedIso, type ParsedName } from './fileName.ts';
+import { instantInZone, zonedIso } from '../media/zonedTime.ts';
+import type { ParsedName } from '../recorder/recordingName.ts';
 
 /** The five fields the rules require on every recording (案件编号、采集时间、采集地点、采集人、证明对象). */
 export const REQUIRED_FIELDS = ['caseNo', 'capturedAt', 'place', 'collector', 'purpose'] as const;

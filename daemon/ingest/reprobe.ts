@@ -1,4 +1,4 @@
-import type { MediaKind } from './fileName.ts';
+import type { MediaKind } from '../media/mediaTypes.ts';
 import { classifyStored, fileEvent, makePlayableCopy, type ClassifyDeps } from './classify.ts';
 import type { FileRow } from '../store/catalog.ts';
 

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
-import type { MediaKind } from '../ingest/fileName.ts';
+import type { MediaKind } from './mediaTypes.ts';
 
 export interface StreamInfo {
   type: string;

@@ -101,6 +101,11 @@ export class StatusBoard {
     this.bus.emit('state.changed');
   }
 
+  /** Tells the listeners that a recorder's tile changed (see RecorderTile), when it is on the board. */
+  recorderChanged(volume: string): void {
+    if (this.recorders.has(volume)) this.bus.emit('state.changed');
+  }
+
   patchRecorder(volume: string, patch: Partial<RecorderStatus>): void {
     const r = this.recorders.get(volume);
     if (!r) return;

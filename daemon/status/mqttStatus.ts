@@ -7,7 +7,8 @@ import { safeUrl, type Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import { LogThrottle } from './logThrottle.ts';
 import { brokerInUse, failoverServers } from './brokerList.ts';
-import { buildSnapshot, diskInfo, type DiskInfo, type StateSnapshot } from './snapshot.ts';
+import { diskInfo, type DiskInfo } from '../store/diskInfo.ts';
+import { buildSnapshot, type StateSnapshot } from './snapshot.ts';
 
 const STATE_MIN_INTERVAL_MS = 250;
 const STATE_REFRESH_MS = 10_000;
@@ -131,7 +132,7 @@ export class MqttStatus implements Service {
       this.deps.board.clear('mqtt');
       this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
       this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => {
-        if (err) this.log.error({ err: err.message }, 'cannot subscribe to receipts');
+        if (err) this.log.error({ err }, 'cannot subscribe to receipts');
       });
       this.publishAuditHead();
       this.scheduleState(true);
@@ -146,7 +147,7 @@ export class MqttStatus implements Service {
           : `MQTT broker unreachable (${safeUrl(urls[0])}); events are kept and sent when it returns`,
       );
     });
-    this.client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
+    this.client.on('error', (err) => this.log.warn({ err }, 'mqtt error'));
     this.offs.push(this.deps.bus.on('outbox.added', () => void this.drain()));
     this.offs.push(this.deps.bus.on('state.changed', () => this.scheduleState(false)));
     this.offs.push(this.deps.bus.on('audit.head', () => this.publishAuditHead()));
@@ -199,7 +200,7 @@ export class MqttStatus implements Service {
     try {
       this.deps.catalog.setKv('state', snap);
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'cannot save state snapshot');
+      this.log.warn({ err: e }, 'cannot save state snapshot');
     }
     return snap;
   }
@@ -209,9 +210,7 @@ export class MqttStatus implements Service {
     const wait = now ? 0 : Math.max(0, STATE_MIN_INTERVAL_MS - (this.deps.clock.ms() - this.lastStateAt));
     this.stateTimer = setTimeout(() => {
       this.stateTimer = null;
-      this.publishState().catch((e) =>
-        this.throttle.warn(this.log, 'state', { err: (e as Error).message }, 'state publish failed'),
-      );
+      this.publishState().catch((e) => this.throttle.warn(this.log, 'state', { err: e }, 'state publish failed'));
     }, wait);
   }
 
@@ -253,7 +252,7 @@ export class MqttStatus implements Service {
         payload: payload.toString('utf8').slice(0, 500),
       });
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'cannot audit a message that was not understood');
+      this.log.error({ err: e }, 'cannot audit a message that was not understood');
     }
     this.throttle.warn(
       this.log,
@@ -287,7 +286,7 @@ export class MqttStatus implements Service {
         this.throttle.warn(
           this.log,
           'refused',
-          { reasonCode, err: (e as Error).message },
+          { reasonCode, err: e },
           'the broker refuses our events: they stay in the outbox, in order, until it accepts them (check its ACL for this station)',
         );
         this.deps.board.raise(
@@ -295,7 +294,7 @@ export class MqttStatus implements Service {
           'mqtt:refused',
           `MQTT broker refuses events on ${this.prefix}/event (${(e as Error).message}); they are kept and sent in order once it accepts them`,
         );
-      } else this.log.warn({ err: (e as Error).message }, 'event delivery interrupted; will resume');
+      } else this.log.warn({ err: e }, 'event delivery interrupted; will resume');
     } finally {
       this.draining = false;
     }

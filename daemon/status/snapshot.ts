@@ -1,14 +1,7 @@
 import type { StatsFs } from 'node:fs';
 import type { Catalog, FileState } from '../store/catalog.ts';
+import type { DiskInfo } from '../store/diskInfo.ts';
 import type { Alarm, RecorderStatus, StatusBoard } from './board.ts';
-
-export interface DiskInfo {
-  path: string;
-  freeBytes: number;
-  totalBytes: number;
-  lowWaterBytes?: number;
-  reserveBytes?: number;
-}
 
 export interface StateSnapshot {
   stationId: string;
@@ -27,15 +20,6 @@ export interface StateSnapshot {
   disk: DiskInfo | null;
   links: { mqtt: 'connected' | 'disconnected'; tus: 'ok' | 'failing' };
   alarms: Alarm[];
-}
-
-export async function diskInfo(dir: string, statfs: (dir: string) => Promise<StatsFs>): Promise<DiskInfo | null> {
-  try {
-    const s = await statfs(dir);
-    return { path: dir, freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
-  } catch {
-    return null;
-  }
 }
 
 export function buildSnapshot(p: {

@@ -2,15 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { CodedError } from '../../drivers/errors.ts';
 
-export class ObjectStoreError extends Error {
-  constructor(
-    readonly code: 'OBJECT_CONFLICT' | 'OBJECT_MISSING',
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export class ObjectStoreError extends CodedError<'OBJECT_CONFLICT' | 'OBJECT_MISSING'> {}
 
 /** Write-once, content-addressed objects: <dir>/objects/sha256/ab/cd/<hash>, mode 0444. */
 export class ObjectStore {

@@ -1,16 +1,17 @@
 import { createReadStream } from 'node:fs';
 import * as tus from 'tus-js-client';
 import { redactSecrets } from '../redact.ts';
+import { CodedError } from '../../drivers/errors.ts';
 
 export type TransferErrorCode = 'UPLOAD_GONE' | 'HQ_REFUSED' | 'HQ_UNREACHABLE' | 'STALLED' | 'ABORTED';
 
-export class TransferError extends Error {
+export class TransferError extends CodedError<TransferErrorCode> {
   constructor(
-    readonly code: TransferErrorCode,
+    code: TransferErrorCode,
     message: string,
     readonly status?: number,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

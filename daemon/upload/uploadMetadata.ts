@@ -1,4 +1,4 @@
-import { mimeType } from '../ingest/fileName.ts';
+import { mimeType } from '../media/mediaTypes.ts';
 import type { FileRow } from '../store/catalog.ts';
 
 /** The recording's file name as the recorder's bytes, in hex (`filename` shows them escaped when they are not UTF-8). */

@@ -165,11 +165,11 @@ export class Uploader implements Service {
         `refused:${row.id}`,
         `HQ refused ${row.filename} (${row.sha256?.slice(0, 12)}): ${err.message}`,
       );
-      log.error({ status: err.status, err: err.message, retryInMs: delay }, 'HQ refused the upload');
+      log.error({ status: err.status, err, retryInMs: delay }, 'HQ refused the upload');
     } else {
       catalog.update(row.id, fields);
       board.raise('HQ_UNREACHABLE', 'hq:tus', `HQ upload server unreachable: ${err.message}`);
-      log.warn({ err: err.message, retryInMs: delay }, 'upload failed; will retry');
+      log.warn({ err, retryInMs: delay }, 'upload failed; will retry');
     }
   }
 }

@@ -24,10 +24,7 @@ export function restrictCatalogFiles(storageDir: string, log: Logger): void {
         'catalog file no longer readable by other accounts (it holds password hashes)',
       );
     } catch (e) {
-      log.warn(
-        { file, err: (e as Error).message },
-        'cannot restrict the catalog file: other local accounts can read the password hashes in it',
-      );
+      log.warn({ file, err: e }, 'cannot restrict the catalog file: other local accounts can read the password hashes in it');
     }
   }
 }

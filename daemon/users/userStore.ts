@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { systemClock } from '../host.ts';
-import { decodeHash, encodeHash, type PasswordHash, type Role } from '../http/password.ts';
+import { decodeHash, encodeHash, type PasswordHash, type Role } from '../security/password.ts';
+import { CodedError } from '../../drivers/errors.ts';
 
 /** A station user as dockd shows it (never with its hash). */
 export interface User {
@@ -29,14 +30,7 @@ interface UserRow {
 
 export type UserErrorCode = 'INVALID' | 'EXISTS' | 'NOT_FOUND';
 
-export class UserError extends Error {
-  constructor(
-    readonly code: UserErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export class UserError extends CodedError<UserErrorCode> {}
 
 // No white space and no ':' (Basic credentials split there); Chinese names are fine.
 const NAME = /^[^\s:\p{Cc}\p{Cf}]{1,64}$/u;

@@ -1,3 +1,5 @@
+import { CodedError } from '../errors.ts';
+
 /**
  * Errors of the recorder emulator, by code:
  * - EMULATOR_SOCAT_MISSING: socat is not installed (needed for the pty);
@@ -13,13 +15,9 @@ export type EmulatorErrorCode =
   | 'EMULATOR_BAD_CONFIG'
   | 'EMULATOR_STATE';
 
-export class EmulatorError extends Error {
-  constructor(
-    readonly code: EmulatorErrorCode,
-    message: string,
-    cause?: unknown,
-  ) {
-    super(message, cause === undefined ? undefined : { cause });
+export class EmulatorError extends CodedError<EmulatorErrorCode> {
+  constructor(code: EmulatorErrorCode, message: string, cause?: unknown) {
+    super(code, message, { cause });
     this.name = 'EmulatorError';
   }
 }

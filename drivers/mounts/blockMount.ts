@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { CodedError } from '../errors.ts';
 
 /**
  * Mounts a recorder's block device read-only under a runtime mount root owned by dockd (`/run/dockd/mnt/<bay>`) and
@@ -94,13 +95,9 @@ export type MountErrorCode =
   | 'BAD_REQUEST' // the helper refused a malformed request
   | 'HELPER_UNAVAILABLE'; // the helper's socket cannot be reached
 
-export class MountError extends Error {
-  constructor(
-    readonly code: MountErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class MountError extends CodedError<MountErrorCode> {
+  constructor(code: MountErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'MountError';
   }
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { PORT_PATH_RE } from '../usb/sysfs.ts';
 import { MOUNT_NAME_RE } from './blockMount.ts';
+import { CodedError } from '../errors.ts';
 
 /**
  * The mount helper's protocol: one request per connection, one JSON object on one line (at most MAX_REQUEST_BYTES),
@@ -29,8 +30,10 @@ export type MountHelperRequest =
 
 export type MountHelperResponse = { ok: true; [k: string]: unknown } | { ok: false; code: string; message: string };
 
-export class RequestError extends Error {
-  readonly code = 'BAD_REQUEST';
+export class RequestError extends CodedError<'BAD_REQUEST'> {
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
 }
 
 const DEVICE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;

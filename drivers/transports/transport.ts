@@ -3,6 +3,7 @@
  * a USB bulk pipe or TCP can implement the same interface. The protocol only ever sees `stream`.
  */
 import type { Duplex } from 'node:stream';
+import { CodedError } from '../errors.ts';
 
 export interface ByteTransport {
   /** Which kind of transport this is (`serial`, `usb-bulk`, …), for logs and status. */
@@ -29,14 +30,14 @@ export type TransportOpener = (target: string) => Promise<ByteTransport>;
  */
 export type TransportErrorCode = 'TRANSPORT_NOT_FOUND' | 'TRANSPORT_OPEN_FAILED';
 
-export class TransportError extends Error {
+export class TransportError extends CodedError<TransportErrorCode> {
   constructor(
-    readonly code: TransportErrorCode,
+    code: TransportErrorCode,
     message: string,
     readonly target: string,
     cause?: unknown,
   ) {
-    super(message, cause === undefined ? undefined : { cause });
+    super(code, message, { cause });
     this.name = 'TransportError';
   }
 }

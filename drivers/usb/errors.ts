@@ -1,3 +1,5 @@
+import { CodedError } from '../errors.ts';
+
 /** Error codes of the USB layer: callers branch on `code`, never on the message. */
 export type UsbErrorCode =
   | 'TIMEOUT' // a waitFor… gave up: the tty or block device never appeared
@@ -7,13 +9,9 @@ export type UsbErrorCode =
   | 'BAD_FINGERPRINT' // a fingerprint entry from config is invalid
   | 'LIBUSB_UNAVAILABLE'; // the native `usb` module could not be loaded or libusb could not start
 
-export class UsbError extends Error {
-  constructor(
-    readonly code: UsbErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class UsbError extends CodedError<UsbErrorCode> {
+  constructor(code: UsbErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'UsbError';
   }
 }

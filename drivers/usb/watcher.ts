@@ -209,7 +209,7 @@ export class UsbWatcher extends EventEmitter<UsbWatcherEvents> {
       if (!current()) return; // detached or stopping meanwhile: the detach says what there is to say
       const error =
         e instanceof UsbError ? e : new UsbError('BAD_DEVICE', `USB ${portPath}: ${(e as Error).message}`, { cause: e });
-      this.log.warn({ portPath, code: error.code, err: error.message }, 'usb: recorder not usable');
+      this.log.warn({ portPath, code: error.code, err: error }, 'usb: recorder not usable');
       this.safeEmit('recorder-failed', {
         portPath,
         error,
@@ -276,7 +276,7 @@ export class UsbWatcher extends EventEmitter<UsbWatcherEvents> {
     try {
       (this.emit as (e: K, ...a: UsbWatcherEvents[K]) => boolean)(event, ...args);
     } catch (e) {
-      this.log.warn({ event, err: (e as Error).message }, 'usb: event listener failed');
+      this.log.warn({ event, err: e }, 'usb: event listener failed');
     }
   }
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { CodedError } from '../errors.ts';
 
 /** How deletions reach a recorder's storage (named in logs, audit entries and `recorder.file-deleted` events). */
 export type WipeMethod = 'directory' | 'control-channel' | 'remount';
@@ -32,13 +33,9 @@ export interface RecorderVolume {
  */
 export type VolumeWriteErrorCode = 'OUTSIDE_VOLUME' | 'NOT_A_FILE' | 'BAD_NAME' | 'READ_ONLY' | 'REFUSED' | 'NO_ACCESS' | 'IO';
 
-export class VolumeWriteError extends Error {
-  constructor(
-    readonly code: VolumeWriteErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class VolumeWriteError extends CodedError<VolumeWriteErrorCode> {
+  constructor(code: VolumeWriteErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'VolumeWriteError';
   }
 }

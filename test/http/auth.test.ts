@@ -8,13 +8,13 @@ import {
   Authenticator,
   basicCredentials,
   cookieValue,
-  isLoopbackHost,
   sessionCookie,
   sourceAddress,
   type AuthNotice,
 } from '../../daemon/http/auth.ts';
+import { isLoopbackHost } from '../../daemon/security/loopback.ts';
 import { LoginGuard } from '../../daemon/http/loginGuard.ts';
-import { decodeHash, encodeHash, hashPassword, passwordProblem, verifyPassword } from '../../daemon/http/password.ts';
+import { decodeHash, encodeHash, hashPassword, passwordProblem, verifyPassword } from '../../daemon/security/password.ts';
 import { crossOrigin } from '../../daemon/http/server.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
 import { UserError, UserStore } from '../../daemon/users/userStore.ts';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { verifyPassword } from '../../daemon/http/password.ts';
+import { verifyPassword } from '../../daemon/security/password.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
 import { UserStore } from '../../daemon/users/userStore.ts';
 import { DOCKCTL_BIN, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { copyAndHash } from '../../daemon/ingest/copyAndHash.ts';
+import { copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import { Mosquitto } from '../helpers/mosquitto.ts';

@@ -427,7 +427,7 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     expect(status.json.daemon).toBe('running');
     expect(status.json.links?.mqtt).toBe('disconnected');
     await daemon.waitForLog(
-      (l) => l.msg === 'mqtt error' && /certificate/i.test(String(l.err)),
+      (l) => l.msg === 'mqtt error' && /certificate/i.test(JSON.stringify(l.err)),
       'a certificate error in the logs',
     );
     expect(daemon.logs.some((l) => l.msg === 'connected to broker')).toBe(false);

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { copyAndHash } from '../../daemon/ingest/copyAndHash.ts';
+import { copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { verifyChain } from '../../daemon/store/audit.ts';
 import { Catalog, type FileFields, type SourceSighting } from '../../daemon/store/catalog.ts';
 import { ObjectStore, ObjectStoreError } from '../../daemon/store/objects.ts';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CopyError, copyAndHash } from '../../daemon/ingest/copyAndHash.ts';
+import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { discover, SIDECAR_SUFFIX } from '../../daemon/ingest/discover.ts';
+import { discover, SIDECAR_SUFFIX } from '../../daemon/recorder/discover.ts';
 
 /** Every entry under `root` (names as raw bytes, so invalid UTF-8 works too) with type, size, mode, mtime and content hash. */
 function fingerprint(root: Buffer): Map<string, string> {

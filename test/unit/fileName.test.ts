@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { instantInZone, mediaKind, mimeType, parseRecordingName, zonedIso } from '../../daemon/ingest/fileName.ts';
+import { parseRecordingName } from '../../daemon/recorder/recordingName.ts';
+import { mediaKind, mimeType } from '../../daemon/media/mediaTypes.ts';
+import { instantInZone, zonedIso } from '../../daemon/media/zonedTime.ts';
 
 /** The wall time of an instant in a zone, as YYYY-MM-DDThh:mm:ss (independent of the code under test). */
 function wallTimeIn(ms: number, timeZone: string): string {

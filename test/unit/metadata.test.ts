@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import type { DeviceEntry } from '../../daemon/config.ts';
-import { parseRecordingName, type ParsedName } from '../../daemon/ingest/fileName.ts';
+import { parseRecordingName, type ParsedName } from '../../daemon/recorder/recordingName.ts';
 import {
   buildMetadata,
   describeMissing,

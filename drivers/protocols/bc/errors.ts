@@ -1,3 +1,5 @@
+import { CodedError } from '../../errors.ts';
+
 /**
  * Errors of the BC recorder protocol, by code. Callers branch on `code`, never on the message:
  * - BC_TIMEOUT: no answer to a command within its timeout (a silent recorder, a dead line);
@@ -21,8 +23,7 @@ export type BcErrorCode =
 /** The handshake step during which an error happened. */
 export type BcStep = 'login' | 'serial' | 'officer' | 'read-clock' | 'set-clock' | 'battery' | 'mass-storage';
 
-export class BcError extends Error {
-  readonly code: BcErrorCode;
+export class BcError extends CodedError<BcErrorCode> {
   /** The command line that was in flight (password masked), when there was one. */
   readonly command?: string;
   /** The recorder's own words for `Error:<reason>` replies. */
@@ -31,9 +32,8 @@ export class BcError extends Error {
   step?: BcStep;
 
   constructor(code: BcErrorCode, message: string, opts: { command?: string; reason?: string; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(code, message, { cause: opts.cause });
     this.name = 'BcError';
-    this.code = code;
     this.command = opts.command;
     this.reason = opts.reason;
   }

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import { escapeName } from './rawName.ts';
+import { CodedError } from '../../drivers/errors.ts';
 
 const CHUNK = 4 << 20;
 const SYNC_EVERY = 64 << 20;
@@ -9,13 +10,9 @@ const SYNC_EVERY = 64 << 20;
 export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
 
 /** Errors of the copy, by code: SOURCE_GONE (unplugged) ends the session; the others affect one file. */
-export class CopyError extends Error {
-  constructor(
-    readonly code: CopyErrorCode,
-    message: string,
-    readonly cause?: unknown,
-  ) {
-    super(message);
+export class CopyError extends CodedError<CopyErrorCode> {
+  constructor(code: CopyErrorCode, message: string, cause?: unknown) {
+    super(code, message, { cause });
   }
 }
 

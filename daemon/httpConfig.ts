@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { isLoopbackHost } from './auth.ts';
-import { hashPassword, type PasswordHash } from './password.ts';
+import { isLoopbackHost } from './security/loopback.ts';
+import { hashPassword, type PasswordHash } from './security/password.ts';
 
 type Secret = string | { env: string } | { file: string };
 

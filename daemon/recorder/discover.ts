@@ -1,7 +1,7 @@
 import type { Dirent, Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { mediaKind, type MediaKind } from './fileName.ts';
+import { mediaKind, type MediaKind } from '../media/mediaTypes.ts';
 import { escapeName } from './rawName.ts';
 
 export const SIDECAR_SUFFIX = '.meta.json';
