@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -148,5 +148,9 @@ export const MIGRATIONS: Record<number, string> = {
     source TEXT                                                -- the address it was opened from
   );
   CREATE INDEX web_sessions_user ON web_sessions(user_id);
+  `,
+  6: `
+  -- Statistics (daemon/store/statistics.ts): a period filters on the capture time as an instant (offsets differ).
+  CREATE INDEX files_captured_jd ON files(julianday(captured_at));
   `,
 };
