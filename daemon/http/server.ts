@@ -25,6 +25,7 @@ import { installAccessControl } from './requestAuth.ts';
 import { fail, registerApi } from './routes.ts';
 import { registerSessionRoutes } from './sessionRoutes.ts';
 import { registerStationRoutes } from './stationRoutes.ts';
+import { registerStatsRoutes } from './statsRoutes.ts';
 import { RateMeter, stationState, type StationState } from './stationState.ts';
 import { Thumbnails } from './thumbnails.ts';
 
@@ -231,6 +232,13 @@ export class HttpServer {
       timeZone: config.station.timeZone ?? systemTimeZone(),
       media: this.deps.media ?? createFfmpegTools(),
       stationId: config.station.id,
+    });
+    registerStatsRoutes(app, {
+      catalog,
+      stationId: config.station.id,
+      timeZone: config.station.timeZone ?? systemTimeZone(),
+      offloadWithinHours: config.rules.offloadWithinHours,
+      devices: config.devices,
     });
 
     try {

@@ -45,3 +45,12 @@ export function parseCsv(text: string): string[][] {
   }
   return rows;
 }
+
+/** CSV with a header line as one record per line, keyed by the header's names. */
+export function csvOf(text: string): Record<string, string>[] {
+  const [header, ...rows] = parseCsv(text);
+  return rows.map((r) => {
+    if (r.length !== header.length) throw new Error(`CSV: a line of ${r.length} fields under a header of ${header.length}`);
+    return Object.fromEntries(header.map((h, i) => [h, r[i]]));
+  });
+}
