@@ -190,7 +190,9 @@ describe('statistics end to end', () => {
       ]);
       expect(await page.textContent('#stats-table tfoot td[data-field="statsLate"]')).toBe('1');
       expect(await page.textContent('#stats-table tfoot td[data-field="statsAwaiting"]')).toBe('1');
-      expect(await page.getAttribute('#stats-csv', 'href')).toMatch(/^\/api\/stats\?by=officer&from=\d{4}-\d{2}-\d{2}&format=csv$/);
+      expect(await page.getAttribute('#stats-csv', 'href')).toMatch(
+        /^\/api\/stats\?by=officer&from=\d{4}-\d{2}-\d{2}&format=csv$/,
+      );
       expect(await page.evaluate(() => typeof (window as unknown as { Chart?: unknown }).Chart)).toBe('function');
       const drawn = await page.evaluate(() =>
         [...document.querySelectorAll('#stats-charts canvas')].map((c) => (c as HTMLCanvasElement).width > 0),
