@@ -75,6 +75,8 @@ export interface Config {
   };
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
+  /** Supervision deadlines, in hours (only statistics use them so far). */
+  rules: { offloadWithinHours: number; annotateWithinHours: number; uploadWithinHours: number; dockWithinHours: number };
   log: { level: string; format: 'auto' | 'json' | 'readable' };
   /** The station page and API (daemon/httpConfig.ts); the admin password is kept only as its scrypt hash. */
   http: HttpConfig;

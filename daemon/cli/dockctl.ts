@@ -16,6 +16,7 @@ import { runUserCommand, USER_USAGE } from './userCommands.ts';
 import { audit, exportRecording } from './custodyCommands.ts';
 import { whoIsAsking } from './actor.ts';
 import { HeadFileError, verify } from './verifyCommand.ts';
+import { collectStats, renderStats } from './statsCommand.ts';
 
 const USAGE = `usage: dockctl [--config FILE] <command>
   status [--json | --watch]               station, docked recorders, queue, disk, alarms (--watch: refresh every second)
@@ -28,6 +29,9 @@ const USAGE = `usage: dockctl [--config FILE] <command>
                                           signed audit head HQ kept in FILE); exit 1 naming each bad item
   audit [--json] [--since T]              the audit trail (hash chain)
   export ID --to DIR [--json]             copy a recording with its metadata and audit entries; the export is audited
+  stats [--from DATE] [--to DATE] [--by officer|device|day] [--json | --csv]
+                                          counts per officer, recorder or capture day over capture times (DATE: a day
+                                          YYYY-MM-DD in station time, whole day included, or an ISO 8601 time)
 ${USER_USAGE}`;
 
 class UsageError extends Error {}
@@ -191,6 +195,9 @@ export async function main(argv: string[]): Promise<number> {
         to: { type: 'string' },
         head: { type: 'string' },
         'all-damaged': { type: 'boolean' },
+        from: { type: 'string' },
+        by: { type: 'string' },
+        csv: { type: 'boolean' },
       },
     });
     const { config } = loadConfig(file);
@@ -223,6 +230,13 @@ export async function main(argv: string[]): Promise<number> {
           return exportRecording(config, c, file, values.to!, Boolean(values.json));
         });
       }
+      case 'stats':
+        return await withCatalog(config, true, (c) => {
+          const r = collectStats(config, c, { ...values, json: Boolean(values.json), csv: Boolean(values.csv) });
+          if ('error' in r) throw new UsageError(r.error);
+          out(renderStats(r.stats, values));
+          return 0;
+        });
       default:
         throw new UsageError(`unknown command ${command}`);
     }

@@ -20,6 +20,7 @@ import { installAccessControl } from './requestAuth.ts';
 import { fail, registerApi } from './routes.ts';
 import { registerSessionRoutes } from './sessionRoutes.ts';
 import { registerStationRoutes } from './stationRoutes.ts';
+import { registerStatsRoutes } from './statsRoutes.ts';
 import { RateMeter, stationState, type StationState } from './stationState.ts';
 import { Thumbnails } from './thumbnails.ts';
 
@@ -230,6 +231,13 @@ export class HttpServer implements Service {
       media: this.deps.host.media,
       stationId: config.station.id,
       now: () => this.deps.clock.now(),
+    });
+    registerStatsRoutes(app, {
+      catalog,
+      stationId: config.station.id,
+      timeZone: config.station.timeZone ?? systemTimeZone(),
+      offloadWithinHours: config.rules.offloadWithinHours,
+      devices: config.devices,
     });
 
     try {

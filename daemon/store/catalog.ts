@@ -4,6 +4,7 @@ import path from 'node:path';
 import { systemClock } from '../host.ts';
 import { appendAudit, type AuditEntry } from './audit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
+import { computeStatistics, type Statistics, type StatsQuery } from './statistics.ts';
 
 export type FileState = 'copying' | 'stored' | 'rejected' | 'needs-annotation' | 'ready' | 'uploading' | 'uploaded' | 'archived';
 export const FILE_STATES: FileState[] = [
@@ -366,6 +367,11 @@ export class Catalog {
       this.db.prepare(`DELETE FROM history WHERE file_id IN (SELECT id FROM files WHERE state = 'copying')`).run();
       return this.db.prepare(`DELETE FROM files WHERE state = 'copying'`).run().changes;
     });
+  }
+
+  /** Counts per officer, recorder or capture day over a period (daemon/store/statistics.ts). */
+  statistics(query: StatsQuery): Statistics {
+    return computeStatistics(this.db, query);
   }
 
   // ---- sessions ----------------------------------------------------------
