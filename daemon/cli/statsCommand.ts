@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import { systemTimeZone } from '../ingest/fileName.ts';
+import { systemTimeZone } from '../media/zonedTime.ts';
 import { parsePeriod } from '../stats/period.ts';
 import { nameGroups, statsCsv, type NamedStatistics } from '../stats/statsTable.ts';
 import type { Catalog } from '../store/catalog.ts';

@@ -235,7 +235,7 @@ export class HttpServer implements Service {
     registerStatsRoutes(app, {
       catalog,
       stationId: config.station.id,
-      timeZone: config.station.timeZone ?? systemTimeZone(),
+      timeZone: this.deps.timeZone,
       offloadWithinHours: config.rules.offloadWithinHours,
       devices: config.devices,
     });

@@ -1,5 +1,5 @@
 import { parseCapturedAt } from '../ingest/capturedAt.ts';
-import { zonedIso } from '../ingest/fileName.ts';
+import { zonedIso } from '../media/zonedTime.ts';
 
 /**
  * The period of `dockctl stats --from/--to` and `GET /api/stats?from=&to=`, over capture times (采集时间).
