@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config.ts';
 import { readStationPublicKey } from '../custody/keys.ts';
 import { checkAuditHead } from '../custody/signatures.ts';
-import { checkChainAgainstHead, verifyChain } from '../store/audit.ts';
 import type { Catalog } from '../store/catalog.ts';
 import { ObjectStore, ObjectStoreError } from '../store/objects.ts';
 import { whoIsAsking } from './actor.ts';
@@ -47,7 +46,7 @@ export function checkHeadFile(config: Config, catalog: Catalog, file: string): H
   const { head } = checked;
   if (head.stationId !== config.station.id)
     return { ok: false, seq, problem: `the head is station ${head.stationId}'s, not ${config.station.id}'s` };
-  const against = checkChainAgainstHead(catalog.db, head);
+  const against = catalog.checkChainAgainstHead(head);
   return against.ok ? { ok: true, seq: head.seq } : { ok: false, seq: head.seq, problem: against.problem };
 }
 
@@ -73,7 +72,7 @@ export async function verify(config: Config, catalog: Catalog, json: boolean, he
       });
     }
   }
-  const chain = verifyChain(catalog.db);
+  const chain = catalog.verifyChain();
   const headOk = head?.ok ?? true;
   const ok = bad.length === 0 && chain.ok && headOk;
   if (chain.ok && headOk) {

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
-import { fileEvent } from '../ingest/classify.ts';
+import { fileEvent } from '../status/stationEvents.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import type { Catalog } from '../store/catalog.ts';
@@ -44,20 +44,13 @@ export class ReceiptWatch {
   /** Overdue uploads: how many, and since when the oldest waits. */
   overdue(): { count: number; oldestSince: string | null } {
     const limit = new Date(this.deps.now().getTime() - this.deps.config.hq.receiptTimeoutSeconds * 1000).toISOString();
-    const r = this.deps.catalog.db
-      .prepare(`SELECT COUNT(*) n, MIN(uploaded_at) oldest FROM files WHERE state = 'uploaded' AND uploaded_at < ?`)
-      .get(limit) as { n: number; oldest: string | null };
-    return { count: r.n, oldestSince: r.oldest };
+    return this.deps.catalog.receiptsOverdue(limit);
   }
 
   async check(): Promise<void> {
     const { catalog, config } = this.deps;
     const limit = new Date(this.deps.now().getTime() - config.hq.receiptTimeoutSeconds * 1000).toISOString();
-    const rows = catalog.db
-      .prepare(
-        `SELECT * FROM files WHERE state = 'uploaded' AND COALESCE(announced_at, uploaded_at) < ? ORDER BY uploaded_at LIMIT 50`,
-      )
-      .all(limit) as import('../store/catalog.ts').FileRow[];
+    const rows = catalog.dueForReannounce(limit, 50);
     const od = this.overdue();
     if (od.count)
       this.deps.board.raise(

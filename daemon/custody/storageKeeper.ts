@@ -3,7 +3,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import { diskInfo } from '../status/snapshot.ts';
-import type { Catalog, FileRow } from '../store/catalog.ts';
+import type { Catalog } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
 import { sleep } from '../sleep.ts';
 
@@ -76,11 +76,7 @@ export class StorageKeeper {
   async purgeExpired(): Promise<number> {
     const { catalog, objects, config } = this.deps;
     const cutoff = new Date(this.deps.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
-    const rows = catalog.db
-      .prepare(
-        `SELECT * FROM files WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL ORDER BY archived_at`,
-      )
-      .all(cutoff) as FileRow[];
+    const rows = catalog.expiredArchived(cutoff);
     let n = 0;
     for (const f of rows) {
       const p = objects.pathOf(f.sha256!);
@@ -91,14 +87,7 @@ export class StorageKeeper {
         continue;
       }
       const at = this.deps.now().toISOString();
-      catalog.tx(() => {
-        catalog.update(f.id, { local_deleted_at: at });
-        catalog.audit('object.deleted', f.sha256, {
-          id: f.id,
-          where: 'station store',
-          why: `archived ${f.archived_at}, past retention of ${config.retention.localDays} day(s)`,
-        });
-      });
+      catalog.objectFreed(f, at, `archived ${f.archived_at}, past retention of ${config.retention.localDays} day(s)`);
       n++;
     }
     if (n) this.log.info({ freed: n }, 'freed archived objects past retention');

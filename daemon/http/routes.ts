@@ -83,10 +83,12 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const v = req.viewer!;
       const officerId = v.kind === 'user' && v.user.role === 'admin' ? null : v.kind === 'user' ? (v.user.officerId ?? '') : '';
-      const rows = catalog.db
-        .prepare(`SELECT * FROM files WHERE (? IS NULL OR state = ?) AND (? IS NULL OR officer_id = ?)
-      ORDER BY id ${req.query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`)
-        .all(req.query.state ?? null, req.query.state ?? null, officerId, officerId, req.query.limit) as FileRow[];
+      const rows = catalog.listFor({
+        state: req.query.state ?? null,
+        officerId,
+        order: req.query.order === 'desc' ? 'desc' : 'asc',
+        limit: req.query.limit,
+      });
       catalog.audit('http.files-listed', null, {
         state: req.query.state ?? null,
         order: req.query.order,

@@ -13,7 +13,6 @@ import type { ObjectStore } from '../store/objects.ts';
 import { createFfmpegTools, type MediaTools } from '../media/ffprobe.ts';
 import { systemTimeZone } from '../ingest/fileName.ts';
 import { restrictCatalogFiles } from '../users/catalogFiles.ts';
-import { UserStore } from '../users/userStore.ts';
 import { viewState } from './access.ts';
 import { Authenticator, isLoopbackHost, type AuthNotice } from './auth.ts';
 import { splitListen } from './httpConfig.ts';
@@ -110,7 +109,7 @@ export class HttpServer {
       );
 
     restrictCatalogFiles(config.storage.dir, this.log);
-    const users = new UserStore(catalog.db);
+    const users = catalog.users;
     if (config.http.adminPasswordHash) {
       const r = users.ensureConfigAdmin(config.http.adminPasswordHash);
       if (r === 'created')

@@ -196,8 +196,11 @@ export class VolumeSession {
     this.linkedOfficer = linked ? { officerId: linked.officerId, officerName: who.officerName } : null;
     const listed = found.skipped.slice(0, SKIPPED_ANNOUNCED);
     const more = found.skippedCount - listed.length;
-    catalog.tx(() => {
-      catalog.updateSession(this.sessionId, {
+    const skipped = listed.map((s) => ({ path: s.relPath, reason: s.reason }));
+    if (more > 0) skipped.push({ path: '…', reason: `${more} more entries skipped (not recordings); not listed one by one` });
+    catalog.recorderDocked(
+      this.sessionId,
+      {
         device_serial: who.serial,
         officer_id: who.officerId,
         files_found: found.recordings.length,
@@ -206,11 +209,9 @@ export class VolumeSession {
         drift_ms: linked?.driftMs ?? null,
         bay: place?.bay ?? null,
         port_path: place?.portPath ?? null,
-      });
-      for (const s of listed) catalog.recordSkipped(this.sessionId, s.relPath, s.reason);
-      if (more > 0)
-        catalog.recordSkipped(this.sessionId, '…', `${more} more entries skipped (not recordings); not listed one by one`);
-      catalog.enqueue('event', {
+      },
+      skipped,
+      {
         type: 'recorder.docked',
         at: deps.now().toISOString(),
         volume: volumePath,
@@ -226,8 +227,8 @@ export class VolumeSession {
         skipped: listed,
         skippedCount: found.skippedCount,
         leftBehind: found.leftBehind,
-      });
-    });
+      },
+    );
     this.slog.info(
       {
         serial: who.serial,
@@ -428,18 +429,8 @@ export class VolumeSession {
     const fresh = left.filter((l) => !this.leftRecorded.has(`${l.path}\n${l.reason}`));
     if (!fresh.length) return;
     const { catalog } = this.deps;
-    catalog.tx(() => {
-      for (const l of fresh) {
-        this.leftRecorded.add(`${l.path}\n${l.reason}`);
-        catalog.recordSkipped(this.sessionId, l.path, l.reason, { leftBehind: true, pathHex: l.pathHex ?? null });
-        catalog.audit('recording.left-behind', this.status.serial ?? this.volumePath, {
-          sessionId: this.sessionId,
-          path: l.path,
-          reason: l.reason,
-          ...(l.pathHex ? { pathHex: l.pathHex } : {}),
-        });
-      }
-    });
+    catalog.leftBehind(this.sessionId, this.status.serial ?? this.volumePath, fresh);
+    for (const l of fresh) this.leftRecorded.add(`${l.path}\n${l.reason}`);
     for (const l of fresh) this.slog.error({ path: l.path, reason: l.reason }, 'recording left behind on the recorder');
   }
 
