@@ -8,6 +8,8 @@ import type { ObjectStore } from '../store/objects.ts';
 import { sleep } from '../sleep.ts';
 
 const CHECK_EVERY_MS = 15_000;
+/** Objects freed per check at most: a backlog is worked off over the next checks, never in one long pass. */
+const PURGE_BATCH = 500;
 const DAY_MS = 86_400_000;
 
 /**
@@ -76,7 +78,7 @@ export class StorageKeeper {
   async purgeExpired(): Promise<number> {
     const { catalog, objects, config } = this.deps;
     const cutoff = new Date(this.deps.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
-    const rows = catalog.expiredArchived(cutoff);
+    const rows = catalog.expiredArchived(cutoff, PURGE_BATCH);
     let n = 0;
     for (const f of rows) {
       const p = objects.pathOf(f.sha256!);

@@ -176,13 +176,18 @@ export class CatalogReads {
       .all(before, limit) as FileRow[];
   }
 
-  /** Archived files with a signed receipt, archived at or before `cutoff`, whose object is still here (oldest first). */
-  expiredArchived(cutoff: string): FileRow[] {
+  /**
+   * Archived files with a signed receipt, archived at or before `cutoff`, whose object is still here (oldest first, at
+   * most `limit`). Read through the partial index files_to_free: the archived rows already freed are never visited.
+   */
+  expiredArchived(cutoff: string, limit: number): FileRow[] {
     return this.db
       .prepare(
-        `SELECT * FROM files WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL ORDER BY archived_at`,
+        `SELECT * FROM files INDEXED BY files_to_free
+        WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL
+        ORDER BY archived_at LIMIT ?`,
       )
-      .all(cutoff) as FileRow[];
+      .all(cutoff, limit) as FileRow[];
   }
 
   historyOf(fileId: number): HistoryLine[] {

@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -148,5 +148,14 @@ export const MIGRATIONS: Record<number, string> = {
     source TEXT                                                -- the address it was opened from
   );
   CREATE INDEX web_sessions_user ON web_sessions(user_id);
+  `,
+  6: `
+  -- A catalog of 1,000,000 recordings (a busy station's year): lookups that scanned a whole table use an index.
+  CREATE INDEX history_file ON history(file_id);                   -- a file's history; dropping a duplicate copy's rows
+  CREATE INDEX files_officer ON files(officer_id);                 -- an officer's recordings (page, dockctl files)
+  CREATE INDEX files_case ON files(case_no);                       -- one case's recordings
+  -- What retention may free: archived with a signed receipt, object not yet deleted (a row leaves it once freed).
+  CREATE INDEX files_to_free ON files(archived_at)
+    WHERE state = 'archived' AND receipt_at IS NOT NULL AND local_deleted_at IS NULL;
   `,
 };

@@ -264,7 +264,8 @@ describe('Catalog named queries', () => {
       receipt_at: iso(clock - 10_000),
       local_deleted_at: iso(clock),
     });
-    expect(catalog.expiredArchived(iso(clock)).map((f) => f.id)).toEqual([signed]);
-    expect(catalog.expiredArchived(iso(clock - 20_000))).toEqual([]);
+    expect(catalog.expiredArchived(iso(clock), 10).map((f) => f.id)).toEqual([signed]);
+    expect(catalog.expiredArchived(iso(clock - 20_000), 10)).toEqual([]);
+    expect(catalog.expiredArchived(iso(clock), 0)).toEqual([]);
   });
 });
