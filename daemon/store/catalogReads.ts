@@ -36,6 +36,26 @@ export interface SessionRow {
   port_path: string | null;
 }
 
+/** Which files a list shows; every given condition must hold. */
+export interface FileFilter {
+  state?: FileState;
+  /** Only recordings whose content does not demux cleanly (whatever their state). */
+  damaged?: boolean;
+  officerId?: string | null;
+  caseNo?: string;
+  /** Captured at or after this instant (ISO 8601). */
+  capturedFrom?: string;
+  /** Captured before this instant (ISO 8601). */
+  capturedBefore?: string;
+}
+
+export interface PageOptions {
+  order: 'asc' | 'desc';
+  /** The cursor: the last id of the page before (exclusive). */
+  after?: number;
+  limit: number;
+}
+
 /** Recordings held for annotation: how many, and when the list last changed. */
 export interface HeldCount {
   count: number;
@@ -79,20 +99,45 @@ export class CatalogReads {
     return { file: rows[0] };
   }
 
+  /** Every file (in one state), in id order. Small catalogs and tests only: a station's catalog is read with `page`/`each`. */
   list(state?: FileState): FileRow[] {
-    return (
-      state
-        ? this.db.prepare(`SELECT * FROM files WHERE state = ? ORDER BY id`).all(state)
-        : this.db.prepare(`SELECT * FROM files ORDER BY id`).all()
-    ) as FileRow[];
+    return [...this.each({ state })];
   }
 
-  /** The page's list (GET /api/files): optionally one state and one officer's recordings, in id order. */
-  listFor(filter: { state: FileState | null; officerId: string | null; order: 'asc' | 'desc'; limit: number }): FileRow[] {
-    return this.db
-      .prepare(`SELECT * FROM files WHERE (? IS NULL OR state = ?) AND (? IS NULL OR officer_id = ?)
-      ORDER BY id ${filter.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`)
-      .all(filter.state, filter.state, filter.officerId, filter.officerId, filter.limit) as FileRow[];
+  /** One page of files matching `filter`, in id order, after the cursor `after` (the last id of the page before). */
+  page(filter: FileFilter, opts: PageOptions): FileRow[] {
+    const { sql, args } = this.selectFiles(filter, opts);
+    return this.db.prepare(sql).all(...args) as FileRow[];
+  }
+
+  /** Every file matching `filter`, one row at a time (memory flat in the catalog's size). */
+  each(filter: FileFilter, opts: Partial<PageOptions> = {}): IterableIterator<FileRow> {
+    const { sql, args } = this.selectFiles(filter, { order: 'asc', ...opts });
+    return this.db.prepare(sql).iterate(...args) as IterableIterator<FileRow>;
+  }
+
+  private selectFiles(f: FileFilter, o: Partial<PageOptions>): { sql: string; args: unknown[] } {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (cond: string, ...v: unknown[]) => {
+      where.push(cond);
+      args.push(...v);
+    };
+    if (f.state) add('state = ?', f.state);
+    if (f.damaged) add(`integrity = 'damaged'`);
+    if (f.officerId != null) add('officer_id = ?', f.officerId);
+    if (f.caseNo != null) add('case_no = ?', f.caseNo);
+    // captured_at carries its offset; julianday compares instants.
+    if (f.capturedFrom) add('julianday(captured_at) >= julianday(?)', f.capturedFrom);
+    if (f.capturedBefore) add('julianday(captured_at) < julianday(?)', f.capturedBefore);
+    const desc = o.order === 'desc';
+    if (o.after != null) add(desc ? 'id < ?' : 'id > ?', o.after);
+    let sql = `SELECT * FROM files${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${desc ? 'DESC' : 'ASC'}`;
+    if (o.limit != null) {
+      sql += ' LIMIT ?';
+      args.push(o.limit);
+    }
+    return { sql, args };
   }
 
   /** A file already stored from the same recorder, path, size and mtime (to be confirmed by hash). */

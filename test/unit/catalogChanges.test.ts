@@ -217,16 +217,27 @@ describe('Catalog named queries', () => {
     return catalog.finishCopy(id, sha(name), sighting).fileId;
   }
 
-  it('lists for the page by state and officer, in either order, up to a limit', () => {
-    const a = stored('a', { officer_id: '111111' });
-    const b = stored('b', { officer_id: '222222' });
-    const c = stored('c', { officer_id: '111111' });
-    catalog.transition(b, 'ready');
-    const ids = (f: Parameters<Catalog['listFor']>[0]) => catalog.listFor(f).map((r) => r.id);
-    expect(ids({ state: null, officerId: null, order: 'asc', limit: 10 })).toEqual([a, b, c]);
-    expect(ids({ state: null, officerId: null, order: 'desc', limit: 2 })).toEqual([c, b]);
-    expect(ids({ state: 'stored', officerId: null, order: 'asc', limit: 10 })).toEqual([a, c]);
-    expect(ids({ state: null, officerId: '222222', order: 'asc', limit: 10 })).toEqual([b]);
+  it('pages by id with a cursor, filtered by state, damage, officer, case no. and capture time', () => {
+    const a = stored('a', { officer_id: '111111', case_no: 'C-1', captured_at: '2026-11-28T09:00:00+08:00' });
+    const b = stored('b', { officer_id: '222222', captured_at: '2026-11-28T02:30:00Z' });
+    const c = stored('c', { officer_id: '111111', captured_at: '2026-11-29T09:00:00+08:00' });
+    catalog.transition(b, 'ready', { integrity: 'damaged' });
+    const ids = (f: Parameters<Catalog['page']>[0], o: Partial<Parameters<Catalog['page']>[1]> = {}) =>
+      catalog.page(f, { order: 'asc', limit: 10, ...o }).map((r) => r.id);
+    expect(ids({})).toEqual([a, b, c]);
+    expect(ids({}, { order: 'desc', limit: 2 })).toEqual([c, b]);
+    expect(ids({}, { order: 'desc', after: b })).toEqual([a]);
+    expect(ids({}, { after: a, limit: 1 })).toEqual([b]);
+    expect(ids({}, { after: c })).toEqual([]);
+    expect(ids({ state: 'stored' })).toEqual([a, c]);
+    expect(ids({ damaged: true })).toEqual([b]);
+    expect(ids({ officerId: '222222' })).toEqual([b]);
+    expect(ids({ caseNo: 'C-1' })).toEqual([a]);
+    // 09:00+08:00 is 01:00Z: before b (02:30Z) although its wall time is later.
+    expect(ids({ capturedFrom: '2026-11-28T01:30:00Z', capturedBefore: '2026-11-29T00:00:00Z' })).toEqual([b]);
+    expect(ids({ capturedFrom: '2026-11-28' })).toEqual([a, b, c]);
+    expect([...catalog.each({ officerId: '111111' })].map((r) => r.id)).toEqual([a, c]);
+    expect(catalog.list('stored').map((r) => r.id)).toEqual([a, c]);
   });
 
   it('counts held recordings, a session’s pending uploads and the totals', () => {
