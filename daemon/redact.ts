@@ -9,7 +9,7 @@ export const MIN_SCRUBBED_SECRET_LENGTH = 8;
 /** The forms in which a secret may show up in text: itself, the credential after an auth scheme, and JSON-escaped. */
 function forms(secret: string): string[] {
   const out = new Set<string>([secret]);
-  const m = /^(?:Bearer|Basic|Token|Digest|ApiKey)\s+(\S.*)$/i.exec(secret);
+  const m = secret.match(/^(?:Bearer|Basic|Token|Digest|ApiKey)\s+(\S.*)$/i);
   if (m) out.add(m[1]);
   for (const s of [...out]) out.add(JSON.stringify(s).slice(1, -1));
   // Longest first, so that a form containing another is replaced whole.

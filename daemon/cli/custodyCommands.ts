@@ -136,8 +136,7 @@ async function exportInto(
     await fsyncDir(dir);
     // The audit entry and the manifest that carries it commit together: the manifest is written (synchronously)
     // inside the audit transaction, so a manifest that cannot be written rolls the entry back.
-    const entry = catalog.tx(() => {
-      const e = catalog.audit('file.exported', sha256, { id: file.id, to: target, by });
+    const entry = catalog.auditWith('file.exported', sha256, { id: file.id, to: target, by }, (e) => {
       const manifest = {
         id: file.id,
         sha256,

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, configFileFromArgs, loadConfig, type Config } from '../config.ts';
 import { annotateRecording, type AnnotationInput } from '../ingest/annotate.ts';
 import { Catalog, FILE_STATES, type FileRow, type FileState } from '../store/catalog.ts';
+import type { FileFilter } from '../store/catalogReads.ts';
 import { publicFile } from '../store/publicFile.ts';
 import { ObjectStore } from '../store/objects.ts';
 import { createFfmpegTools } from '../media/ffprobe.ts';
@@ -21,7 +22,10 @@ import { collectStats, renderStats } from './statsCommand.ts';
 const USAGE = `usage: dockctl [--config FILE] <command>
   status [--json | --watch]               station, docked recorders, queue, disk, alarms (--watch: refresh every second)
   files [--json] [--state STATE]          the catalog (states: ${FILE_STATES.join(', ')}; damaged: every recording whose
-                                          content does not demux cleanly, whatever its state)
+                                          content does not demux cleanly, whatever its state); --json streams the array
+        [--officer ID] [--case-no X]      only one officer's recordings, only one case's
+        [--from T] [--to T]               captured at or after T, before T (ISO 8601; without an offset: UTC)
+        [--after ID] [--limit N]          a page: the N recordings after catalog id ID
   reprobe ID | --all-damaged              verify a stored recording again (after damaged, or a probe that could not run)
   annotate ID --case-no X --purpose Y [--place P] [--collector C] [--captured-at ISO]
                                           complete a recording's required metadata (ID: catalog id or sha256 prefix)
@@ -68,41 +72,85 @@ async function status(config: Config, json: boolean, watch: boolean): Promise<nu
   }
 }
 
-function files(config: Config, json: boolean, state?: string): number {
+interface FilesOptions {
+  json: boolean;
+  state?: string;
+  officer?: string;
+  caseNo?: string;
+  from?: string;
+  to?: string;
+  after?: string;
+  limit?: string;
+}
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
+function filesQuery(o: FilesOptions): { filter: FileFilter; after?: number; limit?: number } {
+  const { state } = o;
   if (state && state !== 'damaged' && !FILE_STATES.includes(state as FileState))
     throw new UsageError(`unknown state ${state} (one of ${FILE_STATES.join(', ')}, damaged)`);
+  for (const [k, v] of [
+    ['--from', o.from],
+    ['--to', o.to],
+  ] as const)
+    if (v !== undefined && !ISO_DATE.test(v))
+      throw new UsageError(`${k} ${v}: give a date or time in ISO 8601 (2026-11-28, 2026-11-28T09:00+08:00)`);
+  const count = (k: string, v: string | undefined, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    if (!/^\d{1,12}$/.test(v) || Number(v) < min) throw new UsageError(`${k} ${v}: give a whole number of at least ${min}`);
+    return Number(v);
+  };
+  return {
+    filter: {
+      state: state === 'damaged' ? undefined : (state as FileState | undefined),
+      damaged: state === 'damaged',
+      officerId: o.officer,
+      caseNo: o.caseNo,
+      capturedFrom: o.from,
+      capturedBefore: o.to,
+    },
+    after: count('--after', o.after, 0),
+    limit: count('--limit', o.limit, 1),
+  };
+}
+
+/** A JSON array written one element at a time, byte for byte what JSON.stringify(rows, null, 2) would print. */
+function writeJsonArray(rows: Iterable<unknown>): void {
+  let n = 0;
+  for (const r of rows) {
+    process.stdout.write(`${n++ ? ',\n' : '[\n'}${JSON.stringify(r, null, 2).replace(/^/gm, '  ')}`);
+  }
+  process.stdout.write(n ? '\n]\n' : '[]\n');
+}
+
+function* mapped<T, U>(rows: Iterable<T>, f: (t: T) => U): Generator<U> {
+  for (const r of rows) yield f(r);
+}
+
+function files(config: Config, o: FilesOptions): number {
+  const q = filesQuery(o);
   const catalog = openCatalog(config, true);
   try {
-    const rows =
-      state === 'damaged'
-        ? catalog.list().filter((f) => f.integrity === 'damaged')
-        : catalog.list(state as FileState | undefined);
-    if (json) {
-      out(JSON.stringify(rows.map(publicFile), null, 2));
+    const rows = catalog.each(q.filter, { order: 'asc', after: q.after, limit: q.limit });
+    if (o.json) {
+      // Streamed: a catalog of 1,000,000 recordings is never held in memory at once.
+      writeJsonArray(mapped(rows, publicFile));
       return 0;
     }
-    if (!rows.length) {
+    const lines = [...mapped(rows, fileLine)];
+    if (!lines.length) {
       out('no recordings');
       return 0;
     }
-    out(
-      table([
-        ['ID', 'STATE', 'SHA256', 'SIZE', 'CAPTURED', 'FILE', 'NOTE'],
-        ...rows.map((f) => [
-          String(f.id),
-          f.state,
-          (f.sha256 ?? '').slice(0, 12),
-          bytes(f.size),
-          f.captured_at ?? '-',
-          f.filename,
-          fileNote(f),
-        ]),
-      ]),
-    );
+    out(table([['ID', 'STATE', 'SHA256', 'SIZE', 'CAPTURED', 'FILE', 'NOTE'], ...lines]));
     return 0;
   } finally {
     catalog.close();
   }
+}
+
+function fileLine(f: FileRow): string[] {
+  return [String(f.id), f.state, (f.sha256 ?? '').slice(0, 12), bytes(f.size), f.captured_at ?? '-', f.filename, fileNote(f)];
 }
 
 function fileNote(f: FileRow): string {
@@ -193,9 +241,12 @@ export async function main(argv: string[]): Promise<number> {
         'captured-at': { type: 'string' },
         since: { type: 'string' },
         to: { type: 'string' },
+        from: { type: 'string' },
+        officer: { type: 'string' },
+        after: { type: 'string' },
+        limit: { type: 'string' },
         head: { type: 'string' },
         'all-damaged': { type: 'boolean' },
-        from: { type: 'string' },
         by: { type: 'string' },
         csv: { type: 'boolean' },
       },
@@ -205,7 +256,16 @@ export async function main(argv: string[]): Promise<number> {
       case 'status':
         return await status(config, Boolean(values.json), Boolean(values.watch));
       case 'files':
-        return files(config, Boolean(values.json), values.state);
+        return files(config, {
+          json: Boolean(values.json),
+          state: values.state,
+          officer: values.officer,
+          caseNo: values['case-no'],
+          from: values.from,
+          to: values.to,
+          after: values.after,
+          limit: values.limit,
+        });
       case 'annotate':
         if (positionals.length !== 1) throw new UsageError('annotate needs exactly one ID');
         return annotate(config, positionals[0], {

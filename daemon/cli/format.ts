@@ -18,7 +18,9 @@ export function bar(done: number, total: number, width = 20): string {
 
 export function table(rows: string[][]): string {
   if (!rows.length) return '';
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => [...(r[c] ?? '')].length)));
+  // A loop, not Math.max(...column): spreading 130,000 rows overflows the call stack.
+  const widths = rows[0].map(() => 0);
+  for (const r of rows) for (let c = 0; c < widths.length; c++) widths[c] = Math.max(widths[c], [...(r[c] ?? '')].length);
   return rows
     .map((r) =>
       r

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { hashPassword, passwordProblem, type Role } from '../security/password.ts';
 import { Catalog } from '../store/catalog.ts';
-import { UserError, UserStore } from '../users/userStore.ts';
+import { UserError } from '../store/users.ts';
 import { whoIsAsking } from './actor.ts';
 import { table } from './format.ts';
 
@@ -114,7 +114,7 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
     if (positionals.length) throw new UserUsageError('user list takes no NAME');
     const catalog = openCatalog(config.storage.dir, true);
     try {
-      const users = new UserStore(catalog.db).list();
+      const users = catalog.users.list();
       if (values.json) {
         out(JSON.stringify(users, null, 2));
         return 0;
@@ -153,14 +153,9 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
       );
     const catalog = openCatalog(config.storage.dir, false);
     try {
-      const store = new UserStore(catalog.db);
-      if (store.get(name)) throw new UserError('EXISTS', `user ${name} exists already`);
+      if (catalog.users.get(name)) throw new UserError('EXISTS', `user ${name} exists already`);
       const hash = hashPassword(await newPassword(role, name, Boolean(values['password-stdin'])));
-      const user = catalog.tx(() => {
-        const u = store.add({ name, role, officerId: officerId ?? null, hash });
-        catalog.audit('user.added', name, { user: name, role, officerId: u.officerId, by });
-        return u;
-      });
+      const user = catalog.addUser({ name, role, officerId: officerId ?? null, hash }, by);
       out(
         role === 'officer'
           ? `user ${user.name} added: officer ${user.officerId}, logs in with the officer id and PIN`
@@ -175,15 +170,10 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
     const name = one();
     const catalog = openCatalog(config.storage.dir, false);
     try {
-      const store = new UserStore(catalog.db);
-      const existing = store.get(name);
+      const existing = catalog.users.get(name);
       if (!existing) throw new UserError('NOT_FOUND', `no user ${name}`);
       const hash = hashPassword(await newPassword(existing.role, name, Boolean(values['password-stdin'])));
-      const r = catalog.tx(() => {
-        const changed = store.setPassword(name, hash);
-        catalog.audit('user.password-changed', name, { user: name, revokedSessions: changed.revoked, by });
-        return changed;
-      });
+      const r = catalog.setUserPassword(name, hash, by);
       out(
         `${existing.role === 'officer' ? 'PIN' : 'password'} of ${name} changed${r.revoked ? `; ${r.revoked} open session(s) ended` : ''}`,
       );
@@ -196,17 +186,7 @@ export async function userCommand(configFile: string, args: string[]): Promise<n
     const name = one();
     const catalog = openCatalog(config.storage.dir, false);
     try {
-      const store = new UserStore(catalog.db);
-      const r = catalog.tx(() => {
-        const changed = store.setDisabled(name, sub === 'disable');
-        if (changed.changed || changed.revoked)
-          catalog.audit(sub === 'disable' ? 'user.disabled' : 'user.enabled', name, {
-            user: name,
-            revokedSessions: changed.revoked,
-            by,
-          });
-        return changed;
-      });
+      const r = catalog.setUserDisabled(name, sub === 'disable', by);
       out(
         !r.changed
           ? `${name} is already ${sub}d`

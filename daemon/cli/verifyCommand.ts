@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config.ts';
 import { readStationPublicKey } from '../custody/keys.ts';
 import { checkAuditHead } from '../custody/signatures.ts';
-import { checkChainAgainstHead, verifyChain } from '../store/audit.ts';
-import type { Catalog } from '../store/catalog.ts';
+import type { Catalog, FileRow } from '../store/catalog.ts';
 import { ObjectStore, ObjectStoreError } from '../store/objects.ts';
 import { whoIsAsking } from './actor.ts';
 
@@ -47,7 +46,7 @@ export function checkHeadFile(config: Config, catalog: Catalog, file: string): H
   const { head } = checked;
   if (head.stationId !== config.station.id)
     return { ok: false, seq, problem: `the head is station ${head.stationId}'s, not ${config.station.id}'s` };
-  const against = checkChainAgainstHead(catalog.db, head);
+  const against = catalog.checkChainAgainstHead(head);
   return against.ok ? { ok: true, seq: head.seq } : { ok: false, seq: head.seq, problem: against.problem };
 }
 
@@ -55,12 +54,27 @@ export function checkHeadFile(config: Config, catalog: Catalog, file: string): H
  * Re-hashes every stored object (not those freed after archive) and checks the audit chain, and with `headFile` the
  * chain against a signed head kept elsewhere; audits the result when the chain is intact.
  */
+/**
+ * Every file whose object should be here, read a page at a time: memory stays flat in the catalog's size, and no read
+ * transaction stays open across the hours a large store takes to re-hash (the daemon's WAL could not be checkpointed).
+ */
+function* storedObjects(catalog: Catalog): Generator<FileRow> {
+  let after = 0;
+  for (;;) {
+    const page = catalog.page({}, { order: 'asc', after, limit: 1000 });
+    for (const f of page) if (f.sha256 && !f.local_deleted_at) yield f;
+    if (page.length < 1000) return;
+    after = page[page.length - 1].id;
+  }
+}
+
 export async function verify(config: Config, catalog: Catalog, json: boolean, headFile?: string): Promise<number> {
   const head = headFile === undefined ? undefined : checkHeadFile(config, catalog, headFile);
   const objects = new ObjectStore(config.storage.dir);
-  const rows = catalog.list().filter((f) => f.sha256 && !f.local_deleted_at);
   const bad: { id: number; sha256: string; problem: string }[] = [];
-  for (const f of rows) {
+  let checked = 0;
+  for (const f of storedObjects(catalog)) {
+    checked++;
     try {
       const r = await objects.rehash(f.sha256!);
       if (r.sha256 !== f.sha256) bad.push({ id: f.id, sha256: f.sha256!, problem: `content changed: now hashes to ${r.sha256}` });
@@ -73,20 +87,20 @@ export async function verify(config: Config, catalog: Catalog, json: boolean, he
       });
     }
   }
-  const chain = verifyChain(catalog.db);
+  const chain = catalog.verifyChain();
   const headOk = head?.ok ?? true;
   const ok = bad.length === 0 && chain.ok && headOk;
   if (chain.ok && headOk) {
     // Only an intact chain is extended: appending to a broken (or cut-off) one would bury the break.
     catalog.audit('verify', null, {
       ok,
-      checked: rows.length,
+      checked,
       bad: bad.map((b) => ({ id: b.id, sha256: b.sha256, problem: b.problem })),
       by: whoIsAsking(),
       ...(head ? { head: { seq: head.seq, ok: head.ok } } : {}),
     });
   }
-  if (json) out(JSON.stringify({ ok, checked: rows.length, bad, audit: chain, ...(head ? { head } : {}) }, null, 2));
+  if (json) out(JSON.stringify({ ok, checked, bad, audit: chain, ...(head ? { head } : {}) }, null, 2));
   else {
     for (const b of bad) out(`BAD #${b.id} ${b.sha256}: ${b.problem}`);
     out(
@@ -101,11 +115,7 @@ export async function verify(config: Config, catalog: Catalog, json: boolean, he
           : `BAD signed head${head.seq === null ? '' : ` ${head.seq}`}: ${head.problem}`,
       );
     const problems = [chain.ok ? '' : 'audit chain broken', headOk ? '' : 'signed head not matched'].filter(Boolean).join(', ');
-    out(
-      ok
-        ? `ok: ${rows.length} object(s) intact`
-        : `${bad.length} of ${rows.length} object(s) bad${problems ? `, ${problems}` : ''}`,
-    );
+    out(ok ? `ok: ${checked} object(s) intact` : `${bad.length} of ${checked} object(s) bad${problems ? `, ${problems}` : ''}`);
   }
   return ok ? 0 : 1;
 }

@@ -1,4 +1,4 @@
-import { fileEvent } from '../ingest/classify.ts';
+import { fileEvent } from '../status/stationEvents.ts';
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import { headUpload } from './hqUpload.ts';
@@ -55,20 +55,13 @@ export class ReceiptWatch implements Service {
   /** Overdue uploads: how many, and since when the oldest waits. */
   overdue(): { count: number; oldestSince: string | null } {
     const limit = new Date(this.deps.clock.now().getTime() - this.deps.config.hq.receiptTimeoutSeconds * 1000).toISOString();
-    const r = this.deps.catalog.db
-      .prepare(`SELECT COUNT(*) n, MIN(uploaded_at) oldest FROM files WHERE state = 'uploaded' AND uploaded_at < ?`)
-      .get(limit) as { n: number; oldest: string | null };
-    return { count: r.n, oldestSince: r.oldest };
+    return this.deps.catalog.receiptsOverdue(limit);
   }
 
   async check(): Promise<void> {
     const { catalog, config } = this.deps;
     const limit = new Date(this.deps.clock.now().getTime() - config.hq.receiptTimeoutSeconds * 1000).toISOString();
-    const rows = catalog.db
-      .prepare(
-        `SELECT * FROM files WHERE state = 'uploaded' AND COALESCE(announced_at, uploaded_at) < ? ORDER BY uploaded_at LIMIT 50`,
-      )
-      .all(limit) as import('../store/catalog.ts').FileRow[];
+    const rows = catalog.dueForReannounce(limit, 50);
     const od = this.overdue();
     if (od.count)
       this.deps.board.raise(

@@ -8,7 +8,7 @@ import type { StatusBoard } from '../status/board.ts';
 import { LogThrottle } from '../status/logThrottle.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
-import { fileEvent } from '../ingest/classify.ts';
+import { fileEvent } from '../status/stationEvents.ts';
 import { uploadComplete } from './hqUpload.ts';
 import { parsePublicKey } from './keys.ts';
 import { receiptSignatureValid } from './signatures.ts';
@@ -129,10 +129,7 @@ export async function applyReceipt(deps: ReceiptDeps, raw: Buffer | string): Pro
   if (file.state === 'archived' && ok && signed && !file.receipt_at) {
     // Archived on an unverified receipt earlier (no key then); HQ's signed word now makes it final.
     const at = deps.clock.now().toISOString();
-    catalog.tx(() => {
-      catalog.update(file.id, { receipt_at: at });
-      catalog.audit('receipt.verified', sha256, { id: file.id, archivedAt: file.archived_at });
-    });
+    catalog.receiptVerified(file, at);
     deps.bus.emit('audit.head');
     clearRefusals(board, file.id);
     return 'verified';

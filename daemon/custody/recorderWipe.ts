@@ -114,20 +114,15 @@ export class RecorderWipe {
 
   private deleted(file: FileRow, rec: FoundRecording, serial: string | null, method: string): void {
     const { catalog, now } = this.deps;
-    catalog.tx(() => {
-      catalog.db
-        .prepare(`UPDATE sightings SET wiped_at = ? WHERE file_id = ? AND source_path = ? AND wiped_at IS NULL`)
-        .run(now().toISOString(), file.id, rec.relPath);
-      catalog.enqueue('event', {
-        type: 'recorder.file-deleted',
-        at: now().toISOString(),
-        sha256: file.sha256,
-        id: file.id,
-        path: rec.relPath,
-        deviceSerial: serial,
-        method,
-        why: 'archived at HQ (receipt) and identical on the recorder',
-      });
+    catalog.wipedFromRecorder({
+      type: 'recorder.file-deleted',
+      at: now().toISOString(),
+      sha256: file.sha256,
+      id: file.id,
+      path: rec.relPath,
+      deviceSerial: serial,
+      method,
+      why: 'archived at HQ (receipt) and identical on the recorder',
     });
     this.session.forget(rec.relPath);
   }

@@ -2,10 +2,11 @@ import fs from 'node:fs/promises';
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import { diskInfo } from '../store/diskInfo.ts';
-import type { FileRow } from '../store/catalog.ts';
 import { sleep } from '../sleep.ts';
 
 const CHECK_EVERY_MS = 15_000;
+/** Objects freed per check at most: a backlog is worked off over the next checks, never in one long pass. */
+const PURGE_BATCH = 500;
 const DAY_MS = 86_400_000;
 
 /**
@@ -66,11 +67,7 @@ export class StorageKeeper implements Service {
   async purgeExpired(): Promise<number> {
     const { catalog, objects, config } = this.deps;
     const cutoff = new Date(this.deps.clock.now().getTime() - config.retention.localDays * DAY_MS).toISOString();
-    const rows = catalog.db
-      .prepare(
-        `SELECT * FROM files WHERE state = 'archived' AND receipt_at IS NOT NULL AND archived_at <= ? AND local_deleted_at IS NULL ORDER BY archived_at`,
-      )
-      .all(cutoff) as FileRow[];
+    const rows = catalog.expiredArchived(cutoff, PURGE_BATCH);
     let n = 0;
     for (const f of rows) {
       const p = objects.pathOf(f.sha256!);
@@ -81,14 +78,7 @@ export class StorageKeeper implements Service {
         continue;
       }
       const at = this.deps.clock.now().toISOString();
-      catalog.tx(() => {
-        catalog.update(f.id, { local_deleted_at: at });
-        catalog.audit('object.deleted', f.sha256, {
-          id: f.id,
-          where: 'station store',
-          why: `archived ${f.archived_at}, past retention of ${config.retention.localDays} day(s)`,
-        });
-      });
+      catalog.objectFreed(f, at, `archived ${f.archived_at}, past retention of ${config.retention.localDays} day(s)`);
       n++;
     }
     if (n) this.log.info({ freed: n }, 'freed archived objects past retention');

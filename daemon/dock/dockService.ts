@@ -1,8 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { MountRootWatcher } from '../../drivers/mounts/mountRootWatcher.ts';
 import { RecorderWipe } from '../custody/recorderWipe.ts';
-import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
 import type { FileRow } from '../store/catalog.ts';
 import { UNDOCKED, VolumeSession, type IngestContext, type SessionContext } from '../ingest/ingestVolume.ts';

@@ -1,5 +1,5 @@
 import type { Catalog } from '../store/catalog.ts';
-import type { User } from '../users/userStore.ts';
+import type { User } from '../store/users.ts';
 import type { StationState } from './stationState.ts';
 
 /**
@@ -70,11 +70,7 @@ function tileOnly(r: Recorder): Record<string, unknown> {
 export function viewState(s: StationState, v: Viewer, catalog: Catalog): Record<string, unknown> {
   if (isAdmin(v)) return s as unknown as Record<string, unknown>;
   const officerId = v.kind === 'user' ? v.user.officerId : null;
-  const held = officerId
-    ? (catalog.db
-        .prepare(`SELECT COUNT(*) count, MAX(updated_at) latest FROM files WHERE state = 'needs-annotation' AND officer_id = ?`)
-        .get(officerId) as StationState['held'])
-    : { count: 0, latest: null };
+  const held = officerId ? catalog.held(officerId) : { count: 0, latest: null };
   return {
     ...s,
     recorders: s.recorders.map((r) => (officerId && r.officerId === officerId ? r : tileOnly(r))),

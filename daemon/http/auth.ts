@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { User, UserStore } from '../users/userStore.ts';
+import type { User, UserStore } from '../store/users.ts';
 import type { LoginGuard, LockScope } from './loginGuard.ts';
 import { NO_USER_HASH, verifyPassword } from '../security/password.ts';
 
@@ -21,7 +21,7 @@ export type AuthNotice =
 
 /** A request's source address as dockd names it (an IPv4 address mapped into IPv6 is shown as IPv4). */
 export function sourceAddress(ip: string): string {
-  const m = /^::ffff:(\d{1,3}(\.\d{1,3}){3})$/i.exec(ip);
+  const m = ip.match(/^::ffff:(\d{1,3}(\.\d{1,3}){3})$/i);
   return m ? m[1] : isIP(ip) ? ip : 'unknown';
 }
 
@@ -123,7 +123,7 @@ export function cookieValue(header: string | undefined, name: string): string | 
 
 /** The name and password of an `Authorization: Basic` header. */
 export function basicCredentials(header: string | undefined): { login: string; password: string } | undefined {
-  const m = /^Basic\s+([A-Za-z0-9+/=]{1,2800})\s*$/i.exec(header ?? '');
+  const m = (header ?? '').match(/^Basic\s+([A-Za-z0-9+/=]{1,2800})\s*$/i);
   if (!m) return undefined;
   const decoded = Buffer.from(m[1], 'base64').toString('utf8');
   const i = decoded.indexOf(':');

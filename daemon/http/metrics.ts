@@ -81,12 +81,7 @@ export class StationMetrics {
     for (const st of ['identifying', 'copying', 'paused', 'verifying', 'done', 'error', 'unplugged'])
       this.recorders.set({ state: st }, s.recorders.filter((r) => r.state === st).length);
     this.safe.set(s.recorders.filter((r) => r.safeToUndock).length);
-    const totals = this.deps.catalog.db
-      .prepare(`SELECT
-        COUNT(sha256) ingestedFiles, COALESCE(SUM(CASE WHEN sha256 IS NOT NULL THEN size END), 0) ingestedBytes,
-        COUNT(uploaded_at) uploadedFiles, COALESCE(SUM(CASE WHEN uploaded_at IS NOT NULL THEN size END), 0) uploadedBytes
-      FROM files`)
-      .get() as { ingestedFiles: number; ingestedBytes: number; uploadedFiles: number; uploadedBytes: number };
+    const totals = this.deps.catalog.totals();
     this.follow(this.ingestedFiles, 'ingestedFiles', totals.ingestedFiles);
     this.follow(this.ingestedBytes, 'ingestedBytes', totals.ingestedBytes);
     this.follow(this.uploadedFiles, 'uploadedFiles', totals.uploadedFiles);

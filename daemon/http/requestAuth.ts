@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { UserStore } from '../users/userStore.ts';
+import type { UserStore } from '../store/users.ts';
 import type { Viewer } from './access.ts';
 import { basicCredentials, cookieValue, SESSION_COOKIE, sourceAddress, type AuthFailure, type Authenticator } from './auth.ts';
 import { isLoopbackHost } from '../security/loopback.ts';

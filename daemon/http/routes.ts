@@ -30,6 +30,17 @@ export interface ApiContext {
   now: () => Date;
 }
 
+interface FilesQuery {
+  state?: FileState;
+  limit: number;
+  order: 'asc' | 'desc';
+  after?: number;
+  officer?: string;
+  caseNo?: string;
+  from?: string;
+  to?: string;
+}
+
 const text = (max = MAX_ANNOTATION_FIELD) => ({ type: 'string', maxLength: max });
 const ID_PARAM = {
   type: 'object',
@@ -66,7 +77,7 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
     return file;
   }
 
-  app.get<{ Querystring: { state?: FileState; limit: number; order: 'asc' | 'desc' } }>(
+  app.get<{ Querystring: FilesQuery }>(
     '/api/files',
     {
       config: { access: 'user' },
@@ -78,21 +89,47 @@ export function registerApi(app: FastifyInstance, ctx: ApiContext): void {
             state: { type: 'string', enum: FILE_STATES },
             limit: { type: 'integer', minimum: 1, maximum: 100_000, default: 10_000 },
             order: { type: 'string', enum: ['asc', 'desc'], default: 'asc' },
+            after: { type: 'integer', minimum: 0 },
+            officer: { type: 'string', minLength: 1, maxLength: 64 },
+            caseNo: { type: 'string', minLength: 1, maxLength: MAX_ANNOTATION_FIELD },
+            from: {
+              type: 'string',
+              pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2})?)?$',
+            },
+            to: {
+              type: 'string',
+              pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2})?)?$',
+            },
           },
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const v = req.viewer!;
-      const officerId = v.kind === 'user' && v.user.role === 'admin' ? null : v.kind === 'user' ? (v.user.officerId ?? '') : '';
-      const rows = catalog.db
-        .prepare(`SELECT * FROM files WHERE (? IS NULL OR state = ?) AND (? IS NULL OR officer_id = ?)
-      ORDER BY id ${req.query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`)
-        .all(req.query.state ?? null, req.query.state ?? null, officerId, officerId, req.query.limit) as FileRow[];
+      const q = req.query;
+      // An officer sees only their own recordings, whatever officer they ask for.
+      const own = v.kind === 'user' && v.user.role === 'admin' ? null : v.kind === 'user' ? (v.user.officerId ?? '') : '';
+      const rows = catalog.page(
+        {
+          state: q.state,
+          officerId: own ?? q.officer ?? null,
+          caseNo: q.caseNo,
+          capturedFrom: q.from,
+          capturedBefore: q.to,
+        },
+        { order: q.order === 'desc' ? 'desc' : 'asc', after: q.after, limit: q.limit },
+      );
+      // The cursor of the next page, when there may be one: GET /api/files?…&after=<it>.
+      if (rows.length === q.limit) void reply.header('x-next-after', String(rows[rows.length - 1].id));
       catalog.audit('http.files-listed', null, {
-        state: req.query.state ?? null,
-        order: req.query.order,
+        state: q.state ?? null,
+        order: q.order,
         count: rows.length,
+        ...(q.after != null ? { after: q.after } : {}),
+        ...(q.officer ? { officer: q.officer } : {}),
+        ...(q.caseNo ? { caseNo: q.caseNo } : {}),
+        ...(q.from ? { from: q.from } : {}),
+        ...(q.to ? { to: q.to } : {}),
         ...actorFields(v),
       });
       return rows.map(publicFile);

@@ -8,7 +8,6 @@ import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
 import { restrictCatalogFiles } from '../users/catalogFiles.ts';
-import { UserStore } from '../users/userStore.ts';
 import { viewState } from './access.ts';
 import { Authenticator, type AuthNotice } from './auth.ts';
 import { isLoopbackHost } from '../security/loopback.ts';
@@ -104,7 +103,7 @@ export class HttpServer implements Service {
       );
 
     restrictCatalogFiles(config.storage.dir, this.log);
-    const users = new UserStore(catalog.db, () => this.deps.clock.now());
+    const users = catalog.users;
     if (config.http.adminPasswordHash) {
       const r = users.ensureConfigAdmin(config.http.adminPasswordHash);
       if (r === 'created')

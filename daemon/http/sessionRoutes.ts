@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import type { Catalog } from '../store/catalog.ts';
-import type { UserStore } from '../users/userStore.ts';
+import type { UserStore } from '../store/users.ts';
 import { cookieValue, SESSION_COOKIE, sessionCookie, sourceAddress, type Authenticator } from './auth.ts';
 import { isLoopbackHost } from '../security/loopback.ts';
 import { MAX_PASSWORD_LENGTH } from '../security/password.ts';

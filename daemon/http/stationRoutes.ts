@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import type { Catalog } from '../store/catalog.ts';
-import type { UserStore } from '../users/userStore.ts';
+import type { UserStore } from '../store/users.ts';
 import { actorFields, actorName, viewState, type Viewer } from './access.ts';
 import { cookieValue, SESSION_COOKIE, sourceAddress } from './auth.ts';
 import { isLoopbackHost } from '../security/loopback.ts';
@@ -97,7 +97,7 @@ export function registerStationRoutes(app: FastifyInstance, ctx: StationContext)
 
   app.get('/metrics', async (req, reply) => {
     if (ctx.metricsToken) {
-      const m = /^Bearer\s+(\S{1,512})\s*$/i.exec(req.headers.authorization ?? '');
+      const m = (req.headers.authorization ?? '').match(/^Bearer\s+(\S{1,512})\s*$/i);
       if (!m || !timingSafeEqual(digest(m[1]), digest(ctx.metricsToken))) {
         reply.header('www-authenticate', 'Bearer realm="dockd metrics"');
         return fail(reply, 401, 'AUTH_REQUIRED', '/metrics needs the bearer token of http.metricsToken');

@@ -13,13 +13,10 @@ export interface StationState extends Omit<StateSnapshot, 'recorders'> {
 }
 
 export function stationState(snap: StateSnapshot, catalog: Catalog, uploadBytesPerSecond: number): StationState {
-  const pending = catalog.db.prepare(`SELECT COUNT(*) n FROM files WHERE session_id = ? AND state IN ('ready', 'uploading')`);
-  const held = catalog.db
-    .prepare(`SELECT COUNT(*) count, MAX(updated_at) latest FROM files WHERE state = 'needs-annotation'`)
-    .get() as StationState['held'];
+  const held = catalog.held();
   return {
     ...snap,
-    recorders: snap.recorders.map((r) => ({ ...r, uploadsPending: (pending.get(r.sessionId) as { n: number }).n })),
+    recorders: snap.recorders.map((r) => ({ ...r, uploadsPending: catalog.uploadsPendingOf(r.sessionId) })),
     alarms: snap.alarms.map((a) => ({ ...a, acknowledged: Boolean(a.acknowledged) })),
     // The current speed: nothing in flight is 0, whatever the last few seconds carried.
     uploadBytesPerSecond: snap.uploads.length ? uploadBytesPerSecond : 0,

@@ -41,8 +41,11 @@ export function announceSession(
   });
   const listed = found.skipped.slice(0, SKIPPED_ANNOUNCED);
   const more = found.skippedCount - listed.length;
-  catalog.tx(() => {
-    catalog.updateSession(session.id, {
+  const skipped = listed.map((s) => ({ path: s.relPath, reason: s.reason }));
+  if (more > 0) skipped.push({ path: '…', reason: `${more} more entries skipped (not recordings); not listed one by one` });
+  catalog.recorderDocked(
+    session.id,
+    {
       device_serial: who.serial,
       officer_id: who.officerId,
       files_found: found.recordings.length,
@@ -51,10 +54,9 @@ export function announceSession(
       drift_ms: linked?.driftMs ?? null,
       bay: place?.bay ?? null,
       port_path: place?.portPath ?? null,
-    });
-    for (const s of listed) catalog.recordSkipped(session.id, s.relPath, s.reason);
-    if (more > 0) catalog.recordSkipped(session.id, '…', `${more} more entries skipped (not recordings); not listed one by one`);
-    catalog.enqueue('event', {
+    },
+    skipped,
+    {
       type: 'recorder.docked',
       at: ctx.now().toISOString(),
       volume: volumePath,
@@ -70,8 +72,8 @@ export function announceSession(
       skipped: listed,
       skippedCount: found.skippedCount,
       leftBehind: found.leftBehind,
-    });
-  });
+    },
+  );
   const slog = ctx.log.child({ volume: volumePath, session: session.id });
   slog.info(
     {

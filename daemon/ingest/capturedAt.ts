@@ -58,13 +58,13 @@ export function parseCapturedAt(text: string, opts: { wallTimeZone?: string } = 
     ok: false,
     message: `capture time (采集时间) ${JSON.stringify(value)}: ${why}`,
   });
-  const full = WITH_OFFSET.exec(value);
+  const full = value.match(WITH_OFFSET);
   if (full) {
     const [, y, mo, d, h, mi, s, , offset] = full;
     const problem = calendarProblem(y, mo, d, h, mi, s) ?? offsetProblem(offset);
     return problem ? bad(problem) : { ok: true, iso: value };
   }
-  const wall = WALL_TIME.exec(value);
+  const wall = value.match(WALL_TIME);
   if (wall) {
     const [, y, mo, d, h, mi, s] = wall;
     const problem = calendarProblem(y, mo, d, h, mi, s);

@@ -24,27 +24,6 @@ export interface ClassifyDeps {
 const PROBE_RETRY_BASE_MS = 10_000;
 const PROBE_RETRY_MAX_MS = 3_600_000;
 
-/** The event payload that names a file on MQTT. */
-export function fileEvent(type: string, f: FileRow, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    type,
-    id: f.id,
-    sha256: f.sha256,
-    size: f.size,
-    filename: f.filename,
-    sourcePath: f.source_path,
-    deviceSerial: f.device_serial,
-    officerId: f.officer_id,
-    capturedAt: f.captured_at,
-    important: Boolean(f.important),
-    state: f.state,
-    integrity: f.integrity,
-    ...(f.integrity_note ? { integrityNote: f.integrity_note } : {}),
-    ...(f.supersedes ? { supersedes: f.supersedes } : {}),
-    ...extra,
-  };
-}
-
 /** Where the playable copy made from a damaged recording is kept: beside the objects, never instead of one. */
 export function derivedPath(objects: ObjectStore, sha256: string): string {
   return path.join(objects.dir, 'derived', `${sha256}.mp4`);
@@ -64,13 +43,7 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
 
   if (row.size === 0) {
     const reason = 'empty file (0 bytes)';
-    catalog.tx(() => {
-      if (!catalog.transition(fileId, 'rejected', { reason, probe_after: null }, { from: ['stored'], detail: reason })) return;
-      const f = catalog.get(fileId)!;
-      const at = deps.now().toISOString();
-      catalog.enqueue('event', { ...fileEvent('file.ingested', f), at });
-      catalog.enqueue('event', { ...fileEvent('file.rejected', f, { reason }), at });
-    });
+    catalog.classified(fileId, { state: 'rejected', fields: { reason, probe_after: null }, detail: reason, rejected: reason });
     return catalog.get(fileId)!;
   }
   const probe = await deps.media.probe(objectPath, row.kind as MediaKind, row.size, row.probe_attempts);
@@ -122,22 +95,12 @@ export async function classifyStored(deps: ClassifyDeps, fileId: number): Promis
   });
   const to = missing.length ? 'needs-annotation' : 'ready';
   const reason = missing.length ? describeMissing(missing) : null;
-  catalog.tx(() => {
-    const detail = [integrityNote && `damaged: ${integrityNote}`, reason].filter(Boolean).join('; ') || undefined;
-    if (
-      !catalog.transition(
-        fileId,
-        to,
-        { ...common, captured_at: capturedAt, captured_at_source: capturedAtSource, recorder_time: recorderTime, reason },
-        { from: ['stored'], detail },
-      )
-    )
-      return;
-    const f = catalog.get(fileId)!;
-    const at = deps.now().toISOString();
-    catalog.enqueue('event', { ...fileEvent('file.ingested', f), at });
-    if (damaged) catalog.enqueue('event', { ...fileEvent('file.damaged', f, { reason: integrityNote }), at });
-    if (missing.length) catalog.enqueue('event', { ...fileEvent('file.needs-annotation', f, { missing }), at });
+  catalog.classified(fileId, {
+    state: to,
+    fields: { ...common, captured_at: capturedAt, captured_at_source: capturedAtSource, recorder_time: recorderTime, reason },
+    detail: [integrityNote && `damaged: ${integrityNote}`, reason].filter(Boolean).join('; ') || undefined,
+    ...(damaged ? { damaged: integrityNote } : {}),
+    missing,
   });
   const f = catalog.get(fileId)!;
   if (damaged && f.integrity === 'damaged' && /\.(mp4|mov)$/i.test(f.filename)) await makePlayableCopy(deps, f);
@@ -158,14 +121,10 @@ export async function makePlayableCopy(deps: ClassifyDeps, f: FileRow): Promise<
     await fs.mkdir(path.dirname(target), { recursive: true });
     await fs.chmod(tmp, 0o444);
     await fs.rename(tmp, target);
-    catalog.tx(() => {
-      catalog.update(f.id, { derived_sha256: h.sha256 });
-      catalog.audit('file.playable-copy', f.sha256, {
-        id: f.id,
-        derivedSha256: h.sha256,
-        size: h.size,
-        how: 'ffmpeg -c copy of what still demuxes; the original is unchanged',
-      });
+    catalog.playableCopyMade(f, {
+      sha256: h.sha256,
+      size: h.size,
+      how: 'ffmpeg -c copy of what still demuxes; the original is unchanged',
     });
     deps.log?.info({ file: f.id, derivedSha256: h.sha256 }, 'made a playable copy of a damaged recording (beside the original)');
     return h.sha256;

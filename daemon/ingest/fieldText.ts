@@ -9,7 +9,7 @@ const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
 
 /** Why `value` cannot be field `name`'s text (naming the first bad character), or null when it can. */
 export function fieldTextProblem(name: string, value: string): string | null {
-  const m = FORBIDDEN.exec(value);
+  const m = value.match(FORBIDDEN);
   if (!m) return null;
   const code = m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
   return `${name} contains a control character (U+${code}); type it again without it`;

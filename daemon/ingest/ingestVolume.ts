@@ -311,18 +311,8 @@ export class VolumeSession {
     const fresh = left.filter((l) => !this.leftRecorded.has(`${l.path}\n${l.reason}`));
     if (!fresh.length) return;
     const { catalog } = this.ctx;
-    catalog.tx(() => {
-      for (const l of fresh) {
-        this.leftRecorded.add(`${l.path}\n${l.reason}`);
-        catalog.recordSkipped(this.sessionId, l.path, l.reason, { leftBehind: true, pathHex: l.pathHex ?? null });
-        catalog.audit('recording.left-behind', this.status.serial ?? this.volumePath, {
-          sessionId: this.sessionId,
-          path: l.path,
-          reason: l.reason,
-          ...(l.pathHex ? { pathHex: l.pathHex } : {}),
-        });
-      }
-    });
+    catalog.leftBehind(this.sessionId, this.status.serial ?? this.volumePath, fresh);
+    for (const l of fresh) this.leftRecorded.add(`${l.path}\n${l.reason}`);
     for (const l of fresh) this.slog.error({ path: l.path, reason: l.reason }, 'recording left behind on the recorder');
   }
 

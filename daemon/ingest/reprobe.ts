@@ -1,5 +1,6 @@
 import type { MediaKind } from '../media/mediaTypes.ts';
-import { classifyStored, fileEvent, makePlayableCopy, type ClassifyDeps } from './classify.ts';
+import { classifyStored, makePlayableCopy, type ClassifyDeps } from './classify.ts';
+import { fileEvent } from '../status/stationEvents.ts';
 import type { FileRow } from '../store/catalog.ts';
 
 export interface ReprobeResult {

@@ -32,7 +32,7 @@ function validWallTime(d: string): string | null {
 /** Parses a GA/T 947 style recording name; null when the name does not follow it. */
 export function parseRecordingName(fileName: string): ParsedName | null {
   const base = path.basename(fileName, path.extname(fileName));
-  const m = NAME.exec(base);
+  const m = base.match(NAME);
   if (!m) return null;
   const [, a, b, stamp, seq, imp] = m;
   let officerId: string, serial: string, order: ParsedName['order'];

@@ -14,7 +14,7 @@ const EXAMPLES = 'give a day (2026-12-01, station time) or a time (2026-12-01T08
 
 function bound(name: 'from' | 'to', text: string, timeZone: string): { ok: true; iso: string } | { ok: false; message: string } {
   const value = text.trim();
-  const day = DAY.exec(value);
+  const day = value.match(DAY);
   const checked = parseCapturedAt(day ? `${value}T00:00:00` : value, { wallTimeZone: timeZone });
   if (!checked.ok) {
     const why = checked.message.replace(/^capture time \(采集时间\) "[^"]*": /, '');

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { auditHead } from '../store/audit.ts';
 import type { KeyPair } from '../custody/keys.ts';
 import { signAuditHead } from '../custody/signatures.ts';
 import { safeUrl, type Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import { LogThrottle } from './logThrottle.ts';
 import { brokerInUse, failoverServers } from './brokerList.ts';
+import { type HqTopics, type StationTopic, wirePayload } from './mqttTopics.ts';
 import { diskInfo, type DiskInfo } from '../store/diskInfo.ts';
 import { buildSnapshot, type StateSnapshot } from './snapshot.ts';
 
@@ -77,7 +77,7 @@ export class MqttStatus implements Service {
       reconnectPeriod: 1000,
       servers: failoverServers(config.hq.mqtt.urls),
       connectTimeout: 10_000,
-      will: { topic: `${this.prefix}/status`, payload: Buffer.from('offline'), qos: 1, retain: true },
+      will: { topic: this.topic('status'), payload: Buffer.from(wirePayload('status', 'offline')), qos: 1, retain: true },
       ...(tls
         ? {
             ca: tls.ca ? readFileSync(tls.ca) : undefined,
@@ -91,7 +91,7 @@ export class MqttStatus implements Service {
     this.client = mqtt.connect(urls[0], options);
     const inUse = () => safeUrl(brokerInUse(this.client!, urls));
     this.client.on('message', (topic, payload) => {
-      if (topic !== `${this.prefix}/receipt`) {
+      if (topic !== this.topic('receipt')) {
         this.notUnderstood(topic, payload);
         return;
       }
@@ -130,8 +130,8 @@ export class MqttStatus implements Service {
       awaitingConnack = false;
       this.log.info({ url: inUse(), protocolVersion: config.hq.mqtt.protocolVersion }, 'connected to broker');
       this.deps.board.clear('mqtt');
-      this.client!.publish(`${this.prefix}/status`, 'online', { qos: 1, retain: true });
-      this.client!.subscribe(`${this.prefix}/receipt`, { qos: 1 }, (err) => {
+      this.client!.publish(this.topic('status'), wirePayload('status', 'online'), { qos: 1, retain: true });
+      this.client!.subscribe(this.topic('receipt'), { qos: 1 }, (err) => {
         if (err) this.log.error({ err }, 'cannot subscribe to receipts');
       });
       this.publishAuditHead();
@@ -175,7 +175,10 @@ export class MqttStatus implements Service {
     if (client.connected) {
       await this.drain(2000);
       await this.publishState().catch(() => {});
-      await withTimeout(client.publishAsync(`${this.prefix}/status`, 'offline', { qos: 1, retain: true }), 2000).catch(() => {});
+      await withTimeout(
+        client.publishAsync(this.topic('status'), wirePayload('status', 'offline'), { qos: 1, retain: true }),
+        2000,
+      ).catch(() => {});
     }
     await withTimeout(client.endAsync(), 2000).catch(() => client.end(true));
     this.persistSnapshot();
@@ -218,7 +221,7 @@ export class MqttStatus implements Service {
     this.lastStateAt = this.deps.clock.ms();
     const snap = this.persistSnapshot();
     if (this.client?.connected)
-      await this.client.publishAsync(`${this.prefix}/state`, JSON.stringify(snap), { qos: 0, retain: true });
+      await this.client.publishAsync(this.topic('state'), wirePayload('state', snap), { qos: 0, retain: true });
   }
 
   /**
@@ -227,14 +230,14 @@ export class MqttStatus implements Service {
    */
   private publishAuditHead(): void {
     if (!this.client?.connected) return;
-    const head = auditHead(this.deps.catalog.db);
+    const head = this.deps.catalog.auditHead();
     const signed = signAuditHead(this.deps.stationKey, {
       stationId: this.deps.config.station.id,
       seq: head.seq,
       hash: head.hash,
       at: this.deps.clock.now().toISOString(),
     });
-    this.client.publish(`${this.prefix}/audit`, JSON.stringify(signed), { qos: 1, retain: true });
+    this.client.publish(this.topic('audit'), wirePayload('audit', signed), { qos: 1, retain: true });
   }
 
   /**
@@ -262,6 +265,11 @@ export class MqttStatus implements Service {
     );
   }
 
+  /** The full name of one of the station's topics (P/S/…). */
+  private topic(t: StationTopic | keyof HqTopics): string {
+    return `${this.prefix}/${t}`;
+  }
+
   /** Sends outbox entries oldest first, each removed only after the broker's PUBACK. */
   private async drain(budgetMs = Infinity): Promise<void> {
     if (this.draining || !this.client) return;
@@ -273,7 +281,7 @@ export class MqttStatus implements Service {
         if (!batch.length) break;
         for (const e of batch) {
           if (!this.client.connected) break;
-          await withTimeout(this.client.publishAsync(`${this.prefix}/${e.topic}`, e.payload, { qos: 1 }), 15_000);
+          await withTimeout(this.client.publishAsync(this.topic(e.topic as StationTopic), e.payload, { qos: 1 }), 15_000);
           this.deps.catalog.outboxDelete(e.seq);
           this.deps.board.clear('mqtt:refused');
         }

@@ -1,4 +1,3 @@
-import type { StatsFs } from 'node:fs';
 import type { Catalog, FileState } from '../store/catalog.ts';
 import type { DiskInfo } from '../store/diskInfo.ts';
 import type { Alarm, RecorderStatus, StatusBoard } from './board.ts';

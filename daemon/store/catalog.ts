@@ -3,138 +3,40 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock } from '../host.ts';
 import { appendAudit, type AuditEntry } from './audit.ts';
+import { CatalogReads } from './catalogReads.ts';
+import {
+  FIELD_NAMES,
+  type FileFields,
+  type FileRow,
+  type FileState,
+  type SessionFields,
+  type SourceSighting,
+  type Verdict,
+} from './fileRow.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 import { computeStatistics, type Statistics, type StatsQuery } from './statistics.ts';
+import { type User, UserStore } from './users.ts';
+import { fileEvent, type OutboxTopics, type StationEvent, type StationEventDraft } from '../status/stationEvents.ts';
 
-export type FileState = 'copying' | 'stored' | 'rejected' | 'needs-annotation' | 'ready' | 'uploading' | 'uploaded' | 'archived';
-export const FILE_STATES: FileState[] = [
-  'copying',
-  'stored',
-  'rejected',
-  'needs-annotation',
-  'ready',
-  'uploading',
-  'uploaded',
-  'archived',
-];
-
-export interface FileRow {
-  id: number;
-  sha256: string | null;
-  size: number;
-  state: FileState;
-  kind: string;
-  filename: string;
-  source_path: string;
-  device_serial: string | null;
-  officer_id: string | null;
-  captured_at: string | null;
-  captured_at_source: string | null;
-  recorder_time: string | null;
-  collector: string | null;
-  case_no: string | null;
-  purpose: string | null;
-  place: string | null;
-  important: number;
-  reason: string | null;
-  probe: string | null;
-  duration: number | null;
-  creation_time: string | null;
-  upload_url: string | null;
-  upload_offset: number;
-  upload_attempts: number;
-  last_error: string | null;
-  session_id: number | null;
-  created_at: string;
-  updated_at: string;
-  uploaded_at: string | null;
-  clock_drift_ms: number | null;
-  sm3: string | null;
-  receipt_at: string | null;
-  archived_at: string | null;
-  local_deleted_at: string | null;
-  announced_at: string | null;
-  /** ok | damaged (the probe's verdict; NULL until a verdict). */
-  integrity: string | null;
-  integrity_note: string | null;
-  probe_attempts: number;
-  probe_after: string | null;
-  source_path_hex: string | null;
-  supersedes: number | null;
-  derived_sha256: string | null;
-}
-
-/** Columns a state change may set alongside the state. */
-export type FileFields = Partial<Omit<FileRow, 'id' | 'state' | 'created_at' | 'updated_at'>>;
-
-export interface SourceSighting {
-  sessionId: number | null;
-  deviceSerial: string | null;
-  sourcePath: string;
-  size: number;
-  mtimeMs: number;
-}
-
-export interface OutboxEntry {
-  seq: number;
-  topic: string;
-  payload: string;
-}
-
-const FIELD_NAMES = new Set<string>([
-  'sha256',
-  'size',
-  'kind',
-  'filename',
-  'source_path',
-  'device_serial',
-  'officer_id',
-  'captured_at',
-  'captured_at_source',
-  'recorder_time',
-  'collector',
-  'case_no',
-  'purpose',
-  'place',
-  'important',
-  'reason',
-  'probe',
-  'duration',
-  'creation_time',
-  'upload_url',
-  'upload_offset',
-  'upload_attempts',
-  'last_error',
-  'session_id',
-  'uploaded_at',
-  'sm3',
-  'receipt_at',
-  'archived_at',
-  'local_deleted_at',
-  'announced_at',
-  'clock_drift_ms',
-  'integrity',
-  'integrity_note',
-  'probe_attempts',
-  'probe_after',
-  'source_path_hex',
-  'supersedes',
-  'derived_sha256',
-]);
+export * from './fileRow.ts';
 
 /**
  * The catalog: one SQLite database (WAL) holding every recording, where it was seen, its state history
- * and the MQTT outbox. Every state change is one transaction, so a crash leaves either the change or nothing.
+ * and the MQTT outbox. Every state change is one transaction, so a crash leaves either the change or nothing:
+ * a change of several steps (state, history, audit entry, event) is one named method here, never assembled by
+ * its caller. The database handle stays inside daemon/store/ (reads are in CatalogReads).
  */
-export class Catalog {
-  readonly db: Database.Database;
+export class Catalog extends CatalogReads {
+  /** The station's users and web sessions (same database). */
+  readonly users: UserStore;
   /** Called after an outbox entry is added (the publisher defers its drain past the transaction). */
   onEnqueue: (() => void) | null = null;
   private readonly now: () => Date;
 
   private constructor(db: Database.Database, now: () => Date) {
-    this.db = db;
+    super(db);
     this.now = now;
+    this.users = new UserStore(db, now);
   }
 
   static open(storageDir: string, opts: { readonly?: boolean; now?: () => Date } = {}): Catalog {
@@ -171,7 +73,7 @@ export class Catalog {
   }
 
   /** One IMMEDIATE transaction (nested calls become savepoints). */
-  tx<T>(fn: () => T): T {
+  private tx<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
   }
 
@@ -235,15 +137,6 @@ export class Catalog {
     });
   }
 
-  /** A file already stored from the same recorder, path, size and mtime (to be confirmed by hash). */
-  findKnownSource(s: SourceSighting): FileRow | undefined {
-    return this.db
-      .prepare(`SELECT f.* FROM sightings s JOIN files f ON f.id = s.file_id
-      WHERE s.device_serial IS ? AND s.source_path = ? AND s.source_size = ? AND s.source_mtime_ms = ? AND f.sha256 IS NOT NULL
-      ORDER BY s.id DESC LIMIT 1`)
-      .get(s.deviceSerial, s.sourcePath, s.size, s.mtimeMs) as FileRow | undefined;
-  }
-
   addSighting(fileId: number, s: SourceSighting, copied: boolean): void {
     this.db
       .prepare(`INSERT INTO sightings (file_id, session_id, device_serial, source_path, source_size, source_mtime_ms, copied, seen_at)
@@ -256,7 +149,7 @@ export class Catalog {
     id: number,
     to: FileState,
     fields: FileFields = {},
-    opts: { from?: FileState[]; detail?: string; event?: Record<string, unknown> } = {},
+    opts: { from?: FileState[]; detail?: string; event?: StationEventDraft } = {},
   ): boolean {
     const at = this.stamp();
     return this.tx(() => {
@@ -269,7 +162,7 @@ export class Catalog {
         .prepare(`UPDATE files SET ${sets} WHERE id = ?`)
         .run(to, at, ...cols.map((c) => (fields as Record<string, unknown>)[c] ?? null), id);
       if (row.state !== to || opts.detail) this.history(id, row.state, to, opts.detail ?? null, at);
-      if (opts.event) this.enqueue('event', { ...opts.event, at });
+      if (opts.event) this.enqueue('event', { ...opts.event, at } as StationEvent);
       return true;
     });
   }
@@ -287,78 +180,6 @@ export class Catalog {
     this.db
       .prepare(`INSERT INTO history (file_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)`)
       .run(fileId, at, from, to, detail);
-  }
-
-  get(id: number): FileRow | undefined {
-    return this.db.prepare(`SELECT * FROM files WHERE id = ?`).get(id) as FileRow | undefined;
-  }
-
-  bySha256(sha256: string): FileRow | undefined {
-    return this.db.prepare(`SELECT * FROM files WHERE sha256 = ?`).get(sha256) as FileRow | undefined;
-  }
-
-  /** A catalog id or a unique sha256 prefix (at least 6 hex digits). */
-  resolve(idOrPrefix: string): { file?: FileRow; error?: string } {
-    if (/^\d+$/.test(idOrPrefix)) {
-      const file = this.get(Number(idOrPrefix));
-      if (file) return { file };
-    }
-    const prefix = idOrPrefix.toLowerCase();
-    if (!/^[0-9a-f]{6,64}$/.test(prefix)) return { error: `no recording with id ${idOrPrefix}` };
-    const rows = this.db.prepare(`SELECT * FROM files WHERE sha256 LIKE ? || '%' LIMIT 2`).all(prefix) as FileRow[];
-    if (rows.length === 0) return { error: `no recording with id or sha256 prefix ${idOrPrefix}` };
-    if (rows.length > 1) return { error: `sha256 prefix ${idOrPrefix} is not unique; give more digits` };
-    return { file: rows[0] };
-  }
-
-  list(state?: FileState): FileRow[] {
-    return (
-      state
-        ? this.db.prepare(`SELECT * FROM files WHERE state = ? ORDER BY id`).all(state)
-        : this.db.prepare(`SELECT * FROM files ORDER BY id`).all()
-    ) as FileRow[];
-  }
-
-  /** Files to upload: important first, then oldest capture. */
-  uploadQueue(limit: number, excludeIds: number[] = []): FileRow[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM files WHERE state IN ('ready', 'uploading')
-      ORDER BY important DESC, julianday(COALESCE(captured_at, created_at)) ASC, id ASC LIMIT ?`)
-      .all(limit + excludeIds.length) as FileRow[];
-    return rows.filter((r) => !excludeIds.includes(r.id)).slice(0, limit);
-  }
-
-  counts(): Record<FileState, number> {
-    const out = Object.fromEntries(FILE_STATES.map((s) => [s, 0])) as Record<FileState, number>;
-    for (const r of this.db.prepare(`SELECT state, COUNT(*) n FROM files GROUP BY state`).all() as {
-      state: FileState;
-      n: number;
-    }[])
-      out[r.state] = r.n;
-    return out;
-  }
-
-  bytesPending(): number {
-    const r = this.db
-      .prepare(
-        `SELECT COALESCE(SUM(size - upload_offset), 0) b FROM files WHERE state IN ('ready', 'uploading', 'needs-annotation', 'stored')`,
-      )
-      .get() as { b: number };
-    return r.b;
-  }
-
-  historyOf(fileId: number): { at: string; from_state: string | null; to_state: string; detail: string | null }[] {
-    return this.db
-      .prepare(`SELECT at, from_state, to_state, detail FROM history WHERE file_id = ? ORDER BY id`)
-      .all(fileId) as never;
-  }
-
-  sightingsOf(
-    fileId: number,
-  ): { session_id: number | null; device_serial: string | null; source_path: string; copied: number; seen_at: string }[] {
-    return this.db
-      .prepare(`SELECT session_id, device_serial, source_path, copied, seen_at FROM sightings WHERE file_id = ? ORDER BY id`)
-      .all(fileId) as never;
   }
 
   /** After a crash: rows left mid-copy are removed (their temp files are swept by the object store). */
@@ -380,24 +201,7 @@ export class Catalog {
     return Number(this.db.prepare(`INSERT INTO sessions (volume, docked_at) VALUES (?, ?)`).run(volume, at).lastInsertRowid);
   }
 
-  updateSession(
-    id: number,
-    f: {
-      battery?: number | null;
-      drift_ms?: number | null;
-      bay?: string | null;
-      port_path?: string | null;
-      device_serial?: string | null;
-      officer_id?: string | null;
-      result?: string;
-      files_found?: number;
-      files_copied?: number;
-      files_known?: number;
-      skipped?: number;
-      error?: string | null;
-      undocked_at?: string;
-    },
-  ): void {
+  updateSession(id: number, f: SessionFields): void {
     const cols = Object.keys(f);
     if (!cols.length) return;
     this.db
@@ -417,23 +221,18 @@ export class Catalog {
       .run(sessionId, relPath, reason, this.stamp(), opts.leftBehind ? 1 : 0, opts.pathHex ?? null);
   }
 
-  skippedOf(sessionId: number): { path: string; reason: string; left_behind: number; path_hex: string | null }[] {
-    return this.db
-      .prepare(`SELECT path, reason, left_behind, path_hex FROM skipped WHERE session_id = ? ORDER BY id`)
-      .all(sessionId) as never;
-  }
-
   // ---- outbox (events that must reach the broker, in order, across restarts) ----
 
   /** Queues a message for the broker; an event is also appended to the audit chain, in the same transaction. */
-  enqueue(topic: string, payload: Record<string, unknown>): void {
+  enqueue<T extends keyof OutboxTopics>(topic: T, payload: OutboxTopics[T]): void {
     this.tx(() => {
       this.db
         .prepare(`INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)`)
         .run(topic, JSON.stringify(payload), this.stamp());
       if (topic === 'event') {
-        const subject = (payload.sha256 ?? payload.deviceSerial ?? payload.volume ?? payload.key ?? null) as string | null;
-        appendAudit(this.db, String(payload.at ?? this.stamp()), String(payload.type), subject, payload);
+        const p = payload as Record<string, unknown>;
+        const subject = (p.sha256 ?? p.deviceSerial ?? p.volume ?? p.key ?? null) as string | null;
+        appendAudit(this.db, String(p.at ?? this.stamp()), String(p.type), subject, payload);
       }
     });
     this.onEnqueue?.();
@@ -444,22 +243,139 @@ export class Catalog {
     return this.tx(() => appendAudit(this.db, this.stamp(), type, subject, data));
   }
 
-  auditEntries(opts: { since?: string; subject?: string } = {}): AuditEntry[] {
-    return this.db
-      .prepare(`SELECT * FROM audit WHERE (? IS NULL OR at >= ?) AND (? IS NULL OR subject = ?) ORDER BY seq`)
-      .all(opts.since ?? null, opts.since ?? null, opts.subject ?? null, opts.subject ?? null) as AuditEntry[];
-  }
-
-  outboxPeek(limit: number): OutboxEntry[] {
-    return this.db.prepare(`SELECT seq, topic, payload FROM outbox ORDER BY seq LIMIT ?`).all(limit) as OutboxEntry[];
-  }
-
   outboxDelete(seq: number): void {
     this.db.prepare(`DELETE FROM outbox WHERE seq = ?`).run(seq);
   }
 
-  outboxSize(): number {
-    return (this.db.prepare(`SELECT COUNT(*) n FROM outbox`).get() as { n: number }).n;
+  // ---- named changes: each is one transaction, so a crash leaves all of it or nothing ----
+
+  /** HQ holds every byte: uploading → uploaded, announced (file.uploaded). False when a receipt archived it meanwhile. */
+  markUploaded(id: number, at: string): boolean {
+    return this.tx(() => {
+      const row = this.get(id);
+      if (!row) return false;
+      const fields = { upload_offset: row.size, uploaded_at: at, announced_at: at, last_error: null };
+      if (!this.transition(id, 'uploaded', fields, { from: ['uploading'] })) return false;
+      const f = this.get(id)!;
+      this.enqueue('event', { ...fileEvent('file.uploaded', f, { uploadUrl: f.upload_url }), at });
+      return true;
+    });
+  }
+
+  /**
+   * The probe's verdict on a stored file: its new state and fields, announced as file.ingested plus file.rejected,
+   * file.damaged and file.needs-annotation as they apply. False when the file was no longer `stored`.
+   */
+  classified(id: number, v: Verdict): boolean {
+    return this.tx(() => {
+      if (!this.transition(id, v.state, v.fields, { from: ['stored'], detail: v.detail })) return false;
+      const f = this.get(id)!;
+      const at = this.stamp();
+      this.enqueue('event', { ...fileEvent('file.ingested', f), at });
+      if (v.rejected !== undefined) this.enqueue('event', { ...fileEvent('file.rejected', f, { reason: v.rejected }), at });
+      if (v.damaged !== undefined) this.enqueue('event', { ...fileEvent('file.damaged', f, { reason: v.damaged }), at });
+      if (v.missing?.length) this.enqueue('event', { ...fileEvent('file.needs-annotation', f, { missing: v.missing }), at });
+      return true;
+    });
+  }
+
+  /** A playable copy of a damaged recording was made beside it (file.playable-copy audit entry). */
+  playableCopyMade(file: FileRow, copy: { sha256: string; size: number; how: string }): void {
+    this.tx(() => {
+      this.update(file.id, { derived_sha256: copy.sha256 });
+      this.audit('file.playable-copy', file.sha256, { id: file.id, derivedSha256: copy.sha256, size: copy.size, how: copy.how });
+    });
+  }
+
+  /** The local object of an archived file was deleted (retention): object.deleted audit entry. */
+  objectFreed(file: FileRow, at: string, why: string): void {
+    this.tx(() => {
+      this.update(file.id, { local_deleted_at: at });
+      this.audit('object.deleted', file.sha256, { id: file.id, where: 'station store', why });
+    });
+  }
+
+  /** HQ's signed receipt for a file archived earlier on an unsigned one: receipt.verified audit entry. */
+  receiptVerified(file: FileRow, at: string): void {
+    this.tx(() => {
+      this.update(file.id, { receipt_at: at });
+      this.audit('receipt.verified', file.sha256, { id: file.id, archivedAt: file.archived_at });
+    });
+  }
+
+  /** A recording was deleted from the recorder (wipe gate): its sighting is marked and the deletion announced. */
+  wipedFromRecorder(event: StationEvent<'recorder.file-deleted'>): void {
+    this.tx(() => {
+      this.db
+        .prepare(`UPDATE sightings SET wiped_at = ? WHERE file_id = ? AND source_path = ? AND wiped_at IS NULL`)
+        .run(event.at, event.id, event.path);
+      this.enqueue('event', event);
+    });
+  }
+
+  /** A docked recorder identified: its session filled in, what was skipped listed, and recorder.docked announced. */
+  recorderDocked(
+    sessionId: number,
+    fields: SessionFields,
+    skipped: { path: string; reason: string }[],
+    event: StationEvent<'recorder.docked'>,
+  ): void {
+    this.tx(() => {
+      this.updateSession(sessionId, fields);
+      for (const s of skipped) this.recordSkipped(sessionId, s.path, s.reason);
+      this.enqueue('event', event);
+    });
+  }
+
+  /** Recordings that stay on the recorder (not in the store): listed with the session and audited. */
+  leftBehind(sessionId: number, subject: string, entries: { path: string; reason: string; pathHex?: string }[]): void {
+    this.tx(() => {
+      for (const l of entries) {
+        this.recordSkipped(sessionId, l.path, l.reason, { leftBehind: true, pathHex: l.pathHex ?? null });
+        this.audit('recording.left-behind', subject, {
+          sessionId,
+          path: l.path,
+          reason: l.reason,
+          ...(l.pathHex ? { pathHex: l.pathHex } : {}),
+        });
+      }
+    });
+  }
+
+  /**
+   * An audit entry that commits only together with `alongside` (run inside its transaction with the entry): if it
+   * throws, the entry is rolled back. dockctl export writes its manifest this way.
+   */
+  auditWith<T>(type: string, subject: string | null, data: Record<string, unknown>, alongside: (entry: AuditEntry) => T): T {
+    return this.tx(() => alongside(this.audit(type, subject, data)));
+  }
+
+  /** A new user, audited (user.added) with who added it. */
+  addUser(u: Parameters<UserStore['add']>[0], by: string): User {
+    return this.tx(() => {
+      const user = this.users.add(u);
+      this.audit('user.added', u.name, { user: u.name, role: u.role, officerId: user.officerId, by });
+      return user;
+    });
+  }
+
+  /** A new password or PIN, audited (user.password-changed); the user's open sessions end. */
+  setUserPassword(name: string, hash: Parameters<UserStore['setPassword']>[1], by: string): ReturnType<UserStore['setPassword']> {
+    return this.tx(() => {
+      const changed = this.users.setPassword(name, hash);
+      this.audit('user.password-changed', name, { user: name, revokedSessions: changed.revoked, by });
+      return changed;
+    });
+  }
+
+  /** Disables (ending every session) or enables a user, audited when anything changed. */
+  setUserDisabled(name: string, disabled: boolean, by: string): ReturnType<UserStore['setDisabled']> {
+    return this.tx(() => {
+      const changed = this.users.setDisabled(name, disabled);
+      if (changed.changed || changed.revoked)
+        this.audit(disabled ? 'user.disabled' : 'user.enabled', name, { user: name, revokedSessions: changed.revoked, by });
+      return changed;
+    });
   }
 
   // ---- small key/value (the last state snapshot, read by dockctl) ---------
@@ -468,10 +384,5 @@ export class Catalog {
     this.db
       .prepare(`INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`)
       .run(key, JSON.stringify(value));
-  }
-
-  getKv<T>(key: string): T | undefined {
-    const r = this.db.prepare(`SELECT value FROM kv WHERE key = ?`).get(key) as { value: string } | undefined;
-    return r ? (JSON.parse(r.value) as T) : undefined;
   }
 }

@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -154,5 +154,14 @@ export const MIGRATIONS: Record<number, string> = {
   CREATE INDEX files_captured_jd ON files(julianday(captured_at));
   -- Every column statistics read, so that counting scans this narrow index instead of the wide rows.
   CREATE INDEX files_stats ON files(officer_id, device_serial, captured_at, state, size, duration, important, session_id, uploaded_at, sha256);
+  `,
+  7: `
+  -- A catalog of 1,000,000 recordings (a busy station's year): lookups that scanned a whole table use an index.
+  CREATE INDEX history_file ON history(file_id);                   -- a file's history; dropping a duplicate copy's rows
+  CREATE INDEX files_officer ON files(officer_id);                 -- an officer's recordings (page, dockctl files)
+  CREATE INDEX files_case ON files(case_no);                       -- one case's recordings
+  -- What retention may free: archived with a signed receipt, object not yet deleted (a row leaves it once freed).
+  CREATE INDEX files_to_free ON files(archived_at)
+    WHERE state = 'archived' AND receipt_at IS NOT NULL AND local_deleted_at IS NULL;
   `,
 };

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import type { FileRow } from '../store/catalog.ts';
-import { fileEvent } from '../ingest/classify.ts';
+
 import { uploadMetadata } from './uploadMetadata.ts';
 import { stationKeyForUpload } from '../custody/keys.ts';
 import { type TransferError, transfer } from './tusTransfer.ts';
@@ -106,21 +106,8 @@ export class Uploader implements Service {
           this.consecutiveFailures = 0;
           this.deps.board.clear('hq:tus');
           this.notBefore.delete(row.id);
-          catalog.tx(() => {
-            const at = this.deps.clock.now().toISOString();
-            // Not moved when HQ's receipt already archived it meanwhile.
-            if (
-              !catalog.transition(
-                row.id,
-                'uploaded',
-                { upload_offset: row.size, uploaded_at: at, announced_at: at, last_error: null },
-                { from: ['uploading'] },
-              )
-            )
-              return;
-            const f = catalog.get(row.id)!;
-            catalog.enqueue('event', { ...fileEvent('file.uploaded', f, { uploadUrl: f.upload_url }), at });
-          });
+          // Not moved when HQ's receipt already archived it meanwhile.
+          catalog.markUploaded(row.id, this.deps.clock.now().toISOString());
           this.deps.bus.emit('outbox.added');
           // It has reached HQ: an earlier refusal of it is over. (HQ's receipt saying its copy differed waits for HQ's word.)
           this.deps.board.clear(`refused:${row.id}`);

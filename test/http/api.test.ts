@@ -135,6 +135,20 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
       reason: expect.stringMatching(/missing/),
     });
 
+    // Pages with a cursor: a full page names the next one in X-Next-After; filters narrow the list.
+    const ids = (r: { json: { id: number }[] }) => r.json.map((f) => f.id);
+    const [first, second] = files.map((f) => f.id).sort((x, y) => x - y);
+    const page1 = await get('/api/files?limit=1');
+    expect(ids(page1)).toEqual([first]);
+    expect(page1.headers.get('x-next-after')).toBe(String(first));
+    expect(ids(await get(`/api/files?limit=1&after=${first}`))).toEqual([second]);
+    expect(ids(await get(`/api/files?order=desc&after=${second}`))).toEqual([first]);
+    expect((await get(`/api/files?after=${second}`)).headers.get('x-next-after')).toBeNull();
+    expect(ids(await get('/api/files?officer=012345&from=2000-01-01'))).toEqual([first, second]);
+    expect(ids(await get('/api/files?officer=999999'))).toEqual([]);
+    expect(ids(await get('/api/files?caseNo=C-1'))).toEqual([uploadedId]);
+    expect(ids(await get('/api/files?caseNo=NO-SUCH-CASE'))).toEqual([]);
+
     // The recorder tile: identity and "safe to undock", in the snapshot and on the live stream.
     const state = await waitFor(
       'the recorder done in /api/state',
@@ -166,6 +180,8 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     const bad: [string, string, Parameters<typeof request>[3], number, string][] = [
       ['GET', '/api/files?state=bogus', {}, 400, 'INVALID_REQUEST'],
       ['GET', '/api/files?limit=0', {}, 400, 'INVALID_REQUEST'],
+      ['GET', '/api/files?from=yesterday', {}, 400, 'INVALID_REQUEST'],
+      ['GET', '/api/files?after=-1', {}, 400, 'INVALID_REQUEST'],
       ['POST', annotateUrl, { body: {} }, 400, 'INVALID_REQUEST'],
       ['POST', annotateUrl, { body: { caseNo: 'X-1' } }, 400, 'INVALID_REQUEST'],
       ['POST', annotateUrl, { body: { caseNo: 'X-1', purpose: '   ' } }, 400, 'INVALID_REQUEST'],

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +18,7 @@ import { LoginGuard } from '../../daemon/http/loginGuard.ts';
 import { decodeHash, encodeHash, hashPassword, passwordProblem, verifyPassword } from '../../daemon/security/password.ts';
 import { crossOrigin } from '../../daemon/http/server.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
-import { UserError, UserStore } from '../../daemon/users/userStore.ts';
+import { UserError, type UserStore } from '../../daemon/store/users.ts';
 
 const base = {
   station: { id: 'st' },
@@ -120,8 +121,8 @@ describe('users and sessions in the catalog', () => {
   beforeEach(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-users-'));
     now = new Date('2026-12-01T08:00:00Z');
-    catalog = Catalog.open(dir);
-    users = new UserStore(catalog.db, () => now);
+    catalog = Catalog.open(dir, { now: () => now });
+    users = catalog.users;
   });
   afterEach(async () => {
     catalog.close();
@@ -172,7 +173,9 @@ describe('users and sessions in the catalog', () => {
     const u = users.add({ name: 'chief', role: 'admin', hash: hashPassword('chief-pass-1') });
     const a = users.openSession(u.id, '127.0.0.1', 3600_000);
     expect(a.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(JSON.stringify(catalog.db.prepare('SELECT * FROM web_sessions').all())).not.toContain(a.token);
+    const raw = new Database(path.join(dir, 'catalog.sqlite'), { readonly: true });
+    expect(JSON.stringify(raw.prepare('SELECT * FROM web_sessions').all())).not.toContain(a.token);
+    raw.close();
     expect(users.sessionUser(a.token)?.name).toBe('chief');
     expect(users.sessionUser(`${a.token}x`)).toBeUndefined();
     now = new Date(now.getTime() + 3600_000);

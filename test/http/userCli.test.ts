@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyPassword } from '../../daemon/security/password.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
-import { UserStore } from '../../daemon/users/userStore.ts';
+import type { UserStore } from '../../daemon/store/users.ts';
 import { DOCKCTL_BIN, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockctlWithInput } from './stationUsers.ts';
@@ -24,7 +24,7 @@ describe('dockctl user add|passwd|disable|enable|list', () => {
   const withStore = <T>(fn: (users: UserStore, catalog: Catalog) => T): T => {
     const catalog = Catalog.open(world.storeDir);
     try {
-      return fn(new UserStore(catalog.db), catalog);
+      return fn(catalog.users, catalog);
     } finally {
       catalog.close();
     }

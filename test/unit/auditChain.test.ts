@@ -3,20 +3,15 @@
  * before it, and verifyChain names the first broken entry when a row was edited, deleted or reordered.
  */
 import fs from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
 import { openStationKey, publicKeyBase64 } from '../../daemon/custody/keys.ts';
 import { checkAuditHead, signAuditHead } from '../../daemon/custody/signatures.ts';
-import {
-  auditHead,
-  canonicalJson,
-  checkChainAgainstHead,
-  entryHash,
-  GENESIS,
-  verifyChain,
-  type AuditEntry,
-} from '../../daemon/store/audit.ts';
+import { canonicalJson, entryHash, GENESIS, type AuditEntry } from '../../daemon/store/audit.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
+import type { StationEvent } from '../../daemon/status/stationEvents.ts';
 import { tempDir } from '../helpers/daemon.ts';
 
 const SHA_A = 'a'.repeat(64);
@@ -28,9 +23,13 @@ function steppingClock(start = Date.parse('2026-11-28T00:00:00Z')): () => Date {
   return () => new Date((t += 1000));
 }
 
-function rows(c: Catalog): AuditEntry[] {
-  return c.db.prepare('SELECT * FROM audit ORDER BY seq').all() as AuditEntry[];
+/** Reads the chain with a connection of its own: the tampering below goes behind the store's back, as an attacker would. */
+function rows(db: Database.Database): AuditEntry[] {
+  return db.prepare('SELECT * FROM audit ORDER BY seq').all() as AuditEntry[];
 }
+
+/** An event reduced to what the chain looks at (type, at, subject): the outbox and audit do not depend on the rest. */
+const bareEvent = (e: { type: string; at: string } & Record<string, unknown>): StationEvent => e as unknown as StationEvent;
 
 describe('canonicalJson', () => {
   it('orders object keys at every depth, drops undefined values and keeps array order', () => {
@@ -48,13 +47,16 @@ describe('canonicalJson', () => {
 describe('audit hash chain on a real catalog', () => {
   let dir: string;
   let catalog: Catalog;
+  let raw: Database.Database;
 
   beforeEach(async () => {
     dir = await tempDir('dockd-audit-');
     catalog = Catalog.open(dir, { now: steppingClock() });
+    raw = new Database(path.join(dir, 'catalog.sqlite'));
   });
 
   afterEach(async () => {
+    raw.close();
     catalog.close();
     await fs.rm(dir, { recursive: true, force: true });
   });
@@ -62,19 +64,22 @@ describe('audit hash chain on a real catalog', () => {
   /** Eight entries: audit-only entries and events (which are audited in the same transaction as their outbox row). */
   function activity(): AuditEntry[] {
     catalog.audit('config.loaded', null, { file: '/etc/dockd.yaml', sha256: SHA_B });
-    catalog.enqueue('event', {
-      type: 'recorder.docked',
-      at: '2026-11-28T00:01:00.000Z',
-      deviceSerial: '1234567',
-      volume: '/dock/REC1',
-    });
-    catalog.enqueue('event', { type: 'file.ingested', at: '2026-11-28T00:02:00.000Z', sha256: SHA_A, size: 10 });
-    catalog.enqueue('event', { type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_A });
+    catalog.enqueue(
+      'event',
+      bareEvent({
+        type: 'recorder.docked',
+        at: '2026-11-28T00:01:00.000Z',
+        deviceSerial: '1234567',
+        volume: '/dock/REC1',
+      }),
+    );
+    catalog.enqueue('event', bareEvent({ type: 'file.ingested', at: '2026-11-28T00:02:00.000Z', sha256: SHA_A, size: 10 }));
+    catalog.enqueue('event', bareEvent({ type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_A }));
     catalog.audit('receipt.ignored', SHA_B, { ok: true, reason: 'no such recording at this station' });
-    catalog.enqueue('event', { type: 'file.archived', at: '2026-11-28T00:04:00.000Z', sha256: SHA_A });
+    catalog.enqueue('event', bareEvent({ type: 'file.archived', at: '2026-11-28T00:04:00.000Z', sha256: SHA_A }));
     catalog.audit('file.exported', SHA_A, { id: 1, to: '/tmp/x', by: 'tester' });
-    catalog.enqueue('event', { type: 'recorder.undocked', at: '2026-11-28T00:05:00.000Z', volume: '/dock/REC1' });
-    return rows(catalog);
+    catalog.enqueue('event', bareEvent({ type: 'recorder.undocked', at: '2026-11-28T00:05:00.000Z', volume: '/dock/REC1' }));
+    return rows(raw);
   }
 
   it('links every entry to the one before it, from the genesis hash, with seq 1, 2, 3 …', () => {
@@ -84,21 +89,23 @@ describe('audit hash chain on a real catalog', () => {
     for (let i = 1; i < entries.length; i++) expect(entries[i].prev_hash).toBe(entries[i - 1].hash);
     for (const e of entries) expect(entryHash(e)).toBe(e.hash);
     expect(new Set(entries.map((e) => e.hash)).size).toBe(entries.length);
-    const check = verifyChain(catalog.db);
+    const check = catalog.verifyChain();
     expect(check).toEqual({ ok: true, entries: 8, head: { seq: 8, hash: entries[7].hash } });
-    expect(auditHead(catalog.db)).toEqual({ seq: 8, hash: entries[7].hash });
+    expect(catalog.auditHead()).toEqual({ seq: 8, hash: entries[7].hash });
   });
 
-  it('audits an event with its subject and data, in the same transaction as its outbox row; other topics are not audited', () => {
-    catalog.enqueue('event', {
-      type: 'file.ingested',
-      at: '2026-11-28T00:02:00.000Z',
-      sha256: SHA_A,
-      size: 10,
-      extra: { b: 2, a: 1 },
-    });
-    catalog.enqueue('state', { stationId: 'x' });
-    const entries = rows(catalog);
+  it('audits an event with its subject and data, in the same transaction as its outbox row', () => {
+    catalog.enqueue(
+      'event',
+      bareEvent({
+        type: 'file.ingested',
+        at: '2026-11-28T00:02:00.000Z',
+        sha256: SHA_A,
+        size: 10,
+        extra: { b: 2, a: 1 },
+      }),
+    );
+    const entries = rows(raw);
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ seq: 1, type: 'file.ingested', subject: SHA_A, at: '2026-11-28T00:02:00.000Z' });
     expect(JSON.parse(entries[0].data)).toEqual({
@@ -109,18 +116,17 @@ describe('audit hash chain on a real catalog', () => {
       extra: { a: 1, b: 2 },
     });
     expect(entries[0].data).toBe(canonicalJson(JSON.parse(entries[0].data)));
-    expect(catalog.outboxSize()).toBe(2);
+    expect(catalog.outboxSize()).toBe(1);
 
     // A change that fails takes its audit entry with it (and vice versa): nothing half-recorded.
     expect(() =>
-      catalog.tx(() => {
-        catalog.enqueue('event', { type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_A });
+      catalog.auditWith('file.exported', SHA_A, { id: 1, to: '/tmp/x' }, () => {
         throw new Error('crash before commit');
       }),
     ).toThrow('crash before commit');
-    expect(rows(catalog)).toHaveLength(1);
-    expect(catalog.outboxSize()).toBe(2);
-    expect(verifyChain(catalog.db).ok).toBe(true);
+    expect(rows(raw)).toHaveLength(1);
+    expect(catalog.outboxSize()).toBe(1);
+    expect(catalog.verifyChain().ok).toBe(true);
   });
 
   it('survives a reopen: new entries extend the stored head', async () => {
@@ -130,15 +136,15 @@ describe('audit hash chain on a real catalog', () => {
     const e = catalog.audit('verify', null, { ok: true });
     expect(e.seq).toBe(9);
     expect(e.prev_hash).toBe(before[7].hash);
-    expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 9, head: { seq: 9, hash: e.hash } });
+    expect(catalog.verifyChain()).toMatchObject({ ok: true, entries: 9, head: { seq: 9, hash: e.hash } });
   });
 
   it('names an edited row (its own hash no longer matches)', () => {
     activity();
-    catalog.db
+    raw
       .prepare('UPDATE audit SET data = ? WHERE seq = 4')
       .run(canonicalJson({ type: 'file.uploaded', at: '2026-11-28T00:03:00.000Z', sha256: SHA_B }));
-    const check = verifyChain(catalog.db);
+    const check = catalog.verifyChain();
     expect(check.ok).toBe(false);
     expect(check.firstBroken).toEqual({ seq: 4, problem: expect.stringMatching(/edited|does not match its hash/) });
   });
@@ -149,24 +155,24 @@ describe('audit hash chain on a real catalog', () => {
     ['subject', `UPDATE audit SET subject = '${SHA_B}' WHERE seq = 3`],
   ])('names a row whose %s was edited', (_col, sql) => {
     activity();
-    catalog.db.exec(sql);
-    expect(verifyChain(catalog.db)).toMatchObject({ ok: false, firstBroken: { seq: 3 } });
+    raw.exec(sql);
+    expect(catalog.verifyChain()).toMatchObject({ ok: false, firstBroken: { seq: 3 } });
   });
 
   it('names the next row when an edited row was re-hashed to hide the edit (its successor no longer links to it)', () => {
     activity();
-    const e = rows(catalog)[3];
+    const e = rows(raw)[3];
     const data = canonicalJson({ type: 'file.uploaded', at: e.at, sha256: SHA_B });
-    catalog.db.prepare('UPDATE audit SET data = ?, hash = ? WHERE seq = 4').run(data, entryHash({ ...e, data }));
-    const check = verifyChain(catalog.db);
+    raw.prepare('UPDATE audit SET data = ?, hash = ? WHERE seq = 4').run(data, entryHash({ ...e, data }));
+    const check = catalog.verifyChain();
     expect(check.ok).toBe(false);
     expect(check.firstBroken).toEqual({ seq: 5, problem: expect.stringMatching(/link/) });
   });
 
   it('names a deleted row: the entry after the gap reports the missing seq', () => {
     activity();
-    catalog.db.exec('DELETE FROM audit WHERE seq = 5');
-    const check = verifyChain(catalog.db);
+    raw.exec('DELETE FROM audit WHERE seq = 5');
+    const check = catalog.verifyChain();
     expect(check.ok).toBe(false);
     expect(check.firstBroken!.seq).toBe(6);
     expect(check.firstBroken!.problem).toMatch(/\b5\b.*missing/);
@@ -174,39 +180,37 @@ describe('audit hash chain on a real catalog', () => {
 
   it('names a deleted row even when the later rows were renumbered to close the gap', () => {
     activity();
-    catalog.db.transaction(() => {
-      catalog.db.exec('DELETE FROM audit WHERE seq = 5');
-      for (const seq of [6, 7, 8]) catalog.db.prepare('UPDATE audit SET seq = ? WHERE seq = ?').run(seq - 1, seq);
+    raw.transaction(() => {
+      raw.exec('DELETE FROM audit WHERE seq = 5');
+      for (const seq of [6, 7, 8]) raw.prepare('UPDATE audit SET seq = ? WHERE seq = ?').run(seq - 1, seq);
     })();
-    expect(rows(catalog).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    expect(verifyChain(catalog.db)).toMatchObject({ ok: false, firstBroken: { seq: 5 } });
+    expect(rows(raw).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(catalog.verifyChain()).toMatchObject({ ok: false, firstBroken: { seq: 5 } });
   });
 
   it('names the first position of two rows whose contents were swapped (reordered)', () => {
     const entries = activity();
     const [a, b] = [entries[2], entries[5]]; // seq 3 and seq 6
-    const put = catalog.db.prepare(
-      'UPDATE audit SET at = ?, type = ?, subject = ?, data = ?, prev_hash = ?, hash = ? WHERE seq = ?',
-    );
-    catalog.db.transaction(() => {
+    const put = raw.prepare('UPDATE audit SET at = ?, type = ?, subject = ?, data = ?, prev_hash = ?, hash = ? WHERE seq = ?');
+    raw.transaction(() => {
       put.run(b.at, b.type, b.subject, b.data, b.prev_hash, b.hash, a.seq);
       put.run(a.at, a.type, a.subject, a.data, a.prev_hash, a.hash, b.seq);
     })();
     expect(
-      rows(catalog)
+      rows(raw)
         .map((e) => e.type)
         .slice(2, 6),
     ).toEqual(['file.archived', 'file.uploaded', 'receipt.ignored', 'file.ingested']);
-    const check = verifyChain(catalog.db);
+    const check = catalog.verifyChain();
     expect(check.ok).toBe(false);
     expect(check.firstBroken!.seq).toBe(3);
   });
 
   it('an untouched chain of many entries verifies; a broken one reports how far it got', () => {
     for (let i = 0; i < 200; i++) catalog.audit('file.viewed', SHA_A, { i });
-    expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 200, head: { seq: 200 } });
-    catalog.db.exec('UPDATE audit SET data = \'{"i":-1}\' WHERE seq = 150');
-    expect(verifyChain(catalog.db)).toMatchObject({ ok: false, entries: 150, firstBroken: { seq: 150 } });
+    expect(catalog.verifyChain()).toMatchObject({ ok: true, entries: 200, head: { seq: 200 } });
+    raw.exec('UPDATE audit SET data = \'{"i":-1}\' WHERE seq = 150');
+    expect(catalog.verifyChain()).toMatchObject({ ok: false, entries: 150, firstBroken: { seq: 150 } });
   });
 
   it('auditEntries filters by time (inclusive) and by subject', () => {
@@ -230,38 +234,38 @@ describe('audit hash chain on a real catalog', () => {
 
   it('a published head catches what the chain alone cannot: its newest entries deleted, or the chain rebuilt', () => {
     activity();
-    const kept = auditHead(catalog.db); // seq 8, as HQ saw it on P/S/audit
+    const kept = catalog.auditHead(); // seq 8, as HQ saw it on P/S/audit
     catalog.audit('verify', null, { ok: true }); // the station goes on working: later entries are fine
-    expect(checkChainAgainstHead(catalog.db, kept)).toEqual({ ok: true });
-    expect(checkChainAgainstHead(catalog.db, { seq: 0, hash: GENESIS })).toEqual({ ok: true });
+    expect(catalog.checkChainAgainstHead(kept)).toEqual({ ok: true });
+    expect(catalog.checkChainAgainstHead({ seq: 0, hash: GENESIS })).toEqual({ ok: true });
 
     // The newest entries cut off: the rest is a perfectly valid chain, only the head shows the loss.
-    catalog.db.exec('DELETE FROM audit WHERE seq >= 7');
-    expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 6 });
-    const cut = checkChainAgainstHead(catalog.db, kept);
+    raw.exec('DELETE FROM audit WHERE seq >= 7');
+    expect(catalog.verifyChain()).toMatchObject({ ok: true, entries: 6 });
+    const cut = catalog.checkChainAgainstHead(kept);
     expect(cut.ok).toBe(false);
     expect(!cut.ok && cut.problem).toMatch(/ends at entry 6.*names entry 8.*7–8.*deleted/);
 
     // Rebuilt (re-hashed from an edit onwards) to the same length: the entry at the head's seq differs.
-    const e = rows(catalog)[3];
+    const e = rows(raw)[3];
     const data = canonicalJson({ type: 'file.uploaded', at: e.at, sha256: SHA_B });
-    catalog.db.prepare('UPDATE audit SET data = ?, hash = ? WHERE seq = 4').run(data, entryHash({ ...e, data }));
+    raw.prepare('UPDATE audit SET data = ?, hash = ? WHERE seq = 4').run(data, entryHash({ ...e, data }));
     let prev = entryHash({ ...e, data });
-    for (const r of rows(catalog).slice(4)) {
+    for (const r of rows(raw).slice(4)) {
       const hash = entryHash({ ...r, prev_hash: prev });
-      catalog.db.prepare('UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?').run(prev, hash, r.seq);
+      raw.prepare('UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?').run(prev, hash, r.seq);
       prev = hash;
     }
     for (let i = 0; i < 2; i++) catalog.audit('file.viewed', SHA_A, { i });
-    expect(verifyChain(catalog.db)).toMatchObject({ ok: true, entries: 8 });
-    const rebuilt = checkChainAgainstHead(catalog.db, kept);
+    expect(catalog.verifyChain()).toMatchObject({ ok: true, entries: 8 });
+    const rebuilt = catalog.checkChainAgainstHead(kept);
     expect(!rebuilt.ok && rebuilt.problem).toMatch(/entry 8 hashes to .*signed head says.*rewritten/);
   });
 
   it('audit heads are signed with the station key: any changed field, another key or no signature fails', () => {
     activity();
     const key = openStationKey(dir);
-    const head = signAuditHead(key, { stationId: 'st-1', ...auditHead(catalog.db), at: '2026-11-28T00:10:00.000Z' });
+    const head = signAuditHead(key, { stationId: 'st-1', ...catalog.auditHead(), at: '2026-11-28T00:10:00.000Z' });
     expect(Object.keys(head)).toEqual(['stationId', 'seq', 'hash', 'at', 'key', 'sig']);
     expect(head.key).toBe(publicKeyBase64(key.publicKey));
     expect(checkAuditHead(JSON.parse(JSON.stringify(head)), key.publicKey)).toEqual({ head });

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { table } from '../../daemon/cli/format.ts';
+
+describe('table', () => {
+  it('pads each column to its widest cell (characters, not bytes)', () => {
+    expect(
+      table([
+        ['ID', 'NAME'],
+        ['1', '张三'],
+        ['12345', 'b'],
+      ]),
+    ).toBe('ID     NAME\n1      张三\n12345  b');
+  });
+
+  it('lays out more rows than a spread argument list can hold (a catalog of 1,000,000 recordings)', () => {
+    const rows = [['ID', 'STATE'], ...Array.from({ length: 300_000 }, (_, i) => [String(i), 'archived'])];
+    const lines = table(rows).split('\n');
+    expect(lines).toHaveLength(300_001);
+    expect(lines[1]).toBe('0       archived');
+    expect(lines.at(-1)).toBe('299999  archived');
+  });
+});
