@@ -3,19 +3,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { runDockctl } from '../helpers/daemon.ts';
-import {
-  blobsWithSharedPrefix,
-  dockctlFiles,
-  eventsOf,
-  sha256Of,
-  uploadsCreated,
-  waitForIngestFinished,
-  waitForSettledCatalog,
-  type PublicFile,
-} from '../helpers/edgeCases.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { blobsWithSharedPrefix } from '../helpers/brokenFiles.ts';
+import { dockctlFiles, type PublicFile, waitForSettledCatalog } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
+import { sha256Of } from '../helpers/trees.ts';
+import { uploadsCreated } from '../helpers/tusServer.ts';
 
 const metaName = (n: string) => n.replace(/\.mp4$/, '.meta.json');
 

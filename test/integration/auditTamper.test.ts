@@ -11,13 +11,13 @@ import { describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { STATION_KEY_FILE, STATION_PUBLIC_KEY_FILE } from '../../daemon/custody/keys.ts';
-import { dockctlAudit, sendReceipt, waitForAudit, writeConfigVariant, type AuditJson } from '../helpers/custodyTrail.ts';
-import { runDockctl } from '../helpers/daemon.ts';
-import { dockctlFiles } from '../helpers/edgeCases.ts';
 import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
+import { runDockctl, writeConfigVariant } from '../helpers/daemon.ts';
+import { type AuditJson, dockctlAudit, dockctlFiles, waitForAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 const ST = 'test-st';
 

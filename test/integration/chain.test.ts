@@ -5,7 +5,8 @@ import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts
 import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
-import { dockVolume, treeFingerprint } from '../helpers/volume.ts';
+import { dockVolume } from '../helpers/volume.ts';
+import { treeFingerprint } from '../helpers/trees.ts';
 
 describe('the whole chain: docked volume → hashed copy → metadata → tus upload → MQTT status', () => {
   const station = useStation();

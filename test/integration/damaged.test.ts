@@ -4,10 +4,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { runDockctl } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf, sha256Of, waitForIngestFinished, writeFirstHalf } from '../helpers/edgeCases.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
 import { useStation } from '../helpers/station.ts';
+import { writeFirstHalf } from '../helpers/brokenFiles.ts';
+import { dockctlFiles } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
+import { sha256Of } from '../helpers/trees.ts';
 
 const sidecar = (caseNo: string) => JSON.stringify({ caseNo, purpose: '现场检查', place: '幸福路12号' });
 

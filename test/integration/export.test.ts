@@ -9,14 +9,15 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { canonicalJson, entryHash } from '../../daemon/store/audit.ts';
-import { freeBytes, mountTmpfs, unmount } from '../helpers/custodyKit.ts';
-import { dockctlAudit, exists, sendReceipt, type AuditJson } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles, type PublicFile } from '../helpers/edgeCases.ts';
 import { Mosquitto } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings, type PlacedRecording } from '../helpers/recordings.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
+import { type AuditJson, dockctlAudit, dockctlFiles, type PublicFile } from '../helpers/dockctlJson.ts';
+import { freeBytes, mountTmpfs, unmount } from '../helpers/mounts.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { exists } from '../helpers/trees.ts';
 
 const ST = 'test-st';
 const TIMEOUT = 300_000;

@@ -6,21 +6,14 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { runDockctl } from '../helpers/daemon.ts';
-import {
-  contentHashesUnder,
-  dockctlFiles,
-  eventsOf,
-  objectPath,
-  rawTreeFingerprint,
-  sha256Of,
-  storedObjectNames,
-  waitForIngestFinished,
-  waitForSettledCatalog,
-  writeFirstHalf,
-} from '../helpers/edgeCases.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { writeFirstHalf } from '../helpers/brokenFiles.ts';
+import { dockctlFiles, waitForSettledCatalog } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
+import { objectPath, storedObjectNames } from '../helpers/storeOnDisk.ts';
+import { contentHashesUnder, sha256Of, treeFingerprint } from '../helpers/trees.ts';
 
 const run = promisify(execFile);
 const sidecar = (caseNo: string) => JSON.stringify({ caseNo, purpose: '现场检查', place: '幸福路12号' });
@@ -75,7 +68,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     // Neither is a docked recorder.
     await fs.symlink(path.join(outside, 'dir'), path.join(world.mountRoot, 'EVIL'));
     await fs.writeFile(path.join(world.mountRoot, 'stray.mp4'), await fs.readFile(secretClip));
-    const outsideBefore = await rawTreeFingerprint(outside);
+    const outsideBefore = await treeFingerprint(outside);
     let truncBytes!: Buffer;
     let truncFastBytes!: Buffer;
     let volumeBefore!: Record<string, string>;
@@ -122,7 +115,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       await fs.copyFile(deepClip, path.join(deep, recordingName({ at: '20261128081100', seq: 14 })));
       await fs.writeFile(path.join(deep, metaName(recordingName({ at: '20261128081100', seq: 14 }))), sidecar('C-DEEP'));
       await run('mkfifo', [path.join(d, n.fifo)]);
-      volumeBefore = await rawTreeFingerprint(v); // before dockd can see it
+      volumeBefore = await treeFingerprint(v); // before dockd can see it
     });
     expect(Object.keys(volumeBefore).some((k) => k.startsWith('hex:'))).toBe(true); // the invalid name really is on disk
 
@@ -282,8 +275,8 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     expect(await fs.readdir(path.join(world.storeDir, 'tmp'))).toEqual([]);
 
     // The volume and everything it links to were only read; nothing was written beside it.
-    expect(await rawTreeFingerprint(volume)).toEqual(volumeBefore);
-    expect(await rawTreeFingerprint(outside)).toEqual(outsideBefore);
+    expect(await treeFingerprint(volume)).toEqual(volumeBefore);
+    expect(await treeFingerprint(outside)).toEqual(outsideBefore);
     expect((await fs.readdir(world.mountRoot)).sort()).toEqual(['EVIL', 'REC1', 'stray.mp4']);
 
     // Still taking recorders after all that.

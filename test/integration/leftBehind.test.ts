@@ -4,10 +4,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { type makeWorld, runDockctl } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf, waitForIngestFinished } from '../helpers/edgeCases.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
 import { useStation } from '../helpers/station.ts';
+import { dockctlFiles } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
 
 // The daemon runs as an unprivileged user here, as the dockd service user does: root reads any directory.
 const NOBODY = { uid: 65534, gid: 65534 };

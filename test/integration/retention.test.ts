@@ -13,17 +13,9 @@ import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import {
-  auditJson,
-  catalogRows,
-  filesJson,
-  objectPath,
-  publishReceipt,
-  statusJson,
-  type CatalogFile,
-} from '../helpers/custodyKit.ts';
-
-const RECEIPT_TOPIC = 'dockd/test-st/receipt';
+import { dockctlAudit, filesJson, statusJson } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { type CatalogFile, catalogRows, objectPath } from '../helpers/storeOnDisk.ts';
 
 interface Case {
   name: string;
@@ -117,7 +109,7 @@ async function expectFreed(storeDir: string, configFile: string, c: Case): Promi
   expect(r.local_deleted_at).not.toBeNull();
   expect(Date.parse(r.local_deleted_at!)).toBeGreaterThanOrEqual(Date.parse(r.archived_at!));
   expect(await exists(objectPath(storeDir, c.sha256))).toBe(false);
-  const entries = (await auditJson(configFile)).filter((a) => a.type === 'object.deleted' && a.subject === c.sha256);
+  const entries = (await dockctlAudit(configFile)).filter((a) => a.type === 'object.deleted' && a.subject === c.sha256);
   expect(entries).toHaveLength(1);
   expect(entries[0].data).toMatchObject({ id: r.id, where: 'station store' });
   expect(String(entries[0].data.why)).toMatch(/retention/);
@@ -147,17 +139,17 @@ describe('retention: only archived objects past retention.localDays are freed', 
     expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([a1, a2, noReceipt].map((c) => c.sha256).sort());
 
     // Receipts for one uploaded file, and (wrongly) for the held and the rejected ones: only the first is archived.
-    for (const c of [a1, held, rejected]) await publishReceipt(station.broker.url, RECEIPT_TOPIC, c.sha256, true);
+    for (const c of [a1, held, rejected]) await sendReceipt(station.broker.url, 'test-st', { sha256: c.sha256, ok: true });
     await waitFor('the archived object to be freed', () => row(world.storeDir, a1.sha256).local_deleted_at, 60_000, 250);
     await expectFreed(world.storeDir, world.configFile, a1);
-    const ignored = (await auditJson(world.configFile)).filter((a) => a.type === 'receipt.ignored').map((a) => a.subject);
+    const ignored = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'receipt.ignored').map((a) => a.subject);
     expect(ignored).toEqual(expect.arrayContaining([held.sha256, rejected.sha256]));
 
     // A later archive is freed by a later storage pass; the others are still kept after it.
-    await publishReceipt(station.broker.url, RECEIPT_TOPIC, a2.sha256, true);
+    await sendReceipt(station.broker.url, 'test-st', { sha256: a2.sha256, ok: true });
     await waitFor('the second archived object to be freed', () => row(world.storeDir, a2.sha256).local_deleted_at, 60_000, 250);
     await expectFreed(world.storeDir, world.configFile, a2);
-    const deleted = (await auditJson(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
+    const deleted = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
     expect(deleted.sort()).toEqual([a1.sha256, a2.sha256].sort());
     await expectKept(world.storeDir, deleted, noReceipt, 'uploaded');
     await expectKept(world.storeDir, deleted, held, 'needs-annotation');
@@ -203,14 +195,14 @@ describe('retention: only archived objects past retention.localDays are freed', 
       [held.sha256]: 'needs-annotation',
       [rejected.sha256]: 'rejected',
     });
-    await publishReceipt(station.broker.url, RECEIPT_TOPIC, a1.sha256, true);
+    await sendReceipt(station.broker.url, 'test-st', { sha256: a1.sha256, ok: true });
     await waitForStates(world.configFile, { [a1.sha256]: 'archived' });
     expect((await statusJson(world.configFile)).json.alarms.map((a) => a.code)).toContain('DISK_LOW');
 
     // A restart runs a storage pass at once (before "dockd started"): still nothing freed.
     expect(await daemon.stop()).toBe(0);
     daemon = await station.startDaemon(world.configFile);
-    let deleted = (await auditJson(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
+    let deleted = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
     expect(deleted).toEqual([]);
     await expectKept(world.storeDir, deleted, a1, 'archived');
     await expectKept(world.storeDir, deleted, noReceipt, 'uploaded');
@@ -225,7 +217,7 @@ describe('retention: only archived objects past retention.localDays are freed', 
     await fs.writeFile(world.configFile, stringify({ ...world.config, retention: { localDays: 0 } }));
     daemon = await station.startDaemon(world.configFile);
     await expectFreed(world.storeDir, world.configFile, a1);
-    deleted = (await auditJson(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
+    deleted = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
     expect(deleted).toEqual([a1.sha256]);
     await expectKept(world.storeDir, deleted, noReceipt, 'uploaded');
     await expectKept(world.storeDir, deleted, held, 'needs-annotation');
