@@ -18,7 +18,8 @@ import {
   replyLine,
 } from '../../drivers/protocols/bc/index.ts';
 import { deleteFromStorage } from '../../drivers/emulator/index.ts';
-import { EmulatorWorld, exists, treeHashes, waitFor } from './emulatorWorld.ts';
+import { EmulatorWorld, exists, waitFor } from './emulatorWorld.ts';
+import { treeHashes } from '../helpers/trees.ts';
 
 let world: EmulatorWorld;
 beforeEach(async () => {

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BcError, handshake } from '../../drivers/protocols/bc/index.ts';
 import { SerialTransport, TransportError } from '../../drivers/transports/index.ts';
-import { EmulatorWorld, exists, treeHashes, waitFor } from './emulatorWorld.ts';
+import { EmulatorWorld, exists, waitFor } from './emulatorWorld.ts';
+import { treeHashes } from '../helpers/trees.ts';
 
 // A whole second, so the recorder's one-second clock resolution loses nothing: 09:30:00 in Shanghai.
 const T = new Date('2026-11-28T01:30:00.000Z');

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BcError, handshake } from '../../drivers/protocols/bc/index.ts';
 import { EmulatedRecorder, EmulatorError, createPtyPair } from '../../drivers/emulator/index.ts';
-import { EmulatorWorld, exists, treeHashes, waitFor } from './emulatorWorld.ts';
+import { EmulatorWorld, exists, waitFor } from './emulatorWorld.ts';
+import { treeHashes } from '../helpers/trees.ts';
 
 let world: EmulatorWorld;
 beforeEach(async () => {

@@ -4,7 +4,7 @@
  * `cleanup()` (afterEach) closes every client and transport, stops every emulator (killing its socat) and removes the dir.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,19 +42,6 @@ export async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Relative path → sha256 of every file under a directory. */
-export async function treeHashes(root: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const rel of (await fs.readdir(root, { recursive: true })).sort()) {
-    const abs = path.join(root, rel);
-    if ((await fs.lstat(abs)).isFile())
-      out[rel] = createHash('sha256')
-        .update(await fs.readFile(abs))
-        .digest('hex');
-  }
-  return out;
 }
 
 export type RecorderSpec = Partial<Omit<EmulatedRecorderOptions, 'volumeDir' | 'mountRoot'>> & { serial: string };

@@ -153,3 +153,14 @@ export async function makeWorld(
   await fs.writeFile(configFile, stringify(config));
   return { configFile, storeDir, mountRoot, config };
 }
+
+/** Writes a copy of a world's config with other top-level sections replaced (e.g. a storage dir that is a copy). */
+export async function writeConfigVariant(
+  config: Record<string, unknown>,
+  file: string,
+  override: Record<string, unknown>,
+): Promise<string> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(file, stringify({ ...config, ...override }));
+  return file;
+}

@@ -71,11 +71,15 @@ export interface Received {
   retain: boolean;
 }
 
+/** A connected MQTT client and every message it received so far. */
+export interface Subscriber {
+  client: MqttClient;
+  messages: Received[];
+  close: () => Promise<void>;
+}
+
 /** A subscriber that records every message, for assertions. */
-export async function recordTopics(
-  url: string,
-  filter: string,
-): Promise<{ client: MqttClient; messages: Received[]; close: () => Promise<void> }> {
+export async function recordTopics(url: string, filter: string): Promise<Subscriber> {
   const client = mqtt.connect(url, { reconnectPeriod: 200 });
   const messages: Received[] = [];
   client.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), retain: packet.retain }));

@@ -87,3 +87,17 @@ export class TusTestServer {
     await new Promise<void>((r) => s.close(() => r()));
   }
 }
+
+/** Every upload the tus server's FileStore was asked to create (finished or not), from its `<id>.json` records. */
+export async function uploadsCreated(hqDir: string): Promise<{ id: string; metadata: Record<string, string | null> }[]> {
+  const out: { id: string; metadata: Record<string, string | null> }[] = [];
+  for (const name of await fs.readdir(hqDir)) {
+    if (!name.endsWith('.json')) continue;
+    const info = JSON.parse(await fs.readFile(path.join(hqDir, name), 'utf8')) as {
+      id: string;
+      metadata?: Record<string, string | null>;
+    };
+    out.push({ id: info.id, metadata: info.metadata ?? {} });
+  }
+  return out;
+}

@@ -3,18 +3,16 @@
  * recording uploads fine; HQ's receipt saying its copy differs (receipt:<id>) stays through the new upload and clears
  * on HQ's signed word that it now holds a verified copy. Real mosquitto, real @tus/server, the daemon as a process.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
-import { sendReceipt } from '../helpers/custodyTrail.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf } from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
 import { RefusingFront } from '../helpers/refusingFront.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { dockctlFiles } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { eventsOf } from '../helpers/stationReports.ts';
 
 const ST = 'test-st';
 
@@ -31,45 +29,24 @@ async function alarms(configFile: string): Promise<Alarm[]> {
 }
 
 describe('UPLOAD_REFUSED alarms clear when the recording reaches HQ', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
+  const station = useStation({ prefix: 'dockd-alarms-' });
   let front: RefusingFront;
-  let daemon: DaemonProcess | null = null;
-  const closers: (() => Promise<void>)[] = [];
 
   beforeEach(async () => {
-    dir = await tempDir('dockd-alarms-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-    front = new RefusingFront(tus.port);
+    front = new RefusingFront(station.tus.port);
     await front.start();
+    station.onCleanup(() => front.stop());
   });
 
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await front.stop();
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-
-  async function station(endpoint: string) {
-    const world = await makeWorld(dir, { tusEndpoint: endpoint, mqttUrl: broker.url });
-    const sub = await recordTopics(broker.url, `dockd/${ST}/event`);
-    closers.push(sub.close);
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+  async function startStation(endpoint: string) {
+    const world = await station.world({ tusEndpoint: endpoint });
+    const sub = await station.subscribe(`dockd/${ST}/event`);
+    await station.startDaemon(world.configFile);
     return { world, sub };
   }
 
   it('HQ refuses an upload, then takes it: the refused:<id> alarm clears, on the page and on MQTT', async () => {
-    const { world, sub } = await station(front.endpoint);
+    const { world, sub } = await startStation(front.endpoint);
     const {
       files: [clip],
     } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 801)]);
@@ -82,7 +59,7 @@ describe('UPLOAD_REFUSED alarms clear when the recording reaches HQ', () => {
     expect(raised).toMatchObject({ key: `refused:${id}`, message: expect.stringContaining('403') });
 
     front.refusing = false;
-    await waitFor('HQ to hold the recording', () => tus.finished.some((u) => u.sha256 === clip.sha256), 60_000);
+    await waitFor('HQ to hold the recording', () => station.tus.finished.some((u) => u.sha256 === clip.sha256), 60_000);
     await waitFor(
       'the alarm to clear in dockctl status',
       async () => !(await alarms(world.configFile)).some((a) => a.key === `refused:${id}`),
@@ -96,7 +73,7 @@ describe('UPLOAD_REFUSED alarms clear when the recording reaches HQ', () => {
   });
 
   it("HQ says its copy differs: receipt:<id> stays through the new upload and clears on HQ's signed receipt", async () => {
-    const { world, sub } = await station(tus.endpoint);
+    const { world, sub } = await startStation(station.tus.endpoint);
     const {
       files: [clip],
     } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 802)]);
@@ -107,10 +84,10 @@ describe('UPLOAD_REFUSED alarms clear when the recording reaches HQ', () => {
     );
     const id = (await dockctlFiles(world.configFile))[0].id;
 
-    await sendReceipt(broker.url, ST, { sha256: clip.sha256, ok: false });
+    await sendReceipt(station.broker.url, ST, { sha256: clip.sha256, ok: false });
     await waitFor(
       'a second upload of the same recording',
-      () => tus.finished.filter((u) => u.sha256 === clip.sha256).length === 2,
+      () => station.tus.finished.filter((u) => u.sha256 === clip.sha256).length === 2,
       90_000,
     );
     await waitFor(
@@ -120,7 +97,7 @@ describe('UPLOAD_REFUSED alarms clear when the recording reaches HQ', () => {
     );
     expect((await alarms(world.configFile)).find((a) => a.key === `receipt:${id}`)).toMatchObject({ code: 'UPLOAD_REFUSED' });
 
-    await sendReceipt(broker.url, ST, { sha256: clip.sha256, ok: true });
+    await sendReceipt(station.broker.url, ST, { sha256: clip.sha256, ok: true });
     await waitFor('archived', async () =>
       (await dockctlFiles(world.configFile)).find((f) => f.id === id && f.state === 'archived'),
     );

@@ -1,57 +1,26 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import {
-  blobsWithSharedPrefix,
-  dockctlFiles,
-  eventsOf,
-  sha256Of,
-  uploadsCreated,
-  waitForIngestFinished,
-  waitForSettledCatalog,
-  type PublicFile,
-} from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { blobsWithSharedPrefix } from '../helpers/brokenFiles.ts';
+import { dockctlFiles, type PublicFile, waitForSettledCatalog } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
+import { sha256Of } from '../helpers/trees.ts';
+import { uploadsCreated } from '../helpers/tusServer.ts';
 
 const metaName = (n: string) => n.replace(/\.mp4$/, '.meta.json');
 
 describe('recordings missing required metadata: held as needs-annotation until dockctl annotate completes them', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await sub?.client.endAsync(true);
-    sub = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation();
 
   it('holds, reports and releases recordings by sha256 prefix or id, and refuses what it cannot annotate', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    const mq = await recordTopics(broker.url, 'dockd/test-st/#');
-    sub = mq;
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const mq = await station.subscribe();
+    const daemon = await station.startDaemon(world.configFile);
 
     const media = {
       a: await sampleMedia('video', 2, 301),
@@ -108,9 +77,9 @@ describe('recordings missing required metadata: held as needs-annotation until d
     });
 
     // The held recordings never reached HQ: the only upload the server was ever asked to create is the ready one.
-    await waitFor('the ready clip verified by the server', () => tus.finished.length >= 1, 180_000);
-    expect(tus.finished.map((u) => u.sha256)).toEqual([sha.a]);
-    expect((await uploadsCreated(path.join(dir, 'hq'))).map((u) => u.metadata.sha256)).toEqual([sha.a]);
+    await waitFor('the ready clip verified by the server', () => station.tus.finished.length >= 1, 180_000);
+    expect(station.tus.finished.map((u) => u.sha256)).toEqual([sha.a]);
+    expect((await uploadsCreated(path.join(station.dir, 'hq'))).map((u) => u.metadata.sha256)).toEqual([sha.a]);
 
     // What is missing is named in the catalog and on MQTT.
     expect(row(sha.b).reason).toMatch(/案件编号 case no\..*采集地点 place.*证明对象 purpose/);
@@ -199,8 +168,8 @@ describe('recordings missing required metadata: held as needs-annotation until d
     const byPrefix = await annotate(sha.b.slice(0, 10), '--case-no', 'X-2', '--purpose', '现场执法', '--place', '解放路1号');
     expect(byPrefix.code, byPrefix.stderr).toBe(0);
     expect(byPrefix.stdout).toMatch(/ready/);
-    await waitFor('B uploaded after its annotation', () => tus.finished.some((u) => u.sha256 === sha.b), 180_000);
-    expect(tus.finished.find((u) => u.sha256 === sha.b)!.metadata).toMatchObject({
+    await waitFor('B uploaded after its annotation', () => station.tus.finished.some((u) => u.sha256 === sha.b), 180_000);
+    expect(station.tus.finished.find((u) => u.sha256 === sha.b)!.metadata).toMatchObject({
       filename: n.b,
       sha256: sha.b,
       caseNo: 'X-2',
@@ -225,8 +194,8 @@ describe('recordings missing required metadata: held as needs-annotation until d
       '王五',
     );
     expect(byId.code, byId.stderr).toBe(0);
-    await waitFor('C uploaded after its annotation', () => tus.finished.some((u) => u.sha256 === sha.c), 180_000);
-    expect(tus.finished.find((u) => u.sha256 === sha.c)!.metadata).toMatchObject({
+    await waitFor('C uploaded after its annotation', () => station.tus.finished.some((u) => u.sha256 === sha.c), 180_000);
+    expect(station.tus.finished.find((u) => u.sha256 === sha.c)!.metadata).toMatchObject({
       caseNo: 'X-3',
       purpose: '调查取证',
       place: '建设路3号',
@@ -244,13 +213,13 @@ describe('recordings missing required metadata: held as needs-annotation until d
 
     // The B and C uploads are done and nothing else is in flight, so D has had every chance to leak out: it has not.
     await waitForSettledCatalog(world.configFile, 7);
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
-    expect((await uploadsCreated(path.join(dir, 'hq'))).some((u) => u.metadata.sha256 === sha.d)).toBe(false);
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
+    expect((await uploadsCreated(path.join(station.dir, 'hq'))).some((u) => u.metadata.sha256 === sha.d)).toBe(false);
 
     const withPlace = await annotate(sha.d.slice(0, 16), '--case-no', 'X-4', '--purpose', '现场检查', '--place', '胜利路9号');
     expect(withPlace.code, withPlace.stderr).toBe(0);
-    await waitFor('D uploaded after its place was given', () => tus.finished.some((u) => u.sha256 === sha.d), 180_000);
-    expect(tus.finished.find((u) => u.sha256 === sha.d)!.metadata).toMatchObject({
+    await waitFor('D uploaded after its place was given', () => station.tus.finished.some((u) => u.sha256 === sha.d), 180_000);
+    expect(station.tus.finished.find((u) => u.sha256 === sha.d)!.metadata).toMatchObject({
       caseNo: 'X-4',
       purpose: '现场检查',
       place: '胜利路9号',
@@ -266,7 +235,7 @@ describe('recordings missing required metadata: held as needs-annotation until d
         .map((f) => f.sha256)
         .sort(),
     ).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c, sha.d].sort());
     expect((await dockctlFiles(world.configFile, 'needs-annotation')).map((f) => f.sha256).sort()).toEqual(
       [sha.e1, sha.e2].sort(),
     );

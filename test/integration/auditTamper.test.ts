@@ -7,17 +7,17 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { STATION_KEY_FILE, STATION_PUBLIC_KEY_FILE } from '../../daemon/custody/keys.ts';
-import { dockctlAudit, sendReceipt, waitForAudit, writeConfigVariant, type AuditJson } from '../helpers/custodyTrail.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles } from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { runDockctl, writeConfigVariant } from '../helpers/daemon.ts';
+import { type AuditJson, dockctlAudit, dockctlFiles, waitForAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 const ST = 'test-st';
 
@@ -31,32 +31,11 @@ interface VerifyJson {
 }
 
 describe('dockctl verify and audit on a real catalog', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-tamper-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation({ prefix: 'dockd-tamper-' });
 
   it('detects an edited, a deleted and a reordered row in copies of the catalog; the untouched one verifies; --since filters', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const daemon = await station.startDaemon(world.configFile);
     const { files } = await dockRecordings(world.mountRoot, 'REC1', [
       await sampleMedia('video', 1, 631),
       await sampleMedia('video', 1, 632),
@@ -74,13 +53,13 @@ describe('dockctl verify and audit on a real catalog', () => {
     const early = await dockctlAudit(world.configFile);
     await new Promise((r) => setTimeout(r, 20)); // `at` has millisecond resolution: step past the last entry's
     const mark = new Date().toISOString();
-    for (const f of files) await sendReceipt(broker.url, ST, { sha256: f.sha256, ok: true });
+    for (const f of files) await sendReceipt(station.broker.url, ST, { sha256: f.sha256, ok: true });
     await waitFor(
       'both archived',
       async () => (await dockctlFiles(world.configFile)).every((f) => f.state === 'archived'),
       120_000,
     );
-    await sendReceipt(broker.url, ST, { sha256: files[0].sha256, ok: true }); // a duplicate, audited
+    await sendReceipt(station.broker.url, ST, { sha256: files[0].sha256, ok: true }); // a duplicate, audited
     await waitFor(
       'the duplicate audited',
       async () => (await dockctlAudit(world.configFile)).some((e) => e.type === 'receipt.duplicate'),
@@ -116,12 +95,11 @@ describe('dockctl verify and audit on a real catalog', () => {
 
     // Stop the daemon so its store is at rest, then make copies of it (catalog with its WAL, and the objects).
     expect(await daemon.stop()).toBe(0);
-    daemon = null;
     const chain = await dockctlAudit(world.configFile);
     const copyOf = async (name: string): Promise<{ configFile: string; catalog: string }> => {
-      const storeDir = path.join(dir, 'copies', name, 'store');
+      const storeDir = path.join(station.dir, 'copies', name, 'store');
       await fs.cp(world.storeDir, storeDir, { recursive: true });
-      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), {
+      const configFile = await writeConfigVariant(world.config, path.join(station.dir, 'copies', name, 'dockd.yaml'), {
         storage: { dir: storeDir },
       });
       return { configFile, catalog: path.join(storeDir, 'catalog.sqlite') };
@@ -210,16 +188,14 @@ describe('dockctl verify and audit on a real catalog', () => {
   }, 300_000);
 
   it('verify --head: the signed head HQ kept catches the newest entries cut off, which the chain alone cannot show', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    const sub = await recordTopics(broker.url, `dockd/${ST}/audit`);
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const sub = await recordTopics(station.broker.url, `dockd/${ST}/audit`);
+    const daemon = await station.startDaemon(world.configFile);
     const {
       files: [a],
     } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 633)]);
     await waitFor('uploaded', async () => (await dockctlFiles(world.configFile))[0]?.state === 'uploaded', 120_000);
-    await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+    await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
     const [archived] = await waitForAudit(world.configFile, 'file.archived');
 
     // What HQ keeps: the payload of a P/S/audit message at or past the archive, signed by the station's key.
@@ -241,23 +217,22 @@ describe('dockctl verify and audit on a real catalog', () => {
       .export({ type: 'spki', format: 'der' })
       .toString('base64');
     expect(head.key).toBe(storeKey);
-    expect(tus.finished[0].metadata.stationKey).toBe(storeKey);
+    expect(station.tus.finished[0].metadata.stationKey).toBe(storeKey);
     expect((await fs.stat(path.join(world.storeDir, STATION_KEY_FILE))).mode & 0o777).toBe(0o600);
     // Retained: HQ gets the newest signed head on subscribing.
-    const late = await recordTopics(broker.url, `dockd/${ST}/audit`);
+    const late = await recordTopics(station.broker.url, `dockd/${ST}/audit`);
     const retained = await waitFor('the retained head', () => late.messages.find((m) => m.retain));
     await late.close();
     expect(JSON.parse(retained.payload)).toMatchObject({ stationId: ST, key: storeKey, sig: expect.any(String) });
     await sub.close();
-    const headFile = path.join(dir, 'hq-kept-head.json');
+    const headFile = path.join(station.dir, 'hq-kept-head.json');
     await fs.writeFile(headFile, message.payload);
     expect(await daemon.stop()).toBe(0);
-    daemon = null;
 
     const copyOf = async (name: string): Promise<{ configFile: string; storeDir: string; catalog: string }> => {
-      const storeDir = path.join(dir, 'copies', name, 'store');
+      const storeDir = path.join(station.dir, 'copies', name, 'store');
       await fs.cp(world.storeDir, storeDir, { recursive: true });
-      const configFile = await writeConfigVariant(world.config, path.join(dir, 'copies', name, 'dockd.yaml'), {
+      const configFile = await writeConfigVariant(world.config, path.join(station.dir, 'copies', name, 'dockd.yaml'), {
         storage: { dir: storeDir },
       });
       return { configFile, storeDir, catalog: path.join(storeDir, 'catalog.sqlite') };
@@ -317,7 +292,7 @@ describe('dockctl verify and audit on a real catalog', () => {
     );
 
     // A head that is not what the station signed, or a station whose key was replaced: refused.
-    const forgedFile = path.join(dir, 'forged-head.json');
+    const forgedFile = path.join(station.dir, 'forged-head.json');
     await fs.writeFile(forgedFile, JSON.stringify({ ...head, seq: head.seq - 1 }));
     const forged = await verify(clean.configFile, forgedFile);
     expect(forged.code).toBe(1);
@@ -337,10 +312,10 @@ describe('dockctl verify and audit on a real catalog', () => {
 
     // A file that is no head at all is the caller's mistake: exit 2, one clear line, nothing audited.
     const before = (await dockctlAudit(clean.configFile)).length;
-    await fs.writeFile(path.join(dir, 'not-json'), 'seq=3');
+    await fs.writeFile(path.join(station.dir, 'not-json'), 'seq=3');
     for (const [file, why] of [
-      [path.join(dir, 'not-json'), /not JSON/],
-      [path.join(dir, 'absent.json'), /cannot read it: ENOENT/],
+      [path.join(station.dir, 'not-json'), /not JSON/],
+      [path.join(station.dir, 'absent.json'), /cannot read it: ENOENT/],
     ] as const) {
       const r = await runDockctl(clean.configFile, ['verify', '--head', file]);
       expect(r.code).toBe(2);

@@ -5,47 +5,24 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
-import { dockctlAudit } from '../helpers/custodyTrail.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles } from '../helpers/edgeCases.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { dockctlAudit, dockctlFiles } from '../helpers/dockctlJson.ts';
 
 const TIMEOUT = 300_000;
 
 describe('dockctl annotate --captured-at refuses dates and times that do not exist', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-captured-at-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation({ prefix: 'dockd-captured-at-' });
 
   it(
     'refuses 2026-02-30, month 13, 24:61 and a missing offset in one line each; takes a real time and sends it to HQ',
     async () => {
-      const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-      daemon = new DaemonProcess(world.configFile);
-      daemon.start();
-      await daemon.started();
+      const world = await station.world();
+      await station.startDaemon(world.configFile);
       // A plain name and no creation_time in the container: the recording has no capture time of its own.
       const noTime = await sampleMedia('video-faststart', 2, 46);
       await dockVolume(world.mountRoot, 'REC1', async (v) => {
@@ -79,7 +56,7 @@ describe('dockctl annotate --captured-at refuses dates and times that do not exi
       const after = (await dockctlFiles(world.configFile)).find((f) => f.id === held.id)!;
       expect(after).toMatchObject({ state: 'needs-annotation', capturedAt: null, caseNo: null });
       expect((await dockctlAudit(world.configFile)).filter((e) => e.type === 'file.annotated')).toEqual([]);
-      expect(tus.finished).toEqual([]);
+      expect(station.tus.finished).toEqual([]);
 
       // A leap day that exists, with its offset: taken as written and uploaded as 采集时间.
       const ok = await runDockctl(world.configFile, [
@@ -91,7 +68,11 @@ describe('dockctl annotate --captured-at refuses dates and times that do not exi
       ]);
       expect(ok.code, ok.stderr).toBe(0);
       expect(ok.stdout).toMatch(/annotated: ready/);
-      const uploaded = await waitFor('the recording at HQ', () => tus.finished.find((u) => u.sha256 === held.sha256), 120_000);
+      const uploaded = await waitFor(
+        'the recording at HQ',
+        () => station.tus.finished.find((u) => u.sha256 === held.sha256),
+        120_000,
+      );
       expect(uploaded.metadata).toMatchObject({ capturedAt: '2028-02-29T23:59:30+08:00', caseNo: 'C-30' });
     },
     TIMEOUT,

@@ -1,41 +1,20 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
-import { dockVolume, treeFingerprint } from '../helpers/volume.ts';
+import { useStation } from '../helpers/station.ts';
+import { dockVolume } from '../helpers/volume.ts';
+import { treeFingerprint } from '../helpers/trees.ts';
 
 describe('the whole chain: docked volume → hashed copy → metadata → tus upload → MQTT status', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation();
 
   it('uploads every complete recording exactly once with the contract metadata, and reports it on MQTT', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    const sub = await recordTopics(broker.url, 'dockd/test-st/#');
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const sub = await station.subscribe();
+    const daemon = await station.startDaemon(world.configFile);
 
     const clip = await sampleMedia('video', 2, 11);
     const photo = await sampleMedia('photo', 1, 12);
@@ -56,10 +35,10 @@ describe('the whole chain: docked volume → hashed copy → metadata → tus up
     });
     const before = await treeFingerprint(volume);
 
-    await waitFor('both uploads verified by the server', () => tus.finished.length === 2, 60_000);
+    await waitFor('both uploads verified by the server', () => station.tus.finished.length === 2, 60_000);
     const clipSha = await sha256OfFile(clip);
     const photoSha = await sha256OfFile(photo);
-    const bySha = Object.fromEntries(tus.finished.map((u) => [u.sha256, u]));
+    const bySha = Object.fromEntries(station.tus.finished.map((u) => [u.sha256, u]));
     expect(Object.keys(bySha).sort()).toEqual([clipSha, photoSha].sort());
     expect(bySha[clipSha].metadata).toMatchObject({
       filename: name1,

@@ -3,23 +3,25 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf, sha256Of, waitForIngestFinished, writeFirstHalf } from '../helpers/edgeCases.ts';
-import { recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { useStationWorld } from '../helpers/stationWorld.ts';
+import { useStation } from '../helpers/station.ts';
+import { writeFirstHalf } from '../helpers/brokenFiles.ts';
+import { dockctlFiles } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
+import { sha256Of } from '../helpers/trees.ts';
 
 const sidecar = (caseNo: string) => JSON.stringify({ caseNo, purpose: '现场检查', place: '幸福路12号' });
 
 describe('damaged recordings are evidence too', () => {
-  const w = useStationWorld();
+  const station = useStation();
 
   it('stores, annotates and uploads truncated and garbled clips with integrity=damaged; a killed ffprobe is retried, never a verdict; only the empty file is rejected', async () => {
-    const world = await makeWorld(w.dir, { tusEndpoint: w.tus.endpoint, mqttUrl: w.broker.url });
+    const world = await station.world();
     // ffprobe as the station runs it, behind a wrapper the test can make die by SIGKILL (as on an overloaded station).
-    const bin = path.join(w.dir, 'bin');
-    const killMarker = path.join(w.dir, 'kill-ffprobe');
+    const bin = path.join(station.dir, 'bin');
+    const killMarker = path.join(station.dir, 'kill-ffprobe');
     await fs.mkdir(bin);
     await fs.writeFile(
       path.join(bin, 'ffprobe'),
@@ -27,10 +29,8 @@ describe('damaged recordings are evidence too', () => {
       { mode: 0o755 },
     );
     await fs.writeFile(killMarker, '');
-    w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
-    w.daemon = new DaemonProcess(world.configFile);
-    w.daemon!.start({ env: { PATH: `${bin}:${process.env.PATH}` } });
-    await w.daemon!.started();
+    await station.subscribe();
+    await station.startDaemon(world.configFile, { env: { PATH: `${bin}:${process.env.PATH}` } });
 
     const n = {
       trunc: recordingName({ at: '20261128120000', seq: 1 }),
@@ -62,7 +62,7 @@ describe('damaged recordings are evidence too', () => {
     };
 
     // Every file is copied and hashed (safe to undock: the store has them all) while verification cannot run.
-    const finished = await waitForIngestFinished(w.daemon!, 1);
+    const finished = await waitForIngestFinished(station.daemon!, 1);
     expect(finished).toMatchObject({ state: 'done', safeToUndock: true, copied: 5, rejected: 1 });
     await waitFor(
       'a probe attempt on every non-empty file',
@@ -77,15 +77,15 @@ describe('damaged recordings are evidence too', () => {
         probeAfter: expect.any(String),
       });
     }
-    expect(eventsOf(w.sub!.messages, 'file.damaged')).toEqual([]);
+    expect(eventsOf(station.sub!.messages, 'file.damaged')).toEqual([]);
     expect((await dockctlFiles(world.configFile, 'rejected')).map((f) => f.sha256)).toEqual([sha.empty]);
-    expect(w.tus.finished).toEqual([]);
+    expect(station.tus.finished).toEqual([]);
     const listed = await runDockctl(world.configFile, ['files']);
     expect(listed.stdout).toMatch(/verification could not run: ffprobe was killed/);
 
     // The station recovers: the next retry gives verdicts, and the damaged clips with metadata go to HQ.
     await fs.rm(killMarker);
-    await waitFor('the three damaged clips with metadata at HQ', () => w.tus.finished.length >= 3, 180_000);
+    await waitFor('the three damaged clips with metadata at HQ', () => station.tus.finished.length >= 3, 180_000);
     const rows = Object.fromEntries((await dockctlFiles(world.configFile)).map((f) => [f.sha256, f]));
     for (const k of ['trunc', 'garbage', 'wav'] as const) {
       expect(rows[sha[k]], k).toMatchObject({
@@ -93,7 +93,7 @@ describe('damaged recordings are evidence too', () => {
         state: expect.stringMatching(/^(uploaded|uploading)$/),
         integrityNote: expect.any(String),
       });
-      const meta = w.tus.finished.find((u) => u.sha256 === sha[k])?.metadata;
+      const meta = station.tus.finished.find((u) => u.sha256 === sha[k])?.metadata;
       expect(meta, k).toMatchObject({
         integrity: 'damaged',
         integrityNote: rows[sha[k]].integrityNote,
@@ -126,12 +126,16 @@ describe('damaged recordings are evidence too', () => {
       '幸福路12号',
     ]);
     expect(ann.code).toBe(0);
-    await waitFor('the annotated damaged clip at HQ', () => w.tus.finished.some((u) => u.sha256 === sha.truncFast), 120_000);
-    expect(w.tus.finished.find((u) => u.sha256 === sha.truncFast)!.metadata).toMatchObject({
+    await waitFor(
+      'the annotated damaged clip at HQ',
+      () => station.tus.finished.some((u) => u.sha256 === sha.truncFast),
+      120_000,
+    );
+    expect(station.tus.finished.find((u) => u.sha256 === sha.truncFast)!.metadata).toMatchObject({
       integrity: 'damaged',
       caseNo: 'D-FAST',
     });
-    expect(w.tus.finished.some((u) => u.sha256 === sha.empty || u.sha256 === playable)).toBe(false);
+    expect(station.tus.finished.some((u) => u.sha256 === sha.empty || u.sha256 === playable)).toBe(false);
 
     // dockctl reprobe: a damaged clip stays damaged (the verdict is the file's, not the day's), audited with who asked.
     const again = await runDockctl(world.configFile, ['reprobe', '--all-damaged']);
@@ -150,6 +154,6 @@ describe('damaged recordings are evidence too', () => {
         .sort(),
     ).toEqual([sha.trunc, sha.garbage, sha.wav, sha.truncFast].sort());
     expect((await runDockctl(world.configFile, ['reprobe', String(rows[sha.empty].id)])).stderr).toMatch(/empty file/);
-    expect(await w.daemon!.stop()).toBe(0);
+    expect(await station.daemon!.stop()).toBe(0);
   }, 360_000);
 });

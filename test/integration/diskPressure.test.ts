@@ -6,24 +6,18 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { Mosquitto, recordTopics, type Received } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
+import type { Received } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
-import { dockVolume, treeFingerprint } from '../helpers/volume.ts';
-import {
-  auditJson,
-  filesJson,
-  freeBytes,
-  listObjects,
-  mountTmpfs,
-  objectPath,
-  publishReceipt,
-  statusJson,
-  unmount,
-} from '../helpers/custodyKit.ts';
+import { useStation } from '../helpers/station.ts';
+import { dockVolume } from '../helpers/volume.ts';
+import { dockctlAudit, filesJson, statusJson } from '../helpers/dockctlJson.ts';
+import { freeBytes, mountTmpfs, unmount } from '../helpers/mounts.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { listObjects, objectPath } from '../helpers/storeOnDisk.ts';
+import { treeFingerprint } from '../helpers/trees.ts';
 
 const MiB = 1 << 20;
 const TMPFS_MIB = 24;
@@ -77,29 +71,13 @@ async function dockClips(mountRoot: string, list: { src: string; name: string }[
 }
 
 describe('disk pressure on a small real filesystem (tmpfs)', () => {
-  let dir: string;
+  const station = useStation();
   let mnt: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
 
   beforeEach(async () => {
-    dir = await tempDir();
-    mnt = path.join(dir, 'small-fs');
+    mnt = path.join(station.dir, 'small-fs');
     await mountTmpfs(mnt, TMPFS_MIB);
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus?.stop();
-    await broker?.stop();
-    if (mnt) await unmount(mnt);
-    await fs.rm(dir, { recursive: true, force: true });
+    station.onCleanup(() => unmount(mnt));
   });
 
   it('pauses before a copy would go below the reserve, loses nothing, and resumes by itself when space is freed', {
@@ -112,15 +90,9 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     // The low-water mark lies between "one clip fits" and "it no longer does": DISK_LOW appears only once the copy of
     // the first clip took the room, i.e. a periodic storage check has run while the copies are paused.
     const lowWater = RESERVE + c;
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
-      extra: { storage: { dir: storeDir, reserveBytes: RESERVE, lowWaterBytes: lowWater } },
-    });
-    const sub = await recordTopics(broker.url, 'dockd/test-st/#');
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world({ extra: { storage: { dir: storeDir, reserveBytes: RESERVE, lowWaterBytes: lowWater } } });
+    const sub = await station.subscribe();
+    await station.startDaemon(world.configFile);
 
     // A ballast file leaves room for one clip above the reserve, not two.
     const ballast = path.join(mnt, 'ballast.bin');
@@ -210,8 +182,8 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     expect(await treeFingerprint(volume)).toEqual(before);
 
     // And they go on to HQ as usual.
-    await waitFor('all clips verified by HQ', () => tus.finished.length === list.length, 90_000);
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
+    await waitFor('all clips verified by HQ', () => station.tus.finished.length === list.length, 90_000);
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
     const verify = await runDockctl(world.configFile, ['verify', '--json']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, checked: list.length, bad: [] });
@@ -224,24 +196,21 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     const list = await clips(3, 720, 3);
     const c = Math.max(...list.map((x) => x.size));
     const storeDir = path.join(mnt, 'store');
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
+    const world = await station.world({
       extra: { storage: { dir: storeDir, reserveBytes: RESERVE, lowWaterBytes: RESERVE + c }, retention: { localDays: 0 } },
     });
-    const sub = await recordTopics(broker.url, 'dockd/test-st/#');
+    const sub = await station.subscribe();
     // HQ: a receipt for each upload it verified (only after its own re-hash, as the test tus server does).
     const receipted = new Set<string>();
     sub.client.on('message', (topic, payload) => {
       if (topic !== 'dockd/test-st/event') return;
       const e = JSON.parse(payload.toString()) as { type: string; sha256: string };
-      if (e.type !== 'file.uploaded' || receipted.has(e.sha256) || !tus.finished.some((u) => u.sha256 === e.sha256)) return;
+      if (e.type !== 'file.uploaded' || receipted.has(e.sha256) || !station.tus.finished.some((u) => u.sha256 === e.sha256))
+        return;
       receipted.add(e.sha256);
-      void publishReceipt(broker.url, 'dockd/test-st/receipt', e.sha256, true);
+      void sendReceipt(station.broker.url, 'test-st', { sha256: e.sha256, ok: true });
     });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    await station.startDaemon(world.configFile);
 
     // The ballast stays: only retention can make room. It leaves room for 1.9 clips: one fits, two do not, and once one
     // is freed the next fits even after the catalog's write-ahead log (on the same small filesystem) has grown.
@@ -267,9 +236,9 @@ describe('disk pressure on a small real filesystem (tmpfs)', () => {
     );
     expect(rows.map((f) => f.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
     // HQ received every clip whole (its own re-hash matched), so nothing was lost although objects were freed.
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual(list.map((x) => x.sha256).sort());
     // The room came from retention: freed objects are audited, and the copies resumed (DISK_FULL cleared).
-    const deleted = (await auditJson(world.configFile)).filter((a) => a.type === 'object.deleted');
+    const deleted = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'object.deleted');
     expect(deleted.length).toBeGreaterThanOrEqual(1);
     for (const d of deleted) {
       expect(list.map((x) => x.sha256)).toContain(d.subject);

@@ -7,15 +7,13 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { dockctlAudit } from '../helpers/custodyTrail.ts';
-import { DOCKCTL_BIN, DaemonProcess, makeWorld, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles } from '../helpers/edgeCases.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { DOCKCTL_BIN } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { dockctlAudit, dockctlFiles } from '../helpers/dockctlJson.ts';
 
 const NOBODY = 65534;
 const NAMELESS = 4242; // a uid with no account
@@ -43,33 +41,16 @@ function dockctlAs(
 }
 
 describe('dockctl records the real user, never $USER', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    if (process.getuid?.() !== 0) throw new Error('this test runs dockctl as other uids and needs root (CI runs as root)');
-    dir = await tempDir('dockd-actor-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
+  const station = useStation({
+    prefix: 'dockd-actor-',
+    precondition: () => {
+      if (process.getuid?.() !== 0) throw new Error('this test runs dockctl as other uids and needs root (CI runs as root)');
+    },
   });
 
   it('names the real uid (with SUDO_UID only as root), whatever USER, LOGNAME and SUDO_USER say', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const daemon = await station.startDaemon(world.configFile);
     const clip = await sampleMedia('video', 1, 651);
     await dockVolume(world.mountRoot, 'REC1', async (v) => {
       await fs.copyFile(clip, path.join(v, recordingName({ at: '20261128090000', seq: 1 })));
@@ -81,7 +62,6 @@ describe('dockctl records the real user, never $USER', () => {
       90_000,
     );
     expect(await daemon.stop()).toBe(0);
-    daemon = null;
     const liar = { USER: 'someoneelse', LOGNAME: 'someoneelse', SUDO_USER: 'mallory' };
     const lastBy = async (type: string) => (await dockctlAudit(world.configFile)).filter((e) => e.type === type).at(-1)!.data.by;
 
@@ -110,7 +90,7 @@ describe('dockctl records the real user, never $USER', () => {
     expect(await lastBy('verify')).toBe('root (uid 0)');
 
     // Another user: SUDO_UID means nothing when the process is not root.
-    await fs.chmod(dir, 0o755);
+    await fs.chmod(station.dir, 0o755);
     await fs.chown(world.configFile, 0, 0);
     const chownR = async (uid: number) => {
       for (const p of [

@@ -6,17 +6,17 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { canonicalJson, entryHash } from '../../daemon/store/audit.ts';
-import { freeBytes, mountTmpfs, unmount } from '../helpers/custodyKit.ts';
-import { dockctlAudit, exists, sendReceipt, type AuditJson } from '../helpers/custodyTrail.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles, type PublicFile } from '../helpers/edgeCases.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockRecordings, type PlacedRecording } from '../helpers/recordings.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { type AuditJson, dockctlAudit, dockctlFiles, type PublicFile } from '../helpers/dockctlJson.ts';
+import { freeBytes, mountTmpfs, unmount } from '../helpers/mounts.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { exists } from '../helpers/trees.ts';
 
 const ST = 'test-st';
 const TIMEOUT = 300_000;
@@ -36,34 +36,11 @@ interface Manifest {
 }
 
 describe('dockctl export', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  const mounts: string[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-export-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    for (const m of mounts.splice(0)) await unmount(m);
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation({ prefix: 'dockd-export-' });
 
   async function setup(): Promise<{ configFile: string; storeDir: string; files: PlacedRecording[]; rows: PublicFile[] }> {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    await station.startDaemon(world.configFile);
     const { files } = await dockRecordings(world.mountRoot, 'REC1', [
       await sampleMedia('video', 1, 621),
       await sampleMedia('video', 1, 622),
@@ -77,7 +54,7 @@ describe('dockctl export', () => {
       120_000,
     );
     // One of them archived by HQ, so the export carries a full history.
-    await sendReceipt(broker.url, ST, { sha256: files[0].sha256, ok: true });
+    await sendReceipt(station.broker.url, ST, { sha256: files[0].sha256, ok: true });
     const rows = await waitFor(
       'the first archived',
       async () => {
@@ -95,7 +72,7 @@ describe('dockctl export', () => {
       const { configFile, storeDir, files, rows } = await setup();
       const rec = files[0];
       const row = rows.find((f) => f.sha256 === rec.sha256)!;
-      const out = path.join(dir, 'export', '案件 C-1'); // created on demand; spaces and CJK in the path are fine
+      const out = path.join(station.dir, 'export', '案件 C-1'); // created on demand; spaces and CJK in the path are fine
       const auditBefore = await dockctlAudit(configFile);
 
       const r = await runDockctl(configFile, ['export', String(row.id), '--to', out]);
@@ -166,7 +143,7 @@ describe('dockctl export', () => {
       const { configFile, files, rows } = await setup();
       const rec = files[1]; // uploaded, not yet archived: exportable as well
       const row = rows.find((f) => f.sha256 === rec.sha256)!;
-      const out = path.join(dir, 'by-prefix');
+      const out = path.join(station.dir, 'by-prefix');
       const r = await runDockctl(configFile, ['export', rec.sha256.slice(0, 10), '--to', out, '--json']);
       expect(r.code, r.stderr).toBe(0);
       const res = JSON.parse(r.stdout) as { file: string; metadata: string; sha256: string; auditSeq: number };
@@ -177,12 +154,12 @@ describe('dockctl export', () => {
       const audit = await dockctlAudit(configFile);
       expect(audit.find((e) => e.seq === res.auditSeq)).toMatchObject({ type: 'file.exported', subject: rec.sha256 });
 
-      const unknown = await runDockctl(configFile, ['export', '999', '--to', path.join(dir, 'nope')]);
+      const unknown = await runDockctl(configFile, ['export', '999', '--to', path.join(station.dir, 'nope')]);
       expect(unknown.code).not.toBe(0);
       expect(unknown.stderr).toMatch(/no recording/);
-      const badPrefix = await runDockctl(configFile, ['export', 'ffffffffffffffff', '--to', path.join(dir, 'nope')]);
+      const badPrefix = await runDockctl(configFile, ['export', 'ffffffffffffffff', '--to', path.join(station.dir, 'nope')]);
       expect(badPrefix.code).not.toBe(0);
-      expect(await exists(path.join(dir, 'nope'))).toBe(false);
+      expect(await exists(path.join(station.dir, 'nope'))).toBe(false);
       expect((await dockctlAudit(configFile)).filter((e) => e.type === 'file.exported')).toHaveLength(1);
     },
     TIMEOUT,
@@ -194,7 +171,7 @@ describe('dockctl export', () => {
       const { configFile, files, rows } = await setup();
       const rec = files[0];
       const row = rows.find((f) => f.sha256 === rec.sha256)!;
-      const out = path.join(dir, 'taken');
+      const out = path.join(station.dir, 'taken');
       await fs.mkdir(out);
       const target = path.join(out, `${row.id}-${rec.name}`);
       const squatter = Buffer.from("someone else's file, not the recording\n");
@@ -209,7 +186,7 @@ describe('dockctl export', () => {
       expect((await dockctlAudit(configFile)).filter((e) => e.type === 'file.exported')).toEqual([]);
 
       // A second export of the same recording into a DIR that already holds a first export fails the same way.
-      const again = path.join(dir, 'again');
+      const again = path.join(station.dir, 'again');
       expect((await runDockctl(configFile, ['export', String(row.id), '--to', again])).code).toBe(0);
       const first = await fs.readFile(`${path.join(again, `${row.id}-${rec.name}`)}.meta.json`);
       const second = await runDockctl(configFile, ['export', String(row.id), '--to', again]);
@@ -227,7 +204,7 @@ describe('dockctl export', () => {
       const { configFile, files, rows } = await setup();
       const rec = files[0];
       const row = rows.find((f) => f.sha256 === rec.sha256)!;
-      const out = path.join(dir, 'meta-taken');
+      const out = path.join(station.dir, 'meta-taken');
       await fs.mkdir(out);
       const target = path.join(out, `${row.id}-${rec.name}`);
       const squatter = Buffer.from('{"not":"the manifest"}');
@@ -283,9 +260,9 @@ describe('dockctl export', () => {
       );
 
       // A read-only file system: neither into it nor into a new directory below it.
-      const ro = path.join(dir, 'read-only');
+      const ro = path.join(station.dir, 'read-only');
       await mountTmpfs(ro, 1);
-      mounts.push(ro);
+      station.onCleanup(() => unmount(ro));
       await promisify(execFile)('mount', ['-o', 'remount,ro', ro]);
       await refused(ro, `dockctl: ${path.join(ro, `${name}.meta.json`)} cannot be written: read-only file system (EROFS)`);
       await refused(
@@ -295,9 +272,9 @@ describe('dockctl export', () => {
       expect(await fs.readdir(ro)).toEqual([]);
 
       // A full tmpfs: the copy does not fit. The partial copy goes; what was there stays.
-      const full = path.join(dir, 'full');
+      const full = path.join(station.dir, 'full');
       await mountTmpfs(full, 1);
-      mounts.push(full);
+      station.onCleanup(() => unmount(full));
       const filler = Buffer.alloc((await freeBytes(full)) - 16 * 1024, 7);
       await fs.writeFile(path.join(full, 'filler'), filler);
       expect(rec.size).toBeGreaterThan(16 * 1024);

@@ -3,65 +3,32 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import {
-  contentHashesUnder,
-  dockctlFiles,
-  eventsOf,
-  objectPath,
-  rawTreeFingerprint,
-  sha256Of,
-  storedObjectNames,
-  waitForIngestFinished,
-  waitForSettledCatalog,
-  writeFirstHalf,
-} from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { writeFirstHalf } from '../helpers/brokenFiles.ts';
+import { dockctlFiles, waitForSettledCatalog } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
+import { objectPath, storedObjectNames } from '../helpers/storeOnDisk.ts';
+import { contentHashesUnder, sha256Of, treeFingerprint } from '../helpers/trees.ts';
 
 const run = promisify(execFile);
 const sidecar = (caseNo: string) => JSON.stringify({ caseNo, purpose: '现场检查', place: '幸福路12号' });
 const metaName = (n: string) => n.replace(/\.mp4$/i, '.meta.json');
 
 describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names and deep folders', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await sub?.client.endAsync(true);
-    sub = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation();
 
   it('uploads good and damaged clips alike (integrity says which), rejects only the empty one, takes odd names and deep folders, never follows links, and leaves the volume untouched', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    const mq = await recordTopics(broker.url, 'dockd/test-st/#');
-    sub = mq;
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const mq = await station.subscribe();
+    const daemon = await station.startDaemon(world.configFile);
 
     // Content that lives outside the volume and is reachable from it only through symlinks.
-    const outside = path.join(dir, 'outside');
+    const outside = path.join(station.dir, 'outside');
     await fs.mkdir(path.join(outside, 'dir'), { recursive: true });
     const secretClip = await sampleMedia('video', 2, 204);
     const secret = path.join(outside, 'secret.mp4');
@@ -101,7 +68,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     // Neither is a docked recorder.
     await fs.symlink(path.join(outside, 'dir'), path.join(world.mountRoot, 'EVIL'));
     await fs.writeFile(path.join(world.mountRoot, 'stray.mp4'), await fs.readFile(secretClip));
-    const outsideBefore = await rawTreeFingerprint(outside);
+    const outsideBefore = await treeFingerprint(outside);
     let truncBytes!: Buffer;
     let truncFastBytes!: Buffer;
     let volumeBefore!: Record<string, string>;
@@ -148,7 +115,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       await fs.copyFile(deepClip, path.join(deep, recordingName({ at: '20261128081100', seq: 14 })));
       await fs.writeFile(path.join(deep, metaName(recordingName({ at: '20261128081100', seq: 14 }))), sidecar('C-DEEP'));
       await run('mkfifo', [path.join(d, n.fifo)]);
-      volumeBefore = await rawTreeFingerprint(v); // before dockd can see it
+      volumeBefore = await treeFingerprint(v); // before dockd can see it
     });
     expect(Object.keys(volumeBefore).some((k) => k.startsWith('hex:'))).toBe(true); // the invalid name really is on disk
 
@@ -179,7 +146,11 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       safeToUndock: true,
     });
     const rows = await waitForSettledCatalog(world.configFile, 10);
-    await waitFor('the good and the damaged clips with metadata verified by the server', () => tus.finished.length >= 6, 180_000);
+    await waitFor(
+      'the good and the damaged clips with metadata verified by the server',
+      () => station.tus.finished.length >= 6,
+      180_000,
+    );
 
     // The daemon is still up and serving.
     expect(daemon.proc!.exitCode).toBeNull();
@@ -194,7 +165,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     });
 
     // HQ has every clip with complete metadata, damaged or not, the odd name intact; integrity says which is which.
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual(
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual(
       [sha.valid, sha.odd, sha.deep, sha.corrupt, sha.trunc, sha.truncFast].sort(),
     );
     const bySha = Object.fromEntries(rows.map((r) => [r.sha256!, r]));
@@ -205,7 +176,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       sourcePath: path.join('DCIM', n.odd),
       caseNo: 'C-ODD',
     });
-    expect(tus.finished.find((u) => u.sha256 === sha.odd)!.metadata).toMatchObject({
+    expect(station.tus.finished.find((u) => u.sha256 === sha.odd)!.metadata).toMatchObject({
       filename: n.odd,
       filetype: 'video/mp4',
       caseNo: 'C-ODD',
@@ -227,7 +198,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
         integrity: 'damaged',
         integrityNote: expect.stringMatching(/not a readable video file|does not demux cleanly/),
       });
-      const meta = tus.finished.find((u) => u.sha256 === h)!.metadata;
+      const meta = station.tus.finished.find((u) => u.sha256 === h)!.metadata;
       expect(meta, what).toMatchObject({ integrity: 'damaged', integrityNote: bySha[h].integrityNote });
       expect(await sha256OfFile(objectPath(world.storeDir, h))).toBe(h); // the stored copy is the damaged original, byte for byte
     }
@@ -293,19 +264,19 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     const stored = await storedObjectNames(world.storeDir);
     expect(stored).toEqual(Object.values(sha).sort());
     const inStore = await contentHashesUnder(world.storeDir);
-    const atHq = await contentHashesUnder(path.join(dir, 'hq'));
+    const atHq = await contentHashesUnder(path.join(station.dir, 'hq'));
     for (const [what, h] of Object.entries(forbidden)) {
       expect(inStore.has(h), `${what} in the store`).toBe(false);
       expect(atHq.has(h), `${what} at HQ`).toBe(false);
     }
     expect(atHq.has(sha.valid)).toBe(true); // the check above can see uploads
-    expect(JSON.stringify(tus.finished.map((u) => u.metadata))).not.toMatch(/LEAK/);
+    expect(JSON.stringify(station.tus.finished.map((u) => u.metadata))).not.toMatch(/LEAK/);
     expect(JSON.stringify(rows)).not.toMatch(/LEAK/);
     expect(await fs.readdir(path.join(world.storeDir, 'tmp'))).toEqual([]);
 
     // The volume and everything it links to were only read; nothing was written beside it.
-    expect(await rawTreeFingerprint(volume)).toEqual(volumeBefore);
-    expect(await rawTreeFingerprint(outside)).toEqual(outsideBefore);
+    expect(await treeFingerprint(volume)).toEqual(volumeBefore);
+    expect(await treeFingerprint(outside)).toEqual(outsideBefore);
     expect((await fs.readdir(world.mountRoot)).sort()).toEqual(['EVIL', 'REC1', 'stray.mp4']);
 
     // Still taking recorders after all that.
@@ -316,8 +287,12 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       await fs.writeFile(path.join(v, metaName(laterName)), sidecar('C-LATER'));
     });
     const laterSha = await sha256OfFile(later);
-    await waitFor('the clip of the next recorder uploaded', () => tus.finished.some((u) => u.sha256 === laterSha), 180_000);
-    expect(tus.finished).toHaveLength(7);
+    await waitFor(
+      'the clip of the next recorder uploaded',
+      () => station.tus.finished.some((u) => u.sha256 === laterSha),
+      180_000,
+    );
+    expect(station.tus.finished).toHaveLength(7);
     // Only the two real volumes were ever docked (the mount-root symlink and stray file never were).
     await waitForIngestFinished(daemon, 2);
     await waitFor('the second recorder.docked event', () => eventsOf(mq.messages, 'recorder.docked').length >= 2, 120_000);

@@ -3,12 +3,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf, waitForIngestFinished } from '../helpers/edgeCases.ts';
-import { recordTopics } from '../helpers/mosquitto.ts';
+import { type makeWorld, runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { useStationWorld } from '../helpers/stationWorld.ts';
+import { useStation } from '../helpers/station.ts';
+import { dockctlFiles } from '../helpers/dockctlJson.ts';
+import { eventsOf, waitForIngestFinished } from '../helpers/stationReports.ts';
 
 // The daemon runs as an unprivileged user here, as the dockd service user does: root reads any directory.
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -30,21 +30,15 @@ async function recorderStatus(configFile: string, name: string): Promise<Recorde
 }
 
 describe('nothing left behind: a recorder is safe to undock only when every recording on it is in the store', () => {
-  const w = useStationWorld();
+  const station = useStation();
 
   async function startAsNobody(): Promise<Awaited<ReturnType<typeof makeWorld>>> {
-    await fs.chmod(w.dir, 0o755); // mkdtemp makes it 0700: the daemon's user must reach its world
-    const world = await makeWorld(w.dir, {
-      tusEndpoint: w.tus.endpoint,
-      mqttUrl: w.broker.url,
-      extra: { log: { level: 'info' } },
-    });
+    await fs.chmod(station.dir, 0o755); // mkdtemp makes it 0700: the daemon's user must reach its world
+    const world = await station.world({ extra: { log: { level: 'info' } } });
     await fs.mkdir(world.storeDir, { recursive: true });
     execFileSync('chown', ['-R', `${NOBODY.uid}:${NOBODY.gid}`, world.storeDir, world.mountRoot]);
-    w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
-    w.daemon = new DaemonProcess(world.configFile);
-    w.daemon!.start({ as: NOBODY });
-    await w.daemon!.started();
+    await station.subscribe();
+    await station.startDaemon(world.configFile, { as: NOBODY });
     return world;
   }
 
@@ -71,7 +65,7 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
       await fs.chmod(path.join(v, 'LOCKED'), 0o700); // owned by root: the daemon's user cannot list it
     });
 
-    const finished = await waitForIngestFinished(w.daemon!, 1, 240_000);
+    const finished = await waitForIngestFinished(station.daemon!, 1, 240_000);
     expect(finished).toMatchObject({ state: 'error', safeToUndock: false, leftBehind: 1, copied: 2 });
 
     // dockctl status --json: not safe, and why, in words.
@@ -91,11 +85,11 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     // On MQTT: the alarm event, and the retained state says not safe, naming what stayed.
     await waitFor(
       'the left-behind alarm on MQTT',
-      () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === true),
+      () => eventsOf(station.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === true),
       30_000,
     );
     const lastState = () =>
-      w
+      station
         .sub!.messages.filter((m) => m.topic === 'dockd/test-st/state')
         .map((m) => JSON.parse(m.payload))
         .at(-1);
@@ -120,7 +114,7 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
       sourcePathHex: oddRaw.toString('hex'),
       state: 'needs-annotation',
     });
-    await waitFor('the deep clip at HQ', () => w.tus.finished.some((u) => u.sha256 === deepSha), 120_000);
+    await waitFor('the deep clip at HQ', () => station.tus.finished.some((u) => u.sha256 === deepSha), 120_000);
     expect(rows.some((r) => r.filename === lockedName)).toBe(false);
 
     // The officer (or admin) fixes what blocked it: the next scan takes the clip, and only then is it safe.
@@ -138,10 +132,10 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     });
     await waitFor(
       'the alarm cleared on MQTT',
-      () => eventsOf(w.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === false),
+      () => eventsOf(station.sub!.messages, 'alarm').some((e) => e.code === 'RECORDING_LEFT_BEHIND' && e.active === false),
       30_000,
     );
-    expect(await w.daemon!.stop()).toBe(0);
+    expect(await station.daemon!.stop()).toBe(0);
   }, 420_000);
 
   it('a volume whose root cannot be read is never safe, and says so', async () => {
@@ -164,6 +158,6 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     });
     expect(rec.error).toMatch(/volume root/);
     expect(await dockctlFiles(world.configFile)).toEqual([]);
-    expect(await w.daemon!.stop()).toBe(0);
+    expect(await station.daemon!.stop()).toBe(0);
   }, 180_000);
 });

@@ -6,15 +6,13 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { sendReceipt } from '../helpers/custodyTrail.ts';
-import { DaemonProcess, makeWorld, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles } from '../helpers/edgeCases.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { dockctlFiles } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 const SIZE = 10_000_000;
 
@@ -30,37 +28,14 @@ async function mp4OfSize(target: string, size: number): Promise<void> {
 }
 
 describe('log lines stay valid JSON whatever the data', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-loglines-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation({ prefix: 'dockd-loglines-' });
 
   it('recorder password 000000 and a recording of 10000000 bytes: every line parses, sizes and hashes intact', async () => {
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
+    const world = await station.world({
       devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
-      extra: { dock: { mountRoots: [path.join(dir, 'dock')], settleMs: 100, recorderPassword: '000000' } },
+      extra: { dock: { mountRoots: [path.join(station.dir, 'dock')], settleMs: 100, recorderPassword: '000000' } },
     });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const daemon = await station.startDaemon(world.configFile);
     const name = recordingName({ at: '20261128100000', seq: 1 });
     let sha = '';
     await dockVolume(world.mountRoot, 'REC1', async (v) => {
@@ -76,8 +51,8 @@ describe('log lines stay valid JSON whatever the data', () => {
       async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'uploaded'),
       120_000,
     );
-    expect(tus.finished).toEqual([expect.objectContaining({ sha256: sha, size: SIZE })]);
-    await sendReceipt(broker.url, 'test-st', { sha256: sha, ok: true });
+    expect(station.tus.finished).toEqual([expect.objectContaining({ sha256: sha, size: SIZE })]);
+    await sendReceipt(station.broker.url, 'test-st', { sha256: sha, ok: true });
     await waitFor(
       'archived',
       async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === sha && f.state === 'archived'),

@@ -9,12 +9,13 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
-import { dockctlAudit, sendReceipt } from '../helpers/custodyTrail.ts';
 import { MosquittoBroker } from '../helpers/brokers.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
+import { dockctlAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 const ST = 'test-st';
 const P = `dockd/${ST}`;

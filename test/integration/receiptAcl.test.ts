@@ -13,14 +13,14 @@ import mqtt from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { sampleMedia } from '../../scripts/media.ts';
-import { dockctlAudit } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, makeWorld, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf } from '../helpers/edgeCases.ts';
 import { signedReceipt, TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
 import type { Received } from '../helpers/mosquitto.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
+import { dockctlAudit, dockctlFiles } from '../helpers/dockctlJson.ts';
+import { eventsOf } from '../helpers/stationReports.ts';
 
 const run = promisify(execFile);
 const MOSQUITTO = '/usr/sbin/mosquitto';

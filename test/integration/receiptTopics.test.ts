@@ -9,11 +9,12 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import { parse, stringify } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { dockctlAudit, sendReceipt } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, makeWorld, tempDir } from '../helpers/daemon.ts';
 import { signedReceipt } from '../helpers/hqKeys.ts';
 import { Mosquitto } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { dockctlAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 const ST = 'test-st';
 const SHA = 'ab'.repeat(32);

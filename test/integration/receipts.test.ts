@@ -11,14 +11,15 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { receiptSignatureValid, type SignedReceipt } from '../../daemon/custody/signatures.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { auditHeads, dockctlAudit, sendReceipt, waitForAudit } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf, type PublicFile } from '../helpers/edgeCases.ts';
 import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { dockctlAudit, dockctlFiles, type PublicFile, waitForAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { auditHeads, eventsOf } from '../helpers/stationReports.ts';
 
 const ST = 'test-st';
 const TIMEOUT = 300_000;

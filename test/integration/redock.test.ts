@@ -1,21 +1,16 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import {
-  eventsOf,
-  ingestFinished,
-  storedObjectNames,
-  uploadsCreated,
-  waitForIngestFinished,
-  waitForSettledCatalog,
-} from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { waitForSettledCatalog } from '../helpers/dockctlJson.ts';
+import { eventsOf, ingestFinished, waitForIngestFinished } from '../helpers/stationReports.ts';
+import { storedObjectNames } from '../helpers/storeOnDisk.ts';
+import { uploadsCreated } from '../helpers/tusServer.ts';
 
 /** Recorders keep their files' times: a re-docked recorder shows the same path, size and mtime. */
 const RECORDED_AT = new Date('2026-11-28T02:00:00Z');
@@ -40,44 +35,17 @@ function sightings(storeDir: string, fileId: number): { device_serial: string | 
 }
 
 describe('re-docking: content already stored is neither copied nor uploaded again', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  let sub: Awaited<ReturnType<typeof recordTopics>> | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await sub?.client.endAsync(true);
-    sub = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation();
 
   it('an undocked and re-docked recorder, and the same clip on a second recorder, are stored and uploaded once', async () => {
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
+    const world = await station.world({
       devices: [
         { serial: '1234567', officerId: '012345', officerName: '张三' },
         { serial: '7654321', officerId: '054321', officerName: '李四' },
       ],
     });
-    const mq = await recordTopics(broker.url, 'dockd/test-st/#');
-    sub = mq;
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const mq = await station.subscribe();
+    const daemon = await station.startDaemon(world.configFile);
 
     const media = {
       a: await sampleMedia('video', 2, 501),
@@ -96,8 +64,8 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     expect(await waitForIngestFinished(daemon, 1)).toMatchObject({ state: 'done', copied: 2, alreadyStored: 0 });
     const first = await waitForSettledCatalog(world.configFile, 2);
     expect(first.map((f) => f.state)).toEqual(['uploaded', 'uploaded']);
-    await waitFor('both uploads verified by the server', () => tus.finished.length >= 2, 180_000);
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b].sort());
+    await waitFor('both uploads verified by the server', () => station.tus.finished.length >= 2, 180_000);
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b].sort());
 
     // Undock (the volume goes away), then dock the very same recorder again.
     await fs.rm(volume, { recursive: true });
@@ -115,8 +83,8 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     expect(again.session).not.toBe(ingestFinished(daemon)[0].session);
     const afterRedock = await waitForSettledCatalog(world.configFile, 2);
     expect(afterRedock.map((f) => [f.id, f.sha256, f.state])).toEqual(first.map((f) => [f.id, f.sha256, 'uploaded']));
-    expect(tus.finished).toHaveLength(2);
-    expect(await uploadsCreated(path.join(dir, 'hq'))).toHaveLength(2);
+    expect(station.tus.finished).toHaveLength(2);
+    expect(await uploadsCreated(path.join(station.dir, 'hq'))).toHaveLength(2);
     expect(await storedObjectNames(world.storeDir)).toEqual([sha.a, sha.b].sort());
     const idA = first.find((f) => f.sha256 === sha.a)!.id;
     expect(sightings(world.storeDir, idA).map((s) => [s.device_serial, s.source_path, s.copied])).toEqual([
@@ -132,7 +100,7 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
       await putClip(v, nameC, media.c, { caseNo: 'C-C', purpose: '现场检查', place: '人民路8号' });
     });
     expect(await waitForIngestFinished(daemon, 3)).toMatchObject({ state: 'done' });
-    await waitFor('the new clip uploaded', () => tus.finished.some((u) => u.sha256 === sha.c), 180_000);
+    await waitFor('the new clip uploaded', () => station.tus.finished.some((u) => u.sha256 === sha.c), 180_000);
     const all = await waitForSettledCatalog(world.configFile, 3);
 
     // One row and one object per content; every row uploaded, none waiting; each content uploaded exactly once.
@@ -140,8 +108,8 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     expect(all.every((f) => f.state === 'uploaded')).toBe(true);
     expect(await storedObjectNames(world.storeDir)).toEqual([sha.a, sha.b, sha.c].sort());
     expect(await fs.readdir(path.join(world.storeDir, 'tmp'))).toEqual([]);
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
-    expect((await uploadsCreated(path.join(dir, 'hq'))).map((u) => u.metadata.sha256).sort()).toEqual(
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.c].sort());
+    expect((await uploadsCreated(path.join(station.dir, 'hq'))).map((u) => u.metadata.sha256).sort()).toEqual(
       [sha.a, sha.b, sha.c].sort(),
     );
     // Clip A keeps its first recording's metadata; the second recorder is a sighting of it, not a copy.
@@ -169,12 +137,9 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
   }, 300_000);
 
   it('a restart with a recorder still docked duplicates nothing', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    const mq = await recordTopics(broker.url, 'dockd/test-st/#');
-    sub = mq;
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const mq = await station.subscribe();
+    let daemon = await station.startDaemon(world.configFile);
 
     const media = {
       a: await sampleMedia('video', 2, 511),
@@ -198,12 +163,10 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
     });
     expect(await waitForIngestFinished(daemon, 1)).toMatchObject({ state: 'done', copied: 3, needsAnnotation: 1 });
     const before = await waitForSettledCatalog(world.configFile, 3);
-    await waitFor('both ready clips verified by the server', () => tus.finished.length >= 2, 180_000);
+    await waitFor('both ready clips verified by the server', () => station.tus.finished.length >= 2, 180_000);
 
     expect(await daemon.stop()).toBe(0);
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    daemon = await station.startDaemon(world.configFile);
 
     // The volume was there at start: it is walked again, and everything on it is recognised as stored.
     expect(await waitForIngestFinished(daemon, 1)).toMatchObject({
@@ -230,14 +193,14 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
       '幸福路12号',
     ]);
     expect(ann.code, ann.stderr).toBe(0);
-    await waitFor('the released clip uploaded', () => tus.finished.some((u) => u.sha256 === sha.h), 180_000);
+    await waitFor('the released clip uploaded', () => station.tus.finished.some((u) => u.sha256 === sha.h), 180_000);
     await waitFor(
       'its file.uploaded event',
       () => eventsOf(mq.messages, 'file.uploaded').some((e) => e.sha256 === sha.h),
       120_000,
     );
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.h].sort());
-    expect(await uploadsCreated(path.join(dir, 'hq'))).toHaveLength(3);
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([sha.a, sha.b, sha.h].sort());
+    expect(await uploadsCreated(path.join(station.dir, 'hq'))).toHaveLength(3);
     const count = (type: string) =>
       eventsOf(mq.messages, type)
         .map((e) => e.sha256 as string)

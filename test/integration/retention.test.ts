@@ -7,24 +7,15 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import {
-  auditJson,
-  catalogRows,
-  filesJson,
-  objectPath,
-  publishReceipt,
-  statusJson,
-  type CatalogFile,
-} from '../helpers/custodyKit.ts';
-
-const RECEIPT_TOPIC = 'dockd/test-st/receipt';
+import { dockctlAudit, filesJson, statusJson } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { type CatalogFile, catalogRows, objectPath } from '../helpers/storeOnDisk.ts';
 
 interface Case {
   name: string;
@@ -118,45 +109,20 @@ async function expectFreed(storeDir: string, configFile: string, c: Case): Promi
   expect(r.local_deleted_at).not.toBeNull();
   expect(Date.parse(r.local_deleted_at!)).toBeGreaterThanOrEqual(Date.parse(r.archived_at!));
   expect(await exists(objectPath(storeDir, c.sha256))).toBe(false);
-  const entries = (await auditJson(configFile)).filter((a) => a.type === 'object.deleted' && a.subject === c.sha256);
+  const entries = (await dockctlAudit(configFile)).filter((a) => a.type === 'object.deleted' && a.subject === c.sha256);
   expect(entries).toHaveLength(1);
   expect(entries[0].data).toMatchObject({ id: r.id, where: 'station store' });
   expect(String(entries[0].data.why)).toMatch(/retention/);
 }
 
 describe('retention: only archived objects past retention.localDays are freed', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation();
 
   it('localDays 0: frees archived objects only; uploaded-without-receipt, needs-annotation and rejected stay; verify passes', {
     timeout: 240_000,
   }, async () => {
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
-      extra: { retention: { localDays: 0 } },
-    });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world({ extra: { retention: { localDays: 0 } } });
+    await station.startDaemon(world.configFile);
     const {
       archive: [a1, a2],
       noReceipt,
@@ -170,20 +136,20 @@ describe('retention: only archived objects past retention.localDays are freed', 
       [held.sha256]: 'needs-annotation',
       [rejected.sha256]: 'rejected',
     });
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual([a1, a2, noReceipt].map((c) => c.sha256).sort());
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([a1, a2, noReceipt].map((c) => c.sha256).sort());
 
     // Receipts for one uploaded file, and (wrongly) for the held and the rejected ones: only the first is archived.
-    for (const c of [a1, held, rejected]) await publishReceipt(broker.url, RECEIPT_TOPIC, c.sha256, true);
+    for (const c of [a1, held, rejected]) await sendReceipt(station.broker.url, 'test-st', { sha256: c.sha256, ok: true });
     await waitFor('the archived object to be freed', () => row(world.storeDir, a1.sha256).local_deleted_at, 60_000, 250);
     await expectFreed(world.storeDir, world.configFile, a1);
-    const ignored = (await auditJson(world.configFile)).filter((a) => a.type === 'receipt.ignored').map((a) => a.subject);
+    const ignored = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'receipt.ignored').map((a) => a.subject);
     expect(ignored).toEqual(expect.arrayContaining([held.sha256, rejected.sha256]));
 
     // A later archive is freed by a later storage pass; the others are still kept after it.
-    await publishReceipt(broker.url, RECEIPT_TOPIC, a2.sha256, true);
+    await sendReceipt(station.broker.url, 'test-st', { sha256: a2.sha256, ok: true });
     await waitFor('the second archived object to be freed', () => row(world.storeDir, a2.sha256).local_deleted_at, 60_000, 250);
     await expectFreed(world.storeDir, world.configFile, a2);
-    const deleted = (await auditJson(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
+    const deleted = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
     expect(deleted.sort()).toEqual([a1.sha256, a2.sha256].sort());
     await expectKept(world.storeDir, deleted, noReceipt, 'uploaded');
     await expectKept(world.storeDir, deleted, held, 'needs-annotation');
@@ -199,7 +165,7 @@ describe('retention: only archived objects past retention.localDays are freed', 
     // The catalog still knows the freed recordings (archived at HQ), and an export says where to get them.
     const rows = await filesJson(world.configFile, ['--state', 'archived']);
     expect(rows.map((f) => f.sha256).sort()).toEqual([a1.sha256, a2.sha256].sort());
-    const exp = await runDockctl(world.configFile, ['export', a1.sha256.slice(0, 12), '--to', path.join(dir, 'export')]);
+    const exp = await runDockctl(world.configFile, ['export', a1.sha256.slice(0, 12), '--to', path.join(station.dir, 'export')]);
     expect(exp.code).not.toBe(0);
     expect(exp.stderr).toMatch(/freed/);
     expect((await statusJson(world.configFile)).json.queue).toMatchObject({
@@ -214,11 +180,9 @@ describe('retention: only archived objects past retention.localDays are freed', 
     timeout: 240_000,
   }, async () => {
     // lowWaterBytes above any real disk: the station believes its disk is low the whole time.
-    const extra = { retention: { localDays: 30 }, storage: { dir: path.join(dir, 'store'), lowWaterBytes: 2 ** 50 } };
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url, extra });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const extra = { retention: { localDays: 30 }, storage: { dir: path.join(station.dir, 'store'), lowWaterBytes: 2 ** 50 } };
+    const world = await station.world({ extra });
+    let daemon = await station.startDaemon(world.configFile);
     const {
       archive: [a1],
       noReceipt,
@@ -231,16 +195,14 @@ describe('retention: only archived objects past retention.localDays are freed', 
       [held.sha256]: 'needs-annotation',
       [rejected.sha256]: 'rejected',
     });
-    await publishReceipt(broker.url, RECEIPT_TOPIC, a1.sha256, true);
+    await sendReceipt(station.broker.url, 'test-st', { sha256: a1.sha256, ok: true });
     await waitForStates(world.configFile, { [a1.sha256]: 'archived' });
     expect((await statusJson(world.configFile)).json.alarms.map((a) => a.code)).toContain('DISK_LOW');
 
     // A restart runs a storage pass at once (before "dockd started"): still nothing freed.
     expect(await daemon.stop()).toBe(0);
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
-    let deleted = (await auditJson(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
+    daemon = await station.startDaemon(world.configFile);
+    let deleted = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
     expect(deleted).toEqual([]);
     await expectKept(world.storeDir, deleted, a1, 'archived');
     await expectKept(world.storeDir, deleted, noReceipt, 'uploaded');
@@ -253,11 +215,9 @@ describe('retention: only archived objects past retention.localDays are freed', 
     // Same store, retention 0: the start-up pass frees exactly the archived one (so the pass above did run the rule).
     expect(await daemon.stop()).toBe(0);
     await fs.writeFile(world.configFile, stringify({ ...world.config, retention: { localDays: 0 } }));
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    daemon = await station.startDaemon(world.configFile);
     await expectFreed(world.storeDir, world.configFile, a1);
-    deleted = (await auditJson(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
+    deleted = (await dockctlAudit(world.configFile)).filter((a) => a.type === 'object.deleted').map((a) => a.subject);
     expect(deleted).toEqual([a1.sha256]);
     await expectKept(world.storeDir, deleted, noReceipt, 'uploaded');
     await expectKept(world.storeDir, deleted, held, 'needs-annotation');

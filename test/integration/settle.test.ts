@@ -3,11 +3,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf, sha256Of } from '../helpers/edgeCases.ts';
 import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
 import { useStationWorld } from '../helpers/stationWorld.ts';
+import { dockctlFiles } from '../helpers/dockctlJson.ts';
+import { eventsOf } from '../helpers/stationReports.ts';
+import { sha256Of } from '../helpers/trees.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -14,7 +14,8 @@ import { Mosquitto } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { filesJson, objectPath } from '../helpers/custodyKit.ts';
+import { filesJson } from '../helpers/dockctlJson.ts';
+import { objectPath } from '../helpers/storeOnDisk.ts';
 
 async function sm3OfFile(p: string): Promise<string> {
   return createHash('sm3')

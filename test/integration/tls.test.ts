@@ -20,7 +20,7 @@ import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon
 import type { Received } from '../helpers/mosquitto.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { auditJson, filesJson, statusJson } from '../helpers/custodyKit.ts';
+import { dockctlAudit, filesJson, statusJson } from '../helpers/dockctlJson.ts';
 
 const run = promisify(execFile);
 const MOSQUITTO = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto';
@@ -396,7 +396,7 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     const text = await runDockctl(w.configFile, ['status']);
     expect(text.code).toBe(0);
     expectNoSecret(text.stdout + text.stderr, 'dockctl status');
-    expectNoSecret(JSON.stringify(await auditJson(w.configFile)), 'dockctl audit --json');
+    expectNoSecret(JSON.stringify(await dockctlAudit(w.configFile)), 'dockctl audit --json');
     // Everything the daemon wrote (debug level: the most it ever says), plus what reached MQTT.
     expectNoSecret(JSON.stringify(daemon.logs) + daemon.stderr, 'daemon logs');
     expectNoSecret(sub.messages.map((m) => m.payload).join('\n'), 'MQTT messages');
@@ -480,7 +480,7 @@ describe('MQTT over TLS with a client certificate and password; secrets from a f
     // … without repeating the secret anywhere.
     expectNoSecret(status.raw, 'dockctl status --json');
     expectNoSecret(JSON.stringify(await filesJson(w.configFile)), 'dockctl files --json');
-    expectNoSecret(JSON.stringify(await auditJson(w.configFile)), 'dockctl audit --json');
+    expectNoSecret(JSON.stringify(await dockctlAudit(w.configFile)), 'dockctl audit --json');
     expectNoSecret(JSON.stringify(daemon.logs) + daemon.stderr, 'daemon logs');
     await waitFor('the UPLOAD_REFUSED alarm event on MQTT', () =>
       sub.messages.some((m) => m.topic === 'dockd/test-st/event' && JSON.parse(m.payload).code === 'UPLOAD_REFUSED'),

@@ -1,13 +1,12 @@
 import { watch } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bigClip } from '../helpers/bigMedia.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockRecordings, storedObjects } from '../helpers/recordings.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
 
 const P = 'dockd/test-st';
 
@@ -60,44 +59,18 @@ function nthTempFile(dir: string, n: number): { created: Promise<string>; close:
 }
 
 describe('a recorder unplugged mid-copy', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  let closeWatch = () => {};
-  let closeSub = async () => {};
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    closeWatch();
-    await closeSub().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation();
 
   it('leaves no partial copy behind, keeps running, raises an alarm, and a re-dock delivers every file exactly once', async () => {
     const clips = await Promise.all([0, 1, 2, 3, 4].map((v) => bigClip(v)));
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    const sub = await recordTopics(broker.url, `${P}/event`);
-    closeSub = sub.close;
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const sub = await station.subscribe(`${P}/event`);
+    const daemon = await station.startDaemon(world.configFile);
     const d = daemon;
 
     const tmpDir = path.join(world.storeDir, 'tmp');
     const watcher = nthTempFile(tmpDir, 3);
-    closeWatch = watcher.close;
+    station.onCleanup(watcher.close);
     const { volume, files } = await dockRecordings(world.mountRoot, 'REC1', clips);
     const recorderContent = await listing(volume);
 
@@ -105,7 +78,7 @@ describe('a recorder unplugged mid-copy', () => {
     // stored by then, three are not), the volume leaves the mount root, and the daemon carries on.
     const partial = await watcher.created;
     d.proc!.kill('SIGSTOP');
-    const unplugged = path.join(dir, 'unplugged-REC1');
+    const unplugged = path.join(station.dir, 'unplugged-REC1');
     try {
       // The precondition of this test: frozen with that copy still in progress.
       expect(await fs.readdir(tmpDir)).toEqual([partial]);
@@ -161,10 +134,10 @@ describe('a recorder unplugged mid-copy', () => {
 
     // Dock the same recorder again: the rest is taken, and every recording reaches HQ exactly once, intact.
     await fs.rename(unplugged, volume);
-    await waitFor('HQ to receive every recording', () => tus.finished.length >= files.length, 90_000);
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
-    for (const u of tus.finished) expect(u.size).toBe(files.find((f) => f.sha256 === u.sha256)!.size);
-    expect(tus.refused).toEqual([]);
+    await waitFor('HQ to receive every recording', () => station.tus.finished.length >= files.length, 90_000);
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
+    for (const u of station.tus.finished) expect(u.size).toBe(files.find((f) => f.sha256 === u.sha256)!.size);
+    expect(station.tus.refused).toEqual([]);
 
     const final = await waitFor(
       'the catalog to show every recording uploaded once and the alarm cleared',

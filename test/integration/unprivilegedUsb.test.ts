@@ -12,7 +12,6 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { dockctlAudit, fileContents, sendReceipt, waitForAudit } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
 import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
 import { Mosquitto } from '../helpers/mosquitto.ts';
@@ -31,6 +30,9 @@ import {
 } from '../helpers/mountHelperWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
+import { dockctlAudit, waitForAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { fileContents } from '../helpers/trees.ts';
 
 const ST = 'test-st';
 const BAY = 'B2';

@@ -1,13 +1,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { objectPath, sha256Of, waitForIngestFinished, waitForSettledCatalog } from '../helpers/edgeCases.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { runDockctl } from '../helpers/daemon.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { waitForSettledCatalog } from '../helpers/dockctlJson.ts';
+import { waitForIngestFinished } from '../helpers/stationReports.ts';
+import { objectPath } from '../helpers/storeOnDisk.ts';
+import { sha256Of } from '../helpers/trees.ts';
 
 interface VerifyJson {
   ok: boolean;
@@ -16,32 +18,11 @@ interface VerifyJson {
 }
 
 describe('dockctl verify: re-hashes every stored object and names each one that is altered or gone', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation();
 
   it('passes on an intact store, then names a flipped byte and a deleted object, in text and JSON', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const daemon = await station.startDaemon(world.configFile);
 
     const clips = [await sampleMedia('video', 2, 401), await sampleMedia('video', 2, 402), await sampleMedia('video', 2, 403)];
     const corrupt = randomBytes(64 * 1024); // stored and rejected: verify covers rejected objects too

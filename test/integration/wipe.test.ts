@@ -7,15 +7,17 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { dockctlAudit, exists, fileContents, sendReceipt, waitForAudit, writeCorrupt } from '../helpers/custodyTrail.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { dockctlFiles, eventsOf, type PublicFile } from '../helpers/edgeCases.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
+import { writeCorrupt } from '../helpers/brokenFiles.ts';
+import { dockctlAudit, dockctlFiles, type PublicFile, waitForAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { eventsOf } from '../helpers/stationReports.ts';
+import { exists, fileContents } from '../helpers/trees.ts';
 
 const ST = 'test-st';
 const TIMEOUT = 300_000;
@@ -47,43 +49,17 @@ async function waitForStates(
 }
 
 describe('wipe gate for recorders', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  const closers: (() => Promise<void>)[] = [];
+  const station = useStation({ prefix: 'dockd-wipe-' });
   let marker = 0;
 
-  beforeEach(async () => {
-    dir = await tempDir('dockd-wipe-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-
   async function start(wipe: 'never' | 'after-archive' | undefined) {
-    const mountRoot = path.join(dir, 'dock');
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
+    const mountRoot = path.join(station.dir, 'dock');
+    const world = await station.world({
       extra: { dock: { mountRoots: [mountRoot], settleMs: 100, rescanSeconds: 0.3, ...(wipe ? { wipe } : {}) } },
     });
     expect(world.mountRoot).toBe(mountRoot);
-    const sub = await recordTopics(broker.url, `dockd/${ST}/#`);
-    closers.push(sub.close);
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const sub = await station.subscribe(`dockd/${ST}/#`);
+    await station.startDaemon(world.configFile);
     return { world, sub };
   }
 
@@ -160,7 +136,7 @@ describe('wipe gate for recorders', () => {
       );
 
       // HQ confirms the two uploads, and (wrongly) claims the held and the rejected file too: those claims are ignored.
-      for (const c of [good1, good2, held, corrupt]) await sendReceipt(broker.url, ST, { sha256: c.sha256, ok: true });
+      for (const c of [good1, good2, held, corrupt]) await sendReceipt(station.broker.url, ST, { sha256: c.sha256, ok: true });
       await waitForStates(world.configFile, { [good1.sha256]: 'archived', [good2.sha256]: 'archived' }, 'both uploads archived');
       await waitFor(
         'both archived recordings deleted from the recorder',
@@ -220,7 +196,7 @@ describe('wipe gate for recorders', () => {
       await fs.appendFile(appendedAbs, Buffer.from([0x42]));
       const inPlaceAbs = path.join(volume, inPlace.rel);
       // Changed beside the volume and renamed over the original, so no rescan can see it half-done (new mtime, old content).
-      const scratch = path.join(dir, 'in-place.tmp');
+      const scratch = path.join(station.dir, 'in-place.tmp');
       await fs.copyFile(inPlaceAbs, scratch);
       const h = await fs.open(scratch, 'r+');
       try {
@@ -250,9 +226,9 @@ describe('wipe gate for recorders', () => {
         60_000,
       );
 
-      await sendReceipt(broker.url, ST, { sha256: appended.sha256, ok: true });
-      await sendReceipt(broker.url, ST, { sha256: inPlace.sha256, ok: true });
-      await sendReceipt(broker.url, ST, { sha256: control.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: appended.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: inPlace.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: control.sha256, ok: true });
       await waitForStates(
         world.configFile,
         { [appended.sha256]: 'archived', [inPlace.sha256]: 'archived', [control.sha256]: 'archived' },
@@ -287,8 +263,8 @@ describe('wipe gate for recorders', () => {
       });
       await waitForStates(world.configFile, { [a.sha256]: 'uploaded', [b.sha256]: 'uploaded' }, 'both uploaded');
       const before = await fileContents(volume);
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
-      await sendReceipt(broker.url, ST, { sha256: b.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: b.sha256, ok: true });
       await waitForStates(world.configFile, { [a.sha256]: 'archived', [b.sha256]: 'archived' }, 'both archived');
       await loopWentRound(world.configFile, volume);
 

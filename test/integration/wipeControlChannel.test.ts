@@ -9,10 +9,11 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { dockctlAudit, sendReceipt, waitForAudit } from '../helpers/custodyTrail.ts';
 import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
 import { LinkWorld, STATION, type Recording } from '../helpers/linkWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { dockctlAudit, waitForAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 const TIMEOUT = 300_000;
 const KEEPER = { serial: 'WPC0001', officerId: '012345', officerName: '张三' };

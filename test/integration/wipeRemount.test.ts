@@ -13,12 +13,14 @@ import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { unescapeMountField } from '../../drivers/mounts/blockMount.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { dockctlAudit, fileContents, sendReceipt, waitForAudit } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
 import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
 import { Mosquitto } from '../helpers/mosquitto.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
+import { dockctlAudit, waitForAudit } from '../helpers/dockctlJson.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
+import { fileContents } from '../helpers/trees.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/sysfs');
 const SBIN_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;

@@ -10,13 +10,13 @@ import { stringify } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
 import { MosquittoBroker } from '../helpers/brokers.ts';
-import { sendReceipt } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
 import { ThrottleProxy } from '../helpers/throttleProxy.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockctlJson, events, hqSubscriber, stationWorld, type FileJson, type StationEvent, type StatusJson } from './support.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 const S = 'failover';
 const P = `dockd/${S}`;

@@ -11,7 +11,6 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
 import { MosquittoBroker, RabbitMqBroker, type TestBroker } from '../helpers/brokers.ts';
-import { sendReceipt } from '../helpers/custodyTrail.ts';
 import { signedReceipt } from '../helpers/hqKeys.ts';
 import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -19,6 +18,7 @@ import { dockRecordings, type PlacedRecording } from '../helpers/recordings.ts';
 import { ThrottleProxy } from '../helpers/throttleProxy.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockctlJson, events, hqSubscriber, stationWorld, type FileJson, type StationEvent, type StatusJson } from './support.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 interface Suite {
   title: string;

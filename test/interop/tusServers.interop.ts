@@ -10,7 +10,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bigClip } from '../helpers/bigMedia.ts';
-import { sendReceipt } from '../helpers/custodyTrail.ts';
 import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
 import { Mosquitto } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
@@ -19,6 +18,7 @@ import { ThrottleProxy } from '../helpers/throttleProxy.ts';
 import { TusChild } from '../helpers/tusChild.ts';
 import type { TusImpl } from '../helpers/tusServerProcess.ts';
 import { dockctlJson, stationWorld, type FileJson } from './support.ts';
+import { sendReceipt } from '../helpers/receipts.ts';
 
 /** About 7 s for the ~27 MB clip: long enough to kill the server part-way, whatever the machine's load. */
 const LINK_BYTES_PER_SECOND = 4 << 20;
