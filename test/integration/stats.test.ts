@@ -6,7 +6,7 @@ import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { recordingName, sampleMedia } from '../../scripts/media.ts';
 import { csvOf } from '../helpers/csv.ts';
 import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
-import { waitForSettledCatalog } from '../helpers/edgeCases.ts';
+import { waitForSettledCatalog } from '../helpers/dockctlJson.ts';
 import { freePort } from '../helpers/ports.ts';
 import { useStationWorld } from '../helpers/stationWorld.ts';
 import { dockVolume } from '../helpers/volume.ts';
