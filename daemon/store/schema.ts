@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 7;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -148,5 +148,13 @@ export const MIGRATIONS: Record<number, string> = {
     source TEXT                                                -- the address it was opened from
   );
   CREATE INDEX web_sessions_user ON web_sessions(user_id);
+  `,
+  // 6 is the statistics branch's step (its indexes); this branch leaves it empty so that 7 can follow.
+  6: '',
+  7: `
+  ALTER TABLE files ADD COLUMN late INTEGER;                   -- 1: captured more than rules.offloadWithinHours before it was docked (NULL until known; set once, kept for ever)
+  CREATE INDEX files_late_unknown ON files(id) WHERE late IS NULL;
+  CREATE INDEX files_late ON files(officer_id) WHERE late = 1;
+  CREATE INDEX sessions_serial ON sessions(device_serial);
   `,
 };
