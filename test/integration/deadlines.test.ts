@@ -94,6 +94,7 @@ describe('deadline alarms on a moved clock, and the upload window', () => {
     const nowMin = localMinutes(clock.now(), TIME_ZONE);
     const window = `${hhmm(nowMin + 120)}-${hhmm(nowMin + 180)}`;
     loaded.config.hq.tus.windows = [window];
+    loaded.config.rules.offloadWithinHours = 24; // the default (the world's config turns lateness off for other tests)
     controller = new Controller(loaded, createLogger('info', { write: (s: string) => void lines.push(s) }), {
       ...defaultHost(),
       clock,
@@ -133,6 +134,11 @@ describe('deadline alarms on a moved clock, and the upload window', () => {
       `waiting for upload window ${window.replace('-', '–')} 等待上传时段 ${window.replace('-', '–')}`,
     );
     expect(deadlineAlarms()).toEqual(['late:012345']);
+    await waitFor(
+      'dockctl status to say why uploads wait',
+      async () => ((await w.status()).queue as unknown as { waitingFor: string | null }).waitingFor?.includes('等待上传时段'),
+      30_000,
+    );
 
     // A day and an hour later: not at HQ 24 h after docking.
     clock.advance(25 * HOUR_MS);

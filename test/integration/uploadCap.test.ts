@@ -79,7 +79,7 @@ describe('upload cap', () => {
     // SIGHUP with the cap at 2 MB/s (and a rule changed, which needs a restart): the uploads in flight speed up.
     await editConfig(w.configFile, (doc) => {
       doc.hq.tus.maxBytesPerSecond = 2 * MB;
-      doc.rules = { uploadWithinHours: 12 };
+      doc.rules.uploadWithinHours = 12;
     });
     daemon.proc!.kill('SIGHUP');
     const applied = await daemon.waitForLog((l) => l.msg === 'config reloaded: hq.tus.maxBytesPerSecond applied', 'the reload');
