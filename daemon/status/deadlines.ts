@@ -100,7 +100,7 @@ export class DeadlineWatch implements Service {
         `annotation:${c.officerId ?? '-'}`,
         {
           code: 'ANNOTATION_OVERDUE',
-          message: `${this.officer(c)}: ${plural(c.n)} still without a case number ${r.annotateWithinHours} h after docking · ${c.n} 个录像超过 ${r.annotateWithinHours} 小时未补录案件编号`,
+          message: `${this.officer(c)}: ${plural(c.n)} still without a case number ${r.annotateWithinHours} h after it was stored · ${c.n} 个录像超过 ${r.annotateWithinHours} 小时未补录案件编号`,
         },
       ];
     for (const c of uploadOverdue(db, at, r.uploadWithinHours))

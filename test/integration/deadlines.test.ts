@@ -151,7 +151,7 @@ describe('deadline alarms on a moved clock, and the upload window', () => {
     clock.advance(48 * HOUR_MS);
     c.deadlines.check();
     const annotation = await raised('ANNOTATION_OVERDUE', 'annotation:012345');
-    expect(annotation.message).toMatch(/^officer 012345 张三: 1 recording still without a case number 72 h after docking/);
+    expect(annotation.message).toMatch(/^officer 012345 张三: 1 recording still without a case number 72 h after it was stored/);
     const notDockedB = await raised('RECORDER_NOT_DOCKED', 'not-docked:BCT0002');
     expect(notDockedB.message).toMatch(/^recorder BCT0002 \(officer 054321 李四\) not docked for more than 72 h \(never seen\)/);
     const notDockedA = await raised('RECORDER_NOT_DOCKED', 'not-docked:BCT0001');
