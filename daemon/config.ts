@@ -49,6 +49,10 @@ export interface Config {
       concurrency: number;
       stallTimeoutSeconds: number;
       maxRetryDelaySeconds: number;
+      /** The station's total upload rate in bytes per second (0: no cap); re-read on SIGHUP. */
+      maxBytesPerSecond: number;
+      /** `HH:MM-HH:MM` (station time zone) in which ordinary recordings upload; empty: always. Re-read on SIGHUP. */
+      windows: string[];
     };
     mqtt: {
       url: string;
@@ -75,7 +79,7 @@ export interface Config {
   };
   retention: { localDays: number };
   integrity: { algorithms: ('sha256' | 'sm3')[] };
-  /** Supervision deadlines, in hours (only statistics use them so far). */
+  /** Deadlines (hours) whose breach raises an alarm (daemon/status/deadlines.ts). */
   rules: { offloadWithinHours: number; annotateWithinHours: number; uploadWithinHours: number; dockWithinHours: number };
   log: { level: string; format: 'auto' | 'json' | 'readable' };
   /** The station page and API (daemon/httpConfig.ts); the admin password is kept only as its scrypt hash. */

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config, LoadedConfig } from './config.ts';
+import { applyReloadable, type ConfigChanges, configChanges } from './configReload.ts';
 import { openStationKey } from './custody/keys.ts';
 import { ReceiptWatch } from './custody/receiptWatch.ts';
 import { StorageKeeper } from './custody/storageKeeper.ts';
@@ -15,6 +16,7 @@ import { systemTimeZone } from './media/zonedTime.ts';
 import { safeUrl, type Logger } from './log.ts';
 import type { Service, StationContext } from './service.ts';
 import { StatusBoard } from './status/board.ts';
+import { DeadlineWatch } from './status/deadlines.ts';
 import { MqttStatus } from './status/mqttStatus.ts';
 import { Catalog } from './store/catalog.ts';
 import { ObjectStore } from './store/objects.ts';
@@ -24,9 +26,9 @@ import { Uploader } from './upload/uploader.ts';
  * Starts and stops dockd. What the station cannot run without opens first and stops the daemon when it fails: the
  * catalog and object store, then the embedded HQ (whose key the station trusts for receipts). The services then start
  * in this order, each through `startService`, which contains a failure (an alarm, `SERVICE_FAILED`, and the daemon
- * goes on without that service): storage → receipts → status (MQTT) → upload → dock → recorder links → intake → usb
+ * goes on without that service): storage → receipts → status (MQTT) → upload → deadlines → dock → recorder links → intake → usb
  * → station page (http). They stop in reverse: the page (no more changes), intake, the dock (interrupting copies),
- * uploads (checkpointed), status (publishes offline), receipts (applies what status handed it), storage; then the
+ * deadlines, uploads (checkpointed), status (publishes offline), receipts (applies what status handed it), storage; then the
  * embedded HQ and the catalog.
  */
 export class Controller {
@@ -43,10 +45,13 @@ export class Controller {
   intake!: Intake;
   usb: UsbDocking | null = null;
   receipts!: ReceiptWatch;
+  deadlines!: DeadlineWatch;
   http: HttpServer | null = null;
   /** The services begun, in start order (a failed one too: its stop releases what it had taken). */
   private readonly started: Service[] = [];
   private readonly config: Config;
+  /** The config as its file read at start (or at the last SIGHUP, for the keys applied then), before start filled it in. */
+  private readonly asRead: Config;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -54,6 +59,32 @@ export class Controller {
     private readonly host: Host = defaultHost(),
   ) {
     this.config = loaded.config;
+    this.asRead = structuredClone(loaded.config);
+  }
+
+  /**
+   * SIGHUP: applies the reloadable keys of the config file as it reads now (hq.tus.maxBytesPerSecond, hq.tus.windows)
+   * to the running station, and names the changed keys that need a restart. Audited and logged.
+   */
+  reload(next: LoadedConfig): ConfigChanges {
+    const changes = configChanges(this.asRead, next.config);
+    applyReloadable(this.config, next.config);
+    applyReloadable(this.asRead, next.config);
+    this.uploader?.applySettings();
+    this.catalog.audit('config.reloaded', null, {
+      file: next.file,
+      sha256: next.sha256,
+      applied: changes.applied.map((c) => c.key),
+      needRestart: changes.needRestart,
+    });
+    for (const c of changes.applied) this.log.info({ key: c.key, from: c.from, to: c.to }, `config reloaded: ${c.key} applied`);
+    if (changes.needRestart.length)
+      this.log.warn(
+        { keys: changes.needRestart },
+        `config reloaded: ${changes.needRestart.join(', ')} changed and need a restart`,
+      );
+    if (!changes.applied.length && !changes.needRestart.length) this.log.info({ file: next.file }, 'config reloaded: no change');
+    return changes;
   }
 
   async start(): Promise<void> {
@@ -129,8 +160,10 @@ export class Controller {
     this.mqtt = new MqttStatus(ctx, {
       uploads: () => this.uploader.snapshot().inFlight,
       receipts: () => this.receipts.overdue(),
+      uploadWaitingFor: () => this.uploader.snapshot().waitingFor,
       stationKey,
     });
+    this.deadlines = new DeadlineWatch(ctx);
     this.links = new RecorderLinks(ctx);
     this.usb = config.usb.enabled ? new UsbDocking(ctx, { links: this.links }) : null;
     this.intake = new Intake(ctx, { links: this.links, usb: this.usb });
@@ -144,6 +177,7 @@ export class Controller {
       this.receipts,
       this.mqtt,
       this.uploader,
+      this.deadlines,
       this.dock,
       this.links,
       this.intake,

@@ -45,6 +45,17 @@ export async function main(argv: string[]): Promise<number> {
       .then(() => systemd.stopping().catch(() => false))
       .then(() => controller.stop());
   };
+  // SIGHUP: read the config file again and apply what may change while running (hq.tus.maxBytesPerSecond, hq.tus.windows).
+  process.on('SIGHUP', () => {
+    starting
+      .then(() => {
+        if (stopping) return;
+        controller.reload(loadConfig(loaded.file));
+      })
+      .catch((e) =>
+        log.error({ err: oneLine((e as Error).message) }, 'config not reloaded: dockd goes on with the config it has'),
+      );
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {

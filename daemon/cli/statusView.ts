@@ -11,7 +11,7 @@ export interface StatusView {
   daemon: 'running' | 'not running';
   snapshotAt: string | null;
   recorders: RecorderStatus[];
-  queue: ReturnType<Catalog['counts']> & { bytesPending: number; outbox: number };
+  queue: ReturnType<Catalog['counts']> & { bytesPending: number; outbox: number; waitingFor: string | null };
   uploads: StateSnapshot['uploads'];
   disk: StateSnapshot['disk'];
   links: StateSnapshot['links'] | null;
@@ -38,7 +38,12 @@ export function collectStatus(config: Config, catalog: Catalog): StatusView {
     daemon: running ? 'running' : 'not running',
     snapshotAt: snap?.at ?? null,
     recorders: running ? snap!.recorders : [],
-    queue: { ...catalog.counts(), bytesPending: catalog.bytesPending(), outbox: catalog.outboxSize() },
+    queue: {
+      ...catalog.counts(),
+      bytesPending: catalog.bytesPending(),
+      outbox: catalog.outboxSize(),
+      waitingFor: running ? (snap!.queue.waitingFor ?? null) : null,
+    },
     uploads: running ? snap!.uploads : [],
     disk: snap?.disk ?? null,
     links: running ? snap!.links : null,
@@ -115,6 +120,7 @@ export function renderStatus(v: StatusView, eta?: EtaTracker): string {
         .join(', ') || 'empty'
     }; ${bytes(v.queue.bytesPending)} not yet uploaded; ${v.queue.outbox} event(s) waiting for the broker`,
   );
+  if (v.queue.waitingFor) out(`  ${v.queue.waitingFor} (important recordings go at once)`);
   for (const u of v.uploads) out(`  uploading #${u.id} ${bar(u.offset, u.size)}`);
   if (v.disk)
     out(

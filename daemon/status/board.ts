@@ -72,7 +72,11 @@ export type AlarmCode =
   | 'RECORDER_NO_STORAGE'
   | 'MOUNT_FAILED'
   | 'RECORDING_LEFT_BEHIND'
-  | 'SERVICE_FAILED';
+  | 'SERVICE_FAILED'
+  | 'LATE_OFFLOAD'
+  | 'ANNOTATION_OVERDUE'
+  | 'UPLOAD_OVERDUE'
+  | 'RECORDER_NOT_DOCKED';
 
 export interface Alarm {
   key: string;

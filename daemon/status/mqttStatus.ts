@@ -40,6 +40,8 @@ export class MqttStatus implements Service {
     uploads: () => { id: number; offset: number; size: number }[];
     /** Uploads whose receipt is overdue, for the snapshot. */
     receipts: () => { count: number; oldestSince: string | null };
+    /** Why ordinary uploads wait (outside every upload window), or null. */
+    uploadWaitingFor?: () => string | null;
     /** The station's key pair: every published audit head is signed with it. */
     stationKey: KeyPair;
   };
@@ -49,6 +51,7 @@ export class MqttStatus implements Service {
     extra: {
       uploads: () => { id: number; offset: number; size: number }[];
       receipts: () => { count: number; oldestSince: string | null };
+      uploadWaitingFor?: () => string | null;
       stationKey: KeyPair;
     },
   ) {
@@ -194,6 +197,7 @@ export class MqttStatus implements Service {
       disk: this.disk,
       mqttConnected: this.connected,
       receipts: this.deps.receipts?.(),
+      uploadWaitingFor: this.deps.uploadWaitingFor?.() ?? null,
       watermarks: { lowWaterBytes: this.deps.config.storage.lowWaterBytes, reserveBytes: this.deps.config.storage.reserveBytes },
     });
   }

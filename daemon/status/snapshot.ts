@@ -14,6 +14,8 @@ export interface StateSnapshot {
     awaitingReceipt: number;
     receiptOverdue: number;
     receiptOverdueSince: string | null;
+    /** Why ordinary recordings are not uploading now (e.g. outside every hq.tus.windows), or null. */
+    waitingFor: string | null;
   };
   uploads: { id: number; offset: number; size: number }[];
   disk: DiskInfo | null;
@@ -31,6 +33,7 @@ export function buildSnapshot(p: {
   mqttConnected: boolean;
   receipts?: { count: number; oldestSince: string | null };
   watermarks?: { lowWaterBytes: number; reserveBytes: number };
+  uploadWaitingFor?: string | null;
 }): StateSnapshot {
   const counts = p.catalog.counts();
   return {
@@ -46,6 +49,7 @@ export function buildSnapshot(p: {
       awaitingReceipt: counts.uploaded,
       receiptOverdue: p.receipts?.count ?? 0,
       receiptOverdueSince: p.receipts?.oldestSince ?? null,
+      waitingFor: p.uploadWaitingFor ?? null,
     },
     uploads: p.uploads,
     disk: p.disk ? { ...p.disk, ...(p.watermarks ?? {}) } : null,

@@ -14,6 +14,7 @@ import {
   type Verdict,
 } from './fileRow.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
+import { type DeadlineReads, deadlineReads, flagLate } from './deadlineQueries.ts';
 import { computeStatistics, type Statistics, type StatsQuery } from './statistics.ts';
 import { type User, UserStore } from './users.ts';
 import { fileEvent, type OutboxTopics, type StationEvent, type StationEventDraft } from '../status/stationEvents.ts';
@@ -188,6 +189,14 @@ export class Catalog extends CatalogReads {
       this.db.prepare(`DELETE FROM history WHERE file_id IN (SELECT id FROM files WHERE state = 'copying')`).run();
       return this.db.prepare(`DELETE FROM files WHERE state = 'copying'`).run().changes;
     });
+  }
+
+  /**
+   * One deadline check (daemon/status/deadlines.ts) in one transaction: flags the recordings whose lateness became
+   * known (set once, kept for ever), then reads what breaks a deadline now.
+   */
+  deadlineCheck<T>(offloadWithinHours: number, read: (q: DeadlineReads) => T): { flagged: number; result: T } {
+    return this.tx(() => ({ flagged: flagLate(this.db, offloadWithinHours), result: read(deadlineReads(this.db)) }));
   }
 
   /** Counts per officer, recorder or capture day over a period (daemon/store/statistics.ts). */

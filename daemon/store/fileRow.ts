@@ -55,6 +55,8 @@ export interface FileRow {
   source_path_hex: string | null;
   supersedes: number | null;
   derived_sha256: string | null;
+  /** 1: captured more than rules.offloadWithinHours before it was docked (daemon/status/deadlines.ts); NULL until known. */
+  late?: number | null;
 }
 
 /** Columns a state change may set alongside the state. */

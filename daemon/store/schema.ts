@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -163,5 +163,11 @@ export const MIGRATIONS: Record<number, string> = {
   -- What retention may free: archived with a signed receipt, object not yet deleted (a row leaves it once freed).
   CREATE INDEX files_to_free ON files(archived_at)
     WHERE state = 'archived' AND receipt_at IS NOT NULL AND local_deleted_at IS NULL;
+  `,
+  8: `
+  ALTER TABLE files ADD COLUMN late INTEGER;                   -- 1: captured more than rules.offloadWithinHours before it was docked (NULL until known; set once, kept for ever)
+  CREATE INDEX files_late_unknown ON files(id) WHERE late IS NULL;
+  CREATE INDEX files_late ON files(officer_id) WHERE late = 1;
+  CREATE INDEX sessions_serial ON sessions(device_serial);
   `,
 };

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import * as tus from 'tus-js-client';
 import { redactSecrets } from '../redact.ts';
 import { CodedError } from '../../drivers/errors.ts';
+import { throttledFileReader, type UploadRateLimit } from './rateLimit.ts';
 
 export type TransferErrorCode = 'UPLOAD_GONE' | 'HQ_REFUSED' | 'HQ_UNREACHABLE' | 'STALLED' | 'ABORTED';
 
@@ -29,6 +30,8 @@ export interface TransferOptions {
   onUrl: (url: string) => void;
   onProgress: (offset: number) => void;
   signal: AbortSignal;
+  /** The station's shared upload cap (hq.tus.maxBytesPerSecond): the file's bytes pass through it. */
+  rateLimit?: UploadRateLimit;
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -63,6 +66,7 @@ export function transfer(o: TransferOptions): Promise<void> {
       retryDelays: null,
       storeFingerprintForResuming: false,
       removeFingerprintOnSuccess: false,
+      ...(o.rateLimit ? { fileReader: throttledFileReader(o.path, o.rateLimit) } : {}),
       onUploadUrlAvailable: () => {
         if (upload.url) o.onUrl(upload.url);
       },

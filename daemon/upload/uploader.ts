@@ -5,6 +5,8 @@ import type { FileRow } from '../store/catalog.ts';
 import { uploadMetadata } from './uploadMetadata.ts';
 import { stationKeyForUpload } from '../custody/keys.ts';
 import { type TransferError, transfer } from './tusTransfer.ts';
+import { UploadRateLimit } from './rateLimit.ts';
+import { inUploadWindow, parseWindows, type UploadWindow, waitingForWindow } from './uploadWindows.ts';
 
 interface InFlight {
   fileId: number;
@@ -28,9 +30,22 @@ export class Uploader implements Service {
   private consecutiveFailures = 0;
   private bytesSent = 0;
   private readonly log: Logger;
+  private readonly rateLimit: UploadRateLimit;
+  private windows: UploadWindow[];
+  /** Why ordinary recordings are not going now (outside every upload window), or null. */
+  private waitingFor: string | null = null;
 
   constructor(private readonly deps: StationContext) {
     this.log = deps.log.child({ component: 'upload' });
+    this.rateLimit = new UploadRateLimit(deps.config.hq.tus.maxBytesPerSecond, () => deps.clock.ms());
+    this.windows = parseWindows(deps.config.hq.tus.windows);
+  }
+
+  /** Applies hq.tus.maxBytesPerSecond and hq.tus.windows as they now are in the config (SIGHUP), to running uploads too. */
+  applySettings(): void {
+    this.rateLimit.setRate(this.deps.config.hq.tus.maxBytesPerSecond);
+    this.windows = parseWindows(this.deps.config.hq.tus.windows);
+    this.fill();
   }
 
   async start(): Promise<void> {
@@ -50,21 +65,34 @@ export class Uploader implements Service {
     while (this.inFlight.size && this.deps.clock.ms() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
-  snapshot(): { inFlight: { id: number; offset: number; size: number }[]; bytesSent: number } {
+  snapshot(): {
+    inFlight: { id: number; offset: number; size: number }[];
+    bytesSent: number;
+    waitingFor: string | null;
+  } {
     return {
       inFlight: [...this.inFlight.values()].map((f) => ({ id: f.fileId, offset: f.offset, size: f.size })),
       bytesSent: this.bytesSent,
+      waitingFor: this.waitingFor,
     };
   }
 
   private fill(): void {
     if (!this.running) return;
+    const open = inUploadWindow(this.windows, this.deps.clock.now(), this.deps.timeZone);
+    const waitingFor = open ? null : waitingForWindow(this.windows);
+    if (waitingFor !== this.waitingFor) {
+      this.waitingFor = waitingFor;
+      this.log.info({ windows: this.deps.config.hq.tus.windows, open }, waitingFor ?? 'upload window open');
+      this.deps.bus.emit('state.changed');
+    }
     const slots = this.deps.config.hq.tus.concurrency - this.inFlight.size;
     if (slots <= 0) return;
     const now = this.deps.clock.ms();
     const waiting = [...this.notBefore].filter(([, t]) => t > now).map(([id]) => id);
+    // Important recordings come first in the queue and go at any hour; ordinary ones only inside a window.
     const rows = this.deps.catalog.uploadQueue(slots, [...this.inFlight.keys(), ...waiting]);
-    for (const row of rows) this.begin(row);
+    for (const row of rows) if (open || row.important) this.begin(row);
   }
 
   private begin(row: FileRow): void {
@@ -92,6 +120,7 @@ export class Uploader implements Service {
       stallTimeoutMs: config.hq.tus.stallTimeoutSeconds * 1000,
       ms: () => this.deps.clock.ms(),
       signal: controller.signal,
+      rateLimit: this.rateLimit,
       onUrl: (url) => {
         if (url !== row.upload_url) catalog.update(row.id, { upload_url: url });
       },

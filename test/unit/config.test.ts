@@ -56,7 +56,10 @@ describe('validateConfig', () => {
       concurrency: 2,
       stallTimeoutSeconds: 30,
       maxRetryDelaySeconds: 60,
+      maxBytesPerSecond: 0,
+      windows: [],
     });
+    expect(c.rules).toEqual({ offloadWithinHours: 24, annotateWithinHours: 72, uploadWithinHours: 24, dockWithinHours: 72 });
     expect(c.hq.mqtt).toMatchObject({ url: 'mqtts://hq.example.org:8883', topicPrefix: 'dockd' });
     expect(c.log).toEqual({ level: 'info', format: 'auto' });
     expect(c.station).toEqual({ id: 'dock-07' });

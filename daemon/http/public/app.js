@@ -192,6 +192,7 @@ function renderQueue() {
       { 'data-count': q.awaitingReceipt },
     ),
     ...fact('outbox', String(q.outbox)),
+    ...(q.waitingFor ? fact('uploadWaiting', q.waitingFor, { id: 'upload-waiting' }) : []),
   );
   for (const [id, link] of [
     ['link-tus', 'tus'],
