@@ -12,6 +12,8 @@ import { defaultHost, type Host } from './host.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
 import { HttpServer } from './http/server.ts';
 import { systemTimeZone } from './ingest/fileName.ts';
+import { PoolRecorders } from './pool/poolRecorders.ts';
+import { PoolService } from './pool/poolService.ts';
 import { safeUrl, type Logger } from './log.ts';
 import type { Service, StationContext } from './service.ts';
 import { StatusBoard } from './status/board.ts';
@@ -24,7 +26,8 @@ import { Uploader } from './upload/uploader.ts';
  * Starts and stops dockd. What the station cannot run without opens first and stops the daemon when it fails: the
  * catalog and object store, then the embedded HQ (whose key the station trusts for receipts). The services then start
  * in this order, each through `startService`, which contains a failure (an alarm, `SERVICE_FAILED`, and the daemon
- * goes on without that service): storage → receipts → status (MQTT) → upload → dock → recorder links → intake → usb
+ * goes on without that service): storage → receipts → status (MQTT) → upload → dock → recorder links → pool recorders
+ * (dockctl assign/return) → intake → usb
  * → station page (http). They stop in reverse: the page (no more changes), intake, the dock (interrupting copies),
  * uploads (checkpointed), status (publishes offline), receipts (applies what status handed it), storage; then the
  * embedded HQ and the catalog.
@@ -40,6 +43,7 @@ export class Controller {
   dock!: DockService;
   storage!: StorageKeeper;
   links!: RecorderLinks;
+  pool!: PoolRecorders;
   intake!: Intake;
   usb: UsbDocking | null = null;
   receipts!: ReceiptWatch;
@@ -132,6 +136,7 @@ export class Controller {
       stationKey,
     });
     this.links = new RecorderLinks(ctx);
+    this.pool = new PoolRecorders(ctx, this.links);
     this.usb = config.usb.enabled ? new UsbDocking(ctx, { links: this.links }) : null;
     this.intake = new Intake(ctx, { links: this.links, usb: this.usb });
     this.dock = new DockService(ctx, { intake: this.intake, space: this.storage });
@@ -146,6 +151,7 @@ export class Controller {
       this.uploader,
       this.dock,
       this.links,
+      new PoolService(ctx, this.pool),
       this.intake,
       this.usb,
       this.http,

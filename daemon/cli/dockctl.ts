@@ -13,6 +13,7 @@ import { reprobe } from '../ingest/reprobe.ts';
 import { bytes, table } from './format.ts';
 import { collectStatus, renderStatus, watchStatus } from './statusView.ts';
 import { runUserCommand, USER_USAGE } from './userCommands.ts';
+import { POOL_COMMANDS, POOL_USAGE, PoolUsageError, runPoolCommand } from './poolCommands.ts';
 import { audit, exportRecording } from './custodyCommands.ts';
 import { whoIsAsking } from './actor.ts';
 import { HeadFileError, verify } from './verifyCommand.ts';
@@ -28,6 +29,7 @@ const USAGE = `usage: dockctl [--config FILE] <command>
                                           signed audit head HQ kept in FILE); exit 1 naming each bad item
   audit [--json] [--since T]              the audit trail (hash chain)
   export ID --to DIR [--json]             copy a recording with its metadata and audit entries; the export is audited
+${POOL_USAGE}
 ${USER_USAGE}`;
 
 class UsageError extends Error {}
@@ -174,6 +176,7 @@ export async function main(argv: string[]): Promise<number> {
       return command ? 0 : 2;
     }
     if (command === 'user') return await runUserCommand(file, args);
+    if (POOL_COMMANDS.includes(command)) return await runPoolCommand(file, command, args);
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
@@ -229,12 +232,13 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (
       e instanceof UsageError ||
+      e instanceof PoolUsageError ||
       e instanceof ConfigError ||
       e instanceof HeadFileError ||
       (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
     ) {
       process.stderr.write(
-        `dockctl: ${(e as Error).message}\n${e instanceof UsageError || e instanceof ConfigError || e instanceof HeadFileError ? '' : `${USAGE}\n`}`,
+        `dockctl: ${(e as Error).message}\n${e instanceof UsageError || e instanceof PoolUsageError || e instanceof ConfigError || e instanceof HeadFileError ? '' : `${USAGE}\n`}`,
       );
       return 2;
     }

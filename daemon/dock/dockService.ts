@@ -6,6 +6,7 @@ import { UNDOCKED, VolumeSession, type IngestDeps, type SessionDeps } from '../i
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
+import { Assignments } from '../pool/assignments.ts';
 import type { Intake } from './intake.ts';
 
 const PROBE_RETRY_CHECK_MS = 2000;
@@ -47,6 +48,7 @@ export class DockService implements Service {
   ) {
     this.log = ctx.log.child({ component: 'dock' });
     const { intake } = extra;
+    const assignments = new Assignments(ctx.catalog.db);
     this.deps = {
       config: ctx.config,
       catalog: ctx.catalog,
@@ -61,6 +63,7 @@ export class DockService implements Service {
       space: extra.space,
       identityFor: (volume) => intake.identityFor(volume),
       placeFor: (volume) => intake.placeFor(volume),
+      holderAt: (serial, capturedAt) => assignments.holderAt(serial, capturedAt),
       volumeFor: (volume) => intake.volumeFor(volume),
       verify: (id) => this.verifyNow(id, null),
     };

@@ -143,6 +143,23 @@ export class RecorderLinks implements Service {
   }
 
   private async openDeleteChannel(identity: RecorderIdentity): Promise<DeleteChannel> {
+    const { client, close } = await this.openChannel(identity);
+    this.log.info({ serial: identity.serial, link: identity.link }, 'control channel open to delete archived recordings');
+    return { deleteFile: (rel) => client.deleteFile(rel), close };
+  }
+
+  /**
+   * For pool assignments: the docked recorder with this serial whose control channel is still there (it kept it while
+   * its storage is mounted), and a way to open it (logged in, serial checked). Undefined when no such recorder is docked.
+   */
+  controlChannelFor(
+    serial: string,
+  ): { identity: RecorderIdentity; open: () => Promise<{ client: BcClient; close: () => Promise<void> }> } | undefined {
+    const identity = [...this.claimed.values()].find((i) => i.serial === serial && existsSync(i.link));
+    return identity && { identity, open: () => this.openChannel(identity) };
+  }
+
+  private async openChannel(identity: RecorderIdentity): Promise<{ client: BcClient; close: () => Promise<void> }> {
     const { config } = this.deps;
     const transport = await this.deps.host.openTransport(identity.link);
     const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
@@ -157,8 +174,7 @@ export class RecorderLinks implements Service {
       await close();
       throw e;
     }
-    this.log.info({ serial: identity.serial, link: identity.link }, 'control channel open to delete archived recordings');
-    return { deleteFile: (rel) => client.deleteFile(rel), close };
+    return { client, close };
   }
 
   /** The recorder waiting for storage on this USB port, without claiming it. */

@@ -6,7 +6,7 @@ import { copyAndHash } from './copyAndHash.ts';
 import type { FoundRecording } from './discover.ts';
 import { parseRecordingName } from './fileName.ts';
 import type { SessionDeps } from './ingestContext.ts';
-import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
+import { attributeToHolder, buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 
 const MAX_SIDECAR = 64 * 1024;
 
@@ -86,6 +86,8 @@ export async function ingestOne(deps: SessionDeps, rec: FoundRecording, ctx: Ing
       meta.collector = linkedOfficer.officerName ?? linkedOfficer.officerId;
     }
   }
+  const holder = meta.deviceSerial && meta.capturedAt ? deps.holderAt?.(meta.deviceSerial, meta.capturedAt) : undefined;
+  if (holder) attributeToHolder(meta, holder, sc.sidecar);
   const fileId = catalog.beginCopy({
     size: rec.size,
     kind: rec.kind,
