@@ -86,6 +86,10 @@ export class RecorderLinks implements Service {
     this.watcher.on('add', (p) => {
       if (path.dirname(p) === dir) this.linkAppeared(p, null);
     });
+    // A link removed and made again within chokidar's atomic window (a quick re-plug) comes as a change, not unlink + add.
+    this.watcher.on('change', (p) => {
+      if (path.dirname(p) === dir) this.linkAppeared(p, null);
+    });
     this.watcher.on('unlink', (p) => {
       this.active.get(p)?.abort();
       // A recorder that failed and was taken away: its tile goes (the alarm stays until its cause clears or an admin acknowledges it).
