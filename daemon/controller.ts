@@ -143,6 +143,7 @@ export class Controller {
     this.http = new HttpServer(ctx, {
       snapshot: () => this.mqtt.snapshot(),
       bytesSent: () => this.uploader.snapshot().bytesSent,
+      pool: this.pool,
     });
     const services: (Service | null)[] = [
       this.storage,

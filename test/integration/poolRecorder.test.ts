@@ -12,6 +12,10 @@ import { parseRecordingName } from '../../daemon/ingest/fileName.ts';
 import { formatBcTime } from '../../drivers/protocols/bc/index.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 import { runDockctl } from '../helpers/daemon.ts';
+import { parse } from 'yaml';
+import { hashPassword } from '../../daemon/http/password.ts';
+import { Catalog } from '../../daemon/store/catalog.ts';
+import { UserStore } from '../../daemon/users/userStore.ts';
 import { LinkWorld, TIME_ZONE, type Device, type Emulated } from '../helpers/linkWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
 
@@ -51,7 +55,7 @@ async function ingested(w: LinkWorld, names: string[]): Promise<Map<string, File
 }
 
 /** Docked, identified and its storage handed to the ingest (the tile has left `identifying`). */
-async function dock(w: LinkWorld, e: Emulated): Promise<void> {
+async function dock(e: Emulated): Promise<void> {
   await e.rec.plugIn();
   await waitFor('the recorder in mass storage', () => e.rec.state === 'storage', 30_000, 50);
 }
@@ -74,7 +78,7 @@ describe('a pool recorder assigned at the station', () => {
     const first = e.recordings[0].name;
 
     // Docked in the pool: its recording (named by the recorder's registry officer) is 张三's.
-    await dock(w, e);
+    await dock(e);
     const before = (await ingested(w, [first])).get(first)!;
     expect(before).toMatchObject({ officerId: '012345', collector: '张三' });
 
@@ -104,7 +108,7 @@ describe('a pool recorder assigned at the station', () => {
     const misnamed = `012345_${POOL.serial}_${formatBcTime(e.rec.clock(), TIME_ZONE)}_0009.mp4`;
     await fs.copyFile(await clip(5), path.join(e.rec.volumeDir, 'DCIM', '100MEDIA', misnamed));
 
-    await dock(w, e);
+    await dock(e);
     const after = await ingested(w, [recorded, earlier, misnamed]);
     expect(after.get(recorded)).toMatchObject({ officerId: '054321', collector: '李四', deviceSerial: POOL.serial });
     expect(after.get(misnamed)).toMatchObject({ officerId: '054321', collector: '李四' });
@@ -123,15 +127,45 @@ describe('a pool recorder assigned at the station', () => {
 
     await undock(w, e);
     const later = path.basename(await e.rec.record({ from: await clip(4) }));
-    await dock(w, e);
+    await dock(e);
     expect((await ingested(w, [later])).get(later)).toMatchObject({ officerId: '012345', collector: '张三' });
+
+    // On the station page: officer 077777 takes it with their PIN (set by an admin, kept as a scrypt hash).
+    const catalog = Catalog.open(w.storeDir);
+    new UserStore(catalog.db).add({ name: '王五', role: 'officer', officerId: '077777', hash: hashPassword('246810') });
+    catalog.close();
+    const page = `http://${parse(await fs.readFile(w.configFile, 'utf8')).http.listen}`;
+    const login = await fetch(`${page}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: '077777', password: '246810' }),
+    });
+    expect(login.status).toBe(200);
+    const post = (route: string, body: object) =>
+      fetch(`${page}${route}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie: login.headers.get('set-cookie')!.split(';')[0] },
+        body: JSON.stringify(body),
+      });
+    const wrongPin = await post('/api/pool/assign', { serial: POOL.serial, officerId: '077777', pin: '000000' });
+    expect(wrongPin.status).toBe(401);
+    expect(e.rec.model.officerId).toBe('012345');
+    const taken = await post('/api/pool/assign', { serial: POOL.serial, officerId: '077777', pin: '246810' });
+    expect(taken.status).toBe(200);
+    expect(await taken.json()).toMatchObject({ ok: true, assignment: { officerId: '077777', officerName: '王五' } });
+    expect(e.rec.model).toMatchObject({ officerId: '077777', officerName: '王五' });
+    const given = await post('/api/pool/return', { serial: POOL.serial, officerId: '077777', pin: '246810' });
+    expect(given.status).toBe(200);
+    expect(e.rec.model.officerId).toBe('012345');
 
     // Each change is in the audit trail with who asked.
     const audit = JSON.parse((await dockctl(w, 'audit', '--json')).stdout) as { type: string; subject: string; data: string }[];
     const types = audit.filter((a) => a.subject === POOL.serial).map((a) => a.type);
     expect(types).toEqual(expect.arrayContaining(['recorder.assigned', 'recorder.returned']));
-    for (const a of audit.filter((x) => x.type === 'recorder.assigned' || x.type === 'recorder.returned'))
-      expect(JSON.stringify(a)).toMatch(/uid \d+/);
+    const changes = audit.filter((x) => x.type === 'recorder.assigned' || x.type === 'recorder.returned');
+    expect(changes).toHaveLength(4);
+    expect(JSON.stringify(changes.slice(0, 2))).toMatch(/uid \d+.*via dockctl/);
+    expect(JSON.stringify(changes.slice(2))).toContain('王五 (officer 077777, PIN) on 王五 (officer 077777)');
   });
 
   it('dockctl assign says clearly when the recorder is unknown, not connected, or the officer unknown', async () => {
