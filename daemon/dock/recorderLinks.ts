@@ -109,8 +109,12 @@ export class RecorderLinks implements Service {
     this.awaiting.clear();
   }
 
-  bayOf(portPath: string | null): string | null {
-    return portPath ? (this.deps.config.dock.bays.find((b) => b.usbPort === portPath)?.id ?? null) : null;
+  /** The bay (dock.bays) of a USB port path, or of a control channel by its name in dock.serialDir. */
+  bayOf(portPath: string | null, link: string | null = null): string | null {
+    const { bays } = this.deps.config.dock;
+    const byPort = portPath ? bays.find((b) => b.usbPort === portPath) : undefined;
+    const byTty = link ? bays.find((b) => b.tty === path.basename(link)) : undefined;
+    return (byPort ?? byTty)?.id ?? null;
   }
 
   /**
@@ -200,7 +204,7 @@ export class RecorderLinks implements Service {
 
   private async dock(link: string, portPath: string | null, signal: AbortSignal): Promise<void> {
     const { config, board } = this.deps;
-    const bay = this.bayOf(portPath);
+    const bay = this.bayOf(portPath, link);
     const key = this.tileKey(link);
     const name = bay ? `bay ${bay}` : (portPath ?? path.basename(link));
     board.upsertRecorder({
