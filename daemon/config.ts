@@ -38,7 +38,7 @@ export interface Config {
     allowUnknown: boolean;
     storageTimeoutSeconds: number;
     commandTimeoutMs: number;
-    bays: { id: string; usbPort: string }[];
+    bays: { id: string; usbPort?: string; tty?: string }[];
   };
   devices: DeviceEntry[];
   hq: {

@@ -13,6 +13,8 @@ import { defaultHost, type Host } from './host.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
 import { HttpServer } from './http/server.ts';
 import { systemTimeZone } from './media/zonedTime.ts';
+import { PoolRecorders } from './pool/poolRecorders.ts';
+import { PoolService } from './pool/poolService.ts';
 import { safeUrl, type Logger } from './log.ts';
 import type { Service, StationContext } from './service.ts';
 import { StatusBoard } from './status/board.ts';
@@ -26,7 +28,8 @@ import { Uploader } from './upload/uploader.ts';
  * Starts and stops dockd. What the station cannot run without opens first and stops the daemon when it fails: the
  * catalog and object store, then the embedded HQ (whose key the station trusts for receipts). The services then start
  * in this order, each through `startService`, which contains a failure (an alarm, `SERVICE_FAILED`, and the daemon
- * goes on without that service): storage → receipts → status (MQTT) → upload → deadlines → dock → recorder links → intake → usb
+ * goes on without that service): storage → receipts → status (MQTT) → upload → deadlines → dock → recorder links →
+ * pool recorders (dockctl assign/return) → intake → usb
  * → station page (http). They stop in reverse: the page (no more changes), intake, the dock (interrupting copies),
  * deadlines, uploads (checkpointed), status (publishes offline), receipts (applies what status handed it), storage; then the
  * embedded HQ and the catalog.
@@ -42,6 +45,7 @@ export class Controller {
   dock!: DockService;
   storage!: StorageKeeper;
   links!: RecorderLinks;
+  pool!: PoolRecorders;
   intake!: Intake;
   usb: UsbDocking | null = null;
   receipts!: ReceiptWatch;
@@ -165,12 +169,14 @@ export class Controller {
     });
     this.deadlines = new DeadlineWatch(ctx);
     this.links = new RecorderLinks(ctx);
+    this.pool = new PoolRecorders(ctx, this.links);
     this.usb = config.usb.enabled ? new UsbDocking(ctx, { links: this.links }) : null;
     this.intake = new Intake(ctx, { links: this.links, usb: this.usb });
     this.dock = new DockService(ctx, { intake: this.intake, space: this.storage });
     this.http = new HttpServer(ctx, {
       snapshot: () => this.mqtt.snapshot(),
       bytesSent: () => this.uploader.snapshot().bytesSent,
+      pool: this.pool,
     });
     const services: (Service | null)[] = [
       this.storage,
@@ -180,6 +186,7 @@ export class Controller {
       this.deadlines,
       this.dock,
       this.links,
+      new PoolService(ctx, this.pool),
       this.intake,
       this.usb,
       this.http,

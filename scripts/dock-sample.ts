@@ -1,23 +1,37 @@
 /**
- * `npm run dock-sample`: builds a sample recorder volume with ffmpeg (GA/T 947 names, a sidecar, a clip that needs
- * annotation, an IMP clip, a photo and an audio file) and docks it under the first mount root of the config.
+ * `npm run dock-sample [-- --assign OFFICER]`: builds a sample recorder volume with ffmpeg (GA/T 947 names, a
+ * sidecar, a clip that needs annotation, an IMP clip, a photo and an audio file) and docks it through the recorder
+ * emulator, over the real protocol: its control channel appears in dock.serialDir (as the first bay of dock.bays with
+ * a `tty`, else under its own name), dockd logs in, reads the serial and the officer, measures and sets the clock
+ * (the recorder runs 90 s ahead), reads the battery and switches it to mass storage; its volume then appears under
+ * the first mount root. The recorder keeps its control channel while docked, so it can be assigned to an officer
+ * (`dockctl assign`, or `--assign OFFICER` here once it is docked). Runs until Ctrl-C, which unplugs it.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { configFileFromArgs, loadConfig } from '../daemon/config.ts';
+import { parseArgs } from 'node:util';
+import { runPoolCommand } from '../daemon/cli/poolCommands.ts';
+import { configFileFromArgs, loadConfig, PACKAGE_ROOT } from '../daemon/config.ts';
+import { sleep } from '../daemon/sleep.ts';
+import { EmulatedRecorder } from '../drivers/emulator/index.ts';
 import { recordingName, sampleMedia } from './media.ts';
 
-const { file } = configFileFromArgs(process.argv.slice(2));
+const { file, rest } = configFileFromArgs(process.argv.slice(2));
+const { values } = parseArgs({ args: rest, options: { assign: { type: 'string' } }, strict: true });
 const { config } = loadConfig(file);
-const serial = config.devices[0]?.serial ?? '1234567';
-const officerId = config.devices[0]?.officerId ?? '012345';
-const root = config.dock.mountRoots[0];
-const staging = path.join(path.dirname(root), `.staging-${serial}-${Date.now()}`);
-const volume = path.join(root, `REC-${serial}`);
+const device = config.devices[0];
+const serial = device?.serial ?? '1234567';
+const officerId = device?.officerId ?? '012345';
+const mountRoot = path.resolve(config.dock.mountRoots[0]);
+const serialDir = path.resolve(config.dock.serialDir);
+const tty = config.dock.bays.find((b) => b.tty)?.tty ?? `usb-BC_Sample_Recorder_${serial}-if00`;
+const bay = config.dock.bays.find((b) => b.tty === tty)?.id ?? null;
+// The recorder's own storage: rebuilt on every run (what it exposes on the dock is a copy of it).
+const volumeDir = path.join(PACKAGE_ROOT, 'var', 'sample-recorder', serial);
 
-await fs.rm(volume, { recursive: true, force: true });
-await fs.mkdir(path.join(staging, 'DCIM', '100MEDIA'), { recursive: true });
-const dir = path.join(staging, 'DCIM', '100MEDIA');
+await fs.rm(volumeDir, { recursive: true, force: true });
+const dir = path.join(volumeDir, 'DCIM', '100MEDIA');
+await fs.mkdir(dir, { recursive: true });
 const clip = (at: string, seq: number, extra: Partial<Parameters<typeof recordingName>[0]> = {}) =>
   recordingName({ officerId, serial, at, seq, ...extra });
 
@@ -37,12 +51,51 @@ const held = clip('20261128101500', 3);
 await fs.copyFile(await sampleMedia('video', 2, 3), path.join(dir, held));
 await fs.copyFile(await sampleMedia('photo', 1, 4), path.join(dir, clip('20261128102000', 4, { ext: 'jpg' })));
 await fs.copyFile(await sampleMedia('audio-wav', 2, 5), path.join(dir, clip('20261128102500', 5, { ext: 'wav' })));
-await fs.writeFile(path.join(staging, 'DEVICE.TXT'), `serial=${serial}\n`);
 
-await fs.mkdir(root, { recursive: true });
-await fs.rename(staging, volume); // appears at once, like a mount
+await fs.mkdir(serialDir, { recursive: true });
+await fs.mkdir(mountRoot, { recursive: true });
+const rec = new EmulatedRecorder({
+  serial,
+  officerId,
+  officerName: device?.officerName ?? '',
+  unitNo: 'U0001',
+  password: device?.password ?? config.dock.recorderPassword,
+  battery: 76,
+  clockOffsetMs: 90_000,
+  timeZone: config.station.timeZone,
+  volumeDir,
+  mountRoot,
+  keepsControlChannel: true,
+  port: { pty: path.join(serialDir, tty) },
+});
+const say = (msg: string) => console.log(`[${serial}] ${msg}`);
+rec.on('command', (line) => say(`← ${line}`));
+rec.on('storage', (p) => {
+  say(`storage mounted at ${p}`);
+  if (values.assign) void assign(values.assign);
+});
+rec.on('error', (e) => say(`error: ${e.message}`));
+
+/** Once dockd has paired the storage with the recorder, assigns it as `dockctl assign` does (a few tries meanwhile). */
+async function assign(officer: string): Promise<void> {
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    await sleep(1000);
+    if ((await runPoolCommand(file, 'assign', [serial, officer])) === 0) return;
+  }
+}
+
+async function unplug(): Promise<never> {
+  await rec.stop();
+  process.exit(0);
+}
+process.on('SIGINT', () => void unplug());
+process.on('SIGTERM', () => void unplug());
+
+await rec.plugIn();
+say(`plugged in${bay ? ` in bay ${bay}` : ''}: tty ${rec.stationPath}; 5 recordings, officer ${officerId}, clock 90 s ahead`);
 console.log(
-  `docked a sample recorder at ${volume}: 5 recordings; 2 carry complete metadata and upload at once, 3 (a clip, a photo, a sound file) wait for annotation (待补录), e.g. ${held}.`,
+  `2 recordings carry complete metadata and upload at once, 3 (a clip, a photo, a sound file) wait for annotation (待补录), e.g. ${held}.`,
 );
-console.log(`watch it:  npx dockctl status   (or the daemon's log)`);
-console.log(`undock it: rm -r '${volume}'`);
+console.log('watch it:  npx dockctl status   (or the daemon log, or http://127.0.0.1:8080/)');
+console.log(`assign it: npx dockctl assign ${serial} OFFICER   (return it: npx dockctl return ${serial})`);
+console.log('undock it: Ctrl-C');

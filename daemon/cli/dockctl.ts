@@ -14,6 +14,7 @@ import { reprobe } from '../ingest/reprobe.ts';
 import { bytes, table } from './format.ts';
 import { collectStatus, renderStatus, watchStatus } from './statusView.ts';
 import { runUserCommand, USER_USAGE } from './userCommands.ts';
+import { POOL_COMMANDS, POOL_USAGE, PoolUsageError, runPoolCommand } from './poolCommands.ts';
 import { audit, exportRecording } from './custodyCommands.ts';
 import { whoIsAsking } from './actor.ts';
 import { HeadFileError, verify } from './verifyCommand.ts';
@@ -36,6 +37,7 @@ const USAGE = `usage: dockctl [--config FILE] <command>
   stats [--from DATE] [--to DATE] [--by officer|device|day] [--json | --csv]
                                           counts per officer, recorder or capture day over capture times (DATE: a day
                                           YYYY-MM-DD in station time, whole day included, or an ISO 8601 time)
+${POOL_USAGE}
 ${USER_USAGE}`;
 
 class UsageError extends Error {}
@@ -226,6 +228,7 @@ export async function main(argv: string[]): Promise<number> {
       return command ? 0 : 2;
     }
     if (command === 'user') return await runUserCommand(file, args);
+    if (POOL_COMMANDS.includes(command)) return await runPoolCommand(file, command, args);
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
@@ -303,12 +306,13 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (
       e instanceof UsageError ||
+      e instanceof PoolUsageError ||
       e instanceof ConfigError ||
       e instanceof HeadFileError ||
       (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
     ) {
       process.stderr.write(
-        `dockctl: ${(e as Error).message}\n${e instanceof UsageError || e instanceof ConfigError || e instanceof HeadFileError ? '' : `${USAGE}\n`}`,
+        `dockctl: ${(e as Error).message}\n${e instanceof UsageError || e instanceof PoolUsageError || e instanceof ConfigError || e instanceof HeadFileError ? '' : `${USAGE}\n`}`,
       );
       return 2;
     }

@@ -83,8 +83,8 @@ export function renderStatus(v: StatusView, eta?: EtaTracker): string {
       table([
         ['  BAY', 'RECORDER', 'OFFICER', 'STATE', 'FILES', 'PROGRESS', 'BYTES', 'NOTE'],
         ...v.recorders.map((r) => [
-          `  ${r.name}`,
-          r.serial ?? '-',
+          `  ${r.bay ?? '-'}`,
+          r.serial ?? r.name,
           r.officerId ? `${r.officerId}${r.officerName ? ` ${r.officerName}` : ''}` : '-',
           r.state,
           `${r.files.done}/${r.files.total}`,

@@ -48,6 +48,7 @@ export class DockService implements Service {
   ) {
     this.log = ctx.log.child({ component: 'dock' });
     const { intake } = extra;
+    const assignments = ctx.catalog.assignments;
     this.deps = {
       config: ctx.config,
       catalog: ctx.catalog,
@@ -62,6 +63,7 @@ export class DockService implements Service {
       space: extra.space,
       identityFor: (volume) => intake.identityFor(volume),
       placeFor: (volume) => intake.placeFor(volume),
+      holderAt: (serial, capturedAt) => assignments.holderAt(serial, capturedAt),
       volumeFor: (volume) => intake.volumeFor(volume),
       verify: (id) => this.verifyNow(id, null),
     };

@@ -86,6 +86,10 @@ export class RecorderLinks implements Service {
     this.watcher.on('add', (p) => {
       if (path.dirname(p) === dir) this.linkAppeared(p, null);
     });
+    // A link removed and made again within chokidar's atomic window (a quick re-plug) comes as a change, not unlink + add.
+    this.watcher.on('change', (p) => {
+      if (path.dirname(p) === dir) this.linkAppeared(p, null);
+    });
     this.watcher.on('unlink', (p) => {
       this.active.get(p)?.abort();
       // A recorder that failed and was taken away: its tile goes (the alarm stays until its cause clears or an admin acknowledges it).
@@ -105,8 +109,12 @@ export class RecorderLinks implements Service {
     this.awaiting.clear();
   }
 
-  bayOf(portPath: string | null): string | null {
-    return portPath ? (this.deps.config.dock.bays.find((b) => b.usbPort === portPath)?.id ?? null) : null;
+  /** The bay (dock.bays) of a USB port path, or of a control channel by its name in dock.serialDir. */
+  bayOf(portPath: string | null, link: string | null = null): string | null {
+    const { bays } = this.deps.config.dock;
+    const byPort = portPath ? bays.find((b) => b.usbPort === portPath) : undefined;
+    const byTty = link ? bays.find((b) => b.tty === path.basename(link)) : undefined;
+    return (byPort ?? byTty)?.id ?? null;
   }
 
   /**
@@ -143,6 +151,23 @@ export class RecorderLinks implements Service {
   }
 
   private async openDeleteChannel(identity: RecorderIdentity): Promise<DeleteChannel> {
+    const { client, close } = await this.openChannel(identity);
+    this.log.info({ serial: identity.serial, link: identity.link }, 'control channel open to delete archived recordings');
+    return { deleteFile: (rel) => client.deleteFile(rel), close };
+  }
+
+  /**
+   * For pool assignments: the docked recorder with this serial whose control channel is still there (it kept it while
+   * its storage is mounted), and a way to open it (logged in, serial checked). Undefined when no such recorder is docked.
+   */
+  controlChannelFor(
+    serial: string,
+  ): { identity: RecorderIdentity; open: () => Promise<{ client: BcClient; close: () => Promise<void> }> } | undefined {
+    const identity = [...this.claimed.values()].find((i) => i.serial === serial && existsSync(i.link));
+    return identity && { identity, open: () => this.openChannel(identity) };
+  }
+
+  private async openChannel(identity: RecorderIdentity): Promise<{ client: BcClient; close: () => Promise<void> }> {
     const { config } = this.deps;
     const transport = await this.deps.host.openTransport(identity.link);
     const client = new BcClient(transport.stream, { timeoutMs: config.dock.commandTimeoutMs, timeZone: this.deps.timeZone });
@@ -157,8 +182,7 @@ export class RecorderLinks implements Service {
       await close();
       throw e;
     }
-    this.log.info({ serial: identity.serial, link: identity.link }, 'control channel open to delete archived recordings');
-    return { deleteFile: (rel) => client.deleteFile(rel), close };
+    return { client, close };
   }
 
   /** The recorder waiting for storage on this USB port, without claiming it. */
@@ -180,7 +204,7 @@ export class RecorderLinks implements Service {
 
   private async dock(link: string, portPath: string | null, signal: AbortSignal): Promise<void> {
     const { config, board } = this.deps;
-    const bay = this.bayOf(portPath);
+    const bay = this.bayOf(portPath, link);
     const key = this.tileKey(link);
     const name = bay ? `bay ${bay}` : (portPath ?? path.basename(link));
     board.upsertRecorder({

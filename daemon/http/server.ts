@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
+import type { PoolRecorders } from '../pool/poolRecorders.ts';
 import { restrictCatalogFiles } from '../users/catalogFiles.ts';
 import { viewState } from './access.ts';
 import { Authenticator, type AuthNotice } from './auth.ts';
@@ -17,6 +18,7 @@ import { LoginGuard } from './loginGuard.ts';
 import { StationMetrics } from './metrics.ts';
 import { installAccessControl } from './requestAuth.ts';
 import { fail, registerApi } from './routes.ts';
+import { registerPoolRoutes } from './poolRoutes.ts';
 import { registerSessionRoutes } from './sessionRoutes.ts';
 import { registerStationRoutes } from './stationRoutes.ts';
 import { registerStatsRoutes } from './statsRoutes.ts';
@@ -45,6 +47,8 @@ export interface HttpExtras {
   snapshot: () => StateSnapshot;
   /** Upload bytes sent so far by this process (for the speed and /metrics). */
   bytesSent: () => number;
+  /** Pool recorders (assign / return with an officer's PIN); the routes are absent without it. */
+  pool?: PoolRecorders;
 }
 
 // Unknown keys are refused (not silently dropped); query strings and path parameters are text, so they may be
@@ -220,6 +224,7 @@ export class HttpServer implements Service {
       metricsToken: config.http.metricsToken,
       securityHeaders: headers,
     });
+    if (this.deps.pool) registerPoolRoutes(app, { pool: this.deps.pool, authenticator });
     registerApi(app, {
       catalog,
       objects: this.deps.objects,

@@ -26,6 +26,8 @@ export interface IngestContext extends ClassifyDeps {
         portPath: string | null;
       }
     | undefined;
+  /** The officer who held a pool recorder at a capture time (ISO 8601), when one had it assigned (daemon/pool). */
+  holderAt?: (serial: string, capturedAt: string) => { officerId: string; officerName: string | null } | undefined;
   /** Where a volume dockd mounted itself (USB) sits: its bay (dock.bays) and port path, for a recorder with no control channel. */
   placeFor?: (volumePath: string) => { bay: string | null; portPath: string | null } | undefined;
   /**

@@ -6,7 +6,7 @@ import { copyAndHash } from '../recorder/copyAndHash.ts';
 import type { FoundRecording } from '../recorder/discover.ts';
 import { parseRecordingName } from '../recorder/recordingName.ts';
 import type { SessionContext } from './ingestContext.ts';
-import { buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
+import { attributeToHolder, buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
 
 const MAX_SIDECAR = 64 * 1024;
 
@@ -88,6 +88,8 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
       meta.collector = linkedOfficer.officerName ?? linkedOfficer.officerId;
     }
   }
+  const holder = meta.deviceSerial && meta.capturedAt ? ctx.holderAt?.(meta.deviceSerial, meta.capturedAt) : undefined;
+  if (holder) attributeToHolder(meta, holder, sc.sidecar);
   const fileId = catalog.beginCopy({
     size: rec.size,
     kind: rec.kind,

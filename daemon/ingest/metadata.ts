@@ -107,6 +107,19 @@ export function buildMetadata(i: MetadataInputs): RecordingMetadata {
   };
 }
 
+/**
+ * A pool recorder's recording belongs to the officer who held the recorder when it was captured (see daemon/pool):
+ * that officer, not the name's or the registry's default, is its officer and, unless the sidecar names one, its collector.
+ */
+export function attributeToHolder(
+  meta: RecordingMetadata,
+  holder: { officerId: string; officerName: string | null },
+  sidecar: Sidecar,
+): void {
+  meta.officerId = holder.officerId;
+  if (!sidecar.collector) meta.collector = holder.officerName ?? holder.officerId;
+}
+
 /** Which required fields are still empty. */
 export function missingFields(m: Partial<Record<RequiredField, string | null | undefined>>): RequiredField[] {
   return REQUIRED_FIELDS.filter((f) => !m[f] || !String(m[f]).trim());

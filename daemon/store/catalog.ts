@@ -17,6 +17,8 @@ import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 import { type DeadlineReads, deadlineReads, flagLate } from './deadlineQueries.ts';
 import { computeStatistics, type Statistics, type StatsQuery } from './statistics.ts';
 import { type User, UserStore } from './users.ts';
+import { type Assignment, Assignments } from './assignments.ts';
+import { PoolRequests } from './poolRequests.ts';
 import { fileEvent, type OutboxTopics, type StationEvent, type StationEventDraft } from '../status/stationEvents.ts';
 
 export * from './fileRow.ts';
@@ -30,6 +32,10 @@ export * from './fileRow.ts';
 export class Catalog extends CatalogReads {
   /** The station's users and web sessions (same database). */
   readonly users: UserStore;
+  /** Pool recorders: who held which recorder when (daemon/pool/). */
+  readonly assignments: Assignments;
+  /** dockctl's pool requests, carried out by dockd (daemon/pool/poolService.ts). */
+  readonly poolRequests: PoolRequests;
   /** Called after an outbox entry is added (the publisher defers its drain past the transaction). */
   onEnqueue: (() => void) | null = null;
   private readonly now: () => Date;
@@ -38,6 +44,8 @@ export class Catalog extends CatalogReads {
     super(db);
     this.now = now;
     this.users = new UserStore(db, now);
+    this.assignments = new Assignments(db);
+    this.poolRequests = new PoolRequests(db);
   }
 
   static open(storageDir: string, opts: { readonly?: boolean; now?: () => Date } = {}): Catalog {
@@ -197,6 +205,29 @@ export class Catalog extends CatalogReads {
    */
   deadlineCheck<T>(offloadWithinHours: number, read: (q: DeadlineReads) => T): { flagged: number; result: T } {
     return this.tx(() => ({ flagged: flagLate(this.db, offloadWithinHours), result: read(deadlineReads(this.db)) }));
+  }
+
+  /** A pool recorder now holds `officerId` (written to it over its control channel): recorded and audited together. */
+  recorderAssigned(a: { serial: string; officerId: string; officerName: string | null; at: Date; by: string }): Assignment {
+    return this.tx(() => {
+      const held = this.assignments.begin(a);
+      this.audit('recorder.assigned', a.serial, {
+        officerId: a.officerId,
+        officerName: a.officerName,
+        startedAt: held.startedAt,
+        by: a.by,
+      });
+      return held;
+    });
+  }
+
+  /** A pool recorder was returned: its assignment ends, audited together. */
+  recorderReturned(serial: string, at: Date, by: string): Assignment {
+    return this.tx(() => {
+      const a = this.assignments.end(serial, at, by)!;
+      this.audit('recorder.returned', serial, { officerId: a.officerId, startedAt: a.startedAt, endedAt: a.endedAt, by });
+      return a;
+    });
   }
 
   /** Counts per officer, recorder or capture day over a period (daemon/store/statistics.ts). */

@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -169,5 +169,33 @@ export const MIGRATIONS: Record<number, string> = {
   CREATE INDEX files_late_unknown ON files(id) WHERE late IS NULL;
   CREATE INDEX files_late ON files(officer_id) WHERE late = 1;
   CREATE INDEX sessions_serial ON sessions(device_serial);
+  `,
+  9: `
+  -- Pool recorders: who held which recorder when. A recording is attributed to the holder at its capture time.
+  CREATE TABLE recorder_assignments (
+    id INTEGER PRIMARY KEY,
+    serial TEXT NOT NULL,
+    officer_id TEXT NOT NULL,
+    officer_name TEXT,
+    started_at TEXT NOT NULL,                                  -- station clock when the recorder took the officer id
+    ended_at TEXT,                                             -- returned (NULL: held now)
+    assigned_by TEXT NOT NULL,
+    returned_by TEXT
+  );
+  CREATE UNIQUE INDEX recorder_assignments_held ON recorder_assignments(serial) WHERE ended_at IS NULL;
+  CREATE INDEX recorder_assignments_serial ON recorder_assignments(serial, started_at);
+  -- dockctl asks, dockd (which holds the recorders' control channels) carries out and answers here.
+  CREATE TABLE recorder_requests (
+    id INTEGER PRIMARY KEY,
+    op TEXT NOT NULL CHECK (op IN ('assign', 'return')),
+    serial TEXT NOT NULL,
+    officer_id TEXT,
+    requested_by TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    done_at TEXT,
+    outcome TEXT,                                              -- JSON: {ok, message}
+    pid INTEGER                                                -- the dockctl that asked
+  );
+  CREATE INDEX recorder_requests_pending ON recorder_requests(done_at);
   `,
 };

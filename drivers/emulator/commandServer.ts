@@ -69,6 +69,12 @@ export function answer(
       return { kind: 'did', serial: model.serial };
     case 'get-uid':
       return { kind: 'uid', officerId: model.officerId, officerName: model.officerName, unitNo: model.unitNo };
+    case 'set-uid':
+      // Assigned to an officer: later answers to BC+UID? and the names of new recordings carry this officer.
+      model.officerId = cmd.officerId;
+      model.officerName = cmd.officerName;
+      model.unitNo = cmd.unitNo;
+      return { kind: 'uid-ok' };
     case 'get-systime':
       return { kind: 'systime', time: formatBcTime(recorderClock(model), model.timeZone) };
     case 'set-systime': {

@@ -10,6 +10,8 @@
  * `BC+DEL=<path>` deletes a file from the volume directory itself (the recorder's own storage) and from its exposed
  * copy. With `keepsControlChannel` the tty stays while the storage is exposed (a composite USB device), so the station
  * can delete files after it has copied them; otherwise the tty vanishes on `BC+UDISKEN=1`, like most recorders.
+ *
+ * `BC+UID=` assigns it to an officer (a pool recorder); `record()` then makes recordings named with that officer.
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
@@ -22,6 +24,7 @@ import { CommandServer, recorderClock, type EmulatorFaults, type RecorderModel }
 import { EmulatorError } from './errors.ts';
 import { createPtyPair, type PtyPair } from './ptyPair.ts';
 import { deleteFromStorage } from './recorderStorage.ts';
+import { recordInto, type RecordOptions } from './recording.ts';
 import { exposeVolume, withdrawVolume } from './volumeExposure.ts';
 
 /** `pty`: make a pty pair and put the station's end at this path; `path`: speak on an existing tty. */
@@ -141,6 +144,18 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
     return recorderClock(this.model);
   }
 
+  /**
+   * Records one file into its own storage, named with the officer it is assigned to and its own clock; returns its
+   * path inside the storage. Not while its storage is exposed (a docked recorder in mass-storage mode does not record).
+   */
+  record(o: RecordOptions): Promise<string> {
+    return this.serializeValue(async () => {
+      if (this.currentState === 'storage' || this.currentState === 'switching')
+        throw new EmulatorError('EMULATOR_STATE', `recorder ${this.serial} does not record while it is mass storage`);
+      return recordInto(this.opts.volumeDir, this.model, o);
+    });
+  }
+
   /** Plugs the recorder in: command mode, the tty appears. */
   plugIn(): Promise<void> {
     return this.serialize(async () => {
@@ -176,8 +191,15 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
   }
 
   private serialize(fn: () => Promise<void>): Promise<void> {
+    return this.serializeValue(fn);
+  }
+
+  private serializeValue<T>(fn: () => Promise<T>): Promise<T> {
     const result = this.ops.then(fn);
-    this.ops = result.catch(() => undefined);
+    this.ops = result.then(
+      () => undefined,
+      () => undefined,
+    );
     return result;
   }
 

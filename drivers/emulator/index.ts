@@ -17,4 +17,5 @@ export {
 export { createPtyPair, type PtyPair, type PtyPairOptions } from './ptyPair.ts';
 export { exposeVolume, withdrawVolume } from './volumeExposure.ts';
 export { deleteFromStorage } from './recorderStorage.ts';
+export { RECORDING_DIR, recordInto, type RecordOptions } from './recording.ts';
 export { EmulatorError, type EmulatorErrorCode } from './errors.ts';

@@ -125,6 +125,14 @@ export class BcClient {
     );
   }
 
+  /**
+   * `BC+UID=<officerId>:<officerName>:<unitNo>`: assigns the recorder to this officer (it names its new files with the
+   * officer id). An identity that cannot be sent is BC_BAD_ARGUMENT; a recorder that refuses answers BC_DEVICE_ERROR.
+   */
+  setOfficer(officer: OfficerIdentity, call: CallOptions = {}): Promise<void> {
+    return this.request({ op: 'set-uid', ...officer }, (r) => (r.kind === 'uid-ok' ? { value: undefined } : null), call);
+  }
+
   /** `BC+SYSTIME?`: the recorder's clock, read in the client's time zone (one-second resolution). */
   clock(call: CallOptions = {}): Promise<Date> {
     return this.request<Date>(

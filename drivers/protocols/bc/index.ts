@@ -14,6 +14,7 @@ export {
   encodeCommand,
   encodeReply,
   isCommandEcho,
+  officerIdentityProblem,
   parseCommand,
   parseReply,
   parseReplyBytes,

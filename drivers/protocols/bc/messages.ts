@@ -6,6 +6,7 @@
  * → BC+LOGIN=admin:<password>      ← +LOGIN:OK | +LOGIN:Sucess (sic, some firmware) | Error:<reason>
  * → BC+DID?                        ← +DID:<serial, 7 chars>
  * → BC+UID?                        ← +UID:<officerId>:<officerName>:<unitNo>
+ * → BC+UID=<officerId>:<officerName>:<unitNo>  ← +UID:OK
  * → BC+SYSTIME?                    ← +SYSTIME:<YYYYMMDDhhmmss>
  * → BC+SYSTIME=<YYYYMMDDhhmmss>    ← +SYSTIME:OK
  * → BC+BATVAL?                     ← +BATVAL:<0-100>
@@ -18,6 +19,10 @@
  * between parts (`DCIM/100MEDIA/012345_1234567_20261128083000_0001.mp4`; UTF-8, no `.` or `..` parts, no leading `/`,
  * at most MAX_DELETE_PATH_BYTES). `+DEL:ERR:<reason>` says why the recorder did not delete it (`no such file`, `not a
  * file`, `bad path`, `read-only`, …). There is deliberately no format command: dockd deletes one verified file at a time.
+ *
+ * `BC+UID=<officerId>:<officerName>:<unitNo>` assigns the recorder to an officer (a pool recorder taken at the station):
+ * the recorder answers later `BC+UID?` with it and names the files it records from then on with that officer id. The
+ * officer id is letters and digits, the unit no. has no `:`; the name may be empty; none carries CR, LF or NUL.
  */
 import { BcError } from './errors.ts';
 import { decodeLine } from './lines.ts';
@@ -30,6 +35,7 @@ export type BcCommand =
   | { op: 'login'; user: string; password: string }
   | { op: 'get-did' }
   | { op: 'get-uid' }
+  | ({ op: 'set-uid' } & OfficerIdentity)
   | { op: 'get-systime' }
   | { op: 'set-systime'; time: string }
   | { op: 'get-batval' }
@@ -52,6 +58,7 @@ export type BcReply =
   | { kind: 'error'; reason: string }
   | { kind: 'did'; serial: string }
   | ({ kind: 'uid' } & OfficerIdentity)
+  | { kind: 'uid-ok' }
   | { kind: 'systime'; time: string }
   | { kind: 'systime-ok' }
   | { kind: 'batval'; percent: number }
@@ -75,6 +82,7 @@ export function commandTag(cmd: BcCommand): BcTag {
     case 'get-did':
       return 'DID';
     case 'get-uid':
+    case 'set-uid':
       return 'UID';
     case 'get-systime':
     case 'set-systime':
@@ -108,6 +116,16 @@ export function deletePathProblem(path: string): string | null {
   return null;
 }
 
+/** Why `o` cannot be sent in `BC+UID=`, or null when it can (both ends use this). */
+export function officerIdentityProblem(o: OfficerIdentity): string | null {
+  if (!OFFICER_ID_PATTERN.test(o.officerId)) return `officer id must be letters or digits, got ${JSON.stringify(o.officerId)}`;
+  if (/[\r\n\0]/.test(o.officerName + o.unitNo)) return 'officer name and unit no. must not contain CR, LF or NUL';
+  if (o.unitNo.includes(':')) return 'unit no. must not contain ":"';
+  if (Buffer.byteLength(o.officerName, 'utf8') > 128 || Buffer.byteLength(o.unitNo, 'utf8') > 64)
+    return 'officer name (128 bytes) or unit no. (64 bytes) too long';
+  return null;
+}
+
 /** The command's line without its terminator. */
 export function commandLine(cmd: BcCommand): string {
   switch (cmd.op) {
@@ -120,6 +138,11 @@ export function commandLine(cmd: BcCommand): string {
       return 'BC+DID?';
     case 'get-uid':
       return 'BC+UID?';
+    case 'set-uid': {
+      const problem = officerIdentityProblem(cmd);
+      if (problem) throw new BcError('BC_BAD_ARGUMENT', `cannot assign the recorder: ${problem}`);
+      return `BC+UID=${cmd.officerId}:${cmd.officerName}:${cmd.unitNo}`;
+    }
     case 'get-systime':
       return 'BC+SYSTIME?';
     case 'set-systime':
@@ -158,6 +181,11 @@ export function parseCommand(line: string): BcCommand | null {
   // Any path is taken as said: the recorder checks it and answers +DEL:ERR:bad path.
   const del = /^BC\+DEL=(.*)$/.exec(text);
   if (del) return { op: 'delete', path: del[1] };
+  const setUid = /^BC\+UID=([^:]*):(.*):([^:]*)$/.exec(text);
+  if (setUid) {
+    const identity = { officerId: setUid[1], officerName: setUid[2], unitNo: setUid[3] };
+    return officerIdentityProblem(identity) ? null : { op: 'set-uid', ...identity };
+  }
   const setTime = /^BC\+SYSTIME=(\d{14})$/.exec(text);
   if (setTime) return parseBcWallClock(setTime[1]) ? { op: 'set-systime', time: setTime[1] } : null;
   switch (text) {
@@ -193,6 +221,8 @@ export function replyLine(reply: BcReply): string {
       return `+DID:${reply.serial}`;
     case 'uid':
       return `+UID:${reply.officerId}:${reply.officerName}:${reply.unitNo}`;
+    case 'uid-ok':
+      return '+UID:OK';
     case 'systime':
       return `+SYSTIME:${reply.time}`;
     case 'systime-ok':
@@ -239,6 +269,7 @@ export function parseReply(line: string): BcReply {
         ? { kind: 'did', serial: value }
         : bad(`serial must be 7 letters or digits, got ${JSON.stringify(value)}`);
     case 'UID': {
+      if (value.toUpperCase() === 'OK') return { kind: 'uid-ok' };
       const parts = rest.split(':');
       if (parts.length < 3) return bad('expected <officerId>:<officerName>:<unitNo>');
       const officerId = parts[0].trim();
@@ -289,6 +320,7 @@ export function replyTag(reply: BcReply): BcTag | null {
     case 'did':
       return 'DID';
     case 'uid':
+    case 'uid-ok':
       return 'UID';
     case 'systime':
     case 'systime-ok':
