@@ -5,6 +5,7 @@ import { RecorderWipe } from '../custody/recorderWipe.ts';
 import type { EventBus } from '../events.ts';
 import { classifyStored } from '../ingest/classify.ts';
 import type { FileRow } from '../store/catalog.ts';
+import { GroupCommit } from '../store/groupCommit.ts';
 import { UNDOCKED, VolumeSession, type IngestContext, type SessionContext } from '../ingest/ingestVolume.ts';
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
@@ -66,6 +67,7 @@ export class DockService implements Service {
       placeFor: (volume) => intake.placeFor(volume),
       volumeFor: (volume) => intake.volumeFor(volume),
       verify: (id) => this.verifyNow(id, null),
+      commits: new GroupCommit(ctx.objects, ctx.catalog),
     };
   }
 

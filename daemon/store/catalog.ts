@@ -74,6 +74,14 @@ export interface SourceSighting {
   mtimeMs: number;
 }
 
+/** A copy whose object is durable, to be marked stored (Catalog.finishCopies). */
+export interface CopyToFinish {
+  fileId: number;
+  sha256: string;
+  sighting: SourceSighting;
+  digests: { sm3?: string };
+}
+
 export interface OutboxEntry {
   seq: number;
   topic: string;
@@ -232,6 +240,26 @@ export class Catalog {
       this.addSighting(id, sighting, true);
       return { fileId: id, duplicate: false };
     });
+  }
+
+  // ---- group commit (see groupCommit.ts) ----------------------------------
+
+  /** finishCopy for a batch of copies made durable together: one transaction, so one sync of the catalog. */
+  finishCopies(batch: CopyToFinish[]): { fileId: number; duplicate: boolean }[] {
+    return this.tx(() => batch.map((c) => this.finishCopy(c.fileId, c.sha256, c.sighting, c.digests)));
+  }
+
+  /**
+   * beginCopy without waiting for the disk: a `copying` row is discarded at the next start whether or not a crash
+   * kept it, and the batch's own (synchronous) commit makes it durable with everything before it in the log.
+   */
+  beginCopyUnsynced(f: Parameters<Catalog['beginCopy']>[0]): number {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.beginCopy(f);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   /** A file already stored from the same recorder, path, size and mtime (to be confirmed by hash). */
