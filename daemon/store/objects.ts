@@ -34,16 +34,19 @@ export class ObjectStore {
     return path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`);
   }
 
-  /**
-   * Removes temp files left by a crash; returns how many. Then makes whatever the stopped process left in the page
-   * cache durable (syncfs of the store's filesystem): a name it gave an object whose directory it had not yet fsynced
-   * is on disk before this process counts on that object.
-   */
+  /** Removes temp files left by a crash; returns how many. */
   async sweepTemp(): Promise<number> {
     const names = await fs.readdir(this.tmpDir).catch(() => [] as string[]);
     await Promise.all(names.map((n) => fs.rm(path.join(this.tmpDir, n), { force: true })));
-    if (await fs.stat(this.objectsDir).catch(() => null)) await run('sync', ['-f', this.objectsDir]);
     return names.length;
+  }
+
+  /**
+   * After a crash: makes what the stopped process left in the page cache durable (syncfs of the store's filesystem),
+   * so that a name it gave an object, its directory not yet fsynced, is on disk before a new copy counts on it.
+   */
+  async syncFilesystem(): Promise<void> {
+    await run('sync', ['-f', this.objectsDir]);
   }
 
   async exists(sha256: string): Promise<boolean> {

@@ -50,7 +50,9 @@ describe('GroupCommit (real files, real SQLite)', () => {
   async function restart(): Promise<{ rows: number; tempFiles: number }> {
     catalog.close();
     catalog = Catalog.open(storeDir);
-    return { rows: catalog.recoverInterruptedCopies(), tempFiles: await store.sweepTemp() };
+    const found = { rows: catalog.recoverInterruptedCopies(), tempFiles: await store.sweepTemp() };
+    await store.syncFilesystem();
+    return found;
   }
 
   it('stores a batch at once: objects read-only at their address, rows stored, a second copy of one content a duplicate', async () => {
