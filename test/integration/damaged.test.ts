@@ -106,7 +106,11 @@ describe('damaged recordings are evidence too', () => {
 
     // The held one is damaged too, gets a playable copy beside it, takes the same annotation, and goes up.
     expect(rows[sha.truncFast]).toMatchObject({ state: 'needs-annotation', integrity: 'damaged' });
-    const playable = rows[sha.truncFast].playableCopySha256;
+    // The copy is made right after the verdict is recorded, so it may still be on its way.
+    const playable = await waitFor(
+      'the playable copy of the held recording',
+      async () => (await dockctlFiles(world.configFile)).find((f) => f.sha256 === sha.truncFast)?.playableCopySha256,
+    );
     expect(playable).toMatch(/^[0-9a-f]{64}$/);
     const copy = path.join(world.storeDir, 'derived', `${sha.truncFast}.mp4`);
     expect(await sha256OfFile(copy)).toBe(playable);

@@ -175,11 +175,14 @@ describe('BlockMounter on real loop devices', () => {
     await fs.mkdir(home);
     await fs.chown(home, 65534, 65534);
     // The user may not be able to read this checkout (CI may clone under /root): hand it plain JS in the temp dir.
-    const source = readFileSync(path.join(REPO, 'drivers/mounts/blockMount.ts'), 'utf8');
-    const js = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-    }).outputText;
-    await fs.writeFile(path.join(dir, 'blockMount.mjs'), js);
+    const toJs = (rel: string) =>
+      ts
+        .transpileModule(readFileSync(path.join(REPO, rel), 'utf8'), {
+          compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+        })
+        .outputText.replace("'../errors.ts'", "'./errors.mjs'");
+    await fs.writeFile(path.join(dir, 'errors.mjs'), toJs('drivers/errors.ts'));
+    await fs.writeFile(path.join(dir, 'blockMount.mjs'), toJs('drivers/mounts/blockMount.ts'));
     const script = path.join(dir, 'mount-as-user.mjs');
     await fs.writeFile(
       script,
