@@ -52,8 +52,10 @@ export class HilWorld {
   readonly phases: [string, number][] = [];
   private dockdExit: number | null | undefined;
 
-  async start(opts: { wipe?: boolean } = {}): Promise<void> {
+  /** `prepare` runs before the guest boots: what the guest reads from the host tree is best there before it mounts it. */
+  async start(opts: { wipe?: boolean; prepare?: (dir: string) => Promise<void> } = {}): Promise<void> {
     this.dir = await tempDir('dockd-hil-');
+    await opts.prepare?.(this.dir);
     this.broker = new Mosquitto(path.join(this.dir, 'mosquitto'));
     await this.broker.start();
     this.tus = new TusTestServer(path.join(this.dir, 'hq'));
@@ -96,15 +98,14 @@ export class HilWorld {
         rescanSeconds: 2,
         recorderPassword: RECORDER_PASSWORD,
         storageTimeoutSeconds: 120,
-        bays: [
-          { id: 'B1', usbPort: '1-1' },
-          { id: 'B2', usbPort: '1-2' },
-        ],
+        bays: [1, 2, 3, 4].map((n) => ({ id: `B${n}`, usbPort: `1-${n}` })),
         ...(opts.wipe ? { wipe: 'after-archive' } : {}),
       },
       devices: [
         { serial: 'HIL0001', officerId: '012345', officerName: '张三' },
         { serial: 'HIL0002', officerId: '054321', officerName: '李四' },
+        { serial: 'HIL0003', officerId: '033333', officerName: '王五' },
+        { serial: 'HIL0004', officerId: '044444', officerName: '赵六' },
       ],
       hq: {
         embedded: false,

@@ -33,13 +33,13 @@ export function recorderModel(serial: string, officerId: string, officerName: st
  */
 export async function recorderClips(
   dir: string,
-  o: { serial: string; officerId: string; variants: number[]; seconds?: number },
+  o: { serial: string; officerId: string; variants: number[]; seconds?: number; kind?: 'video' | 'video-big' },
 ): Promise<{ clips: Clip[]; files: VolumeFile[] }> {
   await fs.mkdir(dir, { recursive: true });
   const clips: Clip[] = [];
   const files: VolumeFile[] = [];
   for (const [i, variant] of o.variants.entries()) {
-    const source = await sampleMedia('video', o.seconds ?? 2, variant);
+    const source = await sampleMedia(o.kind ?? 'video', o.seconds ?? 2, variant);
     const name = recordingName({ officerId: o.officerId, serial: o.serial, at: `202611280${8 + i}0000`, seq: i + 1 });
     const folder =
       i === 1
