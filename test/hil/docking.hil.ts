@@ -264,7 +264,16 @@ describe('hardware in the loop: recorders on the guest USB bus', () => {
     world.phase('r4 re-plug: ingest (storage plugged → safe)', safe.at - rec.times.storagePlugged!);
     // Never said safe to undock before the re-plug; each recording stored exactly once.
     expect(world.tiles((r) => r.volume === volume && r.safeToUndock)).toEqual([]);
-    const stored = world.events('file.ingested').filter((e) => clips.some((c) => c.sha256 === e.sha256));
+    // Events reach the broker through dockd's outbox, after the state: wait until each clip's has come.
+    const stored = await waitFor(
+      'a file.ingested event for each r4 clip',
+      () => {
+        const evs = world.events('file.ingested').filter((e) => clips.some((c) => c.sha256 === e.sha256));
+        return clips.every((c) => evs.some((e) => e.sha256 === c.sha256)) ? evs : null;
+      },
+      180_000,
+      500,
+    );
     for (const c of clips) expect(new Set(stored.filter((e) => e.sha256 === c.sha256).map((e) => e.id)).size).toBe(1);
     // Each recording dockd holds ready goes to HQ exactly once. A recording whose copy was complete when the cable went
     // but whose sidecar read failed (the volume already gone: ENOENT) is held as needs-annotation, and the re-plug, where
