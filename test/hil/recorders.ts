@@ -40,7 +40,12 @@ export async function recorderClips(
   const files: VolumeFile[] = [];
   for (const [i, variant] of o.variants.entries()) {
     const source = await sampleMedia(o.kind ?? 'video', o.seconds ?? 2, variant);
-    const name = recordingName({ officerId: o.officerId, serial: o.serial, at: `202611280${8 + i}0000`, seq: i + 1 });
+    const name = recordingName({
+      officerId: o.officerId,
+      serial: o.serial,
+      at: `20261128${String(8 + i).padStart(2, '0')}0000`,
+      seq: i + 1,
+    });
     const folder =
       i === 1
         ? 'DCIM/100MEDIA/2026/11/28/深夜巡逻 night patrol/a long folder name that is well past eight dot three'
