@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Installs what dockd needs before `npm start` / `npm test` / `npm run bench` / `npm run test:interop`: npm packages
+// Installs what dockd needs before `npm start` / `npm test` / `npm run bench` / `npm run test:interop` / `npm run
+// test:hil`: npm packages
 // when node_modules is missing or older than package-lock.json, and Debian packages (ffmpeg; mosquitto and socat for
 // tests; rabbitmq-server for the interop tests) with apt-get when running as root. Otherwise it prints the exact
 // command to run and exits non-zero. Plain Node, no dependencies.
@@ -36,9 +37,24 @@ const NEEDS = {
     'rabbitmq-server': 'rabbitmq-server',
     epmd: 'erlang-base',
   },
+  // npm run test:hil: a qemu guest (Debian's kernel, fetched by scripts/hil/build-initramfs.sh with apt-get download,
+  // never installed here; busybox-static in its initramfs) and the recorder volumes (FAT32 by mtools, exFAT, fsck).
+  hil: {
+    ffmpeg: 'ffmpeg',
+    ffprobe: 'ffmpeg',
+    mosquitto: 'mosquitto',
+    'qemu-system-x86_64': 'qemu-system-x86',
+    busybox: 'busybox-static',
+    'mkfs.vfat': 'dosfstools',
+    'fsck.vfat': 'dosfstools',
+    mcopy: 'mtools',
+    'mkfs.exfat': 'exfatprogs',
+    setpriv: 'util-linux',
+    'dpkg-deb': 'dpkg',
+  },
 }[purpose];
 if (!NEEDS) {
-  console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench, interop)`);
+  console.error(`ensure-deps: unknown purpose ${purpose} (run, test, bench, interop, hil)`);
   process.exit(2);
 }
 
