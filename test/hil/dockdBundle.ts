@@ -7,7 +7,7 @@ const REPO = path.resolve(import.meta.dirname, '..', '..');
 /**
  * dockd's TypeScript sources bundled into one ES module by esbuild (the transform tsx would otherwise make in the guest,
  * file by file: under TCG that alone takes minutes), npm packages left external. The bundle sits in a tree shaped like
- * the checkout (`config/`, `daemon/public/` and `node_modules/` are links to the checkout's), so the paths dockd derives
+ * the checkout (`package.json`, `config/`, `daemon/http/public/` and `node_modules/` are links to the checkout's), so the paths dockd derives
  * from its own location (PACKAGE_ROOT, the station page's files) resolve as they do from the sources.
  * Returns the entry to run with node: `<dir>/bin/dockd.mjs`.
  */
@@ -29,10 +29,12 @@ export async function bundleDockd(dir: string): Promise<string> {
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
+  await fs.mkdir(path.join(dir, 'daemon', 'http'));
   for (const [link, target] of [
+    ['package.json', 'package.json'], // PACKAGE_ROOT is where package.json is (daemon/packageRoot.ts)
     ['config', 'config'],
     ['node_modules', 'node_modules'],
-    [path.join('daemon', 'public'), path.join('daemon', 'public')],
+    [path.join('daemon', 'http', 'public'), path.join('daemon', 'http', 'public')],
   ] as const) {
     await fs.symlink(path.join(REPO, target), path.join(dir, link));
   }
