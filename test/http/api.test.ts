@@ -437,7 +437,7 @@ describe('the station API: state, catalog, annotation, alarms, live stream and m
     try {
       await waitFor('two frames', () => out.split('station test-st — dockd running').length - 1 >= 2, 60_000);
       await dockSample(world.mountRoot, 0, 71);
-      await waitFor('a later frame showing the docked recorder', () => /REC1 +1234567 +012345 张三 +done/.test(out), 120_000);
+      await waitFor('a later frame showing the docked recorder', () => / - +1234567 +012345 张三 +done/.test(out), 120_000);
     } finally {
       watch.kill('SIGINT');
     }

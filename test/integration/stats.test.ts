@@ -36,7 +36,8 @@ describe('statistics end to end', () => {
       tusEndpoint: w.tus.endpoint,
       mqttUrl: w.broker.url,
       devices: [ZHANG, LI],
-      extra: { http: { listen: `127.0.0.1:${port}` } },
+      // The statistics count late offloads by the default rule (24 h); the shared test world sets it far out.
+      extra: { http: { listen: `127.0.0.1:${port}` }, rules: { offloadWithinHours: 24 } },
     });
     w.daemon = new DaemonProcess(world.configFile);
     w.daemon.start();
