@@ -106,15 +106,24 @@ export function throttledFileReader(path: string, limit: UploadRateLimit) {
   return {
     openFile: async (_input: unknown, _chunkSize: number) => {
       const { size } = await stat(path);
+      // Every read stream is closed when its PATCH ends or the upload does: an object that retention deletes must not
+      // be kept open (its space would not come back).
+      const open = new Set<ReturnType<typeof createReadStream>>();
       return {
         size,
         slice: async (start: number, end: number) => {
           const file = createReadStream(path, { start, end: end - 1 });
+          open.add(file);
+          file.once('close', () => open.delete(file));
           const value = Object.assign(file.pipe(new ThrottledStream(limit)), { size: end - start });
           file.on('error', (e) => value.destroy(e));
+          value.once('close', () => file.destroy());
           return { value, done: end >= size };
         },
-        close: () => {},
+        close: () => {
+          for (const f of open) f.destroy();
+          open.clear();
+        },
       };
     },
   };

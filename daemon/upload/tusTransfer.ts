@@ -66,7 +66,8 @@ export function transfer(o: TransferOptions): Promise<void> {
       retryDelays: null,
       storeFingerprintForResuming: false,
       removeFingerprintOnSuccess: false,
-      ...(o.rateLimit ? { fileReader: throttledFileReader(o.path, o.rateLimit) } : {}),
+      // With no cap, tus-js-client reads the file itself (as before upload caps existed).
+      ...(o.rateLimit && o.rateLimit.rate > 0 ? { fileReader: throttledFileReader(o.path, o.rateLimit) } : {}),
       onUploadUrlAvailable: () => {
         if (upload.url) o.onUrl(upload.url);
       },
