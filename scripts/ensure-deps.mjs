@@ -5,7 +5,7 @@
 // tests; rabbitmq-server for the interop tests) with apt-get when running as root. Otherwise it prints the exact
 // command to run and exits non-zero. Plain Node, no dependencies.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -78,7 +78,10 @@ const modules = path.join(root, 'node_modules');
 const lock = path.join(root, 'package-lock.json');
 const stamp = path.join(modules, '.package-lock.json');
 const stale = !existsSync(stamp) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(stamp).mtimeMs + 1000);
-if (stale) {
+// A work tree whose node_modules links to another checkout's must not reinstall it: npm ci would empty the other one.
+const linked = existsSync(modules) && lstatSync(modules).isSymbolicLink();
+if (stale && linked) say(`node_modules is a link (${modules}): not reinstalling it; run npm ci where it points if it is stale`);
+else if (stale) {
   say('installing npm packages (npm ci)');
   const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
