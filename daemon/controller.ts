@@ -102,11 +102,13 @@ export class Controller {
     const stationKey = openStationKey(config.storage.dir); // made at the first start; signs the audit heads
     const interrupted = this.catalog.recoverInterruptedCopies();
     const swept = await this.objects.sweepTemp();
-    if (interrupted || swept)
+    if (interrupted || swept) {
+      await this.objects.syncFilesystem(); // a batch cut short may have named objects not yet durable (groupCommit.ts)
       log.warn(
         { rows: interrupted, tempFiles: swept },
         'discarded copies interrupted by the last stop (the recorder still has those files)',
       );
+    }
 
     this.board = new StatusBoard(
       this.bus,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { RecorderWipe } from '../custody/recorderWipe.ts';
 import { classifyStored } from '../ingest/classify.ts';
 import type { FileRow } from '../store/catalog.ts';
+import { GroupCommit } from '../store/groupCommit.ts';
 import { UNDOCKED, VolumeSession, type IngestContext, type SessionContext } from '../ingest/ingestVolume.ts';
 import { sleep } from '../sleep.ts';
 import type { Logger } from '../log.ts';
@@ -66,6 +67,7 @@ export class DockService implements Service {
       holderAt: (serial, capturedAt) => assignments.holderAt(serial, capturedAt),
       volumeFor: (volume) => intake.volumeFor(volume),
       verify: (id) => this.verifyNow(id, null),
+      commits: new GroupCommit(ctx.objects, ctx.catalog),
     };
   }
 

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import type { FileRow } from '../store/catalog.ts';
+import type { GroupCommit } from '../store/groupCommit.ts';
 import type { ClassifyDeps } from './classify.ts';
 
 /** What ingest works with: the dock's services, config and hooks, shared by every session. */
@@ -35,9 +36,11 @@ export interface IngestContext extends ClassifyDeps {
    * for the bytes to be durable with their hash. The dock service provides it to its sessions.
    */
   verify?: (fileId: number) => Promise<FileRow>;
+  /** Makes copies durable and stored in batches (one per store, shared by the sessions). */
+  commits?: GroupCommit;
   /** How the wipe gate deletes from this recorder's storage (control channel, read-write remount); default: the directory itself. */
   volumeFor?: (volumePath: string) => RecorderVolume;
 }
 
 /** A session's context: the dock's, with its verification pool. */
-export type SessionContext = IngestContext & Required<Pick<IngestContext, 'verify'>>;
+export type SessionContext = IngestContext & Required<Pick<IngestContext, 'verify' | 'commits'>>;

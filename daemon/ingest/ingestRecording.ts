@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
 import type { FileRow, SourceSighting } from '../store/catalog.ts';
-import { copyAndHash } from '../recorder/copyAndHash.ts';
+import { copyAndHash, type CopyResult } from '../recorder/copyAndHash.ts';
 import type { FoundRecording } from '../recorder/discover.ts';
 import { parseRecordingName } from '../recorder/recordingName.ts';
 import type { SessionContext } from './ingestContext.ts';
@@ -33,6 +33,12 @@ export interface Outcome {
   verdict?: Promise<FileRow>;
 }
 
+/** A recording copied and hashed, waiting for its batch: `stored` settles once it is durable and catalogued. */
+export interface Staged {
+  state: 'staged';
+  stored: Promise<Outcome>;
+}
+
 /** One recording to take, and what the session knows about it. */
 export interface IngestOneOptions {
   recording: FoundRecording;
@@ -48,9 +54,10 @@ export interface IngestOneOptions {
 
 /**
  * One recording: confirmed by hash when this recorder path was stored before, else copied and hashed into the store
- * with the metadata known now, then verified (off the copy path when the dock gives a verify pool).
+ * with the metadata known now (staged: stored with its batch, see GroupCommit), then verified (off the copy path when
+ * the dock gives a verify pool).
  */
-export async function ingestOne(ctx: SessionContext, options: IngestOneOptions): Promise<Outcome> {
+export async function ingestOne(ctx: SessionContext, options: IngestOneOptions): Promise<Outcome | Staged> {
   const { catalog, objects } = ctx;
   const { recording: rec, sessionId, sessionSerial, driftMs, linkedOfficer, onBytes, signal } = options;
   const parsed = parseRecordingName(path.basename(rec.relPath));
@@ -90,7 +97,7 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
   }
   const holder = meta.deviceSerial && meta.capturedAt ? ctx.holderAt?.(meta.deviceSerial, meta.capturedAt) : undefined;
   if (holder) attributeToHolder(meta, holder, sc.sidecar);
-  const fileId = catalog.beginCopy({
+  const fileId = catalog.beginCopyUnsynced({
     size: rec.size,
     kind: rec.kind,
     filename: path.basename(rec.relPath),
@@ -111,25 +118,42 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
     supersedes: options.supersedes,
   });
   const tmp = objects.tempPath();
-  let result;
+  const discard = async () => {
+    await fs.rm(tmp, { force: true });
+    catalog.abortCopy(fileId);
+  };
+  let result: CopyResult;
   try {
     result = await copyAndHash(rec.absPath, tmp, {
       onBytes,
       signal,
       extraDigests: ctx.config.integrity.algorithms.filter((a) => a !== 'sha256'),
+      deferSync: true,
     });
-    await objects.commit(tmp, result.sha256, result.size);
   } catch (e) {
-    await fs.rm(tmp, { force: true });
-    catalog.abortCopy(fileId);
+    await discard();
     throw e;
   }
-  const done = catalog.finishCopy(
-    fileId,
-    result.sha256,
-    { ...sighting, size: result.size, mtimeMs: result.mtimeMs },
-    { sm3: result.digests.sm3 },
-  );
-  if (done.duplicate) return { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null };
-  return { state: 'stored', fileId: done.fileId, integrity: null, verdict: ctx.verify(done.fileId) };
+  // Durable and catalogued with the copies that finish with it (group commit); the session copies on meanwhile.
+  const stored = ctx.commits
+    .commit({
+      tempPath: tmp,
+      file: result.unsynced!,
+      size: result.size,
+      fileId,
+      sha256: result.sha256,
+      sighting: { ...sighting, size: result.size, mtimeMs: result.mtimeMs },
+      digests: { sm3: result.digests.sm3 },
+    })
+    .then(
+      (done): Outcome =>
+        done.duplicate
+          ? { state: 'duplicate', fileId: done.fileId, integrity: catalog.get(done.fileId)?.integrity ?? null }
+          : { state: 'stored', fileId: done.fileId, integrity: null, verdict: ctx.verify(done.fileId) },
+      async (e) => {
+        await discard();
+        throw e;
+      },
+    );
+  return { state: 'staged', stored };
 }

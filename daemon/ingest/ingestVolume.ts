@@ -7,7 +7,7 @@ import { announceSession, type Announced } from './announce.ts';
 import { CopyError } from '../recorder/copyAndHash.ts';
 import { discover, type Discovery, type FoundRecording, type LeftBehindEntry } from '../recorder/discover.ts';
 import type { IngestContext, SessionContext } from './ingestContext.ts';
-import { ingestOne } from './ingestRecording.ts';
+import { ingestOne, type Outcome } from './ingestRecording.ts';
 import { describeCopyFailure, describeLeftBehind, passVerdict, UNDOCKED } from './sessionVerdict.ts';
 
 export type { IngestContext, SessionContext };
@@ -52,6 +52,10 @@ export class VolumeSession {
   private readonly leftRecorded = new Set<string>();
   /** Verifications of this session's copies still running (the recorder is safe; its tile says verifying). */
   private readonly verifying = new Set<Promise<unknown>>();
+  /** This session's copies waiting for their batch to commit (see GroupCommit). */
+  private readonly committing = new Set<Promise<void>>();
+  /** Bytes copied in this session (the tile's bytes.done once no copy is under way). */
+  private copiedBytes = 0;
   private readonly slog: Logger;
   /** Set by the announce step (after the first walk). */
   private announced: Announced | null = null;
@@ -147,31 +151,43 @@ export class VolumeSession {
     if (open.length || this.status.state === 'identifying') this.tile.recorderState('copying', this.status.error);
   }
 
-  /** Copies the scan's ready recordings; returns 'unplugged' when the volume went away mid-copy. */
+  /**
+   * Copies the scan's ready recordings; returns 'unplugged' when the volume went away mid-copy. Returns once every
+   * copy it made is stored or has failed (copies are stored in batches, see GroupCommit).
+   */
   async copy(scan: Scan, signal: AbortSignal): Promise<'ok' | 'unplugged'> {
-    for (const rec of scan.ready) {
-      if (signal.aborted) break;
-      const space = this.ctx.space;
-      if (
-        space &&
-        !(await space.waitForRoom(rec.size, signal, (reason) => this.tile.recorderState(reason ? 'paused' : 'copying', reason)))
-      )
-        break;
-      const result = await this.copyOne(rec, signal);
-      if (result === 'unplugged') return 'unplugged';
-      if (result === 'stopped') break;
+    const { commits } = this.ctx;
+    try {
+      for (const rec of scan.ready) {
+        if (signal.aborted) break;
+        const space = this.ctx.space;
+        const room =
+          !space ||
+          (await space.waitForRoom(rec.size, signal, (reason) => {
+            if (reason) commits.flush(); // what waits for its batch must not wait for room as well
+            this.tile.recorderState(reason ? 'paused' : 'copying', reason);
+          }));
+        if (!room) break;
+        const result = await this.copyOne(rec, signal);
+        if (result === 'unplugged') return 'unplugged';
+        if (result === 'stopped') break;
+      }
+    } finally {
+      // Nothing more to copy now: the last batch goes at once (the last file is never held back).
+      commits.flush();
+      while (this.committing.size) await Promise.allSettled([...this.committing]);
     }
     this.tile.current(null);
     return 'ok';
   }
 
-  /** The copy-one step: one recording into the store (or confirmed there), counted on the tile. */
+  /** The copy-one step: one recording into the store (or confirmed there), counted on the tile once it is stored. */
   private async copyOne(rec: FoundRecording, signal: AbortSignal): Promise<'copied' | 'failed' | 'stopped' | 'unplugged'> {
     const { tile, status } = this;
     tile.current(rec.relPath);
-    const bytesBefore = status.bytes.done;
+    const bytesBefore = this.copiedBytes;
+    const previous = this.storedIds.get(rec.relPath);
     try {
-      const previous = this.storedIds.get(rec.relPath);
       const outcome = await ingestOne(this.ctx, {
         recording: rec,
         sessionId: this.sessionId,
@@ -182,21 +198,24 @@ export class VolumeSession {
         onBytes: (n) => tile.progress(bytesBefore + n),
         signal,
       });
-      this.handled.set(rec.relPath, fingerprintOf(rec));
-      if (outcome.fileId !== null) this.storedIds.set(rec.relPath, outcome.fileId);
-      this.failures.delete(rec.relPath);
-      if (outcome.state === 'known' || outcome.state === 'duplicate') tile.count('alreadyStored');
-      else if (outcome.state === 'stored') tile.count('copied');
-      if (outcome.verdict) this.track(outcome.verdict);
-      if (previous !== undefined && outcome.fileId !== previous) {
-        tile.count('superseded');
-        this.slog.warn(
-          { path: rec.relPath, previous, id: outcome.fileId },
-          'recording changed after it was copied: copied again as a new version',
-        );
+      this.copiedBytes += rec.size;
+      if (!('stored' in outcome)) {
+        this.handledOne(rec, previous, outcome);
+        return 'copied';
       }
+      const stored = outcome.stored.then(
+        (o) => this.handledOne(rec, previous, o),
+        (e: Error) => {
+          this.copiedBytes -= rec.size;
+          tile.progress(this.copiedBytes);
+          this.copyFailed(rec, e);
+        },
+      );
+      this.committing.add(stored);
+      void stored.finally(() => this.committing.delete(stored));
+      return 'copied';
     } catch (e) {
-      tile.progress(bytesBefore);
+      tile.progress(this.copiedBytes);
       if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
         tile.recorderState('unplugged', status.error);
         this.slog.warn({ err: e, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
@@ -207,8 +226,25 @@ export class VolumeSession {
       this.copyFailed(rec, e as Error);
       return 'failed';
     }
-    tile.fileDone(bytesBefore + rec.size);
-    return 'copied';
+  }
+
+  /** A recording stored (or confirmed already stored): taken in this session, counted on the tile. */
+  private handledOne(rec: FoundRecording, previous: number | undefined, outcome: Outcome): void {
+    const { tile } = this;
+    this.handled.set(rec.relPath, fingerprintOf(rec));
+    if (outcome.fileId !== null) this.storedIds.set(rec.relPath, outcome.fileId);
+    this.failures.delete(rec.relPath);
+    if (outcome.state === 'known' || outcome.state === 'duplicate') tile.count('alreadyStored');
+    else if (outcome.state === 'stored') tile.count('copied');
+    if (outcome.verdict) this.track(outcome.verdict);
+    if (previous !== undefined && outcome.fileId !== previous) {
+      tile.count('superseded');
+      this.slog.warn(
+        { path: rec.relPath, previous, id: outcome.fileId },
+        'recording changed after it was copied: copied again as a new version',
+      );
+    }
+    tile.fileDone(this.status.bytes.done);
   }
 
   /** A verification's verdict, in the tile's counters (a probe that could not run gives none). */

@@ -41,6 +41,8 @@ export interface CopyResult {
   size: number;
   mtimeMs: number /** Extra digests asked for (e.g. sm3), hex. */;
   digests: Record<string, string>;
+  /** With `deferSync`: the target, still open and not yet fdatasynced; the caller syncs and closes it. */
+  unsynced?: fs.FileHandle;
 }
 
 export interface CopyOptions {
@@ -50,6 +52,11 @@ export interface CopyOptions {
   signal?: AbortSignal;
   /** Digests to compute besides SHA-256 in the same pass (OpenSSL names, e.g. 'sm3'). */
   extraDigests?: string[];
+  /**
+   * Leave the final fdatasync to the caller (group commit syncs many targets at once): the target is returned open in
+   * `unsynced`. A writeback error seen during the copy still fails it here.
+   */
+  deferSync?: boolean;
 }
 
 /**
@@ -144,17 +151,22 @@ export async function copyAndHash(
       await syncing;
       try {
         if (syncError) throw syncError;
-        await dst.datasync();
+        if (!opts.deferSync) await dst.datasync();
       } catch (e) {
         throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e);
       }
     }
-    return {
+    const result: CopyResult = {
       sha256: hash.digest('hex'),
       size: total,
       mtimeMs: Math.trunc(before.mtimeMs),
       digests: Object.fromEntries(extra.map(([n, h]) => [n, h.digest('hex')])),
     };
+    if (dst && opts.deferSync) {
+      result.unsynced = dst;
+      dst = null;
+    }
+    return result;
   } finally {
     await syncing?.catch(() => {});
     await src.close().catch(() => {});

@@ -28,6 +28,8 @@ export class MqttStatus implements Service {
   private pollTimer: NodeJS.Timeout | null = null;
   private auditTimer: NodeJS.Timeout | null = null;
   private lastStateAt = 0;
+  /** The last snapshot saved, without its time (see persistSnapshot). */
+  private lastPersisted: string | null = null;
   private disk: DiskInfo | null = null;
   private offs: (() => void)[] = [];
   private stopping = false;
@@ -202,10 +204,17 @@ export class MqttStatus implements Service {
     });
   }
 
+  /**
+   * Saves the snapshot for `dockctl status` when something a reader sees has changed (its time aside): each save is
+   * a synchronous catalog commit, which the copies of a docked recorder would otherwise wait behind.
+   */
   private persistSnapshot(): StateSnapshot {
     const snap = this.snapshot();
+    const seen = JSON.stringify({ ...snap, at: null });
+    if (seen === this.lastPersisted) return snap;
     try {
       this.deps.catalog.setKv('state', snap);
+      this.lastPersisted = seen;
     } catch (e) {
       this.log.warn({ err: e }, 'cannot save state snapshot');
     }

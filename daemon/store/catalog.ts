@@ -5,6 +5,7 @@ import { systemClock } from '../host.ts';
 import { appendAudit, type AuditEntry } from './audit.ts';
 import { CatalogReads } from './catalogReads.ts';
 import {
+  type CopyToFinish,
   FIELD_NAMES,
   type FileFields,
   type FileRow,
@@ -144,6 +145,26 @@ export class Catalog extends CatalogReads {
       this.addSighting(id, sighting, true);
       return { fileId: id, duplicate: false };
     });
+  }
+
+  // ---- group commit (see groupCommit.ts) ----------------------------------
+
+  /** finishCopy for a batch of copies made durable together: one transaction, so one sync of the catalog. */
+  finishCopies(batch: CopyToFinish[]): { fileId: number; duplicate: boolean }[] {
+    return this.tx(() => batch.map((c) => this.finishCopy(c.fileId, c.sha256, c.sighting, c.digests)));
+  }
+
+  /**
+   * beginCopy without waiting for the disk: a `copying` row is discarded at the next start whether or not a crash
+   * kept it, and the batch's own (synchronous) commit makes it durable with everything before it in the log.
+   */
+  beginCopyUnsynced(f: Parameters<Catalog['beginCopy']>[0]): number {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.beginCopy(f);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   addSighting(fileId: number, s: SourceSighting, copied: boolean): void {

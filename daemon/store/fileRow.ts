@@ -70,6 +70,14 @@ export interface SourceSighting {
   mtimeMs: number;
 }
 
+/** A copy whose object is durable, to be marked stored (Catalog.finishCopies). */
+export interface CopyToFinish {
+  fileId: number;
+  sha256: string;
+  sighting: SourceSighting;
+  digests: { sm3?: string };
+}
+
 export interface OutboxEntry {
   seq: number;
   topic: string;

@@ -2,9 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { CodedError } from '../../drivers/errors.ts';
 
-export class ObjectStoreError extends CodedError<'OBJECT_CONFLICT' | 'OBJECT_MISSING'> {}
+const run = promisify(execFile);
+
+export class ObjectStoreError extends CodedError<'OBJECT_CONFLICT' | 'OBJECT_MISSING' | 'OBJECT_IO'> {}
 
 /** Write-once, content-addressed objects: <dir>/objects/sha256/ab/cd/<hash>, mode 0444. */
 export class ObjectStore {
@@ -37,6 +41,14 @@ export class ObjectStore {
     return names.length;
   }
 
+  /**
+   * After a crash: makes what the stopped process left in the page cache durable (syncfs of the store's filesystem),
+   * so that a name it gave an object, its directory not yet fsynced, is on disk before a new copy counts on it.
+   */
+  async syncFilesystem(): Promise<void> {
+    await run('sync', ['-f', this.objectsDir]);
+  }
+
   async exists(sha256: string): Promise<boolean> {
     return fs.access(this.pathOf(sha256), constants.F_OK).then(
       () => true,
@@ -45,25 +57,35 @@ export class ObjectStore {
   }
 
   /**
-   * Moves a fully written, fsynced temp file to its content address. When the object is already there (the same
-   * content seen before, or a crash after rename but before the catalog row) the existing object is kept, checked
-   * by size, and the temp file dropped.
+   * Moves a fully written, fsynced temp file to its content address, durably (see `place`).
    */
   async commit(tempPath: string, sha256: string, size: number): Promise<string> {
+    await Promise.all((await this.place(tempPath, sha256, size)).map(fsyncDir));
+    return this.pathOf(sha256);
+  }
+
+  /**
+   * Moves a fully written, fdatasynced temp file to its content address, and returns the directories to fsync before
+   * the object may be called stored: its own, and those created for it. When the object is already there (the same
+   * content seen before, or a crash before the catalog row) the existing object is kept, checked by size, and the temp
+   * file dropped; its directory is still returned, as its name may not be durable yet.
+   */
+  async place(tempPath: string, sha256: string, size: number): Promise<string[]> {
     const target = this.pathOf(sha256);
     const parent = path.dirname(target);
-    await fs.mkdir(parent, { recursive: true });
+    const created = await fs.mkdir(parent, { recursive: true });
+    const dirs = [parent];
+    for (let d = parent; created && d !== path.dirname(created); d = path.dirname(d)) dirs.push(path.dirname(d));
     const existing = await fs.stat(target).catch(() => null);
     if (existing) {
       await fs.rm(tempPath, { force: true });
       if (existing.size !== size)
         throw new ObjectStoreError('OBJECT_CONFLICT', `object ${sha256} exists with size ${existing.size}, expected ${size}`);
-      return target;
+      return dirs;
     }
     await fs.chmod(tempPath, 0o444);
     await fs.rename(tempPath, target);
-    await fsyncDir(parent);
-    return target;
+    return dirs;
   }
 
   /** Re-hashes a stored object. */

@@ -1,0 +1,123 @@
+import type fs from 'node:fs/promises';
+import type { Catalog, CopyToFinish } from './catalog.ts';
+import { fsyncDir, ObjectStoreError, type ObjectStore } from './objects.ts';
+
+/** A recording copied into a temp file of the store and hashed, its data not yet known to be on disk. */
+export interface StagedCopy extends CopyToFinish {
+  tempPath: string;
+  /** The temp file, still open: its fdatasync is the batch's. */
+  file: fs.FileHandle;
+  size: number;
+}
+
+export interface Committed {
+  fileId: number;
+  duplicate: boolean;
+}
+
+interface Waiting {
+  copy: StagedCopy;
+  resolve: (c: Committed) => void;
+  reject: (e: Error) => void;
+}
+
+/** A batch is written once it holds this many files or bytes, or when a recorder has nothing more to copy (flush). */
+export const BATCH_FILES = 64;
+export const BATCH_BYTES = 64 << 20;
+
+/**
+ * Group commit for copies into the store. A copy is `stored` only once its bytes and its name are durable and its
+ * hash is in the catalog; doing that per file (fdatasync, rename, directory fsync, a catalog commit) costs more than
+ * copying a small clip. Copies that finish together are committed as one batch, in this order:
+ * 1. every temp file fdatasynced (issued together, so the filesystem commits them in one journal transaction);
+ * 2. each renamed to its content address (an object's name is only ever given to bytes already on disk, so after a
+ *    crash at any instant any object file is whole: a later copy of that content may keep it);
+ * 3. every directory touched (and those created) fsynced once;
+ * 4. one catalog transaction marks the whole batch stored.
+ * Only then are the copies' promises resolved. One batch runs at a time; copies arriving meanwhile form the next.
+ */
+export class GroupCommit {
+  private pending: Waiting[] = [];
+  private pendingBytes = 0;
+  private flushWanted = false;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly objects: ObjectStore,
+    private readonly catalog: Pick<Catalog, 'finishCopies'>,
+    private readonly limits = { files: BATCH_FILES, bytes: BATCH_BYTES },
+  ) {}
+
+  /** Resolves once `copy` is durable and catalogued (or rejects: its temp file is then the caller's to remove). */
+  commit(copy: StagedCopy): Promise<Committed> {
+    return new Promise<Committed>((resolve, reject) => {
+      this.pending.push({ copy, resolve, reject });
+      this.pendingBytes += copy.size;
+      this.kick();
+    });
+  }
+
+  /** Commits what is pending without waiting for a full batch (a recorder's copy queue is empty, or it waits). */
+  flush(): void {
+    if (!this.pending.length) return;
+    this.flushWanted = true;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running || !this.pending.length) return;
+    if (!this.flushWanted && this.pending.length < this.limits.files && this.pendingBytes < this.limits.bytes) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.flushWanted = false;
+    this.running = this.run(batch).finally(() => {
+      this.running = null;
+      this.kick();
+    });
+  }
+
+  private async run(batch: Waiting[]): Promise<void> {
+    const synced = await Promise.all(
+      batch.map(async (w) => {
+        try {
+          await w.copy.file.datasync();
+          return true;
+        } catch (e) {
+          w.reject(new ObjectStoreError('OBJECT_IO', `syncing ${w.copy.tempPath}: ${(e as Error).message}`, { cause: e }));
+          return false;
+        } finally {
+          await w.copy.file.close().catch(() => {});
+        }
+      }),
+    );
+    const placed: Waiting[] = [];
+    const dirs = new Set<string>();
+    // One at a time: two copies of the same content in a batch meet at one name, and the second keeps the first.
+    for (const [i, w] of batch.entries()) {
+      if (!synced[i]) continue;
+      try {
+        for (const d of await this.objects.place(w.copy.tempPath, w.copy.sha256, w.copy.size)) dirs.add(d);
+        placed.push(w);
+      } catch (e) {
+        w.reject(e as Error);
+      }
+    }
+    if (!placed.length) return;
+    try {
+      await Promise.all([...dirs].map(fsyncDir));
+    } catch (e) {
+      for (const w of placed)
+        w.reject(new ObjectStoreError('OBJECT_IO', `syncing the store: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    let results: Committed[];
+    try {
+      results = this.catalog.finishCopies(placed.map((w) => w.copy));
+    } catch (e) {
+      for (const w of placed) w.reject(e as Error);
+      return;
+    }
+    for (const [i, w] of placed.entries()) w.resolve(results[i]);
+  }
+}
