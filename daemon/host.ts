@@ -6,20 +6,11 @@ import { MountHelperClient } from '../drivers/mounts/mountHelperClient.ts';
 import type { ByteTransport } from '../drivers/transports/index.ts';
 import { LibusbHotplug, SysfsPoller, type UsbHotplug } from '../drivers/usb/hotplug.ts';
 import { Sysfs } from '../drivers/usb/sysfs.ts';
+import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
 
-/** The station's time. Services read it here, never from the wall clock, so a test can hand in one it moves. */
-export interface Clock {
-  now(): Date;
-  /** Milliseconds since the epoch (`now().getTime()`). */
-  ms(): number;
-}
-
-export const systemClock: Clock = {
-  now: () => new Date(),
-  ms: () => Date.now(),
-};
+export { type Clock, systemClock };
 
 /** Opens a recorder's control channel (a tty) as a byte stream. */
 export type OpenTransport = (target: string) => Promise<ByteTransport>;

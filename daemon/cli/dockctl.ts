@@ -8,7 +8,7 @@ import type { FileFilter } from '../store/catalogReads.ts';
 import { publicFile } from '../store/publicFile.ts';
 import { ObjectStore } from '../store/objects.ts';
 import { createFfmpegTools } from '../media/ffprobe.ts';
-import { systemClock } from '../host.ts';
+import { systemClock } from '../clock.ts';
 import { systemTimeZone } from '../media/zonedTime.ts';
 import { reprobe } from '../ingest/reprobe.ts';
 import { bytes, table } from './format.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
-import { systemClock } from '../host.ts';
+import { systemClock } from '../clock.ts';
 import { Catalog } from '../store/catalog.ts';
 import { sleep } from '../sleep.ts';
 import { whoIsAsking } from './actor.ts';

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { Config } from '../config.ts';
 import type { EventBus } from '../events.ts';
-import type { Clock } from '../host.ts';
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import { LogThrottle } from '../status/logThrottle.ts';

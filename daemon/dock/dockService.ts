@@ -113,7 +113,7 @@ export class DockService implements Service {
     try {
       await this.verifyNow(id, what);
     } catch (e) {
-      this.log.error({ file: id, err: (e as Error).message }, 'cannot verify stored file');
+      this.log.error({ file: id, err: e }, 'cannot verify stored file');
     }
   }
 
@@ -234,14 +234,12 @@ export class DockService implements Service {
           if (this.deps.config.dock.wipe === 'after-archive') {
             await wipe
               .run(signal, volumeSession.status.serial)
-              .catch((e: Error) =>
-                this.log.error({ volume, err: e.message }, 'wipe gate failed (nothing more is deleted in this pass)'),
-              );
+              .catch((e: Error) => this.log.error({ volume, err: e }, 'wipe gate failed (nothing more is deleted in this pass)'));
           }
           await sleep(volumeSession.nextScanDelayMs(scan), signal);
         }
       } catch (e) {
-        this.log.error({ volume, err: (e as Error).message }, 'ingest session failed');
+        this.log.error({ volume, err: e }, 'ingest session failed');
       } finally {
         volumeSession.close(!this.stopping);
       }

@@ -95,7 +95,7 @@ export class RecorderLinks implements Service {
       // A recorder that failed and was taken away: its tile goes (the alarm stays until its cause clears or an admin acknowledges it).
       if (this.deps.board.recorders.get(this.tileKey(p))?.state === 'error') this.deps.board.removeRecorder(this.tileKey(p));
     });
-    this.watcher.on('error', (e) => this.log.error({ err: (e as Error).message }, 'serial dir watcher error'));
+    this.watcher.on('error', (e) => this.log.error({ err: e }, 'serial dir watcher error'));
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
     this.log.info({ serialDir: dir }, 'watching for recorder control channels');
   }

@@ -40,7 +40,7 @@ export class UsbDocking implements Service {
       await this.hotplug.start();
     } catch (e) {
       if (config.usb.hotplug === 'libusb') throw e;
-      this.log.warn({ err: (e as Error).message }, 'libusb hotplug unavailable: polling sysfs instead');
+      this.log.warn({ err: e }, 'libusb hotplug unavailable: polling sysfs instead');
       this.hotplug = host.usb.hotplug('sysfs', { sysfs, log: this.log });
       await this.hotplug.start();
     }
@@ -66,7 +66,7 @@ export class UsbDocking implements Service {
         () => this.log.info({ socket: config.usb.mountHelper }, 'mount helper answers'),
         (e: Error) =>
           this.log.warn(
-            { socket: config.usb.mountHelper, err: e.message },
+            { socket: config.usb.mountHelper, err: e },
             'mount helper does not answer yet: recorder storage cannot be mounted until it does',
           ),
       );
@@ -81,7 +81,7 @@ export class UsbDocking implements Service {
     await this.watcher?.stop();
     for (const [port, mp] of this.mounts) {
       this.deps.bus.emit('usb.unmounted', mp);
-      await this.mounter.unmount(mp).catch((e) => this.log.error({ port, err: (e as Error).message }, 'unmount failed'));
+      await this.mounter.unmount(mp).catch((e) => this.log.error({ port, err: e }, 'unmount failed'));
     }
     this.mounts.clear();
   }
@@ -132,7 +132,7 @@ export class UsbDocking implements Service {
       const res = await this.mounter.unmount(mp);
       this.log.info({ port: r.portPath, mountPoint: mp, lazy: res.lazy }, 'recorder storage unmounted');
     } catch (e) {
-      this.log.error({ port: r.portPath, err: (e as Error).message }, 'unmount failed');
+      this.log.error({ port: r.portPath, err: e }, 'unmount failed');
     }
   }
 }

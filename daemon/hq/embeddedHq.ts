@@ -10,7 +10,7 @@ import { EVENTS, Server, type Upload } from '@tus/server';
 import { openKeyPair, type KeyPair } from '../custody/keys.ts';
 import { signReceipt } from '../custody/signatures.ts';
 import type { Logger } from '../log.ts';
-import type { Clock } from '../host.ts';
+import type { Clock } from '../clock.ts';
 
 export interface EmbeddedHqOptions {
   /** tus endpoint URL to serve (host, port and path are taken from it). */
