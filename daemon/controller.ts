@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Config, LoadedConfig } from './config.ts';
+import { type Config, type LoadedConfig, loadConfig } from './config.ts';
 import { applyReloadable, type ConfigChanges, configChanges } from './configReload.ts';
 import { openStationKey } from './custody/keys.ts';
 import { ReceiptWatch } from './custody/receiptWatch.ts';
@@ -182,6 +182,7 @@ export class Controller {
       snapshot: () => this.mqtt.snapshot(),
       bytesSent: () => this.uploader.snapshot().bytesSent,
       pool: this.pool,
+      configFile: { file: this.loaded.file, reload: () => this.reload(loadConfig(this.loaded.file)) },
     });
     const services: (Service | null)[] = [
       this.storage,
