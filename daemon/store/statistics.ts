@@ -111,10 +111,11 @@ export function computeStatistics(db: Database.Database, q: StatsQuery): Statist
         TOTAL(f.size) AS bytes,
         TOTAL(f.duration) AS durationSeconds,
         TOTAL(f.important != 0) AS important,
-        TOTAL(COALESCE(f.late, (julianday(s.docked_at) - julianday(f.captured_at)) * 24 > ?)) AS late,
+        TOTAL(COALESCE(f.late,
+          (SELECT (julianday(s.docked_at) - julianday(f.captured_at)) * 24 > ? FROM sessions s WHERE s.id = f.session_id))) AS late,
         TOTAL(f.state = 'needs-annotation') AS awaitingAnnotation,
         TOTAL(${AT_HQ}) AS atHq
-      FROM files f LEFT JOIN sessions s ON s.id = f.session_id
+      FROM files f
       WHERE ${where}
       GROUP BY ${key}
       ORDER BY ${key} IS NULL, ${key}`)
