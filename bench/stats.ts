@@ -1,8 +1,9 @@
 /**
  * `npx tsx bench/stats.ts [--rows N] [--runs R] [--dir DIR]`: how fast `dockctl stats` answers over a big catalog.
  * Builds a catalog of N recordings (default 100,000; `--rows 1000000` for the figure in the README) straight into
- * SQLite (50 officers and recorders, one docking per 20 recordings, capture times over 180 days, a tenth late, some
- * awaiting annotation, most at HQ), then times `dockctl stats --json` per grouping, over everything and over the last
+ * SQLite (50 officers and recorders, one docking per 20 recordings, capture times over 180 days, a tenth late (the
+ * flag stored, as the daemon's deadline check stores it, but for the newest 100), some awaiting annotation, most at
+ * HQ), then times `dockctl stats --json` per grouping, over everything and over the last
  * 7 days, as a whole command (Node start included) and as the query alone (catalog.statistics). Median of R runs.
  */
 import Database from 'better-sqlite3';
@@ -48,8 +49,8 @@ async function build(): Promise<void> {
   const t0 = performance.now();
   const session = db.prepare(`INSERT INTO sessions (id, volume, device_serial, officer_id, docked_at) VALUES (?, ?, ?, ?, ?)`);
   const file = db.prepare(`INSERT INTO files (sha256, size, state, kind, filename, source_path, device_serial, officer_id,
-    captured_at, important, duration, session_id, created_at, updated_at, uploaded_at)
-    VALUES (?, ?, ?, 'video', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    captured_at, important, duration, session_id, created_at, updated_at, uploaded_at, late)
+    VALUES (?, ?, ?, 'video', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   db.transaction(() => {
     for (let i = 0; i < rows; i++) {
       const sessionId = Math.floor(i / 20) + 1;
@@ -58,7 +59,8 @@ async function build(): Promise<void> {
       const serial = `D${String(who).padStart(6, '0')}`;
       const docked = END - ((rows - i) / rows) * 180 * 24 * HOUR;
       if (i % 20 === 0) session.run(sessionId, `vol-${sessionId}`, serial, officer, shanghai(docked));
-      const captured = docked - (i % 10 === 0 ? 30 : 1 + (i % 7)) * HOUR;
+      const late = i % 10 === 0;
+      const captured = docked - (late ? 30 : 1 + (i % 7)) * HOUR;
       const state = STATES[i % STATES.length];
       const atHq = state === 'uploaded' || state === 'archived';
       const at = new Date(docked).toISOString();
@@ -77,6 +79,8 @@ async function build(): Promise<void> {
         at,
         at,
         atHq ? new Date(docked + (5 + (i % 50)) * 60_000).toISOString() : null,
+        // flagged as the daemon's deadline check flags it, soon after the docking; the newest few not yet
+        i < rows - 100 ? Number(late) : null,
       );
     }
   })();

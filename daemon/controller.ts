@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Config, LoadedConfig } from './config.ts';
+import { type Config, type LoadedConfig, loadConfig } from './config.ts';
 import { applyReloadable, type ConfigChanges, configChanges } from './configReload.ts';
 import { openStationKey } from './custody/keys.ts';
 import { ReceiptWatch } from './custody/receiptWatch.ts';
@@ -15,6 +15,7 @@ import { HttpServer } from './http/server.ts';
 import { systemTimeZone } from './media/zonedTime.ts';
 import { PoolRecorders } from './pool/poolRecorders.ts';
 import { PoolService } from './pool/poolService.ts';
+import { DailyStatistics } from './stats/dailySummary.ts';
 import { safeUrl, type Logger } from './log.ts';
 import type { Service, StationContext } from './service.ts';
 import { StatusBoard } from './status/board.ts';
@@ -28,11 +29,11 @@ import { Uploader } from './upload/uploader.ts';
  * Starts and stops dockd. What the station cannot run without opens first and stops the daemon when it fails: the
  * catalog and object store, then the embedded HQ (whose key the station trusts for receipts). The services then start
  * in this order, each through `startService`, which contains a failure (an alarm, `SERVICE_FAILED`, and the daemon
- * goes on without that service): storage → receipts → status (MQTT) → upload → deadlines → dock → recorder links →
- * pool recorders (dockctl assign/return) → intake → usb
- * → station page (http). They stop in reverse: the page (no more changes), intake, the dock (interrupting copies),
- * deadlines, uploads (checkpointed), status (publishes offline), receipts (applies what status handed it), storage; then the
- * embedded HQ and the catalog.
+ * goes on without that service): storage → receipts → status (MQTT) → upload → deadlines → daily statistics → dock →
+ * recorder links → pool recorders (dockctl assign/return) → intake → usb → station page (http). They stop in reverse:
+ * the page (no more changes), intake, the dock (interrupting copies), daily statistics, deadlines, uploads
+ * (checkpointed), status (publishes offline), receipts (applies what status handed it), storage; then the embedded HQ
+ * and the catalog.
  */
 export class Controller {
   catalog!: Catalog;
@@ -50,6 +51,7 @@ export class Controller {
   usb: UsbDocking | null = null;
   receipts!: ReceiptWatch;
   deadlines!: DeadlineWatch;
+  daily!: DailyStatistics;
   http: HttpServer | null = null;
   /** The services begun, in start order (a failed one too: its stop releases what it had taken). */
   private readonly started: Service[] = [];
@@ -170,6 +172,7 @@ export class Controller {
       stationKey,
     });
     this.deadlines = new DeadlineWatch(ctx);
+    this.daily = new DailyStatistics(ctx);
     this.links = new RecorderLinks(ctx);
     this.pool = new PoolRecorders(ctx, this.links);
     this.usb = config.usb.enabled ? new UsbDocking(ctx, { links: this.links }) : null;
@@ -179,6 +182,7 @@ export class Controller {
       snapshot: () => this.mqtt.snapshot(),
       bytesSent: () => this.uploader.snapshot().bytesSent,
       pool: this.pool,
+      configFile: { file: this.loaded.file, reload: () => this.reload(loadConfig(this.loaded.file)) },
     });
     const services: (Service | null)[] = [
       this.storage,
@@ -186,6 +190,7 @@ export class Controller {
       this.mqtt,
       this.uploader,
       this.deadlines,
+      this.daily,
       this.dock,
       this.links,
       new PoolService(ctx, this.pool),

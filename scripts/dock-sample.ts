@@ -14,6 +14,7 @@ import { runPoolCommand } from '../daemon/cli/poolCommands.ts';
 import { configFileFromArgs, loadConfig, PACKAGE_ROOT } from '../daemon/config.ts';
 import { sleep } from '../daemon/sleep.ts';
 import { EmulatedRecorder } from '../drivers/emulator/index.ts';
+import { formatBcTime } from '../drivers/protocols/bc/index.ts';
 import { recordingName, sampleMedia } from './media.ts';
 
 const { file, rest } = configFileFromArgs(process.argv.slice(2));
@@ -32,26 +33,6 @@ const volumeDir = path.join(PACKAGE_ROOT, 'var', 'sample-recorder', serial);
 await fs.rm(volumeDir, { recursive: true, force: true });
 const dir = path.join(volumeDir, 'DCIM', '100MEDIA');
 await fs.mkdir(dir, { recursive: true });
-const clip = (at: string, seq: number, extra: Partial<Parameters<typeof recordingName>[0]> = {}) =>
-  recordingName({ officerId, serial, at, seq, ...extra });
-
-const withSidecar = clip('20261128083000', 1);
-await fs.copyFile(await sampleMedia('video', 3, 1), path.join(dir, withSidecar));
-await fs.writeFile(
-  path.join(dir, withSidecar.replace(/\.mp4$/, '.meta.json')),
-  JSON.stringify({ caseNo: 'A2026-1128-001', purpose: '现场检查全过程', place: '幸福路12号' }),
-);
-const important = clip('20261128090500', 2, { important: true });
-await fs.copyFile(await sampleMedia('video', 2, 2), path.join(dir, important));
-await fs.writeFile(
-  path.join(dir, important.replace(/\.mp4$/, '.meta.json')),
-  JSON.stringify({ caseNo: 'A2026-1128-002', purpose: '查封扣押', place: '人民路8号' }),
-);
-const held = clip('20261128101500', 3);
-await fs.copyFile(await sampleMedia('video', 2, 3), path.join(dir, held));
-await fs.copyFile(await sampleMedia('photo', 1, 4), path.join(dir, clip('20261128102000', 4, { ext: 'jpg' })));
-await fs.copyFile(await sampleMedia('audio-wav', 2, 5), path.join(dir, clip('20261128102500', 5, { ext: 'wav' })));
-
 await fs.mkdir(serialDir, { recursive: true });
 await fs.mkdir(mountRoot, { recursive: true });
 const rec = new EmulatedRecorder({
@@ -68,6 +49,31 @@ const rec = new EmulatedRecorder({
   keepsControlChannel: true,
   port: { pty: path.join(serialDir, tty) },
 });
+
+// The recordings were made during the last few hours, by the recorder's own clock, so that they dock in time
+// (no LATE_OFFLOAD: dated days back, every run would raise it).
+const HOUR_MS = 3_600_000;
+const recordedAt = (hoursAgo: number) => new Date(rec.clock().getTime() - hoursAgo * HOUR_MS);
+const day = formatBcTime(recordedAt(0), config.station.timeZone).slice(0, 8);
+/** Puts a recording on the recorder, named with its capture time and written then (its mtime). */
+async function put(source: string, hoursAgo: number, seq: number, extra: Partial<Parameters<typeof recordingName>[0]> = {}) {
+  const at = recordedAt(hoursAgo);
+  const name = recordingName({ officerId, serial, at: formatBcTime(at, config.station.timeZone), seq, ...extra });
+  await fs.copyFile(source, path.join(dir, name));
+  await fs.utimes(path.join(dir, name), at, at);
+  return name;
+}
+const sidecar = (name: string, meta: Record<string, string>) =>
+  fs.writeFile(path.join(dir, name.replace(/\.mp4$/, '.meta.json')), JSON.stringify(meta));
+
+const withSidecar = await put(await sampleMedia('video', 3, 1), 3.5, 1);
+await sidecar(withSidecar, { caseNo: `A${day}-001`, purpose: '现场检查全过程', place: '幸福路12号' });
+const important = await put(await sampleMedia('video', 2, 2), 3, 2, { important: true });
+await sidecar(important, { caseNo: `A${day}-002`, purpose: '查封扣押', place: '人民路8号' });
+const held = await put(await sampleMedia('video', 2, 3), 2, 3);
+await put(await sampleMedia('photo', 1, 4), 1.9, 4, { ext: 'jpg' });
+await put(await sampleMedia('audio-wav', 2, 5), 1.8, 5, { ext: 'wav' });
+
 const say = (msg: string) => console.log(`[${serial}] ${msg}`);
 rec.on('command', (line) => say(`← ${line}`));
 rec.on('storage', (p) => {

@@ -20,6 +20,7 @@ import { installAccessControl } from './requestAuth.ts';
 import { fail, registerApi } from './routes.ts';
 import { registerPoolRoutes } from './poolRoutes.ts';
 import { registerSessionRoutes } from './sessionRoutes.ts';
+import { type ConfigFileAccess, registerSettingsRoutes } from './settingsRoutes.ts';
 import { registerStationRoutes } from './stationRoutes.ts';
 import { registerStatsRoutes } from './statsRoutes.ts';
 import { RateMeter, stationState, type StationState } from './stationState.ts';
@@ -49,6 +50,8 @@ export interface HttpExtras {
   bytesSent: () => number;
   /** Pool recorders (assign / return with an officer's PIN); the routes are absent without it. */
   pool?: PoolRecorders;
+  /** The config file and its reload (the upload cap and windows on the page); the routes are absent without it. */
+  configFile?: ConfigFileAccess;
 }
 
 // Unknown keys are refused (not silently dropped); query strings and path parameters are text, so they may be
@@ -225,6 +228,7 @@ export class HttpServer implements Service {
       securityHeaders: headers,
     });
     if (this.deps.pool) registerPoolRoutes(app, { pool: this.deps.pool, authenticator });
+    if (this.deps.configFile) registerSettingsRoutes(app, { ...this.deps.configFile, config, catalog });
     registerApi(app, {
       catalog,
       objects: this.deps.objects,

@@ -1,4 +1,5 @@
 import type { FileRow, FileState } from '../store/fileRow.ts';
+import type { StatsCounts, StatsGroup } from '../store/statistics.ts';
 
 /**
  * The events dockd publishes on P/S/event (and appends to the audit chain), by `type`: the contract of DESIGN.md and
@@ -96,6 +97,19 @@ export type StationEvents = { [K in FileEventType]: FileFacts & FileEventExtras[
     why: string;
   };
   alarm: { code: string; key: string; message: string; active: boolean; since: string };
+  /** A capture day's statistics (daemon/stats/dailySummary.ts), sent once just after that day ends. */
+  'stats.daily': {
+    /** YYYY-MM-DD in the station's time zone. */
+    day: string;
+    /** The day's first instant and the next day's (exclusive), ISO 8601 with the station's offset. */
+    from: string;
+    to: string;
+    timeZone: string;
+    offloadWithinHours: number;
+    officers: (StatsGroup & { name: string | null })[];
+    devices: (StatsGroup & { name: string | null })[];
+    totals: StatsCounts;
+  };
 };
 
 export type StationEventType = keyof StationEvents;

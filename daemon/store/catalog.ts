@@ -251,6 +251,14 @@ export class Catalog extends CatalogReads {
     });
   }
 
+  /** A day's statistics go to HQ (outbox and audit chain) and the day is remembered as sent (kv `sentKey`), together. */
+  dailyStatisticsQueued(event: StationEvent<'stats.daily'>, sentKey: string): void {
+    this.tx(() => {
+      this.enqueue('event', event);
+      this.setKv(sentKey, event.day);
+    });
+  }
+
   /** Counts per officer, recorder or capture day over a period (daemon/store/statistics.ts). */
   statistics(query: StatsQuery): Statistics {
     return computeStatistics(this.db, query);

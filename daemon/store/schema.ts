@@ -1,5 +1,5 @@
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 9;
+export const SCHEMA_VERSION = 10;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -197,5 +197,11 @@ export const MIGRATIONS: Record<number, string> = {
     pid INTEGER                                                -- the dockctl that asked
   );
   CREATE INDEX recorder_requests_pending ON recorder_requests(done_at);
+  `,
+  10: `
+  -- Statistics count the late flag stored at docking (files.late): the covering index of schema 6 takes that column too,
+  -- so that counting still reads only the index, never the wide rows.
+  DROP INDEX files_stats;
+  CREATE INDEX files_stats ON files(officer_id, device_serial, captured_at, state, size, duration, important, session_id, uploaded_at, sha256, late);
   `,
 };

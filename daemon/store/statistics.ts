@@ -15,7 +15,11 @@ export interface StatsQuery {
   from?: string | null;
   /** Capture times before this instant (ISO 8601 with an offset; exclusive). */
   to?: string | null;
-  /** rules.offloadWithinHours: a recording captured more than this long before it was docked is late. */
+  /**
+   * rules.offloadWithinHours, for the recordings not yet flagged: a recording is flagged late (or not) for ever by the
+   * daemon's deadline check soon after it is stored (`files.late`), and the statistics count that flag, as the
+   * LATE_OFFLOAD alarm does; one stored since the last check counts as the check will flag it.
+   */
   offloadWithinHours: number;
   /** Only this officer's recordings (an officer looking at the page); null or absent: all. */
   officerId?: string | null;
@@ -27,7 +31,7 @@ export interface StatsCounts {
   durationSeconds: number;
   /** Marked important (IMP) by the recorder. */
   important: number;
-  /** Captured more than offloadWithinHours before the recorder was docked. */
+  /** Flagged late at docking: captured more than rules.offloadWithinHours (as it was then) before the recorder was docked. */
   late: number;
   /** Still waiting for a required field (state needs-annotation). */
   awaitingAnnotation: number;
@@ -107,10 +111,11 @@ export function computeStatistics(db: Database.Database, q: StatsQuery): Statist
         TOTAL(f.size) AS bytes,
         TOTAL(f.duration) AS durationSeconds,
         TOTAL(f.important != 0) AS important,
-        TOTAL((julianday(s.docked_at) - julianday(f.captured_at)) * 24 > ?) AS late,
+        TOTAL(COALESCE(f.late,
+          (SELECT (julianday(s.docked_at) - julianday(f.captured_at)) * 24 > ? FROM sessions s WHERE s.id = f.session_id))) AS late,
         TOTAL(f.state = 'needs-annotation') AS awaitingAnnotation,
         TOTAL(${AT_HQ}) AS atHq
-      FROM files f LEFT JOIN sessions s ON s.id = f.session_id
+      FROM files f
       WHERE ${where}
       GROUP BY ${key}
       ORDER BY ${key} IS NULL, ${key}`)

@@ -24,6 +24,8 @@ interface Row {
   state: string;
   /** Seconds after the session's docking that the upload finished. */
   uploadedAfter?: number;
+  /** The stored flag (files.late) as the daemon's deadline check set it at docking; absent: not flagged yet (NULL). */
+  late?: 0 | 1;
 }
 
 const SESSIONS: Record<number, { device: string; officer: string; docked: string }> = {
@@ -45,6 +47,7 @@ const ROWS: Row[] = [
     important: true,
     state: 'archived',
     uploadedAfter: 600,
+    late: 0,
   },
   {
     officer: '000001',
@@ -55,6 +58,7 @@ const ROWS: Row[] = [
     duration: 120,
     state: 'uploaded',
     uploadedAfter: 1200,
+    late: 0,
   },
   // 30 h before its docking: late
   {
@@ -65,11 +69,12 @@ const ROWS: Row[] = [
     size: 300,
     duration: 30,
     state: 'ready',
+    late: 1,
   },
   {
     officer: '000001',
     device: 'D000001',
-    captured: '2026-11-04T08:00:00+08:00',
+    captured: '2026-11-04T08:00:00+08:00', // 12 h before its docking; not flagged yet (stored since the last check)
     session: 3,
     size: 600,
     duration: 10,
@@ -85,6 +90,7 @@ const ROWS: Row[] = [
     size: 400,
     duration: null,
     state: 'needs-annotation',
+    late: 0,
   },
   {
     officer: '000002',
@@ -96,6 +102,7 @@ const ROWS: Row[] = [
     important: true,
     state: 'uploaded',
     uploadedAfter: 3000,
+    late: 0,
   },
   {
     officer: '000002',
@@ -105,6 +112,7 @@ const ROWS: Row[] = [
     size: 700,
     duration: 0,
     state: 'ready',
+    late: 1,
   },
   // a recording with no name information at all: no officer, recorder or capture time
   { officer: null, device: null, captured: null, session: 2, size: 50, duration: 5, state: 'needs-annotation' },
@@ -130,8 +138,8 @@ describe('statistics over a generated catalog', () => {
         s.docked,
       );
     const insert = db.prepare(`INSERT INTO files (sha256, size, state, kind, filename, source_path, device_serial, officer_id,
-      captured_at, important, duration, session_id, created_at, updated_at, uploaded_at)
-      VALUES (?, ?, ?, 'video', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      captured_at, important, duration, session_id, created_at, updated_at, uploaded_at, late)
+      VALUES (?, ?, ?, 'video', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     ROWS.forEach((r, i) => {
       const uploaded =
         r.uploadedAfter === undefined
@@ -152,6 +160,7 @@ describe('statistics over a generated catalog', () => {
         now,
         now,
         uploaded,
+        r.late ?? null,
       );
     });
     // A copy in progress is no recording yet.
@@ -169,6 +178,7 @@ describe('statistics over a generated catalog', () => {
       1,
       now,
       now,
+      null,
       null,
     );
     db.close();
@@ -245,13 +255,20 @@ describe('statistics over a generated catalog', () => {
     ]);
   });
 
-  it('late follows rules.offloadWithinHours', () => {
+  it('late counts the flag stored at docking, as the LATE_OFFLOAD alarm does, not the rule of today', () => {
+    // A later rule changes nothing for a flagged recording: the 25 h one stays late under a 26 h rule, the 30 h one under 31 h.
     expect(q({ offloadWithinHours: 26 }).groups.map((g) => [g.key, g.late])).toEqual([
       ['000001', 1],
-      ['000002', 0],
+      ['000002', 1],
       [null, 0],
     ]);
-    expect(q({ offloadWithinHours: 31 }).totals.late).toBe(0);
+    expect(q({ offloadWithinHours: 31 }).totals.late).toBe(2);
+    // A recording stored since the last check (late still NULL) counts as the check will flag it: by the rule given.
+    expect(q({ offloadWithinHours: 11 }).groups.map((g) => [g.key, g.late])).toEqual([
+      ['000001', 2],
+      ['000002', 1],
+      [null, 0],
+    ]);
   });
 
   it('filters a period on capture time (days in station time, the last day included) and one officer', () => {

@@ -13,6 +13,7 @@ let queueMark = '';
 const held = new Map(); // id -> {li, f} (kept across updates so typing is never lost)
 const recent = new Map(); // id -> file annotated from this page
 const progress = new Map(); // recorder key -> [{t, done}]
+const stateListeners = []; // other scripts' functions called with each new state (pool.js)
 
 const $ = (id) => document.getElementById(id);
 function t(key, vars = {}) {
@@ -481,6 +482,7 @@ function onState(next) {
     if (recent.size) refreshRecent();
   }
   if (typeof recordingsOnState === 'function') recordingsOnState(next);
+  for (const fn of stateListeners) fn(next);
 }
 
 applyLanguage();
