@@ -2,6 +2,7 @@ import { MountError, type VolumeMounter } from '../../drivers/mounts/blockMount.
 import { MountHelperClient } from '../../drivers/mounts/mountHelperClient.ts';
 import { RemountedVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { fingerprintTable, type FingerprintConfig } from '../../drivers/usb/fingerprints.ts';
+import { CheckedHotplug } from '../../drivers/usb/checkedHotplug.ts';
 import type { UsbHotplug } from '../../drivers/usb/hotplug.ts';
 import { volumeToMount } from '../../drivers/usb/sysfs.ts';
 import { UsbWatcher, type RecorderAttached, type RecorderDetached } from '../../drivers/usb/watcher.ts';
@@ -35,7 +36,15 @@ export class UsbDocking implements Service {
   async start(): Promise<void> {
     const { config, host } = this.deps;
     const sysfs = host.usb.sysfs({ root: config.usb.sysfsRoot, devRoot: config.usb.devRoot });
-    this.hotplug = host.usb.hotplug(config.usb.hotplug === 'sysfs' ? 'sysfs' : 'libusb', { sysfs, log: this.log });
+    const kind = config.usb.hotplug;
+    this.hotplug =
+      kind === 'auto'
+        ? new CheckedHotplug({
+            primary: host.usb.hotplug('libusb', { sysfs, log: this.log }),
+            check: host.usb.hotplug('sysfs', { sysfs, log: this.log }),
+            log: this.log,
+          })
+        : host.usb.hotplug(kind, { sysfs, log: this.log });
     try {
       await this.hotplug.start();
     } catch (e) {
