@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FileRow, SourceSighting } from '../store/catalog.ts';
-import { copyAndHash, type CopyResult } from '../recorder/copyAndHash.ts';
+import { CopyError, copyAndHash, isVolumeGoneCode, type CopyResult } from '../recorder/copyAndHash.ts';
 import type { FoundRecording } from '../recorder/discover.ts';
 import { parseRecordingName } from '../recorder/recordingName.ts';
 import type { SessionContext } from './ingestContext.ts';
@@ -58,6 +58,10 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
   }
 
   const sc = rec.sidecarPath ? await readSidecar(rec.sidecarPath) : { sidecar: {} };
+  // The walk found the sidecar; not finding it now means the volume went (a read-only recorder loses no file): the
+  // recording is not stored without its metadata, and the session ends as unplugged, as for the recording itself.
+  if ('code' in sc && isVolumeGoneCode(sc.code))
+    throw new CopyError('SOURCE_GONE', `${rec.relPath}: its sidecar cannot be read: recorder volume went away (${sc.code})`);
   if (sc.error) ctx.log.warn({ path: rec.relPath, err: sc.error }, 'sidecar ignored');
   const meta = buildMetadata({
     name: parsed,

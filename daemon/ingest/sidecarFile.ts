@@ -8,19 +8,23 @@ import { parseSidecar, type Sidecar } from './metadata.ts';
 const MAX_SIDECAR = 64 * 1024;
 
 /** Reads a recording's sidecar (`<name>.meta.json`): never follows a link, never blocks on a fifo, at most 64 KiB. */
-export async function readSidecar(p: string | Buffer): Promise<{ sidecar: Sidecar; error?: string }> {
+export async function readSidecar(p: string | Buffer): Promise<{ sidecar: Sidecar; error?: string; code?: string }> {
   let h: fs.FileHandle;
   try {
     h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    return { sidecar: {}, error: `cannot open sidecar: ${(e as NodeJS.ErrnoException).code}` };
+    const code = (e as NodeJS.ErrnoException).code;
+    return { sidecar: {}, error: `cannot open sidecar: ${code}`, code };
   }
   try {
     const st = await h.stat();
     if (!st.isFile() || st.size > MAX_SIDECAR) return { sidecar: {}, error: `sidecar larger than ${MAX_SIDECAR} bytes` };
     return parseSidecar((await h.readFile()).toString('utf8').replace(/^\uFEFF/, ''));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { sidecar: {}, error: `cannot read sidecar: ${code ?? (e as Error).message}`, code };
   } finally {
-    await h.close();
+    await h.close().catch(() => {});
   }
 }
 
