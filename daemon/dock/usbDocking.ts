@@ -103,7 +103,7 @@ export class UsbDocking implements Service {
   private async attached(r: RecorderAttached): Promise<void> {
     this.deps.board.clear(`usb:${r.portPath}`);
     if (r.driver === 'bc-serial' && r.tty) {
-      this.deps.links.linkAppeared(r.tty, r.portPath);
+      this.deps.links.linkAppeared(r.tty, r.portPath, r.device.serial ?? null);
       return;
     }
     const device = r.blockDevices ? volumeToMount(r.blockDevices) : null;
@@ -111,8 +111,9 @@ export class UsbDocking implements Service {
       this.log.warn({ port: r.portPath }, 'recorder storage without a block device');
       return;
     }
-    // Name the mount after the serial the recorder gave on its control channel (or the bay, or the port).
-    const awaiting = this.deps.links.claimPreview(r.portPath);
+    // Name the mount after the serial the recorder gave on its control channel (or the bay, or the port); the intake
+    // pairs the volume with that recorder by this name, also when the storage came back on another port path.
+    const awaiting = this.deps.links.claimPreview(r.portPath, r.device.serial ?? null);
     const name = awaiting?.serial ?? this.deps.links.bayOf(r.portPath) ?? r.portPath;
     try {
       const m = await this.mounter.mount(device, name, { usbPort: r.portPath });
