@@ -8,6 +8,7 @@ import type { ByteTransport } from '../../drivers/transports/index.ts';
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import { noFiles } from '../status/board.ts';
+import { pairStorage } from './storagePairing.ts';
 
 /** What a recorder said about itself on its control channel, waiting for its storage to appear. */
 export interface RecorderIdentity {
@@ -19,6 +20,8 @@ export interface RecorderIdentity {
   driftMs: number | null;
   recorderClock: string | null;
   portPath: string | null;
+  /** USB serial number (iSerial) of its command-mode device: its storage may carry it on another port path. */
+  usbSerial?: string | null;
   bay: string | null;
   link: string;
   at: string;
@@ -185,24 +188,24 @@ export class RecorderLinks implements Service {
     return { client, close };
   }
 
-  /** The recorder waiting for storage on this USB port, without claiming it. */
-  claimPreview(portPath: string): RecorderIdentity | undefined {
-    return [...this.awaiting.values()].find((a) => a.portPath === portPath);
+  /** The recorder waiting for this USB storage (by port path, else by USB serial: see pairStorage), without claiming it. */
+  claimPreview(portPath: string, usbSerial: string | null = null): RecorderIdentity | undefined {
+    return pairStorage(this.awaiting.values(), { portPath, usbSerial });
   }
 
   /** A control channel appeared (serial dir or USB). */
-  linkAppeared(link: string, portPath: string | null): void {
+  linkAppeared(link: string, portPath: string | null, usbSerial: string | null = null): void {
     if (this.stopping || this.active.has(link)) return;
     const controller = new AbortController();
     this.active.set(link, controller);
-    void this.dock(link, portPath, controller.signal).finally(() => this.active.delete(link));
+    void this.dock(link, portPath, controller.signal, usbSerial).finally(() => this.active.delete(link));
   }
 
   private tileKey(link: string): string {
     return `link:${link}`;
   }
 
-  private async dock(link: string, portPath: string | null, signal: AbortSignal): Promise<void> {
+  private async dock(link: string, portPath: string | null, signal: AbortSignal, usbSerial: string | null): Promise<void> {
     const { config, board } = this.deps;
     const bay = this.bayOf(portPath, link);
     const key = this.tileKey(link);
@@ -272,6 +275,7 @@ export class RecorderLinks implements Service {
         driftMs: result.driftMs,
         recorderClock: result.recorderClock.toISOString(),
         portPath,
+        usbSerial,
         bay,
         link,
         at: this.deps.clock.now().toISOString(),

@@ -2,6 +2,7 @@ import { MountError, type VolumeMounter } from '../../drivers/mounts/blockMount.
 import { MountHelperClient } from '../../drivers/mounts/mountHelperClient.ts';
 import { RemountedVolume, type RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import { fingerprintTable, type FingerprintConfig } from '../../drivers/usb/fingerprints.ts';
+import { CheckedHotplug } from '../../drivers/usb/checkedHotplug.ts';
 import type { UsbHotplug } from '../../drivers/usb/hotplug.ts';
 import { volumeToMount } from '../../drivers/usb/sysfs.ts';
 import { UsbWatcher, type RecorderAttached, type RecorderDetached } from '../../drivers/usb/watcher.ts';
@@ -35,7 +36,15 @@ export class UsbDocking implements Service {
   async start(): Promise<void> {
     const { config, host } = this.deps;
     const sysfs = host.usb.sysfs({ root: config.usb.sysfsRoot, devRoot: config.usb.devRoot });
-    this.hotplug = host.usb.hotplug(config.usb.hotplug === 'sysfs' ? 'sysfs' : 'libusb', { sysfs, log: this.log });
+    const kind = config.usb.hotplug;
+    this.hotplug =
+      kind === 'auto'
+        ? new CheckedHotplug({
+            primary: host.usb.hotplug('libusb', { sysfs, log: this.log }),
+            check: host.usb.hotplug('sysfs', { sysfs, log: this.log }),
+            log: this.log,
+          })
+        : host.usb.hotplug(kind, { sysfs, log: this.log });
     try {
       await this.hotplug.start();
     } catch (e) {
@@ -94,7 +103,7 @@ export class UsbDocking implements Service {
   private async attached(r: RecorderAttached): Promise<void> {
     this.deps.board.clear(`usb:${r.portPath}`);
     if (r.driver === 'bc-serial' && r.tty) {
-      this.deps.links.linkAppeared(r.tty, r.portPath);
+      this.deps.links.linkAppeared(r.tty, r.portPath, r.device.serial ?? null);
       return;
     }
     const device = r.blockDevices ? volumeToMount(r.blockDevices) : null;
@@ -102,8 +111,9 @@ export class UsbDocking implements Service {
       this.log.warn({ port: r.portPath }, 'recorder storage without a block device');
       return;
     }
-    // Name the mount after the serial the recorder gave on its control channel (or the bay, or the port).
-    const awaiting = this.deps.links.claimPreview(r.portPath);
+    // Name the mount after the serial the recorder gave on its control channel (or the bay, or the port); the intake
+    // pairs the volume with that recorder by this name, also when the storage came back on another port path.
+    const awaiting = this.deps.links.claimPreview(r.portPath, r.device.serial ?? null);
     const name = awaiting?.serial ?? this.deps.links.bayOf(r.portPath) ?? r.portPath;
     try {
       const m = await this.mounter.mount(device, name, { usbPort: r.portPath });

@@ -1,30 +1,12 @@
 import fs from 'node:fs/promises';
-import { constants } from 'node:fs';
 import path from 'node:path';
 import type { FileRow, SourceSighting } from '../store/catalog.ts';
-import { copyAndHash, type CopyResult } from '../recorder/copyAndHash.ts';
+import { CopyError, copyAndHash, isVolumeGoneCode, type CopyResult } from '../recorder/copyAndHash.ts';
 import type { FoundRecording } from '../recorder/discover.ts';
 import { parseRecordingName } from '../recorder/recordingName.ts';
 import type { SessionContext } from './ingestContext.ts';
-import { attributeToHolder, buildMetadata, parseSidecar, type Sidecar } from './metadata.ts';
-
-const MAX_SIDECAR = 64 * 1024;
-
-async function readSidecar(p: string | Buffer): Promise<{ sidecar: Sidecar; error?: string }> {
-  let h: fs.FileHandle;
-  try {
-    h = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (e) {
-    return { sidecar: {}, error: `cannot open sidecar: ${(e as NodeJS.ErrnoException).code}` };
-  }
-  try {
-    const st = await h.stat();
-    if (!st.isFile() || st.size > MAX_SIDECAR) return { sidecar: {}, error: `sidecar larger than ${MAX_SIDECAR} bytes` };
-    return parseSidecar((await h.readFile()).toString('utf8').replace(/^\uFEFF/, ''));
-  } finally {
-    await h.close();
-  }
-}
+import { attributeToHolder, buildMetadata } from './metadata.ts';
+import { annotateFromLateSidecar, readSidecar } from './sidecarFile.ts';
 
 export interface Outcome {
   state: string;
@@ -69,11 +51,17 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
     const r = await copyAndHash(rec.absPath, null, { onBytes, signal });
     if (r.sha256 === known.sha256) {
       catalog.addSighting(known.id, { ...sighting, mtimeMs: r.mtimeMs }, false);
+      const annotated = rec.sidecarPath && (await annotateFromLateSidecar(catalog, ctx.log, known, rec.sidecarPath, rec.relPath));
+      if (annotated === 'ready') ctx.onReady();
       return { state: 'known', fileId: known.id, integrity: known.integrity };
     }
   }
 
   const sc = rec.sidecarPath ? await readSidecar(rec.sidecarPath) : { sidecar: {} };
+  // The walk found the sidecar; not finding it now means the volume went (a read-only recorder loses no file): the
+  // recording is not stored without its metadata, and the session ends as unplugged, as for the recording itself.
+  if ('code' in sc && isVolumeGoneCode(sc.code))
+    throw new CopyError('SOURCE_GONE', `${rec.relPath}: its sidecar cannot be read: recorder volume went away (${sc.code})`);
   if (sc.error) ctx.log.warn({ path: rec.relPath, err: sc.error }, 'sidecar ignored');
   const meta = buildMetadata({
     name: parsed,

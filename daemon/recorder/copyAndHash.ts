@@ -18,6 +18,12 @@ export class CopyError extends CodedError<CopyErrorCode> {
 
 const GONE = new Set(['ENOENT', 'ENODEV', 'ENXIO', 'EIO', 'ESTALE', 'ENOTCONN']);
 
+/**
+ * Whether a read error of a file found on the volume means the volume went away. A pulled device reads EIO, or ENOENT
+ * on vfat once the mount has lost it: either way it is the same as unplugged.
+ */
+export const isVolumeGoneCode = (code: string | undefined): boolean => GONE.has(code ?? '');
+
 function sourceError(e: unknown, what: string): CopyError {
   const code = (e as NodeJS.ErrnoException).code ?? '';
   if (e instanceof CopyError) return e;

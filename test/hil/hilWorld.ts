@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { tempDir } from '../helpers/daemon.ts';
+import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
 import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
@@ -111,6 +112,8 @@ export class HilWorld {
         embedded: false,
         tus: { endpoint: `http://127.0.0.1:${this.tus.port}/files/`, stallTimeoutSeconds: 60, maxRetryDelaySeconds: 2 },
         mqtt: { url: `mqtt://127.0.0.1:${mqttPort}`, topicPrefix: 'dockd' },
+        // The test HQ's key: its signed receipts (test/helpers/receipts.ts) make a recording eligible for the wipe.
+        receiptKey: TEST_HQ_PUBLIC_PEM,
       },
       http: { listen: '127.0.0.1:8080' },
       log: { level: 'debug' },

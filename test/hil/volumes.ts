@@ -45,3 +45,8 @@ export function fatFiles(image: string): string[] {
     .filter((l) => l && !l.endsWith('/'))
     .map((l) => l.replace(/^::\//, ''));
 }
+
+/** Copies one file out of a FAT volume with mtools (the image must not be in use by the guest). */
+export function fatCopyOut(image: string, rel: string, dest: string): void {
+  run('mcopy', ['-n', '-i', image, `::/${rel}`, dest], { MTOOLS_SKIP_CHECK: '1' });
+}

@@ -212,4 +212,38 @@ describe('re-docking: content already stored is neither copied nor uploaded agai
 
     expect(await daemon.stop()).toBe(0);
   }, 300_000);
+  it('a held recording whose sidecar could not be read at its copy takes the sidecar on re-dock, and goes to HQ', async () => {
+    const world = await station.world();
+    const mq = await station.subscribe();
+    const daemon = await station.startDaemon(world.configFile);
+    const media = await sampleMedia('video', 2, 521);
+    const sha = await sha256OfFile(media);
+    const name = recordingName({ at: '20261128104000', seq: 4 });
+
+    // First dock: the sidecar is not there (the volume went before it was read): held, as needs-annotation.
+    const volume = await dockVolume(world.mountRoot, 'REC1', (v) => putClip(v, name, media));
+    expect(await waitForIngestFinished(daemon, 1)).toMatchObject({ state: 'done', copied: 1, needsAnnotation: 1 });
+    const [held] = await waitForSettledCatalog(world.configFile, 1);
+    expect(held).toMatchObject({ sha256: sha, state: 'needs-annotation', caseNo: null, purpose: null });
+    await fs.rm(volume, { recursive: true });
+    await daemon.waitForLog((l) => l.msg === 'recorder undocked', 'the undock', 120_000);
+
+    // Re-docked with its sidecar readable: the stored recording takes it, is ready and goes to HQ; nothing is copied again.
+    await dockVolume(world.mountRoot, 'REC1', (v) =>
+      putClip(v, name, media, { caseNo: 'C-LATE', purpose: '现场检查', place: '幸福路12号', collector: '别人' }),
+    );
+    expect(await waitForIngestFinished(daemon, 2)).toMatchObject({ state: 'done', copied: 0, alreadyStored: 1 });
+    await waitFor('the late-annotated clip uploaded', () => station.tus.finished.some((u) => u.sha256 === sha), 180_000);
+    const [after] = await waitForSettledCatalog(world.configFile, 1);
+    // The collector the recording had (the officer of the recorder) is kept; the sidecar fills only what was missing.
+    expect(after).toMatchObject({ id: held!.id, state: 'uploaded', caseNo: 'C-LATE', purpose: '现场检查', place: '幸福路12号' });
+    expect(after!.collector).toBe(held!.collector);
+    await waitFor('a file.annotated event', () => eventsOf(mq.messages, 'file.annotated').length >= 1, 60_000);
+    expect(eventsOf(mq.messages, 'file.annotated')).toEqual([
+      expect.objectContaining({ id: held!.id, sha256: sha, state: 'ready', by: `the recorder's sidecar (${name})` }),
+    ]);
+    expect(station.tus.finished.filter((u) => u.sha256 === sha)).toHaveLength(1);
+    expect(await storedObjectNames(world.storeDir)).toEqual([sha]);
+    expect(await daemon.stop()).toBe(0);
+  }, 300_000);
 });
