@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { TEST_HQ_PUBLIC_PEM } from './hqKeys.ts';
 import { waitFor } from './ports.ts';
@@ -75,6 +75,10 @@ export class DaemonProcess {
 
   async started(): Promise<void> {
     await this.waitForLog((l) => l.msg === 'dockd started', 'dockd to start');
+  }
+
+  async connectedToBroker(): Promise<LogLine> {
+    return this.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
   }
 
   /** SIGTERM and wait for the exit code. */
@@ -166,4 +170,11 @@ export async function writeConfigVariant(
   await fs.mkdir(path.dirname(file), { recursive: true });
   await fs.writeFile(file, stringify({ ...config, ...override }));
   return file;
+}
+
+/** Rewrites a config file with `edit` applied to it (e.g. another hq.mqtt.topicPrefix). */
+export async function editConfig(file: string, edit: (doc: Record<string, any>) => void): Promise<void> {
+  const doc = parse(await fs.readFile(file, 'utf8'));
+  edit(doc);
+  await fs.writeFile(file, stringify(doc));
 }

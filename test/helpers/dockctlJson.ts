@@ -29,12 +29,33 @@ export interface PublicFile {
   probeAttempts: number;
   probeAfter: string | null;
   lastError: string | null;
+  uploadUrl: string | null;
+  receiptAt: string | null;
+  archivedAt: string | null;
+  localDeletedAt: string | null;
 }
 
 export async function dockctlFiles(configFile: string, state?: string): Promise<PublicFile[]> {
   const r = await runDockctl(configFile, ['files', '--json', ...(state ? ['--state', state] : [])]);
   if (r.code !== 0) throw new Error(`dockctl files exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as PublicFile[];
+}
+
+/** Waits until each sha256 in `want` has a row in the given state; returns the rows. */
+export async function waitForStates(
+  configFile: string,
+  want: Record<string, string>,
+  what: string,
+  timeoutMs = 90_000,
+): Promise<PublicFile[]> {
+  return waitFor(
+    what,
+    async () => {
+      const rows = await dockctlFiles(configFile);
+      return Object.entries(want).every(([sha, state]) => rows.some((f) => f.sha256 === sha && f.state === state)) ? rows : null;
+    },
+    timeoutMs,
+  );
 }
 
 /** States after which a file will not move on by itself (no copy, probe or upload pending). */

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
 import { DaemonProcess, makeWorld, tempDir, type WorldOptions } from './daemon.ts';
-import { Mosquitto, recordTopics, type Subscriber } from './mosquitto.ts';
+import { Mosquitto, type MosquittoOptions, recordTopics, type Subscriber } from './mosquitto.ts';
 import { TusTestServer } from './tusServer.ts';
 
 export type World = Awaited<ReturnType<typeof makeWorld>>;
@@ -11,8 +11,8 @@ type StartOptions = Parameters<DaemonProcess['start']>[0];
 export interface StationOptions {
   /** How the temp dir's name starts (it tells which test left it behind). */
   prefix?: string;
-  /** A mosquitto for each test (default); false where the test brings a broker of its own. */
-  broker?: boolean;
+  /** A mosquitto for each test (default), locked down as given; false where the test brings a broker of its own. */
+  broker?: boolean | MosquittoOptions;
   /** A tus server for each test (default); false where the test needs none or brings its own. */
   tus?: boolean;
   /** The recorders the station knows (config `devices`); one test recorder unless given. */
@@ -40,6 +40,8 @@ export interface Station {
   startDaemon(configFile: string, opts?: StartOptions): Promise<DaemonProcess>;
   /** Records every message on `filter` (all of the test station's topics unless given) from the station's broker. */
   subscribe(filter?: string, url?: string): Promise<Subscriber>;
+  /** The same, connected as one of the broker's `users` (over TLS with the client certificate where it has `tls`). */
+  subscribeAs(user: string, filter?: string): Promise<Subscriber>;
   /** Runs `fn` after the test, once its daemons are dead, before the servers stop (last registered, first run). */
   onCleanup(fn: () => unknown): void;
 }
@@ -80,6 +82,12 @@ export function useStation(opts: StationOptions = {}): Station {
       station.sub = s;
       return s;
     },
+    async subscribeAs(user: string, filter = 'dockd/test-st/#') {
+      const s = await recordTopics(station.broker.url, filter, station.broker.clientOptions(user));
+      subs.push(s);
+      station.sub = s;
+      return s;
+    },
     onCleanup(fn: () => unknown) {
       cleanups.push(fn);
     },
@@ -96,7 +104,7 @@ export function useStation(opts: StationOptions = {}): Station {
     await opts.precondition?.();
     station.dir = await tempDir(opts.prefix);
     if (opts.broker !== false) {
-      station.broker = new Mosquitto(path.join(station.dir, 'mosquitto'));
+      station.broker = new Mosquitto(path.join(station.dir, 'mosquitto'), opts.broker === true ? {} : opts.broker);
       await station.broker.start();
     }
     if (opts.tus !== false) {

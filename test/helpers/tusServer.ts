@@ -39,6 +39,13 @@ export class TusTestServer {
   private http: http.Server | null = null;
   /** When set, every request waits this long before being handled (a slow HQ). */
   delayMs = 0;
+  /** The Authorization header of every request, in order. */
+  readonly authorizations: (string | undefined)[] = [];
+  /**
+   * When set, a request without exactly this Authorization header is refused (401); `echoRefused`: the refusal repeats
+   * the credential it got (as some servers do in their error text).
+   */
+  auth: { expect: string; echoRefused?: boolean } | null = null;
 
   constructor(private readonly dir: string) {}
 
@@ -70,6 +77,12 @@ export class TusTestServer {
       },
     });
     this.http = http.createServer((req, res) => {
+      this.authorizations.push(req.headers.authorization);
+      if (this.auth && req.headers.authorization !== this.auth.expect) {
+        res.writeHead(401, { 'Tus-Resumable': '1.0.0' });
+        res.end(this.auth.echoRefused ? `invalid credentials: ${req.headers.authorization}` : 'unauthorized\n');
+        return;
+      }
       if (this.delayMs) setTimeout(() => void tus.handle(req, res), this.delayMs);
       else void tus.handle(req, res);
     });

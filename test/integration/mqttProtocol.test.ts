@@ -4,16 +4,12 @@
  * refused out loud: the event stays first in the outbox, an alarm says why, and everything goes, in order, once the
  * ACL allows it. With 4 the same broker acknowledges the forbidden publish and drops it: what 5 is for.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { parse, stringify } from 'yaml';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
-import { MosquittoBroker } from '../helpers/brokers.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { recordTopics } from '../helpers/mosquitto.ts';
+import { editConfig, runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
+import { type Station, useStation } from '../helpers/station.ts';
 import { dockctlAudit } from '../helpers/dockctlJson.ts';
 import { sendReceipt } from '../helpers/receipts.ts';
 
@@ -43,68 +39,46 @@ function acl(eventWrites: boolean): string {
   ].join('\n');
 }
 
-describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
-  let dir: string;
-  let broker: MosquittoBroker;
-  let daemon: DaemonProcess | null = null;
-  const closers: (() => Promise<void>)[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-mqtt5-');
-    broker = new MosquittoBroker(path.join(dir, 'mosquitto'));
-  });
-
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-
-  async function world(protocolVersion: 4 | 5) {
-    // Uploads fail (nothing listens there): the recordings stay put and only MQTT matters.
-    const w = await makeWorld(dir, { tusEndpoint: 'http://127.0.0.1:9/files/', mqttUrl: broker.url });
-    const doc = parse(await fs.readFile(w.configFile, 'utf8'));
+async function world(station: Station, protocolVersion: 4 | 5) {
+  // Uploads fail (nothing listens there): the recordings stay put and only MQTT matters.
+  const w = await station.world({ tusEndpoint: 'http://127.0.0.1:9/files/' });
+  await editConfig(w.configFile, (doc) => {
     doc.hq.mqtt.protocolVersion = protocolVersion;
-    await fs.writeFile(w.configFile, stringify(doc));
-    return w;
-  }
+  });
+  return w;
+}
 
-  async function run(configFile: string): Promise<DaemonProcess> {
-    const d = new DaemonProcess(configFile);
-    daemon = d;
-    d.start();
-    await d.started();
-    await d.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
-    return d;
-  }
+async function run(station: Station, configFile: string) {
+  const d = await station.startDaemon(configFile);
+  await d.connectedToBroker();
+  return d;
+}
+
+describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
+  const station = useStation({ prefix: 'dockd-mqtt5-', tus: false });
 
   it('5: a receipt sent while the station is away waits in its session and is applied when it returns', async () => {
-    await broker.start();
-    const w = await world(5);
-    const first = await run(w.configFile);
+    const w = await world(station, 5);
+    const first = await run(station, w.configFile);
     expect(first.logs.find((l) => l.msg === 'connected to broker')).toMatchObject({ protocolVersion: 5 });
     expect(await first.stop()).toBe(0);
     const sha = 'cd'.repeat(32);
-    await sendReceipt(broker.url, ST, { sha256: sha, ok: true });
-    await run(w.configFile);
+    await sendReceipt(station.broker.url, ST, { sha256: sha, ok: true });
+    await run(station, w.configFile);
     const entry = await waitFor('the receipt sent while away to be applied', async () =>
       (await dockctlAudit(w.configFile)).find((e) => e.type === 'receipt.ignored' && e.subject === sha),
     );
     expect(entry.data).toMatchObject({ ok: true, signed: true, reason: 'no such recording at this station' });
   });
+});
+
+describe('hq.mqtt.protocolVersion on a real mosquitto whose ACL refuses events', () => {
+  const station = useStation({ prefix: 'dockd-mqtt5-', tus: false, broker: { acl: acl(false) } });
 
   it('5: events the ACL refuses stay in the outbox with an alarm, and arrive in order once it allows them', async () => {
-    await fs.mkdir(path.join(dir, 'mosquitto'), { recursive: true });
-    const aclFile = path.join(dir, 'mosquitto', 'acl');
-    await fs.writeFile(aclFile, acl(false));
-    broker.extraConf = [`acl_file ${aclFile}`];
-    await broker.start();
-    const hq = await recordTopics(broker.url, `${P}/event`);
-    closers.push(hq.close);
-    const w = await world(5);
-    const d = await run(w.configFile);
+    const hq = await station.subscribe(`${P}/event`);
+    const w = await world(station, 5);
+    const d = await run(station, w.configFile);
 
     await dockRecordings(w.mountRoot, 'REC1', [await sampleMedia('video', 1, 701), await sampleMedia('video', 1, 702)]);
     await d.waitForLog((l) => l.msg === 'alarm raised' && l.key === 'mqtt:refused', 'the refusal alarm');
@@ -124,8 +98,7 @@ describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
     });
     expect(hq.messages).toEqual([]);
 
-    await fs.writeFile(aclFile, acl(true));
-    await broker.reload();
+    await station.broker.setAcl(acl(true));
     await waitFor('the outbox to drain', async () => (await status(w.configFile)).queue.outbox === 0, 60_000);
     const events = hq.messages.map((m) => JSON.parse(m.payload) as { type: string; at: string; key?: string; active?: boolean });
     const types = events.map((e) => e.type);
@@ -142,15 +115,9 @@ describe('hq.mqtt.protocolVersion on a real mosquitto', () => {
   });
 
   it('4: the same broker acknowledges a publish its ACL forbids and drops it, unseen by station and HQ alike', async () => {
-    await fs.mkdir(path.join(dir, 'mosquitto'), { recursive: true });
-    const aclFile = path.join(dir, 'mosquitto', 'acl');
-    await fs.writeFile(aclFile, acl(false));
-    broker.extraConf = [`acl_file ${aclFile}`];
-    await broker.start();
-    const hq = await recordTopics(broker.url, `${P}/event`);
-    closers.push(hq.close);
-    const w = await world(4);
-    const d = await run(w.configFile);
+    const hq = await station.subscribe(`${P}/event`);
+    const w = await world(station, 4);
+    const d = await run(station, w.configFile);
     await dockRecordings(w.mountRoot, 'REC1', [await sampleMedia('video', 1, 703)]);
     await waitFor(
       'the recording ingested and every event "delivered"',

@@ -4,27 +4,21 @@
  * validly signed receipt (a replay of HQ's own) sent by another station, by a client with the station's own
  * credentials, or by any other user never reaches the station; HQ's does.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs/promises';
-import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import mqtt from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { sampleMedia } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, tempDir } from '../helpers/daemon.ts';
 import { signedReceipt, TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
-import type { Received } from '../helpers/mosquitto.ts';
-import { freePort, waitFor } from '../helpers/ports.ts';
+import type { Mosquitto } from '../helpers/mosquitto.ts';
+import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
 import { dockctlAudit, dockctlFiles } from '../helpers/dockctlJson.ts';
+import { useStation } from '../helpers/station.ts';
 import { eventsOf } from '../helpers/stationReports.ts';
 
-const run = promisify(execFile);
-const MOSQUITTO = '/usr/sbin/mosquitto';
-const ACL = path.join(PACKAGE_ROOT, 'config', 'mosquitto-dockd.acl');
+const ACL = readFileSync(path.join(PACKAGE_ROOT, 'config', 'mosquitto-dockd.acl'), 'utf8');
 const ST = 'test-st';
 const USERS: Record<string, string> = {
   hq: 'hq-pw-31415926',
@@ -33,77 +27,9 @@ const USERS: Record<string, string> = {
   intruder: 'intruder-pw-1732',
 };
 
-/** mosquitto with password authentication and the documented ACL file, as is. */
-class AclBroker {
-  private proc: ChildProcess | null = null;
-  port = 0;
-  constructor(private readonly dir: string) {}
-  get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.port = await freePort();
-    await fs.mkdir(this.dir, { recursive: true });
-    const passwd = path.join(this.dir, 'passwd');
-    for (const [i, [user, pass]] of Object.entries(USERS).entries())
-      await run('mosquitto_passwd', ['-b', ...(i === 0 ? ['-c'] : []), passwd, user, pass]);
-    const conf = path.join(this.dir, 'mosquitto.conf');
-    await fs.writeFile(
-      conf,
-      [
-        `listener ${this.port} 127.0.0.1`,
-        'allow_anonymous false',
-        `password_file ${passwd}`,
-        `acl_file ${ACL}`,
-        'persistence false',
-        'log_dest stderr',
-        'log_type error',
-        ...(process.getuid?.() === 0 ? ['user root'] : []),
-        '',
-      ].join('\n'),
-    );
-    this.proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    this.proc.stderr!.on('data', (d) => {
-      stderr += d;
-    });
-    const exited = new Promise<never>((_, reject) =>
-      this.proc!.once('exit', (code) => reject(new Error(`mosquitto exited ${code}: ${stderr}`))),
-    );
-    exited.catch(() => {});
-    await Promise.race([
-      exited,
-      waitFor(
-        'mosquitto to listen',
-        () =>
-          new Promise<boolean>((resolve) => {
-            const s = net.connect(this.port, '127.0.0.1', () => {
-              s.end();
-              resolve(true);
-            });
-            s.on('error', () => resolve(false));
-          }),
-        10_000,
-      ),
-    ]);
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGTERM');
-    });
-  }
-}
-
-async function publishAs(url: string, user: string, topic: string, payload: string): Promise<void> {
-  const client = await mqtt.connectAsync(url, {
-    username: user,
-    password: USERS[user],
+async function publishAs(broker: Mosquitto, user: string, topic: string, payload: string): Promise<void> {
+  const client = await mqtt.connectAsync(broker.url, {
+    ...broker.clientOptions(user),
     clientId: `${user}-${Math.random().toString(16).slice(2, 8)}`,
     reconnectPeriod: 0,
   });
@@ -114,46 +40,13 @@ async function publishAs(url: string, user: string, topic: string, payload: stri
   }
 }
 
-async function subscribeAs(
-  url: string,
-  user: string,
-  filter: string,
-): Promise<{ messages: Received[]; close: () => Promise<void> }> {
-  const client = await mqtt.connectAsync(url, { username: user, password: USERS[user], reconnectPeriod: 0 });
-  const messages: Received[] = [];
-  client.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), retain: packet.retain }));
-  await client.subscribeAsync(filter, { qos: 1 });
-  return { messages, close: () => client.endAsync() };
-}
-
 describe('the documented mosquitto ACL: only HQ publishes receipts', () => {
-  let dir: string;
-  let broker: AclBroker;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  const closers: (() => Promise<void>)[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-acl-');
-    broker = new AclBroker(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  // mosquitto with password authentication and the documented ACL file, as is.
+  const station = useStation({ prefix: 'dockd-acl-', broker: { users: USERS, acl: ACL } });
 
   it("the station works under it; receipts from anyone but HQ never reach it, even signed ones; HQ's do", async () => {
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
+    const { broker, tus } = station;
+    const world = await station.world({
       extra: {
         hq: {
           embedded: false,
@@ -163,15 +56,10 @@ describe('the documented mosquitto ACL: only HQ publishes receipts', () => {
         },
       },
     });
-    const hq = await subscribeAs(broker.url, 'hq', 'dockd/#');
-    closers.push(hq.close);
-    const intruder = await subscribeAs(broker.url, 'intruder', 'dockd/#');
-    closers.push(intruder.close);
-    const otherStation = await subscribeAs(broker.url, 'other-st', `dockd/${ST}/#`);
-    closers.push(otherStation.close);
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const hq = await station.subscribeAs('hq', 'dockd/#');
+    const intruder = await station.subscribeAs('intruder', 'dockd/#');
+    const otherStation = await station.subscribeAs('other-st', `dockd/${ST}/#`);
+    const daemon = await station.startDaemon(world.configFile);
     const {
       files: [a, b],
     } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 671), await sampleMedia('video', 1, 672)]);
@@ -193,11 +81,11 @@ describe('the documented mosquitto ACL: only HQ publishes receipts', () => {
 
     // A genuine HQ receipt for a, replayed by everyone who is not HQ: the broker drops them all.
     const replayed = JSON.stringify(signedReceipt(ST, a.sha256, true));
-    await publishAs(broker.url, 'intruder', `dockd/${ST}/receipt`, replayed);
-    await publishAs(broker.url, 'other-st', `dockd/${ST}/receipt`, replayed);
-    await publishAs(broker.url, ST, `dockd/${ST}/receipt`, replayed); // the station's own credentials, another client
+    await publishAs(broker, 'intruder', `dockd/${ST}/receipt`, replayed);
+    await publishAs(broker, 'other-st', `dockd/${ST}/receipt`, replayed);
+    await publishAs(broker, ST, `dockd/${ST}/receipt`, replayed); // the station's own credentials, another client
     // HQ's receipt for b, after them: once b is archived, the station has had every message published before it.
-    await publishAs(broker.url, 'hq', `dockd/${ST}/receipt`, JSON.stringify(signedReceipt(ST, b.sha256, true)));
+    await publishAs(broker, 'hq', `dockd/${ST}/receipt`, JSON.stringify(signedReceipt(ST, b.sha256, true)));
     await waitFor(
       "b archived on HQ's receipt",
       async () => (await dockctlFiles(world.configFile)).some((f) => f.sha256 === b.sha256 && f.state === 'archived'),
@@ -212,7 +100,7 @@ describe('the documented mosquitto ACL: only HQ publishes receipts', () => {
     expect(intruder.messages).toEqual([]);
     expect(otherStation.messages).toEqual([]);
 
-    await publishAs(broker.url, 'hq', `dockd/${ST}/receipt`, replayed);
+    await publishAs(broker, 'hq', `dockd/${ST}/receipt`, replayed);
     await waitFor(
       "a archived on HQ's receipt",
       async () => (await dockctlFiles(world.configFile)).every((f) => f.state === 'archived'),

@@ -8,18 +8,17 @@
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { signedReceipt } from '../helpers/hqKeys.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
 import { TusGate } from '../helpers/tusGate.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
 import { writeCorrupt } from '../helpers/brokenFiles.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir, writeConfigVariant } from '../helpers/daemon.ts';
-import { dockctlAudit, dockctlFiles, waitForAudit } from '../helpers/dockctlJson.ts';
+import { runDockctl, writeConfigVariant } from '../helpers/daemon.ts';
+import { dockctlAudit, dockctlFiles, waitForAudit, waitForStates } from '../helpers/dockctlJson.ts';
 import { sendReceipt } from '../helpers/receipts.ts';
+import { useStation } from '../helpers/station.ts';
 import { eventsOf } from '../helpers/stationReports.ts';
 import { objectPath } from '../helpers/storeOnDisk.ts';
 import { exists } from '../helpers/trees.ts';
@@ -27,70 +26,15 @@ import { exists } from '../helpers/trees.ts';
 const ST = 'test-st';
 const TIMEOUT = 300_000;
 
-/** A catalog row as `dockctl files --json` prints it, with the receipt columns. */
-interface Row {
-  id: number;
-  sha256: string;
-  state: string;
-  uploadUrl: string | null;
-  receiptAt: string | null;
-  archivedAt: string | null;
-  localDeletedAt: string | null;
-}
-
-async function rows(configFile: string): Promise<Row[]> {
-  return (await dockctlFiles(configFile)) as unknown as Row[];
-}
-
-async function waitForStates(configFile: string, want: Record<string, string>, what: string, timeoutMs = 90_000): Promise<Row[]> {
-  return waitFor(
-    what,
-    async () => {
-      const r = await rows(configFile);
-      return Object.entries(want).every(([sha, state]) => r.some((f) => f.sha256 === sha && f.state === state)) ? r : null;
-    },
-    timeoutMs,
-  );
-}
-
 describe('receipts change something only when HQ signed them, and only for what HQ holds', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  const closers: (() => Promise<void>)[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-receipt-trust-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-
-  async function startDaemon(configFile: string): Promise<DaemonProcess> {
-    daemon = new DaemonProcess(configFile);
-    daemon.start();
-    await daemon.started();
-    return daemon;
-  }
+  const station = useStation({ prefix: 'dockd-receipt-trust-' });
 
   it(
     "forged receipts (another key, none, replayed for another sha256, ok flipped, for another station) are refused and audited; HQ's own archives",
     async () => {
-      const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-      const sub = await recordTopics(broker.url, `dockd/${ST}/#`);
-      closers.push(sub.close);
-      await startDaemon(world.configFile);
+      const world = await station.world();
+      const sub = await station.subscribe(`dockd/${ST}/#`);
+      await station.startDaemon(world.configFile);
       const {
         files: [a, b],
       } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 641), await sampleMedia('video', 1, 642)]);
@@ -127,9 +71,9 @@ describe('receipts change something only when HQ signed them, and only for what 
         },
         { why: /unsigned/, subject: b.sha256, body: JSON.stringify({ sha256: b.sha256, ok: false }) },
       ];
-      for (const f of forged) await sendReceipt(broker.url, ST, f.body);
+      for (const f of forged) await sendReceipt(station.broker.url, ST, f.body);
       // Receipts are applied in arrival order: once HQ's own receipt for b is applied, every forgery before it was handled.
-      await sendReceipt(broker.url, ST, JSON.stringify(hqForB));
+      await sendReceipt(station.broker.url, ST, JSON.stringify(hqForB));
       const after = await waitForStates(world.configFile, { [b.sha256]: 'archived' }, "b archived by HQ's signed receipt");
       expect(after.find((f) => f.sha256 === a.sha256)).toMatchObject({ state: 'uploaded', receiptAt: null, archivedAt: null });
       expect(after.find((f) => f.sha256 === b.sha256)!.receiptAt).toMatch(/^\d{4}-\d\d-\d\dT/);
@@ -145,18 +89,18 @@ describe('receipts change something only when HQ signed them, and only for what 
       expect(entries.filter((e) => e.type === 'file.archived').map((e) => e.subject)).toEqual([b.sha256]);
       expect(entries.map((e) => e.type)).not.toContain('file.reupload');
       expect(eventsOf(sub.messages, 'alarm').filter((e) => e.code === 'UPLOAD_REFUSED')).toEqual([]);
-      expect(tus.finished.map((u) => u.sha256).sort()).toEqual([a.sha256, b.sha256].sort());
+      expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual([a.sha256, b.sha256].sort());
       const archived = await waitFor('the file.archived event', () =>
         eventsOf(sub.messages, 'file.archived').find((e) => e.sha256 === b.sha256),
       );
       expect(archived).toMatchObject({ state: 'archived', signedReceipt: true });
       // Each one audited, but the journal gets a warning at most once a minute, not one per forgery.
-      const warned = daemon!.logs.filter((l) => String(l.msg).startsWith('receipt not from HQ ignored')).length;
+      const warned = station.daemon!.logs.filter((l) => String(l.msg).startsWith('receipt not from HQ ignored')).length;
       expect(warned).toBeGreaterThanOrEqual(1);
       expect(warned).toBeLessThan(forged.length);
 
       // HQ's own receipt for a archives it too; the chain stays intact.
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       await waitForStates(world.configFile, { [a.sha256]: 'archived' }, "a archived by HQ's signed receipt");
       const verify = await runDockctl(world.configFile, ['verify', '--json']);
       expect(verify.code, verify.stdout + verify.stderr).toBe(0);
@@ -167,41 +111,44 @@ describe('receipts change something only when HQ signed them, and only for what 
   it(
     "a signed receipt for an upload HQ does not hold whole changes nothing; once the station finished it, HQ's receipt archives",
     async () => {
-      const gate = new TusGate(tus.port);
+      const gate = new TusGate(station.tus.port);
       await gate.start();
-      closers.push(() => gate.stop());
+      station.onCleanup(() => gate.stop());
       gate.hold(['POST', 'PATCH']);
-      const world = await makeWorld(dir, { tusEndpoint: gate.endpoint, mqttUrl: broker.url, tus: { stallTimeoutSeconds: 600 } });
-      const sub = await recordTopics(broker.url, `dockd/${ST}/#`);
-      closers.push(sub.close);
-      await startDaemon(world.configFile);
+      const world = await station.world({ tusEndpoint: gate.endpoint, tus: { stallTimeoutSeconds: 600 } });
+      const sub = await station.subscribe(`dockd/${ST}/#`);
+      await station.startDaemon(world.configFile);
       const {
         files: [a],
       } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 643)]);
 
       // The upload has started, but HQ has not even created it: its offset is unknown.
       await waitFor('the creation request held before HQ', () => gate.holding.includes('POST'), 90_000);
-      expect((await rows(world.configFile))[0]).toMatchObject({ sha256: a.sha256, state: 'uploading', uploadUrl: null });
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      expect((await dockctlFiles(world.configFile))[0]).toMatchObject({ sha256: a.sha256, state: 'uploading', uploadUrl: null });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       const [first] = await waitForAudit(world.configFile, 'receipt.ignored', { subject: a.sha256 });
       expect(first.data).toMatchObject({ ok: true, signed: true });
       expect(String(first.data.reason)).toMatch(/upload not finished: .*not even created it/);
-      expect((await rows(world.configFile))[0]).toMatchObject({ state: 'uploading', receiptAt: null, archivedAt: null });
+      expect((await dockctlFiles(world.configFile))[0]).toMatchObject({ state: 'uploading', receiptAt: null, archivedAt: null });
 
       // HQ creates the upload but has none of its bytes (the PATCH is held): its HEAD says offset 0.
       gate.release(['POST']);
-      await waitFor('the upload URL in the catalog', async () => (await rows(world.configFile))[0].uploadUrl !== null, 60_000);
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      await waitFor(
+        'the upload URL in the catalog',
+        async () => (await dockctlFiles(world.configFile))[0].uploadUrl !== null,
+        60_000,
+      );
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       const ignored = await waitForAudit(world.configFile, 'receipt.ignored', { subject: a.sha256, n: 2 });
       expect(String(ignored[1].data.reason)).toContain(`HQ holds 0 of ${a.size} bytes`);
-      expect((await rows(world.configFile))[0]).toMatchObject({ state: 'uploading', receiptAt: null, archivedAt: null });
-      expect(tus.finished).toEqual([]);
+      expect((await dockctlFiles(world.configFile))[0]).toMatchObject({ state: 'uploading', receiptAt: null, archivedAt: null });
+      expect(station.tus.finished).toEqual([]);
 
       // The upload goes on undisturbed and completes; then HQ's receipt archives it.
       gate.release(['PATCH']);
       await waitForStates(world.configFile, { [a.sha256]: 'uploaded' }, 'the upload finished');
-      expect(tus.finished.map((u) => u.sha256)).toEqual([a.sha256]);
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      expect(station.tus.finished.map((u) => u.sha256)).toEqual([a.sha256]);
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       const [done] = await waitForStates(
         world.configFile,
         { [a.sha256]: 'archived' },
@@ -220,16 +167,16 @@ describe('receipts change something only when HQ signed them, and only for what 
     'without hq.receiptKey a receipt archives, but never lets the recording be freed here nor wiped from the recorder',
     async () => {
       // With HQ's key: a and b uploaded, HQ's signed receipt archives b. Then the recorder is taken away.
-      const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-      const first = await startDaemon(world.configFile);
+      const world = await station.world();
+      const first = await station.startDaemon(world.configFile);
       const {
         volume,
         files: [a, b],
       } = await dockRecordings(world.mountRoot, 'REC1', [await sampleMedia('video', 1, 644), await sampleMedia('video', 1, 645)]);
       await waitForStates(world.configFile, { [a.sha256]: 'uploaded', [b.sha256]: 'uploaded' }, 'both uploaded');
-      await sendReceipt(broker.url, ST, { sha256: b.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: b.sha256, ok: true });
       await waitForStates(world.configFile, { [b.sha256]: 'archived' }, 'b archived by HQ');
-      const away = path.join(dir, 'recorder-away');
+      const away = path.join(station.dir, 'recorder-away');
       await fs.rename(volume, away);
       await waitForAudit(world.configFile, 'recorder.undocked');
       expect(await first.stop()).toBe(0);
@@ -237,21 +184,20 @@ describe('receipts change something only when HQ signed them, and only for what 
       // The same station without a key, wiping after archive, keeping nothing after archive (retention 0).
       const hq = { ...(world.config.hq as Record<string, unknown>) };
       delete hq.receiptKey;
-      const configFile = await writeConfigVariant(world.config, path.join(dir, 'no-key', 'dockd.yaml'), {
+      const configFile = await writeConfigVariant(world.config, path.join(station.dir, 'no-key', 'dockd.yaml'), {
         hq,
         dock: { ...(world.config.dock as Record<string, unknown>), wipe: 'after-archive', rescanSeconds: 0.3 },
         retention: { localDays: 0 },
       });
-      const sub = await recordTopics(broker.url, `dockd/${ST}/#`);
-      closers.push(sub.close);
-      const second = await startDaemon(configFile);
+      const sub = await station.subscribe(`dockd/${ST}/#`);
+      const second = await station.startDaemon(configFile);
       expect(second.logs.some((l) => /hq\.receiptKey is not set/.test(l.msg))).toBe(true);
       // Retention ran at start-up: b (archived on HQ's signed receipt) is freed, a is kept.
       expect(await exists(objectPath(world.storeDir, b.sha256))).toBe(false);
       expect(await exists(objectPath(world.storeDir, a.sha256))).toBe(true);
 
       // Anyone on the broker can now send a receipt: it archives a, but unsigned.
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true }, 'dockd', false);
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true }, 'dockd', false);
       const archivedRows = await waitForStates(configFile, { [a.sha256]: 'archived' }, 'a archived on an unsigned receipt');
       expect(archivedRows.find((f) => f.sha256 === a.sha256)).toMatchObject({ receiptAt: null, localDeletedAt: null });
       expect(archivedRows.find((f) => f.sha256 === a.sha256)!.archivedAt).toMatch(/^\d{4}-/);
@@ -269,15 +215,19 @@ describe('receipts change something only when HQ signed them, and only for what 
         await writeCorrupt(path.join(volume, 'DCIM', `${name}.part`), 777);
         await fs.rename(path.join(volume, 'DCIM', `${name}.part`), path.join(volume, 'DCIM', name));
         const sha = await sha256OfFile(path.join(volume, 'DCIM', name));
-        await waitFor(`marker ${i + 1} catalogued`, async () => (await rows(configFile)).some((f) => f.sha256 === sha), 60_000);
+        await waitFor(
+          `marker ${i + 1} catalogued`,
+          async () => (await dockctlFiles(configFile)).some((f) => f.sha256 === sha),
+          60_000,
+        );
       }
       expect(await second.stop()).toBe(0);
       expect(await sha256OfFile(path.join(volume, a.relPath))).toBe(a.sha256);
 
       // A restart runs retention again: a's object stays, whatever the retention says.
-      const third = await startDaemon(configFile);
+      const third = await station.startDaemon(configFile);
       expect(await exists(objectPath(world.storeDir, a.sha256))).toBe(true);
-      expect((await rows(configFile)).find((f) => f.sha256 === a.sha256)).toMatchObject({
+      expect((await dockctlFiles(configFile)).find((f) => f.sha256 === a.sha256)).toMatchObject({
         state: 'archived',
         receiptAt: null,
         localDeletedAt: null,

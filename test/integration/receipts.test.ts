@@ -8,69 +8,29 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { receiptSignatureValid, type SignedReceipt } from '../../daemon/custody/signatures.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { dockRecordings } from '../helpers/recordings.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { dockctlAudit, dockctlFiles, type PublicFile, waitForAudit } from '../helpers/dockctlJson.ts';
+import { dockctlAudit, dockctlFiles, waitForAudit, waitForStates } from '../helpers/dockctlJson.ts';
 import { sendReceipt } from '../helpers/receipts.ts';
 import { auditHeads, eventsOf } from '../helpers/stationReports.ts';
+import { objectPath } from '../helpers/storeOnDisk.ts';
 
 const ST = 'test-st';
 const TIMEOUT = 300_000;
 
-async function waitForStates(
-  configFile: string,
-  want: Record<string, string>,
-  what: string,
-  timeoutMs = 90_000,
-): Promise<PublicFile[]> {
-  return waitFor(
-    what,
-    async () => {
-      const rows = await dockctlFiles(configFile);
-      return Object.entries(want).every(([sha, state]) => rows.some((f) => f.sha256 === sha && f.state === state)) ? rows : null;
-    },
-    timeoutMs,
-  );
-}
-
 describe('HQ receipts against a real broker and tus server', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  const closers: (() => Promise<void>)[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-receipts-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation({ prefix: 'dockd-receipts-' });
 
   async function startWith(clips: string[]) {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    const sub = await recordTopics(broker.url, `dockd/${ST}/#`);
-    closers.push(sub.close);
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    const sub = await station.subscribe(`dockd/${ST}/#`);
+    await station.startDaemon(world.configFile);
     const { files } = await dockRecordings(world.mountRoot, 'REC1', clips);
     await waitForStates(
       world.configFile,
@@ -91,7 +51,7 @@ describe('HQ receipts against a real broker and tus server', () => {
       });
       const seqBefore = Math.max(...headsBefore.map((h) => h.seq));
 
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       const rows = await waitForStates(world.configFile, { [a.sha256]: 'archived' }, 'the receipted file archived');
       expect(rows.find((f) => f.sha256 === b.sha256)!.state).toBe('uploaded'); // only the one HQ confirmed
 
@@ -112,17 +72,16 @@ describe('HQ receipts against a real broker and tus server', () => {
       expect(head.at).toMatch(/^\d{4}-\d\d-\d\dT/);
 
       // Retained: a subscriber that comes later gets the new head at once.
-      const late = await recordTopics(broker.url, `dockd/${ST}/audit`);
-      closers.push(late.close);
+      const late = await station.subscribe(`dockd/${ST}/audit`);
       const retained = await waitFor('the retained audit head', () => auditHeads(late.messages).find((h) => h.retain));
       expect(retained.seq).toBeGreaterThanOrEqual(archivedEntry.seq);
       expect(retained.seq).toBeGreaterThan(seqBefore);
 
       // HQ may write the digest in capitals: the same file.
-      await sendReceipt(broker.url, ST, { sha256: b.sha256.toUpperCase(), ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: b.sha256.toUpperCase(), ok: true });
       await waitForStates(world.configFile, { [a.sha256]: 'archived', [b.sha256]: 'archived' }, 'the second file archived');
-      expect(tus.finished).toHaveLength(2);
-      expect(daemon!.proc!.exitCode).toBeNull();
+      expect(station.tus.finished).toHaveLength(2);
+      expect(station.daemon!.proc!.exitCode).toBeNull();
     },
     TIMEOUT,
   );
@@ -132,14 +91,14 @@ describe('HQ receipts against a real broker and tus server', () => {
     async () => {
       const { world, sub, files } = await startWith([await sampleMedia('video', 1, 603)]);
       const [a] = files;
-      expect(tus.finished.filter((u) => u.sha256 === a.sha256)).toHaveLength(1);
+      expect(station.tus.finished.filter((u) => u.sha256 === a.sha256)).toHaveLength(1);
       const id = (await dockctlFiles(world.configFile))[0].id;
 
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: false });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: false });
       const again = await waitFor(
         'a second finished upload of the same content',
         () => {
-          const ups = tus.finished.filter((u) => u.sha256 === a.sha256);
+          const ups = station.tus.finished.filter((u) => u.sha256 === a.sha256);
           return ups.length === 2 ? ups : null;
         },
         90_000,
@@ -162,7 +121,7 @@ describe('HQ receipts against a real broker and tus server', () => {
       // Uploaded again, then a good receipt closes the loop.
       await waitForStates(world.configFile, { [a.sha256]: 'uploaded' }, 'the file uploaded again');
       expect(eventsOf(sub.messages, 'file.archived')).toHaveLength(0);
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       await waitForStates(world.configFile, { [a.sha256]: 'archived' }, 'archived after the second upload');
     },
     TIMEOUT,
@@ -171,12 +130,9 @@ describe('HQ receipts against a real broker and tus server', () => {
   it(
     'unknown, malformed and mismatched receipts are ignored and audited; the daemon keeps running and still applies good ones',
     async () => {
-      const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-      const sub = await recordTopics(broker.url, `dockd/${ST}/#`);
-      closers.push(sub.close);
-      daemon = new DaemonProcess(world.configFile);
-      daemon.start();
-      await daemon.started();
+      const world = await station.world();
+      const sub = await station.subscribe(`dockd/${ST}/#`);
+      await station.startDaemon(world.configFile);
       const good = await sampleMedia('video', 1, 604);
       const heldSrc = await sampleMedia('video', 1, 605);
       const goodName = recordingName({ at: '20261128090000', seq: 1 });
@@ -202,18 +158,18 @@ describe('HQ receipts against a real broker and tus server', () => {
         JSON.stringify({ sha256: goodSha, ok: 'yes' }), // ok not a boolean
         JSON.stringify([goodSha, true]),
       ];
-      for (const j of junk) await sendReceipt(broker.url, ST, j);
-      await sendReceipt(broker.url, ST, { sha256: unknownSha, ok: true });
-      await sendReceipt(broker.url, ST, { sha256: heldSha, ok: true }); // known, but never uploaded
+      for (const j of junk) await sendReceipt(station.broker.url, ST, j);
+      await sendReceipt(station.broker.url, ST, { sha256: unknownSha, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: heldSha, ok: true }); // known, but never uploaded
       // Receipts are applied in arrival order: once this one is applied, all of the above have been handled.
-      await sendReceipt(broker.url, ST, { sha256: goodSha, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: goodSha, ok: true });
       const rows = await waitForStates(
         world.configFile,
         { [goodSha]: 'archived' },
         'the good receipt applied after the bad ones',
       );
       expect(rows.find((f) => f.sha256 === heldSha)!.state).toBe('needs-annotation');
-      expect(daemon!.proc!.exitCode).toBeNull();
+      expect(station.daemon!.proc!.exitCode).toBeNull();
       expect(rows).toHaveLength(2);
 
       const entries = (await dockctlAudit(world.configFile)).filter((e) => e.seq > Math.max(...auditBefore.map((x) => x.seq)));
@@ -235,7 +191,7 @@ describe('HQ receipts against a real broker and tus server', () => {
       const verify = await runDockctl(world.configFile, ['verify', '--json']);
       expect(verify.code, verify.stdout + verify.stderr).toBe(0);
       expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, audit: { ok: true } });
-      expect(await daemon!.stop()).toBe(0);
+      expect(await station.daemon!.stop()).toBe(0);
     },
     TIMEOUT,
   );
@@ -245,14 +201,11 @@ describe('HQ receipts against a real broker and tus server', () => {
     async () => {
       const { world, files } = await startWith([await sampleMedia('video', 1, 609)]);
       const [a] = files;
-      expect(await daemon!.stop()).toBe(0);
-      daemon = null;
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      expect(await station.daemon!.stop()).toBe(0);
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       expect((await dockctlFiles(world.configFile))[0].state).toBe('uploaded'); // nobody applied it yet
 
-      daemon = new DaemonProcess(world.configFile);
-      daemon.start();
-      await daemon.started();
+      await station.startDaemon(world.configFile);
       await waitForStates(world.configFile, { [a.sha256]: 'archived' }, 'the queued receipt applied after the restart');
       expect((await dockctlAudit(world.configFile)).filter((e) => e.type === 'file.archived').map((e) => e.subject)).toEqual([
         a.sha256,
@@ -266,7 +219,7 @@ describe('HQ receipts against a real broker and tus server', () => {
     async () => {
       const { world, sub, files } = await startWith([await sampleMedia('video', 1, 610)]);
       const [a] = files;
-      const object = path.join(world.storeDir, 'objects', 'sha256', a.sha256.slice(0, 2), a.sha256.slice(2, 4), a.sha256);
+      const object = objectPath(world.storeDir, a.sha256);
       const h = await fs.open(object, 'r+'); // the store is write-once by mode; a fault (or root) can still damage it
       try {
         await h.write(Buffer.from('XXXX'), 0, 4, Math.floor(a.size / 2));
@@ -275,7 +228,7 @@ describe('HQ receipts against a real broker and tus server', () => {
       }
       expect(await sha256OfFile(object)).not.toBe(a.sha256);
 
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: false });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: false });
       const mismatch = await waitForAudit(world.configFile, 'receipt.mismatch', { subject: a.sha256 });
       expect(mismatch[0].data).toMatchObject({ localIntact: false });
       const alarm = await waitFor('an OBJECT_CORRUPT alarm event', () =>
@@ -285,7 +238,7 @@ describe('HQ receipts against a real broker and tus server', () => {
       // Not sent back to the queue: the damaged bytes must not go out as this recording.
       expect((await dockctlFiles(world.configFile))[0].state).toBe('uploaded');
       expect((await dockctlAudit(world.configFile)).map((e) => e.type)).not.toContain('file.reupload');
-      expect(tus.finished).toHaveLength(1);
+      expect(station.tus.finished).toHaveLength(1);
       const verify = await runDockctl(world.configFile, ['verify', '--json']);
       expect(verify.code).not.toBe(0);
       expect(JSON.parse(verify.stdout)).toMatchObject({ ok: false, bad: [{ sha256: a.sha256 }] });
@@ -298,12 +251,12 @@ describe('HQ receipts against a real broker and tus server', () => {
     async () => {
       const { world, sub, files } = await startWith([await sampleMedia('video', 1, 606)]);
       const [a] = files;
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
       await waitForStates(world.configFile, { [a.sha256]: 'archived' }, 'archived');
       const rowBefore = (await dockctlFiles(world.configFile))[0];
 
-      await sendReceipt(broker.url, ST, { sha256: a.sha256, ok: true });
-      await sendReceipt(broker.url, ST, { sha256: a.sha256.toUpperCase(), ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256, ok: true });
+      await sendReceipt(station.broker.url, ST, { sha256: a.sha256.toUpperCase(), ok: true });
       const dups = await waitForAudit(world.configFile, 'receipt.duplicate', { subject: a.sha256, n: 2 });
       expect(dups).toHaveLength(2);
       expect(dups[0].data).toMatchObject({ ok: true, id: rowBefore.id });
@@ -313,34 +266,22 @@ describe('HQ receipts against a real broker and tus server', () => {
       const chain = await dockctlAudit(world.configFile);
       expect(chain.filter((e) => e.type === 'file.archived')).toHaveLength(1);
       expect(eventsOf(sub.messages, 'file.archived')).toHaveLength(1);
-      expect(tus.finished).toHaveLength(1);
+      expect(station.tus.finished).toHaveLength(1);
     },
     TIMEOUT,
   );
 });
 
 describe('with hq.embedded: true the whole loop works out of the box', () => {
-  let dir: string;
-  let daemon: DaemonProcess | null = null;
-  const closers: (() => Promise<void>)[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-embedded-');
-  });
-
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c().catch(() => {});
-    await daemon?.kill9();
-    daemon = null;
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  // The daemon brings HQ's tus server and broker itself.
+  const station = useStation({ prefix: 'dockd-embedded-', broker: false, tus: false });
 
   it(
     'uploads to the embedded HQ, which re-hashes and sends receipts: every file ends archived with no receipt from the test',
     async () => {
       const tusEndpoint = `http://127.0.0.1:${await freePort()}/files/`;
       const mqttUrl = `mqtt://127.0.0.1:${await freePort()}`;
-      const world = await makeWorld(dir, {
+      const world = await station.world({
         tusEndpoint,
         mqttUrl,
         extra: {
@@ -351,11 +292,8 @@ describe('with hq.embedded: true the whole loop works out of the box', () => {
           },
         },
       });
-      daemon = new DaemonProcess(world.configFile);
-      daemon.start();
-      await daemon.started();
-      const sub = await recordTopics(mqttUrl, `dockd/${ST}/#`);
-      closers.push(sub.close);
+      const daemon = await station.startDaemon(world.configFile);
+      const sub = await station.subscribe(`dockd/${ST}/#`, mqttUrl);
 
       const { files } = await dockRecordings(world.mountRoot, 'REC1', [
         await sampleMedia('video', 1, 607),
@@ -370,7 +308,7 @@ describe('with hq.embedded: true the whole loop works out of the box', () => {
       expect(rows).toHaveLength(2);
 
       // HQ holds exact copies (its own files), and said so on the receipt topic.
-      const uploadsDir = path.join(dir, 'hq', 'uploads');
+      const uploadsDir = path.join(station.dir, 'hq', 'uploads');
       const held = new Set<string>();
       for (const n of await fs.readdir(uploadsDir))
         if (!n.endsWith('.json')) held.add(await sha256OfFile(path.join(uploadsDir, n)));
@@ -381,12 +319,12 @@ describe('with hq.embedded: true the whole loop works out of the box', () => {
       expect(receipts.map((r) => r.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
       expect(receipts.every((r) => r.ok === true)).toBe(true);
       // Signed with the embedded HQ's own key (kept in its dir), which the station trusts with no hq.receiptKey set.
-      const hqKey = createPublicKey(await fs.readFile(path.join(dir, 'hq', 'receipt-key.pub.pem'), 'utf8'));
+      const hqKey = createPublicKey(await fs.readFile(path.join(station.dir, 'hq', 'receipt-key.pub.pem'), 'utf8'));
       for (const r of receipts) {
         expect(r.stationId).toBe(ST);
         expect(receiptSignatureValid(hqKey, r)).toBe(true);
       }
-      expect((await fs.stat(path.join(dir, 'hq', 'receipt-key.pem'))).mode & 0o777).toBe(0o600);
+      expect((await fs.stat(path.join(station.dir, 'hq', 'receipt-key.pem'))).mode & 0o777).toBe(0o600);
       expect(rows.every((f) => (f as unknown as { receiptAt: string | null }).receiptAt !== null)).toBe(true);
 
       await waitFor('file.archived events for both', () => eventsOf(sub.messages, 'file.archived').length === 2);

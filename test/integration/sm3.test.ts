@@ -6,13 +6,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
 import { filesJson } from '../helpers/dockctlJson.ts';
 import { objectPath } from '../helpers/storeOnDisk.ts';
@@ -24,13 +23,7 @@ async function sm3OfFile(p: string): Promise<string> {
 }
 
 describe('SM3 digests (GM/T 0004) in the copy pass', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await tempDir('dockd-sm3-');
-  });
-  afterEach(async () => {
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const scratch = useStation({ prefix: 'dockd-sm3-', broker: false, tus: false });
 
   it('Node computes the GM/T 0004 test vectors', () => {
     expect(createHash('sm3').update('abc').digest('hex')).toBe(
@@ -42,17 +35,17 @@ describe('SM3 digests (GM/T 0004) in the copy pass', () => {
   });
 
   it('copyAndHash with extraDigests [sm3] gives the test vector and, on a multi-chunk file, the same digests as hashing it whole', async () => {
-    const abc = path.join(dir, 'abc');
+    const abc = path.join(scratch.dir, 'abc');
     await fs.writeFile(abc, 'abc');
-    const r = await copyAndHash(abc, path.join(dir, 'abc.copy'), { extraDigests: ['sm3'] });
+    const r = await copyAndHash(abc, path.join(scratch.dir, 'abc.copy'), { extraDigests: ['sm3'] });
     expect(r.digests).toEqual({ sm3: '66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0' });
     expect(r.sha256).toBe(createHash('sha256').update('abc').digest('hex'));
 
     // Larger than the copy loop's 4 MiB chunk and not a multiple of it: SM3 must see every byte once, in order.
     const big = randomBytes(9 * 1024 * 1024 + 12345);
-    const src = path.join(dir, 'big');
+    const src = path.join(scratch.dir, 'big');
     await fs.writeFile(src, big);
-    const copy = path.join(dir, 'big.copy');
+    const copy = path.join(scratch.dir, 'big.copy');
     const b = await copyAndHash(src, copy, { extraDigests: ['sm3'] });
     expect(b.size).toBe(big.length);
     expect(b.digests.sm3).toBe(createHash('sm3').update(big).digest('hex'));
@@ -64,26 +57,7 @@ describe('SM3 digests (GM/T 0004) in the copy pass', () => {
 });
 
 describe('integrity.algorithms [sha256, sm3] end to end', () => {
-  let dir: string;
-  let broker: Mosquitto;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-
-  beforeEach(async () => {
-    dir = await tempDir('dockd-sm3-');
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const station = useStation({ prefix: 'dockd-sm3-' });
 
   async function dockSamples(mountRoot: string, variant: number): Promise<{ clip: string; photo: string; junk: Buffer }> {
     const clip = await sampleMedia('video', 2, variant);
@@ -103,14 +77,8 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
   }
 
   it("records SM3 in the catalog and sends it as sm3 upload metadata, equal to Node's SM3 of each file", async () => {
-    const world = await makeWorld(dir, {
-      tusEndpoint: tus.endpoint,
-      mqttUrl: broker.url,
-      extra: { integrity: { algorithms: ['sha256', 'sm3'] } },
-    });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world({ extra: { integrity: { algorithms: ['sha256', 'sm3'] } } });
+    await station.startDaemon(world.configFile);
     const { clip, photo, junk } = await dockSamples(world.mountRoot, 911);
     const want = new Map<string, string>([
       [await sha256OfFile(clip), await sm3OfFile(clip)],
@@ -118,8 +86,8 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
       [createHash('sha256').update(junk).digest('hex'), createHash('sm3').update(junk).digest('hex')],
     ]);
 
-    await waitFor('both media files verified by the tus server', () => tus.finished.length === 2, 60_000);
-    for (const u of tus.finished) {
+    await waitFor('both media files verified by the tus server', () => station.tus.finished.length === 2, 60_000);
+    for (const u of station.tus.finished) {
       expect(want.has(u.sha256)).toBe(true);
       expect(u.metadata.sm3).toBe(want.get(u.sha256));
       expect(u.metadata.sm3).toMatch(/^[0-9a-f]{64}$/);
@@ -140,7 +108,7 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
 
     // An export carries it in its metadata JSON as well.
     const clipRow = rows.find((f) => f.sha256 === [...want.keys()][0])!;
-    const out = path.join(dir, 'export');
+    const out = path.join(station.dir, 'export');
     const exp = await runDockctl(world.configFile, ['export', String(clipRow.id), '--to', out, '--json']);
     expect(exp.code, exp.stderr).toBe(0);
     const manifest = JSON.parse(await fs.readFile(JSON.parse(exp.stdout).metadata, 'utf8')) as {
@@ -152,13 +120,11 @@ describe('integrity.algorithms [sha256, sm3] end to end', () => {
   });
 
   it('with the default [sha256], no sm3 is computed, recorded or sent', async () => {
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: broker.url });
-    daemon = new DaemonProcess(world.configFile);
-    daemon.start();
-    await daemon.started();
+    const world = await station.world();
+    await station.startDaemon(world.configFile);
     await dockSamples(world.mountRoot, 912);
-    await waitFor('both media files verified by the tus server', () => tus.finished.length === 2, 60_000);
-    for (const u of tus.finished) expect(Object.keys(u.metadata)).not.toContain('sm3');
+    await waitFor('both media files verified by the tus server', () => station.tus.finished.length === 2, 60_000);
+    for (const u of station.tus.finished) expect(Object.keys(u.metadata)).not.toContain('sm3');
     const rows = await waitFor('all three catalogued', async () => {
       const r = await filesJson(world.configFile);
       return r.length === 3 && r.every((f) => f.state !== 'copying' && f.state !== 'stored') ? r : null;

@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
 import { writeCorrupt } from '../helpers/brokenFiles.ts';
-import { dockctlAudit, dockctlFiles, type PublicFile, waitForAudit } from '../helpers/dockctlJson.ts';
+import { dockctlAudit, dockctlFiles, waitForAudit, waitForStates } from '../helpers/dockctlJson.ts';
 import { sendReceipt } from '../helpers/receipts.ts';
 import { eventsOf } from '../helpers/stationReports.ts';
 import { exists, fileContents } from '../helpers/trees.ts';
@@ -30,22 +30,6 @@ interface Clip {
   rel: string;
   sha256: string;
   size: number;
-}
-
-async function waitForStates(
-  configFile: string,
-  want: Record<string, string>,
-  what: string,
-  timeoutMs = 90_000,
-): Promise<PublicFile[]> {
-  return waitFor(
-    what,
-    async () => {
-      const rows = await dockctlFiles(configFile);
-      return Object.entries(want).every(([sha, state]) => rows.some((f) => f.sha256 === sha && f.state === state)) ? rows : null;
-    },
-    timeoutMs,
-  );
 }
 
 describe('wipe gate for recorders', () => {
