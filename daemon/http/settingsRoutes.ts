@@ -3,7 +3,7 @@ import type { Config } from '../config.ts';
 import { writeUploadSettings, type UploadSettings } from '../configEdit.ts';
 import type { ConfigChanges } from '../configReload.ts';
 import type { Catalog } from '../store/catalog.ts';
-import { actorName } from './access.ts';
+import { actorFields } from './access.ts';
 import { fail } from './routes.ts';
 
 /** How the page changes the config: the file to write, and the reload that follows (what SIGHUP does). */
@@ -53,7 +53,7 @@ export function registerSettingsRoutes(app: FastifyInstance, ctx: SettingsRouteC
       } catch (e) {
         return fail(reply, 409, 'CONFIG_NOT_CHANGED', (e as Error).message);
       }
-      ctx.catalog.audit('config.edited', 'hq.tus', { file: ctx.file, by: actorName(req.viewer!), from: before, to: req.body });
+      ctx.catalog.audit('config.edited', 'hq.tus', { file: ctx.file, ...actorFields(req.viewer!), old: before, new: req.body });
       const changes = ctx.reload();
       return { ok: true, ...current(), applied: changes.applied.map((c) => c.key), needRestart: changes.needRestart };
     },

@@ -83,6 +83,14 @@ const TABLE: Row[] = [
     audit: [null, 'file.annotated', 'http.denied', 'file.annotated'],
   },
   { method: 'POST', path: () => '/api/alarms/no-such-alarm/ack', body: {}, status: [401, 403, 403, 404] },
+  { method: 'GET', path: () => '/api/settings/upload', status: [401, 403, 403, 200] },
+  {
+    method: 'POST',
+    path: () => '/api/settings/upload',
+    body: { maxBytesPerSecond: 0, windows: [] },
+    status: [401, 403, 403, 200],
+    audit: [null, null, null, 'config.edited'],
+  },
   { method: 'POST', path: () => '/api/login', body: { user: '', password: '' }, status: [400, 400, 400, 400] },
   { method: 'GET', path: () => '/api/no-such-route', status: [404, 404, 404, 404] },
 ];
@@ -172,7 +180,7 @@ describe('who may use which route: every HTTP route × {anonymous, officer, othe
           for (const secret of ['012345', '054321', '张三', '李四', 'REC-A']) expect(text, label).not.toContain(secret);
         if (row.audit) {
           const written = auditAfter(world.storeDir, before).filter((a) =>
-            [...READ_AUDITS, 'file.annotated', 'file.reprobed'].includes(a.type),
+            [...READ_AUDITS, 'file.annotated', 'file.reprobed', 'config.edited'].includes(a.type),
           );
           const want = row.audit[i];
           expect(
