@@ -5,6 +5,8 @@ import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts
 import { PORT, sh } from './mountHelperWorld.ts';
 
 const FIXTURES = path.join(PACKAGE_ROOT, 'fixtures/sysfs');
+/** The bay of the recorder's USB port, in every USB test station. */
+export const BAY = 'B2';
 const devicesOf = (root: string) => path.join(root, 'bus/usb/devices');
 
 export interface RecorderClip {
@@ -91,5 +93,33 @@ export async function usbStorageWorld(dir: string, loop: string): Promise<UsbSto
       await fs.rename(staging, path.join(devicesOf(sysfsRoot), portPath));
     },
     unplug: (portPath = PORT) => fs.rm(path.join(devicesOf(sysfsRoot), portPath), { recursive: true }),
+  };
+}
+
+/**
+ * The `dock` and `usb` config sections of a station whose bay B2 is the recorder's USB port, polling sysfs (every
+ * second) at the paths given: the world's, and the mount helper's socket when dockd mounts through it.
+ */
+export function usbBayConfig(
+  dir: string,
+  paths: { sysfsRoot: string; devRoot: string; runtimeMountRoot: string; mountHelper?: string },
+  wipe?: 'after-archive',
+): Record<string, unknown> {
+  return {
+    dock: {
+      mountRoots: [path.join(dir, 'dock')],
+      settleMs: 100,
+      rescanSeconds: 1,
+      bays: [{ id: BAY, usbPort: PORT }],
+      ...(wipe ? { wipe } : {}),
+    },
+    usb: {
+      enabled: true,
+      hotplug: 'sysfs',
+      sysfsRoot: paths.sysfsRoot,
+      devRoot: paths.devRoot,
+      runtimeMountRoot: paths.runtimeMountRoot,
+      ...(paths.mountHelper ? { mountHelper: paths.mountHelper } : {}),
+    },
   };
 }

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { unescapeMountField } from '../../drivers/mounts/blockMount.ts';
 import { runDockctl } from '../helpers/daemon.ts';
-import { PORT, mountsUnder, requireMountTools, tearDownHelperWorld } from '../helpers/mountHelperWorld.ts';
+import { mountsUnder, requireMountTools, tearDownHelperWorld } from '../helpers/mountHelperWorld.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
-import { ext4LoopDevice, recorderContent, usbStorageWorld } from '../helpers/usbStorageWorld.ts';
+import { BAY, ext4LoopDevice, recorderContent, usbBayConfig, usbStorageWorld } from '../helpers/usbStorageWorld.ts';
 
 /**
  * The real daemon with usb.enabled and the sysfs poller over a temp copy of a fixture sysfs tree: a recorder in mass
@@ -17,7 +17,6 @@ import { ext4LoopDevice, recorderContent, usbStorageWorld } from '../helpers/usb
  * An unrelated USB stick is ignored. Needs root (loop devices, mount): without root every test here FAILS.
  */
 const P = 'dockd/test-st';
-const BAY = 'B2';
 
 function mountLine(mountPoint: string): string[] | undefined {
   return readFileSync('/proc/self/mounts', 'utf8')
@@ -47,15 +46,11 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
 
     // Device nodes (the fixture's partition name links to the loop device) and a sysfs tree with the hub but without the recorder.
     const usb = await usbStorageWorld(dir, loop);
-    const { sysfsRoot, devRoot, runtimeMountRoot } = usb;
+    const { devRoot, runtimeMountRoot } = usb;
     const { configFile } = await station.world({
       tus: { stallTimeoutSeconds: 10 },
       receiptKey: null,
-      extra: {
-        dock: { mountRoots: [path.join(dir, 'dock')], settleMs: 100, rescanSeconds: 1, bays: [{ id: BAY, usbPort: PORT }] },
-        http: { listen: `127.0.0.1:${await freePort()}` },
-        usb: { enabled: true, hotplug: 'sysfs', sysfsRoot, devRoot, runtimeMountRoot },
-      },
+      extra: { ...usbBayConfig(dir, usb), http: { listen: `127.0.0.1:${await freePort()}` } },
     });
     const sub = await station.subscribe(`${P}/#`);
     const events = (type: string) =>

@@ -8,16 +8,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PORT, mountOptionsOf, requireMountTools, sh, tearDownHelperWorld } from '../helpers/mountHelperWorld.ts';
+import { confirmAndWaitForWipe, expectDeviceAfterWipe } from '../helpers/deviceWipe.ts';
+import { dockctlAudit } from '../helpers/dockctlJson.ts';
+import { mountOptionsOf, requireMountTools, tearDownHelperWorld } from '../helpers/mountHelperWorld.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
-import { ext4LoopDevice, recorderContent, usbStorageWorld } from '../helpers/usbStorageWorld.ts';
-import { dockctlAudit, waitForAudit } from '../helpers/dockctlJson.ts';
-import { sendReceipt } from '../helpers/receipts.ts';
 import { fileContents } from '../helpers/trees.ts';
+import { BAY, ext4LoopDevice, recorderContent, usbBayConfig, usbStorageWorld } from '../helpers/usbStorageWorld.ts';
 
 const ST = 'test-st';
-const BAY = 'B2';
 
 describe('wipe gate on USB storage mounted read-only by dockd (real ext4 loop device)', () => {
   const station = useStation({
@@ -63,20 +62,10 @@ describe('wipe gate on USB storage mounted read-only by dockd (real ext4 loop de
     loops.push(loop);
 
     const usb = await usbStorageWorld(dir, loop);
-    const { sysfsRoot, devRoot, runtimeMountRoot } = usb;
+    const { runtimeMountRoot } = usb;
     const { configFile } = await station.world({
       tus: { stallTimeoutSeconds: 10 },
-      extra: {
-        dock: {
-          mountRoots: [path.join(dir, 'dock')],
-          settleMs: 100,
-          rescanSeconds: 1,
-          bays: [{ id: BAY, usbPort: PORT }],
-          wipe: 'after-archive',
-        },
-        http: { listen: `127.0.0.1:${await freePort()}` },
-        usb: { enabled: true, hotplug: 'sysfs', sysfsRoot, devRoot, runtimeMountRoot },
-      },
+      extra: { ...usbBayConfig(dir, usb, 'after-archive'), http: { listen: `127.0.0.1:${await freePort()}` } },
     });
     const daemon = await station.startDaemon(configFile);
     const alive = () => {
@@ -108,20 +97,8 @@ describe('wipe gate on USB storage mounted read-only by dockd (real ext4 loop de
     );
 
     // HQ confirms two: they leave the device, through a read-write remount; the mount is read-only again afterwards.
-    const [gone1, gone2, kept] = clips;
-    for (const c of [gone1, gone2]) await sendReceipt(broker.url, ST, { sha256: c.sha256, ok: true });
-    const deleted = await waitForAudit(configFile, 'recorder.file-deleted', { n: 2, timeoutMs: 120_000 });
-    expect(deleted.map((e) => e.subject).sort()).toEqual([gone1.sha256, gone2.sha256].sort());
-    for (const e of deleted) expect(e.data).toMatchObject({ method: 'remount', deviceSerial: '1234567' });
-    // The two may go in one wipe pass or in two: wait until the passes that deleted them have finished (logged after close).
-    await waitFor(
-      'the wipe passes to finish',
-      () =>
-        daemon.logs
-          .filter((l) => /deleted archived recordings from the recorder/.test(String(l.msg)))
-          .reduce((n, l) => n + Number(l.deleted), 0) >= 2,
-      60_000,
-    );
+    const [gone1, gone2] = clips;
+    await confirmAndWaitForWipe(daemon, { brokerUrl: broker.url, stationId: ST }, [gone1, gone2]);
     const options = mountOptionsOf(mountPoint);
     expect(options).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
     expect(options).not.toContain('rw');
@@ -143,22 +120,6 @@ describe('wipe gate on USB storage mounted read-only by dockd (real ext4 loop de
       },
       60_000,
     );
-    const device = loop;
-    expect(() => sh('e2fsck', ['-n', '-f', device])).not.toThrow();
-    const check = path.join(dir, 'check');
-    await fs.mkdir(check);
-    sh('mount', ['-o', 'ro,noload', '-t', 'ext4', device, check]);
-    try {
-      const after = await fileContents(check);
-      after.delete('lost+found');
-      for (const [rel, bytes] of original) {
-        if (rel === gone1.rel || rel === gone2.rel) expect(after.has(rel), rel).toBe(false);
-        else expect(after.get(rel)?.equals(bytes), `${rel} unchanged`).toBe(true);
-      }
-      expect(after.has(kept.rel)).toBe(true);
-      expect(after.size).toBe(original.size - 2);
-    } finally {
-      sh('umount', [check]);
-    }
+    await expectDeviceAfterWipe(loop, path.join(dir, 'check'), original, [gone1, gone2]);
   }, 300_000);
 });
