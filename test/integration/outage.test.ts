@@ -77,6 +77,19 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
   /** A world whose daemon reaches the broker through mqttLink. */
   const linkedWorld = () => station.world({ mqttUrl: `mqtt://127.0.0.1:${mqttLink.port}` });
 
+  /** A daemon on a linked world, connected; then the broker stops, and the daemon raises its alarm. */
+  async function daemonThenBrokerDown() {
+    const world = await linkedWorld();
+    const daemon = await station.startDaemon(world.configFile);
+    await daemon.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
+    await station.broker.stop();
+    await daemon.waitForLog(
+      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
+      'the daemon to notice the broker is gone',
+    );
+    return { world, daemon };
+  }
+
   async function clips(n: number, firstVariant: number): Promise<string[]> {
     const out: string[] = [];
     for (let i = 0; i < n; i++) out.push(await sampleMedia('video', 2, firstVariant + i));
@@ -84,15 +97,7 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
   }
 
   it('broker down while recordings are ingested and uploaded: every event arrives when it returns, in order, none missing', async () => {
-    const world = await linkedWorld();
-    const d = await station.startDaemon(world.configFile);
-    await d.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
-
-    await station.broker.stop();
-    await d.waitForLog(
-      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
-      'the daemon to notice the broker is gone',
-    );
+    const { world } = await daemonThenBrokerDown();
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(3, 41));
     await waitFor('HQ to receive all three recordings', () => station.tus.finished.length === 3, 60_000);
     const queued = await waitFor('dockctl to show the uploads done and the events queued', async () => {
@@ -130,14 +135,7 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
   });
 
   it('events queued while the broker is down survive a clean restart of the daemon', async () => {
-    const world = await linkedWorld();
-    const first = await station.startDaemon(world.configFile);
-    await first.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
-    await station.broker.stop();
-    await first.waitForLog(
-      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
-      'the daemon to notice the broker is gone',
-    );
+    const { world, daemon: first } = await daemonThenBrokerDown();
 
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(2, 46));
     await waitFor('HQ to receive both recordings', () => station.tus.finished.length === 2, 60_000);
