@@ -1,12 +1,8 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { bigClip } from '../../test/helpers/bigMedia.ts';
 import { dockVolume } from '../../test/helpers/volume.ts';
-import { recordingName, sampleMedia, sha256OfFile } from '../media.ts';
-
-const run = promisify(execFile);
+import { recordingName, remux, sampleMedia, sha256OfFile } from '../media.ts';
 
 /** Small clips: the 'video' recipe makes about 75 kB a second, so these are 0.6–3 MB. */
 const SMALL_SECONDS = [8, 14, 20, 26, 32, 40];
@@ -78,25 +74,7 @@ export class ClipFactory {
         });
         const relPath = path.join('DCIM', name);
         const file = path.join(dir, relPath);
-        await run(
-          'ffmpeg',
-          [
-            '-hide_banner',
-            '-loglevel',
-            'error',
-            '-y',
-            '-i',
-            base,
-            '-map',
-            '0',
-            '-c',
-            'copy',
-            '-metadata',
-            `comment=dockd torture wave ${index} clip ${i}`,
-            file,
-          ],
-          { timeout: 120_000 },
-        );
+        await remux(base, file, { comment: `dockd torture wave ${index} clip ${i}` });
         await fs.writeFile(
           path.join(dir, 'DCIM', name.replace(/\.mp4$/, '.meta.json')),
           JSON.stringify({ caseNo: `T${index}-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }),

@@ -4,19 +4,16 @@
  * whose station end is linked into that serial dir. `cleanup()` stops every emulator (and its socat), the daemon, the
  * subscriber, the tus server and the broker, and removes the dir.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { EmulatedRecorder, type EmulatorFaults } from '../../drivers/emulator/index.ts';
-import { FIXTURE_CACHE, recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
+import { cachedFixture, recordingName, remux, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { DaemonProcess, runDockctl, tempDir } from './daemon.ts';
 import { Mosquitto, recordTopics, type Received } from './mosquitto.ts';
 import { freePort, waitFor } from './ports.ts';
 import { TusTestServer } from './tusServer.ts';
-
-const run = promisify(execFile);
 
 export const STATION = 'test-st';
 export const TIME_ZONE = 'Asia/Shanghai';
@@ -36,21 +33,7 @@ export function requireSocat(): void {
  */
 export async function loopedClip(variant: number, plays: number): Promise<string> {
   const base = await sampleMedia('video', 2, variant);
-  const file = path.join(FIXTURE_CACHE, `video-2s-v${variant}-x${plays}.mp4`);
-  try {
-    await fs.access(file);
-    return file;
-  } catch {
-    /* make it */
-  }
-  const tmp = `${file}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.tmp.mp4`;
-  await run(
-    'ffmpeg',
-    ['-hide_banner', '-loglevel', 'error', '-y', '-stream_loop', String(plays - 1), '-i', base, '-map', '0', '-c', 'copy', tmp],
-    { timeout: 300_000 },
-  );
-  await fs.rename(tmp, file);
-  return file;
+  return cachedFixture(`video-2s-v${variant}-x${plays}.mp4`, (tmp) => remux(base, tmp, { plays }));
 }
 
 export interface Device {

@@ -23,12 +23,16 @@ const FIXTURES = path.join(PACKAGE_ROOT, 'fixtures/sysfs');
 export const sh = (file: string, args: string[]) =>
   execFileSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH: SBIN_PATH } }).trim();
 
-export function requireMountTools(what: string): void {
+/** Root and the tools the mount helper's tests use (or `tools`, for a test that needs others). */
+export function requireMountTools(
+  what: string,
+  tools = ['losetup', 'mkfs.ext4', 'mount', 'umount', 'blkid', 'dumpe2fs', 'e2fsck', 'unshare', 'setpriv'],
+): void {
   if (process.getuid?.() !== 0)
     throw new Error(
       `${what} needs root (loop devices, mount, unshare); uid is ${process.getuid?.()}: run it as root, as CI does`,
     );
-  for (const tool of ['losetup', 'mkfs.ext4', 'mount', 'umount', 'blkid', 'dumpe2fs', 'e2fsck', 'unshare', 'setpriv']) {
+  for (const tool of tools) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`], { env: { ...process.env, PATH: SBIN_PATH } }).status !== 0)
       throw new Error(`${what} needs ${tool}`);
   }

@@ -7,15 +7,14 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig, PACKAGE_ROOT } from '../../daemon/config.ts';
-import { Controller } from '../../daemon/controller.ts';
-import { type Clock, defaultHost } from '../../daemon/host.ts';
+import { defaultHost } from '../../daemon/host.ts';
 import { annotateRecording } from '../../daemon/ingest/annotate.ts';
-import { createLogger } from '../../daemon/log.ts';
 import { localMinutes } from '../../daemon/upload/uploadWindows.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { type Device, LinkWorld, TIME_ZONE } from '../helpers/linkWorld.ts';
+import { MovedClock, useInProcessStation } from '../helpers/inProcessStation.ts';
+import { type Device, type LinkWorld, TIME_ZONE } from '../helpers/linkWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
 import { addUser } from '../http/stationUsers.ts';
@@ -25,38 +24,11 @@ const A: Device = { serial: 'BCT0001', officerId: '012345', officerName: '张三
 const B: Device = { serial: 'BCT0002', officerId: '054321', officerName: '李四' };
 const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'browser');
 
-/** The system clock plus an offset the test moves. */
-class MovedClock implements Clock {
-  private offsetMs = 0;
-  now(): Date {
-    return new Date(this.ms());
-  }
-  ms(): number {
-    return Date.now() + this.offsetMs;
-  }
-  advance(ms: number): void {
-    this.offsetMs += ms;
-  }
-}
-
 /** `HH:MM` of a station-time minute of the day. */
 const hhmm = (min: number) => {
   const m = ((min % 1440) + 1440) % 1440;
   return `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
 };
-
-let world: LinkWorld | null = null;
-let controller: Controller | null = null;
-const lines: string[] = [];
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail') console.error(lines.slice(-80).join(''));
-  await controller?.stop();
-  controller = null;
-  await world?.cleanup();
-  world = null;
-  lines.length = 0;
-});
 
 /** A plain recorder volume docked under the mount root: GA/T 947 names of this device, sidecars where given. */
 async function dock(
@@ -85,9 +57,10 @@ async function dock(
 }
 
 describe('deadline alarms on a moved clock, and the upload window', () => {
+  const station = useInProcessStation();
+
   it('LATE_OFFLOAD, UPLOAD_OVERDUE, ANNOTATION_OVERDUE and RECORDER_NOT_DOCKED are raised and clear by themselves; an important recording goes outside the window, ordinary ones wait for it', async () => {
-    world = await LinkWorld.create({ devices: [A, B] });
-    const w = world;
+    const w = await station.world({ devices: [A, B] });
     const clock = new MovedClock();
     const loaded = loadConfig(w.configFile);
     // A window of one hour starting two hours from now (station time): ordinary recordings wait.
@@ -95,12 +68,7 @@ describe('deadline alarms on a moved clock, and the upload window', () => {
     const window = `${hhmm(nowMin + 120)}-${hhmm(nowMin + 180)}`;
     loaded.config.hq.tus.windows = [window];
     loaded.config.rules.offloadWithinHours = 24; // the default (the world's config turns lateness off for other tests)
-    controller = new Controller(loaded, createLogger('info', { write: (s: string) => void lines.push(s) }), {
-      ...defaultHost(),
-      clock,
-    });
-    await controller.start();
-    const c = controller;
+    const c = await station.start(loaded, { ...defaultHost(), clock });
     const alarmEvents = (code: string, active: boolean) =>
       w.events('alarm').filter((e) => e.code === code && e.active === active) as { key: string; message: string }[];
     const raised = (code: string, key: string) =>

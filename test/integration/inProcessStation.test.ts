@@ -5,57 +5,28 @@
  * on the recorder, and the `at` of the MQTT events and the catalog's created/uploaded times. And a service that
  * cannot start (USB hotplug without libusb) is contained: an alarm, and the daemon goes on.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../daemon/config.ts';
-import { Controller } from '../../daemon/controller.ts';
-import { type Clock, defaultHost } from '../../daemon/host.ts';
-import { createLogger } from '../../daemon/log.ts';
+import { defaultHost } from '../../daemon/host.ts';
 import { LibusbHotplug, loadUsbModule } from '../../drivers/usb/hotplug.ts';
 import { sampleMedia } from '../../scripts/media.ts';
-import { type Device, LinkWorld } from '../helpers/linkWorld.ts';
+import { MovedClock, useInProcessStation } from '../helpers/inProcessStation.ts';
+import type { Device } from '../helpers/linkWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
 
 const DAY_MS = 86_400_000;
 const MOVED_DAYS = 400;
 const OFFICER: Device = { serial: 'BCT0001', officerId: '012345', officerName: '张三' };
 
-/** The system clock plus an offset the test moves: time goes on, from wherever the test put it. */
-class MovedClock implements Clock {
-  private offsetMs = 0;
-  now(): Date {
-    return new Date(this.ms());
-  }
-  ms(): number {
-    return Date.now() + this.offsetMs;
-  }
-  advance(ms: number): void {
-    this.offsetMs += ms;
-  }
-}
-
-let world: LinkWorld | null = null;
-let controller: Controller | null = null;
-const lines: string[] = [];
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail') console.error(lines.slice(-80).join(''));
-  await controller?.stop();
-  controller = null;
-  await world?.cleanup();
-  world = null;
-  lines.length = 0;
-});
-
 const days = (ms: number) => Math.round(ms / DAY_MS);
 
 describe('the station in-process, on a clock the test moves', () => {
+  const station = useInProcessStation();
+
   it('drift, the recorder clock it sets, event times and catalog times all follow the moved clock', async () => {
-    world = await LinkWorld.create({ devices: [OFFICER] });
-    const w = world;
+    const w = await station.world({ devices: [OFFICER] });
     const clock = new MovedClock();
-    const log = createLogger('info', { write: (s: string) => void lines.push(s) });
-    controller = new Controller(loadConfig(w.configFile), log, { ...defaultHost(), clock });
-    await controller.start();
+    const controller = await station.start(loadConfig(w.configFile), { ...defaultHost(), clock });
 
     clock.advance(MOVED_DAYS * DAY_MS);
     const movedFrom = clock.now().toISOString();
@@ -85,8 +56,7 @@ describe('the station in-process, on a clock the test moves', () => {
   }, 240_000);
 
   it('a service that cannot start is contained: SERVICE_FAILED names it, and the station goes on ingesting', async () => {
-    world = await LinkWorld.create({ devices: [OFFICER] });
-    const w = world;
+    const w = await station.world({ devices: [OFFICER] });
     const loaded = loadConfig(w.configFile);
     // USB hotplug through libusb only, on a station whose native usb module is missing: the usb service cannot start.
     loaded.config.usb.enabled = true;
@@ -94,8 +64,8 @@ describe('the station in-process, on a clock the test moves', () => {
     const host = defaultHost();
     const noLibusb = () => loadUsbModule(() => import('usb-native-module-that-is-not-installed' as string));
     host.usb = { ...host.usb, hotplug: () => new LibusbHotplug({ load: noLibusb }) };
-    controller = new Controller(loaded, createLogger('info', { write: (s: string) => void lines.push(s) }), host);
-    await controller.start();
+    const controller = await station.start(loaded, host);
+    const { lines } = station;
 
     const alarm = await waitFor('the SERVICE_FAILED alarm event', () => w.alarmEvent('SERVICE_FAILED'), 60_000);
     expect(alarm).toMatchObject({ key: 'service:usb', active: true });

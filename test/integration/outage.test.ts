@@ -1,13 +1,11 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { sampleMedia } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
-import { Mosquitto, recordTopics, type Received } from '../helpers/mosquitto.ts';
-import { freePort, waitFor } from '../helpers/ports.ts';
+import { runDockctl } from '../helpers/daemon.ts';
+import type { Received } from '../helpers/mosquitto.ts';
+import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings, type PlacedRecording } from '../helpers/recordings.ts';
+import { useStation } from '../helpers/station.ts';
 import { ThrottleProxy } from '../helpers/throttleProxy.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
 
 const P = 'dockd/test-st';
 
@@ -66,45 +64,30 @@ function expectDockingEvents(events: StationEvent[], files: PlacedRecording[]): 
 }
 
 describe('outages: MQTT broker down, HQ upload server down, daemon killed', () => {
-  let dir: string;
-  let broker: Mosquitto;
+  const station = useStation();
   /** The daemon reaches the broker through this, so a test can keep it away until its own subscriber is ready. */
   let mqttLink: ThrottleProxy;
-  let tus: TusTestServer;
-  let daemon: DaemonProcess | null = null;
-  const subs: { close: () => Promise<void> }[] = [];
 
   beforeEach(async () => {
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    mqttLink = new ThrottleProxy({ port: broker.port });
+    mqttLink = new ThrottleProxy({ port: station.broker.port });
     await mqttLink.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
+    station.onCleanup(() => mqttLink.stop());
   });
 
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    for (const s of subs.splice(0)) await s.close().catch(() => {});
-    await mqttLink.stop();
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  /** A world whose daemon reaches the broker through mqttLink. */
+  const linkedWorld = () => station.world({ mqttUrl: `mqtt://127.0.0.1:${mqttLink.port}` });
 
-  async function subscribe(filter: string) {
-    const sub = await recordTopics(broker.url, filter);
-    subs.push(sub);
-    return sub;
-  }
-
-  async function startDaemon(configFile: string): Promise<DaemonProcess> {
-    const d = new DaemonProcess(configFile);
-    daemon = d;
-    d.start();
-    await d.started();
-    return d;
+  /** A daemon on a linked world, connected; then the broker stops, and the daemon raises its alarm. */
+  async function daemonThenBrokerDown() {
+    const world = await linkedWorld();
+    const daemon = await station.startDaemon(world.configFile);
+    await daemon.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
+    await station.broker.stop();
+    await daemon.waitForLog(
+      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
+      'the daemon to notice the broker is gone',
+    );
+    return { world, daemon };
   }
 
   async function clips(n: number, firstVariant: number): Promise<string[]> {
@@ -114,18 +97,9 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
   }
 
   it('broker down while recordings are ingested and uploaded: every event arrives when it returns, in order, none missing', async () => {
-    await tus.start();
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: `mqtt://127.0.0.1:${mqttLink.port}` });
-    const d = await startDaemon(world.configFile);
-    await d.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
-
-    await broker.stop();
-    await d.waitForLog(
-      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
-      'the daemon to notice the broker is gone',
-    );
+    const { world } = await daemonThenBrokerDown();
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(3, 41));
-    await waitFor('HQ to receive all three recordings', () => tus.finished.length === 3, 60_000);
+    await waitFor('HQ to receive all three recordings', () => station.tus.finished.length === 3, 60_000);
     const queued = await waitFor('dockctl to show the uploads done and the events queued', async () => {
       const s = await dockctlStatus(world.configFile);
       return s.queue.uploaded === 3 ? s : null;
@@ -137,8 +111,8 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
 
     // The broker returns on the same port; our subscriber is in place before the daemon may reconnect.
     mqttLink.refuse(true);
-    await broker.start(broker.port);
-    const sub = await subscribe(`${P}/event`);
+    await station.broker.start(station.broker.port);
+    const sub = await station.subscribe(`${P}/event`);
     mqttLink.refuse(false);
 
     await waitFor(
@@ -161,18 +135,10 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
   });
 
   it('events queued while the broker is down survive a clean restart of the daemon', async () => {
-    await tus.start();
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: `mqtt://127.0.0.1:${mqttLink.port}` });
-    const first = await startDaemon(world.configFile);
-    await first.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
-    await broker.stop();
-    await first.waitForLog(
-      (l) => l.msg === 'alarm raised' && l.code === 'MQTT_UNREACHABLE',
-      'the daemon to notice the broker is gone',
-    );
+    const { world, daemon: first } = await daemonThenBrokerDown();
 
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(2, 46));
-    await waitFor('HQ to receive both recordings', () => tus.finished.length === 2, 60_000);
+    await waitFor('HQ to receive both recordings', () => station.tus.finished.length === 2, 60_000);
     await waitFor(
       'the uploads recorded in the catalog',
       async () => (await dockctlStatus(world.configFile)).queue.uploaded === 2,
@@ -183,12 +149,12 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     expect(stopped.daemon).toBe('not running');
     expect(stopped.queue.outbox).toBeGreaterThanOrEqual(5);
 
-    await broker.start(broker.port);
-    const sub = await subscribe(`${P}/event`);
+    await station.broker.start(station.broker.port);
+    const sub = await station.subscribe(`${P}/event`);
     // The recorder is still docked, so the restarted daemon opens a new session (its own recorder.docked): the events
     // that must have survived are those from before the restart.
     const restartedAt = new Date().toISOString();
-    const second = await startDaemon(world.configFile);
+    const second = await station.startDaemon(world.configFile);
     const queuedBefore = () => eventsOf(sub.messages).filter((e) => e.at < restartedAt);
     await waitFor(
       'the events queued before the restart to arrive',
@@ -201,15 +167,17 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     expect(all.slice(0, queuedBefore().length)).toEqual(queuedBefore());
     await waitFor('the outbox to drain', async () => (await dockctlStatus(world.configFile)).queue.outbox === 0);
     // Nothing was uploaded twice because of the restart.
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
     expect(second.logs.some((l) => l.msg === 'starting upload' || l.msg === 'resuming upload')).toBe(false);
   });
 
   it('HQ upload server down: an HQ alarm in events and state; when it returns the uploads complete and the alarm clears', async () => {
-    const tusPort = await freePort();
-    const world = await makeWorld(dir, { tusEndpoint: `http://127.0.0.1:${tusPort}/files/`, mqttUrl: broker.url });
-    const sub = await subscribe(`${P}/#`);
-    const d = await startDaemon(world.configFile);
+    // HQ is down from the start: nothing listens on the endpoint until the server starts there again.
+    const tusPort = station.tus.port;
+    await station.tus.stop();
+    const world = await station.world();
+    const sub = await station.subscribe(`${P}/#`);
+    const d = await station.startDaemon(world.configFile);
 
     const { files } = await dockRecordings(world.mountRoot, 'REC1', await clips(2, 48));
     const alarm = await waitFor(
@@ -237,9 +205,9 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
     );
     expect(d.logs.some((l) => l.msg === 'upload failed; will retry')).toBe(true);
 
-    await tus.start(tusPort);
-    await waitFor('HQ to receive both recordings', () => tus.finished.length === 2, 60_000);
-    expect(tus.finished.map((u) => u.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
+    await station.tus.start(tusPort);
+    await waitFor('HQ to receive both recordings', () => station.tus.finished.length === 2, 60_000);
+    expect(station.tus.finished.map((u) => u.sha256).sort()).toEqual(files.map((f) => f.sha256).sort());
     const cleared = await waitFor(
       'the HQ alarm to clear',
       () => eventsOf(sub.messages).find((e) => e.type === 'alarm' && e.code === 'HQ_UNREACHABLE' && e.active === false),
@@ -260,11 +228,10 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
   });
 
   it('kill -9 of the daemon: the retained status becomes offline (last will), as a fresh subscriber sees it', async () => {
-    await tus.start();
-    const world = await makeWorld(dir, { tusEndpoint: tus.endpoint, mqttUrl: `mqtt://127.0.0.1:${mqttLink.port}` });
-    const d = await startDaemon(world.configFile);
+    const world = await linkedWorld();
+    const d = await station.startDaemon(world.configFile);
     await d.waitForLog((l) => l.msg === 'connected to broker', 'the daemon to connect to the broker');
-    const before = await subscribe(`${P}/status`);
+    const before = await station.subscribe(`${P}/status`);
     // (retained, or live if this subscription beat the daemon's publish)
     await waitFor('the status online', () => before.messages.some((m) => m.payload === 'online'), 10_000);
 
@@ -276,7 +243,7 @@ describe('outages: MQTT broker down, HQ upload server down, daemon killed', () =
       30_000,
     );
     // ...and retained, so a subscriber that comes later learns the station is offline.
-    const fresh = await subscribe(`${P}/status`);
+    const fresh = await station.subscribe(`${P}/status`);
     const retained = await waitFor(
       'the retained status for a fresh subscriber',
       () => fresh.messages.find((m) => m.retain),

@@ -1,12 +1,11 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { sha256OfFile } from '../../scripts/media.ts';
 import { bigClip } from '../helpers/bigMedia.ts';
-import { DaemonProcess, makeWorld, runDockctl, tempDir, type LogLine } from '../helpers/daemon.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { runDockctl, type LogLine } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockRecordings, type PlacedRecording } from '../helpers/recordings.ts';
+import { useStation, type World } from '../helpers/station.ts';
 import { ThrottleProxy } from '../helpers/throttleProxy.ts';
 import { TusTestServer } from '../helpers/tusServer.ts';
 
@@ -27,50 +26,30 @@ async function catalogFiles(configFile: string): Promise<CatalogFile[]> {
 }
 
 describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut link', () => {
-  let dir: string;
-  let broker: Mosquitto;
+  const station = useStation();
+  /** The station's HQ server (a test may replace it with a fresh one on the same address). */
   let tus: TusTestServer;
   let proxy: ThrottleProxy;
-  let daemon: DaemonProcess | null = null;
-  let world: Awaited<ReturnType<typeof makeWorld>>;
+  let world: World;
   let clip: string;
 
   beforeEach(async () => {
     clip = await bigClip(0);
-    dir = await tempDir();
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
+    tus = station.tus;
     proxy = new ThrottleProxy({ port: tus.port }, LINK_BYTES_PER_SECOND);
     await proxy.start();
-  });
-
-  afterEach(async () => {
-    await daemon?.kill9();
-    daemon = null;
-    await proxy.stop();
-    await tus.stop();
-    await broker.stop();
-    await fs.rm(dir, { recursive: true, force: true });
+    station.onCleanup(() => proxy.stop());
   });
 
   /** The daemon uploads through the proxy; `stallTimeoutSeconds` long enough that a test may hold the link paused. */
   async function makeStation(stallTimeoutSeconds: number): Promise<void> {
-    world = await makeWorld(dir, {
+    world = await station.world({
       tusEndpoint: `http://127.0.0.1:${proxy.port}/files/`,
-      mqttUrl: broker.url,
       tus: { concurrency: 1, stallTimeoutSeconds },
     });
   }
 
-  async function startDaemon(): Promise<DaemonProcess> {
-    const d = new DaemonProcess(world.configFile);
-    daemon = d;
-    d.start();
-    await d.started();
-    return d;
-  }
+  const startDaemon = () => station.startDaemon(world.configFile);
 
   /**
    * Docks one big recording, waits until HQ holds at least `fraction` of its bytes, and then freezes the link (nothing
@@ -144,7 +123,7 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
     expect(second.logs.some((l) => /HQ no longer has this upload/.test(l.msg))).toBe(false);
     const after = await expectCatalogUploaded(rec);
     expect(after.uploadUrl).toBe(before.uploadUrl);
-    expect(await sha256OfFile(path.join(dir, 'hq', tus.finished[0].id))).toBe(rec.sha256);
+    expect(await sha256OfFile(path.join(station.dir, 'hq', tus.finished[0].id))).toBe(rec.sha256);
   });
 
   it('HQ forgot the upload while dockd was stopped: HEAD 404, a deliberate fresh upload, completed exactly once', async () => {
@@ -161,7 +140,7 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
     // HQ restarts on the same address with an empty store: it no longer knows the upload.
     const oldTus = tus;
     await oldTus.stop();
-    tus = new TusTestServer(path.join(dir, 'hq2'));
+    tus = station.tus = new TusTestServer(path.join(station.dir, 'hq2'));
     await tus.start(oldTus.port);
     thaw();
 
@@ -182,7 +161,7 @@ describe('resumable upload to HQ: crash, forgotten upload, stalled link, cut lin
     const after = await expectCatalogUploaded(rec);
     expect(after.uploadUrl).not.toBe(before.uploadUrl);
     expect(after.uploadUrl).toContain(tus.finished[0].id);
-    expect(await sha256OfFile(path.join(dir, 'hq2', tus.finished[0].id))).toBe(rec.sha256);
+    expect(await sha256OfFile(path.join(station.dir, 'hq2', tus.finished[0].id))).toBe(rec.sha256);
   });
 
   it('a stalled link: after stallTimeoutSeconds the request is aborted and resumed, and finishes once the link moves', async () => {

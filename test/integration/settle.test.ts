@@ -2,11 +2,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
-import { recordTopics } from '../helpers/mosquitto.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
-import { useStationWorld } from '../helpers/stationWorld.ts';
 import { dockctlFiles } from '../helpers/dockctlJson.ts';
 import { eventsOf } from '../helpers/stationReports.ts';
 import { sha256Of } from '../helpers/trees.ts';
@@ -26,18 +25,14 @@ async function rec1(configFile: string): Promise<Recorder | undefined> {
 }
 
 describe('a recording still being written when docked is one recording', () => {
-  const w = useStationWorld();
+  const station = useStation();
 
   it('copies a clip appended to every 100 ms only once it settles, is not safe before, and copies a later change again as a new version that supersedes the first', async () => {
-    const world = await makeWorld(w.dir, {
-      tusEndpoint: w.tus.endpoint,
-      mqttUrl: w.broker.url,
-      extra: { dock: { mountRoots: [path.join(w.dir, 'dock')], settleMs: 100, settleSeconds: 1.5, rescanSeconds: 0.5 } },
+    const world = await station.world({
+      extra: { dock: { mountRoots: [path.join(station.dir, 'dock')], settleMs: 100, settleSeconds: 1.5, rescanSeconds: 0.5 } },
     });
-    w.sub = await recordTopics(w.broker.url, 'dockd/test-st/#');
-    w.daemon = new DaemonProcess(world.configFile);
-    w.daemon!.start();
-    await w.daemon!.started();
+    const sub = await station.subscribe();
+    const daemon = await station.startDaemon(world.configFile);
 
     const source = await fs.readFile(await sampleMedia('video', 4, 501));
     const name = recordingName({ at: '20261128130000', seq: 1 });
@@ -109,11 +104,11 @@ describe('a recording still being written when docked is one recording', () => {
     await waitFor('safe again', async () => (await rec1(world.configFile))?.safeToUndock === true, 60_000);
     expect((await rec1(world.configFile))!.files.superseded).toBe(1);
     expect(
-      eventsOf(w.sub!.messages, 'file.ingested')
+      eventsOf(sub.messages, 'file.ingested')
         .filter((e) => e.filename === name)
         .map((e) => e.supersedes ?? null),
     ).toEqual([null, rows[0].id]);
     expect(await sha256OfFile(path.join(volume, name))).toBe(sha256Of(changed)); // the recorder was only read
-    expect(await w.daemon!.stop()).toBe(0);
+    expect(await daemon.stop()).toBe(0);
   }, 240_000);
 });

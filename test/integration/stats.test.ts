@@ -5,10 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { recordingName, sampleMedia } from '../../scripts/media.ts';
 import { csvOf } from '../helpers/csv.ts';
-import { DaemonProcess, makeWorld, runDockctl } from '../helpers/daemon.ts';
+import { runDockctl } from '../helpers/daemon.ts';
 import { waitForSettledCatalog } from '../helpers/dockctlJson.ts';
 import { freePort } from '../helpers/ports.ts';
-import { useStationWorld } from '../helpers/stationWorld.ts';
+import { useStation } from '../helpers/station.ts';
 import { dockVolume } from '../helpers/volume.ts';
 import { login, request } from '../http/client.ts';
 import { addUser } from '../http/stationUsers.ts';
@@ -28,21 +28,17 @@ const ZHANG = { serial: '1234567', officerId: '012345', officerName: '张三' };
 const LI = { serial: '7654321', officerId: '054321', officerName: '李四' };
 
 describe('statistics end to end', () => {
-  const w = useStationWorld();
+  const station = useStation();
 
   it('two officers dock (one recording 30 h late, one without a sidecar): dockctl stats, GET /api/stats, the CSV and the statistics view agree', async () => {
     const port = await freePort();
-    const world = await makeWorld(w.dir, {
-      tusEndpoint: w.tus.endpoint,
-      mqttUrl: w.broker.url,
+    const world = await station.world({
       devices: [ZHANG, LI],
       // The statistics count late offloads by the default rule (24 h); the shared test world sets it far out.
       extra: { http: { listen: `127.0.0.1:${port}` }, rules: { offloadWithinHours: 24 } },
     });
-    w.daemon = new DaemonProcess(world.configFile);
-    w.daemon.start();
-    await w.daemon.started();
-    await w.daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');
+    const daemon = await station.startDaemon(world.configFile);
+    await daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');
 
     const t = { zhangLate: nameTime(30), zhang: nameTime(2), li: nameTime(1), liHeld: nameTime(1.5) };
     await dockVolume(world.mountRoot, 'REC-ZHANG', async (v) => {
@@ -160,7 +156,7 @@ describe('statistics end to end', () => {
     // The statistics view in Chromium, with its charts drawn by the station's own Chart.js.
     let context: BrowserContext | null = null;
     try {
-      context = await chromium.launchPersistentContext(path.join(w.dir, 'chromium-profile'), {
+      context = await chromium.launchPersistentContext(path.join(station.dir, 'chromium-profile'), {
         executablePath: '/usr/bin/chromium',
         headless: true,
         viewport: { width: 1024, height: 1400 },

@@ -9,43 +9,43 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { stringify } from 'yaml';
-import { afterEach, describe, expect, it } from 'vitest';
-import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
-import { DaemonProcess, tempDir } from '../helpers/daemon.ts';
-import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
-import { Mosquitto } from '../helpers/mosquitto.ts';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { confirmAndWaitForWipe, expectDeviceAfterWipe } from '../helpers/deviceWipe.ts';
+import { dockctlAudit } from '../helpers/dockctlJson.ts';
 import {
   NOBODY,
-  PORT,
   UNPRIVILEGED_SLAVE_NS,
   helperWorld,
   loopDeviceOf,
   mountOptionsOf,
   mountsUnder,
   requireMountTools,
-  sh,
   tearDownHelperWorld,
   type HelperWorld,
 } from '../helpers/mountHelperWorld.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { TusTestServer } from '../helpers/tusServer.ts';
-import { dockctlAudit, waitForAudit } from '../helpers/dockctlJson.ts';
-import { sendReceipt } from '../helpers/receipts.ts';
+import { useStation } from '../helpers/station.ts';
 import { fileContents } from '../helpers/trees.ts';
+import { BAY, recorderContent, usbBayConfig } from '../helpers/usbStorageWorld.ts';
 
 const ST = 'test-st';
-const BAY = 'B2';
 
-let dir: string | null = null;
-const loops: string[] = [];
-let world: HelperWorld | null = null;
-let daemon: DaemonProcess | null = null;
-let broker: Mosquitto | null = null;
-let tus: TusTestServer | null = null;
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail') {
+describe('dockd without any capability, mounting through the mount helper', () => {
+  const station = useStation({
+    prefix: 'dockd-unprivileged-usb-',
+    precondition: () => requireMountTools('the unprivileged USB docking test'),
+  });
+  const loops: string[] = [];
+  let world: HelperWorld | null = null;
+  beforeEach(() =>
+    station.onCleanup(async () => {
+      await tearDownHelperWorld(station.dir, loops, world?.helper);
+      world = null;
+    }),
+  );
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== 'fail') return;
+    const { daemon } = station;
     if (daemon)
       console.error(
         daemon.logs
@@ -55,97 +55,37 @@ afterEach(async (ctx) => {
         daemon.stderr,
       );
     if (world) console.error(world.helperLog.join('\n'));
-  }
-  await daemon?.stop().catch(async () => {
-    await daemon?.kill9();
   });
-  await tus?.stop().catch(() => {});
-  await broker?.stop().catch(() => {});
-  await tearDownHelperWorld(dir, loops, world?.helper);
-  dir = null;
-  world = null;
-  daemon = null;
-  broker = null;
-  tus = null;
-});
 
-describe('dockd without any capability, mounting through the mount helper', () => {
   it('docks, ingests, wipes through a read-write remount and undocks a real ext4 volume', async () => {
-    requireMountTools('the unprivileged USB docking test');
-    dir = await tempDir('dockd-unprivileged-usb-');
+    const { dir, broker, tus } = station;
     await fs.chmod(dir, 0o755);
 
     const content = path.join(dir, 'content');
-    const media = path.join(content, 'DCIM', '100MEDIA');
-    await fs.mkdir(media, { recursive: true });
-    const clips: { rel: string; sha256: string }[] = [];
-    for (const [i, variant] of [741, 742, 743].entries()) {
-      const source = await sampleMedia('video', 1, variant);
-      const name = recordingName({
-        officerId: '012345',
-        serial: '1234567',
-        at: `2026112809${String(i * 10).padStart(2, '0')}00`,
-        seq: i + 1,
-      });
-      await fs.copyFile(source, path.join(media, name));
-      await fs.writeFile(
-        path.join(media, name.replace(/\.mp4$/, '.meta.json')),
-        JSON.stringify({ caseNo: `C-NOCAP-${i + 1}`, purpose: '现场执法', place: '幸福路12号' }),
-      );
-      clips.push({ rel: `DCIM/100MEDIA/${name}`, sha256: await sha256OfFile(source) });
-    }
-    await fs.writeFile(path.join(content, 'notes.txt'), '值班记录 duty notes\n');
+    const clips = await recorderContent(content, {
+      variants: [741, 742, 743],
+      seconds: 1,
+      hour: '2026112809',
+      caseNo: 'C-NOCAP',
+      note: true,
+    });
     const original = await fileContents(content);
     const loop = await loopDeviceOf(content, path.join(dir, 'recorder.img'), 32);
     loops.push(loop);
     world = await helperWorld(dir, loop, { plugged: false });
 
-    broker = new Mosquitto(path.join(dir, 'mosquitto'));
-    await broker.start();
-    tus = new TusTestServer(path.join(dir, 'hq'));
-    await tus.start();
-    const storeDir = path.join(dir, 'store');
-    const mountRoot = path.join(dir, 'dock');
-    for (const d of [storeDir, mountRoot]) {
-      await fs.mkdir(d);
-      await fs.chown(d, NOBODY, NOBODY);
-    }
-    const configFile = path.join(dir, 'dockd.yaml');
-    await fs.writeFile(
-      configFile,
-      stringify({
-        station: { id: ST, timeZone: 'Asia/Shanghai' },
-        storage: { dir: storeDir },
-        dock: {
-          mountRoots: [mountRoot],
-          settleMs: 100,
-          rescanSeconds: 1,
-          bays: [{ id: BAY, usbPort: PORT }],
-          wipe: 'after-archive',
-        },
-        devices: [{ serial: '1234567', officerId: '012345', officerName: '张三' }],
-        hq: {
-          embedded: false,
-          tus: { endpoint: tus.endpoint, stallTimeoutSeconds: 10, maxRetryDelaySeconds: 2 },
-          mqtt: { url: broker.url, topicPrefix: 'dockd' },
-          receiptKey: TEST_HQ_PUBLIC_PEM,
-        },
-        http: { listen: '127.0.0.1:0' },
-        log: { level: 'debug' },
-        usb: {
-          enabled: true,
-          hotplug: 'sysfs',
-          sysfsRoot: world.sysfsRoot,
-          devRoot: world.devRoot,
-          runtimeMountRoot: world.runtimeRoot,
-          mountHelper: world.socket,
-        },
-      }),
-    );
+    const { configFile, storeDir, mountRoot } = await station.world({
+      tus: { stallTimeoutSeconds: 10 },
+      extra: usbBayConfig(
+        dir,
+        { sysfsRoot: world.sysfsRoot, devRoot: world.devRoot, runtimeMountRoot: world.runtimeRoot, mountHelper: world.socket },
+        'after-archive',
+      ),
+    });
+    await fs.mkdir(storeDir);
+    for (const d of [storeDir, mountRoot]) await fs.chown(d, NOBODY, NOBODY);
 
-    daemon = new DaemonProcess(configFile);
-    daemon.start({ wrap: UNPRIVILEGED_SLAVE_NS, env: { HOME: dir, TMPDIR: '/tmp' } });
-    await daemon.started();
+    const daemon = await station.startDaemon(configFile, { wrap: UNPRIVILEGED_SLAVE_NS, env: { HOME: dir, TMPDIR: '/tmp' } });
     await daemon.waitForLog((l) => l.msg === 'mount helper answers', 'dockd to reach the mount helper');
     const pid = daemon.proc!.pid!;
     const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
@@ -154,7 +94,7 @@ describe('dockd without any capability, mounting through the mount helper', () =
       expect(new RegExp(`^${set}:\\s+0+$`, 'm').test(status), set).toBe(true);
     expect(await fs.readlink(`/proc/${pid}/ns/mnt`)).not.toBe(await fs.readlink('/proc/self/ns/mnt'));
     const alive = () => {
-      if (daemon?.proc?.exitCode !== null) throw new Error(`dockd exited ${daemon?.proc?.exitCode}: ${daemon?.stderr}`);
+      if (daemon.proc?.exitCode !== null) throw new Error(`dockd exited ${daemon.proc?.exitCode}: ${daemon.stderr}`);
     };
     const inDockd = `/proc/${pid}/mounts`;
     const mountPoint = path.join(world.runtimeRoot, BAY);
@@ -174,26 +114,15 @@ describe('dockd without any capability, mounting through the mount helper', () =
       'all three clips verified by the tus server',
       () => {
         alive();
-        return clips.every((c) => tus!.finished.some((u) => u.sha256 === c.sha256));
+        return clips.every((c) => tus.finished.some((u) => u.sha256 === c.sha256));
       },
       120_000,
       200,
     );
 
     // HQ confirms two: dockd deletes them through the helper's read-write remount, then it is read-only again.
-    const [gone1, gone2, kept] = clips;
-    for (const c of [gone1, gone2]) await sendReceipt(broker.url, ST, { sha256: c.sha256, ok: true });
-    const deleted = await waitForAudit(configFile, 'recorder.file-deleted', { n: 2, timeoutMs: 120_000 });
-    expect(deleted.map((e) => e.subject).sort()).toEqual([gone1.sha256, gone2.sha256].sort());
-    for (const e of deleted) expect(e.data).toMatchObject({ method: 'remount', deviceSerial: '1234567' });
-    await waitFor(
-      'the wipe passes to finish',
-      () =>
-        daemon!.logs
-          .filter((l) => /deleted archived recordings from the recorder/.test(String(l.msg)))
-          .reduce((n, l) => n + Number(l.deleted), 0) >= 2,
-      60_000,
-    );
+    const [gone1, gone2] = clips;
+    await confirmAndWaitForWipe(daemon, { brokerUrl: broker.url, stationId: ST }, [gone1, gone2]);
     for (const table of [inDockd, '/proc/self/mounts']) {
       const options = mountOptionsOf(mountPoint, table);
       expect(options, table).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
@@ -213,21 +142,6 @@ describe('dockd without any capability, mounting through the mount helper', () =
       60_000,
     );
     expect(mountsUnder(world.runtimeRoot)).toEqual([]);
-    expect(() => sh('e2fsck', ['-n', '-f', loop])).not.toThrow();
-    const check = path.join(dir, 'check');
-    await fs.mkdir(check);
-    sh('mount', ['-o', 'ro,noload', '-t', 'ext4', loop, check]);
-    try {
-      const after = await fileContents(check);
-      after.delete('lost+found');
-      for (const [rel, bytes] of original) {
-        if (rel === gone1.rel || rel === gone2.rel) expect(after.has(rel), rel).toBe(false);
-        else expect(after.get(rel)?.equals(bytes), `${rel} unchanged`).toBe(true);
-      }
-      expect(after.has(kept.rel)).toBe(true);
-      expect(after.size).toBe(original.size - 2);
-    } finally {
-      sh('umount', [check]);
-    }
+    await expectDeviceAfterWipe(loop, path.join(dir, 'check'), original, [gone1, gone2]);
   }, 300_000);
 });
