@@ -74,7 +74,8 @@ export class DaemonProcess {
   }
 
   async started(): Promise<void> {
-    await this.waitForLog((l) => l.msg === 'dockd started', 'dockd to start');
+    // A start is quick on a quiet machine; 60 s leaves room for a CI machine whose two cores run several suites.
+    await this.waitForLog((l) => l.msg === 'dockd started', 'dockd to start', 60_000);
   }
 
   async connectedToBroker(): Promise<LogLine> {
