@@ -1,6 +1,7 @@
 /** One run of the real daemon for bench/daemon.ts: dock volumes, read the times from the daemon's own log lines. */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { DaemonProcess, type LogLine, makeWorld } from '../test/helpers/daemon.ts';
@@ -34,8 +35,12 @@ export interface RunResult {
   secs: number;
   /** The longest a volume waited, from appearing to being announced (`recorder docked`), in seconds. */
   announceSecs: number;
-  /** With `redock`: seconds `sha256sum` took over the same files just before the re-dock. */
-  sha256sumSecs?: number;
+  /** p90 of the time each upload took (tus, its `uploaded` log line) among those that ended during the ingest. */
+  uploadP90Ms: number | null;
+  /** How many uploads ended during the ingest. */
+  uploads: number;
+  /** With `redock`: the time `sha256sum` took over the same files just before the re-dock. */
+  sha256sum?: { wall: number; cpu: number };
   rssMb: number;
 }
 
@@ -50,12 +55,26 @@ export async function filesOf(dirs: string[]): Promise<string[]> {
   return out;
 }
 
-/** Seconds a command takes over `files` (e.g. `sha256sum`, `openssl dgst -sm3`), arguments split to fit a command line. */
-export async function timeOver(cmd: string, args: string[], files: string[]): Promise<number> {
+/**
+ * A command's time over `files` (e.g. `sha256sum`, `openssl dgst -sm3`), arguments split to fit a command line: wall
+ * seconds, and its CPU seconds (user + system: what it needs of one core of its own, whatever else the machine runs).
+ */
+export async function timeOver(cmd: string, args: string[], files: string[]): Promise<{ wall: number; cpu: number }> {
+  const times = path.join(os.tmpdir(), `dockd-bench-time-${process.pid}`);
+  await fs.rm(times, { force: true });
   const t0 = performance.now();
   for (let i = 0; i < files.length; i += 500)
-    await run(cmd, [...args, ...files.slice(i, i + 500)], { maxBuffer: 64 << 20, timeout: 3_600_000 });
-  return (performance.now() - t0) / 1000;
+    await run('/usr/bin/time', ['-a', '-o', times, '-f', '%U %S', cmd, ...args, ...files.slice(i, i + 500)], {
+      maxBuffer: 64 << 20,
+      timeout: 3_600_000,
+    });
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = (await fs.readFile(times, 'utf8'))
+    .split(/\s+/)
+    .filter(Boolean)
+    .reduce((n, x) => n + Number(x), 0);
+  await fs.rm(times, { force: true });
+  return { wall, cpu };
 }
 
 /** Docks copies of `sources` at once under a fresh daemon; the times until every one is announced and safe to undock. */
@@ -105,14 +124,20 @@ export async function dockAndWait(sources: string[], work: string, servers: Serv
     );
     const announced = lines('recorder docked').slice(want - sources.length);
     const lag = docked.map((d, i) => logTime(announced.find((l) => l.volume === d)!) - dockedAt[i]);
-    return { secs: (safeAt - t0) / 1000, announceSecs: Math.max(...lag) / 1000 };
+    // Uploads finished while the volumes were ingested (dockd uploads what is ready as it copies).
+    const during = lines('uploaded')
+      .filter((l) => logTime(l) >= t0 && logTime(l) <= safeAt)
+      .map((l) => Number(l.ms))
+      .sort((a, b) => a - b);
+    const uploadP90Ms = during.length ? during[Math.min(during.length - 1, Math.floor(during.length * 0.9))] : null;
+    return { secs: (safeAt - t0) / 1000, announceSecs: Math.max(...lag) / 1000, uploadP90Ms, uploads: during.length };
   };
   let result = await dock(1);
-  let sha256sumSecs: number | undefined;
+  let sha256sum: { wall: number; cpu: number } | undefined;
   if (opts.redock) {
     await Promise.all(docked.map((d, i) => fs.rename(d, staged[i])));
     await waitFor('every volume undocked', () => lines('recorder undocked').length >= sources.length, 600_000, 50);
-    sha256sumSecs = await timeOver('sha256sum', [], await filesOf(staged));
+    sha256sum = await timeOver('sha256sum', [], await filesOf(staged));
     result = await dock(2);
   }
   const status = await fs.readFile(`/proc/${daemon.proc!.pid}/status`, 'utf8');
@@ -127,5 +152,5 @@ export async function dockAndWait(sources: string[], work: string, servers: Serv
     throw e;
   });
   await fs.rm(work, { recursive: true, force: true });
-  return { ...result, sha256sumSecs, rssMb };
+  return { ...result, sha256sum, rssMb };
 }
