@@ -1,10 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
+import { type DigestStream, digestWorkers } from './digestWorkers.ts';
 import { escapeName } from './rawName.ts';
 import { CodedError } from '../../drivers/errors.ts';
 
 const CHUNK = 4 << 20;
+const MIN_CHUNK = 64 << 10;
 const SYNC_EVERY = 64 << 20;
 
 export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
@@ -56,7 +58,10 @@ export interface CopyOptions {
   onBytes?: (n: number) => void;
   /** Stop early (e.g. shutdown); the partial target is left for the caller to remove. */
   signal?: AbortSignal;
-  /** Digests to compute besides SHA-256 in the same pass (OpenSSL names, e.g. 'sm3'). */
+  /**
+   * Digests to compute besides SHA-256 in the same pass (OpenSSL names, e.g. 'sm3'), on a worker thread: the copy hands
+   * each chunk over and goes on (see DigestStream), so a slower hash does not add its time to the copy's.
+   */
   extraDigests?: string[];
   /**
    * Leave the final fdatasync to the caller (group commit syncs many targets at once): the target is returned open in
@@ -86,6 +91,7 @@ export async function copyAndHash(
   }
   let dst: fs.FileHandle | null = null;
   let syncing = null as Promise<void> | null;
+  let extra: DigestStream | null = null;
   try {
     const before = await src.stat().catch((e) => {
       throw sourceError(e, source);
@@ -99,10 +105,13 @@ export async function copyAndHash(
       }
     }
     const hash: Hash = createHash('sha256');
-    const extra = (opts.extraDigests ?? []).map((name) => [name, createHash(name)] as const);
-    const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    if (opts.extraDigests?.length) extra = digestWorkers.open(opts.extraDigests);
+    // A file smaller than a chunk gets buffers its size (a day's photos and short clips: memory stays flat with many
+    // recorders copying at once); reading to the end still takes one more read, which returns 0.
+    const chunk = Math.min(CHUNK, Math.max(MIN_CHUNK, before.size));
+    const bufs = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
     const read = (i: number) =>
-      src.read(bufs[i % 2], 0, CHUNK, null).then(
+      src.read(bufs[i % 2], 0, chunk, null).then(
         (r) => r.bytesRead,
         (e) => {
           throw sourceError(e, source);
@@ -129,7 +138,8 @@ export async function copyAndHash(
       const written = dst ? writeAll(dst, bytes, target!) : null;
       written?.catch(() => {});
       hash.update(bytes);
-      for (const [, h] of extra) h.update(bytes);
+      // Copied out before the next read may fill this buffer again.
+      if (extra) await extra.update(bytes);
       if (written) await written;
       if (dst && total + n - synced >= SYNC_EVERY && !syncing) {
         // Start writeback early (without waiting) so the final fdatasync has little left to flush.
@@ -162,18 +172,15 @@ export async function copyAndHash(
         throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e);
       }
     }
-    const result: CopyResult = {
-      sha256: hash.digest('hex'),
-      size: total,
-      mtimeMs: Math.trunc(before.mtimeMs),
-      digests: Object.fromEntries(extra.map(([n, h]) => [n, h.digest('hex')])),
-    };
+    const digests = extra ? await extra.digest() : {};
+    const result: CopyResult = { sha256: hash.digest('hex'), size: total, mtimeMs: Math.trunc(before.mtimeMs), digests };
     if (dst && opts.deferSync) {
       result.unsynced = dst;
       dst = null;
     }
     return result;
   } finally {
+    extra?.close();
     await syncing?.catch(() => {});
     await src.close().catch(() => {});
     await dst?.close().catch(() => {});

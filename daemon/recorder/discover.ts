@@ -7,6 +7,12 @@ import { escapeName } from './rawName.ts';
 export const SIDECAR_SUFFIX = '.meta.json';
 /** How many skipped entries a walk reports by name (the rest are counted): a volume may hold 100,000 stray files. */
 const MAX_SKIPPED_LISTED = 1000;
+/**
+ * The entries of a directory are stat'ed this many at a time, not one by one: while other recorders copy, each stat
+ * waits its turn in libuv's thread pool behind their reads, writes and fdatasyncs, and a volume of hundreds of
+ * recordings walked one stat at a time was announced minutes after it was docked.
+ */
+const STAT_AT_ONCE = 64;
 
 export interface FoundRecording {
   /** Path inside the volume as shown to people: bytes that are not clean UTF-8 are escaped (`\xff`). */
@@ -77,6 +83,38 @@ function direntType(d: Dirent<Buffer>): 'dir' | 'file' | 'link' | 'other' | 'unk
   return 'unknown';
 }
 
+function segOf(d: Dirent<Buffer>): Seg {
+  const name = escapeName(d.name);
+  return { text: name.text, raw: d.name, escaped: name.escaped };
+}
+
+/** Whether the walk needs an entry's lstat: anything but a non-recording file, a link or a special file by d_type. */
+function needsStat(d: Dirent<Buffer>): boolean {
+  const type = direntType(d);
+  if (type === 'link' || type === 'other') return false;
+  const text = escapeName(d.name).text;
+  return type !== 'file' || Boolean(mediaKind(text)) || text.toLowerCase().endsWith(SIDECAR_SUFFIX);
+}
+
+/** lstat of many paths (null: none wanted), at most STAT_AT_ONCE at a time. */
+async function lstatEach(paths: (string | Buffer | null)[]): Promise<(PromiseSettledResult<Stats> | null)[]> {
+  const out: (PromiseSettledResult<Stats> | null)[] = [];
+  for (let i = 0; i < paths.length; i += STAT_AT_ONCE)
+    out.push(
+      ...(await Promise.all(
+        paths.slice(i, i + STAT_AT_ONCE).map((p) =>
+          p === null
+            ? null
+            : fs.lstat(p as string).then(
+                (value): PromiseSettledResult<Stats> => ({ status: 'fulfilled', value }),
+                (reason): PromiseSettledResult<Stats> => ({ status: 'rejected', reason }),
+              ),
+        ),
+      )),
+    );
+  return out;
+}
+
 function statType(st: Stats): 'dir' | 'file' | 'link' | 'other' {
   return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
 }
@@ -114,9 +152,10 @@ export async function discover(root: string): Promise<Discovery> {
     const sidecars = new Map<string, Seg>(); // by the recording's base name
     const files: { segs: Seg[]; st: Stats; kind: MediaKind | null; name: string }[] = [];
     const subdirs: Seg[][] = [];
-    for (const d of entries) {
-      const name = escapeName(d.name);
-      const seg: Seg = { text: name.text, raw: d.name, escaped: name.escaped };
+    const stats = await lstatEach(entries.map((d) => (needsStat(d) ? absOf(root, [...dirSegs, segOf(d)]) : null)));
+    for (const [i, d] of entries.entries()) {
+      const seg = segOf(d);
+      const name = { text: seg.text, escaped: seg.escaped };
       const segs = [...dirSegs, seg];
       const rel = () => joinSegs(segs).rel;
       let type = direntType(d);
@@ -135,14 +174,13 @@ export async function discover(root: string): Promise<Discovery> {
         skip(rel(), 'not a regular file (device, fifo or socket)');
         continue;
       }
-      let st: Stats;
-      try {
-        st = await fs.lstat(absOf(root, segs) as string);
-      } catch (e) {
-        if (isSidecar) skip(rel(), `cannot stat sidecar: ${errCode(e)}`);
-        else leave(segs, `cannot stat: ${errCode(e)}`);
+      const stat = stats[i]!;
+      if (stat.status === 'rejected') {
+        if (isSidecar) skip(rel(), `cannot stat sidecar: ${errCode(stat.reason)}`);
+        else leave(segs, `cannot stat: ${errCode(stat.reason)}`);
         continue;
       }
+      const st = stat.value;
       type = statType(st);
       if (type === 'link') {
         skip(rel(), 'symbolic link (never followed)');
