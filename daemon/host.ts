@@ -8,18 +8,10 @@ import { LibusbHotplug, SysfsPoller, type UsbHotplug } from '../drivers/usb/hotp
 import { Sysfs } from '../drivers/usb/sysfs.ts';
 import type { Logger } from './log.ts';
 import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
+import { type Clock, systemClock } from './clock.ts';
 
-/** The station's time. Services read it here, never from the wall clock, so a test can hand in one it moves. */
-export interface Clock {
-  now(): Date;
-  /** Milliseconds since the epoch (`now().getTime()`). */
-  ms(): number;
-}
-
-export const systemClock: Clock = {
-  now: () => new Date(),
-  ms: () => Date.now(),
-};
+// The clock lives in clock.ts (no imports), so that the catalog and dockctl load without the host's watchers and drivers.
+export { type Clock, systemClock };
 
 /** Opens a recorder's control channel (a tty) as a byte stream. */
 export type OpenTransport = (target: string) => Promise<ByteTransport>;
@@ -64,7 +56,7 @@ export function defaultHost(): Host {
           ? new MountHelperClient({ socketPath: o.mountHelper, runtimeRoot: o.runtimeRoot })
           : new BlockMounter({ runtimeRoot: o.runtimeRoot }),
     },
-    // serialport is a native module: loaded at the first open, so what imports systemClock (dockctl) stays light.
+    // serialport is a native module: loaded at the first open.
     openTransport: async (target) => (await import('../drivers/transports/serial.ts')).openSerial(target),
     watchDir: (paths, options) => watch(paths, options),
     statfs: (dir) => statfs(dir),

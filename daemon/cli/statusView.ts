@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import { systemClock } from '../host.ts';
+import { systemClock } from '../clock.ts';
 import type { RecorderStatus } from '../status/board.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
 import { FILE_STATES, type Catalog } from '../store/catalog.ts';

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { systemClock } from '../host.ts';
+import { systemClock } from '../clock.ts';
 import { appendAudit, type AuditEntry } from './audit.ts';
 import { CatalogReads } from './catalogReads.ts';
 import {

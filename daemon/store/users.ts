@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { systemClock } from '../host.ts';
+import { systemClock } from '../clock.ts';
 import { decodeHash, encodeHash, type PasswordHash, type Role } from '../security/password.ts';
 import { CodedError } from '../../drivers/errors.ts';
 
