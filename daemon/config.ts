@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { ErrorObject } from 'ajv';
 import { validateConfig as validateSchema } from './configValidator.ts';
 import { checkHttpConfig, type HttpConfig } from './httpConfig.ts';
@@ -9,6 +8,7 @@ import { parsePublicKey } from './custody/keys.ts';
 import { CodedError } from '../drivers/errors.ts';
 
 import { PACKAGE_ROOT } from './packageRoot.ts';
+import { parseYaml } from './yamlParse.ts';
 
 export { PACKAGE_ROOT };
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
@@ -194,9 +194,12 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
     throw new ConfigError(`config: ${keyPath(err)}: ${describe(err)}`);
   }
   const config = copy as unknown as Config;
-  if (config.station.timeZone) {
+  // A canonical zone is looked up in the list (cheap); anything else (an alias) is tried with a formatter, which costs
+  // tens of milliseconds of ICU set-up at every dockctl command.
+  const tz = config.station.timeZone;
+  if (tz && !Intl.supportedValuesOf('timeZone').includes(tz)) {
     try {
-      new Intl.DateTimeFormat('en', { timeZone: config.station.timeZone });
+      new Intl.DateTimeFormat('en', { timeZone: tz });
     } catch {
       throw new ConfigError(`config: station.timeZone: unknown time zone "${config.station.timeZone}"`);
     }

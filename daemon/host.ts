@@ -55,7 +55,7 @@ export function defaultHost(): Host {
           ? new MountHelperClient({ socketPath: o.mountHelper, runtimeRoot: o.runtimeRoot })
           : new BlockMounter({ runtimeRoot: o.runtimeRoot }),
     },
-    // serialport is a native module: loaded at the first open, so what imports systemClock (dockctl) stays light.
+    // serialport is a native module: loaded at the first open.
     openTransport: async (target) => (await import('../drivers/transports/serial.ts')).openSerial(target),
     watchDir: (paths, options) => watch(paths, options),
     statfs: (dir) => statfs(dir),

@@ -8,19 +8,13 @@ import { Catalog } from '../store/catalog.ts';
 import { sleep } from '../sleep.ts';
 import { whoIsAsking } from './actor.ts';
 import { table } from './format.ts';
-
-export const POOL_USAGE = `  assign SERIAL OFFICER                   an officer takes a docked pool recorder: dockd writes the officer id to it
-                                          and its recordings from now on are theirs (needs dockd running)
-  return SERIAL                           the recorder goes back to the pool: the assignment ends
-  assignments [SERIAL] [--json]           who held which recorder when`;
-
-export const POOL_COMMANDS = ['assign', 'return', 'assignments'];
+import { UsageError } from './usage.ts';
 
 /** How long dockctl waits for dockd to carry out a request (it logs in to the recorder, writes and reads back). */
 const ANSWER_WITHIN_MS = 30_000;
 
 /** A mistake in how the command was called (exit 2). */
-export class PoolUsageError extends Error {}
+export class PoolUsageError extends UsageError {}
 
 function out(s: string): void {
   process.stdout.write(`${s}\n`);

@@ -9,13 +9,6 @@ import { UserError } from '../store/users.ts';
 import { whoIsAsking } from './actor.ts';
 import { table } from './format.ts';
 
-export const USER_USAGE = `  user add NAME --role admin|officer [--officer-id ID] [--password-stdin]
-                                          a station page user: officers log in with the officer id (警号) and a PIN,
-                                          admins with NAME and a password (asked on the terminal, or read from stdin)
-  user passwd NAME [--password-stdin]     a new password or PIN (ends the user's open sessions)
-  user disable NAME | user enable NAME    stop (and log out) a user, or let them in again
-  user list [--json]                      the users, their roles and open sessions (never a password)`;
-
 /** A mistake in how `dockctl user` was called (exit 2). */
 export class UserUsageError extends Error {}
 

@@ -5,13 +5,14 @@ import { checkAuditHead } from '../custody/signatures.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import { ObjectStore, ObjectStoreError } from '../store/objects.ts';
 import { whoIsAsking } from './actor.ts';
+import { UsageError } from './usage.ts';
 
 function out(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
 /** A --head FILE that is not a head at all (unreadable, not JSON): the caller's mistake, not a verification result. */
-export class HeadFileError extends Error {}
+export class HeadFileError extends UsageError {}
 
 export interface HeadCheck {
   ok: boolean;

@@ -158,9 +158,12 @@ export class CatalogReads {
     return rows.filter((r) => !excludeIds.includes(r.id)).slice(0, limit);
   }
 
+  /** Recordings per state: kept by triggers (schema 11); counted when dockctl reads a catalog dockd has not migrated yet. */
   counts(): Record<FileState, number> {
     const out = Object.fromEntries(FILE_STATES.map((s) => [s, 0])) as Record<FileState, number>;
-    for (const r of this.db.prepare(`SELECT state, COUNT(*) n FROM files GROUP BY state`).all() as {
+    const kept = (this.db.pragma('user_version', { simple: true }) as number) >= 11;
+    const sql = kept ? `SELECT state, n FROM file_counts` : `SELECT state, COUNT(*) n FROM files GROUP BY state`;
+    for (const r of this.db.prepare(sql).all() as {
       state: FileState;
       n: number;
     }[])

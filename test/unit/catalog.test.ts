@@ -441,6 +441,34 @@ describe('Catalog', () => {
       expect(catalog.get(a)!.state).toBe('stored');
     });
 
+    it('keeps the counts per state right through every kind of change (they are kept, not counted, since schema 11)', () => {
+      const counted = () => {
+        const db = new Database(path.join(dir, 'store', 'catalog.sqlite'), { readonly: true });
+        try {
+          const rows = db.prepare(`SELECT state, COUNT(*) n FROM files GROUP BY state`).all() as { state: string; n: number }[];
+          return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+        } finally {
+          db.close();
+        }
+      };
+      const kept = () => Object.fromEntries(Object.entries(catalog.counts()).filter(([, n]) => n));
+      const a = stored(sha('a'), { source_path: 'a' });
+      const b = stored(sha('b'), { source_path: 'b' });
+      catalog.transition(b, 'uploading');
+      catalog.transition(b, 'uploading', { upload_offset: 10 }); // no change of state
+      catalog.beginCopy(fileFields({ source_path: 'c' }));
+      const dropped = catalog.beginCopy(fileFields({ source_path: 'd' }));
+      catalog.abortCopy(dropped);
+      const dup = catalog.beginCopy(fileFields({ source_path: 'e' }));
+      catalog.finishCopy(dup, sha('a'), sighting({ sourcePath: 'e' })); // same content as a: the copying row goes
+      expect(kept()).toEqual(counted());
+      expect(kept()).toEqual({ stored: 1, uploading: 1, copying: 1 });
+      expect(catalog.recoverInterruptedCopies()).toBe(1);
+      catalog.transition(a, 'ready');
+      expect(kept()).toEqual(counted());
+      expect(kept()).toEqual({ ready: 1, uploading: 1 });
+    });
+
     it('records sessions and what was skipped in them', () => {
       const s = catalog.openSession('/var/dock/REC1');
       catalog.recordSkipped(s, 'link.mp4', 'symbolic link (never followed)');

@@ -303,6 +303,12 @@ describe('validateConfig', () => {
     const good = minimal();
     good.station.timeZone = 'Asia/Shanghai';
     expect(validateConfig(good).station.timeZone).toBe('Asia/Shanghai');
+    // Not in Intl's list of canonical zones, but real: an alias, and UTC.
+    for (const zone of ['Asia/Chongqing', 'Asia/Calcutta', 'UTC']) {
+      const alias = minimal();
+      alias.station.timeZone = zone;
+      expect(validateConfig(alias).station.timeZone).toBe(zone);
+    }
   });
 
   it('refuses a device serial listed twice, naming the second entry', () => {
