@@ -12,7 +12,8 @@ import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { sampleMedia } from '../../scripts/media.ts';
-import { type Device, LinkWorld } from '../helpers/linkWorld.ts';
+import type { Device } from '../helpers/linkWorld.ts';
+import { useLinkWorld } from '../helpers/station.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { addUser } from '../http/stationUsers.ts';
 
@@ -20,26 +21,17 @@ const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'browser');
 const WAIT = 60_000;
 const POOL: Device = { serial: 'PL00001', officerId: '012345', officerName: '张三' };
 
-let world: LinkWorld | null = null;
+const worlds = useLinkWorld(60);
 let context: BrowserContext | null = null;
 
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && world?.daemon)
-    console.error(
-      world.daemon.logs
-        .slice(-60)
-        .map((l) => JSON.stringify(l))
-        .join('\n'),
-    );
+afterEach(async () => {
   await context?.close().catch(() => {});
   context = null;
-  await world?.cleanup();
-  world = null;
 });
 
 describe('the station page: pool recorders and upload settings', () => {
   it('an officer takes a pool recorder with 警号 + PIN and an admin returns it; an admin sets the upload cap and windows, written to the config file and applied', async () => {
-    world = await LinkWorld.create({ devices: [POOL] });
+    const world = await worlds.create({ devices: [POOL] });
     const w = world;
     const daemon = await w.startDaemon();
     await daemon.waitForLog((l) => l.msg === 'station page listening', 'the station page to listen');

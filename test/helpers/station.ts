@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
 import { DaemonProcess, makeWorld, tempDir, type WorldOptions } from './daemon.ts';
 import { Mosquitto, type MosquittoOptions, recordTopics, type Subscriber } from './mosquitto.ts';
+import { LinkWorld, type LinkWorldOptions } from './linkWorld.ts';
 import { TusTestServer } from './tusServer.ts';
 
 export type World = Awaited<ReturnType<typeof makeWorld>>;
@@ -133,4 +134,34 @@ export function useStation(opts: StationOptions = {}): Station {
   });
 
   return station;
+}
+
+/** The emulated-recorder worlds of a test file: each made by `create` is cleaned up after its test. */
+export interface LinkWorlds {
+  create(o: LinkWorldOptions): Promise<LinkWorld>;
+}
+
+/**
+ * Registers the clean-up of LinkWorlds (recorder emulators, broker, tus server, dockd) for every test of the file:
+ * after each test its world is cleaned up; when the test failed, dockd's last `tail` log lines are printed first.
+ */
+export function useLinkWorld(tail = 80): LinkWorlds {
+  let world: LinkWorld | null = null;
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail' && world?.daemon)
+      console.error(
+        world.daemon.logs
+          .slice(-tail)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+      );
+    await world?.cleanup();
+    world = null;
+  });
+  return {
+    async create(o) {
+      world = await LinkWorld.create(o);
+      return world;
+    },
+  };
 }

@@ -6,35 +6,20 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../daemon/config.ts';
-import { Controller } from '../../daemon/controller.ts';
-import { type Clock, defaultHost } from '../../daemon/host.ts';
-import { createLogger } from '../../daemon/log.ts';
+import { defaultHost } from '../../daemon/host.ts';
 import { instantInZone, zonedIso } from '../../daemon/media/zonedTime.ts';
 import { addDays } from '../../daemon/stats/dailySummary.ts';
 import { recordingName, sampleMedia } from '../../scripts/media.ts';
-import { type Device, LinkWorld, TIME_ZONE } from '../helpers/linkWorld.ts';
+import { type Device, type LinkWorld, TIME_ZONE } from '../helpers/linkWorld.ts';
+import { MovedClock, useInProcessStation } from '../helpers/inProcessStation.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
 
 const HOUR_MS = 3_600_000;
 const A: Device = { serial: 'BCT0001', officerId: '012345', officerName: '张三' };
 const B: Device = { serial: 'BCT0002', officerId: '054321', officerName: '李四' };
-
-/** The system clock plus an offset the test moves (forward only). */
-class MovedClock implements Clock {
-  private offsetMs = 0;
-  now(): Date {
-    return new Date(this.ms());
-  }
-  ms(): number {
-    return Date.now() + this.offsetMs;
-  }
-  advance(ms: number): void {
-    this.offsetMs += ms;
-  }
-}
 
 /** The station-time day of an instant, YYYY-MM-DD. */
 const dayOf = (at: Date) => instantInZone(at, TIME_ZONE).slice(0, 10);
@@ -43,18 +28,7 @@ const wall = (day: string, time: string) => Date.parse(zonedIso(`${day}T${time}`
 /** A GA/T 947 name time (YYYYMMDDhhmmss) of a station-time day and time. */
 const stamp = (day: string, time: string) => `${day}${time}`.replace(/[-:]/g, '');
 
-let world: LinkWorld | null = null;
-let controller: Controller | null = null;
-const lines: string[] = [];
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail') console.error(lines.slice(-80).join(''));
-  await controller?.stop();
-  controller = null;
-  await world?.cleanup();
-  world = null;
-  lines.length = 0;
-});
+const station = useInProcessStation();
 
 interface Clip {
   device: Device;
@@ -87,8 +61,7 @@ async function dock(w: LinkWorld, name: string, clips: Clip[]): Promise<void> {
 
 describe('stats.daily: the day summary HQ receives', () => {
   it('just after midnight the finished day goes to HQ once, per officer and recorder; a restart sends nothing again; missed days are sent', async () => {
-    world = await LinkWorld.create({ devices: [A, B] });
-    const w = world;
+    const w = await station.world({ devices: [A, B] });
     const clock = new MovedClock();
     // Noon, station time, of today or tomorrow: the whole test day lies between its recordings and the next midnight.
     const today = dayOf(clock.now());
@@ -97,10 +70,7 @@ describe('stats.daily: the day summary HQ receives', () => {
     const day = dayOf(clock.now());
     const loaded = loadConfig(w.configFile);
     loaded.config.rules.offloadWithinHours = 24;
-    const log = createLogger('info', { write: (s: string) => void lines.push(s) });
-    controller = new Controller(loaded, log, { ...defaultHost(), clock });
-    await controller.start();
-    let c = controller;
+    let c = await station.start(loaded, { ...defaultHost(), clock });
     const summaries = () => w.events('stats.daily') as unknown as DailyEvent[];
     const queuedInCatalog = () => c.catalog.auditEntries().filter((e) => e.type === 'stats.daily').length;
     // The first start sends nothing for the days before it.
@@ -162,10 +132,8 @@ describe('stats.daily: the day summary HQ receives', () => {
 
     // Checked again, and after a restart the same night: the day is not sent twice.
     expect(c.daily.check()).toEqual([]);
-    await controller.stop();
-    controller = new Controller(loadConfig(w.configFile), log, { ...defaultHost(), clock });
-    await controller.start();
-    c = controller;
+    await c.stop();
+    c = await station.start(loadConfig(w.configFile), { ...defaultHost(), clock });
     expect(c.daily.check()).toEqual([]);
     expect(queuedInCatalog()).toBe(1);
 

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseRecordingName } from '../../daemon/recorder/recordingName.ts';
 import { formatBcTime } from '../../drivers/protocols/bc/index.ts';
 import { sampleMedia } from '../../scripts/media.ts';
@@ -15,7 +15,8 @@ import { runDockctl } from '../helpers/daemon.ts';
 import { parse } from 'yaml';
 import { hashPassword } from '../../daemon/security/password.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
-import { LinkWorld, TIME_ZONE, type Device, type Emulated } from '../helpers/linkWorld.ts';
+import { type LinkWorld, TIME_ZONE, type Device, type Emulated } from '../helpers/linkWorld.ts';
+import { useLinkWorld } from '../helpers/station.ts';
 import { waitFor } from '../helpers/ports.ts';
 
 const POOL: Device = { serial: 'PL00001', officerId: '012345', officerName: '张三' };
@@ -24,18 +25,7 @@ const AWAY: Device = { serial: 'PL00002', officerId: '054321', officerName: '李
 
 const clip = (n: number) => sampleMedia('video', 1, 4400 + n);
 
-let world: LinkWorld | null = null;
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && world?.daemon)
-    console.error(
-      world.daemon.logs
-        .slice(-80)
-        .map((l) => JSON.stringify(l))
-        .join('\n'),
-    );
-  await world?.cleanup();
-  world = null;
-});
+const worlds = useLinkWorld();
 
 type FileView = Awaited<ReturnType<LinkWorld['files']>>[number];
 
@@ -70,7 +60,7 @@ const dockctl = (w: LinkWorld, ...args: string[]) => runDockctl(w.configFile, ar
 
 describe('a pool recorder assigned at the station', () => {
   it('assign → record → dock: attributed to the holder at capture time; earlier recordings stay with the previous holder; return ends it', async () => {
-    world = await LinkWorld.create({ devices: [POOL, AWAY] });
+    const world = await worlds.create({ devices: [POOL, AWAY] });
     const w = world;
     await w.startDaemon();
     const e = await w.recorder({ ...POOL, keepsControlChannel: true, media: [await clip(1)] });
@@ -168,7 +158,7 @@ describe('a pool recorder assigned at the station', () => {
   });
 
   it('dockctl assign says clearly when the recorder is unknown, not connected, or the officer unknown', async () => {
-    world = await LinkWorld.create({ devices: [POOL, AWAY] });
+    const world = await worlds.create({ devices: [POOL, AWAY] });
     const w = world;
     await w.startDaemon();
 

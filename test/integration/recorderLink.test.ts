@@ -7,12 +7,13 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { EmulatorFaults } from '../../drivers/emulator/index.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 import { recordTopics } from '../helpers/mosquitto.ts';
 import { waitFor } from '../helpers/ports.ts';
-import { LinkWorld, STATION, loopedClip, type Device, type LinkWorldOptions, type Recording } from '../helpers/linkWorld.ts';
+import { type LinkWorld, STATION, loopedClip, type Device, type LinkWorldOptions, type Recording } from '../helpers/linkWorld.ts';
+import { useLinkWorld } from '../helpers/station.ts';
 
 /** The recorder keeps whole seconds, and the reading takes a round trip over the pty on a loaded machine. */
 const DRIFT_TOLERANCE_MS = 3000;
@@ -25,23 +26,10 @@ const STRANGER = { serial: 'BCU0003', officerId: '077777', officerName: '王五'
 /** Small distinct clips (cached): 1 s videos, each variant its own content. */
 const clip = (n: number) => sampleMedia('video', 1, 3300 + n);
 
-let world: LinkWorld | null = null;
-afterEach(async (ctx) => {
-  // A failure on a loaded machine is easier to read with what dockd said.
-  if (ctx.task.result?.state === 'fail' && world?.daemon) {
-    console.error(
-      world.daemon.logs
-        .slice(-80)
-        .map((l) => JSON.stringify(l))
-        .join('\n'),
-    );
-  }
-  await world?.cleanup();
-  world = null;
-});
+const worlds = useLinkWorld();
 
 async function station(o: LinkWorldOptions): Promise<LinkWorld> {
-  world = await LinkWorld.create(o);
+  const world = await worlds.create(o);
   await world.startDaemon();
   return world;
 }

@@ -7,29 +7,18 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sha256OfFile, recordingName } from '../../scripts/media.ts';
 import { bigClip } from '../helpers/bigMedia.ts';
-import { type Device, LinkWorld } from '../helpers/linkWorld.ts';
+import type { Device, LinkWorld } from '../helpers/linkWorld.ts';
+import { useLinkWorld } from '../helpers/station.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockVolume } from '../helpers/volume.ts';
 
 const MB = 1_000_000;
 const A: Device = { serial: 'BCT0001', officerId: '012345', officerName: '张三' };
 
-let world: LinkWorld | null = null;
-
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && world?.daemon)
-    console.error(
-      world.daemon.logs
-        .slice(-60)
-        .map((l) => JSON.stringify(l))
-        .join('\n'),
-    );
-  await world?.cleanup();
-  world = null;
-});
+const worlds = useLinkWorld(60);
 
 async function editConfig(file: string, edit: (doc: Record<string, any>) => void): Promise<void> {
   const doc = parse(await fs.readFile(file, 'utf8'));
@@ -45,7 +34,7 @@ async function reached(w: LinkWorld, bytes: number): Promise<number> {
 
 describe('upload cap', () => {
   it('HQ receives at the configured rate; a SIGHUP raises the cap for the uploads in flight, and names a key that needs a restart', async () => {
-    world = await LinkWorld.create({ devices: [A] });
+    const world = await worlds.create({ devices: [A] });
     const w = world;
     await editConfig(w.configFile, (doc) => {
       doc.hq.tus.maxBytesPerSecond = 1 * MB;

@@ -7,10 +7,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleMedia, sha256OfFile } from '../../scripts/media.ts';
 import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
-import { LinkWorld, STATION, type Recording } from '../helpers/linkWorld.ts';
+import { STATION, type Recording } from '../helpers/linkWorld.ts';
+import { useLinkWorld } from '../helpers/station.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { dockctlAudit, waitForAudit } from '../helpers/dockctlJson.ts';
 import { sendReceipt } from '../helpers/receipts.ts';
@@ -25,18 +26,7 @@ const exists = (p: string) =>
     () => false,
   );
 
-let world: LinkWorld | null = null;
-afterEach(async (ctx) => {
-  if (ctx.task.result?.state === 'fail' && world?.daemon)
-    console.error(
-      world.daemon.logs
-        .slice(-80)
-        .map((l) => JSON.stringify(l))
-        .join('\n'),
-    );
-  await world?.cleanup();
-  world = null;
-});
+const worlds = useLinkWorld();
 
 /** Changes one byte in the middle of a file and puts its mtime back: path, size and mtime still match; only a re-hash tells. */
 async function changeInPlace(file: string, scratch: string): Promise<void> {
@@ -60,7 +50,7 @@ describe("wipe gate through the recorder's control channel (BC+DEL)", () => {
   it(
     'deletes archived recordings on the recorder itself; a changed file and a refusing recorder keep their files',
     async () => {
-      world = await LinkWorld.create({ devices: [KEEPER, STUBBORN], dock: { wipe: 'after-archive' } });
+      const world = await worlds.create({ devices: [KEEPER, STUBBORN], dock: { wipe: 'after-archive' } });
       const config = parse(await fs.readFile(world.configFile, 'utf8'));
       config.hq.receiptKey = TEST_HQ_PUBLIC_PEM;
       await fs.writeFile(world.configFile, stringify(config));
