@@ -5,17 +5,14 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BcError, commandLine, encodeCommand, parseCommand, parseReply, replyLine } from '../../drivers/protocols/bc/index.ts';
 import { parseRecordingName } from '../../daemon/recorder/recordingName.ts';
-import { EmulatorWorld } from './emulatorWorld.ts';
+import { type EmulatorWorld, useEmulatorWorld } from './emulatorWorld.ts';
 
 let world: EmulatorWorld;
-beforeEach(async () => {
-  world = await EmulatorWorld.create();
-});
-afterEach(async () => {
-  await world.cleanup();
+useEmulatorWorld((w) => {
+  world = w;
 });
 
 describe('BC+UID= on the wire', () => {

@@ -4,7 +4,8 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BcClient, BcError } from '../../drivers/protocols/bc/index.ts';
+import { BcClient } from '../../drivers/protocols/bc/index.ts';
+import { failure } from './emulatorWorld.ts';
 
 /** The peer's side: answers each command line with what `script` returns (bytes, or nothing). */
 type Script = (line: string, peer: net.Socket) => Buffer | string | null | Promise<Buffer | string | null>;
@@ -45,15 +46,6 @@ async function connect(
   entry.sockets.push(socket);
   await new Promise<void>((r) => socket.once('connect', () => r()));
   return { client: new BcClient(socket, { timeoutMs: 2000, ...opts }), socket, received };
-}
-
-async function failure(p: Promise<unknown>): Promise<BcError> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  if (!(e instanceof BcError)) throw new Error(`expected a BcError, got ${e === null ? 'success' : String(e)}`);
-  return e;
 }
 
 describe('BcClient over a socket', () => {

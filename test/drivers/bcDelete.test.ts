@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BcError,
   MAX_DELETE_PATH_BYTES,
@@ -18,25 +18,13 @@ import {
   replyLine,
 } from '../../drivers/protocols/bc/index.ts';
 import { deleteFromStorage } from '../../drivers/emulator/index.ts';
-import { EmulatorWorld, exists, waitFor } from './emulatorWorld.ts';
+import { type EmulatorWorld, exists, waitFor, useEmulatorWorld, failure } from './emulatorWorld.ts';
 import { treeHashes } from '../helpers/trees.ts';
 
 let world: EmulatorWorld;
-beforeEach(async () => {
-  world = await EmulatorWorld.create();
+useEmulatorWorld((w) => {
+  world = w;
 });
-afterEach(async () => {
-  await world.cleanup();
-});
-
-async function failure(p: Promise<unknown>): Promise<BcError> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  if (!(e instanceof BcError)) throw new Error(`expected a BcError, got ${e === null ? 'success' : String(e)}`);
-  return e;
-}
 
 /** The recordings of the world's volume for `serial`, relative with `/`. */
 async function recordings(volumeDir: string): Promise<string[]> {

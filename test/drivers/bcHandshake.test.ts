@@ -4,10 +4,10 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BcError, handshake } from '../../drivers/protocols/bc/index.ts';
 import { SerialTransport, TransportError } from '../../drivers/transports/index.ts';
-import { EmulatorWorld, exists, waitFor } from './emulatorWorld.ts';
+import { type EmulatorWorld, exists, waitFor, useEmulatorWorld } from './emulatorWorld.ts';
 import { treeHashes } from '../helpers/trees.ts';
 
 // A whole second, so the recorder's one-second clock resolution loses nothing: 09:30:00 in Shanghai.
@@ -15,11 +15,8 @@ const T = new Date('2026-11-28T01:30:00.000Z');
 const frozen = () => new Date(T);
 
 let world: EmulatorWorld;
-beforeEach(async () => {
-  world = await EmulatorWorld.create();
-});
-afterEach(async () => {
-  await world.cleanup();
+useEmulatorWorld((w) => {
+  world = w;
 });
 
 describe('BcClient over a pty to the emulator', () => {

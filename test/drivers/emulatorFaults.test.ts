@@ -4,28 +4,16 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BcError, handshake } from '../../drivers/protocols/bc/index.ts';
+import { describe, expect, it } from 'vitest';
+import { handshake } from '../../drivers/protocols/bc/index.ts';
 import { EmulatedRecorder, EmulatorError, createPtyPair } from '../../drivers/emulator/index.ts';
-import { EmulatorWorld, exists, waitFor } from './emulatorWorld.ts';
+import { type EmulatorWorld, exists, waitFor, useEmulatorWorld, failure } from './emulatorWorld.ts';
 import { treeHashes } from '../helpers/trees.ts';
 
 let world: EmulatorWorld;
-beforeEach(async () => {
-  world = await EmulatorWorld.create();
+useEmulatorWorld((w) => {
+  world = w;
 });
-afterEach(async () => {
-  await world.cleanup();
-});
-
-async function failure(p: Promise<unknown>): Promise<BcError> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  if (!(e instanceof BcError)) throw new Error(`expected a BcError, got ${e === null ? 'success' : String(e)}`);
-  return e;
-}
 
 describe('command-mode faults', () => {
   it('wrongPassword: even the right password is refused with BC_AUTH_FAILED', async () => {

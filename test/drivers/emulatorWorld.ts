@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BcClient, type BcClientOptions } from '../../drivers/protocols/bc/index.ts';
+import { afterEach, beforeEach } from 'vitest';
+import { BcClient, type BcClientOptions, BcError } from '../../drivers/protocols/bc/index.ts';
 import { EmulatedRecorder, createPtyPair, type EmulatedRecorderOptions, type PtyPair } from '../../drivers/emulator/index.ts';
 import { SerialTransport } from '../../drivers/transports/serial.ts';
 import { recordingName } from '../../scripts/media.ts';
@@ -19,6 +20,29 @@ export function requireSocat(): void {
   if (r.error || r.status !== 0) {
     throw new Error('socat is not installed: the recorder driver tests need real ptys made by socat (apt-get install socat)');
   }
+}
+
+/** The BcError a call fails with; throws when it succeeds or fails with anything else. */
+export async function failure(p: Promise<unknown>): Promise<BcError> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  if (!(e instanceof BcError)) throw new Error(`expected a BcError, got ${e === null ? 'success' : String(e)}`);
+  return e;
+}
+
+/** A fresh EmulatorWorld for each test of the calling file, handed to `set` before the test and cleaned up after it. */
+export function useEmulatorWorld(set: (world: EmulatorWorld) => void): void {
+  let current: EmulatorWorld | null = null;
+  beforeEach(async () => {
+    current = await EmulatorWorld.create();
+    set(current);
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+    current = null;
+  });
 }
 
 export async function waitFor<T>(
