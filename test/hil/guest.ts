@@ -97,6 +97,10 @@ export class Guest {
       'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
       '-device',
       'qemu-xhci,id=xhci,p2=8,p3=0',
+      // A second controller whose port 1 is also a USB 3 port: a SuperSpeed storage plugged there comes up on its USB 3
+      // bus, not on the USB 2 bus its serial (full speed) was on — the port path changes, as with a real recorder.
+      '-device',
+      'qemu-xhci,id=xhci3,p2=1,p3=1',
       '-device',
       'virtio-serial-pci,id=vser',
       '-chardev',

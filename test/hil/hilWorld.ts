@@ -84,7 +84,7 @@ export class HilWorld {
         this.logs.push({ msg: l });
       }
     };
-    await this.waitForLog((l) => l.msg === 'watching USB for recorders', 'dockd in the guest to watch USB', 240_000);
+    await this.waitForLog((l) => l.msg === 'watching USB for recorders', 'dockd in the guest to watch USB', 420_000);
     this.phases.push(['dockd start (spawn → watching USB)', Date.now() - t0]);
   }
 
@@ -107,6 +107,7 @@ export class HilWorld {
         { serial: 'HIL0002', officerId: '054321', officerName: '李四' },
         { serial: 'HIL0003', officerId: '033333', officerName: '王五' },
         { serial: 'HIL0004', officerId: '044444', officerName: '赵六' },
+        { serial: 'HIL0005', officerId: '055555', officerName: '孙七' },
       ],
       hq: {
         embedded: false,
@@ -119,8 +120,9 @@ export class HilWorld {
       log: { level: 'debug' },
       usb: {
         enabled: true,
-        // libusb's hotplug (the usb package's prebuild uses libudev) needs a udevd, which the guest has not: poll sysfs.
-        hotplug: 'sysfs',
+        // libusb's hotplug (the usb package's prebuild uses libudev) needs a udevd, which the guest has not: auto must
+        // notice that libusb misses the first plug and poll sysfs from then on.
+        hotplug: 'auto',
         runtimeMountRoot: GUEST_MOUNT_ROOT,
         fingerprints: [
           { vendorId: '0403', productId: '6001', driver: 'bc-serial', model: 'qemu usb-serial (HIL test)' },

@@ -16,6 +16,8 @@ export interface QemuRecorderOptions {
   storageSerial: string;
   /** Where the chardev socket goes. */
   workDir: string;
+  /** The xHCI controller (qemu id of its bus); default `xhci.0`, whose ports are USB 2 only. */
+  bus?: string;
 }
 
 /**
@@ -72,8 +74,10 @@ export class QemuRecorder {
       driver: 'usb-serial',
       id: this.serialDevice,
       chardev: `chr-${this.opts.id}`,
-      bus: 'xhci.0',
+      bus: this.opts.bus ?? 'xhci.0',
       port: String(this.opts.port),
+      // The same USB serial number in both modes, as a real recorder has (storage pairs by it when its port path changes).
+      serial: this.opts.storageSerial,
     });
     this.times.serialPlugged = Date.now();
   }
@@ -104,7 +108,7 @@ export class QemuRecorder {
       driver: 'usb-storage',
       id: this.storageDevice,
       drive: `blk-${this.opts.id}`,
-      bus: 'xhci.0',
+      bus: this.opts.bus ?? 'xhci.0',
       port: String(this.opts.port),
       serial: this.opts.storageSerial,
       removable: true,

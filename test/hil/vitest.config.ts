@@ -9,7 +9,7 @@ export default defineConfig({
   test: {
     include: ['test/hil/**/*.hil.ts'],
     testTimeout: 480_000,
-    hookTimeout: 480_000,
+    hookTimeout: 900_000,
     pool: 'forks',
     maxWorkers: 1,
     reporters: ['default'],
