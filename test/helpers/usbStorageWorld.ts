@@ -2,7 +2,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { recordingName, sampleMedia, sha256OfFile } from '../../scripts/media.ts';
+import type { DaemonProcess } from './daemon.ts';
 import { PORT, sh } from './mountHelperWorld.ts';
+import { waitFor } from './ports.ts';
+import type { TusTestServer } from './tusServer.ts';
 
 const FIXTURES = path.join(PACKAGE_ROOT, 'fixtures/sysfs');
 /** The bay of the recorder's USB port, in every USB test station. */
@@ -122,4 +125,25 @@ export function usbBayConfig(
       ...(paths.mountHelper ? { mountHelper: paths.mountHelper } : {}),
     },
   };
+}
+
+/** A check to call inside every wait: throws with dockd's stderr once the daemon has exited, so a crash fails at once. */
+export function daemonAlive(daemon: DaemonProcess): () => void {
+  return () => {
+    if (daemon.proc?.exitCode !== null && daemon.proc?.exitCode !== undefined)
+      throw new Error(`dockd exited ${daemon.proc.exitCode}: ${daemon.stderr}`);
+  };
+}
+
+/** Waits until the tus server has received (and re-hashed) every clip, failing at once if dockd exits. */
+export async function waitForClipsAtTus(tus: TusTestServer, clips: RecorderClip[], alive: () => void): Promise<void> {
+  await waitFor(
+    `${clips.length} clips verified by the tus server`,
+    () => {
+      alive();
+      return clips.every((c) => tus.finished.some((u) => u.sha256 === c.sha256));
+    },
+    120_000,
+    200,
+  );
 }

@@ -26,7 +26,7 @@ import {
 import { waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
 import { fileContents } from '../helpers/trees.ts';
-import { BAY, recorderContent, usbBayConfig } from '../helpers/usbStorageWorld.ts';
+import { BAY, recorderContent, usbBayConfig, daemonAlive, waitForClipsAtTus } from '../helpers/usbStorageWorld.ts';
 
 const ST = 'test-st';
 
@@ -93,9 +93,7 @@ describe('dockd without any capability, mounting through the mount helper', () =
     for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
       expect(new RegExp(`^${set}:\\s+0+$`, 'm').test(status), set).toBe(true);
     expect(await fs.readlink(`/proc/${pid}/ns/mnt`)).not.toBe(await fs.readlink('/proc/self/ns/mnt'));
-    const alive = () => {
-      if (daemon.proc?.exitCode !== null) throw new Error(`dockd exited ${daemon.proc?.exitCode}: ${daemon.stderr}`);
-    };
+    const alive = daemonAlive(daemon);
     const inDockd = `/proc/${pid}/mounts`;
     const mountPoint = path.join(world.runtimeRoot, BAY);
 
@@ -110,15 +108,7 @@ describe('dockd without any capability, mounting through the mount helper', () =
       60_000,
     );
     expect(mountOptionsOf(mountPoint, inDockd)).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
-    await waitFor(
-      'all three clips verified by the tus server',
-      () => {
-        alive();
-        return clips.every((c) => tus.finished.some((u) => u.sha256 === c.sha256));
-      },
-      120_000,
-      200,
-    );
+    await waitForClipsAtTus(tus, clips, alive);
 
     // HQ confirms two: dockd deletes them through the helper's read-write remount, then it is read-only again.
     const [gone1, gone2] = clips;

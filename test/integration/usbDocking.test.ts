@@ -7,7 +7,15 @@ import { runDockctl } from '../helpers/daemon.ts';
 import { mountsUnder, requireMountTools, tearDownHelperWorld } from '../helpers/mountHelperWorld.ts';
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
-import { BAY, ext4LoopDevice, recorderContent, usbBayConfig, usbStorageWorld } from '../helpers/usbStorageWorld.ts';
+import {
+  BAY,
+  ext4LoopDevice,
+  recorderContent,
+  usbBayConfig,
+  usbStorageWorld,
+  daemonAlive,
+  waitForClipsAtTus,
+} from '../helpers/usbStorageWorld.ts';
 
 /**
  * The real daemon with usb.enabled and the sysfs poller over a temp copy of a fixture sysfs tree: a recorder in mass
@@ -59,10 +67,7 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
         .map((m) => JSON.parse(m.payload) as Record<string, unknown>)
         .filter((e) => e.type === type);
     const daemon = await station.startDaemon(configFile);
-    const alive = () => {
-      if (daemon.proc?.exitCode !== null && daemon.proc?.exitCode !== undefined)
-        throw new Error(`dockd exited ${daemon.proc.exitCode}: ${daemon.stderr}`);
-    };
+    const alive = daemonAlive(daemon);
     await daemon.waitForLog((l) => l.msg === 'watching USB for recorders', 'the USB watcher to start');
     const mountPoint = path.join(await fs.realpath(runtimeMountRoot), BAY);
     expect(mountLine(mountPoint)).toBeUndefined();
@@ -83,15 +88,7 @@ describe('USB docking through the real daemon (sysfs poller, loop-backed ext4 re
     expect(await fs.readdir(path.join(mountPoint, 'DCIM', '100MEDIA'))).toEqual(expect.arrayContaining(clips.map((c) => c.name)));
 
     // Ingested and uploaded: the tus server re-hashed each upload and the hashes are the clips'.
-    await waitFor(
-      'both clips verified by the tus server',
-      () => {
-        alive();
-        return clips.every((c) => tus.finished.some((u) => u.sha256 === c.sha256));
-      },
-      120_000,
-      200,
-    );
+    await waitForClipsAtTus(tus, clips, alive);
     for (const c of clips) expect(tus.finished.find((u) => u.sha256 === c.sha256)?.size).toBe(c.size);
     expect(tus.refused).toEqual([]);
 

@@ -14,7 +14,15 @@ import { mountOptionsOf, requireMountTools, tearDownHelperWorld } from '../helpe
 import { freePort, waitFor } from '../helpers/ports.ts';
 import { useStation } from '../helpers/station.ts';
 import { fileContents } from '../helpers/trees.ts';
-import { BAY, ext4LoopDevice, recorderContent, usbBayConfig, usbStorageWorld } from '../helpers/usbStorageWorld.ts';
+import {
+  BAY,
+  ext4LoopDevice,
+  recorderContent,
+  usbBayConfig,
+  usbStorageWorld,
+  daemonAlive,
+  waitForClipsAtTus,
+} from '../helpers/usbStorageWorld.ts';
 
 const ST = 'test-st';
 
@@ -68,10 +76,7 @@ describe('wipe gate on USB storage mounted read-only by dockd (real ext4 loop de
       extra: { ...usbBayConfig(dir, usb, 'after-archive'), http: { listen: `127.0.0.1:${await freePort()}` } },
     });
     const daemon = await station.startDaemon(configFile);
-    const alive = () => {
-      if (daemon.proc?.exitCode !== null && daemon.proc?.exitCode !== undefined)
-        throw new Error(`dockd exited ${daemon.proc.exitCode}: ${daemon.stderr}`);
-    };
+    const alive = daemonAlive(daemon);
     await daemon.waitForLog((l) => l.msg === 'watching USB for recorders', 'the USB watcher to start');
     const mountPoint = path.join(await fs.realpath(runtimeMountRoot), BAY);
 
@@ -86,15 +91,7 @@ describe('wipe gate on USB storage mounted read-only by dockd (real ext4 loop de
       60_000,
     );
     expect(mountOptionsOf(mountPoint)).toContain('ro');
-    await waitFor(
-      'all three clips verified by the tus server',
-      () => {
-        alive();
-        return clips.every((c) => tus.finished.some((u) => u.sha256 === c.sha256));
-      },
-      120_000,
-      200,
-    );
+    await waitForClipsAtTus(tus, clips, alive);
 
     // HQ confirms two: they leave the device, through a read-write remount; the mount is read-only again afterwards.
     const [gone1, gone2] = clips;
