@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { EventBus } from '../events.ts';
 import { annotateRecording, MAX_ANNOTATION_FIELD, type AnnotateErrorCode } from '../ingest/annotate.ts';
-import { parseCapturedAt } from '../ingest/capturedAt.ts';
+import { parseCapturedAt } from '../media/capturedAt.ts';
 import type { Logger } from '../log.ts';
 import { FILE_STATES, type Catalog, type FileRow, type FileState } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';

@@ -1,5 +1,5 @@
 import type { Catalog, FileRow, FileState } from '../store/catalog.ts';
-import { parseCapturedAt } from './capturedAt.ts';
+import { parseCapturedAt } from '../media/capturedAt.ts';
 import { fieldTextProblem } from './fieldText.ts';
 import { describeMissing, missingFields, type RequiredField } from './metadata.ts';
 

@@ -1,4 +1,4 @@
-import { parseCapturedAt } from '../ingest/capturedAt.ts';
+import { parseCapturedAt } from '../media/capturedAt.ts';
 import { zonedIso } from '../media/zonedTime.ts';
 
 /**

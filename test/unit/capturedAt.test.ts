@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCapturedAt } from '../../daemon/ingest/capturedAt.ts';
+import { parseCapturedAt } from '../../daemon/media/capturedAt.ts';
 
 function refusal(text: string, opts?: { wallTimeZone?: string }): string {
   const r = parseCapturedAt(text, opts);

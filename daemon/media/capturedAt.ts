@@ -1,4 +1,4 @@
-import { instantInZone, zonedIso } from '../media/zonedTime.ts';
+import { instantInZone, zonedIso } from './zonedTime.ts';
 
 /**
  * 采集时间 typed by a person (`dockctl annotate --captured-at`, the station page): a real calendar date and time of
