@@ -14,7 +14,7 @@
  *   --time-zone TZ       zone of the recorders' wall clocks (default: local)
  *   --sucess             answer +LOGIN:Sucess like some firmware
  *   --fault NAME[=V]     on every recorder: wrongPassword, silence, garbage, slowReplies=MS, neverReturnsAsStorage,
- *                        unplugMidCopy=MS (repeatable)
+ *                        vanishesBeforeUdiskReply, unplugMidCopy=MS (repeatable)
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -50,6 +50,9 @@ function parseFaults(specs: string[]): EmulatorFaults {
       case 'neverReturnsAsStorage':
         faults.neverReturnsAsStorage = true;
         break;
+      case 'vanishesBeforeUdiskReply':
+        faults.vanishesBeforeUdiskReply = true;
+        break;
       case 'slowReplies':
         faults.slowRepliesMs = ms();
         break;
@@ -58,7 +61,7 @@ function parseFaults(specs: string[]): EmulatorFaults {
         break;
       default:
         fail(
-          `unknown fault ${JSON.stringify(name)} (wrongPassword, silence, garbage, slowReplies=MS, neverReturnsAsStorage, unplugMidCopy=MS)`,
+          `unknown fault ${JSON.stringify(name)} (wrongPassword, silence, garbage, slowReplies=MS, neverReturnsAsStorage, vanishesBeforeUdiskReply, unplugMidCopy=MS)`,
         );
     }
   }

@@ -8,6 +8,7 @@ import type { ByteTransport } from '../../drivers/transports/index.ts';
 import type { Logger } from '../log.ts';
 import type { Service, StationContext } from '../service.ts';
 import { noFiles } from '../status/board.ts';
+import { switchToMassStorage } from './massStorageSwitch.ts';
 import { pairStorage } from './storagePairing.ts';
 
 /** What a recorder said about itself on its control channel, waiting for its storage to appear. */
@@ -282,11 +283,8 @@ export class RecorderLinks implements Service {
       };
       // Wait for the storage before asking for it: the volume can appear before this side has read the acknowledgement.
       waiting = this.awaitStorage(identity, key);
-      try {
-        await client.enableMassStorage();
-      } catch (e) {
-        if (!(isBcError(e) && e.code === 'BC_CLOSED')) throw e;
-      } // the link may drop before the ack is read
+      const seen = await switchToMassStorage(client, transport);
+      if (seen !== 'acknowledged') this.log.info({ link, serial: identity.serial, seen }, 'switch to mass storage taken as done');
       client.dispose();
     } catch (e) {
       if (waiting && this.awaiting.get(waiting.serial) === waiting) {

@@ -41,6 +41,11 @@ export interface EmulatorFaults {
   unplugMidCopyMs?: number;
   /** Every `BC+DEL` is refused with this reason (`+DEL:ERR:<reason>`) and nothing is deleted. */
   deleteFails?: string;
+  /**
+   * On `BC+UDISKEN=1` (logged in) it never replies: it re-enumerates as storage, its tty vanishes from the serial dir
+   * while the station's open port sees neither a reply nor a close, and then its storage appears.
+   */
+  vanishesBeforeUdiskReply?: boolean;
 }
 
 export function recorderClock(model: RecorderModel): Date {
@@ -98,6 +103,8 @@ export interface CommandServerHooks {
   onCommand?: (line: string, cmd: BcCommand | null) => void;
   /** `BC+UDISKEN=1` was acknowledged and the acknowledgement handed to the stream. */
   onMassStorage?: () => void;
+  /** `BC+UDISKEN=1` with faults.vanishesBeforeUdiskReply: the server has stopped answering, nothing was replied. */
+  onLeaveWithoutReply?: () => void;
   /** Answers `BC+DEL=<path>` after a login (unless faults.deleteFails): deletes from the recorder's storage. */
   deleteFile?: (path: string) => Promise<BcReply>;
 }
@@ -139,6 +146,11 @@ export class CommandServer {
       this.hooks.onCommand?.(cmd ? describeCommand(cmd) : ev.text, cmd);
       const faults = this.faults();
       if (faults.silence) continue;
+      if (cmd?.op === 'udisk-enable' && this.session.loggedIn && faults.vanishesBeforeUdiskReply) {
+        this.detach();
+        this.hooks.onLeaveWithoutReply?.();
+        return;
+      }
       const deleting = cmd?.op === 'delete' && this.session.loggedIn && !faults.deleteFails && this.hooks.deleteFile;
       const reply = deleting
         ? this.hooks.deleteFile!((cmd as { path: string }).path)

@@ -10,6 +10,7 @@
  * `BC+DEL=<path>` deletes a file from the volume directory itself (the recorder's own storage) and from its exposed
  * copy. With `keepsControlChannel` the tty stays while the storage is exposed (a composite USB device), so the station
  * can delete files after it has copied them; otherwise the tty vanishes on `BC+UDISKEN=1`, like most recorders.
+ * With faults.vanishesBeforeUdiskReply its serial-dir link vanishes without a reply (the pty stays until unplugged).
  *
  * `BC+UID=` assigns it to an officer (a pool recorder); `record()` then makes recordings named with that officer.
  */
@@ -246,6 +247,7 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
     this.server = new CommandServer(transport.stream, this.model, () => this.faults, {
       onCommand: (line) => this.emit('command', line),
       onMassStorage: () => this.after(this.opts.leaveDelayMs ?? 250, () => this.leaveCommandMode()),
+      onLeaveWithoutReply: () => this.vanishWithoutReply().catch((e: Error) => this.report(e)),
       deleteFile: async (rel) => {
         const reply = await deleteFromStorage(this.opts.volumeDir, this.exposed, rel);
         if (reply.kind === 'del-ok') this.emit('deleted', rel);
@@ -269,12 +271,29 @@ export class EmulatedRecorder extends EventEmitter<EmulatorEvents> {
       if (this.currentState !== 'command') return;
       this.setState('switching');
       if (!this.opts.keepsControlChannel) await this.closeCommandMode();
-      if (this.faults.neverReturnsAsStorage) {
-        this.setState('no-storage');
-        return;
-      }
-      this.after(this.opts.storageDelayMs ?? 0, () => this.returnAsStorage());
+      this.returnUnlessFaulty();
     });
+  }
+
+  /**
+   * faults.vanishesBeforeUdiskReply: only the station's link goes (as a serial-dir entry vanishes when the device
+   * re-enumerates); the pty stays open until unplugged, so the station's port sees no close, just silence.
+   */
+  private vanishWithoutReply(): Promise<void> {
+    return this.serialize(async () => {
+      if (this.currentState !== 'command') return;
+      this.setState('switching');
+      if (this.pty) await fs.rm(this.pty.stationLink, { force: true });
+      this.returnUnlessFaulty();
+    });
+  }
+
+  private returnUnlessFaulty(): void {
+    if (this.faults.neverReturnsAsStorage) {
+      this.setState('no-storage');
+      return;
+    }
+    this.after(this.opts.storageDelayMs ?? 0, () => this.returnAsStorage());
   }
 
   private returnAsStorage(): Promise<void> {

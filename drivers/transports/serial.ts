@@ -12,6 +12,14 @@ export interface SerialOptions {
   lock?: boolean;
 }
 
+/** What stat() of a tty path says once the device behind it has gone. */
+const GONE_PATH_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENODEV', 'ENXIO']);
+/**
+ * The port's status read (ioctl TIOCMGET) on a tty whose device has gone: EIO (hung up), ENODEV or ENXIO. The binding
+ * reports only strerror's words, so these are matched here and nowhere else; ENOTTY (a pty) means it is still there.
+ */
+const GONE_PORT_ERROR = /Input\/output error|No such device/;
+
 export class SerialTransport implements ByteTransport {
   readonly kind = 'serial';
   readonly closed: Promise<{ error?: Error }>;
@@ -61,6 +69,17 @@ export class SerialTransport implements ByteTransport {
       );
     });
     return new SerialTransport(target, port);
+  }
+
+  /** True when the port closed, its path (e.g. the /dev/serial/by-id link) vanished, or its status read says the device is gone. */
+  async deviceGone(): Promise<boolean> {
+    if (!this.isOpen) return true;
+    try {
+      await fs.stat(this.target);
+    } catch (e) {
+      if (GONE_PATH_CODES.has((e as NodeJS.ErrnoException).code ?? '')) return true;
+    }
+    return new Promise((resolve) => this.port.get((err) => resolve(err ? GONE_PORT_ERROR.test(err.message) : false)));
   }
 
   async close(): Promise<void> {

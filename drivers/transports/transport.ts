@@ -18,6 +18,11 @@ export interface ByteTransport {
   readonly closed: Promise<{ error?: Error }>;
   /** Closes the transport; safe to call more than once and after the device went away. */
   close(): Promise<void>;
+  /**
+   * Whether the device has gone although no close was seen yet (its path vanished, the port answers ENODEV/EIO): a
+   * silent device that is still there is not gone. Optional: a transport that cannot tell leaves it out.
+   */
+  deviceGone?(): Promise<boolean>;
 }
 
 /** Opens a transport to a target (a path or an address); injected where transports are needed. */

@@ -93,6 +93,33 @@ describe('storage faults', () => {
     expect(rec.exposedPath).toBeNull();
   });
 
+  it('vanishesBeforeUdiskReply: no reply and no close, its serial-dir link goes, then its volume appears', async () => {
+    const rec = await world.recorder({ serial: 'FLT0010', faults: { vanishesBeforeUdiskReply: true } });
+    const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 800 });
+    await handshake(client, { password: 'pw-1234', massStorage: false });
+    const e = await failure(client.enableMassStorage());
+    expect([e.code, e.command]).toEqual(['BC_TIMEOUT', 'BC+UDISKEN=1']);
+    // The station's port saw no close: only the tty's entry in the serial dir says it is gone.
+    expect(transport.isOpen).toBe(true);
+    expect(await exists(rec.stationPath)).toBe(false);
+    expect(await transport.deviceGone()).toBe(true);
+    const volume = path.join(world.mountRoot, 'FLT0010');
+    await waitFor('the volume to appear', () => rec.state === 'storage');
+    expect(rec.exposedPath).toBe(volume);
+    expect(await treeHashes(volume)).toEqual(await treeHashes(rec.volumeDir));
+  });
+
+  it('a recorder silent on UDISKEN with its tty still there is not gone', async () => {
+    const rec = await world.recorder({ serial: 'FLT0011' });
+    const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 800 });
+    await handshake(client, { password: 'pw-1234', massStorage: false });
+    rec.faults.silence = true;
+    expect((await failure(client.enableMassStorage())).code).toBe('BC_TIMEOUT');
+    expect(await exists(rec.stationPath)).toBe(true);
+    expect(await transport.deviceGone()).toBe(false);
+    expect(rec.state).toBe('command');
+  });
+
   it('unplugMidCopy: the volume vanishes from the mount root while a file is being read', async () => {
     const rec = await world.recorder({ serial: 'FLT0008', faults: { unplugMidCopyMs: 300 } });
     const { client } = await world.client(rec.stationPath);

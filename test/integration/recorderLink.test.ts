@@ -3,7 +3,8 @@
  * @tus/server: an emulated recorder (drivers/emulator) on a socat pty whose station end appears in dock.serialDir →
  * BC handshake (login, identity, clock drift measured and fixed, battery, mass storage) → its volume appears in the
  * mount root → ingest → upload. Faults end that recorder's session with the right alarm while another recorder docked
- * at the same time is ingested normally; an unplug mid-copy followed by a re-dock delivers every file exactly once.
+ * at the same time is ingested normally; an unplug mid-copy followed by a re-dock delivers every file exactly once; a
+ * recorder whose tty vanishes before its UDISKEN acknowledgement is read is still paired with its storage.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -414,6 +415,60 @@ describe('docked again after its storage never came', () => {
     await waitFor('the second deadline to pass', () => Date.now() > storageAt + timeoutS * 1000, 30_000);
     expect(w.events('alarm').map((e) => e.code)).toEqual([]);
     expect((await w.status()).alarms).toEqual([]);
+  }, 240_000);
+});
+
+describe('its tty vanishes before the UDISKEN acknowledgement is read (it re-enumerates as storage)', () => {
+  it('no reply and no close, but the tty is gone: the switch counts, the storage is paired with the identity, no alarm', async () => {
+    const w = await station({ devices: [HEALTHY] });
+    // Its storage appears after dockd's wait for the acknowledgement has run out (dock.commandTimeoutMs), as on the bench.
+    const a = await w.recorder({
+      ...HEALTHY,
+      faults: { vanishesBeforeUdiskReply: true },
+      storageDelayMs: 2500,
+      media: [await clip(5), await clip(6)],
+    });
+    await a.rec.plugIn();
+
+    const uploads = await w.uploaded(a.recordings);
+    expect(a.heard.at(-1)).toBe('BC+UDISKEN=1');
+    expect(a.rec.state).toBe('storage');
+    // dockd saw silence, not a close, and took the vanished tty for the switch.
+    const taken = await w.daemon!.waitForLog(
+      (l) => l.msg === 'switch to mass storage taken as done',
+      'the switch to be taken as done',
+    );
+    expect(taken).toMatchObject({ serial: HEALTHY.serial, seen: 'tty gone without a reply' });
+
+    // The storage under its serial was paired with the identity read in the handshake: serial, officer and name.
+    const volume = path.join(w.mountRoot, HEALTHY.serial);
+    expect(await docked(w, HEALTHY.serial)).toMatchObject({
+      volume,
+      deviceSerial: HEALTHY.serial,
+      officerId: HEALTHY.officerId,
+      officerName: '张三',
+      battery: 87,
+      files: 2,
+    });
+    expectUploadsOf(uploads, a.recordings, HEALTHY);
+    for (const u of uploads) expect(u.metadata.collector).toBe('张三');
+    const files = await w.files();
+    expect(files.map((f) => [f.deviceSerial, f.officerId]).sort()).toEqual([
+      [HEALTHY.serial, HEALTHY.officerId],
+      [HEALTHY.serial, HEALTHY.officerId],
+    ]);
+
+    // No RECORDER_HANDSHAKE_FAILED (nor any other alarm).
+    expect(w.alarmEvent('RECORDER_HANDSHAKE_FAILED')).toBeUndefined();
+    expect(
+      w
+        .events('alarm')
+        .filter((e) => e.active)
+        .map((e) => e.code),
+    ).toEqual([]);
+    const status = await w.status();
+    expect(status.alarms).toEqual([]);
+    expect(await w.daemon!.stop()).toBe(0);
   }, 240_000);
 });
 
