@@ -92,6 +92,10 @@ async function build(): Promise<void> {
 
 async function main(): Promise<void> {
   await build();
+  // A catalog cached by an older dockd: migrated as the daemon would at start (dockctl opens it read-only).
+  const t0 = performance.now();
+  Catalog.open(path.join(dir, 'store')).close();
+  process.stdout.write(`opened (and migrated) the catalog in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const configFile = path.join(dir, 'dockd.yaml');
   await fs.writeFile(
     configFile,

@@ -1,5 +1,7 @@
+import { STATS_SUMMARY_MIGRATION } from './statsSchema.ts';
+
 /** Catalog schema. Bump SCHEMA_VERSION and add a step to MIGRATIONS to change it. */
-export const SCHEMA_VERSION = 11;
+export const SCHEMA_VERSION = 12;
 
 export const MIGRATIONS: Record<number, string> = {
   1: `
@@ -220,4 +222,6 @@ export const MIGRATIONS: Record<number, string> = {
     INSERT INTO file_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
   END;
   `,
+  // Statistics read per-day totals and each recording's docking-to-HQ seconds kept by triggers (daemon/store/statsSchema.ts).
+  12: STATS_SUMMARY_MIGRATION,
 };
