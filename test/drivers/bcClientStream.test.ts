@@ -88,7 +88,7 @@ describe('BcClient over a socket', () => {
   });
 
   it('fails BC_GARBAGE at the timeout when only a fragment of a line arrived', async () => {
-    const { client } = await connect(() => '+BATV', { timeoutMs: 300 });
+    const { client } = await connect(() => '+BATV', { timeoutMs: 1500 });
     expect((await failure(client.battery())).code).toBe('BC_GARBAGE');
   });
 

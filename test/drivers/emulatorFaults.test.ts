@@ -37,7 +37,7 @@ describe('command-mode faults', () => {
 
   it('garbage: BC_GARBAGE, not a timeout and not a misread reply', async () => {
     const rec = await world.recorder({ serial: 'FLT0003', faults: { garbage: true } });
-    const { client } = await world.client(rec.stationPath, { timeoutMs: 600 });
+    const { client } = await world.client(rec.stationPath, { timeoutMs: 3000 });
     const e = await failure(handshake(client, { password: 'pw-1234' }));
     expect([e.code, e.step]).toEqual(['BC_GARBAGE', 'login']);
     // The client still works once the recorder talks sense again.
@@ -95,7 +95,7 @@ describe('storage faults', () => {
 
   it('vanishesBeforeUdiskReply: no reply and no close, its serial-dir link goes, then its volume appears', async () => {
     const rec = await world.recorder({ serial: 'FLT0010', faults: { vanishesBeforeUdiskReply: true } });
-    const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 800 });
+    const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 3000 });
     await handshake(client, { password: 'pw-1234', massStorage: false });
     const e = await failure(client.enableMassStorage());
     expect([e.code, e.command]).toEqual(['BC_TIMEOUT', 'BC+UDISKEN=1']);
@@ -111,7 +111,7 @@ describe('storage faults', () => {
 
   it('a recorder silent on UDISKEN with its tty still there is not gone', async () => {
     const rec = await world.recorder({ serial: 'FLT0011' });
-    const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 800 });
+    const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 3000 });
     await handshake(client, { password: 'pw-1234', massStorage: false });
     rec.faults.silence = true;
     expect((await failure(client.enableMassStorage())).code).toBe('BC_TIMEOUT');

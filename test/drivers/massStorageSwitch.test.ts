@@ -14,7 +14,7 @@ useEmulatorWorld((w) => {
 
 async function loggedIn(serial: string, faults = {}) {
   const rec = await world.recorder({ serial, faults });
-  const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 800 });
+  const { client, transport } = await world.client(rec.stationPath, { timeoutMs: 3000 });
   await handshake(client, { password: 'pw-1234', massStorage: false });
   return { rec, client, transport };
 }
