@@ -40,8 +40,9 @@ in_root() { chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:
 
 # The usb package's libusb listens for hotplug on udevd's netlink group, not the kernel's: without a udevd it hears
 # nothing. So the host's systemd-udevd (package udev) runs in the chroot; --daemon returns once its sockets are bound.
+# udevadm ignores requests in a chroot unless SYSTEMD_IGNORE_CHROOT is set.
 if in_root /lib/systemd/systemd-udevd --daemon > /dev/console 2>&1; then
-  in_root udevadm settle --timeout=60 > /dev/console 2>&1 || say "udevadm settle failed"
+  in_root SYSTEMD_IGNORE_CHROOT=1 udevadm settle --timeout=60 > /dev/console 2>&1 || say "udevadm settle failed"
   say "udevd started"
 else
   say "cannot start systemd-udevd: libusb hotplug will deliver no events"
