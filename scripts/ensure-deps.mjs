@@ -38,7 +38,8 @@ const NEEDS = {
     epmd: 'erlang-base',
   },
   // npm run test:hil: a qemu guest (Debian's kernel, fetched by scripts/hil/build-initramfs.sh with apt-get download,
-  // never installed here; busybox-static in its initramfs) and the recorder volumes (FAT32 by mtools, exFAT, fsck).
+  // never installed here; busybox-static in its initramfs) and the recorder volumes (FAT32 by mtools, exFAT, fsck). udev:
+  // the guest runs the host's systemd-udevd (a link to udevadm), whose events libusb's hotplug listens to.
   hil: {
     ffmpeg: 'ffmpeg',
     ffprobe: 'ffmpeg',
@@ -51,6 +52,7 @@ const NEEDS = {
     'mkfs.exfat': 'exfatprogs',
     setpriv: 'util-linux',
     'dpkg-deb': 'dpkg',
+    udevadm: 'udev',
   },
 }[purpose];
 if (!NEEDS) {

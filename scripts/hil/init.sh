@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # PID 1 of the hardware-in-the-loop guest (scripts/hil/build-initramfs.sh puts it in the initramfs as /init).
-# Loads the modules, mounts the host's tree (9p, read-only) under a tmpfs overlay, chroots into it and runs the guest
-# agent (scripts/hil/guest-agent.mjs) with the host's own Node; powers off when the agent ends.
+# Loads the modules, mounts the host's tree (9p, read-only) under a tmpfs overlay, chroots into it, starts udevd there
+# and runs the guest agent (scripts/hil/guest-agent.mjs) with the host's own Node; powers off when the agent ends.
 # Kernel command line: hil.node=<node binary> hil.agent=<agent script> hil.spec=<spec file> (host paths).
 /bin/busybox mkdir -p /proc /sys /dev /sbin /usr/bin /usr/sbin /host /rw /newroot
 /bin/busybox --install -s
@@ -36,8 +36,19 @@ node="$(arg hil.node)"
 agent="$(arg hil.agent)"
 spec="$(arg hil.spec)"
 [ -n "$node" ] && [ -n "$agent" ] && [ -n "$spec" ] || die "hil.node, hil.agent and hil.spec must be on the kernel command line"
-chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-  "$node" "$agent" "$spec" > /dev/console 2>&1
+in_root() { chroot /newroot /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
+
+# The usb package's libusb listens for hotplug on udevd's netlink group, not the kernel's: without a udevd it hears
+# nothing. So the host's systemd-udevd (package udev) runs in the chroot; --daemon returns once its sockets are bound.
+# udevadm ignores requests in a chroot unless SYSTEMD_IGNORE_CHROOT is set.
+if in_root /lib/systemd/systemd-udevd --daemon > /dev/console 2>&1; then
+  in_root SYSTEMD_IGNORE_CHROOT=1 udevadm settle --timeout=60 > /dev/console 2>&1 || say "udevadm settle failed"
+  say "udevd started"
+else
+  say "cannot start systemd-udevd: libusb hotplug will deliver no events"
+fi
+
+in_root "$node" "$agent" "$spec" > /dev/console 2>&1
 say "guest agent exited ($?)"
 sync
 poweroff -f

@@ -120,8 +120,8 @@ export class HilWorld {
       log: { level: 'debug' },
       usb: {
         enabled: true,
-        // libusb's hotplug (the usb package's prebuild uses libudev) needs a udevd, which the guest has not: auto must
-        // notice that libusb misses the first plug and poll sysfs from then on.
+        // libusb's hotplug (the usb package's prebuild uses libudev) needs a udevd, which the guest runs (init.sh): auto
+        // watches libusb with the sysfs poller until libusb has reported a plug, then trusts it.
         hotplug: 'auto',
         runtimeMountRoot: GUEST_MOUNT_ROOT,
         fingerprints: [
