@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, parseDocument } from 'yaml';
@@ -29,7 +30,8 @@ export function writeUploadSettings(file: string, settings: UploadSettings): voi
   validateConfig(parseYaml(next), baseDir);
 
   const dir = path.dirname(target);
-  const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.tmp`);
+  // A name of its own each time: a temp file a crash left behind must not make every later change fail ('wx').
+  const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     const fd = openSync(temp, 'wx', statSync(target).mode & 0o7777);
     try {
@@ -48,10 +50,15 @@ export function writeUploadSettings(file: string, settings: UploadSettings): voi
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     throw new ConfigError(`config: cannot write ${file} (${code}): change it by hand and reload dockd (SIGHUP)`);
   }
-  const dirFd = openSync(dir, 'r');
+  // The file is changed by now: a failed directory sync only means the new name may not yet be durable.
   try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
+    const dirFd = openSync(dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  } catch {
+    // the rename stands; the next sync of the filesystem makes it durable
   }
 }

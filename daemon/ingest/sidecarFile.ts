@@ -37,13 +37,17 @@ export async function readSidecar(p: string | Buffer): Promise<{ sidecar: Sideca
 export async function annotateFromLateSidecar(
   catalog: Catalog,
   log: Logger,
-  file: FileRow,
+  seen: FileRow,
   sidecarPath: string | Buffer,
   relPath: string,
 ): Promise<FileState | null> {
-  if (file.state !== 'needs-annotation') return null;
+  if (seen.state !== 'needs-annotation') return null;
   const { sidecar, error } = await readSidecar(sidecarPath);
   if (error) return null;
+  // Read again: the row was read before the re-hash and the sidecar read, and a person may have annotated it since
+  // (the page, dockctl). Their fields are kept, and a recording no longer held is left alone. No await from here on.
+  const file = catalog.get(seen.id);
+  if (file?.state !== 'needs-annotation') return null;
   const caseNo = file.case_no ?? sidecar.caseNo;
   const purpose = file.purpose ?? sidecar.purpose;
   if (!caseNo || !purpose) return null;

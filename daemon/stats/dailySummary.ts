@@ -82,7 +82,17 @@ export class DailyStatistics implements Service {
         catalog.setKv(DAILY_SENT_KEY, yesterday);
         return sent;
       }
-      if (last >= yesterday) return sent;
+      if (last > yesterday) {
+        // A day sent from the future: the clock was wrong then (or is now). Waiting for that day would stop the summary
+        // for as long; go on from today as on a first start, and say so.
+        this.log.warn(
+          { lastSent: last, yesterday },
+          'daily statistics were sent for a day after yesterday: the clock moved back',
+        );
+        catalog.setKv(DAILY_SENT_KEY, yesterday);
+        return sent;
+      }
+      if (last === yesterday) return sent;
       const earliest = addDays(yesterday, -(CATCH_UP_DAYS - 1));
       let day = [addDays(last, 1), earliest].sort()[1]; // the later of the two (YYYY-MM-DD sorts as it reads)
       for (; day <= yesterday; day = addDays(day, 1)) {

@@ -144,6 +144,14 @@ describe('stats.daily: the day summary HQ receives', () => {
     await waitFor('the missed days on MQTT', () => summaries().length === 4, 30_000);
     expect(summaries().map((s) => [s.day, s.totals.recordings])).toEqual([[day, 3], ...missed.map((d) => [d, 0])]);
     expect(queuedInCatalog()).toBe(4);
+
+    // The clock set back five days (it was wrong when those days were sent): nothing is sent again, and the summary goes
+    // on from the corrected clock, not from the last day sent (which would stop it for five days).
+    clock.advance(-5 * 24 * HOUR_MS);
+    expect(c.daily.check()).toEqual([]);
+    clock.advance(24 * HOUR_MS);
+    expect(c.daily.check()).toEqual([addDays(day, -1)]);
+    expect(queuedInCatalog()).toBe(5);
   }, 240_000);
 });
 

@@ -24,8 +24,18 @@ describe('pairing a USB storage with the recorder that asked for it', () => {
     expect(pairStorage([A, B], { portPath: '2-1', usbSerial: null })).toBeUndefined();
     expect(pairStorage([A, B], { portPath: '2-1', usbSerial: '' })).toBeUndefined();
     expect(pairStorage([A, B], { portPath: '2-1', usbSerial: 'STICK-0001' })).toBeUndefined();
-    const twin = { serial: '9999999', portPath: '1-4', usbSerial: 'DSJ-1234567' };
-    expect(pairStorage([A, twin], { portPath: '2-1', usbSerial: 'DSJ-1234567' })).toBeUndefined();
+    const twin = { serial: '9999999', portPath: '2-1', usbSerial: 'DSJ-1234567' };
+    expect(pairStorage([A, { ...twin, portPath: '3-1' }], { portPath: '2-1', usbSerial: 'DSJ-1234567' })).toBeUndefined();
     expect(pairStorage([], { portPath: '1-1', usbSerial: 'DSJ-1234567' })).toBeUndefined();
+  });
+
+  it("only on the twin port: a storage in another bay never takes a waiting recorder's identity, even with its iSerial", () => {
+    // Recorders of one model may share one iSerial: the storage at 1-2 (no recorder waits there) is not A's at 1-1.
+    expect(pairStorage([A], { portPath: '1-2', usbSerial: 'DSJ-1234567' })).toBeUndefined();
+    expect(pairStorage([A], { portPath: '2-2', usbSerial: 'DSJ-1234567' })).toBeUndefined();
+    const hub = { serial: '1111111', portPath: '1-1.3', usbSerial: 'DSJ-1111111' };
+    expect(pairStorage([hub], { portPath: '2-1.3', usbSerial: 'DSJ-1111111' })).toBe(hub);
+    const twinSerial = { serial: '9999999', portPath: '1-4', usbSerial: 'DSJ-1234567' };
+    expect(pairStorage([A, twinSerial], { portPath: '2-1', usbSerial: 'DSJ-1234567' })).toBe(A);
   });
 });
