@@ -9,6 +9,7 @@ import { sleep } from '../sleep.ts';
 import { whoIsAsking } from './actor.ts';
 import { table } from './format.ts';
 import { UsageError } from './usage.ts';
+import { pidAlive } from './processAlive.ts';
 
 /** How long dockctl waits for dockd to carry out a request (it logs in to the recorder, writes and reads back). */
 const ANSWER_WITHIN_MS = 30_000;
@@ -18,15 +19,6 @@ export class PoolUsageError extends UsageError {}
 
 function out(s: string): void {
   process.stdout.write(`${s}\n`);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** `dockctl assign | return | assignments`; the exit code. */

@@ -4,6 +4,7 @@ import type { RecorderStatus } from '../status/board.ts';
 import type { StateSnapshot } from '../status/snapshot.ts';
 import { FILE_STATES, type Catalog } from '../store/catalog.ts';
 import { bar, bytes, table } from './format.ts';
+import { pidAlive } from './processAlive.ts';
 
 /** What `dockctl status` shows (also its --json output). */
 export interface StatusView {
@@ -17,15 +18,6 @@ export interface StatusView {
   links: StateSnapshot['links'] | null;
   alarms: StateSnapshot['alarms'];
   needsAnnotation: { id: number; sha256: string | null; filename: string; reason: string | null }[];
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The daemon's last snapshot (kept in the catalog) joined with the catalog's own counts. */

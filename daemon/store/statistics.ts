@@ -11,18 +11,7 @@ import { summaryCounts } from './statsSummary.ts';
  */
 export { STATS_GROUPINGS, type StatsGrouping, type StatsQuery } from './statsFilter.ts';
 
-export interface StatsCounts {
-  recordings: number;
-  bytes: number;
-  durationSeconds: number;
-  /** Marked important (IMP) by the recorder. */
-  important: number;
-  /** Flagged late at docking: captured more than rules.offloadWithinHours (as it was then) before the recorder was docked. */
-  late: number;
-  /** Still waiting for a required field (state needs-annotation). */
-  awaitingAnnotation: number;
-  /** Uploaded or archived. */
-  atHq: number;
+export interface StatsCounts extends Omit<CountRow, 'key'> {
   /** Median time from docking to the end of the upload, over the recordings at HQ; null when none is. */
   medianDockToHqSeconds: number | null;
 }

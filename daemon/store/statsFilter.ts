@@ -24,9 +24,13 @@ export interface CountRow {
   recordings: number;
   bytes: number;
   durationSeconds: number;
+  /** Marked important (IMP) by the recorder. */
   important: number;
+  /** Flagged late at docking: captured more than rules.offloadWithinHours (as it was then) before the recorder was docked. */
   late: number;
+  /** Still waiting for a required field (state needs-annotation). */
   awaitingAnnotation: number;
+  /** Uploaded or archived. */
   atHq: number;
 }
 
