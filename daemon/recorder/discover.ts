@@ -115,6 +115,13 @@ async function lstatEach(paths: (string | Buffer | null)[]): Promise<(PromiseSet
   return out;
 }
 
+/** Why an entry of this type is skipped unread (null: a file or a folder, or not known before its stat). */
+function neverRead(type: string): string | null {
+  if (type === 'link') return 'symbolic link (never followed)';
+  if (type === 'other') return 'not a regular file (device, fifo or socket)';
+  return null;
+}
+
 function statType(st: Stats): 'dir' | 'file' | 'link' | 'other' {
   return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
 }
@@ -166,12 +173,9 @@ export async function discover(root: string): Promise<Discovery> {
         skip(rel(), `not a recording (extension ${path.extname(name.text) || 'none'})`);
         continue;
       }
-      if (type === 'link') {
-        skip(rel(), 'symbolic link (never followed)');
-        continue;
-      }
-      if (type === 'other') {
-        skip(rel(), 'not a regular file (device, fifo or socket)');
+      const notRead = neverRead(type);
+      if (notRead) {
+        skip(rel(), notRead);
         continue;
       }
       const stat = stats[i]!;
@@ -182,12 +186,9 @@ export async function discover(root: string): Promise<Discovery> {
       }
       const st = stat.value;
       type = statType(st);
-      if (type === 'link') {
-        skip(rel(), 'symbolic link (never followed)');
-        continue;
-      }
-      if (type === 'other') {
-        skip(rel(), 'not a regular file (device, fifo or socket)');
+      const notReadNow = neverRead(type);
+      if (notReadNow) {
+        skip(rel(), notReadNow);
         continue;
       }
       if (type === 'dir') {
