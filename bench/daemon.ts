@@ -141,7 +141,7 @@ async function main(): Promise<void> {
         rss = Math.max(rss, r.rssMb);
         announce = Math.max(announce, r.announceSecs);
         process.stdout.write(
-          `${sc.name} run ${i + 1}: ${sc.baseline} ${base[i].toFixed(2)} s${baseline.note}, dockd to safe ${r.secs.toFixed(2)} s (×${(base[i] / r.secs).toFixed(2)}), longest wait to be announced ${r.announceSecs.toFixed(2)} s, upload p90 ${r.uploadP90Ms ?? '-'} ms (${r.uploads} uploads during the ingest), peak RSS ${r.rssMb.toFixed(0)} MB, load ${loads[i]}\n`,
+          `${sc.name} run ${i + 1}: ${sc.baseline} ${base[i].toFixed(2)} s${baseline.note}, dockd to safe ${r.secs.toFixed(2)} s (×${(base[i] / r.secs).toFixed(2)}), longest wait to be announced ${r.announceSecs.toFixed(2)} s, upload p90 ${r.uploadP90Ms ?? '-'} ms (${r.uploads} uploads during the ingest), daemon CPU ${r.cpuSecs.toFixed(2)} s, peak RSS ${r.rssMb.toFixed(0)} MB, load ${loads[i]}\n`,
         );
       }
       const b = median(base);

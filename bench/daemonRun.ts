@@ -42,6 +42,14 @@ export interface RunResult {
   /** With `redock`: the time `sha256sum` took over the same files just before the re-dock. */
   sha256sum?: { wall: number; cpu: number };
   rssMb: number;
+  /** CPU time the daemon used (all its threads, user + system) from the volumes appearing to the last one safe. */
+  cpuSecs: number;
+}
+
+/** A process's CPU time so far, in seconds (/proc/<pid>/stat utime + stime). */
+async function cpuSecs(pid: number): Promise<number> {
+  const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 const logTime = (l: LogLine) => Date.parse(String(l.time));
@@ -84,13 +92,21 @@ export async function dockAndWait(sources: string[], work: string, servers: Serv
     tusEndpoint: servers.tus.endpoint,
     mqttUrl: servers.broker.url,
     extra: {
-      log: { level: 'info' },
+      log: { level: process.env.BENCH_TRACE ? 'debug' : 'info' },
       dock: { mountRoots: [path.join(work, 'dock')], concurrency: concurrency ?? Math.min(16, Math.max(2, sources.length)) },
       ...(opts.config ?? {}),
     },
   });
   const daemon = new DaemonProcess(world.configFile);
-  daemon.start();
+  // BENCH_CPU_PROF=<dir>: the daemon writes a V8 CPU profile there when it stops (for the note's profile).
+  daemon.start(
+    process.env.BENCH_CPU_PROF
+      ? {
+          wrap: ['sh', '-c', 'n=$1; shift; exec "$n" --cpu-prof --cpu-prof-dir="$PROF" "$@"', 'sh'],
+          env: { PROF: process.env.BENCH_CPU_PROF },
+        }
+      : {},
+  );
   await daemon.started();
   // Staged beside the mount root (same filesystem), then renamed in: the volumes appear at once, like mounts.
   const staged: string[] = [];
@@ -104,6 +120,7 @@ export async function dockAndWait(sources: string[], work: string, servers: Serv
   const lines = (msg: string) => daemon.logs.filter((l) => l.msg === msg);
   const dock = async (round: number) => {
     const t0 = Date.now();
+    const cpu0 = await cpuSecs(daemon.proc!.pid!);
     const dockedAt: number[] = [];
     if (stagger) {
       for (const [i, st] of staged.entries()) {
@@ -130,7 +147,19 @@ export async function dockAndWait(sources: string[], work: string, servers: Serv
       .map((l) => Number(l.ms))
       .sort((a, b) => a - b);
     const uploadP90Ms = during.length ? during[Math.min(during.length - 1, Math.floor(during.length * 0.9))] : null;
-    return { secs: (safeAt - t0) / 1000, announceSecs: Math.max(...lag) / 1000, uploadP90Ms, uploads: during.length };
+    const cpuSecsUsed = (await cpuSecs(daemon.proc!.pid!)) - cpu0;
+    if (process.env.BENCH_TRACE) {
+      // The daemon's own timeline of this dock (BENCH_TRACE=1), milliseconds from the volumes appearing: for profiling.
+      for (const l of daemon.logs.filter((l) => logTime(l) >= t0 && logTime(l) <= safeAt + 50))
+        process.stdout.write(`  +${String(logTime(l) - t0).padStart(6)} ms ${l.msg}${l.path ? ` ${l.path}` : ''}\n`);
+    }
+    return {
+      cpuSecs: cpuSecsUsed,
+      secs: (safeAt - t0) / 1000,
+      announceSecs: Math.max(...lag) / 1000,
+      uploadP90Ms,
+      uploads: during.length,
+    };
   };
   let result = await dock(1);
   let sha256sum: { wall: number; cpu: number } | undefined;

@@ -85,6 +85,11 @@ export class StorageKeeper implements Service {
     return n;
   }
 
+  /** Whether `bytes` more would leave at least storage.reserveBytes free now. */
+  async hasRoom(bytes: number): Promise<boolean> {
+    return (await this.freeBytes()) - bytes >= this.deps.config.storage.reserveBytes;
+  }
+
   /**
    * Waits until a copy of `bytes` leaves at least storage.reserveBytes free. While waiting, `onWait` gets a reason to
    * show, once; returns false if `signal` aborted.

@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RecorderWipe } from '../custody/recorderWipe.ts';
@@ -187,8 +188,9 @@ export class DockService implements Service {
         forget: (p) => volumeSession.forget(p),
       });
       try {
-        // A volume that has just appeared (a mount in progress) is given a moment before the first walk.
-        await sleep(this.deps.config.dock.settleMs, signal);
+        // A volume that has just appeared empty may be a mount in progress: it is given a moment before the first walk.
+        // One that already shows its files is walked at once (the officer is waiting).
+        if (await appearsEmpty(volume)) await sleep(this.deps.config.dock.settleMs, signal);
         // Scans repeat while the volume stays docked: a file still being written, or added later, is taken too.
         let last = '';
         while (!signal.aborted) {
@@ -282,5 +284,19 @@ export class DockService implements Service {
       if (!this.sessions.has(volume)) this.deps.board.removeRecorder(volume);
     });
     this.log.info({ volume, complete: Boolean(status?.safeToUndock) }, 'recorder undocked');
+  }
+}
+
+/** An empty (or not yet readable) volume root: what a mount in progress looks like. */
+async function appearsEmpty(volume: string): Promise<boolean> {
+  try {
+    const dir = await fs.opendir(volume);
+    try {
+      return (await dir.read()) === null;
+    } finally {
+      await dir.close().catch(() => {});
+    }
+  } catch {
+    return true;
   }
 }

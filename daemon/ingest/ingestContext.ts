@@ -14,7 +14,11 @@ export interface IngestContext extends ClassifyDeps {
   now: () => Date;
   onReady: () => void;
   /** Disk guard: resolves when a copy of `bytes` fits above the reserve (false: aborted). */
-  space?: { waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean> };
+  space?: {
+    waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean>;
+    /** Whether `bytes` more would leave the reserve free now (no waiting, no alarm). */
+    hasRoom(bytes: number): Promise<boolean>;
+  };
   /** Who a volume belongs to, when its recorder identified itself on a control channel (paired by port or name). */
   identityFor?: (volumePath: string) =>
     | {

@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FileRow, SourceSighting } from '../store/catalog.ts';
-import { CopyError, copyAndHash, isVolumeGoneCode, type CopyResult } from '../recorder/copyAndHash.ts';
+import { CopyError, isVolumeGoneCode, type CopyResult } from '../recorder/copyAndHash.ts';
+import { copyRecording } from '../recorder/copyWorkers.ts';
 import type { FoundRecording } from '../recorder/discover.ts';
 import { parseRecordingName } from '../recorder/recordingName.ts';
 import type { SessionContext } from './ingestContext.ts';
@@ -48,7 +49,7 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
 
   const known = catalog.findKnownSource(sighting);
   if (known) {
-    const r = await copyAndHash(rec.absPath, null, { onBytes, signal });
+    const r = await copyRecording(rec.size, rec.absPath, null, { onBytes, signal });
     if (r.sha256 === known.sha256) {
       catalog.addSighting(known.id, { ...sighting, mtimeMs: r.mtimeMs }, false);
       const annotated = rec.sidecarPath && (await annotateFromLateSidecar(catalog, ctx.log, known, rec.sidecarPath, rec.relPath));
@@ -112,7 +113,7 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
   };
   let result: CopyResult;
   try {
-    result = await copyAndHash(rec.absPath, tmp, {
+    result = await copyRecording(rec.size, rec.absPath, tmp, {
       onBytes,
       signal,
       extraDigests: ctx.config.integrity.algorithms.filter((a) => a !== 'sha256'),

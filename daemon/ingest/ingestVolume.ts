@@ -5,6 +5,7 @@ import { noFiles } from '../status/board.ts';
 import { RecorderTile, type RecorderView } from '../status/recorderTile.ts';
 import { announceSession, type Announced } from './announce.ts';
 import { CopyError } from '../recorder/copyAndHash.ts';
+import { SMALL_FILE } from '../recorder/copyWorkers.ts';
 import { discover, type Discovery, type FoundRecording, type LeftBehindEntry } from '../recorder/discover.ts';
 import type { IngestContext, SessionContext } from './ingestContext.ts';
 import { ingestOne, type Outcome } from './ingestRecording.ts';
@@ -16,6 +17,9 @@ export { UNDOCKED };
 /** A copy that failed is tried again after this long, doubling up to the cap (the recorder is read, never changed). */
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 60_000;
+
+/** Small recordings copied at once from one recorder (see VolumeSession.copy). */
+const SMALL_AT_ONCE = 4;
 
 const fingerprintOf = (r: FoundRecording) => `${r.size}:${r.mtimeMs}`;
 
@@ -32,8 +36,8 @@ export interface Scan {
 
 /**
  * One docked recorder volume, for as long as it stays docked, in three steps: `scan` walks it (and the first walk
- * announces who docked, see announce.ts); `copy` takes each settled recording not yet handled in this session, one
- * by one (`copyOne`: hashed, stored, verified off the copy path); `conclude` (the finish step) says whether the officer
+ * announces who docked, see announce.ts); `copy` takes each settled recording not yet handled in this session
+ * (`copyOne`: hashed, stored, verified off the copy path); `conclude` (the finish step) says whether the officer
  * may take the recorder. Scans repeat while the volume is docked, so files that were still being written, or that
  * appear later, are taken too. An unplug ends the session; files not yet stored stay on the recorder for the next dock.
  * Safe to undock means: the walk reached everything, every recording is in the store, none is still changing.
@@ -56,6 +60,8 @@ export class VolumeSession {
   private readonly committing = new Set<Promise<void>>();
   /** Bytes copied in this session (the tile's bytes.done once no copy is under way). */
   private copiedBytes = 0;
+  /** relPath → its size and the bytes copied so far, for the copies under way. */
+  private readonly copying = new Map<string, { size: number; done: number }>();
   private readonly slog: Logger;
   /** Set by the announce step (after the first walk). */
   private announced: Announced | null = null;
@@ -153,14 +159,26 @@ export class VolumeSession {
 
   /**
    * Copies the scan's ready recordings; returns 'unplugged' when the volume went away mid-copy. Returns once every
-   * copy it made is stored or has failed (copies are stored in batches, see GroupCommit).
+   * copy it made is stored or has failed (copies are stored in batches, see GroupCommit). Small recordings are copied
+   * up to SMALL_AT_ONCE at a time (each file's open, stat and create round trips overlap the others' copying); a large
+   * one is copied alone, read from start to end as a recorder's storage reads best.
    */
   async copy(scan: Scan, signal: AbortSignal): Promise<'ok' | 'unplugged'> {
     const { commits } = this.ctx;
+    const running = new Set<Promise<void>>();
+    let runningLarge = false;
+    let end = 'ok' as 'ok' | 'unplugged' | 'stopped';
     try {
       for (const rec of scan.ready) {
-        if (signal.aborted) break;
+        const large = rec.size >= SMALL_FILE;
+        while (running.size && (large || runningLarge || running.size >= SMALL_AT_ONCE)) await Promise.race(running);
+        if (signal.aborted || end !== 'ok') break;
         const space = this.ctx.space;
+        // A copy starts beside the others only if there is room for it and for what they have still to write; else
+        // they finish first, and it waits for room on its own (a pause is then for lack of space, never for them).
+        if (space && running.size && !(await space.hasRoom(rec.size + this.bytesToWrite())))
+          while (running.size) await Promise.race(running);
+        if (signal.aborted || end !== 'ok') break;
         const room =
           !space ||
           (await space.waitForRoom(rec.size, signal, (reason) => {
@@ -168,25 +186,47 @@ export class VolumeSession {
             this.tile.recorderState(reason ? 'paused' : 'copying', reason);
           }));
         if (!room) break;
-        const result = await this.copyOne(rec, signal);
-        if (result === 'unplugged') return 'unplugged';
-        if (result === 'stopped') break;
+        runningLarge = large;
+        const one: Promise<void> = this.copyOne(rec, signal).then((result) => {
+          running.delete(one);
+          if (large) runningLarge = false;
+          if (result === 'unplugged') end = 'unplugged';
+          else if (result === 'stopped' && end === 'ok') end = 'stopped';
+        });
+        running.add(one);
       }
+      while (running.size) await Promise.race(running);
     } finally {
       // Nothing more to copy now: the last batch goes at once (the last file is never held back).
       commits.flush();
       while (this.committing.size) await Promise.allSettled([...this.committing]);
     }
+    if (end === 'unplugged') return 'unplugged';
     this.tile.current(null);
     return 'ok';
+  }
+
+  /** Bytes of the copies under way, so far. */
+  private bytesInFlight(): number {
+    let n = 0;
+    for (const c of this.copying.values()) n += c.done;
+    return n;
+  }
+
+  /** Bytes the copies under way have still to write. */
+  private bytesToWrite(): number {
+    let n = 0;
+    for (const c of this.copying.values()) n += Math.max(0, c.size - c.done);
+    return n;
   }
 
   /** The copy-one step: one recording into the store (or confirmed there), counted on the tile once it is stored. */
   private async copyOne(rec: FoundRecording, signal: AbortSignal): Promise<'copied' | 'failed' | 'stopped' | 'unplugged'> {
     const { tile, status } = this;
     tile.current(rec.relPath);
-    const bytesBefore = this.copiedBytes;
     const previous = this.storedIds.get(rec.relPath);
+    const progress = () => tile.progress(this.copiedBytes + this.bytesInFlight());
+    this.copying.set(rec.relPath, { size: rec.size, done: 0 });
     try {
       const outcome = await ingestOne(this.ctx, {
         recording: rec,
@@ -195,9 +235,13 @@ export class VolumeSession {
         driftMs: this.announced?.driftMs ?? null,
         linkedOfficer: this.announced?.linkedOfficer ?? null,
         supersedes: previous ?? null,
-        onBytes: (n) => tile.progress(bytesBefore + n),
+        onBytes: (n) => {
+          this.copying.set(rec.relPath, { size: rec.size, done: n });
+          progress();
+        },
         signal,
       });
+      this.copying.delete(rec.relPath);
       this.copiedBytes += rec.size;
       if (!('stored' in outcome)) {
         this.handledOne(rec, previous, outcome);
@@ -215,10 +259,14 @@ export class VolumeSession {
       void stored.finally(() => this.committing.delete(stored));
       return 'copied';
     } catch (e) {
-      tile.progress(this.copiedBytes);
+      this.copying.delete(rec.relPath);
+      progress();
       if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
-        tile.recorderState('unplugged', status.error);
-        this.slog.warn({ err: e, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
+        // The copies under way at the unplug all fail alike: the recorder is reported gone once.
+        if (status.state !== 'unplugged') {
+          tile.recorderState('unplugged', status.error);
+          this.slog.warn({ err: e, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
+        }
         tile.current(null);
         return 'unplugged';
       }

@@ -26,7 +26,8 @@ const GONE = new Set(['ENOENT', 'ENODEV', 'ENXIO', 'EIO', 'ESTALE', 'ENOTCONN'])
  */
 export const isVolumeGoneCode = (code: string | undefined): boolean => GONE.has(code ?? '');
 
-function sourceError(e: unknown, what: string): CopyError {
+/** A source's read error as the copy reports it: SOURCE_GONE when the volume went away, else SOURCE_IO. */
+export function sourceError(e: unknown, what: string): CopyError {
   const code = (e as NodeJS.ErrnoException).code ?? '';
   if (e instanceof CopyError) return e;
   return GONE.has(code)
@@ -44,13 +45,19 @@ async function writeAll(dst: fs.FileHandle, bytes: Buffer, target: string): Prom
   }
 }
 
+/** A copy's target still open, its data not yet known to be on disk. */
+export interface UnsyncedTarget {
+  datasync(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface CopyResult {
   sha256: string;
   size: number;
   mtimeMs: number /** Extra digests asked for (e.g. sm3), hex. */;
   digests: Record<string, string>;
   /** With `deferSync`: the target, still open and not yet fdatasynced; the caller syncs and closes it. */
-  unsynced?: fs.FileHandle;
+  unsynced?: UnsyncedTarget;
 }
 
 export interface CopyOptions {

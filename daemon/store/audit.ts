@@ -1,3 +1,4 @@
+import { freshStatement } from './statementCache.ts';
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 
@@ -74,7 +75,7 @@ export function verifyChain(db: Database.Database): ChainCheck {
   let expectedSeq = 1;
   let n = 0;
   // rowid order is storage order: renumbering seq to hide a reordering still shows here.
-  for (const e of db.prepare(`SELECT rowid AS rid, * FROM audit ORDER BY rowid`).iterate() as IterableIterator<
+  for (const e of freshStatement(db, `SELECT rowid AS rid, * FROM audit ORDER BY rowid`).iterate() as IterableIterator<
     AuditEntry & { rid: number }
   >) {
     n++;

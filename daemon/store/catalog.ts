@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { cacheStatements } from './statementCache.ts';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock } from '../clock.ts';
@@ -53,6 +54,7 @@ export class Catalog extends CatalogReads {
     const file = path.join(storageDir, 'catalog.sqlite');
     if (!opts.readonly) mkdirSync(storageDir, { recursive: true });
     const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    cacheStatements(db);
     db.pragma('busy_timeout = 5000');
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');

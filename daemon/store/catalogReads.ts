@@ -1,3 +1,4 @@
+import { freshStatement } from './statementCache.ts';
 import type Database from 'better-sqlite3';
 import { type AuditEntry, auditHead, type ChainCheck, checkChainAgainstHead, verifyChain } from './audit.ts';
 import { FILE_STATES, type FileRow, type FileState, type OutboxEntry, type SourceSighting } from './fileRow.ts';
@@ -113,7 +114,7 @@ export class CatalogReads {
   /** Every file matching `filter`, one row at a time (memory flat in the catalog's size). */
   each(filter: FileFilter, opts: Partial<PageOptions> = {}): IterableIterator<FileRow> {
     const { sql, args } = this.selectFiles(filter, { order: 'asc', ...opts });
-    return this.db.prepare(sql).iterate(...args) as IterableIterator<FileRow>;
+    return freshStatement(this.db, sql).iterate(...args) as IterableIterator<FileRow>;
   }
 
   private selectFiles(f: FileFilter, o: Partial<PageOptions>): { sql: string; args: unknown[] } {

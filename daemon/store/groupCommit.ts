@@ -1,4 +1,3 @@
-import type fs from 'node:fs/promises';
 import type { Catalog, CopyToFinish } from './catalog.ts';
 import { fsyncDir, ObjectStoreError, type ObjectStore } from './objects.ts';
 
@@ -6,7 +5,7 @@ import { fsyncDir, ObjectStoreError, type ObjectStore } from './objects.ts';
 export interface StagedCopy extends CopyToFinish {
   tempPath: string;
   /** The temp file, still open: its fdatasync is the batch's. */
-  file: fs.FileHandle;
+  file: { datasync(): Promise<void>; close(): Promise<void> };
   size: number;
 }
 
@@ -93,16 +92,29 @@ export class GroupCommit {
     );
     const placed: Waiting[] = [];
     const dirs = new Set<string>();
-    // One at a time: two copies of the same content in a batch meet at one name, and the second keeps the first.
+    // Copies of different content are placed side by side (each a few file-system round trips); two copies of the
+    // same content in a batch meet at one name, so they go one after the other and the second keeps the first.
+    const byContent = new Map<string, Waiting[]>();
     for (const [i, w] of batch.entries()) {
       if (!synced[i]) continue;
-      try {
-        for (const d of await this.objects.place(w.copy.tempPath, w.copy.sha256, w.copy.size)) dirs.add(d);
-        placed.push(w);
-      } catch (e) {
-        w.reject(e as Error);
-      }
+      const same = byContent.get(w.copy.sha256);
+      if (same) same.push(w);
+      else byContent.set(w.copy.sha256, [w]);
     }
+    await Promise.all(
+      [...byContent.values()].map(async (same) => {
+        for (const w of same) {
+          try {
+            for (const d of await this.objects.place(w.copy.tempPath, w.copy.sha256, w.copy.size)) dirs.add(d);
+            placed.push(w);
+          } catch (e) {
+            w.reject(e as Error);
+          }
+        }
+      }),
+    );
+    // The catalog gets the batch in the order it was copied (ids are already in that order).
+    placed.sort((a, b) => batch.indexOf(a) - batch.indexOf(b));
     if (!placed.length) return;
     try {
       await Promise.all([...dirs].map(fsyncDir));

@@ -1,12 +1,13 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, constants, openSync, truncateSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, openSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
+import { copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 
 const run = promisify(execFile);
@@ -27,7 +28,16 @@ async function copyError(p: Promise<unknown>): Promise<CopyError> {
   throw new Error('expected a CopyError, the copy succeeded');
 }
 
-describe('copyAndHash', () => {
+const IMPLS = [
+  { name: 'on the event loop', copy: copyAndHash, progressStep: 4 * MiB },
+  {
+    name: 'on a copy thread',
+    copy: (...a: Parameters<typeof copyAndHash>) => copyWorkers.copyAndHash(...a),
+    progressStep: 8 * MiB,
+  },
+];
+
+describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
   let dir: string;
   const fifos: string[] = [];
 
@@ -64,7 +74,7 @@ describe('copyAndHash', () => {
     const src = await source('src.bin', bytes);
     const dst = path.join(dir, 'dst.bin');
     const progress: number[] = [];
-    const r = await copyAndHash(src, dst, { onBytes: (n) => progress.push(n) });
+    const r = await copy(src, dst, { onBytes: (n) => progress.push(n) });
 
     const copied = await fs.readFile(dst);
     expect(copied.length).toBe(size);
@@ -74,15 +84,15 @@ describe('copyAndHash', () => {
     expect(await sha256sum(src)).toBe(expected);
     expect(r.size).toBe(size);
     expect(r.mtimeMs).toBe(Math.trunc((await fs.stat(src)).mtimeMs));
-    // Progress: cumulative, increasing by at most one 4 MiB chunk, ending at the size.
+    // Progress: cumulative, increasing by at most one step (a 4 MiB chunk on the event loop), ending at the size.
     if (size === 0) expect(progress).toEqual([]);
     else expect(progress[progress.length - 1]).toBe(size);
     progress.forEach((n, i) => {
       const prev = i ? progress[i - 1] : 0;
       expect(n).toBeGreaterThan(prev);
-      expect(n - prev).toBeLessThanOrEqual(4 * MiB);
+      expect(n - prev).toBeLessThanOrEqual(progressStep);
     });
-    expect(progress.length).toBe(Math.ceil(size / (4 * MiB)));
+    if (progressStep === 4 * MiB) expect(progress.length).toBe(Math.ceil(size / (4 * MiB)));
     // The copy is private to the station until the store makes it read-only.
     expect((await fs.stat(dst)).mode & 0o777).toBe(0o600);
     // The source is untouched.
@@ -93,7 +103,7 @@ describe('copyAndHash', () => {
     const bytes = randomBytes(68 * MiB + 3);
     const src = await source('big.bin', bytes);
     const dst = path.join(dir, 'big.copy');
-    const r = await copyAndHash(src, dst, { extraDigests: ['sm3'] });
+    const r = await copy(src, dst, { extraDigests: ['sm3'] });
     expect(r.sha256).toBe(await sha256sum(src));
     expect(r.digests).toEqual({ sm3: createHash('sm3').update(bytes).digest('hex') });
     expect((await fs.readFile(dst)).equals(bytes)).toBe(true);
@@ -102,7 +112,7 @@ describe('copyAndHash', () => {
   it('copies a real recording (ffmpeg-made mp4) with the hash sha256sum gives', async () => {
     const clip = await sampleMedia('video', 2, 302);
     const dst = path.join(dir, 'clip.mp4');
-    const r = await copyAndHash(clip, dst);
+    const r = await copy(clip, dst);
     expect(r.sha256).toBe(await sha256sum(clip));
     expect(r.size).toBe((await fs.stat(clip)).size);
     expect(await sha256sum(dst)).toBe(r.sha256);
@@ -113,7 +123,7 @@ describe('copyAndHash', () => {
     const bytes = randomBytes(5 * MiB);
     const src = await source('src.bin', bytes);
     const before = await fs.readdir(dir);
-    const r = await copyAndHash(src, null);
+    const r = await copy(src, null);
     expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
     expect(r.size).toBe(bytes.length);
     expect(await fs.readdir(dir)).toEqual(before);
@@ -122,7 +132,7 @@ describe('copyAndHash', () => {
   it('refuses an existing target with TARGET_IO and never overwrites it', async () => {
     const src = await source('src.bin', randomBytes(1000));
     const dst = await source('dst.bin', Buffer.from('an object that was already here'));
-    const e = await copyError(copyAndHash(src, dst));
+    const e = await copyError(copy(src, dst));
     expect(e.code).toBe('TARGET_IO');
     expect(await fs.readFile(dst, 'utf8')).toBe('an object that was already here');
   });
@@ -132,14 +142,14 @@ describe('copyAndHash', () => {
     const victim = await source('victim.txt', Buffer.from('keep'));
     const dst = path.join(dir, 'dst.bin');
     await fs.symlink(victim, dst);
-    const e = await copyError(copyAndHash(src, dst));
+    const e = await copyError(copy(src, dst));
     expect(e.code).toBe('TARGET_IO');
     expect(await fs.readFile(victim, 'utf8')).toBe('keep');
   });
 
   it('reports TARGET_IO when the target directory does not exist', async () => {
     const src = await source('src.bin', randomBytes(10));
-    const e = await copyError(copyAndHash(src, path.join(dir, 'no-such-dir', 'dst.bin')));
+    const e = await copyError(copy(src, path.join(dir, 'no-such-dir', 'dst.bin')));
     expect(e.code).toBe('TARGET_IO');
   });
 
@@ -148,17 +158,17 @@ describe('copyAndHash', () => {
     const link = path.join(dir, 'link.mp4');
     await fs.symlink(real, link);
     const dst = path.join(dir, 'dst.bin');
-    const e = await copyError(copyAndHash(link, dst));
+    const e = await copyError(copy(link, dst));
     expect(e.code).toBe('SOURCE_IO');
     expect((e.cause as NodeJS.ErrnoException).code).toBe('ELOOP');
     await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
-    const hashOnly = await copyError(copyAndHash(link, null));
+    const hashOnly = await copyError(copy(link, null));
     expect(hashOnly.code).toBe('SOURCE_IO');
   });
 
   it('reports SOURCE_GONE for a missing source and creates no target', async () => {
     const dst = path.join(dir, 'dst.bin');
-    const e = await copyError(copyAndHash(path.join(dir, 'unplugged.mp4'), dst));
+    const e = await copyError(copy(path.join(dir, 'unplugged.mp4'), dst));
     expect(e.code).toBe('SOURCE_GONE');
     await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -166,7 +176,7 @@ describe('copyAndHash', () => {
   it('refuses a directory as SOURCE_NOT_REGULAR and creates no target', async () => {
     await fs.mkdir(path.join(dir, 'folder.mp4'));
     const dst = path.join(dir, 'dst.bin');
-    const e = await copyError(copyAndHash(path.join(dir, 'folder.mp4'), dst));
+    const e = await copyError(copy(path.join(dir, 'folder.mp4'), dst));
     expect(e.code).toBe('SOURCE_NOT_REGULAR');
     await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -176,80 +186,150 @@ describe('copyAndHash', () => {
     execFileSync('mkfifo', [fifo]);
     fifos.push(fifo);
     const dst = path.join(dir, 'dst.bin');
-    const e = await copyError(copyAndHash(fifo, dst));
+    const e = await copyError(copy(fifo, dst));
     expect(e.code).toBe('SOURCE_NOT_REGULAR');
     await expect(fs.access(dst)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('reports SOURCE_CHANGED when the source grows during the copy', async () => {
-    const bytes = randomBytes(9 * MiB);
-    const src = await source('growing.mp4', bytes);
-    let appended = false;
-    const e = await copyError(
-      copyAndHash(src, path.join(dir, 'dst.bin'), {
-        onBytes: () => {
-          if (!appended) {
-            appended = true;
-            appendFileSync(src, 'more');
-          }
-        },
-      }),
-    );
-    expect(appended).toBe(true);
-    expect(e.code).toBe('SOURCE_CHANGED');
-  });
-
-  it('reports SOURCE_CHANGED when the source shrinks during the copy', async () => {
-    const src = await source('shrinking.mp4', randomBytes(9 * MiB));
-    let cut = false;
-    const e = await copyError(
-      copyAndHash(src, null, {
-        onBytes: () => {
-          if (!cut) {
-            cut = true;
-            truncateSync(src, 5 * MiB);
-          }
-        },
-      }),
-    );
-    expect(cut).toBe(true);
-    expect(e.code).toBe('SOURCE_CHANGED');
-  });
-
-  it('reports SOURCE_CHANGED when the source is rewritten in place (same size, new mtime) during the copy', async () => {
-    const bytes = randomBytes(9 * MiB);
-    const src = await source('rewritten.mp4', bytes);
-    await fs.utimes(src, new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T00:00:00Z'));
-    let touched = false;
-    const e = await copyError(
-      copyAndHash(src, path.join(dir, 'dst.bin'), {
-        onBytes: () => {
-          if (touched) return;
-          touched = true;
-          const fd = openSync(src, 'r+');
-          try {
-            writeSync(fd, Buffer.from([bytes[0] ^ 0xff]), 0, 1, 0);
-          } finally {
-            closeSync(fd);
-          }
-        },
-      }),
-    );
-    expect(touched).toBe(true);
-    expect(e.code).toBe('SOURCE_CHANGED');
-    expect((await fs.stat(src)).size).toBe(bytes.length);
-  });
-
-  it('stops with SOURCE_IO when aborted, leaving the partial target for the caller', async () => {
-    const bytes = randomBytes(12 * MiB);
-    const src = await source('long.mp4', bytes);
+  it('reports SOURCE_SHORT when the source delivers other than the bytes it lists (a /proc file lists 0)', async () => {
     const dst = path.join(dir, 'dst.bin');
-    const ac = new AbortController();
-    const e = await copyError(copyAndHash(src, dst, { signal: ac.signal, onBytes: () => ac.abort() }));
-    expect(e.code).toBe('SOURCE_IO');
-    expect(e.message).toMatch(/interrupted/);
-    const partial = await fs.readFile(dst);
-    expect(partial.length).toBeLessThan(bytes.length);
-    expect(partial.equals(bytes.subarray(0, partial.length))).toBe(true);
+    const e = await copyError(copy('/proc/self/status', dst));
+    expect(e.code).toBe('SOURCE_SHORT');
+  });
+
+  it('copies a file whose name is not UTF-8, opened by its bytes', async () => {
+    const bytes = randomBytes(3000);
+    const name = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0xb2, 0xe2, 0xca, 0xd4]), Buffer.from('.mp4')]);
+    writeFileSync(name, bytes);
+    const r = await copy(name, path.join(dir, 'dst.bin'));
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect((await fs.readFile(path.join(dir, 'dst.bin'))).equals(bytes)).toBe(true);
+  });
+
+  it('leaves the target open and unsynced for the caller with deferSync, the bytes already in it', async () => {
+    const bytes = randomBytes(2 * MiB + 7);
+    const src = await source('src.bin', bytes);
+    const dst = path.join(dir, 'dst.bin');
+    const fdsBefore = (await fs.readdir('/proc/self/fd')).length;
+    const r = await copy(src, dst, { deferSync: true });
+    expect(r.unsynced).toBeDefined();
+    expect((await fs.readdir('/proc/self/fd')).length).toBe(fdsBefore + 1);
+    await r.unsynced!.datasync();
+    await r.unsynced!.close();
+    expect((await fs.readdir('/proc/self/fd')).length).toBe(fdsBefore);
+    expect((await fs.readFile(dst)).equals(bytes)).toBe(true);
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+
+  if (name === 'on the event loop') {
+    // These change the source from the progress callback, which a copy thread calls only after the fact.
+    it('reports SOURCE_CHANGED when the source grows during the copy', async () => {
+      const bytes = randomBytes(9 * MiB);
+      const src = await source('growing.mp4', bytes);
+      let appended = false;
+      const e = await copyError(
+        copy(src, path.join(dir, 'dst.bin'), {
+          onBytes: () => {
+            if (!appended) {
+              appended = true;
+              appendFileSync(src, 'more');
+            }
+          },
+        }),
+      );
+      expect(appended).toBe(true);
+      expect(e.code).toBe('SOURCE_CHANGED');
+    });
+
+    it('reports SOURCE_CHANGED when the source shrinks during the copy', async () => {
+      const src = await source('shrinking.mp4', randomBytes(9 * MiB));
+      let cut = false;
+      const e = await copyError(
+        copy(src, null, {
+          onBytes: () => {
+            if (!cut) {
+              cut = true;
+              truncateSync(src, 5 * MiB);
+            }
+          },
+        }),
+      );
+      expect(cut).toBe(true);
+      expect(e.code).toBe('SOURCE_CHANGED');
+    });
+
+    it('reports SOURCE_CHANGED when the source is rewritten in place (same size, new mtime) during the copy', async () => {
+      const bytes = randomBytes(9 * MiB);
+      const src = await source('rewritten.mp4', bytes);
+      await fs.utimes(src, new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T00:00:00Z'));
+      let touched = false;
+      const e = await copyError(
+        copy(src, path.join(dir, 'dst.bin'), {
+          onBytes: () => {
+            if (touched) return;
+            touched = true;
+            const fd = openSync(src, 'r+');
+            try {
+              writeSync(fd, Buffer.from([bytes[0] ^ 0xff]), 0, 1, 0);
+            } finally {
+              closeSync(fd);
+            }
+          },
+        }),
+      );
+      expect(touched).toBe(true);
+      expect(e.code).toBe('SOURCE_CHANGED');
+      expect((await fs.stat(src)).size).toBe(bytes.length);
+    });
+
+    it('stops with SOURCE_IO when aborted, leaving the partial target for the caller', async () => {
+      const bytes = randomBytes(12 * MiB);
+      const src = await source('long.mp4', bytes);
+      const dst = path.join(dir, 'dst.bin');
+      const ac = new AbortController();
+      const e = await copyError(copy(src, dst, { signal: ac.signal, onBytes: () => ac.abort() }));
+      expect(e.code).toBe('SOURCE_IO');
+      expect(e.message).toMatch(/interrupted/);
+      const partial = await fs.readFile(dst);
+      expect(partial.length).toBeLessThan(bytes.length);
+      expect(partial.equals(bytes.subarray(0, partial.length))).toBe(true);
+    });
+  }
+});
+
+describe('copy threads', () => {
+  it('copy many files at once, each exactly, none mixed up with another', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
+    try {
+      const files = await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const bytes = randomBytes(1000 + i * 37_001);
+          const src = path.join(dir, `src-${i}`);
+          await fs.writeFile(src, bytes);
+          return { src, dst: path.join(dir, `dst-${i}`), bytes };
+        }),
+      );
+      const results = await Promise.all(files.map((f) => copyWorkers.copyAndHash(f.src, f.dst, { extraDigests: ['sm3'] })));
+      for (const [i, f] of files.entries()) {
+        expect(results[i].sha256).toBe(createHash('sha256').update(f.bytes).digest('hex'));
+        expect(results[i].digests.sm3).toBe(createHash('sm3').update(f.bytes).digest('hex'));
+        expect((await fs.readFile(f.dst)).equals(f.bytes)).toBe(true);
+      }
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a digest the platform does not have as an error, and copies nothing', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
+    try {
+      await fs.writeFile(path.join(dir, 'src'), 'x');
+      await expect(
+        copyWorkers.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'), { extraDigests: ['no-such-hash'] }),
+      ).rejects.toThrow(/cannot compute the digests/);
+      await expect(fs.access(path.join(dir, 'dst'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

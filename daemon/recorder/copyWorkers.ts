@@ -1,0 +1,294 @@
+import { close, fdatasync } from 'node:fs';
+import os from 'node:os';
+import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { CopyError, type CopyOptions, type CopyResult, copyAndHash, sourceError } from './copyAndHash.ts';
+import { escapeName } from './rawName.ts';
+
+/**
+ * The copy threads' code, plain JavaScript run with `eval` (see digestWorkers.ts for why). One job is one whole file,
+ * with the same rules as copyAndHash: the source opened O_NOFOLLOW | O_NONBLOCK and refused unless regular, the
+ * target created new (O_EXCL, 0600), every byte written hashed, the source's size and mtime the same after as before
+ * and exactly that many bytes read. Calls are synchronous here (the thread is the copy's own): a small file costs a
+ * dozen system calls and no hand-over to libuv's pool for each. With `deferSync` the target stays open and its fd
+ * goes back (file descriptors are the process's, not the thread's).
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const fs = require('node:fs');
+const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
+const CHUNK = 4 << 20;
+const PROGRESS_EVERY = 8 << 20;
+const buffer = Buffer.allocUnsafe(CHUNK);
+const failure = (kind, e) => ({ kind, errno: e.code ?? null, message: e.message });
+function copy(job) {
+  const source = typeof job.source === 'string' ? job.source : Buffer.from(job.source);
+  let src;
+  try {
+    src = fs.openSync(source, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (e) {
+    return { error: failure('source', e) };
+  }
+  let dst = -1;
+  try {
+    const before = fs.fstatSync(src);
+    if (!before.isFile()) return { error: { kind: 'SOURCE_NOT_REGULAR' } };
+    let hashes;
+    try {
+      hashes = [createHash('sha256'), ...job.extraDigests.map((a) => createHash(a))];
+    } catch (e) {
+      return { error: failure('digest', e) };
+    }
+    if (job.target !== null) {
+      try {
+        dst = fs.openSync(job.target, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+      } catch (e) {
+        return { error: failure('create', e) };
+      }
+    }
+    let total = 0;
+    let reported = 0;
+    for (;;) {
+      let n;
+      try {
+        n = fs.readSync(src, buffer, 0, CHUNK, null);
+      } catch (e) {
+        return { error: failure('source', e) };
+      }
+      if (n === 0) break;
+      const bytes = buffer.subarray(0, n);
+      for (const h of hashes) h.update(bytes);
+      if (dst >= 0) {
+        try {
+          for (let off = 0; off < n; ) off += fs.writeSync(dst, bytes, off, n - off);
+        } catch (e) {
+          return { error: failure('write', e) };
+        }
+      }
+      total += n;
+      if (total - reported >= PROGRESS_EVERY) {
+        reported = total;
+        parentPort.postMessage({ id: job.id, progress: total });
+      }
+    }
+    let after;
+    try {
+      after = fs.fstatSync(src);
+    } catch (e) {
+      return { error: failure('source', e) };
+    }
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) return { error: { kind: 'SOURCE_CHANGED' } };
+    if (total !== before.size) return { error: { kind: 'SOURCE_SHORT', read: total, listed: before.size } };
+    if (dst >= 0 && !job.deferSync) {
+      try {
+        fs.fdatasyncSync(dst);
+      } catch (e) {
+        return { error: failure('sync', e) };
+      }
+    }
+    const [sha256, ...extra] = hashes.map((h) => h.digest('hex'));
+    const result = {
+      sha256,
+      size: total,
+      mtimeMs: Math.trunc(before.mtimeMs),
+      digests: Object.fromEntries(job.extraDigests.map((a, i) => [a, extra[i]])),
+      fd: job.deferSync && dst >= 0 ? dst : null,
+    };
+    if (result.fd !== null) dst = -1; // now the caller's to sync and close
+    return { result };
+  } finally {
+    try {
+      fs.closeSync(src);
+    } catch {}
+    if (dst >= 0)
+      try {
+        fs.closeSync(dst);
+      } catch {}
+  }
+}
+parentPort.on('message', (job) => {
+  let reply;
+  try {
+    reply = copy(job);
+  } catch (e) {
+    reply = { error: failure('source', e) };
+  }
+  parentPort.postMessage({ id: job.id, ...reply });
+});
+`;
+
+type Failure =
+  | { kind: 'source' | 'digest' | 'create' | 'write' | 'sync'; errno: string | null; message: string }
+  | { kind: 'SOURCE_NOT_REGULAR' | 'SOURCE_CHANGED' }
+  | { kind: 'SOURCE_SHORT'; read: number; listed: number };
+
+interface Done {
+  sha256: string;
+  size: number;
+  mtimeMs: number;
+  digests: Record<string, string>;
+  fd: number | null;
+}
+
+type Reply = { id: number; progress: number } | { id: number; result: Done } | { id: number; error: Failure };
+
+interface Job {
+  id: number;
+  source: string | Buffer;
+  target: string | null;
+  extraDigests: string[];
+  deferSync: boolean;
+  onBytes?: (n: number) => void;
+  resolve: (r: Done) => void;
+  reject: (e: Error) => void;
+}
+
+const fdatasyncFd = promisify(fdatasync);
+const closeFd = promisify(close);
+
+/** A target left open by a copy thread (group commit syncs it with its batch), by its file descriptor. */
+class OpenTarget {
+  private closed = false;
+  constructor(private readonly fd: number) {}
+  datasync(): Promise<void> {
+    return fdatasyncFd(this.fd);
+  }
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await closeFd(this.fd);
+  }
+}
+
+function withErrno(message: string, errno: string | null): Error {
+  return Object.assign(new Error(message), { code: errno ?? undefined });
+}
+
+/** A copy thread's failure as copyAndHash reports it. */
+function copyError(f: Failure, source: string, target: string | null): Error {
+  switch (f.kind) {
+    case 'source':
+      return sourceError(withErrno(f.message, f.errno), source);
+    case 'digest':
+      return new Error(`cannot compute the digests: ${f.message}`);
+    case 'create':
+      return new CopyError('TARGET_IO', `cannot create ${target}: ${f.message}`, withErrno(f.message, f.errno));
+    case 'write':
+      return new CopyError('TARGET_IO', `writing ${target}: ${f.message}`, withErrno(f.message, f.errno));
+    case 'sync':
+      return new CopyError('TARGET_IO', `syncing ${target}: ${f.message}`, withErrno(f.message, f.errno));
+    case 'SOURCE_NOT_REGULAR':
+      return new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
+    case 'SOURCE_CHANGED':
+      return new CopyError('SOURCE_CHANGED', `${source} changed while it was copied`);
+    case 'SOURCE_SHORT':
+      return new CopyError('SOURCE_SHORT', `${source}: read ${f.read} bytes, the volume lists ${f.listed}`);
+  }
+}
+
+/** One copy thread and its queue (one job at a time: the thread blocks in its system calls). */
+class CopyThread {
+  private readonly worker: Worker;
+  private readonly jobs = new Map<number, Job>();
+
+  constructor(onGone: (t: CopyThread) => void) {
+    // trackUnmanagedFds off: a target's fd handed back to the event loop is the caller's; with tracking on, the thread
+    // would close it when it exits (or when it closes a later file of the same number) behind the caller's back.
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, trackUnmanagedFds: false });
+    this.worker.unref();
+    this.worker.on('message', (m: Reply) => {
+      const job = this.jobs.get(m.id);
+      if (!job) return;
+      if ('progress' in m) return job.onBytes?.(m.progress);
+      this.jobs.delete(m.id);
+      if (!this.jobs.size) this.worker.unref();
+      if ('result' in m) job.resolve(m.result);
+      else job.reject(copyError(m.error, escapedName(job.source), job.target));
+    });
+    const fail = (e: Error) => {
+      onGone(this);
+      for (const j of this.jobs.values()) j.reject(e);
+      this.jobs.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`copy thread exited (code ${code})`)));
+  }
+
+  get queued(): number {
+    return this.jobs.size;
+  }
+
+  run(job: Job): void {
+    if (!this.jobs.size) this.worker.ref();
+    this.jobs.set(job.id, job);
+    const { id, source, target, extraDigests, deferSync } = job;
+    this.worker.postMessage({ id, source, target, extraDigests, deferSync });
+  }
+}
+
+const escapedName = (p: string | Buffer) => (typeof p === 'string' ? p : escapeName(p).text);
+
+/**
+ * Copy threads for small recordings: a day's photos and short clips cost more in per-file system calls (each a
+ * round trip through libuv's pool, on this thread) than in bytes, and their hashing would hold the event loop. A few
+ * threads copy whole files side by side; the event loop only hands the job over and takes the result. Large files
+ * stay with copyAndHash (its reads, hash and writes overlap; a thread doing them in turn would be slower).
+ */
+export class CopyWorkers {
+  private readonly threads: CopyThread[] = [];
+  private nextId = 1;
+
+  constructor(private readonly size = Math.max(2, Math.min(4, os.availableParallelism()))) {}
+
+  /** copyAndHash on a copy thread, with the same result and errors. */
+  async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
+    if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${escapedName(source)}: copy interrupted`);
+    if (this.threads.length < this.size && this.threads.every((t) => t.queued > 0))
+      this.threads.push(
+        new CopyThread((t) => {
+          const i = this.threads.indexOf(t);
+          if (i >= 0) this.threads.splice(i, 1);
+        }),
+      );
+    const thread = this.threads.reduce((a, b) => (b.queued < a.queued ? b : a));
+    let reported = 0;
+    const onBytes = (n: number) => {
+      if (n <= reported) return;
+      reported = n;
+      opts.onBytes?.(n);
+    };
+    const done = await new Promise<Done>((resolve, reject) =>
+      thread.run({
+        id: this.nextId++,
+        source,
+        target,
+        extraDigests: opts.extraDigests ?? [],
+        deferSync: opts.deferSync ?? false,
+        onBytes,
+        resolve,
+        reject,
+      }),
+    );
+    onBytes(done.size);
+    const result: CopyResult = { sha256: done.sha256, size: done.size, mtimeMs: done.mtimeMs, digests: done.digests };
+    if (done.fd !== null) result.unsynced = new OpenTarget(done.fd);
+    return result;
+  }
+}
+
+/** The process's copy threads (like libuv's pool, one set serves every recorder). */
+export const copyWorkers = new CopyWorkers();
+
+/** A recording smaller than this is copied on a copy thread; a larger one by copyAndHash on the event loop. */
+export const SMALL_FILE = 32 << 20;
+
+/** copyAndHash, on a copy thread when the walk found the recording small. */
+export function copyRecording(
+  listedSize: number,
+  source: string | Buffer,
+  target: string | null,
+  opts: CopyOptions = {},
+): Promise<CopyResult> {
+  return listedSize < SMALL_FILE ? copyWorkers.copyAndHash(source, target, opts) : copyAndHash(source, target, opts);
+}
