@@ -199,7 +199,7 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
 
   it('copies a file whose name is not UTF-8, opened by its bytes', async () => {
     const bytes = randomBytes(3000);
-    const name = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0xb2, 0xe2, 0xca, 0xd4]), Buffer.from('.mp4')]);
+    const name = Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0xb2, 0xe2, 0xca, 0xd4]), Buffer.from('.mp4')]);
     writeFileSync(name, bytes);
     const r = await copy(name, path.join(dir, 'dst.bin'));
     expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
