@@ -2,8 +2,14 @@
 // every source file, otherwise the TypeScript sources through tsx. A station runs the build (fast start, no compiler
 // at run time); a developer who edits a source file never runs a stale build by mistake.
 import { readdirSync, statSync } from 'node:fs';
+import module from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// Node 22.1+ keeps the compiled code of the modules loaded here on disk (in NODE_COMPILE_CACHE, else the temp
+// directory): dockctl and the daemon start without compiling them again (dockctl status: 0.19 → 0.15 s CPU on Node 24).
+// Node 20 has no compile cache; nothing changes there.
+module.enableCompileCache?.();
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['daemon', 'drivers', 'config/schema.json'];

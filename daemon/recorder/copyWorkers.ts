@@ -239,7 +239,7 @@ export class CopyWorkers {
   private readonly threads: CopyThread[] = [];
   private nextId = 1;
 
-  constructor(private readonly size = Math.max(2, Math.min(4, os.availableParallelism()))) {}
+  constructor(private readonly size = Math.min(4, 2 * os.availableParallelism())) {}
 
   /** copyAndHash on a copy thread, with the same result and errors. */
   async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
