@@ -18,7 +18,7 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
-const CHUNK = 4 << 20;
+const CHUNK = 1 << 20;
 const PROGRESS_EVERY = 8 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
 const failure = (kind, e) => ({ kind, errno: e.code ?? null, message: e.message });
@@ -195,7 +195,12 @@ class CopyThread {
   constructor(onGone: (t: CopyThread) => void) {
     // trackUnmanagedFds off: a target's fd handed back to the event loop is the caller's; with tracking on, the thread
     // would close it when it exits (or when it closes a later file of the same number) behind the caller's back.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, trackUnmanagedFds: false });
+    // Its heap holds a job's few objects at a time: small limits keep 32 bays' worth of copying within the memory goal.
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      trackUnmanagedFds: false,
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
+    });
     this.worker.unref();
     this.worker.on('message', (m: Reply) => {
       const job = this.jobs.get(m.id);
