@@ -87,10 +87,15 @@ describe('a pool recorder assigned at the station', () => {
     const earlier = `012345_${POOL.serial}_20261128113000_0007.mp4`;
     await fs.copyFile(await clip(2), path.join(e.rec.volumeDir, 'DCIM', '100MEDIA', earlier));
 
-    // 李四 takes it out and records: the recorder names the file with 054321. (The name has whole seconds: the
-    // recording starts in a second after the assignment's.)
+    // 李四 takes it out and records: the recorder names the file with 054321. (The name has whole seconds of the
+    // recorder's own clock, which may run a second behind the station's: the recording starts, by that clock, in a
+    // second after the assignment's.)
     await undock(w, e);
-    await waitFor('a second after the assignment', () => Math.floor(Date.now() / 1000) > Math.floor(startedAt / 1000), 5000);
+    await waitFor(
+      'a second after the assignment, by the recorder clock',
+      () => Math.floor(e.rec.clock().getTime() / 1000) > Math.floor(startedAt / 1000),
+      10_000,
+    );
     const recorded = path.basename(await e.rec.record({ from: await clip(3) }));
     expect(parseRecordingName(recorded)).toMatchObject({ officerId: '054321', serial: POOL.serial });
     // One named by firmware that ignores the assignment (the registry's officer in its name), captured during it.
