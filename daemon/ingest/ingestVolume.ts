@@ -185,7 +185,7 @@ export class VolumeSession {
             if (reason) commits.flush(); // what waits for its batch must not wait for room as well
             this.tile.recorderState(reason ? 'paused' : 'copying', reason);
           }));
-        if (!room) break;
+        if (!room || end !== 'ok') break;
         runningLarge = large;
         const one: Promise<void> = this.copyOne(rec, signal).then((result) => {
           running.delete(one);
@@ -197,6 +197,8 @@ export class VolumeSession {
       }
       while (running.size) await Promise.race(running);
     } finally {
+      // Also when the loop threw (e.g. the store's statfs failed): no copy of this session outlives it.
+      while (running.size) await Promise.allSettled([...running]);
       // Nothing more to copy now: the last batch goes at once (the last file is never held back).
       commits.flush();
       while (this.committing.size) await Promise.allSettled([...this.committing]);

@@ -22,7 +22,9 @@ const CHUNK = 1 << 20;
 const PROGRESS_EVERY = 8 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
 const failure = (kind, e) => ({ kind, errno: e.code ?? null, message: e.message });
+const aborted = (job) => Atomics.load(job.abort, 0) === 1;
 function copy(job) {
+  if (aborted(job)) return { error: { kind: 'ABORTED' } };
   const source = typeof job.source === 'string' ? job.source : Buffer.from(job.source);
   let src;
   try {
@@ -57,6 +59,7 @@ function copy(job) {
         return { error: failure('source', e) };
       }
       if (n === 0) break;
+      if (aborted(job)) return { error: { kind: 'ABORTED' } };
       const bytes = buffer.subarray(0, n);
       for (const h of hashes) h.update(bytes);
       if (dst >= 0) {
@@ -120,7 +123,7 @@ parentPort.on('message', (job) => {
 
 type Failure =
   | { kind: 'source' | 'digest' | 'create' | 'write' | 'sync'; errno: string | null; message: string }
-  | { kind: 'SOURCE_NOT_REGULAR' | 'SOURCE_CHANGED' }
+  | { kind: 'SOURCE_NOT_REGULAR' | 'SOURCE_CHANGED' | 'ABORTED' }
   | { kind: 'SOURCE_SHORT'; read: number; listed: number };
 
 interface Done {
@@ -139,6 +142,8 @@ interface Job {
   target: string | null;
   extraDigests: string[];
   deferSync: boolean;
+  /** Set to 1 when the caller aborts (shared with the thread). */
+  abort: Int32Array;
   onBytes?: (n: number) => void;
   resolve: (r: Done) => void;
   reject: (e: Error) => void;
@@ -182,17 +187,19 @@ function copyError(f: Failure, source: string, target: string | null): Error {
       return new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
     case 'SOURCE_CHANGED':
       return new CopyError('SOURCE_CHANGED', `${source} changed while it was copied`);
+    case 'ABORTED':
+      return new CopyError('SOURCE_IO', `${source}: copy interrupted`);
     case 'SOURCE_SHORT':
       return new CopyError('SOURCE_SHORT', `${source}: read ${f.read} bytes, the volume lists ${f.listed}`);
   }
 }
 
-/** One copy thread and its queue (one job at a time: the thread blocks in its system calls). */
+/** One copy thread; it takes one job at a time (it blocks in the job's system calls). */
 class CopyThread {
   private readonly worker: Worker;
-  private readonly jobs = new Map<number, Job>();
+  job: Job | null = null;
 
-  constructor(onGone: (t: CopyThread) => void) {
+  constructor(private readonly events: { done: (t: CopyThread) => void; gone: (t: CopyThread) => void }) {
     // trackUnmanagedFds off: a target's fd handed back to the event loop is the caller's; with tracking on, the thread
     // would close it when it exits (or when it closes a later file of the same number) behind the caller's back.
     // Its heap holds a job's few objects at a time: small limits keep 32 bays' worth of copying within the memory goal.
@@ -203,32 +210,33 @@ class CopyThread {
     });
     this.worker.unref();
     this.worker.on('message', (m: Reply) => {
-      const job = this.jobs.get(m.id);
-      if (!job) return;
+      const job = this.job;
+      if (!job || job.id !== m.id) return;
       if ('progress' in m) return job.onBytes?.(m.progress);
-      this.jobs.delete(m.id);
-      if (!this.jobs.size) this.worker.unref();
+      this.job = null;
+      this.worker.unref();
       if ('result' in m) job.resolve(m.result);
       else job.reject(copyError(m.error, escapedName(job.source), job.target));
+      this.events.done(this);
     });
+    let gone = false;
     const fail = (e: Error) => {
-      onGone(this);
-      for (const j of this.jobs.values()) j.reject(e);
-      this.jobs.clear();
+      if (gone) return;
+      gone = true;
+      const job = this.job;
+      this.job = null;
+      job?.reject(e);
+      this.events.gone(this);
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`copy thread exited (code ${code})`)));
   }
 
-  get queued(): number {
-    return this.jobs.size;
-  }
-
   run(job: Job): void {
-    if (!this.jobs.size) this.worker.ref();
-    this.jobs.set(job.id, job);
-    const { id, source, target, extraDigests, deferSync } = job;
-    this.worker.postMessage({ id, source, target, extraDigests, deferSync });
+    this.job = job;
+    this.worker.ref();
+    const { id, source, target, extraDigests, deferSync, abort } = job;
+    this.worker.postMessage({ id, source, target, extraDigests, deferSync, abort });
   }
 }
 
@@ -237,48 +245,76 @@ const escapedName = (p: string | Buffer) => (typeof p === 'string' ? p : escapeN
 /**
  * Copy threads for small recordings: a day's photos and short clips cost more in per-file system calls (each a
  * round trip through libuv's pool, on this thread) than in bytes, and their hashing would hold the event loop. A few
- * threads copy whole files side by side; the event loop only hands the job over and takes the result. Large files
+ * threads copy whole files side by side; the event loop only hands the job over and takes the result. Jobs wait in one
+ * queue and go to whichever thread is free (a thread stuck on a failing device holds up only its own job). Large files
  * stay with copyAndHash (its reads, hash and writes overlap; a thread doing them in turn would be slower).
  */
 export class CopyWorkers {
   private readonly threads: CopyThread[] = [];
+  private readonly queue: Job[] = [];
   private nextId = 1;
 
   constructor(private readonly size = Math.min(4, 2 * os.availableParallelism())) {}
 
-  /** copyAndHash on a copy thread, with the same result and errors. */
+  /**
+   * copyAndHash on a copy thread, with the same result and errors. An abort stops the copy between chunks (or before
+   * it starts) with SOURCE_IO "copy interrupted", leaving any partial target for the caller, as copyAndHash does.
+   */
   async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
     if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${escapedName(source)}: copy interrupted`);
-    if (this.threads.length < this.size && this.threads.every((t) => t.queued > 0))
-      this.threads.push(
-        new CopyThread((t) => {
-          const i = this.threads.indexOf(t);
-          if (i >= 0) this.threads.splice(i, 1);
-        }),
-      );
-    const thread = this.threads.reduce((a, b) => (b.queued < a.queued ? b : a));
+    // Read by the thread between chunks: set once the caller aborts.
+    const abort = new Int32Array(new SharedArrayBuffer(4));
+    const onAbort = () => Atomics.store(abort, 0, 1);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     let reported = 0;
     const onBytes = (n: number) => {
       if (n <= reported) return;
       reported = n;
       opts.onBytes?.(n);
     };
-    const done = await new Promise<Done>((resolve, reject) =>
-      thread.run({
-        id: this.nextId++,
-        source,
-        target,
-        extraDigests: opts.extraDigests ?? [],
-        deferSync: opts.deferSync ?? false,
-        onBytes,
-        resolve,
-        reject,
-      }),
-    );
+    let done: Done;
+    try {
+      done = await new Promise<Done>((resolve, reject) => {
+        this.queue.push({
+          id: this.nextId++,
+          source,
+          target,
+          extraDigests: opts.extraDigests ?? [],
+          deferSync: opts.deferSync ?? false,
+          abort,
+          onBytes,
+          resolve,
+          reject,
+        });
+        this.dispatch();
+      });
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
     onBytes(done.size);
     const result: CopyResult = { sha256: done.sha256, size: done.size, mtimeMs: done.mtimeMs, digests: done.digests };
     if (done.fd !== null) result.unsynced = new OpenTarget(done.fd);
     return result;
+  }
+
+  /** Hands queued jobs to free threads, starting a thread when all are busy and there may be more. */
+  private dispatch(): void {
+    while (this.queue.length) {
+      let thread = this.threads.find((t) => !t.job);
+      if (!thread && this.threads.length < this.size) {
+        thread = new CopyThread({
+          done: () => this.dispatch(),
+          gone: (t) => {
+            const i = this.threads.indexOf(t);
+            if (i >= 0) this.threads.splice(i, 1);
+            this.dispatch();
+          },
+        });
+        this.threads.push(thread);
+      }
+      if (!thread) return;
+      thread.run(this.queue.shift()!);
+    }
   }
 }
 

@@ -113,7 +113,7 @@ export class GroupCommit {
         }
       }),
     );
-    // The catalog gets the batch in the order it was copied (ids are already in that order).
+    // The catalog gets the batch in the order its copies reached it, whatever order they were placed in.
     placed.sort((a, b) => batch.indexOf(a) - batch.indexOf(b));
     if (!placed.length) return;
     try {

@@ -66,16 +66,17 @@ export class ObjectStore {
 
   /**
    * Moves a fully written, fdatasynced temp file to its content address, and returns the directories to fsync before
-   * the object may be called stored: its own, and those created for it. When the object is already there (the same
+   * the object may be called stored: its own and those above it, up to the objects directory. When the object is already there (the same
    * content seen before, or a crash before the catalog row) the existing object is kept, checked by size, and the temp
    * file dropped; its directory is still returned, as its name may not be durable yet.
    */
   async place(tempPath: string, sha256: string, size: number): Promise<string[]> {
     const target = this.pathOf(sha256);
     const parent = path.dirname(target);
-    const created = await fs.mkdir(parent, { recursive: true });
-    const dirs = [parent];
-    for (let d = parent; created && d !== path.dirname(created); d = path.dirname(d)) dirs.push(path.dirname(d));
+    await fs.mkdir(parent, { recursive: true });
+    // The whole chain up to the objects directory, whoever created it: a placement that created a directory and then
+    // failed must not leave that directory's own name unsynced for the others placed in it (batches place side by side).
+    const dirs = [parent, path.dirname(parent), this.objectsDir];
     const existing = await fs.stat(target).catch(() => null);
     if (existing) {
       await fs.rm(tempPath, { force: true });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
-import { copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
+import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 
 const run = promisify(execFile);
@@ -298,6 +298,45 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
 });
 
 describe('copy threads', () => {
+  it('an abort stops a copy waiting for a free thread: SOURCE_IO "copy interrupted", no target made', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
+    const one = new CopyWorkers(1);
+    try {
+      const big = path.join(dir, 'big');
+      await fs.writeFile(big, randomBytes(20 * MiB));
+      await fs.writeFile(path.join(dir, 'small'), randomBytes(1000));
+      const first = one.copyAndHash(big, path.join(dir, 'big.copy'));
+      const ac = new AbortController();
+      // Queued behind the first: the only thread cannot take it before this turn of the event loop ends.
+      const second = copyError(one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.copy'), { signal: ac.signal }));
+      ac.abort();
+      const e = await second;
+      expect(e.code).toBe('SOURCE_IO');
+      expect(e.message).toMatch(/interrupted/);
+      await expect(fs.access(path.join(dir, 'small.copy'))).rejects.toMatchObject({ code: 'ENOENT' });
+      // The copy that was under way is not affected.
+      expect((await first).size).toBe(20 * MiB);
+      const after = await one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.again'));
+      expect(after.size).toBe(1000);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an already aborted signal copies nothing', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
+    try {
+      await fs.writeFile(path.join(dir, 'src'), 'x');
+      const e = await copyError(
+        copyWorkers.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'), { signal: AbortSignal.abort() }),
+      );
+      expect(e.code).toBe('SOURCE_IO');
+      await expect(fs.access(path.join(dir, 'dst'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('copy many files at once, each exactly, none mixed up with another', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
     try {
