@@ -120,6 +120,13 @@ describe('a pool recorder assigned at the station', () => {
     expect(ended.returnedBy).toMatch(/via dockctl$/);
 
     await undock(w, e);
+    // Recorded after the return by the recorder's own clock too (see above: it may run a second behind).
+    const endedAt = Date.parse(ended.endedAt);
+    await waitFor(
+      'a second after the return, by the recorder clock',
+      () => Math.floor(e.rec.clock().getTime() / 1000) > Math.floor(endedAt / 1000),
+      10_000,
+    );
     const later = path.basename(await e.rec.record({ from: await clip(4) }));
     await dock(e);
     expect((await ingested(w, [later])).get(later)).toMatchObject({ officerId: '012345', collector: '张三' });
