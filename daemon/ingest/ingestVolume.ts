@@ -264,11 +264,10 @@ export class VolumeSession {
       this.copying.delete(rec.relPath);
       progress();
       if (e instanceof CopyError && e.code === 'SOURCE_GONE') {
-        // The copies under way at the unplug all fail alike: the recorder is reported gone once.
-        if (status.state !== 'unplugged') {
-          tile.recorderState('unplugged', status.error);
-          this.slog.warn({ err: e, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
-        }
+        // Logged for each copy that saw it (with copies side by side, up to SMALL_AT_ONCE lines): the read error is
+        // the evidence of the unplug, whether or not the undock was seen first.
+        tile.recorderState('unplugged', status.error);
+        this.slog.warn({ err: e, done: status.files.done, total: status.files.total }, 'recorder went away mid-copy');
         tile.current(null);
         return 'unplugged';
       }
