@@ -298,77 +298,67 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
 });
 
 describe('copy threads', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
+  });
+
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
   it('an abort stops a copy waiting for a free thread: SOURCE_IO "copy interrupted", no target made', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
     const one = new CopyWorkers(1);
-    try {
-      const big = path.join(dir, 'big');
-      await fs.writeFile(big, randomBytes(20 * MiB));
-      await fs.writeFile(path.join(dir, 'small'), randomBytes(1000));
-      const first = one.copyAndHash(big, path.join(dir, 'big.copy'));
-      const ac = new AbortController();
-      // Queued behind the first: the only thread cannot take it before this turn of the event loop ends.
-      const second = copyError(one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.copy'), { signal: ac.signal }));
-      ac.abort();
-      const e = await second;
-      expect(e.code).toBe('SOURCE_IO');
-      expect(e.message).toMatch(/interrupted/);
-      await expect(fs.access(path.join(dir, 'small.copy'))).rejects.toMatchObject({ code: 'ENOENT' });
-      // The copy that was under way is not affected.
-      expect((await first).size).toBe(20 * MiB);
-      const after = await one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.again'));
-      expect(after.size).toBe(1000);
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    const big = path.join(dir, 'big');
+    await fs.writeFile(big, randomBytes(20 * MiB));
+    await fs.writeFile(path.join(dir, 'small'), randomBytes(1000));
+    const first = one.copyAndHash(big, path.join(dir, 'big.copy'));
+    const ac = new AbortController();
+    // Queued behind the first: the only thread cannot take it before this turn of the event loop ends.
+    const second = copyError(one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.copy'), { signal: ac.signal }));
+    ac.abort();
+    const e = await second;
+    expect(e.code).toBe('SOURCE_IO');
+    expect(e.message).toMatch(/interrupted/);
+    await expect(fs.access(path.join(dir, 'small.copy'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // The copy that was under way is not affected.
+    expect((await first).size).toBe(20 * MiB);
+    const after = await one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.again'));
+    expect(after.size).toBe(1000);
   });
 
   it('an already aborted signal copies nothing', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
-    try {
-      await fs.writeFile(path.join(dir, 'src'), 'x');
-      const e = await copyError(
-        copyWorkers.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'), { signal: AbortSignal.abort() }),
-      );
-      expect(e.code).toBe('SOURCE_IO');
-      await expect(fs.access(path.join(dir, 'dst'))).rejects.toMatchObject({ code: 'ENOENT' });
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    await fs.writeFile(path.join(dir, 'src'), 'x');
+    const e = await copyError(
+      copyWorkers.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'), { signal: AbortSignal.abort() }),
+    );
+    expect(e.code).toBe('SOURCE_IO');
+    await expect(fs.access(path.join(dir, 'dst'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('copy many files at once, each exactly, none mixed up with another', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
-    try {
-      const files = await Promise.all(
-        Array.from({ length: 40 }, async (_, i) => {
-          const bytes = randomBytes(1000 + i * 37_001);
-          const src = path.join(dir, `src-${i}`);
-          await fs.writeFile(src, bytes);
-          return { src, dst: path.join(dir, `dst-${i}`), bytes };
-        }),
-      );
-      const results = await Promise.all(files.map((f) => copyWorkers.copyAndHash(f.src, f.dst, { extraDigests: ['sm3'] })));
-      for (const [i, f] of files.entries()) {
-        expect(results[i].sha256).toBe(createHash('sha256').update(f.bytes).digest('hex'));
-        expect(results[i].digests.sm3).toBe(createHash('sm3').update(f.bytes).digest('hex'));
-        expect((await fs.readFile(f.dst)).equals(f.bytes)).toBe(true);
-      }
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
+    const files = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const bytes = randomBytes(1000 + i * 37_001);
+        const src = path.join(dir, `src-${i}`);
+        await fs.writeFile(src, bytes);
+        return { src, dst: path.join(dir, `dst-${i}`), bytes };
+      }),
+    );
+    const results = await Promise.all(files.map((f) => copyWorkers.copyAndHash(f.src, f.dst, { extraDigests: ['sm3'] })));
+    for (const [i, f] of files.entries()) {
+      expect(results[i].sha256).toBe(createHash('sha256').update(f.bytes).digest('hex'));
+      expect(results[i].digests.sm3).toBe(createHash('sm3').update(f.bytes).digest('hex'));
+      expect((await fs.readFile(f.dst)).equals(f.bytes)).toBe(true);
     }
   });
 
   it('reports a digest the platform does not have as an error, and copies nothing', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-copies-'));
-    try {
-      await fs.writeFile(path.join(dir, 'src'), 'x');
-      await expect(
-        copyWorkers.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'), { extraDigests: ['no-such-hash'] }),
-      ).rejects.toThrow(/cannot compute the digests/);
-      await expect(fs.access(path.join(dir, 'dst'))).rejects.toMatchObject({ code: 'ENOENT' });
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    await fs.writeFile(path.join(dir, 'src'), 'x');
+    await expect(
+      copyWorkers.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'), { extraDigests: ['no-such-hash'] }),
+    ).rejects.toThrow(/cannot compute the digests/);
+    await expect(fs.access(path.join(dir, 'dst'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
