@@ -13,6 +13,7 @@ import { defaultHost, type Host } from './host.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
 import { HttpServer } from './http/server.ts';
 import { systemTimeZone } from './media/zonedTime.ts';
+import { copyWorkers } from './recorder/copyWorkers.ts';
 import { PoolRecorders } from './pool/poolRecorders.ts';
 import { PoolService } from './pool/poolService.ts';
 import { DailyStatistics } from './stats/dailySummary.ts';
@@ -212,6 +213,8 @@ export class Controller {
       },
       'dockd started',
     );
+    // The copy threads start now, beside an idle daemon, rather than in the first docked recorder's copy.
+    copyWorkers.warm();
   }
 
   /**

@@ -8,6 +8,18 @@ const CHECK_EVERY_MS = 15_000;
 /** Objects freed per check at most: a backlog is worked off over the next checks, never in one long pass. */
 const PURGE_BATCH = 500;
 const DAY_MS = 86_400_000;
+/** A free-space figure older than this is read again before a copy is let in (see roomFor). */
+const READING_TTL_MS = 1000;
+/** Nearer the reserve than this, a copy is let in only on a figure read just now. */
+const NEAR_RESERVE = 64 << 20;
+
+/** A copy's bytes counted against the store's free space from its start to its end (StorageKeeper.claim). */
+export interface SpaceClaim {
+  /** The copy has written `n` bytes so far. */
+  wrote(n: number): void;
+  /** The copy ended (stored or failed). */
+  end(): void;
+}
 
 /**
  * Disk pressure and retention. Local objects are freed only when archived on HQ's signed receipt and older than
@@ -20,6 +32,12 @@ export class StorageKeeper implements Service {
   private readonly log: Logger;
   /** Copies waiting in waitForRoom: while any waits, DISK_FULL stays raised (only the waiter knows the size it needs). */
   private waiters = 0;
+  /** The store's free bytes as last read, and when. */
+  private reading: { free: number; atMs: number } | null = null;
+  /** Bytes the copies under way (every recorder's) have still to write. */
+  private unwritten = 0;
+  /** Bytes copies wrote since the last reading (that reading may not show them). */
+  private writtenSince = 0;
 
   constructor(private readonly deps: StationContext) {
     this.log = deps.log.child({ component: 'storage' });
@@ -85,9 +103,56 @@ export class StorageKeeper implements Service {
     return n;
   }
 
-  /** Whether `bytes` more would leave at least storage.reserveBytes free now. */
+  /**
+   * Counts a copy of `bytes` against the free space until it ends, whichever recorder makes it: a copy is let in only
+   * if it fits beside everything the copies under way have still to write.
+   */
+  claim(bytes: number): SpaceClaim {
+    let written = 0;
+    let open = true;
+    this.unwritten += bytes;
+    return {
+      wrote: (n) => {
+        if (!open || n <= written) return;
+        const delta = Math.min(n, bytes) - written;
+        written += delta;
+        this.unwritten -= delta;
+        this.writtenSince += delta;
+      },
+      end: () => {
+        if (!open) return;
+        open = false;
+        this.unwritten -= bytes - written;
+      },
+    };
+  }
+
+  /**
+   * The free bytes now, less what the copies under way have still to write. The file system is asked again when its
+   * last answer is older than READING_TTL_MS, when `fresh`, or when the answer would be near the line (so a copy
+   * is not let in on an estimate); else the last answer less what copies wrote since. A station copying a day's
+   * photos thus asks once a second, not twice for every file.
+   */
+  private async freeForCopies(bytes: number, fresh: boolean): Promise<number> {
+    const estimate = () => (this.reading ? this.reading.free - this.writtenSince - this.unwritten : 0);
+    const nowMs = this.deps.clock.now().getTime();
+    const stale = !this.reading || fresh || nowMs - this.reading.atMs > READING_TTL_MS;
+    if (stale || estimate() - bytes < this.deps.config.storage.reserveBytes + NEAR_RESERVE) {
+      const before = this.writtenSince;
+      const free = await this.freeBytes();
+      // What was written before the question is in the answer; what was written while it was asked may not be.
+      this.writtenSince -= before;
+      this.reading = { free, atMs: nowMs };
+    }
+    return estimate();
+  }
+
+  /**
+   * Whether a copy of `bytes` would leave at least storage.reserveBytes free now, beside what the copies under way
+   * have still to write.
+   */
   async hasRoom(bytes: number): Promise<boolean> {
-    return (await this.freeBytes()) - bytes >= this.deps.config.storage.reserveBytes;
+    return (await this.freeForCopies(bytes, false)) - bytes >= this.deps.config.storage.reserveBytes;
   }
 
   /**
@@ -101,7 +166,7 @@ export class StorageKeeper implements Service {
     try {
       for (;;) {
         if (signal.aborted) return false;
-        const free = await this.freeBytes();
+        const free = await this.freeForCopies(bytes, waiting);
         if (free - bytes >= config.storage.reserveBytes) {
           if (waiting) {
             onWait(null);

@@ -1,3 +1,4 @@
+import type { SpaceClaim } from '../custody/storageKeeper.ts';
 import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -16,8 +17,10 @@ export interface IngestContext extends ClassifyDeps {
   /** Disk guard: resolves when a copy of `bytes` fits above the reserve (false: aborted). */
   space?: {
     waitForRoom(bytes: number, signal: AbortSignal, onWait: (reason: string | null) => void): Promise<boolean>;
-    /** Whether `bytes` more would leave the reserve free now (no waiting, no alarm). */
+    /** Whether `bytes` more would leave the reserve free now, beside the copies under way (no waiting, no alarm). */
     hasRoom(bytes: number): Promise<boolean>;
+    /** Counts a copy against the free space while it runs (every recorder's copies are counted). */
+    claim(bytes: number): SpaceClaim;
   };
   /** Who a volume belongs to, when its recorder identified itself on a control channel (paired by port or name). */
   identityFor?: (volumePath: string) =>

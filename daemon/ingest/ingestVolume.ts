@@ -174,17 +174,18 @@ export class VolumeSession {
         while (running.size && (large || runningLarge || running.size >= SMALL_AT_ONCE)) await Promise.race(running);
         if (signal.aborted || end !== 'ok') break;
         const space = this.ctx.space;
-        // A copy starts beside the others only if there is room for it and for what they have still to write; else
-        // they finish first, and it waits for room on its own (a pause is then for lack of space, never for them).
-        if (space && running.size && !(await space.hasRoom(rec.size + this.bytesToWrite())))
+        // A copy starts beside the others only if there is room for it beside what every copy under way has still
+        // to write; else they finish first, and it waits for room on its own (a pause is then for lack of space,
+        // never for them).
+        let room = !space || (running.size > 0 && (await space.hasRoom(rec.size)));
+        if (space && !room) {
           while (running.size) await Promise.race(running);
-        if (signal.aborted || end !== 'ok') break;
-        const room =
-          !space ||
-          (await space.waitForRoom(rec.size, signal, (reason) => {
+          if (signal.aborted || end !== 'ok') break;
+          room = await space.waitForRoom(rec.size, signal, (reason) => {
             if (reason) commits.flush(); // what waits for its batch must not wait for room as well
             this.tile.recorderState(reason ? 'paused' : 'copying', reason);
-          }));
+          });
+        }
         if (!room || end !== 'ok') break;
         runningLarge = large;
         const one: Promise<void> = this.copyOne(rec, signal).then((result) => {
@@ -215,13 +216,6 @@ export class VolumeSession {
     return n;
   }
 
-  /** Bytes the copies under way have still to write. */
-  private bytesToWrite(): number {
-    let n = 0;
-    for (const c of this.copying.values()) n += Math.max(0, c.size - c.done);
-    return n;
-  }
-
   /** The copy-one step: one recording into the store (or confirmed there), counted on the tile once it is stored. */
   private async copyOne(rec: FoundRecording, signal: AbortSignal): Promise<'copied' | 'failed' | 'stopped' | 'unplugged'> {
     const { tile, status } = this;
@@ -229,6 +223,7 @@ export class VolumeSession {
     const previous = this.storedIds.get(rec.relPath);
     const progress = () => tile.progress(this.copiedBytes + this.bytesInFlight());
     this.copying.set(rec.relPath, { size: rec.size, done: 0 });
+    const claim = this.ctx.space?.claim(rec.size);
     try {
       const outcome = await ingestOne(this.ctx, {
         recording: rec,
@@ -238,6 +233,7 @@ export class VolumeSession {
         linkedOfficer: this.announced?.linkedOfficer ?? null,
         supersedes: previous ?? null,
         onBytes: (n) => {
+          claim?.wrote(n);
           this.copying.set(rec.relPath, { size: rec.size, done: n });
           progress();
         },
@@ -274,6 +270,8 @@ export class VolumeSession {
       if (signal.aborted) return 'stopped';
       this.copyFailed(rec, e as Error);
       return 'failed';
+    } finally {
+      claim?.end();
     }
   }
 

@@ -9,6 +9,7 @@ import {
   type CopyToFinish,
   FIELD_NAMES,
   type FileFields,
+  type NewCopy,
   type FileRow,
   type FileState,
   type SessionFields,
@@ -92,20 +93,25 @@ export class Catalog extends CatalogReads {
   // ---- files -------------------------------------------------------------
 
   /** A row in state `copying` (with the metadata known before the copy) for a source about to be copied. */
-  beginCopy(f: FileFields & { size: number; kind: string; filename: string; source_path: string }): number {
+  beginCopy(f: NewCopy): number {
     const at = this.stamp();
-    const cols = Object.keys(f).filter((k) => FIELD_NAMES.has(k));
     return this.tx(() => {
-      const id = Number(
-        this.db
-          .prepare(
-            `INSERT INTO files (state, created_at, updated_at, ${cols.join(', ')}) VALUES ('copying', ?, ?, ${cols.map(() => '?').join(', ')})`,
-          )
-          .run(at, at, ...cols.map((c) => (f as Record<string, unknown>)[c] ?? null)).lastInsertRowid,
-      );
+      const id = this.insertFile('copying', f, at, at);
       this.history(id, null, 'copying', f.source_path, at);
       return id;
     });
+  }
+
+  /** A new row in `state` with the given fields (and the hashes of a copy already made). */
+  private insertFile(state: FileState, f: NewCopy & FileFields, createdAt: string, updatedAt: string): number {
+    const cols = Object.keys(f).filter((k) => FIELD_NAMES.has(k));
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO files (state, created_at, updated_at, ${cols.join(', ')}) VALUES (?, ?, ?, ${cols.map(() => '?').join(', ')})`,
+        )
+        .run(state, createdAt, updatedAt, ...cols.map((c) => (f as Record<string, unknown>)[c] ?? null)).lastInsertRowid,
+    );
   }
 
   abortCopy(id: number): void {
@@ -129,16 +135,12 @@ export class Catalog extends CatalogReads {
   ): { fileId: number; duplicate: boolean } {
     const at = this.stamp();
     return this.tx(() => {
-      const existing = this.db.prepare(`SELECT id FROM files WHERE sha256 = ?`).get(sha256) as { id: number } | undefined;
-      if (existing) {
+      const existing = this.sameContent(sha256);
+      if (existing !== null) {
         this.db.prepare(`DELETE FROM history WHERE file_id = ?`).run(id);
         this.db.prepare(`DELETE FROM files WHERE id = ? AND state = 'copying'`).run(id);
-        this.addSighting(existing.id, sighting, false);
-        // The copy just committed put a freed (archived, past retention) object back on disk: the row says so again.
-        this.db
-          .prepare(`UPDATE files SET local_deleted_at = NULL WHERE id = ? AND local_deleted_at IS NOT NULL`)
-          .run(existing.id);
-        return { fileId: existing.id, duplicate: true };
+        this.keepExisting(existing, sighting);
+        return { fileId: existing, duplicate: true };
       }
       this.db
         .prepare(`UPDATE files SET sha256 = ?, sm3 = ?, state = 'stored', updated_at = ? WHERE id = ? AND state = 'copying'`)
@@ -149,18 +151,56 @@ export class Catalog extends CatalogReads {
     });
   }
 
+  /**
+   * A copy that had no `copying` row (see CopyToFinish.begun), once its object is durable: catalogued as it would
+   * have been, with its copying step stamped when the copy began, stored now; or, same content already catalogued,
+   * its sighting recorded on the existing file.
+   */
+  private storeCopied(c: CopyToFinish & { begun: NewCopy & { at: string } }): { fileId: number; duplicate: boolean } {
+    const existing = this.sameContent(c.sha256);
+    if (existing !== null) {
+      this.keepExisting(existing, c.sighting);
+      return { fileId: existing, duplicate: true };
+    }
+    const at = this.stamp();
+    const { at: began, ...fields } = c.begun;
+    const id = this.insertFile('stored', { ...fields, sha256: c.sha256, sm3: c.digests.sm3 ?? null }, began, at);
+    this.history(id, null, 'copying', fields.source_path, began);
+    this.history(id, 'copying', 'stored', c.sha256, at);
+    this.addSighting(id, c.sighting, true);
+    return { fileId: id, duplicate: false };
+  }
+
+  private sameContent(sha256: string): number | null {
+    const row = this.db.prepare(`SELECT id FROM files WHERE sha256 = ?`).get(sha256) as { id: number } | undefined;
+    return row?.id ?? null;
+  }
+
+  /** A copy of content already catalogued: its sighting goes on the existing file. */
+  private keepExisting(existing: number, sighting: SourceSighting): void {
+    this.addSighting(existing, sighting, false);
+    // The copy just committed put a freed (archived, past retention) object back on disk: the row says so again.
+    this.db.prepare(`UPDATE files SET local_deleted_at = NULL WHERE id = ? AND local_deleted_at IS NOT NULL`).run(existing);
+  }
+
   // ---- group commit (see groupCommit.ts) ----------------------------------
 
   /** finishCopy for a batch of copies made durable together: one transaction, so one sync of the catalog. */
   finishCopies(batch: CopyToFinish[]): { fileId: number; duplicate: boolean }[] {
-    return this.tx(() => batch.map((c) => this.finishCopy(c.fileId, c.sha256, c.sighting, c.digests)));
+    return this.tx(() =>
+      batch.map((c) =>
+        c.fileId === null
+          ? this.storeCopied({ ...c, begun: c.begun! })
+          : this.finishCopy(c.fileId, c.sha256, c.sighting, c.digests),
+      ),
+    );
   }
 
   /**
    * beginCopy without waiting for the disk: a `copying` row is discarded at the next start whether or not a crash
    * kept it, and the batch's own (synchronous) commit makes it durable with everything before it in the log.
    */
-  beginCopyUnsynced(f: Parameters<Catalog['beginCopy']>[0]): number {
+  beginCopyUnsynced(f: NewCopy): number {
     this.db.pragma('synchronous = NORMAL');
     try {
       return this.beginCopy(f);

@@ -70,9 +70,15 @@ export interface SourceSighting {
   mtimeMs: number;
 }
 
+/** The fields of a recording about to be copied (Catalog.beginCopy). */
+export type NewCopy = FileFields & { size: number; kind: string; filename: string; source_path: string };
+
 /** A copy whose object is durable, to be marked stored (Catalog.finishCopies). */
 export interface CopyToFinish {
-  fileId: number;
+  /** Its `copying` row; null when it has none (a small recording is catalogued with its batch, see `begun`). */
+  fileId: number | null;
+  /** For a copy without a row: its fields, and when its copy began (the time of its `copying` step). */
+  begun?: NewCopy & { at: string };
   sha256: string;
   sighting: SourceSighting;
   digests: { sm3?: string };

@@ -14,6 +14,9 @@ export class ObjectStoreError extends CodedError<'OBJECT_CONFLICT' | 'OBJECT_MIS
 export class ObjectStore {
   readonly objectsDir: string;
   readonly tmpDir: string;
+  /** Temp names: random per store opened, then counted (a random draw per file cost more than the name is worth). */
+  private readonly tempPrefix = randomBytes(8).toString('hex');
+  private tempCount = 0;
 
   constructor(readonly dir: string) {
     this.objectsDir = path.join(dir, 'objects', 'sha256');
@@ -31,7 +34,7 @@ export class ObjectStore {
 
   /** A fresh temp path inside the store (same filesystem, so the final rename is atomic). */
   tempPath(): string {
-    return path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`);
+    return path.join(this.tmpDir, `${this.tempPrefix}-${++this.tempCount}.part`);
   }
 
   /** Removes temp files left by a crash; returns how many. */

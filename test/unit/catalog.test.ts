@@ -151,6 +151,53 @@ describe('Catalog', () => {
       expect(catalog.get(first)).toMatchObject({ state: 'stored', filename: 'a.mp4' });
     });
 
+    it('finishCopies catalogues a copy that had no copying row as beginCopy + finishCopy would have, in one transaction', () => {
+      const began = '2026-11-28T00:59:58.000Z';
+      const withRow = catalog.beginCopy(fileFields({ source_path: 'DCIM/big.mp4', filename: 'big.mp4' }));
+      clock += 1000;
+      const fields = fileFields({ captured_at: '2026-11-28T09:30:00+08:00', important: 1 });
+      const [small, big, again] = catalog.finishCopies([
+        {
+          fileId: null,
+          begun: { ...fields, at: began },
+          sha256: sha('small'),
+          sighting: sighting(),
+          digests: { sm3: 'cd'.repeat(32) },
+        },
+        { fileId: withRow, sha256: sha('big'), sighting: sighting({ sourcePath: 'DCIM/big.mp4' }), digests: {} },
+        // The same content from another path in the same batch: a sighting on the first, no row of its own.
+        {
+          fileId: null,
+          begun: { ...fields, source_path: 'DCIM/b.mp4', at: began },
+          sha256: sha('small'),
+          sighting: sighting({ sourcePath: 'DCIM/b.mp4' }),
+          digests: {},
+        },
+      ]);
+      expect(small.duplicate).toBe(false);
+      expect(big).toEqual({ fileId: withRow, duplicate: false });
+      expect(again).toEqual({ fileId: small.fileId, duplicate: true });
+      expect(catalog.get(small.fileId)).toMatchObject({
+        state: 'stored',
+        sha256: sha('small'),
+        sm3: 'cd'.repeat(32),
+        captured_at: '2026-11-28T09:30:00+08:00',
+        important: 1,
+        device_serial: '1234567',
+        created_at: began,
+        updated_at: '2026-11-28T01:00:01.000Z',
+      });
+      expect(catalog.historyOf(small.fileId)).toEqual([
+        { at: began, from_state: null, to_state: 'copying', detail: 'DCIM/a.mp4' },
+        { at: '2026-11-28T01:00:01.000Z', from_state: 'copying', to_state: 'stored', detail: sha('small') },
+      ]);
+      expect(catalog.sightingsOf(small.fileId).map((s) => [s.source_path, s.copied])).toEqual([
+        ['DCIM/a.mp4', 1],
+        ['DCIM/b.mp4', 0],
+      ]);
+      expect(catalog.list()).toHaveLength(2);
+    });
+
     it('finds a known source by recorder, path, size and mtime (a recorder without serial matches by IS NULL)', () => {
       const id = stored(sha('known'));
       expect(catalog.findKnownSource(sighting())!.id).toBe(id);

@@ -28,7 +28,7 @@ describe('GroupCommit (real files, real SQLite)', () => {
   });
 
   /** A recording on the "recorder", copied and hashed into a temp file of the store, its row `copying`: not yet committed. */
-  async function stage(name: string, bytes: Buffer): Promise<StagedCopy> {
+  async function stage(name: string, bytes: Buffer): Promise<StagedCopy & { fileId: number }> {
     const src = path.join(dir, name);
     await fs.writeFile(src, bytes);
     const fileId = catalog.beginCopyUnsynced({ size: bytes.length, kind: 'video', filename: name, source_path: name });
@@ -111,6 +111,35 @@ describe('GroupCommit (real files, real SQLite)', () => {
     expect(r.duplicate).toBe(false);
     expect(catalog.get(r.fileId)!.state).toBe('stored');
     expect(await store.rehash(again.sha256)).toEqual({ sha256: again.sha256, size: bytes.length });
+  });
+
+  it('a copy without a copying row (a small recording) is catalogued by its batch; a crash before leaves only its temp file', async () => {
+    const rowless = async (name: string, bytes: Buffer): Promise<StagedCopy> => {
+      const { fileId, ...staged } = await stage(name, bytes);
+      catalog.abortCopy(fileId);
+      const begun = { size: bytes.length, kind: 'photo', filename: name, source_path: name, at: '2026-12-02T01:00:00.000Z' };
+      return { ...staged, fileId: null, begun };
+    };
+    const lost = await rowless('lost.jpg', randomBytes(30_000));
+    await lost.file.close();
+    expect(await restart()).toEqual({ rows: 0, tempFiles: 1 });
+
+    const bytes = randomBytes(40_000);
+    const commits = new GroupCommit(store, catalog);
+    const pending = commits.commit(await rowless('kept.jpg', bytes));
+    commits.flush();
+    const r = await pending;
+    expect(r.duplicate).toBe(false);
+    expect(catalog.get(r.fileId)).toMatchObject({
+      state: 'stored',
+      filename: 'kept.jpg',
+      created_at: '2026-12-02T01:00:00.000Z',
+    });
+    expect(catalog.historyOf(r.fileId).map((h) => h.to_state)).toEqual(['copying', 'stored']);
+    expect(await store.rehash(catalog.get(r.fileId)!.sha256!)).toEqual({
+      sha256: catalog.get(r.fileId)!.sha256,
+      size: bytes.length,
+    });
   });
 
   it('a crash after the renames but before the catalog: the object is whole, the row is discarded, the next copy keeps it', async () => {
