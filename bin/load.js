@@ -54,7 +54,8 @@ const BUNDLE_ID = /\/\/# dockd-bundle-sha256=([0-9a-f]{64})\n$/;
  * bundle's last line (V8 itself checks only the source's length), Node's version and the architecture; V8 rejects one
  * made with other flags. A missing or rejected cache is written once the entry has run a while (10 s, or at exit if
  * sooner), to a temporary name then renamed; where the bundle's directory is read-only there is simply none.
- * Returns the bundle's exports, or null when it is missing or carries no id (then the plain build runs).
+ * DOCKD_CODE_CACHE=0 turns the cache off. Returns the bundle's exports, or null when it is missing or carries no id (then
+ * the plain build runs).
  */
 function loadBundle(file) {
   let source;
@@ -66,14 +67,15 @@ function loadBundle(file) {
   const id = BUNDLE_ID.exec(source.slice(-100))?.[1];
   if (!id) return null;
   const cacheFile = `${file}.${id.slice(0, 16)}.${process.version}-${process.arch}.v8cache`;
+  const useCache = process.env.DOCKD_CODE_CACHE !== '0'; // 0: neither read nor written (to measure without)
   let cachedData;
   try {
-    cachedData = readFileSync(cacheFile);
+    if (useCache) cachedData = readFileSync(cacheFile);
   } catch {
     // none yet
   }
   const script = new vm.Script(module.wrap(source), { filename: file, cachedData });
-  if (!cachedData || script.cachedDataRejected) {
+  if (useCache && (!cachedData || script.cachedDataRejected)) {
     let done = false;
     const write = () => {
       if (done) return;
