@@ -1,10 +1,16 @@
-// Loads one of dockd's entry modules: the compiled JavaScript in dist/ (`npm run build`) when it is at least as new as
-// every source file, otherwise the TypeScript sources through tsx. A station runs the build (fast start, no compiler
-// at run time); a developer who edits a source file never runs a stale build by mistake.
-import { readdirSync, statSync } from 'node:fs';
-import module from 'node:module';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+// Loads one of dockd's entry modules: the build (`npm run build`) when it is at least as new as every source file —
+// the entry's bundle in dist/bundle/, else the compiled modules in dist/ — otherwise the TypeScript sources through
+// tsx. A station runs the build (fast start, no compiler at run time); a developer who edits a source file never runs a
+// stale build by mistake.
+//
+// Node's modules through process.getBuiltinModule rather than `import`: an ES module's import of a builtin builds a
+// facade of all its exports, and that of node:fs alone loads fs's streams (≈ 3 ms of `dockctl status`).
+const { closeSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } =
+  process.getBuiltinModule('node:fs');
+const module = process.getBuiltinModule('node:module');
+const path = process.getBuiltinModule('node:path');
+const vm = process.getBuiltinModule('node:vm');
+const { fileURLToPath, pathToFileURL } = process.getBuiltinModule('node:url');
 
 // Node 22.1+ keeps the compiled code of the modules loaded here on disk (in NODE_COMPILE_CACHE, else the temp
 // directory): dockctl and the daemon start without compiling them again (dockctl status: 0.19 → 0.15 s CPU on Node 24).
@@ -37,9 +43,71 @@ function buildIsFresh() {
   return SOURCES.every((s) => newestSource(s) <= built);
 }
 
+// The entries scripts/build.mjs bundles (CommonJS, one file each).
+const BUNDLES = { 'daemon/main.ts': 'dockd.cjs', 'daemon/cli/dockctl.ts': 'dockctl.cjs' };
+const BUNDLE_ID = /\/\/# dockd-bundle-sha256=([0-9a-f]{64})\n$/;
+
+/**
+ * Runs a bundle as CommonJS through vm.Script with a V8 code cache beside it (Node 20 has no compile cache): the
+ * bytecode of every function the last run compiled, so that this run neither parses nor compiles them (daemon start
+ * 0.83 → 0.62 s CPU, `dockctl status` 0.23 → 0.19 s). The cache's name carries the SHA-256 the build wrote into the
+ * bundle's last line (V8 itself checks only the source's length), Node's version and the architecture; V8 rejects one
+ * made with other flags. A missing or rejected cache is written once the entry has run a while (10 s, or at exit if
+ * sooner), to a temporary name then renamed; where the bundle's directory is read-only there is simply none.
+ * DOCKD_CODE_CACHE=0 turns the cache off. Returns the bundle's exports, or null when it is missing or carries no id (then
+ * the plain build runs).
+ */
+function loadBundle(file) {
+  let source;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const id = BUNDLE_ID.exec(source.slice(-100))?.[1];
+  if (!id) return null;
+  const cacheFile = `${file}.${id.slice(0, 16)}.${process.version}-${process.arch}.v8cache`;
+  const useCache = process.env.DOCKD_CODE_CACHE !== '0'; // 0: neither read nor written (to measure without)
+  let cachedData;
+  try {
+    if (useCache) cachedData = readFileSync(cacheFile);
+  } catch {
+    // none yet
+  }
+  const script = new vm.Script(module.wrap(source), { filename: file, cachedData });
+  if (useCache && (!cachedData || script.cachedDataRejected)) {
+    let done = false;
+    const write = () => {
+      if (done) return;
+      done = true;
+      const tmp = `${cacheFile}.${process.pid}.tmp`;
+      try {
+        const fd = openSync(tmp, 'w', 0o644); // before serialising: a read-only directory costs nothing more
+        try {
+          writeSync(fd, script.createCachedData());
+        } finally {
+          closeSync(fd);
+        }
+        renameSync(tmp, cacheFile);
+      } catch {
+        rmSync(tmp, { force: true });
+      }
+    };
+    setTimeout(write, 10_000).unref();
+    process.once('exit', write);
+  }
+  const mod = { exports: {} };
+  script.runInThisContext()(mod.exports, module.createRequire(file), mod, file, path.dirname(file));
+  return mod.exports;
+}
+
 /** Imports `rel` (a path below the project root, ending in .ts) from the build, or from the sources. */
 export async function loadEntry(rel) {
-  if (buildIsFresh()) return import(pathToFileURL(path.join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'))).href);
+  if (buildIsFresh()) {
+    const bundled = BUNDLES[rel] && loadBundle(path.join(ROOT, 'dist', 'bundle', BUNDLES[rel]));
+    if (bundled) return bundled;
+    return import(pathToFileURL(path.join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'))).href);
+  }
   const { register } = await import('tsx/esm/api');
   register();
   return import(pathToFileURL(path.join(ROOT, rel)).href);

@@ -1,4 +1,6 @@
 import type { ErrorObject } from 'ajv';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import schema from '../config/schema.json' with { type: 'json' };
 
 export interface ConfigValidator {
@@ -11,23 +13,24 @@ export interface ConfigValidator {
 export const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: false, verbose: true } as const;
 
 /**
- * The schema's validator: the build (scripts/build.mjs) compiles it once into dist/config/validateConfig.js, which
- * the daemon and dockctl load in milliseconds; from the sources it is compiled at start (Ajv code generation).
+ * The schema's validator: the build (scripts/build.mjs) compiles it once into dist/config/validateConfig.cjs, which
+ * the daemon and dockctl load in milliseconds (from dist/daemon/ or dist/bundle/ alike); from the sources it is compiled
+ * at start (Ajv code generation). Synchronous, so that the build can bundle dockd as CommonJS (no top-level await).
  */
-async function loadValidator(): Promise<ConfigValidator> {
+function loadValidator(): ConfigValidator {
+  const require = createRequire(import.meta.url);
   try {
-    const built = await import(new URL('../config/validateConfig.js', import.meta.url).href);
-    if (built.schemaSha === (await schemaDigest())) return built.default as ConfigValidator;
+    const built = require('../config/validateConfig.cjs');
+    if (built.schemaSha === schemaDigest()) return built.default as ConfigValidator;
   } catch {
     // not built: compile below
   }
-  const { Ajv } = await import('ajv');
+  const { Ajv } = require('ajv') as typeof import('ajv');
   return new Ajv(AJV_OPTIONS).compile(schema) as ConfigValidator;
 }
 
-export async function schemaDigest(): Promise<string> {
-  const { createHash } = await import('node:crypto');
+export function schemaDigest(): string {
   return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
 }
 
-export const validateConfig: ConfigValidator = await loadValidator();
+export const validateConfig: ConfigValidator = loadValidator();

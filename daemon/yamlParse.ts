@@ -1,17 +1,5 @@
-import { createRequire } from 'node:module';
-import type { parse } from 'yaml';
-
 /**
- * yaml's `parse`. The build (scripts/build.mjs) bundles the package into one file, dist/vendor/yaml.cjs, which loads in
- * a third of the time its 74 modules take (most of what `dockctl status` spent before it read anything); from the
- * sources, or when the bundle is missing, the package itself.
+ * yaml's `parse`. The build (scripts/build.mjs) bundles it with the rest of dockd into one file (dist/bundle/), which
+ * loads in a fraction of the time the package's 74 modules take; from the sources, the package itself.
  */
-async function loadParse(): Promise<typeof parse> {
-  try {
-    return createRequire(import.meta.url)('../vendor/yaml.cjs').parse;
-  } catch {
-    return (await import('yaml')).parse;
-  }
-}
-
-export const parseYaml = await loadParse();
+export { parse as parseYaml } from 'yaml';

@@ -1,6 +1,6 @@
 // `npm run build`: compiles dockd (daemon/, drivers/) to JavaScript in dist/, with the config schema's validator
-// generated once (Ajv standalone code), so that the daemon and dockctl start without a compiler at run time.
-// bin/load.js uses dist/ only while dist/.built is newer than every source file.
+// generated once (Ajv standalone code), and bundles the daemon and dockctl into one file each (dist/bundle/), so that
+// they start without a compiler at run time. bin/load.js uses dist/ only while dist/.built is newer than every source.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,31 +19,53 @@ execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc
 });
 
 const schema = JSON.parse(readFileSync(path.join(root, 'config/schema.json'), 'utf8'));
-// The same options as daemon/configValidator.ts (AJV_OPTIONS), plus code generation.
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true, code: { source: true, esm: true } });
+// The same options as daemon/configValidator.ts (AJV_OPTIONS), plus code generation. CommonJS: configValidator.ts
+// loads it with require (no top-level await, so that dockd can be bundled as CommonJS below).
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true, code: { source: true } });
 const validator = standaloneCode(ajv, ajv.compile(schema));
 const schemaSha = createHash('sha256').update(JSON.stringify(schema)).digest('hex');
 mkdirSync(path.join(dist, 'config'), { recursive: true });
-const requireShim = "import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n";
+rmSync(path.join(dist, 'config/validateConfig.js'), { force: true }); // the ES module of earlier builds
 writeFileSync(
-  path.join(dist, 'config/validateConfig.js'),
-  `${requireShim}${validator}\nexport const schemaSha = ${JSON.stringify(schemaSha)};\n`,
+  path.join(dist, 'config/validateConfig.cjs'),
+  `${validator}\nmodule.exports.schemaSha = ${JSON.stringify(schemaSha)};\n`,
 );
-// yaml as one file (daemon/yamlParse.ts loads it): its 74 modules cost dockctl a third of its start. esbuild comes with
-// tsx; without it the daemon loads the package as it is.
+rmSync(path.join(dist, 'vendor'), { recursive: true, force: true }); // yaml alone, as earlier builds made it
+
+// dockd and dockctl each as one CommonJS file (dist/bundle/, with yaml, fastify, pino, the MQTT and tus code …):
+// loading ~900 modules one by one was most of the daemon's start and of `dockctl status`. CommonJS so that bin/load.js
+// can compile it with a V8 code cache (vm.Script; Node 20 has none for ES modules). Left outside: the native addons
+// and what finds its files at run time. The last line carries the bundle's SHA-256, which names its code cache.
+// esbuild comes with tsx; without it dockd runs from the plain build in dist/.
+const bundleDir = path.join(dist, 'bundle');
+rmSync(bundleDir, { recursive: true, force: true });
 try {
-  const { buildSync } = await import('esbuild');
-  buildSync({
-    entryPoints: [path.join(root, 'node_modules/yaml/dist/index.js')],
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: { dockd: path.join(root, 'daemon/main.ts'), dockctl: path.join(root, 'daemon/cli/dockctl.ts') },
+    outdir: bundleDir,
+    outExtension: { '.js': '.cjs' },
     bundle: true,
     format: 'cjs',
     platform: 'node',
-    outfile: path.join(dist, 'vendor/yaml.cjs'),
+    target: 'node20',
+    external: ['better-sqlite3', 'usb', 'serialport', '@serialport/*'],
+    // import.meta.url as the sources mean it: the file that runs (dist/bundle/*.cjs, one level below dist/ as
+    // dist/daemon/ is, so '../config/validateConfig.cjs' and PACKAGE_ROOT resolve the same).
+    define: { 'import.meta.url': '__dockdModuleUrl' },
+    banner: { js: "var __dockdModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    // import('usb') as require: the addons are CommonJS, and a vm.Script has no module loader of its own.
+    supported: { 'dynamic-import': false },
     logLevel: 'warning',
   });
+  for (const name of ['dockd.cjs', 'dockctl.cjs']) {
+    const file = path.join(bundleDir, name);
+    const code = readFileSync(file, 'utf8');
+    writeFileSync(file, `${code}//# dockd-bundle-sha256=${createHash('sha256').update(code).digest('hex')}\n`);
+  }
 } catch (e) {
-  rmSync(path.join(dist, 'vendor/yaml.cjs'), { force: true });
-  console.warn(`yaml not bundled (${e.message}); dockd loads the package itself`);
+  rmSync(bundleDir, { recursive: true, force: true });
+  console.warn(`dockd not bundled (${e.message}); it runs from the plain build in dist/`);
 }
 writeFileSync(path.join(dist, '.built'), `${new Date().toISOString()}\n`);
 console.log(`dockd built into dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
