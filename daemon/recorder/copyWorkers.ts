@@ -1,4 +1,4 @@
-import { close, fdatasync } from 'node:fs';
+import { close, closeSync, fdatasync } from 'node:fs';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -24,7 +24,10 @@ const buffer = Buffer.allocUnsafe(CHUNK);
 // Loads the hashing code now, while the thread waits for its first job, not in the officer's wait.
 createHash('sha256').update(buffer.subarray(0, 64)).digest();
 const failure = (kind, e) => ({ kind, errno: e.code ?? null, message: e.message });
-const aborted = (job) => Atomics.load(job.abort, 0) === 1;
+const aborted = (job) => Atomics.load(job.shared, 0) === 1;
+// The job's open files, in slots 1 (source) and 2 (target) of its shared array: if the thread dies mid-job, the event
+// loop closes them (fds are the process's, and with trackUnmanagedFds off nothing else would).
+const holding = (job, slot, fd) => Atomics.store(job.shared, slot, fd);
 function copy(job) {
   if (aborted(job)) return { error: { kind: 'ABORTED' } };
   const source = typeof job.source === 'string' ? job.source : Buffer.from(job.source);
@@ -34,6 +37,7 @@ function copy(job) {
   } catch (e) {
     return { error: failure('source', e) };
   }
+  holding(job, 1, src);
   let dst = -1;
   try {
     const before = fs.fstatSync(src);
@@ -50,6 +54,7 @@ function copy(job) {
       } catch (e) {
         return { error: failure('create', e) };
       }
+      holding(job, 2, dst);
     }
     let total = 0;
     let reported = 0;
@@ -100,16 +105,22 @@ function copy(job) {
       digests: Object.fromEntries(job.extraDigests.map((a, i) => [a, extra[i]])),
       fd: job.deferSync && dst >= 0 ? dst : null,
     };
-    if (result.fd !== null) dst = -1; // now the caller's to sync and close
+    if (result.fd !== null) {
+      dst = -1; // now the caller's to sync and close
+      holding(job, 2, -1);
+    }
     return { result };
   } finally {
     try {
       fs.closeSync(src);
     } catch {}
-    if (dst >= 0)
+    holding(job, 1, -1);
+    if (dst >= 0) {
       try {
         fs.closeSync(dst);
       } catch {}
+      holding(job, 2, -1);
+    }
   }
 }
 parentPort.on('message', (job) => {
@@ -144,8 +155,11 @@ interface Job {
   target: string | null;
   extraDigests: string[];
   deferSync: boolean;
-  /** Set to 1 when the caller aborts (shared with the thread). */
-  abort: Int32Array;
+  /**
+   * Shared with the thread: [0] set to 1 when the caller aborts; [1] and [2] the source's and the target's fd while
+   * the thread holds them open (-1 when not), for the event loop to close should the thread die mid-job.
+   */
+  shared: Int32Array;
   onBytes?: (n: number) => void;
   resolve: (r: Done) => void;
   reject: (e: Error) => void;
@@ -227,6 +241,7 @@ class CopyThread {
       gone = true;
       const job = this.job;
       this.job = null;
+      if (job) closeHeld(job);
       job?.reject(e);
       this.events.gone(this);
     };
@@ -237,8 +252,21 @@ class CopyThread {
   run(job: Job): void {
     this.job = job;
     this.worker.ref();
-    const { id, source, target, extraDigests, deferSync, abort } = job;
-    this.worker.postMessage({ id, source, target, extraDigests, deferSync, abort });
+    const { id, source, target, extraDigests, deferSync, shared } = job;
+    this.worker.postMessage({ id, source, target, extraDigests, deferSync, shared });
+  }
+}
+
+/** The fds a dead thread held for its job: closed, so that a volume it was reading is not kept busy. */
+function closeHeld(job: Job): void {
+  for (const slot of [1, 2]) {
+    const fd = Atomics.exchange(job.shared, slot, -1);
+    if (fd >= 0)
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
   }
 }
 
@@ -264,9 +292,10 @@ export class CopyWorkers {
    */
   async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
     if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${escapedName(source)}: copy interrupted`);
-    // Read by the thread between chunks: set once the caller aborts.
-    const abort = new Int32Array(new SharedArrayBuffer(4));
-    const onAbort = () => Atomics.store(abort, 0, 1);
+    // Read by the thread between chunks: set once the caller aborts. Then the fds it holds (see Job.shared).
+    const shared = new Int32Array(new SharedArrayBuffer(12)).fill(-1);
+    shared[0] = 0;
+    const onAbort = () => Atomics.store(shared, 0, 1);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     let reported = 0;
     const onBytes = (n: number) => {
@@ -283,7 +312,7 @@ export class CopyWorkers {
           target,
           extraDigests: opts.extraDigests ?? [],
           deferSync: opts.deferSync ?? false,
-          abort,
+          shared,
           onBytes,
           resolve,
           reject,

@@ -328,6 +328,36 @@ describe('copy threads', () => {
     expect(after.size).toBe(1000);
   });
 
+  it('a thread that dies mid-copy fails its copy, and the files it held open are closed (a volume is not kept busy)', async () => {
+    const one = new CopyWorkers(1);
+    const big = path.join(dir, 'big');
+    // Sparse: 4 GiB to read, so the copy is still under way when its thread is stopped.
+    closeSync(openSync(big, 'w'));
+    truncateSync(big, 4 * 1024 * MiB);
+    const openOn = async (p: string) => {
+      const fds = await fs.readdir('/proc/self/fd');
+      const targets = await Promise.all(fds.map((fd) => fs.readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+      return targets.filter((t) => t.startsWith(p));
+    };
+    let underWay!: () => void;
+    const started = new Promise<void>((r) => {
+      underWay = r;
+    });
+    const copying = one.copyAndHash(big, path.join(dir, 'big.copy'), { onBytes: () => underWay() }).then(
+      () => new Error('copied'),
+      (e: Error) => e,
+    );
+    await started;
+    expect(await openOn(dir)).toHaveLength(2);
+    const threads = (one as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads;
+    await threads[0].worker.terminate();
+    expect((await copying).message).toMatch(/copy thread exited/);
+    expect(await openOn(dir)).toEqual([]);
+    // A new thread takes the next copy.
+    await fs.writeFile(path.join(dir, 'small'), 'x');
+    expect((await one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.copy'))).size).toBe(1);
+  });
+
   it('an already aborted signal copies nothing', async () => {
     await fs.writeFile(path.join(dir, 'src'), 'x');
     const e = await copyError(
