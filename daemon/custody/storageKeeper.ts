@@ -8,7 +8,7 @@ const CHECK_EVERY_MS = 15_000;
 /** Objects freed per check at most: a backlog is worked off over the next checks, never in one long pass. */
 const PURGE_BATCH = 500;
 const DAY_MS = 86_400_000;
-/** A free-space figure older than this is read again before a copy is let in (see roomFor). */
+/** A free-space figure older than this is read again before a copy is let in (see freeForCopies). */
 const READING_TTL_MS = 1000;
 /** Nearer the reserve than this, a copy is let in only on a figure read just now. */
 const NEAR_RESERVE = 64 << 20;

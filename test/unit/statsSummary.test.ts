@@ -101,6 +101,20 @@ describe('statistics from per-day totals (catalog schema 12)', () => {
       await expectAsCounted(dir, catalog);
     }
     expect(catalog.statistics({ by: 'officer', offloadWithinHours: 24 }).totals).toMatchObject({ recordings: 8, late: 3 });
+
+    // A small recording catalogued by its batch (no copying row before it): a recording at once, counted as any other.
+    const begun = { size: 77, kind: 'video', filename: 'g.mp4', source_path: 'DCIM/g.mp4', officer_id: '000001' };
+    catalog.finishCopies([
+      {
+        fileId: null,
+        begun: { ...begun, device_serial: '1000001', captured_at: '2026-11-02T09:00:00+08:00', at: '2026-11-02T01:10:00.000Z' },
+        sha256: 'd'.repeat(64),
+        sighting: { sessionId: null, deviceSerial: '1000001', sourcePath: 'DCIM/g.mp4', size: 77, mtimeMs: 1 },
+        digests: {},
+      },
+    ]);
+    await expectAsCounted(dir, catalog);
+    expect(catalog.statistics({ by: 'officer', offloadWithinHours: 24 }).totals).toMatchObject({ recordings: 9, late: 3 });
   });
 
   it('fills the per-day totals and the seconds when a catalog of schema 11 is migrated', async () => {
