@@ -49,7 +49,9 @@ try {
     format: 'cjs',
     platform: 'node',
     target: 'node20',
-    external: ['better-sqlite3', 'usb', 'serialport', '@serialport/*'],
+    // mqtt too: it parses the broker URL with url.parse(), which Node 24 warns about (DEP0169) unless the caller is in
+    // node_modules/; bundled, the daemon printed that warning at every start (test/runtime/cleanStart.test.ts).
+    external: ['better-sqlite3', 'usb', 'serialport', '@serialport/*', 'mqtt'],
     // import.meta.url as the sources mean it: the file that runs (dist/bundle/*.cjs, one level below dist/ as
     // dist/daemon/ is, so '../config/validateConfig.cjs' and PACKAGE_ROOT resolve the same).
     define: { 'import.meta.url': '__dockdModuleUrl' },
