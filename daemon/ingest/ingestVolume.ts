@@ -60,8 +60,8 @@ export class VolumeSession {
   private readonly committing = new Set<Promise<void>>();
   /** Bytes copied in this session (the tile's bytes.done once no copy is under way). */
   private copiedBytes = 0;
-  /** relPath → its size and the bytes copied so far, for the copies under way. */
-  private readonly copying = new Map<string, { size: number; done: number }>();
+  /** relPath → the bytes copied so far, for the copies under way. */
+  private readonly copying = new Map<string, number>();
   private readonly slog: Logger;
   /** Set by the announce step (after the first walk). */
   private announced: Announced | null = null;
@@ -212,7 +212,7 @@ export class VolumeSession {
   /** Bytes of the copies under way, so far. */
   private bytesInFlight(): number {
     let n = 0;
-    for (const c of this.copying.values()) n += c.done;
+    for (const done of this.copying.values()) n += done;
     return n;
   }
 
@@ -222,7 +222,7 @@ export class VolumeSession {
     tile.current(rec.relPath);
     const previous = this.storedIds.get(rec.relPath);
     const progress = () => tile.progress(this.copiedBytes + this.bytesInFlight());
-    this.copying.set(rec.relPath, { size: rec.size, done: 0 });
+    this.copying.set(rec.relPath, 0);
     const claim = this.ctx.space?.claim(rec.size);
     try {
       const outcome = await ingestOne(this.ctx, {
@@ -234,7 +234,7 @@ export class VolumeSession {
         supersedes: previous ?? null,
         onBytes: (n) => {
           claim?.wrote(n);
-          this.copying.set(rec.relPath, { size: rec.size, done: n });
+          this.copying.set(rec.relPath, n);
           progress();
         },
         signal,

@@ -293,8 +293,8 @@ export class CopyWorkers {
   async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
     if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${escapedName(source)}: copy interrupted`);
     // Read by the thread between chunks: set once the caller aborts. Then the fds it holds (see Job.shared).
-    const shared = new Int32Array(new SharedArrayBuffer(12)).fill(-1);
-    shared[0] = 0;
+    const shared = new Int32Array(new SharedArrayBuffer(12));
+    shared.set([0, -1, -1]);
     const onAbort = () => Atomics.store(shared, 0, 1);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     let reported = 0;
