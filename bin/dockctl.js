@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-import { loadEntry } from './load.js';
+const { loadEntry } = require('./load.js');
 
-const { main } = await loadEntry('daemon/cli/dockctl.ts');
-process.exitCode = await main(process.argv.slice(2));
+loadEntry('daemon/cli/dockctl.ts')
+  .then(({ main }) => main(process.argv.slice(2)))
+  .then((code) => {
+    process.exitCode = code;
+  });

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // The mount helper: mounts recorder volumes for dockd, which then runs without any capability (systemd/dockd-mount.service).
-import { loadEntry } from './load.js';
+const { loadEntry } = require('./load.js');
 
-const { main } = await loadEntry('drivers/mounts/mountHelperMain.ts');
-process.exitCode = await main(process.argv.slice(2));
+loadEntry('drivers/mounts/mountHelperMain.ts')
+  .then(({ main }) => main(process.argv.slice(2)))
+  .then((code) => {
+    process.exitCode = code;
+  });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from './nodeCrypto.ts';
 import path from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { validateConfig as validateSchema } from './configValidator.ts';
@@ -283,7 +283,16 @@ export function loadConfig(file: string): LoadedConfig {
   }
   const baseDir = path.resolve(file) === DEFAULT_CONFIG_FILE ? PACKAGE_ROOT : process.cwd();
   const config = validateConfig(doc, baseDir);
-  return { config, file: path.resolve(file), sha256: createHash('sha256').update(text).digest('hex') };
+  let sha256: string | undefined;
+  return {
+    config,
+    file: path.resolve(file),
+    // computed when first read (the daemon logs it; dockctl's commands never read it)
+    get sha256() {
+      sha256 ??= nodeCrypto().createHash('sha256').update(text).digest('hex');
+      return sha256;
+    },
+  };
 }
 
 /** `--config FILE`, else $DOCKD_CONFIG, else config/default.yaml of this package. */

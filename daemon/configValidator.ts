@@ -1,12 +1,7 @@
-import type { ErrorObject } from 'ajv';
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import schema from '../config/schema.json' with { type: 'json' };
-
-export interface ConfigValidator {
-  (data: unknown): boolean;
-  errors?: ErrorObject[] | null;
-}
+import { builtValidator, type ConfigValidator } from './builtValidator.ts';
+import { nodeCrypto } from './nodeCrypto.ts';
 
 // allErrors: so that an unknown key (a typo) is reported rather than the required key it was meant to be.
 // verbose: a pattern error then carries its schema, whose patternMessage says in words what is allowed and why.
@@ -14,23 +9,19 @@ export const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: false, 
 
 /**
  * The schema's validator: the build (scripts/build.mjs) compiles it once into dist/config/validateConfig.cjs, which
- * the daemon and dockctl load in milliseconds (from dist/daemon/ or dist/bundle/ alike); from the sources it is compiled
- * at start (Ajv code generation). Synchronous, so that the build can bundle dockd as CommonJS (no top-level await).
+ * the daemon and dockctl load in milliseconds (the bundles hold it); from the sources, or when the schema changed since
+ * the build, it is compiled at start (Ajv code generation). Synchronous, so that the build can bundle dockd as
+ * CommonJS (no top-level await).
  */
 function loadValidator(): ConfigValidator {
-  const require = createRequire(import.meta.url);
-  try {
-    const built = require('../config/validateConfig.cjs');
-    if (built.schemaSha === schemaDigest()) return built.default as ConfigValidator;
-  } catch {
-    // not built: compile below
-  }
-  const { Ajv } = require('ajv') as typeof import('ajv');
+  const built = builtValidator();
+  if (built && (built.schemaSha === null || built.schemaSha === schemaDigest())) return built.default;
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
   return new Ajv(AJV_OPTIONS).compile(schema) as ConfigValidator;
 }
 
 export function schemaDigest(): string {
-  return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+  return nodeCrypto().createHash('sha256').update(JSON.stringify(schema)).digest('hex');
 }
 
 export const validateConfig: ConfigValidator = loadValidator();

@@ -38,6 +38,19 @@ rmSync(path.join(dist, 'vendor'), { recursive: true, force: true }); // yaml alo
 // and what finds its files at run time. The last line carries the bundle's SHA-256, which names its code cache.
 // esbuild comes with tsx; without it dockd runs from the plain build in dist/.
 const bundleDir = path.join(dist, 'bundle');
+// The bundles hold the validator generated above (daemon/builtValidator.ts is replaced by a module requiring it), so
+// that it is compiled from their code cache; built together, they need no check of the schema's digest.
+const withBuiltValidator = {
+  name: 'built-validator',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]daemon[\\/]builtValidator\.ts$/ }, () => ({
+      contents:
+        "export function builtValidator() { return { default: require('./validateConfig.cjs').default, schemaSha: null }; }",
+      resolveDir: path.join(dist, 'config'),
+      loader: 'js',
+    }));
+  },
+};
 rmSync(bundleDir, { recursive: true, force: true });
 try {
   const { build } = await import('esbuild');
@@ -51,7 +64,8 @@ try {
     target: 'node20',
     // mqtt too: it parses the broker URL with url.parse(), which Node 24 warns about (DEP0169) unless the caller is in
     // node_modules/; bundled, the daemon printed that warning at every start (test/runtime/cleanStart.test.ts).
-    external: ['better-sqlite3', 'usb', 'serialport', '@serialport/*', 'mqtt'],
+    // better-sqlite3's JavaScript is bundled; its addon is loaded by path (daemon/store/sqliteAddon.ts).
+    external: ['usb', 'serialport', '@serialport/*', 'mqtt'],
     // import.meta.url as the sources mean it: the file that runs (dist/bundle/*.cjs, one level below dist/ as
     // dist/daemon/ is, so '../config/validateConfig.cjs' and PACKAGE_ROOT resolve the same).
     define: { 'import.meta.url': '__dockdModuleUrl' },
@@ -59,6 +73,7 @@ try {
     // import('usb') as require: the addons are CommonJS, and a vm.Script has no module loader of its own.
     supported: { 'dynamic-import': false },
     logLevel: 'warning',
+    plugins: [withBuiltValidator],
   });
   for (const name of ['dockd.cjs', 'dockctl.cjs']) {
     const file = path.join(bundleDir, name);

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import type { Config } from '../config.ts';
 import { openCatalog } from './openCatalog.ts';
 import { collectStatus, renderStatus, watchStatus } from './statusView.ts';
@@ -10,9 +11,26 @@ export async function status(config: Config, json: boolean, watch: boolean): Pro
   try {
     if (watch) return await watchStatus(config, catalog);
     const view = collectStatus(config, catalog);
-    process.stdout.write(`${json ? JSON.stringify(view, null, 2) : renderStatus(view)}\n`);
+    printOnce(`${json ? JSON.stringify(view, null, 2) : renderStatus(view)}\n`);
     return 0;
   } finally {
     catalog.close();
+  }
+}
+
+/**
+ * Writes to standard output directly: process.stdout would load Node's stream classes first, ≈ 4 ms of a command
+ * that prints once and exits. A reader that went away (`dockctl status | head -1`) ends the output quietly.
+ */
+function printOnce(text: string): void {
+  const bytes = Buffer.from(text);
+  for (let done = 0; done < bytes.length; ) {
+    try {
+      done += writeSync(1, bytes, done);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') return;
+      if (code !== 'EAGAIN') throw e;
+    }
   }
 }

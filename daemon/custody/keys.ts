@@ -1,4 +1,5 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { nodeCrypto } from '../nodeCrypto.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CodedError } from '../../drivers/errors.ts';
@@ -37,8 +38,8 @@ export function parsePublicKey(text: string): KeyObject {
   let key: KeyObject;
   try {
     key = trimmed.startsWith('-----BEGIN')
-      ? createPublicKey(trimmed)
-      : createPublicKey({ key: Buffer.from(trimmed, 'base64'), format: 'der', type: 'spki' });
+      ? nodeCrypto().createPublicKey(trimmed)
+      : nodeCrypto().createPublicKey({ key: Buffer.from(trimmed, 'base64'), format: 'der', type: 'spki' });
   } catch (e) {
     throw new Error(`not a public key (PEM, or base64 of SPKI DER): ${(e as Error).message}`);
   }
@@ -82,7 +83,7 @@ function readPrivateKey(file: string): KeyObject {
     );
   let key: KeyObject;
   try {
-    key = createPrivateKey(fs.readFileSync(file, 'utf8'));
+    key = nodeCrypto().createPrivateKey(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new KeyError(`private key ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
@@ -98,11 +99,11 @@ function readPrivateKey(file: string): KeyObject {
 export function openKeyPair(privateFile: string, publicFile: string): KeyPair {
   fs.mkdirSync(path.dirname(privateFile), { recursive: true });
   if (!fs.existsSync(privateFile)) {
-    const { privateKey } = generateKeyPairSync('ed25519');
+    const { privateKey } = nodeCrypto().generateKeyPairSync('ed25519');
     writeOnce(privateFile, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
   }
   const privateKey = readPrivateKey(privateFile);
-  const publicKey = createPublicKey(privateKey);
+  const publicKey = nodeCrypto().createPublicKey(privateKey);
   const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   if (!writeOnce(publicFile, pem, 0o644)) {
     let stored: KeyObject;

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
+import { nodeCrypto } from '../nodeCrypto.ts';
 
 /** A password as dockd keeps it: a scrypt hash with its own salt (the plain text is not kept). */
 export interface PasswordHash {
@@ -16,16 +16,16 @@ const KEY_LENGTH = 32;
 export const MAX_PASSWORD_LENGTH = 1024;
 
 export function hashPassword(plain: string): PasswordHash {
-  const salt = randomBytes(16);
-  return { salt, hash: scryptSync(plain.normalize('NFC'), salt, KEY_LENGTH, PARAMS), ...PARAMS };
+  const salt = nodeCrypto().randomBytes(16);
+  return { salt, hash: nodeCrypto().scryptSync(plain.normalize('NFC'), salt, KEY_LENGTH, PARAMS), ...PARAMS };
 }
 
 /** Compares in constant time (scrypt of the candidate, then timingSafeEqual). */
 export function verifyPassword(candidate: string, h: PasswordHash): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    scrypt(candidate.normalize('NFC'), h.salt, h.hash.length, { N: h.N, r: h.r, p: h.p }, (err, key) => {
+    nodeCrypto().scrypt(candidate.normalize('NFC'), h.salt, h.hash.length, { N: h.N, r: h.r, p: h.p }, (err, key) => {
       if (err) reject(err);
-      else resolve(timingSafeEqual(key, h.hash));
+      else resolve(nodeCrypto().timingSafeEqual(key, h.hash));
     });
   });
 }

@@ -1,5 +1,5 @@
 import { freshStatement } from './statementCache.ts';
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../nodeCrypto.ts';
 import type Database from 'better-sqlite3';
 
 export const GENESIS = '0'.repeat(64);
@@ -25,7 +25,8 @@ export function canonicalJson(v: unknown): string {
 }
 
 export function entryHash(e: Omit<AuditEntry, 'hash'>): string {
-  return createHash('sha256')
+  return nodeCrypto()
+    .createHash('sha256')
     .update([e.prev_hash, e.seq, e.at, e.type, e.subject ?? '', e.data].join('\n'))
     .digest('hex');
 }

@@ -23,6 +23,7 @@ import { type User, UserStore } from './users.ts';
 import { type Assignment, Assignments } from './assignments.ts';
 import { PoolRequests } from './poolRequests.ts';
 import { fileEvent, type OutboxTopics, type StationEvent, type StationEventDraft } from '../status/stationEvents.ts';
+import { sqliteAddon } from './sqliteAddon.ts';
 
 export * from './fileRow.ts';
 
@@ -54,7 +55,11 @@ export class Catalog extends CatalogReads {
   static open(storageDir: string, opts: { readonly?: boolean; now?: () => Date } = {}): Catalog {
     const file = path.join(storageDir, 'catalog.sqlite');
     if (!opts.readonly) mkdirSync(storageDir, { recursive: true });
-    const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    const db = new Database(file, {
+      readonly: opts.readonly ?? false,
+      fileMustExist: opts.readonly ?? false,
+      nativeBinding: sqliteAddon(),
+    });
     cacheStatements(db);
     db.pragma('busy_timeout = 5000');
     if (!opts.readonly) {

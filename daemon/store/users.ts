@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { nodeCrypto } from '../nodeCrypto.ts';
 import type Database from 'better-sqlite3';
 import { systemClock } from '../clock.ts';
 import { decodeHash, encodeHash, type PasswordHash, type Role } from '../security/password.ts';
@@ -57,7 +57,7 @@ const toUser = (r: UserRow): User => ({
   updatedAt: r.updated_at,
 });
 
-export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex');
+export const tokenHash = (token: string): string => nodeCrypto().createHash('sha256').update(token).digest('hex');
 
 /**
  * The station's users and their web sessions, in the catalog (tables `users` and `web_sessions`, schema 5), so the
@@ -194,7 +194,7 @@ export class UserStore {
   // ---- web sessions ------------------------------------------------------
 
   openSession(userId: number, source: string, lifetimeMs: number): { token: string; expiresAt: string } {
-    const token = randomBytes(32).toString('base64url');
+    const token = nodeCrypto().randomBytes(32).toString('base64url');
     const now = this.now();
     const expiresAt = new Date(now.getTime() + lifetimeMs).toISOString();
     this.db
