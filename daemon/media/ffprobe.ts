@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { lowerPriority } from '../backgroundPriority.ts';
 import { open, stat } from 'node:fs/promises';
 import type { MediaKind } from './mediaTypes.ts';
 
@@ -48,15 +49,21 @@ interface RunResult {
 /** Runs a tool; `failed` says why it gave no answer (timed out, killed by a signal, missing, not startable). */
 function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: unknown }) | null;
-      let failed: string | null = null;
-      if (e?.code === 'ENOENT') failed = `${cmd} not found: install it (Debian: apt-get install ffmpeg)`;
-      else if (e?.killed) failed = `${cmd} timed out after ${timeoutMs} ms`;
-      else if (e?.signal) failed = `${cmd} was killed (${e.signal})`;
-      else if (e && typeof e.code === 'string') failed = `${cmd} could not run: ${e.code}`;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr, failed });
-    });
+    const child = execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, maxBuffer: 16 << 20, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => {
+        const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: unknown }) | null;
+        let failed: string | null = null;
+        if (e?.code === 'ENOENT') failed = `${cmd} not found: install it (Debian: apt-get install ffmpeg)`;
+        else if (e?.killed) failed = `${cmd} timed out after ${timeoutMs} ms`;
+        else if (e?.signal) failed = `${cmd} was killed (${e.signal})`;
+        else if (e && typeof e.code === 'string') failed = `${cmd} could not run: ${e.code}`;
+        resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr, failed });
+      },
+    );
+    lowerPriority(child.pid);
   });
 }
 

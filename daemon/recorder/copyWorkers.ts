@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { CopyError, type CopyOptions, type CopyResult, copyAndHash, sourceError } from './copyAndHash.ts';
 import { escapeName } from './rawName.ts';
+import { BACKGROUND_NICE } from '../backgroundPriority.ts';
 
 /**
  * The copy threads' code, plain JavaScript run with `eval` (see digestWorkers.ts for why). One job is one whole file,
@@ -21,6 +22,11 @@ const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_WRONLY, O_CREAT, O_EXCL } = fs.const
 const CHUNK = 1 << 20;
 const PROGRESS_EVERY = 8 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
+// Below the event loop (see daemon/backgroundPriority.ts); on Linux this sets the priority of this thread alone.
+try {
+  const os = require('node:os');
+  os.setPriority(0, Math.min(19, os.getPriority(0) + ${BACKGROUND_NICE}));
+} catch {}
 // Loads the hashing code now, while the thread waits for its first job, not in the officer's wait.
 createHash('sha256').update(buffer.subarray(0, 64)).digest();
 const failure = (kind, e) => ({ kind, errno: e.code ?? null, message: e.message });
