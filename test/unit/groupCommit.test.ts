@@ -90,6 +90,38 @@ describe('GroupCommit (real files, real SQLite)', () => {
     expect(catalog.get(first.fileId)!.state).toBe('stored');
   });
 
+  it('the next batch syncs its data while the one before is placed and catalogued; batches reach the catalog in order', async () => {
+    const order: string[] = [];
+    const commits = new GroupCommit(
+      store,
+      {
+        finishCopies: (copies) => {
+          order.push(`catalogued ${copies.map((c) => c.sighting.sourcePath).join(',')}`);
+          return catalog.finishCopies(copies);
+        },
+      },
+      { files: 1, bytes: 1 << 30 },
+    );
+    const traced = async (name: string) => {
+      const staged = await stage(name, randomBytes(200_000));
+      const file = staged.file;
+      staged.file = {
+        datasync: () => {
+          order.push(`sync ${name}`);
+          return file.datasync();
+        },
+        close: () => file.close(),
+      };
+      return staged;
+    };
+    const [a, b, c] = [await traced('a.mp4'), await traced('b.mp4'), await traced('c.mp4')];
+    const results = await Promise.all([a, b, c].map((s) => commits.commit(s)));
+    // b and c, which came while a's data was synced, form the next batch: their data goes to disk before a is
+    // catalogued (before, only after a's batch was done), and a still reaches the catalog first.
+    expect(order).toEqual(['sync a.mp4', 'sync b.mp4', 'sync c.mp4', 'catalogued a.mp4', 'catalogued b.mp4,c.mp4']);
+    expect(results.map((r) => catalog.get(r.fileId)!.state)).toEqual(['stored', 'stored', 'stored']);
+  });
+
   it('a crash before the batch commits leaves nothing taken as stored; the recording is copied again and stored', async () => {
     const bytes = randomBytes(2_000_000);
     const staged = [await stage('clip.mp4', bytes), await stage('photo.jpg', randomBytes(50_000))];
