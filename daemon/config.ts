@@ -284,13 +284,17 @@ export function loadConfig(file: string): LoadedConfig {
   const baseDir = path.resolve(file) === DEFAULT_CONFIG_FILE ? PACKAGE_ROOT : process.cwd();
   const config = validateConfig(doc, baseDir);
   let sha256: string | undefined;
+  let unhashed: string | null = text; // let go once hashed (it may hold secrets)
   return {
     config,
     file: path.resolve(file),
     // computed when first read (the daemon logs it; dockctl's commands never read it)
     get sha256() {
-      sha256 ??= nodeCrypto().createHash('sha256').update(text).digest('hex');
-      return sha256;
+      if (unhashed !== null) {
+        sha256 = nodeCrypto().createHash('sha256').update(unhashed).digest('hex');
+        unhashed = null;
+      }
+      return sha256!;
     },
   };
 }

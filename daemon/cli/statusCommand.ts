@@ -18,6 +18,8 @@ export async function status(config: Config, json: boolean, watch: boolean): Pro
   }
 }
 
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 /**
  * Writes to standard output directly: process.stdout would load Node's stream classes first, ≈ 4 ms of a command
  * that prints once and exits. A reader that went away (`dockctl status | head -1`) ends the output quietly.
@@ -31,6 +33,7 @@ function printOnce(text: string): void {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EPIPE') return;
       if (code !== 'EAGAIN') throw e;
+      Atomics.wait(PAUSE, 0, 0, 2); // standard output is a full non-blocking pipe: give its reader a moment
     }
   }
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Logger } from '../log.ts';
 import type { Catalog, FileRow } from '../store/catalog.ts';
 import type { ObjectStore } from '../store/objects.ts';
+import { lowerPriority } from '../backgroundPriority.ts';
 
 export type ThumbnailResult =
   | { ok: true; file: string }
@@ -150,7 +151,7 @@ export class Thumbnails {
   private ffmpeg(args: string[]): Promise<void> {
     const timeout = this.deps.timeoutMs ?? 30_000;
     return new Promise((resolve, reject) => {
-      execFile(
+      const child = execFile(
         this.deps.ffmpeg ?? 'ffmpeg',
         args,
         { timeout, killSignal: 'SIGKILL', signal: this.abort.signal, maxBuffer: 1 << 20 },
@@ -169,6 +170,7 @@ export class Thumbnails {
           );
         },
       );
+      lowerPriority(child.pid);
     });
   }
 }

@@ -84,7 +84,7 @@ export class GroupCommit {
       this.placing++;
       this.kick();
     });
-    this.placed = Promise.all([synced, this.placed])
+    this.placed = Promise.all([synced, this.placed.catch(() => {})])
       .then(([ok]) => this.place(batch, ok))
       // place() settles each copy itself; should it throw, none of them is left waiting (a settled one ignores this)
       .catch((e: Error) => {
