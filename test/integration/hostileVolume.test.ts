@@ -47,6 +47,9 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     const truncFastSource = await sampleMedia('video-faststart', 2, 203);
     const oddClip = await sampleMedia('video', 2, 206);
     const badNameClip = await sampleMedia('video', 2, 207);
+    // Each odd name its own content, so each has a row of its own: two copies of one content make one row, named by
+    // whichever of them the catalog took first (the copies run side by side, so either may).
+    const lineBreakClip = await sampleMedia('video', 2, 212);
     const junkSidecarClip = await sampleMedia('video', 2, 210);
     const deepClip = await sampleMedia('video', 2, 211);
     const linkedSidecarClip = await sampleMedia('video', 2, 208);
@@ -104,7 +107,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
           Buffer.from('-012345_1234567_20261128080700_0008.mp4'),
         ]),
       );
-      await fs.copyFile(badNameClip, path.join(d, 'line\nbreak-012345_1234567_20261128080700_0012.mp4'));
+      await fs.copyFile(lineBreakClip, path.join(d, 'line\nbreak-012345_1234567_20261128080700_0012.mp4'));
       await fs.writeFile(path.join(d, 'notes.txt'), 'not a recording\n');
       // A sidecar that is binary junk: ignored (the recording is held for annotation), never fatal.
       await fs.copyFile(junkSidecarClip, path.join(d, n.junkSidecar));
@@ -129,6 +132,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       truncFast: sha256Of(truncFastBytes),
       empty: sha256Of(''),
       badName: await sha256OfFile(badNameClip),
+      lineBreak: await sha256OfFile(lineBreakClip),
       deep: await sha256OfFile(deepClip),
     };
     const forbidden = { secret: await sha256OfFile(secretClip), linkedDir: await sha256OfFile(linkedDirClip) };
@@ -137,15 +141,15 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     // The newline name holds the same bytes as the non-UTF-8 one: stored once, seen twice.
     expect(finished).toMatchObject({
       state: 'done',
-      copied: 10,
-      alreadyStored: 1,
+      copied: 11,
+      alreadyStored: 0,
       rejected: 1,
       damaged: 3,
-      needsAnnotation: 3,
+      needsAnnotation: 4,
       leftBehind: 0,
       safeToUndock: true,
     });
-    const rows = await waitForSettledCatalog(world.configFile, 10);
+    const rows = await waitForSettledCatalog(world.configFile, 11);
     await waitFor(
       'the good and the damaged clips with metadata verified by the server',
       () => station.tus.finished.length >= 6,
@@ -157,7 +161,7 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
     const status = await runDockctl(world.configFile, ['status', '--json']);
     expect(status.code).toBe(0);
     const view = JSON.parse(status.stdout);
-    expect(view).toMatchObject({ daemon: 'running', queue: { uploaded: 6, rejected: 1, 'needs-annotation': 3 } });
+    expect(view).toMatchObject({ daemon: 'running', queue: { uploaded: 6, rejected: 1, 'needs-annotation': 4 } });
     expect(view.recorders.find((r: { name: string }) => r.name === 'REC1')).toMatchObject({
       state: 'done',
       safeToUndock: true,
@@ -216,6 +220,10 @@ describe('a hostile recorder volume: broken clips, symlinks, fifos, odd names an
       state: 'needs-annotation',
       filename: 'bad-\\xff\\xfe\\x80-012345_1234567_20261128080700_0008.mp4',
       sourcePathHex: badRaw.toString('hex'),
+    });
+    expect(bySha[sha.lineBreak]).toMatchObject({
+      state: 'needs-annotation',
+      filename: 'line\\x0abreak-012345_1234567_20261128080700_0012.mp4',
     });
 
     // Only the empty file is rejected; its (zero) bytes are kept and listed.
