@@ -115,4 +115,23 @@ async function loadEntry(rel) {
   return import(pathToFileURL(path.join(ROOT, rel)).href);
 }
 
-module.exports = { loadEntry };
+/**
+ * Runs the entry `rel`'s main(argv). The exit code is main's; 1, with the error, when it fails; 13 when it never
+ * settles (what an unsettled top-level await exits with: a failure to systemd). `exitAtOnce`: exit as soon as main
+ * returns, even with a handle still open (the daemon: a failed start-up must never leave half a daemon running).
+ */
+function runEntry(rel, { exitAtOnce = false } = {}) {
+  const end = (code) => {
+    if (exitAtOnce) process.exit(code);
+    process.exitCode = code;
+  };
+  process.exitCode = 13;
+  loadEntry(rel)
+    .then(({ main }) => main(process.argv.slice(2)))
+    .then(end, (e) => {
+      console.error(e);
+      end(1);
+    });
+}
+
+module.exports = { loadEntry, runEntry };

@@ -55,7 +55,12 @@ describe('recorders beyond dock.concurrency are announced at once; only their co
       60_000,
     );
     expect(docked).toMatchObject({ deviceSerial: '1234567', officerId: '012345', files: 3 });
-    const rec2 = (await recorders(world.configFile)).find((r) => r.name === 'REC2');
+    // Its tile, from the daemon's state snapshot, which may lag the MQTT event by a moment (it failed once in CI so).
+    const rec2 = await waitFor(
+      "REC2's tile with its recorder and files",
+      async () => (await recorders(world.configFile)).find((r) => r.name === 'REC2' && r.serial !== null),
+      10_000,
+    );
     expect(rec2).toMatchObject({ serial: '1234567', safeToUndock: false, files: { total: 3, done: 0 } });
     expect((await recorders(world.configFile)).find((r) => r.name === 'REC1')?.state).toBe('paused');
     expect(eventsOf(sub.messages, 'recorder.safe-to-undock')).toEqual([]);
