@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BACKGROUND_NICE, lowerPriority } from '../../daemon/backgroundPriority.ts';
 import { CopyWorkers } from '../../daemon/recorder/copyWorkers.ts';
+import { tempDir } from '../helpers/daemon.ts';
 
 /** The nice value of a task (a thread or a process) from /proc: field 19 of its stat line. */
 async function niceOf(statFile: string): Promise<number> {
@@ -21,23 +22,18 @@ async function threadNices(): Promise<number[]> {
 const lowered = (nice: number) => Math.min(19, nice + BACKGROUND_NICE);
 
 describe('background work runs below the event loop', () => {
-  let dir: string;
-
-  beforeEach(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-nice-'));
-  });
-
-  afterEach(async () => {
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-
   it('a copy thread lowers its own priority, not the event loop’s', async () => {
     const own = os.getPriority(0);
     const count = async () => (await threadNices()).filter((n) => n === lowered(own)).length;
     const before = await count();
     const one = new CopyWorkers(1);
-    await fs.writeFile(path.join(dir, 'src'), randomBytes(1000));
-    expect((await one.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'))).size).toBe(1000);
+    const dir = await tempDir('dockd-nice-');
+    try {
+      await fs.writeFile(path.join(dir, 'src'), randomBytes(1000));
+      expect((await one.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'))).size).toBe(1000);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
     expect(await count()).toBe(before + 1);
     expect(os.getPriority(0)).toBe(own);
   });
