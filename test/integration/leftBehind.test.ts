@@ -125,7 +125,15 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
       async () => (await recorderStatus(world.configFile, 'REC1'))?.safeToUndock === true,
       120_000,
     );
-    expect(await recorderStatus(world.configFile, 'REC1')).toMatchObject({ state: 'done', leftBehind: [] });
+    // Safe to undock once every byte is stored; probing may still be finishing ('verifying') before 'done'.
+    const safeTile = await recorderStatus(world.configFile, 'REC1');
+    expect(safeTile).toMatchObject({ safeToUndock: true, leftBehind: [] });
+    expect(['verifying', 'done']).toContain(safeTile?.state);
+    await waitFor(
+      'the recorder tile to say done',
+      async () => (await recorderStatus(world.configFile, 'REC1'))?.state === 'done',
+      120_000,
+    );
     expect((await dockctlFiles(world.configFile)).find((r) => r.sha256 === lockedSha)).toMatchObject({
       caseNo: 'C-LOCKED',
       filename: lockedName,
