@@ -103,11 +103,10 @@ describe('a recording still being written when docked is one recording', () => {
     expect(rows[1]).toMatchObject({ sha256: sha256Of(changed), supersedes: rows[0].id, sourcePath: name });
     await waitFor('safe again', async () => (await rec1(world.configFile))?.safeToUndock === true, 60_000);
     expect((await rec1(world.configFile))!.files.superseded).toBe(1);
-    expect(
-      eventsOf(sub.messages, 'file.ingested')
-        .filter((e) => e.filename === name)
-        .map((e) => e.supersedes ?? null),
-    ).toEqual([null, rows[0].id]);
+    // The MQTT event follows the catalog row: wait for it rather than expect it by the time dockctl sees the row.
+    const ingestedEvents = () => eventsOf(sub.messages, 'file.ingested').filter((e) => e.filename === name);
+    await waitFor('both file.ingested events on MQTT', () => ingestedEvents().length >= 2, 30_000);
+    expect(ingestedEvents().map((e) => e.supersedes ?? null)).toEqual([null, rows[0].id]);
     expect(await sha256OfFile(path.join(volume, name))).toBe(sha256Of(changed)); // the recorder was only read
     expect(await daemon.stop()).toBe(0);
   }, 240_000);
