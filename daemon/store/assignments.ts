@@ -34,6 +34,9 @@ const toAssignment = (r: AssignmentRow): Assignment => ({
   returnedBy: r.returned_by,
 });
 
+/** 9999-12-31T23:59:59.999Z: beyond it (or before 1970) toISOString() changes width; such times take the slow path. */
+const MAX_FOUR_DIGIT_YEAR_MS = 253402300799999;
+
 /**
  * Pool recorder assignments in the catalog (table `recorder_assignments`): at most one open assignment per recorder
  * (a unique index), each closed by the recorder's return. Times are the station's clock (ISO 8601, UTC).
@@ -83,7 +86,19 @@ export class Assignments {
   holderAt(serial: string, capturedAt: string): Assignment | undefined {
     const t = Date.parse(capturedAt);
     if (Number.isNaN(t)) return undefined;
-    // Times carry different offsets (captured_at is local with an offset): compare instants, not strings.
-    return this.list(serial).find((a) => Date.parse(a.startedAt) <= t && (a.endedAt === null || t < Date.parse(a.endedAt)));
+    // Times carry different offsets (captured_at is local with an offset): compare instants, not strings. The
+    // assignments' own times are all toISOString() (UTC, fixed width for years 0000-9999), so the instant in that form
+    // orders as they do, and the index on (serial, started_at) finds the one assignment: this runs for every recording
+    // ingested, and a pool recorder checked out daily has hundreds of assignments a year.
+    if (t < 0 || t > MAX_FOUR_DIGIT_YEAR_MS)
+      return this.list(serial).find((a) => Date.parse(a.startedAt) <= t && (a.endedAt === null || t < Date.parse(a.endedAt)));
+    const at = new Date(t).toISOString();
+    const r = this.db
+      .prepare(
+        `SELECT * FROM recorder_assignments WHERE serial = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at > ?)
+         ORDER BY started_at DESC, id DESC LIMIT 1`,
+      )
+      .get(serial, at, at) as AssignmentRow | undefined;
+    return r && toAssignment(r);
   }
 }

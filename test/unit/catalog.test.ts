@@ -712,3 +712,70 @@ describe('Catalog storage', () => {
     }
   });
 });
+
+describe('Assignments.holderAt', () => {
+  let dir: string;
+  let catalog: Catalog;
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-holder-'));
+    catalog = Catalog.open(path.join(dir, 'store'));
+  });
+
+  afterEach(async () => {
+    catalog.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  function hold(serial: string, officerId: string, from: string, to: string | null): void {
+    catalog.assignments.begin({ serial, officerId, officerName: null, at: new Date(from), by: 'admin' });
+    if (to) catalog.assignments.end(serial, new Date(to), 'admin');
+  }
+
+  it('finds who held the recorder at a capture time given with any offset: from the start, up to but not including the end', () => {
+    hold('S1', 'A', '2026-11-01T00:00:00Z', '2026-11-02T00:00:00Z');
+    hold('S1', 'B', '2026-11-02T00:00:00Z', '2026-11-03T08:00:00Z');
+    hold('S2', 'X', '2026-11-03T08:00:00Z', null); // another recorder, held in the gap
+    hold('S1', 'C', '2026-11-03T09:00:00Z', null);
+    const who = (at: string) => catalog.assignments.holderAt('S1', at)?.officerId;
+    expect(who('2026-11-01T08:00:00+08:00')).toBe('A');
+    expect(who('2026-11-02T07:59:59.999+08:00')).toBe('A');
+    expect(who('2026-11-02T08:00:00+08:00')).toBe('B');
+    expect(who('2026-11-03T15:59:59.999+08:00')).toBe('B');
+    expect(who('2026-11-03T16:00:00+08:00')).toBeUndefined(); // B's end, and nobody took it then
+    expect(who('2026-11-03T16:30:00+08:00')).toBeUndefined();
+    expect(who('2026-11-03T17:00:00+08:00')).toBe('C');
+    expect(who('2031-01-01T00:00:00Z')).toBe('C');
+    expect(who('2026-10-31T23:59:59Z')).toBeUndefined();
+    expect(who('not a time')).toBeUndefined();
+    expect(catalog.assignments.holderAt('S2', '2026-11-03T08:30:00Z')?.officerId).toBe('X');
+  });
+
+  it('agrees with a scan of every assignment, at any instant of a year of daily check-outs', () => {
+    const day = 86_400_000;
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    let days = 0;
+    for (let d = 0; d < 365; d++) {
+      // Out at 07:00 to 19:00, some days not returned until the next morning, some days not at all.
+      if (d % 11 === 3) continue;
+      days++;
+      const to = d % 7 === 5 ? start + (d + 1) * day + 6 * 3_600_000 : start + d * day + 19 * 3_600_000;
+      hold('S1', `O${d}`, new Date(start + d * day + 7 * 3_600_000).toISOString(), new Date(to).toISOString());
+    }
+    const all = catalog.assignments.list('S1');
+    expect(all).toHaveLength(days);
+    expect(days).toBe(332);
+    const scan = (t: number) =>
+      all.find((a) => Date.parse(a.startedAt) <= t && (a.endedAt === null || t < Date.parse(a.endedAt)))?.officerId;
+    let held = 0;
+    for (let i = 0; i < 2000; i++) {
+      const t = start + Math.floor((((i * 7919) % 2000) / 2000) * 366 * day);
+      const local = new Date(t + 8 * 3_600_000).toISOString().replace('Z', '+08:00'); // the same instant, as UTC+8
+      const found = catalog.assignments.holderAt('S1', local)?.officerId;
+      expect(found, local).toBe(scan(t));
+      if (found) held++;
+    }
+    expect(held).toBeGreaterThan(500); // the instants hit held and free times alike
+    expect(held).toBeLessThan(2000);
+  });
+});
