@@ -54,6 +54,21 @@ async function cpuSecs(pid: number): Promise<number> {
 
 const logTime = (l: LogLine) => Date.parse(String(l.time));
 
+/**
+ * Waits until the daemon is idle (under 10 ms of CPU in 250 ms, at most 10 s): a recorder docks at a station whose
+ * daemon has long finished starting (its copy threads among it), not while it compiles.
+ */
+async function idle(pid: number): Promise<void> {
+  const until = Date.now() + 10_000;
+  let before = await cpuSecs(pid);
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = await cpuSecs(pid);
+    if (now - before < 0.01) return;
+    before = now;
+  }
+}
+
 /** Files of `dirs`, for the command-line baselines. */
 export async function filesOf(dirs: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -116,6 +131,7 @@ export async function dockAndWait(sources: string[], work: string, servers: Serv
     staged.push(st);
   }
   await run('sync');
+  await idle(daemon.proc!.pid!);
   const docked = staged.map((_, i) => path.join(world.mountRoot, `REC${i}`));
   const lines = (msg: string) => daemon.logs.filter((l) => l.msg === msg);
   const dock = async (round: number) => {

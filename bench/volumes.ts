@@ -14,19 +14,25 @@ async function distinctCopy(source: Buffer, target: string, index: number): Prom
   await fs.utimes(target, RECORDED, RECORDED);
 }
 
-/** A day's worth of small recordings: 200 clips of 1–2 MB, 50 photos, 20 sound files, every file distinct. */
-export async function shiftVolume(dir: string): Promise<void> {
+/**
+ * A day's worth of small recordings: 200 clips of 1–2 MB, 50 photos, 20 sound files, every file distinct. `recorder`
+ * numbers the volume: each has a serial of its own and content of its own (recorders in eight bays hold eight different
+ * days, not one day eight times).
+ */
+export async function shiftVolume(dir: string, recorder = 0): Promise<void> {
   const d = path.join(dir, 'DCIM', '100MEDIA');
   await fs.mkdir(d, { recursive: true });
   const clips = await Promise.all([14, 18, 22, 27].map((s, i) => sampleMedia('video', s, 900 + i).then((p) => fs.readFile(p))));
   const photo = await fs.readFile(await sampleMedia('photo', 1, 910));
   const wav = await fs.readFile(await sampleMedia('audio-wav', 3, 911));
+  const serial = String(1234567 + recorder);
   const name = (i: number, ext: string) =>
-    `012345_1234567_20261128${String(80000 + i).padStart(6, '0')}_${String(i).padStart(4, '0')}.${ext}`;
+    `012345_${serial}_20261128${String(80000 + i).padStart(6, '0')}_${String(i).padStart(4, '0')}.${ext}`;
   const jobs: Promise<void>[] = [];
-  for (let i = 0; i < 200; i++) jobs.push(distinctCopy(clips[i % clips.length], path.join(d, name(i, 'mp4')), i));
-  for (let i = 0; i < 50; i++) jobs.push(distinctCopy(photo, path.join(d, name(200 + i, 'jpg')), 200 + i));
-  for (let i = 0; i < 20; i++) jobs.push(distinctCopy(wav, path.join(d, name(250 + i, 'wav')), 250 + i));
+  const mark = (i: number) => recorder * 1000 + i;
+  for (let i = 0; i < 200; i++) jobs.push(distinctCopy(clips[i % clips.length], path.join(d, name(i, 'mp4')), mark(i)));
+  for (let i = 0; i < 50; i++) jobs.push(distinctCopy(photo, path.join(d, name(200 + i, 'jpg')), mark(200 + i)));
+  for (let i = 0; i < 20; i++) jobs.push(distinctCopy(wav, path.join(d, name(250 + i, 'wav')), mark(250 + i)));
   await Promise.all(jobs);
 }
 
