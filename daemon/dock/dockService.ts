@@ -42,9 +42,8 @@ export class DockService implements Service {
   private readonly probeSlots = Math.max(1, os.availableParallelism() - 1);
   /**
    * Files waiting for their verification, first come first served. One queue and one timer, however many wait: a
-   * waiter per file that woke each second and at every probe (as before) cost O(files) at each wake, and piled up
-   * reactions on one shared promise while recorders copied (32 bays of distinct recordings: 8,640 waiters, RSS at
-   * 337 MB).
+   * waiter per file that woke each second and at every probe (as before) cost O(files) at each wake, and added a
+   * reaction to one shared promise at each wake while recorders copied (32 bays of distinct recordings: 8,640 waiters).
    */
   private readonly probeQueue: ProbeWaiter[] = [];
   /** While files wait for the copies to end: the queue looked at again in a second (a copy may pause without a wake). */
