@@ -31,8 +31,7 @@ export const BATCH_BYTES = 64 << 20;
  * 1. every temp file fdatasynced (issued together, so the filesystem commits them in one journal transaction);
  * 2. each renamed to its content address (an object's name is only ever given to bytes already on disk, so after a
  *    crash at any instant any object file is whole: a later copy of that content may keep it);
- * 3. every directory an object was named in fsynced once, and those above it whose own names are not yet known
- *    durable (ObjectStore.durabilityPlan);
+ * 3. every directory touched (and those created) fsynced once;
  * 4. one catalog transaction marks the whole batch stored.
  * Only then are the copies' promises resolved. Copies arriving meanwhile form the next batch, which starts its step 1
  * once this one is past it: its data goes to disk while this one is renamed, synced and catalogued (steps 2–4 of one
@@ -54,8 +53,6 @@ export class GroupCommit {
     private readonly objects: ObjectStore,
     private readonly catalog: Pick<Catalog, 'finishCopies'>,
     private readonly limits = { files: BATCH_FILES, bytes: BATCH_BYTES },
-    /** fsync of one directory (a seam for tests that count them). */
-    private readonly syncDir: (dir: string) => Promise<void> = fsyncDir,
   ) {}
 
   /** Resolves once `copy` is durable and catalogued (or rejects: its temp file is then the caller's to remove). */
@@ -119,7 +116,7 @@ export class GroupCommit {
   /** Steps 2–4 for the copies whose data is on disk (`synced`). */
   private async place(batch: Waiting[], synced: boolean[]): Promise<void> {
     const placed: Waiting[] = [];
-    const chains: string[][] = [];
+    const dirs = new Set<string>();
     // Copies of different content are placed side by side (each a few file-system round trips); two copies of the
     // same content in a batch meet at one name, so they go one after the other and the second keeps the first.
     const byContent = new Map<string, Waiting[]>();
@@ -133,7 +130,7 @@ export class GroupCommit {
       [...byContent.values()].map(async (same) => {
         for (const w of same) {
           try {
-            chains.push(await this.objects.place(w.copy.tempPath, w.copy.sha256, w.copy.size));
+            for (const d of await this.objects.place(w.copy.tempPath, w.copy.sha256, w.copy.size)) dirs.add(d);
             placed.push(w);
           } catch (e) {
             w.reject(e as Error);
@@ -144,10 +141,8 @@ export class GroupCommit {
     // The catalog gets the batch in the order its copies reached it, whatever order they were placed in.
     placed.sort((a, b) => batch.indexOf(a) - batch.indexOf(b));
     if (!placed.length) return;
-    const dirs = this.objects.durabilityPlan(chains);
     try {
-      await Promise.all([...dirs.sync].map(this.syncDir));
-      this.objects.confirmDurable(dirs.confirm);
+      await Promise.all([...dirs].map(fsyncDir));
     } catch (e) {
       for (const w of placed)
         w.reject(new ObjectStoreError('OBJECT_IO', `syncing the store: ${(e as Error).message}`, { cause: e }));

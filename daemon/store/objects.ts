@@ -17,8 +17,6 @@ export class ObjectStore {
   /** Temp names: random per store opened, then counted (a random draw per file cost more than the name is worth). */
   private readonly tempPrefix = randomBytes(8).toString('hex');
   private tempCount = 0;
-  /** Object directories whose own names are known durable (see `durabilityPlan`): at most 65,536 + 256 of them. */
-  private readonly durableDirs = new Set<string>();
 
   constructor(readonly dir: string) {
     this.objectsDir = path.join(dir, 'objects', 'sha256');
@@ -92,33 +90,6 @@ export class ObjectStore {
     await fs.chmod(tempPath, 0o444);
     await fs.rename(tempPath, target);
     return dirs;
-  }
-
-  /**
-   * Which of the directories that a batch's placements returned (each `place` gives its chain: the object's directory,
-   * the one above, the objects directory) the batch must fsync: every object's own directory (a name was given in it),
-   * and a directory above only while the one below it is not known durable. `confirm` is what to pass to
-   * `confirmDurable` once all of `sync` have been fsynced without error.
-   * A directory is known durable once its parent was fsynced, after it existed, by a batch whose fsyncs all succeeded:
-   * in a store that has seen a few thousand recordings most objects land in a directory already known, and a batch
-   * then fsyncs one directory per object rather than two or three. Nothing is assumed of directories found at start.
-   */
-  durabilityPlan(chains: string[][]): { sync: Set<string>; confirm: string[] } {
-    const sync = new Set<string>();
-    const confirm = new Set<string>();
-    for (const chain of chains) {
-      sync.add(chain[0]);
-      for (let i = 1; i < chain.length && !this.durableDirs.has(chain[i - 1]); i++) {
-        sync.add(chain[i]);
-        confirm.add(chain[i - 1]);
-      }
-    }
-    return { sync, confirm: [...confirm] };
-  }
-
-  /** Records directories whose names a batch has made durable (see `durabilityPlan`). */
-  confirmDurable(dirs: string[]): void {
-    for (const d of dirs) this.durableDirs.add(d);
   }
 
   /** Re-hashes a stored object. */

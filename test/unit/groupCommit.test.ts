@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,9 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
 import { GroupCommit, type StagedCopy } from '../../daemon/store/groupCommit.ts';
-import { fsyncDir, ObjectStore } from '../../daemon/store/objects.ts';
-
-const sha256Of = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+import { ObjectStore } from '../../daemon/store/objects.ts';
 
 describe('GroupCommit (real files, real SQLite)', () => {
   let dir: string;
@@ -221,51 +219,5 @@ describe('GroupCommit (real files, real SQLite)', () => {
     expect(b.status).toBe('rejected');
     expect((b as PromiseRejectedResult).reason).toMatchObject({ code: 'OBJECT_CONFLICT' });
     expect(catalog.get(bad.fileId)!.state).toBe('copying');
-  });
-
-  it('fsyncs each directory above an object only until its name is known durable; a failed fsync teaches nothing', async () => {
-    const synced: string[][] = [];
-    let failNext = false;
-    let batch: string[] = [];
-    const syncDir = async (d: string) => {
-      batch.push(path.relative(store.objectsDir, d) || '.');
-      if (failNext) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-      await fsyncDir(d);
-    };
-    const commits = new GroupCommit(store, catalog, { files: 1, bytes: 1 << 30 }, syncDir);
-    const commitOne = async (name: string, bytes: Buffer) => {
-      batch = [];
-      const r = await commits.commit(await stage(name, bytes)).then(
-        (x) => x,
-        (e: Error) => e,
-      );
-      synced.push(batch.sort());
-      return r;
-    };
-    const a = randomBytes(5_000);
-    const shaA = sha256Of(a);
-    // Content sharing only the first level (ab/) with a, and content sharing nothing.
-    let sameTop: Buffer;
-    do sameTop = randomBytes(5_000);
-    while (sha256Of(sameTop).slice(0, 2) !== shaA.slice(0, 2) || sha256Of(sameTop).slice(2, 4) === shaA.slice(2, 4));
-    const leafA = `${shaA.slice(0, 2)}/${shaA.slice(2, 4)}`;
-    const shaTop = sha256Of(sameTop);
-
-    // The first object in a fresh store: its directory, the one above, the objects directory.
-    failNext = true;
-    expect(await commitOne('a-failed.mp4', a)).toMatchObject({ code: 'OBJECT_IO' });
-    failNext = false;
-    // That batch failed: nothing is known, so the next one (the same content, now already named) syncs the chain again.
-    expect((await commitOne('a.mp4', a)) as { duplicate: boolean }).toMatchObject({ duplicate: false });
-    // A copy of that content, and then new content in the same first-level directory.
-    await commitOne('a-again.mp4', a);
-    await commitOne('top.mp4', sameTop);
-    expect(synced).toEqual([
-      ['.', shaA.slice(0, 2), leafA].sort(),
-      ['.', shaA.slice(0, 2), leafA].sort(),
-      [leafA],
-      [shaTop.slice(0, 2), `${shaTop.slice(0, 2)}/${shaTop.slice(2, 4)}`].sort(),
-    ]);
-    expect(await fs.readFile(store.pathOf(shaTop))).toEqual(sameTop);
   });
 });
