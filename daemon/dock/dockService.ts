@@ -18,10 +18,7 @@ interface Session {
   done: Promise<void>;
 }
 
-/**
- * One ingest session per docked volume, at most `dock.concurrency` copying at once. An undock aborts the session;
- * files not yet stored stay on the recorder and are taken on the next dock.
- */
+/** A stored file waiting for its verification (DockService.probeQueue). */
 interface ProbeWaiter {
   id: number;
   what: string | null;
@@ -29,6 +26,10 @@ interface ProbeWaiter {
   reject: (e: unknown) => void;
 }
 
+/**
+ * One ingest session per docked volume, at most `dock.concurrency` copying at once. An undock aborts the session;
+ * files not yet stored stay on the recorder and are taken on the next dock.
+ */
 export class DockService implements Service {
   readonly name = 'dock';
   private offs: (() => void)[] = [];
