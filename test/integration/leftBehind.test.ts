@@ -104,10 +104,19 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     });
 
     // The deep and the odd-named clips are in the store, byte for byte; the odd name kept as bytes, shown escaped.
-    const rows = await dockctlFiles(world.configFile);
-    const bySha = Object.fromEntries(rows.map((r) => [r.sha256, r]));
+    // Each is verified after it is stored (probes wait for the copies): wait until neither is still `stored`.
     const deepSha = await sha256OfFile(deepClip);
     const oddSha = await sha256OfFile(oddClip);
+    const rows = await waitFor(
+      'both clips verified',
+      async () => {
+        const now = await dockctlFiles(world.configFile);
+        const verified = [deepSha, oddSha].every((sha) => now.some((r) => r.sha256 === sha && r.state !== 'stored'));
+        return verified ? now : null;
+      },
+      60_000,
+    );
+    const bySha = Object.fromEntries(rows.map((r) => [r.sha256, r]));
     expect(bySha[deepSha]).toMatchObject({ sourcePath: [...levels, deepName].join('/'), caseNo: 'C-DEEP' });
     expect(bySha[oddSha]).toMatchObject({
       filename: '\\xff\\xfe_0001.MP4',
