@@ -48,11 +48,14 @@ async function dirBytes(dir: string): Promise<number> {
   return n;
 }
 
-/** `cp -r` of every volume at once, then `sync`: the same bytes, made durable, with nothing else. */
-async function cpSync(sources: string[], work: string): Promise<number> {
+/**
+ * `cp -r` of every volume at once, then `sync`: the same bytes, made durable, with nothing else. `alongside` runs
+ * beside the copies and is timed with them (the copy-and-hash floor).
+ */
+async function cpSync(sources: string[], work: string, alongside: (() => Promise<unknown>)[] = []): Promise<number> {
   await fs.mkdir(work, { recursive: true });
   const t0 = performance.now();
-  await Promise.all(sources.map((s, i) => run('cp', ['-r', s, path.join(work, `cp-${i}`)])));
+  await Promise.all([...sources.map((s, i) => run('cp', ['-r', s, path.join(work, `cp-${i}`)])), ...alongside.map((f) => f())]);
   await run('sync');
   const secs = (performance.now() - t0) / 1000;
   await fs.rm(work, { recursive: true, force: true });
@@ -66,23 +69,18 @@ async function cpSync(sources: string[], work: string): Promise<number> {
  * least time it can take; dockd's ratio against it shows what is its own overhead.
  */
 async function copyAndHashFloor(sources: string[], work: string): Promise<number> {
-  await fs.mkdir(work, { recursive: true });
   const files = await filesOf(sources);
-  const lanes = Array.from({ length: os.availableParallelism() }, (_, i) =>
-    files.filter((_, j) => j % os.availableParallelism() === i),
+  const cores = os.availableParallelism();
+  const lanes = Array.from({ length: cores }, (_, i) => files.filter((_, j) => j % cores === i));
+  const hashLane = async (lane: string[]) => {
+    for (let i = 0; i < lane.length; i += 500)
+      await run('openssl', ['dgst', '-sha256', ...lane.slice(i, i + 500)], { maxBuffer: 64 << 20 });
+  };
+  return cpSync(
+    sources,
+    work,
+    lanes.map((lane) => () => hashLane(lane)),
   );
-  const t0 = performance.now();
-  await Promise.all([
-    ...sources.map((s, i) => run('cp', ['-r', s, path.join(work, `cp-${i}`)])),
-    ...lanes.map(async (lane) => {
-      for (let i = 0; i < lane.length; i += 500)
-        await run('openssl', ['dgst', '-sha256', ...lane.slice(i, i + 500)], { maxBuffer: 64 << 20 });
-    }),
-  ]);
-  await run('sync');
-  const secs = (performance.now() - t0) / 1000;
-  await fs.rm(work, { recursive: true, force: true });
-  return secs;
 }
 
 interface Scenario {

@@ -44,8 +44,8 @@ async function prepare(dir: string): Promise<void> {
   await make('r1', 'HIL0001', '012345', [1201, 1202]);
   await make('r2', 'HIL0002', '054321', [1301, 1302], 'video', false);
   await make('r3', 'HIL0003', '033333', [1311, 1312]);
-  // Enough for the unplug to land mid-copy: with three of these (10 MB) the copy had finished before device_del took
-  // effect in the guest (CI, once dockd's copy threads all started with it).
+  // Enough for the unplug to land mid-copy: with three of these (10 MB) the copy once finished before device_del took
+  // effect in the guest (CI, 2026-12-02).
   await make('r4', 'HIL0004', '044444', [1401, 1402, 1403, 1404, 1405, 1406, 1407, 1408], 'video-big');
   await make('r5', 'HIL0005', '055555', [1501, 1502]);
 }
