@@ -4,7 +4,7 @@ import { annotateRecording, type AnnotationInput } from '../ingest/annotate.ts';
 import { reprobe } from '../ingest/reprobe.ts';
 import { createFfmpegTools } from '../media/ffprobe.ts';
 import { systemTimeZone } from '../media/zonedTime.ts';
-import type { FileRow } from '../store/catalog.ts';
+import type { Catalog, FileRow } from '../store/catalog.ts';
 import { ObjectStore } from '../store/objects.ts';
 import { whoIsAsking } from './actor.ts';
 import { openCatalog, withCatalog } from './openCatalog.ts';
@@ -19,7 +19,7 @@ export async function reprobeCommand(config: Config, id: string | undefined, all
   if (Boolean(id) === allDamaged) throw new UsageError('usage: dockctl reprobe ID | --all-damaged');
   return withCatalog(config, false, async (catalog) => {
     let targets: FileRow[];
-    if (allDamaged) targets = catalog.list().filter((f) => f.integrity === 'damaged' || (f.state === 'stored' && f.probe_after));
+    if (allDamaged) targets = damagedOrUnprobed(catalog);
     else {
       const { file, error } = catalog.resolve(id!);
       if (!file) throw new UsageError(error!);
@@ -46,6 +46,17 @@ export async function reprobeCommand(config: Config, id: string | undefined, all
     }
     return failed ? 1 : 0;
   });
+}
+
+/**
+ * Recordings whose content does not demux cleanly, and stored ones still waiting for a probe, in id order. Read a row at
+ * a time through the filters: not the whole catalog (a million rows) into memory to keep a handful.
+ */
+function damagedOrUnprobed(catalog: Catalog): FileRow[] {
+  const byId = new Map<number, FileRow>();
+  for (const f of catalog.each({ damaged: true })) byId.set(f.id, f);
+  for (const f of catalog.each({ state: 'stored' })) if (f.probe_after) byId.set(f.id, f);
+  return [...byId.values()].sort((a, b) => a.id - b.id);
 }
 
 /** `dockctl annotate ID ...`: complete a recording's required metadata. */

@@ -17,14 +17,13 @@ export interface StatusView {
   disk: StateSnapshot['disk'];
   links: StateSnapshot['links'] | null;
   alarms: StateSnapshot['alarms'];
-  needsAnnotation: { id: number; sha256: string | null; filename: string; reason: string | null }[];
+  needsAnnotation: ReturnType<Catalog['heldRecordings']>;
 }
 
 /** The daemon's last snapshot (kept in the catalog) joined with the catalog's own counts. */
 export function collectStatus(config: Config, catalog: Catalog): StatusView {
   const snap = catalog.getKv<StateSnapshot>('state');
   const running = Boolean(snap && pidAlive(snap.pid));
-  const held = catalog.list('needs-annotation');
   return {
     stationId: config.station.id,
     daemon: running ? 'running' : 'not running',
@@ -40,7 +39,7 @@ export function collectStatus(config: Config, catalog: Catalog): StatusView {
     disk: snap?.disk ?? null,
     links: running ? snap!.links : null,
     alarms: running ? snap!.alarms : [],
-    needsAnnotation: held.map((f) => ({ id: f.id, sha256: f.sha256, filename: f.filename, reason: f.reason })),
+    needsAnnotation: catalog.heldRecordings(),
   };
 }
 

@@ -57,6 +57,14 @@ export interface PageOptions {
   limit: number;
 }
 
+/** A recording held for annotation, as `dockctl status` lists it. */
+export interface HeldRecording {
+  id: number;
+  sha256: string | null;
+  filename: string;
+  reason: string | null;
+}
+
 /** Recordings held for annotation: how many, and when the list last changed. */
 export interface HeldCount {
   count: number;
@@ -179,6 +187,16 @@ export class CatalogReads {
       )
       .get() as { b: number };
     return r.b;
+  }
+
+  /**
+   * Every recording held for annotation, in id order: only the columns `dockctl status` shows (whole rows of a
+   * thousand held recordings took `dockctl status` 36 ms and as much again in garbage collection).
+   */
+  heldRecordings(): HeldRecording[] {
+    return this.db
+      .prepare(`SELECT id, sha256, filename, reason FROM files WHERE state = 'needs-annotation' ORDER BY id`)
+      .all() as HeldRecording[];
   }
 
   /** Recordings held for annotation (one officer's when `officerId` is given). */
