@@ -1,5 +1,6 @@
 import { ConfigError, configFileFromArgs, loadConfig } from './config.ts';
 import { checkConfigPaths } from './configPaths.ts';
+import { limitHeapGrowth } from './heapGrowth.ts';
 import { createLogger, safeUrl } from './log.ts';
 import { SdNotify, startWatchdog } from '../drivers/systemd/sdNotify.ts';
 
@@ -16,6 +17,7 @@ function oneLine(s: string): string {
  * caller exits with the code (bin/dockd.js), so nothing left open can keep half a daemon alive.
  */
 export async function main(argv: string[]): Promise<number> {
+  limitHeapGrowth();
   let loaded;
   try {
     const { file, rest } = configFileFromArgs(argv);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
+import { YOUNG_GENERATION_CAP } from '../../daemon/heapGrowth.ts';
 import { TEST_HQ_PUBLIC_PEM } from './hqKeys.ts';
 import { waitFor } from './ports.ts';
 
@@ -34,7 +35,9 @@ export class DaemonProcess {
    * variables; `wrap`: a command that execs the daemon (e.g. unshare … setpriv …), so its pid is the daemon's.
    */
   start(opts: { as?: { uid: number; gid: number }; env?: Record<string, string>; wrap?: string[] } = {}): void {
-    const [file, ...args] = [...(opts.wrap ?? []), process.execPath, DOCKD_BIN, '--config', this.configFile];
+    // With node's options as the unit gives them (daemon/heapGrowth.ts), so that the bench measures what a station runs.
+    const node = [process.execPath, ...YOUNG_GENERATION_CAP];
+    const [file, ...args] = [...(opts.wrap ?? []), ...node, DOCKD_BIN, '--config', this.configFile];
     this.proc = spawn(file!, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DOCKD_CONFIG: '', ...(opts.env ?? {}) },

@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { YOUNG_GENERATION_CAP } from '../../daemon/heapGrowth.ts';
 import { BUILTIN_FINGERPRINTS } from '../../drivers/usb/fingerprints.ts';
 import { hex4 } from '../../drivers/usb/sysfs.ts';
 
@@ -38,10 +39,10 @@ async function unitHere(name = 'dockd.service'): Promise<string> {
   const dir = await tempDir();
   for (const unit of ['dockd.service', 'dockd-mount.service', 'dockd-mount.socket']) {
     const text = readFileSync(path.join(SYSTEMD, unit), 'utf8').replace(
-      /^ExecStart=(\S+) \/opt\/dockd\/(\S+)/m,
-      (_, node: string, script: string) => {
+      /^ExecStart=(\S+) ((?:--\S+ )*)\/opt\/dockd\/(\S+)/m,
+      (_, node: string, options: string, script: string) => {
         expect(node).toBe(NODE_LTS);
-        return `ExecStart=${process.execPath} ${path.join(REPO, script)}`;
+        return `ExecStart=${process.execPath} ${options}${path.join(REPO, script)}`;
       },
     );
     await fs.writeFile(path.join(dir, unit), text);
@@ -87,7 +88,7 @@ describe('systemd/dockd.service', () => {
     expect(key('Type')).toEqual(['notify']);
     expect(key('NotifyAccess')).toEqual(['all']); // messages come from the systemd-notify helper
     expect(key('WatchdogSec')).toEqual(['30']);
-    expect(key('ExecStart')).toEqual([`${NODE_LTS} /opt/dockd/bin/dockd.js`]);
+    expect(key('ExecStart')).toEqual([`${NODE_LTS} ${YOUNG_GENERATION_CAP.join(' ')} /opt/dockd/bin/dockd.js`]);
     expect(key('User')).toEqual(['dockd']);
     expect(key('NoNewPrivileges')).toEqual(['yes']);
     expect(key('ProtectSystem')).toEqual(['strict']);
