@@ -213,7 +213,7 @@ export class MqttStatus implements Service {
     const seen = JSON.stringify({ ...snap, at: null });
     if (seen === this.lastPersisted) return snap;
     try {
-      this.deps.catalog.setKv('state', snap);
+      this.deps.catalog.setKvUnsynced('state', snap);
       this.lastPersisted = seen;
     } catch (e) {
       this.log.warn({ err: e }, 'cannot save state snapshot');

@@ -56,6 +56,24 @@ describe('Catalog', () => {
     return r.fileId;
   }
 
+  describe('the state snapshot', () => {
+    it('is saved without waiting for the disk, read by another connection, and leaves later commits synchronous', () => {
+      catalog.setKvUnsynced('state', { at: 'now', recorders: [] });
+      const raw = new Database(path.join(dir, 'store', 'catalog.sqlite'), { readonly: true });
+      try {
+        const row = raw.prepare(`SELECT value FROM kv WHERE key = 'state'`).get() as { value: string };
+        expect(JSON.parse(row.value)).toEqual({ at: 'now', recorders: [] });
+      } finally {
+        raw.close();
+      }
+      const db = (catalog as unknown as { db: Database.Database }).db;
+      expect(db.pragma('synchronous', { simple: true })).toBe(2); // FULL, for every commit that is not a snapshot
+      catalog.close();
+      catalog = Catalog.open(path.join(dir, 'store'), { now });
+      expect(catalog.getKv('state')).toEqual({ at: 'now', recorders: [] });
+    });
+  });
+
   describe('opening', () => {
     it('creates the database in WAL mode at the current schema version, and keeps data across reopen', () => {
       const raw = new Database(path.join(dir, 'store', 'catalog.sqlite'), { readonly: true });
