@@ -18,7 +18,7 @@ import { setFlagsFromString } from 'node:v8';
  * limit, and it changes only when the next full collection comes. Node 20, 22 and 24 all have it. 25 took more CPU
  * (more full collections) for no less memory.
  */
-export const HEAP_GROWING_PERCENT = 35;
+const HEAP_GROWING_PERCENT = 35;
 
 export function limitHeapGrowth(): void {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
