@@ -54,8 +54,7 @@ const withBuiltValidator = {
 rmSync(bundleDir, { recursive: true, force: true });
 try {
   const { build } = await import('esbuild');
-  await build({
-    entryPoints: { dockd: path.join(root, 'daemon/main.ts'), dockctl: path.join(root, 'daemon/cli/dockctl.ts') },
+  const options = {
     outdir: bundleDir,
     outExtension: { '.js': '.cjs' },
     bundle: true,
@@ -74,7 +73,14 @@ try {
     supported: { 'dynamic-import': false },
     logLevel: 'warning',
     plugins: [withBuiltValidator],
-  });
+  };
+  await build({ ...options, entryPoints: { dockd: path.join(root, 'daemon/main.ts') } });
+  // dockctl without comments or indentation: a third less to read and deserialise at each start, and ASCII only.
+  // esbuild escapes what is not ASCII in strings but leaves it in comments and regular expressions; one character
+  // outside ASCII makes V8 hold the whole source as a two-byte string. Together ≈ 16 ms of `dockctl status` here
+  // (37 → 20 ms from reading the bundle to its modules' start, with its code cache). The daemon's bundle keeps its
+  // lines, so that the stack traces in its log point at one. test/runtime/bundle.test.ts keeps dockctl's ASCII.
+  await build({ ...options, entryPoints: { dockctl: path.join(root, 'daemon/cli/dockctl.ts') }, minifyWhitespace: true });
   for (const name of ['dockd.cjs', 'dockctl.cjs']) {
     const file = path.join(bundleDir, name);
     const code = readFileSync(file, 'utf8');

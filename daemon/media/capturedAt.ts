@@ -3,9 +3,10 @@ import { instantInZone, zonedIso } from './zonedTime.ts';
 /**
  * 采集时间 typed by a person (`dockctl annotate --captured-at`, the station page): a real calendar date and time of
  * day with its zone offset. Date.parse is no judge of that: it rolls 2026-02-30 over to March 2 and takes a string
- * without an offset as local time, and either would go to HQ as evidence metadata.
+ * without an offset as local time, and either would go to HQ as evidence metadata. On failure, `why` is the message
+ * without the field's name and the text, for callers that name them their own way.
  */
-export type CapturedAtResult = { ok: true; iso: string } | { ok: false; message: string };
+export type CapturedAtResult = { ok: true; iso: string } | { ok: false; message: string; why: string };
 
 const EXAMPLE = 'e.g. 2026-11-28T09:30:00+08:00';
 const WITH_OFFSET = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
@@ -57,6 +58,7 @@ export function parseCapturedAt(text: string, opts: { wallTimeZone?: string } = 
   const bad = (why: string): CapturedAtResult => ({
     ok: false,
     message: `capture time (采集时间) ${JSON.stringify(value)}: ${why}`,
+    why,
   });
   const full = value.match(WITH_OFFSET);
   if (full) {

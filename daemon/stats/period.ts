@@ -17,7 +17,7 @@ function bound(name: 'from' | 'to', text: string, timeZone: string): { ok: true;
   const day = value.match(DAY);
   const checked = parseCapturedAt(day ? `${value}T00:00:00` : value, { wallTimeZone: timeZone });
   if (!checked.ok) {
-    const why = checked.message.replace(/^capture time \(采集时间\) "[^"]*": /, '');
+    const { why } = checked;
     return {
       ok: false,
       message: `--${name} ${JSON.stringify(value)}: ${day ? why.replace(/T00:00:00/, '') : why} (${EXAMPLES})`,
