@@ -1,7 +1,7 @@
 import { writeSync } from 'node:fs';
 import type { Config } from '../config.ts';
 import { openCatalog } from './openCatalog.ts';
-import { collectStatus, renderStatus, watchStatus } from './statusView.ts';
+import { collectStatus, HELD_LISTED, renderStatus, watchStatus } from './statusView.ts';
 import { UsageError } from './usage.ts';
 
 /** `dockctl status [--json | --watch]`: the daemon's last snapshot joined with the catalog's counts. */
@@ -10,7 +10,7 @@ export async function status(config: Config, json: boolean, watch: boolean): Pro
   const catalog = openCatalog(config, true);
   try {
     if (watch) return await watchStatus(config, catalog);
-    const view = collectStatus(config, catalog);
+    const view = collectStatus(config, catalog, json ? undefined : HELD_LISTED);
     printOnce(`${json ? JSON.stringify(view, null, 2) : renderStatus(view)}\n`);
     return 0;
   } finally {

@@ -17,11 +17,22 @@ export interface StatusView {
   disk: StateSnapshot['disk'];
   links: StateSnapshot['links'] | null;
   alarms: StateSnapshot['alarms'];
+  /** Every recording held for annotation (--json); the text lists the oldest HELD_LISTED and counts the rest. */
   needsAnnotation: ReturnType<Catalog['heldRecordings']>;
 }
 
-/** The daemon's last snapshot (kept in the catalog) joined with the catalog's own counts. */
-export function collectStatus(config: Config, catalog: Catalog): StatusView {
+/**
+ * How many held recordings the text of `dockctl status` lists, oldest first: a station with thousands held would
+ * otherwise print them all, below the recorders and alarms an admin looks for. `dockctl files --state
+ * needs-annotation` lists them all.
+ */
+export const HELD_LISTED = 20;
+
+/**
+ * The daemon's last snapshot (kept in the catalog) joined with the catalog's own counts. `heldLimit`: list only the
+ * oldest that many recordings held for annotation (their count is in `queue`).
+ */
+export function collectStatus(config: Config, catalog: Catalog, heldLimit?: number): StatusView {
   const snap = catalog.getKv<StateSnapshot>('state');
   const running = Boolean(snap && pidAlive(snap.pid));
   return {
@@ -39,7 +50,7 @@ export function collectStatus(config: Config, catalog: Catalog): StatusView {
     disk: snap?.disk ?? null,
     links: running ? snap!.links : null,
     alarms: running ? snap!.alarms : [],
-    needsAnnotation: catalog.heldRecordings(),
+    needsAnnotation: catalog.heldRecordings(heldLimit),
   };
 }
 
@@ -125,9 +136,13 @@ export function renderStatus(v: StatusView, eta?: EtaTracker): string {
       `  [${a.code}] since ${a.since}: ${a.message}${a.acknowledged ? ` (acknowledged by ${a.acknowledgedBy} at ${a.acknowledgedAt})` : ''}`,
     );
   if (v.needsAnnotation.length) {
+    const held = Math.max(v.queue['needs-annotation'], v.needsAnnotation.length);
+    const listed = v.needsAnnotation.slice(0, HELD_LISTED);
     out('');
-    out(`待补录 needs annotation (${v.needsAnnotation.length}):`);
-    out(table(v.needsAnnotation.map((f) => [`  #${f.id}`, (f.sha256 ?? '').slice(0, 12), f.filename, f.reason ?? ''])));
+    out(`待补录 needs annotation (${held}):`);
+    out(table(listed.map((f) => [`  #${f.id}`, (f.sha256 ?? '').slice(0, 12), f.filename, f.reason ?? ''])));
+    if (held > listed.length)
+      out(`  … and ${held - listed.length} more (the oldest are listed): dockctl files --state needs-annotation`);
     out(`  complete with: dockctl annotate ID --case-no X --purpose Y [--place P]`);
   }
   return lines.join('\n');
@@ -141,7 +156,7 @@ export async function watchStatus(config: Config, catalog: Catalog, intervalMs =
     const draw = () => {
       let text: string;
       try {
-        text = renderStatus(collectStatus(config, catalog), eta);
+        text = renderStatus(collectStatus(config, catalog, HELD_LISTED), eta);
       } catch (e) {
         text = `dockctl: cannot read the catalog: ${(e as Error).message}`;
       }

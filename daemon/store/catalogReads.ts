@@ -190,13 +190,14 @@ export class CatalogReads {
   }
 
   /**
-   * Every recording held for annotation, in id order: only the columns `dockctl status` shows (whole rows of a
-   * thousand held recordings took `dockctl status` 36 ms and as much again in garbage collection).
+   * Recordings held for annotation, oldest first (id order), the first `limit` (all without one): only the columns
+   * `dockctl status` shows (whole rows of a thousand held recordings took `dockctl status` 36 ms and as much again in
+   * garbage collection).
    */
-  heldRecordings(): HeldRecording[] {
+  heldRecordings(limit?: number): HeldRecording[] {
     return this.db
-      .prepare(`SELECT id, sha256, filename, reason FROM files WHERE state = 'needs-annotation' ORDER BY id`)
-      .all() as HeldRecording[];
+      .prepare(`SELECT id, sha256, filename, reason FROM files WHERE state = 'needs-annotation' ORDER BY id LIMIT ?`)
+      .all(limit ?? -1) as HeldRecording[];
   }
 
   /** Recordings held for annotation (one officer's when `officerId` is given). */
