@@ -6,7 +6,8 @@
  * `GET /api/state`, `GET /api/files?limit=100`, `dockctl files --limit 100`, `dockctl stats` (median of R runs) and the
  * daemon's RSS once started; `dockctl status` also on an empty catalog, both interleaved with `node -e 0` (Node's own
  * start, the part of any command no code of ours can save). Issue 14's goals: start ≤ 2 s whatever the history, status
- * and /api/state ≤ 100 ms, status on a small catalog ≤ 150 ms, memory flat in the catalog's size. The catalog is kept in DIR (default .cache/bench-catalog-N) for the next run.
+ * and /api/state ≤ 100 ms, status on a small catalog ≤ 150 ms, memory flat in the catalog's size. The catalog is kept
+ * in DIR (default .cache/bench-catalog-N) for the next run.
  */
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';

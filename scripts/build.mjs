@@ -77,8 +77,8 @@ try {
   await build({ ...options, entryPoints: { dockd: path.join(root, 'daemon/main.ts') } });
   // dockctl without comments or indentation: a third less to read and deserialise at each start, and ASCII only.
   // esbuild escapes what is not ASCII in strings but leaves it in comments and regular expressions; one character
-  // outside ASCII makes V8 hold the whole source as a two-byte string. Together ≈ 16 ms of `dockctl status` here
-  // (37 → 20 ms from reading the bundle to its modules' start, with its code cache). The daemon's bundle keeps its
+  // outside ASCII makes V8 hold the whole source as a two-byte string. Reading the bundle, compiling it with its code
+  // cache and starting its modules: 37 → 20 ms here (README, Performance, sixth round). The daemon's bundle keeps its
   // lines, so that the stack traces in its log point at one. test/runtime/bundle.test.ts keeps dockctl's ASCII.
   await build({ ...options, entryPoints: { dockctl: path.join(root, 'daemon/cli/dockctl.ts') }, minifyWhitespace: true });
   for (const name of ['dockd.cjs', 'dockctl.cjs']) {
