@@ -167,19 +167,19 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-/** CPU seconds a dockctl run used (user + system, from /usr/bin/time): on a shared machine, steadier than its wall time. */
-const dockctlCpu: number[] = [];
+/** CPU milliseconds (user + system) of each command timed by timedCpu: on a shared machine, steadier than its wall time. */
+const commandCpu: number[] = [];
 
 async function dockctl(configFile: string, args: string[]): Promise<void> {
   await timedCpu([process.execPath, DOCKCTL_BIN, '--config', configFile, ...args]);
 }
 
-/** Runs a command under /usr/bin/time and adds its CPU milliseconds to dockctlCpu. */
+/** Runs a command under /usr/bin/time and adds its CPU milliseconds to commandCpu. */
 async function timedCpu(command: string[]): Promise<void> {
-  const timeFile = path.join(dir, 'dockctl.time');
+  const timeFile = path.join(dir, 'command.time');
   await run('/usr/bin/time', ['-o', timeFile, '-f', '%U %S', ...command], { maxBuffer: 64 << 20 });
   const [user, sys] = (await fs.readFile(timeFile, 'utf8')).trim().split(/\s+/).map(Number);
-  dockctlCpu.push((user + sys) * 1000);
+  commandCpu.push((user + sys) * 1000);
 }
 
 /** CPU milliseconds a process has used so far (/proc/PID/stat utime + stime, in clock ticks of 10 ms). */
@@ -254,9 +254,9 @@ async function main(): Promise<void> {
     const startUpTimes = startUps.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
     for (let i = 0; i < Math.max(runs, 10); i++)
       for (const [k, [, fn]] of startUps.entries()) {
-        dockctlCpu.length = 0;
+        commandCpu.length = 0;
         startUpTimes[k].wall.push(await timed(fn));
-        startUpTimes[k].cpu.push(dockctlCpu[0]);
+        startUpTimes[k].cpu.push(commandCpu[0]);
       }
     const nodeWall = median(startUpTimes[0].wall);
     for (const [k, [what]] of startUps.entries()) {
@@ -273,9 +273,9 @@ async function main(): Promise<void> {
     say('start (spawn to "dockd started")', `${ms(startMs)} wall, ${ms(startCpu)} CPU (all of it, Node's own start included)`);
     for (const [what, fn] of measures) {
       const times: number[] = [];
-      dockctlCpu.length = 0;
+      commandCpu.length = 0;
       for (let i = 0; i < runs; i++) times.push(await timed(fn));
-      const cpu = dockctlCpu.length ? `, ${ms(median(dockctlCpu))} CPU` : '';
+      const cpu = commandCpu.length ? `, ${ms(median(commandCpu))} CPU` : '';
       say(what, `${ms(median(times))}${cpu} (median of ${runs}; wall ${times.map((t) => t.toFixed(0)).join(', ')})`);
     }
     say('daemon RSS once started', `${rssStarted.toFixed(0)} MB (after the requests: ${(await rss()).toFixed(0)} MB)`);
