@@ -86,6 +86,12 @@ describe('damaged recordings are evidence too', () => {
     // The station recovers: the next retry gives verdicts, and the damaged clips with metadata go to HQ.
     await fs.rm(killMarker);
     await waitFor('the three damaged clips with metadata at HQ', () => station.tus.finished.length >= 3, 180_000);
+    // Each file retries on its own schedule, so the held one's verdict may come after the others have gone up.
+    await waitFor(
+      'a verdict on the held recording too',
+      async () => (await dockctlFiles(world.configFile)).find((f) => f.sha256 === sha.truncFast)?.integrity != null,
+      180_000,
+    );
     const rows = Object.fromEntries((await dockctlFiles(world.configFile)).map((f) => [f.sha256, f]));
     for (const k of ['trunc', 'garbage', 'wav'] as const) {
       expect(rows[sha[k]], k).toMatchObject({
