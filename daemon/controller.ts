@@ -213,6 +213,15 @@ export class Controller {
       },
       'dockd started',
     );
+    copyWorkers.onTrouble((trouble) => {
+      const key = 'service:copy threads';
+      if (trouble === null) {
+        log.info('copy threads work again');
+        return this.board.clear(key);
+      }
+      log.error({ trouble }, 'copy threads keep failing; copies run on the main thread');
+      this.board.raise('SERVICE_FAILED', key, trouble);
+    });
     // The copy threads start now, beside an idle daemon, rather than in the first docked recorder's copy.
     copyWorkers.warm();
   }

@@ -1,10 +1,12 @@
 import { close, closeSync, fdatasync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { CopyError, type CopyOptions, type CopyResult, copyAndHash, sourceError } from './copyAndHash.ts';
 import { escapeName } from './rawName.ts';
 import { BACKGROUND_NICE } from '../backgroundPriority.ts';
+import { systemClock } from '../clock.ts';
 
 /**
  * The copy threads' code, plain JavaScript run with `eval` (see digestWorkers.ts for why). One job is one whole file,
@@ -221,11 +223,14 @@ class CopyThread {
   private readonly worker: Worker;
   job: Job | null = null;
 
-  constructor(private readonly events: { done: (t: CopyThread) => void; gone: (t: CopyThread) => void }) {
+  constructor(
+    source: string,
+    private readonly events: { done: (t: CopyThread) => void; gone: (t: CopyThread, e: Error) => void },
+  ) {
     // trackUnmanagedFds off: a target's fd handed back to the event loop is the caller's; with tracking on, the thread
     // would close it when it exits (or when it closes a later file of the same number) behind the caller's back.
     // Its heap holds a job's few objects at a time: small limits keep 32 bays' worth of copying within the memory goal.
-    this.worker = new Worker(WORKER_SOURCE, {
+    this.worker = new Worker(source, {
       eval: true,
       trackUnmanagedFds: false,
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
@@ -248,10 +253,10 @@ class CopyThread {
       const job = this.job;
       this.job = null;
       if (job) closeHeld(job);
-      job?.reject(e);
-      this.events.gone(this);
+      job?.reject(new ThreadGone(e.message, { cause: e }));
+      this.events.gone(this, e);
     };
-    this.worker.on('error', fail);
+    this.worker.on('error', (e) => fail(new Error(`copy thread failed: ${e.message}`, { cause: e })));
     this.worker.on('exit', (code) => fail(new Error(`copy thread exited (code ${code})`)));
   }
 
@@ -276,7 +281,15 @@ function closeHeld(job: Job): void {
   }
 }
 
+/** A copy thread died (or never started): says nothing about the recording, whose copy is done again elsewhere. */
+class ThreadGone extends Error {}
+
 const escapedName = (p: string | Buffer) => (typeof p === 'string' ? p : escapeName(p).text);
+
+/** Threads that die in a row before copies move to the event loop for a while (first 1 min, then 2, 4 … 30). */
+const DEATHS_BEFORE_REST = 3;
+const REST_FIRST_MS = 60_000;
+const REST_MAX_MS = 30 * 60_000;
 
 /**
  * Copy threads for small recordings: a day's photos and short clips cost more in per-file system calls (each a
@@ -284,13 +297,35 @@ const escapedName = (p: string | Buffer) => (typeof p === 'string' ? p : escapeN
  * threads copy whole files side by side; the event loop only hands the job over and takes the result. Jobs wait in one
  * queue and go to whichever thread is free (a thread stuck on a failing device holds up only its own job). Large files
  * stay with copyAndHash (its reads, hash and writes overlap; a thread doing them in turn would be slower).
+ *
+ * A thread that dies takes nothing with it: its copy is done again on the event loop. Threads that keep dying (or
+ * cannot start at all) are left alone for a while, doubling up to half an hour, and every copy runs on the event
+ * loop meanwhile: slower, never lost, and no CPU spent starting thread after thread. `onTrouble` hears when that
+ * starts and when a thread works again.
  */
 export class CopyWorkers {
   private readonly threads: CopyThread[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
+  /** Threads that died in a row, no job finished between them. */
+  private deaths = 0;
+  private restMs = REST_FIRST_MS;
+  /** While threads rest (until this time on the clock), copies run on the event loop. */
+  private restUntil = 0;
+  private trouble: string | null = null;
+  private listener: ((trouble: string | null) => void) | null = null;
 
-  constructor(private readonly size = Math.min(4, 2 * os.availableParallelism())) {}
+  constructor(
+    private readonly size = Math.min(4, 2 * os.availableParallelism()),
+    private readonly source = WORKER_SOURCE,
+    private readonly nowMs: () => number = systemClock.ms,
+  ) {}
+
+  /** `trouble` is why copies run on the event loop, null once a thread works again. One listener (the daemon's). */
+  onTrouble(listener: (trouble: string | null) => void): void {
+    this.listener = listener;
+    if (this.trouble !== null) listener(this.trouble);
+  }
 
   /**
    * copyAndHash on a copy thread, with the same result and errors. An abort stops the copy between chunks (or before
@@ -298,6 +333,18 @@ export class CopyWorkers {
    */
   async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
     if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${escapedName(source)}: copy interrupted`);
+    if (this.resting()) return copyAndHash(source, target, opts);
+    try {
+      return await this.onThread(source, target, opts);
+    } catch (e) {
+      if (!(e instanceof ThreadGone) || opts.signal?.aborted) throw e;
+      // The thread is gone, not the recording: the copy starts again here, from a new target.
+      if (target !== null) await rm(target, { force: true });
+      return copyAndHash(source, target, opts);
+    }
+  }
+
+  private async onThread(source: string | Buffer, target: string | null, opts: CopyOptions): Promise<CopyResult> {
     // Read by the thread between chunks: set once the caller aborts. Then the fds it holds (see Job.shared).
     const shared = new Int32Array(new SharedArrayBuffer(12));
     shared.set([0, -1, -1]);
@@ -346,16 +393,44 @@ export class CopyWorkers {
   }
 
   private startThread(): CopyThread {
-    const thread = new CopyThread({
-      done: () => this.dispatch(),
-      gone: (t) => {
+    const thread = new CopyThread(this.source, {
+      done: () => this.threadWorks(),
+      gone: (t, e) => {
         const i = this.threads.indexOf(t);
         if (i >= 0) this.threads.splice(i, 1);
-        this.dispatch();
+        this.threadDied(e);
       },
     });
     this.threads.push(thread);
     return thread;
+  }
+
+  private threadWorks(): void {
+    this.deaths = 0;
+    this.restMs = REST_FIRST_MS;
+    if (this.trouble !== null) {
+      this.trouble = null;
+      this.listener?.(null);
+    }
+    this.dispatch();
+  }
+
+  private resting(): boolean {
+    return this.trouble !== null && this.nowMs() < this.restUntil;
+  }
+
+  private threadDied(e: Error): void {
+    if (this.resting()) return; // a thread started before the rest began
+    if (++this.deaths < DEATHS_BEFORE_REST) {
+      this.dispatch();
+      return;
+    }
+    this.restUntil = this.nowMs() + this.restMs;
+    const minutes = Math.round(this.restMs / 60_000);
+    this.restMs = Math.min(REST_MAX_MS, this.restMs * 2);
+    this.trouble = `${this.deaths} copy threads in a row failed (the last: ${e.message}); copies run on the main thread, more slowly; threads are tried again at the first copy after ${minutes} min`;
+    this.listener?.(this.trouble);
+    for (const job of this.queue.splice(0)) job.reject(new ThreadGone('copy threads are resting'));
   }
 
   /** Hands queued jobs to free threads, starting a thread when all are busy and there may be more. */

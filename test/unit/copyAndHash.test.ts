@@ -328,12 +328,12 @@ describe('copy threads', () => {
     expect(after.size).toBe(1000);
   });
 
-  it('a thread that dies mid-copy fails its copy, and the files it held open are closed (a volume is not kept busy)', async () => {
+  it('a thread that dies mid-copy: the files it held open are closed, and the copy is made again on the event loop', async () => {
     const one = new CopyWorkers(1);
     const big = path.join(dir, 'big');
-    // Sparse: 4 GiB to read, so the copy is still under way when its thread is stopped.
+    // Sparse: 1 GiB to read, so the copy is still under way when its thread is stopped.
     closeSync(openSync(big, 'w'));
-    truncateSync(big, 4 * 1024 * MiB);
+    truncateSync(big, 1024 * MiB);
     const openOn = async (p: string) => {
       const fds = await fs.readdir('/proc/self/fd');
       const targets = await Promise.all(fds.map((fd) => fs.readlink(`/proc/self/fd/${fd}`).catch(() => '')));
@@ -343,19 +343,63 @@ describe('copy threads', () => {
     const started = new Promise<void>((r) => {
       underWay = r;
     });
-    const copying = one.copyAndHash(big, path.join(dir, 'big.copy'), { onBytes: () => underWay() }).then(
-      () => new Error('copied'),
-      (e: Error) => e,
-    );
+    const target = path.join(dir, 'big.copy');
+    const copying = one.copyAndHash(big, target, { onBytes: () => underWay(), deferSync: true });
     await started;
     expect(await openOn(dir)).toHaveLength(2);
     const threads = (one as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads;
     await threads[0].worker.terminate();
-    expect((await copying).message).toMatch(/copy thread exited/);
+    const copied = await copying;
+    await copied.unsynced!.close();
+    expect(copied.size).toBe(1024 * MiB);
+    expect((await fs.stat(target)).size).toBe(1024 * MiB);
+    expect(copied.sha256).toBe(await sha256sum(target));
+    // Nothing is left open: neither what the dead thread held nor the copy made after it.
     expect(await openOn(dir)).toEqual([]);
     // A new thread takes the next copy.
     await fs.writeFile(path.join(dir, 'small'), 'x');
     expect((await one.copyAndHash(path.join(dir, 'small'), path.join(dir, 'small.copy'))).size).toBe(1);
+  });
+
+  it('threads that cannot start: every copy is still made, on the event loop; after three deaths threads rest (1 min, then 2), and the trouble is told', async () => {
+    const starts = path.join(dir, 'starts');
+    let now = 1_700_000_000_000;
+    const broken = new CopyWorkers(
+      1,
+      `require('node:fs').appendFileSync(${JSON.stringify(starts)}, 'x'); throw new Error('broken on purpose');`,
+      () => now,
+    );
+    const troubles: (string | null)[] = [];
+    broken.onTrouble((t) => troubles.push(t));
+    const files = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const src = path.join(dir, `src${i}`);
+        const bytes = randomBytes(1000 + i * 4096);
+        await fs.writeFile(src, bytes);
+        return { src, dst: path.join(dir, `dst${i}`), sha256: createHash('sha256').update(bytes).digest('hex') };
+      }),
+    );
+    const copyAll = () =>
+      Promise.all(files.map((f) => fs.rm(f.dst, { force: true }).then(() => broken.copyAndHash(f.src, f.dst))));
+    const first = await copyAll();
+    for (const [i, f] of files.entries()) {
+      expect(first[i].sha256).toBe(f.sha256);
+      expect(await sha256sum(f.dst)).toBe(f.sha256);
+    }
+    expect(await fs.readFile(starts, 'utf8')).toBe('xxx');
+    expect(troubles).toEqual([
+      expect.stringMatching(/^3 copy threads in a row failed \(the last: copy thread failed: broken on purpose\).* after 1 min$/),
+    ]);
+    // While they rest, copies start no thread.
+    now += 59_000;
+    expect((await copyAll()).map((r) => r.sha256)).toEqual(files.map((f) => f.sha256));
+    expect(await fs.readFile(starts, 'utf8')).toBe('xxx');
+    // After the rest one thread is tried again; it dies too, and the next rest is twice as long.
+    now += 2_000;
+    expect((await copyAll()).map((r) => r.sha256)).toEqual(files.map((f) => f.sha256));
+    expect(await fs.readFile(starts, 'utf8')).toBe('xxxx');
+    expect(troubles).toHaveLength(2);
+    expect(troubles[1]).toMatch(/^4 copy threads in a row failed .* after 2 min$/);
   });
 
   it('an already aborted signal copies nothing', async () => {
