@@ -25,7 +25,7 @@ import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../daemon/config.ts';
 import { Mosquitto } from '../test/helpers/mosquitto.ts';
 import { TusTestServer } from '../test/helpers/tusServer.ts';
-import { dockAndWait, filesOf, type RunOptions, type RunResult, type Servers, timeOver } from './daemonRun.ts';
+import { dockAndWait, filesOf, type RunOptions, type RunResult, type Servers, settle, timeOver } from './daemonRun.ts';
 import { bigVolume, shiftVolume } from './volumes.ts';
 
 const run = promisify(execFile);
@@ -100,8 +100,10 @@ async function baselineSecs(
   sha256sum: RunResult['sha256sum'],
 ): Promise<{ secs: number; floor?: number; note: string }> {
   if (sc.baseline === 'sha256sum') return { secs: sha256sum!.wall, note: ` (CPU ${sha256sum!.cpu.toFixed(2)} s)` };
+  await settle();
   const cp = await cpSync(sc.sources, path.join(root, 'cp'));
   if (sc.baseline === 'cp -r + sync') {
+    await settle();
     const floor = await copyAndHashFloor(sc.sources, path.join(root, 'floor'));
     return { secs: cp, floor, note: '' };
   }
