@@ -13,6 +13,7 @@
  *   redock  (b) docked again once it is stored, against `sha256sum` of the same files.
  * BENCH_CONCURRENCY sets dock.concurrency (default: one slot per volume, at most 16); BENCH_STAGGER_MS docks the
  * volumes one after another, that far apart (time to safe then counts from the first).
+ * BENCH_SETTLE_S (default 10) pauses before dockd's dock and before each baseline alike (see settle in daemonRun.ts).
  * BENCH_RUNS (default 3) runs each, median printed; each line also shows the longest a volume waited to be announced
  * (`recorder docked`), the p90 of the uploads that ended during the ingest (an upload of a small file should not
  * starve while recorders copy), the peak RSS and the load average.
