@@ -55,19 +55,19 @@ async function cpuSecs(pid: number): Promise<number> {
 const logTime = (l: LogLine) => Date.parse(String(l.time));
 
 /**
- * Waits until the daemon is idle (under 10 ms of CPU in 250 ms, at most 10 s): a recorder docks at a station whose
- * daemon has long finished starting (its copy threads among it), not while it compiles.
- */
-/**
  * A pause before every timed copy, dockd's and the baselines' alike (BENCH_SETTLE_S, default 10; 0 for none). On a VM
  * whose balloon reports free memory to the host (free page reporting: `features` bit 5 of the virtio balloon; these
- * machines have it), memory freed in the last seconds is fast to write into again and memory freed earlier is not: the
- * host must fault it back in. Without the pause each side ran in whatever state the step before left, and the
+ * machines have it), memory freed in the last seconds is fast to write into again and memory freed earlier is not (the
+ * host has taken it back, as far as the timings tell). Without the pause each side ran in whatever state the step before left, and the
  * baselines ran right after a run's files were deleted (1 GiB: `cp` + `sync` 0.68 s then, 1.95 s after 10 s idle).
  */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_S ?? 10) * 1000;
 export const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
 
+/**
+ * Waits until the daemon is idle (under 10 ms of CPU in 250 ms, at most 10 s): a recorder docks at a station whose
+ * daemon has long finished starting (its copy threads among it), not while it compiles.
+ */
 async function idle(pid: number): Promise<void> {
   const until = Date.now() + 10_000;
   let before = await cpuSecs(pid);

@@ -334,13 +334,20 @@ export class CopyWorkers {
   async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
     if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${escapedName(source)}: copy interrupted`);
     if (this.resting()) return copyAndHash(source, target, opts);
+    // Progress only goes forward, also when a copy is made again after its thread died.
+    let reported = 0;
+    const onBytes = (n: number) => {
+      if (n <= reported) return;
+      reported = n;
+      opts.onBytes?.(n);
+    };
     try {
-      return await this.onThread(source, target, opts);
+      return await this.onThread(source, target, { ...opts, onBytes });
     } catch (e) {
       if (!(e instanceof ThreadGone) || opts.signal?.aborted) throw e;
       // The thread is gone, not the recording: the copy starts again here, from a new target.
       if (target !== null) await rm(target, { force: true });
-      return copyAndHash(source, target, opts);
+      return copyAndHash(source, target, { ...opts, onBytes });
     }
   }
 
@@ -350,12 +357,7 @@ export class CopyWorkers {
     shared.set([0, -1, -1]);
     const onAbort = () => Atomics.store(shared, 0, 1);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    let reported = 0;
-    const onBytes = (n: number) => {
-      if (n <= reported) return;
-      reported = n;
-      opts.onBytes?.(n);
-    };
+    const onBytes = (n: number) => opts.onBytes?.(n);
     let done: Done;
     try {
       done = await new Promise<Done>((resolve, reject) => {

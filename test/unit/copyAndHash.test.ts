@@ -344,7 +344,12 @@ describe('copy threads', () => {
       underWay = r;
     });
     const target = path.join(dir, 'big.copy');
-    const copying = one.copyAndHash(big, target, { onBytes: () => underWay(), deferSync: true });
+    const progress: number[] = [];
+    const onBytes = (n: number) => {
+      progress.push(n);
+      underWay();
+    };
+    const copying = one.copyAndHash(big, target, { onBytes, deferSync: true });
     await started;
     expect(await openOn(dir)).toHaveLength(2);
     const threads = (one as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads;
@@ -354,6 +359,10 @@ describe('copy threads', () => {
     expect(copied.size).toBe(1024 * MiB);
     expect((await fs.stat(target)).size).toBe(1024 * MiB);
     expect(copied.sha256).toBe(await sha256sum(target));
+    // Progress never went back, though the copy started again.
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(new Set(progress).size).toBe(progress.length);
+    expect(progress.at(-1)).toBe(1024 * MiB);
     // Nothing is left open: neither what the dead thread held nor the copy made after it.
     expect(await openOn(dir)).toEqual([]);
     // A new thread takes the next copy.
