@@ -69,7 +69,19 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     expect(finished).toMatchObject({ state: 'error', safeToUndock: false, leftBehind: 1, copied: 2 });
 
     // dockctl status --json: not safe, and why, in words.
-    const rec = (await recorderStatus(world.configFile, 'REC1'))!;
+    // Once (CI, 2026-12-02) the state read `copying` right after the pass, still not safe and naming LOCKED; the cause
+    // was not found (see the note of that stop). The verdict is waited for; not safe, and why, is asserted as before.
+    const reads: { safeToUndock: boolean; state: string }[] = [];
+    const rec = (await waitFor(
+      'the recorder in state error',
+      async () => {
+        const r = (await recorderStatus(world.configFile, 'REC1'))!;
+        reads.push(r);
+        return r.state === 'error' ? r : undefined;
+      },
+      30_000,
+    ))!;
+    expect(reads.filter((r) => r.safeToUndock !== false)).toEqual([]);
     expect(rec).toMatchObject({
       state: 'error',
       safeToUndock: false,
