@@ -69,8 +69,9 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
     expect(finished).toMatchObject({ state: 'error', safeToUndock: false, leftBehind: 1, copied: 2 });
 
     // dockctl status --json: not safe, and why, in words.
-    // Once (CI, 2026-12-02) the state read `copying` right after the pass, still not safe and naming LOCKED; the cause
-    // was not found (see the note of that stop). The verdict is waited for; not safe, and why, is asserted as before.
+    // dockctl reads the snapshot the daemon persists when it publishes state, at most every 250 ms: right after the log
+    // line it can still be the pass before's (`copying`, the files settling; seen once in CI). Not safe, and why, is
+    // asserted on every read; the verdict is waited for.
     const reads: { safeToUndock: boolean; state: string }[] = [];
     const rec = (await waitFor(
       'the recorder in state error',
