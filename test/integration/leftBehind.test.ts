@@ -70,7 +70,7 @@ describe('nothing left behind: a recorder is safe to undock only when every reco
 
     // dockctl status --json: not safe, and why, in words.
     // dockctl reads the snapshot the daemon persists when it publishes state, at most every 250 ms: right after the log
-    // line it can still be the pass before's (`copying`, the files settling; seen once in CI). Not safe, and why, is
+    // line it can still be from before the verdict (`copying`; seen once in CI). Not safe, and why, is
     // asserted on every read; the verdict is waited for.
     const reads: { safeToUndock: boolean; state: string }[] = [];
     const rec = (await waitFor(
