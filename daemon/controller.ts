@@ -217,10 +217,11 @@ export class Controller {
       const key = 'service:copy threads';
       if (trouble === null) {
         log.info('copy threads work again');
-        return this.board.clear(key);
+        this.board.clear(key);
+      } else {
+        log.error({ trouble }, 'copy threads keep failing; copies run on the main thread');
+        this.board.raise('SERVICE_FAILED', key, trouble);
       }
-      log.error({ trouble }, 'copy threads keep failing; copies run on the main thread');
-      this.board.raise('SERVICE_FAILED', key, trouble);
     });
     // The copy threads start now, beside an idle daemon, rather than in the first docked recorder's copy.
     copyWorkers.warm();

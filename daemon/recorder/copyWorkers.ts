@@ -357,7 +357,6 @@ export class CopyWorkers {
     shared.set([0, -1, -1]);
     const onAbort = () => Atomics.store(shared, 0, 1);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const onBytes = (n: number) => opts.onBytes?.(n);
     let done: Done;
     try {
       done = await new Promise<Done>((resolve, reject) => {
@@ -368,7 +367,7 @@ export class CopyWorkers {
           extraDigests: opts.extraDigests ?? [],
           deferSync: opts.deferSync ?? false,
           shared,
-          onBytes,
+          onBytes: opts.onBytes,
           resolve,
           reject,
         });
@@ -377,7 +376,7 @@ export class CopyWorkers {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
-    onBytes(done.size);
+    opts.onBytes?.(done.size);
     const result: CopyResult = { sha256: done.sha256, size: done.size, mtimeMs: done.mtimeMs, digests: done.digests };
     if (done.fd !== null) result.unsynced = new OpenTarget(done.fd);
     return result;
