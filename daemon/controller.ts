@@ -14,6 +14,7 @@ import { EmbeddedHq } from './hq/embeddedHq.ts';
 import { HttpServer } from './http/server.ts';
 import { systemTimeZone } from './media/zonedTime.ts';
 import { copyWorkers } from './recorder/copyWorkers.ts';
+import { digestWorkers } from './recorder/digestWorkers.ts';
 import { PoolRecorders } from './pool/poolRecorders.ts';
 import { PoolService } from './pool/poolService.ts';
 import { DailyStatistics } from './stats/dailySummary.ts';
@@ -213,16 +214,21 @@ export class Controller {
       },
       'dockd started',
     );
-    copyWorkers.onTrouble((trouble) => {
-      const key = 'service:copy threads';
-      if (trouble === null) {
-        log.info('copy threads work again');
-        this.board.clear(key);
-      } else {
-        log.error({ trouble }, 'copy threads keep failing; copies run on the main thread');
-        this.board.raise('SERVICE_FAILED', key, trouble);
-      }
-    });
+    // Threads that keep dying rest, their work on the event loop meanwhile (see ThreadRest): said as SERVICE_FAILED.
+    for (const [threads, workers] of [
+      ['copy threads', copyWorkers],
+      ['digest threads', digestWorkers],
+    ] as const)
+      workers.onTrouble((trouble) => {
+        const key = `service:${threads}`;
+        if (trouble === null) {
+          log.info(`${threads} work again`);
+          this.board.clear(key);
+        } else {
+          log.error({ trouble }, `${threads} keep failing; their work runs on the main thread`);
+          this.board.raise('SERVICE_FAILED', key, trouble);
+        }
+      });
     // The copy threads start now, beside an idle daemon, rather than in the first docked recorder's copy.
     copyWorkers.warm();
   }

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
-import { type DigestStream, digestWorkers } from './digestWorkers.ts';
+import { type Digester, DigestThreadGone, type DigestWorkers, digestWorkers, inProcessDigest } from './digestWorkers.ts';
 import { escapeName } from './rawName.ts';
 import { CodedError } from '../../drivers/errors.ts';
 
@@ -75,6 +75,18 @@ export interface CopyOptions {
    * `unsynced`. A writeback error seen during the copy still fails it here.
    */
   deferSync?: boolean;
+  /** The digest threads for `extraDigests` (default: the process's). */
+  digestWorkers?: DigestWorkers;
+}
+
+/** `onBytes` as a copy made again from the start reports it: never below what was already reported. */
+export function forwardOnly(onBytes: ((n: number) => void) | undefined): (n: number) => void {
+  let reported = 0;
+  return (n) => {
+    if (n <= reported) return;
+    reported = n;
+    onBytes?.(n);
+  };
 }
 
 /**
@@ -87,6 +99,27 @@ export async function copyAndHash(
   target: string | null,
   opts: CopyOptions = {},
 ): Promise<CopyResult> {
+  if (!opts.extraDigests?.length) return copyOnce(sourcePath, target, opts, null);
+  const workers = opts.digestWorkers ?? digestWorkers;
+  const onBytes = forwardOnly(opts.onBytes);
+  try {
+    return await copyOnce(sourcePath, target, { ...opts, onBytes }, (a) => workers.open(a));
+  } catch (e) {
+    if (!(e instanceof DigestThreadGone) || opts.signal?.aborted) throw e;
+    // The digest thread died, not the recording: the copy is made again from the first byte, on a new target, with
+    // its digests computed here.
+    if (target !== null) await fs.rm(target, { force: true });
+    return copyOnce(sourcePath, target, { ...opts, onBytes }, inProcessDigest);
+  }
+}
+
+/** copyAndHash, once: the extra digests (if any) from `openDigest`. */
+async function copyOnce(
+  sourcePath: string | Buffer,
+  target: string | null,
+  opts: CopyOptions,
+  openDigest: ((algorithms: string[]) => Digester) | null,
+): Promise<CopyResult> {
   // A name that is not clean UTF-8 is opened by its bytes and named escaped in errors.
   const source = typeof sourcePath === 'string' ? sourcePath : escapeName(sourcePath).text;
   let src: fs.FileHandle;
@@ -98,7 +131,7 @@ export async function copyAndHash(
   }
   let dst: fs.FileHandle | null = null;
   let syncing = null as Promise<void> | null;
-  let extra: DigestStream | null = null;
+  let extra: Digester | null = null;
   try {
     const before = await src.stat().catch((e) => {
       throw sourceError(e, source);
@@ -112,7 +145,7 @@ export async function copyAndHash(
       }
     }
     const hash: Hash = createHash('sha256');
-    if (opts.extraDigests?.length) extra = digestWorkers.open(opts.extraDigests);
+    if (openDigest && opts.extraDigests?.length) extra = openDigest(opts.extraDigests);
     // A file smaller than a chunk gets buffers its size (a day's photos and short clips: memory stays flat with many
     // recorders copying at once); reading to the end still takes one more read, which returns 0.
     const chunk = Math.min(CHUNK, Math.max(MIN_CHUNK, before.size));

@@ -3,8 +3,9 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { CopyError, type CopyOptions, type CopyResult, copyAndHash, sourceError } from './copyAndHash.ts';
+import { CopyError, type CopyOptions, type CopyResult, copyAndHash, forwardOnly, sourceError } from './copyAndHash.ts';
 import { escapeName } from './rawName.ts';
+import { ThreadRest } from './threadRest.ts';
 import { BACKGROUND_NICE } from '../backgroundPriority.ts';
 import { systemClock } from '../clock.ts';
 
@@ -286,11 +287,6 @@ class ThreadGone extends Error {}
 
 const escapedName = (p: string | Buffer) => (typeof p === 'string' ? p : escapeName(p).text);
 
-/** Threads that die in a row before copies move to the event loop for a while (first 1 min, then 2, 4 … 30). */
-const DEATHS_BEFORE_REST = 3;
-const REST_FIRST_MS = 60_000;
-const REST_MAX_MS = 30 * 60_000;
-
 /**
  * Copy threads for small recordings: a day's photos and short clips cost more in per-file system calls (each a
  * round trip through libuv's pool, on this thread) than in bytes, and their hashing would hold the event loop. A few
@@ -307,24 +303,19 @@ export class CopyWorkers {
   private readonly threads: CopyThread[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
-  /** Threads that died in a row, no job finished between them. */
-  private deaths = 0;
-  private restMs = REST_FIRST_MS;
-  /** While threads rest (until this time on the clock), copies run on the event loop. */
-  private restUntil = 0;
-  private trouble: string | null = null;
-  private listener: ((trouble: string | null) => void) | null = null;
+  private readonly rest: ThreadRest;
 
   constructor(
     private readonly size = Math.min(4, 2 * os.availableParallelism()),
     private readonly source = WORKER_SOURCE,
-    private readonly nowMs: () => number = systemClock.ms,
-  ) {}
+    nowMs: () => number = systemClock.ms,
+  ) {
+    this.rest = new ThreadRest({ threads: 'copy threads', meanwhile: 'copies run on the main thread' }, nowMs);
+  }
 
   /** `trouble` is why copies run on the event loop, null once a thread works again. One listener (the daemon's). */
   onTrouble(listener: (trouble: string | null) => void): void {
-    this.listener = listener;
-    if (this.trouble !== null) listener(this.trouble);
+    this.rest.onTrouble(listener);
   }
 
   /**
@@ -333,14 +324,9 @@ export class CopyWorkers {
    */
   async copyAndHash(source: string | Buffer, target: string | null, opts: CopyOptions = {}): Promise<CopyResult> {
     if (opts.signal?.aborted) throw new CopyError('SOURCE_IO', `${escapedName(source)}: copy interrupted`);
-    if (this.resting()) return copyAndHash(source, target, opts);
+    if (this.rest.resting()) return copyAndHash(source, target, opts);
     // Progress only goes forward, also when a copy is made again after its thread died.
-    let reported = 0;
-    const onBytes = (n: number) => {
-      if (n <= reported) return;
-      reported = n;
-      opts.onBytes?.(n);
-    };
+    const onBytes = forwardOnly(opts.onBytes);
     try {
       return await this.onThread(source, target, { ...opts, onBytes });
     } catch (e) {
@@ -407,31 +393,14 @@ export class CopyWorkers {
   }
 
   private threadWorks(): void {
-    this.deaths = 0;
-    this.restMs = REST_FIRST_MS;
-    if (this.trouble !== null) {
-      this.trouble = null;
-      this.listener?.(null);
-    }
+    this.rest.worked();
     this.dispatch();
   }
 
-  private resting(): boolean {
-    return this.trouble !== null && this.nowMs() < this.restUntil;
-  }
-
   private threadDied(e: Error): void {
-    if (this.resting()) return; // a thread started before the rest began
-    if (++this.deaths < DEATHS_BEFORE_REST) {
-      this.dispatch();
-      return;
-    }
-    this.restUntil = this.nowMs() + this.restMs;
-    const minutes = Math.round(this.restMs / 60_000);
-    this.restMs = Math.min(REST_MAX_MS, this.restMs * 2);
-    this.trouble = `${this.deaths} copy threads in a row failed (the last: ${e.message}); copies run on the main thread, more slowly; threads are tried again at the first copy after ${minutes} min`;
-    this.listener?.(this.trouble);
-    for (const job of this.queue.splice(0)) job.reject(new ThreadGone('copy threads are resting'));
+    const next = this.rest.died(e);
+    if (next === 'again') this.dispatch();
+    else if (next === 'rest') for (const job of this.queue.splice(0)) job.reject(new ThreadGone('copy threads are resting'));
   }
 
   /** Hands queued jobs to free threads, starting a thread when all are busy and there may be more. */

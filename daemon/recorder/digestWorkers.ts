@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { ThreadRest } from './threadRest.ts';
+import { systemClock } from '../clock.ts';
 
 /**
  * The workers' code, plain JavaScript run with `eval`: the same from the sources (tsx), the build (dist/) and the
@@ -40,24 +43,58 @@ type Reply =
   | { op: 'digest'; id: number; digests: Record<string, string> }
   | { op: 'failed'; id: number; message: string };
 
+/** Hashes what a copy hands over, chunk by chunk; the digests (hex, by algorithm name) at the end. */
+export interface Digester {
+  /** Resolves once `bytes` are hashed or copied out (the caller may reuse its buffer then). */
+  update(bytes: Uint8Array): Promise<void>;
+  /** The digests of every byte handed over. Ends the stream. */
+  digest(): Promise<Record<string, string>>;
+  /** Drops the stream without a digest (the copy failed). */
+  close(): void;
+}
+
+/** A digest thread died under a stream: the bytes handed to it are lost to the hash, not to the copy's source. */
+export class DigestThreadGone extends Error {}
+
+/** Digests computed on the calling thread, each chunk as it comes (while digest threads rest, or after one died). */
+export function inProcessDigest(algorithms: string[]): Digester {
+  let hashes: [string, ReturnType<typeof createHash>][];
+  try {
+    hashes = algorithms.map((a) => [a, createHash(a)]);
+  } catch (e) {
+    throw new Error(`cannot compute the digests: ${(e as Error).message}`);
+  }
+  return {
+    update: async (bytes) => {
+      for (const [, h] of hashes) h.update(bytes);
+    },
+    digest: async () => Object.fromEntries(hashes.map(([a, h]) => [a, h.digest('hex')])),
+    close: () => {},
+  };
+}
+
 /** One worker thread and the streams it hashes. Referenced (keeps the process alive) only while it has streams. */
 class HashThread {
   readonly worker: Worker;
   readonly streams = new Map<number, DigestStream>();
-  failed: Error | null = null;
 
-  constructor(onGone: (t: HashThread) => void) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+  constructor(source: string, events: { worked: () => void; gone: (t: HashThread, e: Error) => void }) {
+    this.worker = new Worker(source, { eval: true });
     this.worker.unref();
-    this.worker.on('message', (m: Reply) => this.streams.get(m.id)?.reply(m));
+    this.worker.on('message', (m: Reply) => {
+      if (m.op === 'digest') events.worked();
+      this.streams.get(m.id)?.reply(m);
+    });
+    let gone = false;
     const fail = (e: Error) => {
-      this.failed ??= e;
-      onGone(this);
-      for (const s of this.streams.values()) s.fail(e);
+      if (gone) return;
+      gone = true;
+      events.gone(this, e);
+      for (const s of this.streams.values()) s.fail(new DigestThreadGone(e.message, { cause: e }));
       this.streams.clear();
     };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`digest worker exited (code ${code})`)));
+    this.worker.on('error', (e) => fail(new Error(`digest thread failed: ${e.message}`, { cause: e })));
+    this.worker.on('exit', (code) => fail(new Error(`digest thread exited (code ${code})`)));
   }
 
   add(s: DigestStream): void {
@@ -75,7 +112,7 @@ class HashThread {
  * each chunk over (copied into a buffer of the stream's own, at most IN_FLIGHT of them) and goes on; it waits only
  * when the hash is that far behind, and for the digest at the end.
  */
-export class DigestStream {
+export class DigestStream implements Digester {
   private readonly free: ArrayBuffer[] = [];
   private inFlight = 0;
   private roomWaiter: (() => void) | null = null;
@@ -92,7 +129,7 @@ export class DigestStream {
     thread.worker.postMessage({ op: 'open', id, algorithms });
   }
 
-  /** Hands `bytes` to the worker; resolves once they are copied out (the caller may reuse its buffer then). */
+  /** Hands `bytes` to the worker; resolves once they are copied out. */
   async update(bytes: Uint8Array): Promise<void> {
     while (!this.error && this.inFlight >= IN_FLIGHT) await new Promise<void>((r) => (this.roomWaiter = r));
     if (this.error) throw this.error;
@@ -103,7 +140,6 @@ export class DigestStream {
     this.thread.worker.postMessage({ op: 'update', id: this.id, buffer, length: bytes.length }, [buffer]);
   }
 
-  /** The digests (hex, by algorithm name) of every byte handed over. Ends the stream. */
   digest(): Promise<Record<string, string>> {
     if (this.error) return Promise.reject(this.error);
     this.done = true;
@@ -113,7 +149,6 @@ export class DigestStream {
     });
   }
 
-  /** Drops the stream without a digest (the copy failed). */
   close(): void {
     if (this.done) return;
     this.done = true;
@@ -146,19 +181,40 @@ export class DigestStream {
   }
 }
 
-/** A small set of hash worker threads, started when first needed; each new stream goes to the least busy one. */
+/**
+ * A small set of hash worker threads, started when first needed; each new stream goes to the least busy one. A stream
+ * whose thread dies fails with DigestThreadGone (copyAndHash then copies again, hashing on the event loop). Threads
+ * that keep dying rest as the copy threads do (see ThreadRest): meanwhile every stream is hashed on the event loop.
+ */
 export class DigestWorkers {
   private readonly threads: HashThread[] = [];
   private nextId = 1;
+  private readonly rest: ThreadRest;
 
-  constructor(private readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1))) {}
+  constructor(
+    private readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1)),
+    private readonly source = WORKER_SOURCE,
+    nowMs: () => number = systemClock.ms,
+  ) {
+    this.rest = new ThreadRest({ threads: 'digest threads', meanwhile: 'digests run on the main thread' }, nowMs);
+  }
 
-  open(algorithms: string[]): DigestStream {
+  /** `trouble` is why digests run on the event loop, null once a thread works again. One listener (the daemon's). */
+  onTrouble(listener: (trouble: string | null) => void): void {
+    this.rest.onTrouble(listener);
+  }
+
+  open(algorithms: string[]): Digester {
+    if (this.rest.resting()) return inProcessDigest(algorithms);
     if (this.threads.length < this.size)
       this.threads.push(
-        new HashThread((t) => {
-          const i = this.threads.indexOf(t);
-          if (i >= 0) this.threads.splice(i, 1);
+        new HashThread(this.source, {
+          worked: () => this.rest.worked(),
+          gone: (t, e) => {
+            const i = this.threads.indexOf(t);
+            if (i >= 0) this.threads.splice(i, 1);
+            this.rest.died(e);
+          },
         }),
       );
     const thread = this.threads.reduce((a, b) => (b.streams.size < a.streams.size ? b : a));

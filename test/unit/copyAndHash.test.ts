@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
+import { DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 
 const run = promisify(execFile);
@@ -443,5 +444,108 @@ describe('copy threads', () => {
       copyWorkers.copyAndHash(path.join(dir, 'src'), path.join(dir, 'dst'), { extraDigests: ['no-such-hash'] }),
     ).rejects.toThrow(/cannot compute the digests/);
     await expect(fs.access(path.join(dir, 'dst'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('digest threads (SM3 beside the copy on the event loop)', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-digests-'));
+  });
+
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('a digest thread that dies mid-copy: the copy is made again, its SM3 computed on the event loop, progress never going back', async () => {
+    // A digest thread that takes two chunks and dies at the third (as a thread killed by a fault would).
+    const dying = new DigestWorkers(
+      1,
+      `const { parentPort } = require('node:worker_threads');
+      let updates = 0;
+      parentPort.on('message', (m) => {
+        if (m.op !== 'update') return;
+        if (++updates === 3) process.exit(7);
+        parentPort.postMessage({ op: 'hashed', id: m.id, buffer: m.buffer }, [m.buffer]);
+      });`,
+    );
+    const bytes = randomBytes(68 * MiB + 5);
+    const src = path.join(dir, 'clip.mp4');
+    await fs.writeFile(src, bytes);
+    const dst = path.join(dir, 'clip.copy');
+    const progress: number[] = [];
+    const r = await copyAndHash(src, dst, { extraDigests: ['sm3'], digestWorkers: dying, onBytes: (n) => progress.push(n) });
+    expect(r.sha256).toBe(await sha256sum(src));
+    expect(r.digests).toEqual({ sm3: createHash('sm3').update(bytes).digest('hex') });
+    expect((await fs.readFile(dst)).equals(bytes)).toBe(true);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(new Set(progress).size).toBe(progress.length);
+    expect(progress.at(-1)).toBe(bytes.length);
+  });
+
+  it('threads that cannot start: every digest is still computed, on the event loop; after three deaths threads rest (1 min, then 2), and a thread that works ends the trouble', async () => {
+    const starts = path.join(dir, 'starts');
+    const broken = path.join(dir, 'broken');
+    await fs.writeFile(broken, '');
+    let now = 1_700_000_000_000;
+    // The real digest thread's work, unless the flag file exists: then it dies as it starts.
+    const workers = new DigestWorkers(
+      1,
+      `const fs = require('node:fs');
+      fs.appendFileSync(${JSON.stringify(starts)}, 'x');
+      if (fs.existsSync(${JSON.stringify(broken)})) throw new Error('broken on purpose');
+      const { parentPort } = require('node:worker_threads');
+      const { createHash } = require('node:crypto');
+      const streams = new Map();
+      parentPort.on('message', (m) => {
+        if (m.op === 'open') streams.set(m.id, createHash('sm3'));
+        if (m.op === 'update') {
+          streams.get(m.id).update(new Uint8Array(m.buffer, 0, m.length));
+          parentPort.postMessage({ op: 'hashed', id: m.id, buffer: m.buffer }, [m.buffer]);
+        }
+        if (m.op === 'digest') parentPort.postMessage({ op: 'digest', id: m.id, digests: { sm3: streams.get(m.id).digest('hex') } });
+      });`,
+      () => now,
+    );
+    const troubles: (string | null)[] = [];
+    workers.onTrouble((t) => troubles.push(t));
+    const bytes = randomBytes(3 * MiB + 7);
+    const src = path.join(dir, 'src');
+    await fs.writeFile(src, bytes);
+    const sm3 = createHash('sm3').update(bytes).digest('hex');
+    // One after the other: each copy opens a stream, so each may start a thread.
+    const copyTimes = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const dst = path.join(dir, 'dst');
+        await fs.rm(dst, { force: true });
+        const r = await copyAndHash(src, dst, { extraDigests: ['sm3'], digestWorkers: workers });
+        expect(r.digests).toEqual({ sm3 });
+        expect(r.sha256).toBe(await sha256sum(dst));
+      }
+    };
+    await copyTimes(6);
+    expect(await fs.readFile(starts, 'utf8')).toBe('xxx');
+    expect(troubles).toEqual([
+      expect.stringMatching(
+        /^3 digest threads in a row failed \(the last: digest thread failed: broken on purpose\); digests run on the main thread, more slowly; .* after 1 min$/,
+      ),
+    ]);
+    // While they rest, copies start no thread.
+    now += 59_000;
+    await copyTimes(3);
+    expect(await fs.readFile(starts, 'utf8')).toBe('xxx');
+    // After the rest one thread is tried again; it dies too, and the next rest is twice as long.
+    now += 2_000;
+    await copyTimes(3);
+    expect(await fs.readFile(starts, 'utf8')).toBe('xxxx');
+    expect(troubles).toHaveLength(2);
+    expect(troubles[1]).toMatch(/^4 digest threads in a row failed .* after 2 min$/);
+    // Mended: after the rest a thread starts, computes the digest, and the trouble is over.
+    await fs.rm(broken);
+    now += 121_000;
+    await copyTimes(2);
+    expect(await fs.readFile(starts, 'utf8')).toBe('xxxxx');
+    expect(troubles).toEqual([expect.any(String), expect.any(String), null]);
   });
 });
