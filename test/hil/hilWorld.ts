@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { YOUNG_GENERATION_CAP } from '../../daemon/heapGrowth.ts';
 import { tempDir } from '../helpers/daemon.ts';
 import { TEST_HQ_PUBLIC_PEM } from '../helpers/hqKeys.ts';
 import { Mosquitto, recordTopics } from '../helpers/mosquitto.ts';
@@ -71,7 +72,8 @@ export class HilWorld {
     await this.guest.boot();
     this.phases.push(['boot (qemu start → guest agent ready)', this.guest.bootMs]);
     const t0 = Date.now();
-    this.dockd = this.guest.link.spawn([process.execPath, entry, '--config', config]);
+    // As the systemd unit starts it (the young generation capped).
+    this.dockd = this.guest.link.spawn([process.execPath, ...YOUNG_GENERATION_CAP, entry, '--config', config]);
     void this.dockd.exited.then((c) => {
       this.dockdExit = c;
     });
