@@ -218,7 +218,8 @@ export class Controller {
     for (const [threads, workers] of [
       ['copy threads', copyWorkers],
       ['digest threads', digestWorkers],
-    ] as const)
+    ] as const) {
+      workers.onDeath((err) => log.warn({ err }, `one of the ${threads} died; its work is done again on the main thread`));
       workers.onTrouble((trouble) => {
         const key = `service:${threads}`;
         if (trouble === null) {
@@ -229,6 +230,7 @@ export class Controller {
           this.board.raise('SERVICE_FAILED', key, trouble);
         }
       });
+    }
     // The copy threads start now, beside an idle daemon, rather than in the first docked recorder's copy.
     copyWorkers.warm();
   }

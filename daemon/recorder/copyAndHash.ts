@@ -108,8 +108,20 @@ export async function copyAndHash(
     if (!(e instanceof DigestThreadGone) || opts.signal?.aborted) throw e;
     // The digest thread died, not the recording: the copy is made again from the first byte, on a new target, with
     // its digests computed here.
-    if (target !== null) await fs.rm(target, { force: true });
+    if (target !== null) await removeForRedo(target, e);
     return copyOnce(sourcePath, target, { ...opts, onBytes }, inProcessDigest);
+  }
+}
+
+/**
+ * Removes the target of a copy that is to be made again because a thread died (`why`), so that the copy can create it
+ * anew; a failure to remove it fails the copy with TARGET_IO, naming both.
+ */
+export async function removeForRedo(target: string, why: Error): Promise<void> {
+  try {
+    await fs.rm(target, { force: true });
+  } catch (e) {
+    throw new CopyError('TARGET_IO', `cannot remove ${target} to copy it again (${why.message}): ${(e as Error).message}`, e);
   }
 }
 

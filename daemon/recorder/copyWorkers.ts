@@ -1,9 +1,16 @@
 import { close, closeSync, fdatasync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { CopyError, type CopyOptions, type CopyResult, copyAndHash, forwardOnly, sourceError } from './copyAndHash.ts';
+import {
+  CopyError,
+  type CopyOptions,
+  type CopyResult,
+  copyAndHash,
+  forwardOnly,
+  removeForRedo,
+  sourceError,
+} from './copyAndHash.ts';
 import { escapeName } from './rawName.ts';
 import { ThreadRest } from './threadRest.ts';
 import { BACKGROUND_NICE } from '../backgroundPriority.ts';
@@ -318,6 +325,11 @@ export class CopyWorkers {
     this.rest.onTrouble(listener);
   }
 
+  /** Hears each thread that dies (the copies it had under way are made again on the event loop). */
+  onDeath(listener: (e: Error) => void): void {
+    this.rest.onDeath(listener);
+  }
+
   /**
    * copyAndHash on a copy thread, with the same result and errors. An abort stops the copy between chunks (or before
    * it starts) with SOURCE_IO "copy interrupted", leaving any partial target for the caller, as copyAndHash does.
@@ -332,7 +344,7 @@ export class CopyWorkers {
     } catch (e) {
       if (!(e instanceof ThreadGone) || opts.signal?.aborted) throw e;
       // The thread is gone, not the recording: the copy starts again here, from a new target.
-      if (target !== null) await rm(target, { force: true });
+      if (target !== null) await removeForRedo(target, e);
       return copyAndHash(source, target, { ...opts, onBytes });
     }
   }

@@ -81,11 +81,14 @@ class HashThread {
   constructor(source: string, events: { worked: () => void; gone: (t: HashThread, e: Error) => void }) {
     this.worker = new Worker(source, { eval: true });
     this.worker.unref();
+    let gone = false;
     this.worker.on('message', (m: Reply) => {
+      // A reply that comes after the thread's error (Node does not order the two) neither counts as work nor reaches
+      // a stream that has already failed.
+      if (gone) return;
       if (m.op === 'digest') events.worked();
       this.streams.get(m.id)?.reply(m);
     });
-    let gone = false;
     const fail = (e: Error) => {
       if (gone) return;
       gone = true;
@@ -202,6 +205,11 @@ export class DigestWorkers {
   /** `trouble` is why digests run on the event loop, null once a thread works again. One listener (the daemon's). */
   onTrouble(listener: (trouble: string | null) => void): void {
     this.rest.onTrouble(listener);
+  }
+
+  /** Hears each thread that dies (the digests it had under way are made again on the event loop). */
+  onDeath(listener: (e: Error) => void): void {
+    this.rest.onDeath(listener);
   }
 
   open(algorithms: string[]): Digester {

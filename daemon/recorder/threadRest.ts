@@ -20,6 +20,7 @@ export class ThreadRest {
   private restUntil = 0;
   private trouble: string | null = null;
   private listener: ((trouble: string | null) => void) | null = null;
+  private deathListener: ((e: Error) => void) | null = null;
 
   constructor(
     /** The threads and what happens while they rest, for the message: 'copy threads', 'copies run on the main thread'. */
@@ -31,6 +32,11 @@ export class ThreadRest {
   onTrouble(listener: (trouble: string | null) => void): void {
     this.listener = listener;
     if (this.trouble !== null) listener(this.trouble);
+  }
+
+  /** Hears every thread that dies (its work is done again on the event loop), before any rest it starts. */
+  onDeath(listener: (e: Error) => void): void {
+    this.deathListener = listener;
   }
 
   resting(): boolean {
@@ -49,6 +55,7 @@ export class ThreadRest {
 
   /** A thread died of `e`. */
   died(e: Error): AfterDeath {
+    this.deathListener?.(e);
     if (this.resting()) return 'resting'; // a thread started before the rest began
     if (++this.deaths < DEATHS_BEFORE_REST) return 'again';
     this.restUntil = this.nowMs() + this.restMs;

@@ -381,6 +381,8 @@ describe('copy threads', () => {
     );
     const troubles: (string | null)[] = [];
     broken.onTrouble((t) => troubles.push(t));
+    let deaths = 0;
+    broken.onDeath(() => deaths++);
     const files = await Promise.all(
       Array.from({ length: 12 }, async (_, i) => {
         const src = path.join(dir, `src${i}`);
@@ -397,6 +399,7 @@ describe('copy threads', () => {
       expect(await sha256sum(f.dst)).toBe(f.sha256);
     }
     expect(await fs.readFile(starts, 'utf8')).toBe('xxx');
+    expect(deaths).toBe(3);
     expect(troubles).toEqual([
       expect.stringMatching(/^3 copy threads in a row failed \(the last: copy thread failed: broken on purpose\).* after 1 min$/),
     ]);
@@ -470,6 +473,8 @@ describe('digest threads (SM3 beside the copy on the event loop)', () => {
         parentPort.postMessage({ op: 'hashed', id: m.id, buffer: m.buffer }, [m.buffer]);
       });`,
     );
+    const deaths: string[] = [];
+    dying.onDeath((e) => deaths.push(e.message));
     const bytes = randomBytes(68 * MiB + 5);
     const src = path.join(dir, 'clip.mp4');
     await fs.writeFile(src, bytes);
@@ -482,6 +487,7 @@ describe('digest threads (SM3 beside the copy on the event loop)', () => {
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     expect(new Set(progress).size).toBe(progress.length);
     expect(progress.at(-1)).toBe(bytes.length);
+    expect(deaths).toEqual(['digest thread exited (code 7)']);
   });
 
   it('threads that cannot start: every digest is still computed, on the event loop; after three deaths threads rest (1 min, then 2), and a thread that works ends the trouble', async () => {
@@ -510,6 +516,8 @@ describe('digest threads (SM3 beside the copy on the event loop)', () => {
     );
     const troubles: (string | null)[] = [];
     workers.onTrouble((t) => troubles.push(t));
+    let deaths = 0;
+    workers.onDeath(() => deaths++);
     const bytes = randomBytes(3 * MiB + 7);
     const src = path.join(dir, 'src');
     await fs.writeFile(src, bytes);
@@ -526,6 +534,7 @@ describe('digest threads (SM3 beside the copy on the event loop)', () => {
     };
     await copyTimes(6);
     expect(await fs.readFile(starts, 'utf8')).toBe('xxx');
+    expect(deaths).toBe(3);
     expect(troubles).toEqual([
       expect.stringMatching(
         /^3 digest threads in a row failed \(the last: digest thread failed: broken on purpose\); digests run on the main thread, more slowly; .* after 1 min$/,
