@@ -67,7 +67,8 @@ export interface CopyOptions {
   signal?: AbortSignal;
   /**
    * Digests to compute besides SHA-256 in the same pass (OpenSSL names, e.g. 'sm3'), on a worker thread: the copy hands
-   * each chunk over and goes on (see DigestStream), so a slower hash does not add its time to the copy's.
+   * each chunk over and goes on (see DigestStream), so a slower hash does not add its time to the copy's. While those
+   * threads rest, or after one died under this copy, they are computed here (see DigestWorkers).
    */
   extraDigests?: string[];
   /**

@@ -9,7 +9,7 @@ import { systemClock } from '../clock.ts';
  * bundle the HIL guest runs, none of which has to ship a separate worker file. Each stream is a set of hashes fed
  * chunk by chunk; a chunk's buffer goes back to its sender once hashed, to be filled again.
  */
-const WORKER_SOURCE = `
+export const DIGEST_THREAD_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const streams = new Map();
@@ -196,7 +196,7 @@ export class DigestWorkers {
 
   constructor(
     private readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1)),
-    private readonly source = WORKER_SOURCE,
+    private readonly source = DIGEST_THREAD_SOURCE,
     nowMs: () => number = systemClock.ms,
   ) {
     this.rest = new ThreadRest({ threads: 'digest threads', meanwhile: 'digests run on the main thread' }, nowMs);

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
-import { DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
+import { DIGEST_THREAD_SOURCE, DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 
 const run = promisify(execFile);
@@ -495,23 +495,15 @@ describe('digest threads (SM3 beside the copy on the event loop)', () => {
     const broken = path.join(dir, 'broken');
     await fs.writeFile(broken, '');
     let now = 1_700_000_000_000;
-    // The real digest thread's work, unless the flag file exists: then it dies as it starts.
+    // The real digest thread's code, unless the flag file exists: then it dies as it starts.
     const workers = new DigestWorkers(
       1,
-      `const fs = require('node:fs');
-      fs.appendFileSync(${JSON.stringify(starts)}, 'x');
-      if (fs.existsSync(${JSON.stringify(broken)})) throw new Error('broken on purpose');
-      const { parentPort } = require('node:worker_threads');
-      const { createHash } = require('node:crypto');
-      const streams = new Map();
-      parentPort.on('message', (m) => {
-        if (m.op === 'open') streams.set(m.id, createHash('sm3'));
-        if (m.op === 'update') {
-          streams.get(m.id).update(new Uint8Array(m.buffer, 0, m.length));
-          parentPort.postMessage({ op: 'hashed', id: m.id, buffer: m.buffer }, [m.buffer]);
-        }
-        if (m.op === 'digest') parentPort.postMessage({ op: 'digest', id: m.id, digests: { sm3: streams.get(m.id).digest('hex') } });
-      });`,
+      `{
+        const fs = require('node:fs');
+        fs.appendFileSync(${JSON.stringify(starts)}, 'x');
+        if (fs.existsSync(${JSON.stringify(broken)})) throw new Error('broken on purpose');
+      }
+      ${DIGEST_THREAD_SOURCE}`,
       () => now,
     );
     const troubles: (string | null)[] = [];
