@@ -9,11 +9,12 @@ const CHUNK = 4 << 20;
 const MIN_CHUNK = 64 << 10;
 const SYNC_EVERY = 64 << 20;
 /**
- * The most one write(2) hands the kernel. On the Linux 6.18 guests we run on, the cost of writing into the page cache
- * grows with the size of the call: 1 GiB in 4 MiB writes took 2.3 s of system time, in 1 MiB writes 0.79 s, in
- * 256 KiB writes 0.23 s (the same buffer, split; one writev of 256 KiB pieces is as slow as one 4 MiB write). Elsewhere
- * the extra calls cost next to nothing (4,096 per GiB). Measured with /work/exp/wsplit.mjs: see the README's
- * performance section (ninth round).
+ * The most one write(2) of a large file hands the kernel. On the Linux 6.18 guests we run on, writing a large file
+ * into the page cache in big calls costs far more system time than in small ones (likely because the page cache sizes
+ * its folios by the write): 1 GiB in 4 MiB writes took 2.3 s of system time, in 1 MiB writes 0.79 s, in 256 or 512 KiB writes 0.23 s
+ * (`dd bs=`; the same in Node from one 4 MiB buffer split; one writev of 256 KiB pieces is as slow as one 4 MiB write).
+ * copyAndHash of a 1 GiB clip after 10 s idle: 3.1–3.8 s in 4 MiB writes, 1.6–1.9 s in 256 KiB ones. The copy
+ * threads' files (under 32 MiB, 1 MiB writes) showed no such gain and keep their writes whole.
  */
 export const WRITE_PIECE = 256 << 10;
 

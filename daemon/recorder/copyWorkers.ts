@@ -10,7 +10,6 @@ import {
   forwardOnly,
   removeForRedo,
   sourceError,
-  WRITE_PIECE,
 } from './copyAndHash.ts';
 import { escapeName } from './rawName.ts';
 import { ThreadRest } from './threadRest.ts';
@@ -88,7 +87,7 @@ function copy(job) {
       for (const h of hashes) h.update(bytes);
       if (dst >= 0) {
         try {
-          for (let off = 0; off < n; ) off += fs.writeSync(dst, bytes, off, Math.min(${WRITE_PIECE}, n - off));
+          for (let off = 0; off < n; ) off += fs.writeSync(dst, bytes, off, n - off);
         } catch (e) {
           return { error: failure('write', e) };
         }

@@ -10,6 +10,7 @@ import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
 import { DIGEST_THREAD_SOURCE, DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
 import { sampleMedia } from '../../scripts/media.ts';
+import { mountTmpfs, unmount } from '../helpers/mounts.ts';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -152,6 +153,28 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
     const src = await source('src.bin', randomBytes(10));
     const e = await copyError(copy(src, path.join(dir, 'no-such-dir', 'dst.bin')));
     expect(e.code).toBe('TARGET_IO');
+  });
+
+  it('fails with TARGET_IO naming ENOSPC when the target filesystem fills mid-copy, and leaves the source as it was', async () => {
+    // 13 MiB onto a 6 MiB tmpfs: on the event loop the writes of a chunk run side by side (WRITE_PIECE), so several fail.
+    const bytes = randomBytes(13 * MiB + 5);
+    const src = await source('src.bin', bytes);
+    const small = path.join(dir, 'small');
+    await mountTmpfs(small, 6);
+    try {
+      const dst = path.join(small, 'dst.bin');
+      const e = await copyError(copy(src, dst));
+      expect(e.code).toBe('TARGET_IO');
+      expect(e.message).toMatch(/ENOSPC|no space/i);
+      expect((await fs.readFile(src)).equals(bytes)).toBe(true);
+      // Nothing is still writing once the copy has failed: the partial target stays as it was left.
+      const { size } = await fs.stat(dst);
+      expect(size).toBeLessThan(bytes.length);
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await fs.stat(dst)).size).toBe(size);
+    } finally {
+      await unmount(small);
+    }
   });
 
   it('refuses a source that is a symlink (O_NOFOLLOW) and creates no target', async () => {
