@@ -11,12 +11,14 @@ const SYNC_EVERY = 64 << 20;
 /**
  * The most one write(2) of a large file hands the kernel. On the Linux 6.18 guests we run on, writing a large file
  * into the page cache in big calls costs far more system time than in small ones (likely because the page cache sizes
- * its folios by the write): 1 GiB in 4 MiB writes took 2.3 s of system time, in 1 MiB writes 0.79 s, in 256 or 512 KiB writes 0.23 s
- * (`dd bs=`; the same in Node from one 4 MiB buffer split; one writev of 256 KiB pieces is as slow as one 4 MiB write).
- * copyAndHash of a 1 GiB clip after 10 s idle: 3.1–3.8 s in 4 MiB writes, 1.6–1.9 s in 256 KiB ones. The copy
- * threads' files (under 32 MiB, 1 MiB writes) showed no such gain and keep their writes whole.
+ * its folios by the write): 1 GiB in 4 MiB writes took 2.3 s of system time, in 1 MiB writes 0.79 s, in 256 or 512 KiB
+ * writes 0.23 s (`dd bs=`, memory warm; the same in Node from one 4 MiB buffer split, while one writev of 256 KiB pieces
+ * is as slow as one 4 MiB write). copyAndHash of a 1 GiB clip after 10 s idle (memory cold, as when a recorder docks):
+ * 3.1–3.8 s wall and 2.9–3.4 s system in 4 MiB writes; 2.2–2.4 s and 2.0 s in 512 KiB; 1.8–1.9 s and 1.3–1.5 s in
+ * 256 KiB; 1.5–1.8 s and 1.0–1.3 s in 128 KiB; 1.5–1.9 s and 0.7–0.8 s in 64 KiB, whose calls cost the event loop more.
+ * The copy threads' files (under 32 MiB, 1 MiB writes) showed no such gain and keep their writes whole.
  */
-export const WRITE_PIECE = 256 << 10;
+export const WRITE_PIECE = 128 << 10;
 
 export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
 
