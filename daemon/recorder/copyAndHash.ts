@@ -8,17 +8,6 @@ import { CodedError } from '../../drivers/errors.ts';
 const CHUNK = 4 << 20;
 const MIN_CHUNK = 64 << 10;
 const SYNC_EVERY = 64 << 20;
-/**
- * The most one write(2) of a large file hands the kernel. On the Linux 6.18 guests we run on, writing a large file
- * into the page cache in big calls costs far more system time than in small ones (likely because the page cache sizes
- * its folios by the write): 1 GiB in 4 MiB writes took 2.3 s of system time, in 1 MiB writes 0.79 s, in 256 or 512 KiB
- * writes 0.23 s (`dd bs=`, memory warm; the same in Node from one 4 MiB buffer split, while one writev of 256 KiB pieces
- * is as slow as one 4 MiB write). copyAndHash of a 1 GiB clip after 10 s idle (memory cold, as when a recorder docks):
- * 3.1–3.8 s wall and 2.9–3.4 s system in 4 MiB writes; 2.2–2.4 s and 2.0 s in 512 KiB; 1.8–1.9 s and 1.3–1.5 s in
- * 256 KiB; 1.5–1.8 s and 1.0–1.3 s in 128 KiB; 1.5–1.9 s and 0.7–0.8 s in 64 KiB, whose calls cost the event loop more.
- * The copy threads' files (under 32 MiB, 1 MiB writes) showed no such gain and keep their writes whole.
- */
-export const WRITE_PIECE = 128 << 10;
 
 export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
 
@@ -46,25 +35,14 @@ export function sourceError(e: unknown, what: string): CopyError {
     : new CopyError('SOURCE_IO', `${what}: ${(e as Error).message}`, e);
 }
 
-/**
- * Writes `bytes` at `position` of the target, in pieces of WRITE_PIECE handed to libuv's pool at once (each at its own
- * offset): one after another, each piece would wait for the pool's round trip of the one before.
- */
-async function writeAll(dst: fs.FileHandle, bytes: Buffer, position: number, target: string): Promise<void> {
-  const piece = async (start: number, end: number) => {
-    for (let off = start; off < end; ) {
-      const w = await dst.write(bytes, off, end - off, position + off).catch((e) => {
-        throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e);
-      });
-      off += w.bytesWritten;
-    }
-  };
-  const pieces: Promise<void>[] = [];
-  for (let start = 0; start < bytes.length; start += WRITE_PIECE)
-    pieces.push(piece(start, Math.min(bytes.length, start + WRITE_PIECE)));
-  // Every piece settles before this does: the caller reuses the buffer, or closes the target, only after.
-  const failed = (await Promise.allSettled(pieces)).find((r) => r.status === 'rejected');
-  if (failed) throw failed.reason;
+async function writeAll(dst: fs.FileHandle, bytes: Buffer, target: string): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) {
+    const w = await dst.write(bytes, off, bytes.length - off).catch((e) => {
+      throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e);
+    });
+    off += w.bytesWritten;
+  }
 }
 
 /** A copy's target still open, its data not yet known to be on disk. */
@@ -210,7 +188,7 @@ async function copyOnce(
       pending.catch(() => {}); // awaited next turn; this only keeps an early exit from leaving it unhandled
       const bytes = cur.subarray(0, n);
       // The write runs on libuv's pool while this thread hashes the same (unchanging) buffer.
-      const written = dst ? writeAll(dst, bytes, total, target!) : null;
+      const written = dst ? writeAll(dst, bytes, target!) : null;
       written?.catch(() => {});
       hash.update(bytes);
       // Copied out before the next read may fill this buffer again.

@@ -156,7 +156,7 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
   });
 
   it('fails with TARGET_IO naming ENOSPC when the target filesystem fills mid-copy, and leaves the source as it was', async () => {
-    // 13 MiB onto a 6 MiB tmpfs: on the event loop the writes of a chunk run side by side (WRITE_PIECE), so several fail.
+    // 13 MiB onto a 6 MiB tmpfs: the disk fills in the third of the event loop's 4 MiB chunks, the copy thread's 7th MiB.
     const bytes = randomBytes(13 * MiB + 5);
     const src = await source('src.bin', bytes);
     const small = path.join(dir, 'small');
@@ -167,7 +167,7 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
       expect(e.code).toBe('TARGET_IO');
       expect(e.message).toMatch(/ENOSPC|no space/i);
       expect((await fs.readFile(src)).equals(bytes)).toBe(true);
-      // Nothing is still writing once the copy has failed: the partial target stays as it was left.
+      // Nothing is still writing once the copy has failed: the partial target stays as it was left, for the caller.
       const { size } = await fs.stat(dst);
       expect(size).toBeLessThan(bytes.length);
       await new Promise((r) => setTimeout(r, 100));
