@@ -13,8 +13,6 @@ import { defaultHost, type Host } from './host.ts';
 import { EmbeddedHq } from './hq/embeddedHq.ts';
 import { HttpServer } from './http/server.ts';
 import { systemTimeZone } from './media/zonedTime.ts';
-import { copyWorkers } from './recorder/copyWorkers.ts';
-import { digestWorkers } from './recorder/digestWorkers.ts';
 import { PoolRecorders } from './pool/poolRecorders.ts';
 import { PoolService } from './pool/poolService.ts';
 import { DailyStatistics } from './stats/dailySummary.ts';
@@ -216,8 +214,8 @@ export class Controller {
     );
     // Threads that keep dying rest, their work on the event loop meanwhile (see ThreadRest): said as SERVICE_FAILED.
     for (const [threads, workers] of [
-      ['copy threads', copyWorkers],
-      ['digest threads', digestWorkers],
+      ['copy threads', host.threads.copy],
+      ['digest threads', host.threads.digest],
     ] as const) {
       workers.onDeath((err) => log.warn({ err }, `one of the ${threads} died; its work is done again on the main thread`));
       workers.onTrouble((trouble) => {
@@ -232,7 +230,7 @@ export class Controller {
       });
     }
     // The copy threads start now, beside an idle daemon, rather than in the first docked recorder's copy.
-    copyWorkers.warm();
+    host.threads.copy.warm();
   }
 
   /**

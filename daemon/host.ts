@@ -9,6 +9,8 @@ import { Sysfs } from '../drivers/usb/sysfs.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
+import { type CopyWorkers, copyWorkers } from './recorder/copyWorkers.ts';
+import { type DigestWorkers, digestWorkers } from './recorder/digestWorkers.ts';
 
 export { type Clock, systemClock };
 
@@ -29,6 +31,12 @@ export interface UsbBindings {
   mounter(o: { runtimeRoot: string; mountHelper: string }): VolumeMounter;
 }
 
+/** The threads recordings are copied and hashed on (see copyWorkers.ts, digestWorkers.ts). */
+export interface HashThreads {
+  copy: CopyWorkers;
+  digest: DigestWorkers;
+}
+
 /**
  * Every piece of IO the daemon's services reach: they receive it, never construct it, so a test can hand in real
  * substitutes (a pty behind the recorder emulator, a /sys-shaped tree, a clock it moves). Model: zwave-js's `host`.
@@ -40,6 +48,7 @@ export interface Host {
   openTransport: OpenTransport;
   watchDir: WatchDir;
   statfs: StatFs;
+  threads: HashThreads;
 }
 
 /** The real station: system clock, ffmpeg, libusb or sysfs polling, mount(8) or the mount helper, serial ttys. */
@@ -59,5 +68,6 @@ export function defaultHost(): Host {
     openTransport: async (target) => (await import('../drivers/transports/serial.ts')).openSerial(target),
     watchDir: (paths, options) => watch(paths, options),
     statfs: (dir) => statfs(dir),
+    threads: { copy: copyWorkers, digest: digestWorkers },
   };
 }

@@ -80,6 +80,7 @@ export class DockService implements Service {
       volumeFor: (volume) => intake.volumeFor(volume),
       verify: (id) => this.verifyNow(id, null),
       commits: new GroupCommit(ctx.objects, ctx.catalog),
+      threads: ctx.host.threads,
     };
   }
 

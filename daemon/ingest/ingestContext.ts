@@ -1,6 +1,7 @@
 import type { SpaceClaim } from '../custody/storageKeeper.ts';
 import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import type { Config } from '../config.ts';
+import type { HashThreads } from '../host.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import type { FileRow } from '../store/catalog.ts';
@@ -47,6 +48,8 @@ export interface IngestContext extends ClassifyDeps {
   commits?: GroupCommit;
   /** How the wipe gate deletes from this recorder's storage (control channel, read-write remount); default: the directory itself. */
   volumeFor?: (volumePath: string) => RecorderVolume;
+  /** The threads that copy and hash (the host's); default: the process's. */
+  threads?: HashThreads;
 }
 
 /** A session's context: the dock's, with its verification pool. */

@@ -49,7 +49,7 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
 
   const known = catalog.findKnownSource(sighting);
   if (known) {
-    const r = await copyRecording(rec.size, rec.absPath, null, { onBytes, signal });
+    const r = await copyRecording(rec.size, rec.absPath, null, { onBytes, signal }, ctx.threads);
     if (r.sha256 === known.sha256) {
       catalog.addSighting(known.id, { ...sighting, mtimeMs: r.mtimeMs }, false);
       const annotated = rec.sidecarPath && (await annotateFromLateSidecar(catalog, ctx.log, known, rec.sidecarPath, rec.relPath));
@@ -118,12 +118,18 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
   };
   let result: CopyResult;
   try {
-    result = await copyRecording(rec.size, rec.absPath, tmp, {
-      onBytes,
-      signal,
-      extraDigests: ctx.config.integrity.algorithms.filter((a) => a !== 'sha256'),
-      deferSync: true,
-    });
+    result = await copyRecording(
+      rec.size,
+      rec.absPath,
+      tmp,
+      {
+        onBytes,
+        signal,
+        extraDigests: ctx.config.integrity.algorithms.filter((a) => a !== 'sha256'),
+        deferSync: true,
+      },
+      ctx.threads,
+    );
   } catch (e) {
     await discard();
     throw e;

@@ -11,6 +11,7 @@ import {
   removeForRedo,
   sourceError,
 } from './copyAndHash.ts';
+import { type DigestWorkers, digestWorkers } from './digestWorkers.ts';
 import { escapeName } from './rawName.ts';
 import { ThreadRest } from './threadRest.ts';
 import { BACKGROUND_NICE } from '../backgroundPriority.ts';
@@ -431,12 +432,19 @@ export const copyWorkers = new CopyWorkers();
 /** A recording smaller than this is copied on a copy thread; a larger one by copyAndHash on the event loop. */
 export const SMALL_FILE = 32 << 20;
 
-/** copyAndHash, on a copy thread when the walk found the recording small. */
+/**
+ * copyAndHash, on a copy thread when the walk found the recording small; `threads` are the process's unless handed in
+ * (a test's, through the daemon's host).
+ */
 export function copyRecording(
   listedSize: number,
   source: string | Buffer,
   target: string | null,
   opts: CopyOptions = {},
+  threads: { copy: CopyWorkers; digest: DigestWorkers } = { copy: copyWorkers, digest: digestWorkers },
 ): Promise<CopyResult> {
-  return listedSize < SMALL_FILE ? copyWorkers.copyAndHash(source, target, opts) : copyAndHash(source, target, opts);
+  const withThreads = { ...opts, digestWorkers: opts.digestWorkers ?? threads.digest };
+  return listedSize < SMALL_FILE
+    ? threads.copy.copyAndHash(source, target, withThreads)
+    : copyAndHash(source, target, withThreads);
 }
