@@ -9,8 +9,7 @@ import { Sysfs } from '../drivers/usb/sysfs.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { createFfmpegTools, type MediaTools } from './media/ffprobe.ts';
-import { type CopyWorkers, copyWorkers } from './recorder/copyWorkers.ts';
-import { type DigestWorkers, digestWorkers } from './recorder/digestWorkers.ts';
+import { type HashThreads, processThreads } from './recorder/copyWorkers.ts';
 
 export { type Clock, systemClock };
 
@@ -29,12 +28,6 @@ export interface UsbBindings {
   hotplug(kind: 'libusb' | 'sysfs', o: { sysfs: Sysfs; log: Logger }): UsbHotplug;
   /** With a mount helper socket the privileged part lives in another process (dockd-mount) and dockd needs no capability. */
   mounter(o: { runtimeRoot: string; mountHelper: string }): VolumeMounter;
-}
-
-/** The threads recordings are copied and hashed on (see copyWorkers.ts, digestWorkers.ts). */
-export interface HashThreads {
-  copy: CopyWorkers;
-  digest: DigestWorkers;
 }
 
 /**
@@ -68,6 +61,6 @@ export function defaultHost(): Host {
     openTransport: async (target) => (await import('../drivers/transports/serial.ts')).openSerial(target),
     watchDir: (paths, options) => watch(paths, options),
     statfs: (dir) => statfs(dir),
-    threads: { copy: copyWorkers, digest: digestWorkers },
+    threads: processThreads,
   };
 }

@@ -1,11 +1,11 @@
 import type { SpaceClaim } from '../custody/storageKeeper.ts';
 import type { RecorderVolume } from '../../drivers/volumes/recorderVolume.ts';
 import type { Config } from '../config.ts';
-import type { HashThreads } from '../host.ts';
 import type { Logger } from '../log.ts';
 import type { StatusBoard } from '../status/board.ts';
 import type { FileRow } from '../store/catalog.ts';
 import type { GroupCommit } from '../store/groupCommit.ts';
+import type { HashThreads } from '../recorder/copyWorkers.ts';
 import type { ClassifyDeps } from './classify.ts';
 
 /** What ingest works with: the dock's services, config and hooks, shared by every session. */

@@ -429,6 +429,15 @@ export class CopyWorkers {
 /** The process's copy threads (like libuv's pool, one set serves every recorder). */
 export const copyWorkers = new CopyWorkers();
 
+/** The threads recordings are copied and hashed on: copy threads, and digest threads for a large file's extra digests. */
+export interface HashThreads {
+  copy: CopyWorkers;
+  digest: DigestWorkers;
+}
+
+/** The process's threads (the daemon's host hands these on; a test's host may hand in others). */
+export const processThreads: HashThreads = { copy: copyWorkers, digest: digestWorkers };
+
 /** A recording smaller than this is copied on a copy thread; a larger one by copyAndHash on the event loop. */
 export const SMALL_FILE = 32 << 20;
 
@@ -441,7 +450,7 @@ export function copyRecording(
   source: string | Buffer,
   target: string | null,
   opts: CopyOptions = {},
-  threads: { copy: CopyWorkers; digest: DigestWorkers } = { copy: copyWorkers, digest: digestWorkers },
+  threads: HashThreads = processThreads,
 ): Promise<CopyResult> {
   const withThreads = { ...opts, digestWorkers: opts.digestWorkers ?? threads.digest };
   return listedSize < SMALL_FILE
