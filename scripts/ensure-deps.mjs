@@ -27,6 +27,8 @@ const NEEDS = {
     script: 'bsdutils',
     unshare: 'util-linux',
     setpriv: 'util-linux',
+    // how much of a file is in the page cache: a large copy is written around it (copyAndHash's direct writes)
+    fincore: 'util-linux-extra',
   },
   bench: { ffmpeg: 'ffmpeg', ffprobe: 'ffmpeg', sha256sum: 'coreutils', mosquitto: 'mosquitto' },
   // npm run test:interop: RabbitMQ's MQTT plugin beside mosquitto (the node is started by the tests themselves).

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import { type Digester, DigestThreadGone, type DigestWorkers, digestWorkers, inProcessDigest } from './digestWorkers.ts';
+import { alignedBuffers, createDirect, DIRECT_FROM, TargetWriter } from './directTarget.ts';
 import { escapeName } from './rawName.ts';
 import { CodedError } from '../../drivers/errors.ts';
 
@@ -33,16 +34,6 @@ export function sourceError(e: unknown, what: string): CopyError {
   return GONE.has(code)
     ? new CopyError('SOURCE_GONE', `${what}: recorder volume went away (${code})`, e)
     : new CopyError('SOURCE_IO', `${what}: ${(e as Error).message}`, e);
-}
-
-async function writeAll(dst: fs.FileHandle, bytes: Buffer, target: string): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) {
-    const w = await dst.write(bytes, off, bytes.length - off).catch((e) => {
-      throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e);
-    });
-    off += w.bytesWritten;
-  }
 }
 
 /** A copy's target still open, its data not yet known to be on disk. */
@@ -145,31 +136,46 @@ async function copyOnce(
   let dst: fs.FileHandle | null = null;
   let syncing = null as Promise<void> | null;
   let extra: Digester | null = null;
+  let writer: TargetWriter | null = null;
   try {
     const before = await src.stat().catch((e) => {
       throw sourceError(e, source);
     });
     if (!before.isFile()) throw new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
-    if (target) {
-      try {
-        dst = await fs.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      } catch (e) {
-        throw new CopyError('TARGET_IO', `cannot create ${target}: ${(e as Error).message}`, e);
-      }
-    }
-    const hash: Hash = createHash('sha256');
-    if (openDigest && opts.extraDigests?.length) extra = openDigest(opts.extraDigests);
     // A file smaller than a chunk gets buffers its size (a day's photos and short clips: memory stays flat with many
     // recorders copying at once); reading to the end still takes one more read, which returns 0.
     const chunk = Math.min(CHUNK, Math.max(MIN_CHUNK, before.size));
-    const bufs = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
-    const read = (i: number) =>
-      src.read(bufs[i % 2], 0, chunk, null).then(
-        (r) => r.bytesRead,
-        (e) => {
-          throw sourceError(e, source);
-        },
-      );
+    // A large file is written direct (see directTarget.ts), from buffers aligned for it.
+    const aligned = target && before.size >= DIRECT_FROM ? alignedBuffers(chunk) : null;
+    let direct = false;
+    if (target) {
+      try {
+        dst = aligned ? await createDirect(target) : null;
+        direct = dst !== null;
+        dst ??= await fs.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      } catch (e) {
+        throw new CopyError('TARGET_IO', `cannot create ${target}: ${(e as Error).message}`, e);
+      }
+      writer = new TargetWriter(dst, target, direct);
+    }
+    const hash: Hash = createHash('sha256');
+    if (openDigest && opts.extraDigests?.length) extra = openDigest(opts.extraDigests);
+    const bufs = aligned ?? [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
+    // Direct writes need whole chunks: a read that returns less than asked before the end is continued.
+    const read = async (i: number) => {
+      const buf = bufs[i % 2];
+      let n = 0;
+      try {
+        do {
+          const { bytesRead } = await src.read(buf, n, chunk - n, null);
+          if (bytesRead === 0) break;
+          n += bytesRead;
+        } while (direct && n < chunk);
+      } catch (e) {
+        throw sourceError(e, source);
+      }
+      return n;
+    };
     let total = 0;
     let synced = 0;
     // A writeback error must not be lost: Linux reports it to one fsync only.
@@ -188,14 +194,19 @@ async function copyOnce(
       pending.catch(() => {}); // awaited next turn; this only keeps an early exit from leaving it unhandled
       const bytes = cur.subarray(0, n);
       // The write runs on libuv's pool while this thread hashes the same (unchanging) buffer.
-      const written = dst ? writeAll(dst, bytes, target!) : null;
+      const written = writer
+        ? writer.write(bytes, total).catch((e) => {
+            throw new CopyError('TARGET_IO', `writing ${target}: ${(e as Error).message}`, e);
+          })
+        : null;
       written?.catch(() => {});
       hash.update(bytes);
       // Copied out before the next read may fill this buffer again.
       if (extra) await extra.update(bytes);
       if (written) await written;
-      if (dst && total + n - synced >= SYNC_EVERY && !syncing) {
-        // Start writeback early (without waiting) so the final fdatasync has little left to flush.
+      if (dst && !direct && total + n - synced >= SYNC_EVERY && !syncing) {
+        // Start writeback early (without waiting) so the final fdatasync has little left to flush (a direct copy's
+        // bytes are on the disk already).
         synced = total + n;
         syncing = dst
           .datasync()
@@ -235,6 +246,7 @@ async function copyOnce(
   } finally {
     extra?.close();
     await syncing?.catch(() => {});
+    await writer?.close().catch(() => {});
     await src.close().catch(() => {});
     await dst?.close().catch(() => {});
   }

@@ -1,4 +1,4 @@
-/** A small real filesystem (tmpfs) mounted for one test, and what is free on it. */
+/** Small real filesystems (tmpfs, ramfs) mounted for one test, and what is free on them. */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -10,18 +10,23 @@ const run = promisify(execFile);
  * Mounts a tmpfs of `sizeMiB` at `dir` (created). Throws with a clear message when that is not possible: these tests
  * need root (CI runs as root) and are not skipped.
  */
-export async function mountTmpfs(dir: string, sizeMiB: number): Promise<void> {
+export function mountTmpfs(dir: string, sizeMiB: number): Promise<void> {
+  return mountFs(dir, 'tmpfs', `size=${sizeMiB}m,mode=0755`, `a ${sizeMiB} MiB tmpfs (to fill a real filesystem)`);
+}
+
+/** Mounts a ramfs at `dir` (created): a real filesystem that has no direct (O_DIRECT) writes. */
+export function mountRamfs(dir: string): Promise<void> {
+  return mountFs(dir, 'ramfs', 'mode=0755', 'a ramfs (a filesystem without direct writes)');
+}
+
+async function mountFs(dir: string, type: string, options: string, what: string): Promise<void> {
   if (process.getuid?.() !== 0)
-    throw new Error(
-      `this test mounts a small tmpfs to fill a real filesystem and needs root (uid ${process.getuid?.()}); run it as root (CI does)`,
-    );
+    throw new Error(`this test mounts ${what} and needs root (uid ${process.getuid?.()}); run it as root (CI does)`);
   await fs.mkdir(dir, { recursive: true });
   try {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0755`, 'tmpfs', dir]);
+    await run('mount', ['-t', type, '-o', options, type, dir]);
   } catch (e) {
-    throw new Error(
-      `cannot mount a ${sizeMiB} MiB tmpfs at ${dir} (needed for the disk-pressure test): ${(e as { stderr?: string }).stderr || (e as Error).message}`,
-    );
+    throw new Error(`cannot mount ${what} at ${dir}: ${(e as { stderr?: string }).stderr || (e as Error).message}`);
   }
   if (!(await isMountPoint(dir))) throw new Error(`mount reported success but ${dir} is not a mount point`);
 }

@@ -8,9 +8,10 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
+import { alignedBuffers, createDirect, DIRECT_FROM, TargetWriter } from '../../daemon/recorder/directTarget.ts';
 import { DIGEST_THREAD_SOURCE, DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
 import { sampleMedia } from '../../scripts/media.ts';
-import { mountTmpfs, unmount } from '../helpers/mounts.ts';
+import { mountRamfs, mountTmpfs, unmount } from '../helpers/mounts.ts';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -319,6 +320,138 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
       expect(partial.equals(bytes.subarray(0, partial.length))).toBe(true);
     });
   }
+});
+
+/** Bytes of `file` in the page cache now (util-linux's fincore). */
+async function cachedBytes(file: string): Promise<number> {
+  const { stdout } = await run('fincore', ['--bytes', '--noheadings', '--output', 'RES', file]);
+  return Number(stdout.trim());
+}
+
+/** Whether an open file descriptor of this process was opened O_DIRECT (its flags, octal, in /proc/self/fdinfo). */
+async function isDirect(unsynced: unknown): Promise<boolean> {
+  const { fd } = unsynced as { fd: number };
+  const flags = /^flags:\s+([0-7]+)$/m.exec(await fs.readFile(`/proc/self/fdinfo/${fd}`, 'utf8'))![1];
+  return (Number.parseInt(flags, 8) & constants.O_DIRECT) !== 0;
+}
+
+describe('copyAndHash of a large recording, written around the page cache (O_DIRECT)', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-direct-'));
+  });
+
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  /** Copies `bytes` (from a file in `dir`) to `dst` with deferSync; the target's bytes, whether it was direct, and the fds left. */
+  async function copyDeferred(bytes: Buffer, dst: string, opts: { extraDigests?: string[] } = {}) {
+    const src = path.join(dir, 'src.bin');
+    await fs.writeFile(src, bytes);
+    const fdsBefore = (await fs.readdir('/proc/self/fd')).length;
+    const r = await copyAndHash(src, dst, { ...opts, deferSync: true });
+    const direct = await isDirect(r.unsynced);
+    // Only the target is left open: a second descriptor, for a tail shorter than a block, is closed with the copy.
+    const fdsOpen = (await fs.readdir('/proc/self/fd')).length - fdsBefore;
+    await r.unsynced!.datasync();
+    await r.unsynced!.close();
+    const cached = await cachedBytes(dst);
+    return { r, direct, fdsOpen, cached, copied: await fs.readFile(dst), src };
+  }
+
+  it.each([
+    ['exactly the threshold (whole blocks)', DIRECT_FROM],
+    ['a tail shorter than a block', 40 * MiB + 4097],
+    ['a last chunk of whole blocks and a tail', 45 * MiB + 8192 + 1],
+  ])('writes %s direct, byte-for-byte, hashing exactly those bytes', async (_what, size) => {
+    const bytes = randomBytes(size);
+    const dst = path.join(dir, 'dst.bin');
+    const { r, direct, fdsOpen, cached, copied, src } = await copyDeferred(bytes, dst);
+    expect(direct).toBe(true);
+    expect(fdsOpen).toBe(1);
+    // Only the tail shorter than a block went through the page cache (one page at most), none of the rest.
+    expect(cached).toBeLessThanOrEqual(size % 4096 ? 4096 : 0);
+    expect(copied.equals(bytes)).toBe(true);
+    expect(r.size).toBe(size);
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(await sha256sum(dst)).toBe(r.sha256);
+    expect((await fs.stat(dst)).mode & 0o777).toBe(0o600);
+    expect((await fs.readFile(src)).equals(bytes)).toBe(true);
+  });
+
+  it('writes a file just under the threshold through the cache, as before', async () => {
+    const bytes = randomBytes(DIRECT_FROM - 1);
+    const { r, direct, cached, copied } = await copyDeferred(bytes, path.join(dir, 'dst.bin'));
+    expect(direct).toBe(false);
+    expect(cached).toBeGreaterThan(DIRECT_FROM / 2);
+    expect(copied.equals(bytes)).toBe(true);
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+
+  it('with SM3 too: both digests of exactly the bytes written direct', async () => {
+    const bytes = randomBytes(36 * MiB + 333);
+    const { r, direct, copied } = await copyDeferred(bytes, path.join(dir, 'dst.bin'), { extraDigests: ['sm3'] });
+    expect(direct).toBe(true);
+    expect(copied.equals(bytes)).toBe(true);
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(r.digests).toEqual({ sm3: createHash('sm3').update(bytes).digest('hex') });
+  });
+
+  it('on a filesystem without direct writes (ramfs) writes through the cache instead, exactly, and leaves no other file', async () => {
+    const bytes = randomBytes(40 * MiB + 5);
+    const ram = path.join(dir, 'ram');
+    await mountRamfs(ram);
+    try {
+      const dst = path.join(ram, 'dst.bin');
+      const { r, direct, fdsOpen, copied } = await copyDeferred(bytes, dst);
+      expect(direct).toBe(false);
+      expect(fdsOpen).toBe(1);
+      expect(copied.equals(bytes)).toBe(true);
+      expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+      expect((await fs.stat(dst)).mode & 0o777).toBe(0o600);
+      expect(await fs.readdir(ram)).toEqual(['dst.bin']);
+    } finally {
+      await unmount(ram);
+    }
+  });
+
+  it('a direct write the device refuses (EINVAL: here an offset off its blocks) goes through the cache, and so does the rest', async () => {
+    const target = path.join(dir, 'w.bin');
+    const dst = await createDirect(target);
+    expect(dst).not.toBeNull();
+    const [buf] = alignedBuffers(1 << 20)!;
+    randomBytes(3 * 8192).copy(buf);
+    const writer = new TargetWriter(dst!, target, true);
+    try {
+      await writer.write(buf.subarray(0, 8192), 0); // direct
+      await writer.write(buf.subarray(8192, 16384), 8192 + 100); // refused direct: buffered, at its offset
+      await writer.write(buf.subarray(16384, 24576), 16384 + 100); // buffered from now on
+      await dst!.datasync();
+    } finally {
+      await writer.close();
+      await dst!.close();
+    }
+    const want = Buffer.concat([buf.subarray(0, 8192), Buffer.alloc(100), buf.subarray(8192, 24576)]);
+    expect((await fs.readFile(target)).equals(want)).toBe(true);
+  });
+
+  it('fails with TARGET_IO naming ENOSPC when the disk fills mid-copy, the source as it was', async () => {
+    const bytes = randomBytes(40 * MiB + 5);
+    const src = path.join(dir, 'src.bin');
+    await fs.writeFile(src, bytes);
+    const small = path.join(dir, 'small');
+    await mountTmpfs(small, 20);
+    try {
+      const e = await copyError(copyAndHash(src, path.join(small, 'dst.bin')));
+      expect(e.code).toBe('TARGET_IO');
+      expect(e.message).toMatch(/ENOSPC|no space/i);
+      expect((await fs.readFile(src)).equals(bytes)).toBe(true);
+    } finally {
+      await unmount(small);
+    }
+  });
 });
 
 describe('copy threads', () => {
