@@ -4,10 +4,10 @@ import fs from 'node:fs/promises';
 /**
  * A large recording's copy is written around the page cache (O_DIRECT): its bytes go from the copy's buffer to the
  * disk, not first into new pages of the cache. The copy is fdatasynced before it counts anyway, so the cache only
- * cost time: on these stations (a VM whose host takes back memory the guest has not touched lately), writing 1 GiB
- * into the cache took 3.0–3.4 s of system time and the whole copy 3.4–3.5 s, against 0.3 s and 1.9–2.2 s written
- * direct (see the README, Performance). Small files stay buffered: written direct, each costs the filesystem a journal
- * round trip of its own, and 270 clips took longer so.
+ * costs time: on the development machine (a VM whose host takes back memory the guest has not touched lately),
+ * writing 1 GiB into the cache took 3.0–3.4 s of system time and the whole copy 3.4–3.5 s, against 0.3 s and
+ * 1.9–2.2 s written direct (see the README, Performance). Small files stay buffered: written direct, 270 clips took
+ * longer (separate new files, each written and allocated on its own, where writeback merges them).
  */
 export const DIRECT_FROM = 32 << 20;
 
