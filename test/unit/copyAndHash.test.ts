@@ -10,6 +10,7 @@ import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
 import { alignedBuffers, createDirect, DIRECT_FROM, TargetWriter } from '../../daemon/recorder/directTarget.ts';
 import { DIGEST_THREAD_SOURCE, DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
+import { PACKAGE_ROOT } from '../../daemon/packageRoot.ts';
 import { sampleMedia } from '../../scripts/media.ts';
 import { mountRamfs, mountTmpfs, unmount } from '../helpers/mounts.ts';
 
@@ -335,11 +336,18 @@ async function isDirect(unsynced: unknown): Promise<boolean> {
   return (Number.parseInt(flags, 8) & constants.O_DIRECT) !== 0;
 }
 
+const TMPFS_MAGIC = 0x01021994;
+
 describe('copyAndHash of a large recording, written around the page cache (O_DIRECT)', () => {
   let dir: string;
 
   beforeEach(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dockd-direct-'));
+    // On a disk, not in the temp directory: a tmpfs (/tmp on some systems) keeps every file in the page cache.
+    const onDisk = path.join(PACKAGE_ROOT, '.cache', 'test-direct');
+    await fs.mkdir(onDisk, { recursive: true });
+    dir = await fs.mkdtemp(path.join(onDisk, 'dockd-direct-'));
+    if ((await fs.statfs(dir)).type === TMPFS_MAGIC)
+      throw new Error(`${dir} is on a tmpfs, which keeps every file in the page cache: these tests need a disk`);
   });
 
   afterEach(async () => {
