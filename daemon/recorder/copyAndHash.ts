@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import { type Digester, DigestThreadGone, type DigestWorkers, digestWorkers, inProcessDigest } from './digestWorkers.ts';
-import { alignedBuffers, createDirect, DIRECT_FROM, TargetWriter } from './directTarget.ts';
+import { alignedBuffers, createTarget, DIRECT_FROM, type TargetWriter } from './directTarget.ts';
 import { escapeName } from './rawName.ts';
 import { CodedError } from '../../drivers/errors.ts';
 
@@ -147,16 +147,13 @@ async function copyOnce(
     const chunk = Math.min(CHUNK, Math.max(MIN_CHUNK, before.size));
     // A large file is written direct (see directTarget.ts), from buffers aligned for it.
     const aligned = target && before.size >= DIRECT_FROM ? alignedBuffers(chunk) : null;
-    let direct = false;
     if (target) {
       try {
-        dst = aligned ? await createDirect(target) : null;
-        direct = dst !== null;
-        dst ??= await fs.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        writer = await createTarget(target, aligned !== null);
       } catch (e) {
         throw new CopyError('TARGET_IO', `cannot create ${target}: ${(e as Error).message}`, e);
       }
-      writer = new TargetWriter(dst, target, direct);
+      dst = writer.file;
     }
     const hash: Hash = createHash('sha256');
     if (openDigest && opts.extraDigests?.length) extra = openDigest(opts.extraDigests);
@@ -170,7 +167,7 @@ async function copyOnce(
           const { bytesRead } = await src.read(buf, n, chunk - n, null);
           if (bytesRead === 0) break;
           n += bytesRead;
-        } while (direct && n < chunk);
+        } while (writer?.direct && n < chunk);
       } catch (e) {
         throw sourceError(e, source);
       }
@@ -204,7 +201,7 @@ async function copyOnce(
       // Copied out before the next read may fill this buffer again.
       if (extra) await extra.update(bytes);
       if (written) await written;
-      if (dst && !direct && total + n - synced >= SYNC_EVERY && !syncing) {
+      if (dst && !writer!.direct && total + n - synced >= SYNC_EVERY && !syncing) {
         // Start writeback early (without waiting) so the final fdatasync has little left to flush (a direct copy's
         // bytes are on the disk already).
         synced = total + n;

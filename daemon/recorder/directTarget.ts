@@ -34,47 +34,57 @@ export function alignedBuffers(chunk: number): [Buffer, Buffer] | null {
 }
 
 /**
- * Creates `target` new (O_EXCL, 0600) for direct writes. A filesystem without them (ramfs, some FUSE) refuses the open
- * with EINVAL once it has created the file, which O_EXCL proves was this call's own: it is removed and null returned
- * (the caller creates it again for buffered writes). Other errors are thrown as they are.
+ * Creates `target` new (O_EXCL, 0600), for direct writes when `direct` and its filesystem has them. One without them
+ * (ramfs, some FUSE) refuses the open with EINVAL once it has created the file, which O_EXCL proves was this call's
+ * own: it is removed and created again for buffered writes. Other errors are thrown as they are.
  */
-export async function createDirect(target: string): Promise<fs.FileHandle | null> {
-  try {
-    return await fs.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o600);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-    await fs.rm(target, { force: true });
-    return null;
+export async function createTarget(target: string, direct: boolean): Promise<TargetWriter> {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+  if (direct) {
+    try {
+      return new TargetWriter(await fs.open(target, flags | constants.O_DIRECT, 0o600), target, true);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      await fs.rm(target, { force: true });
+    }
   }
+  return new TargetWriter(await fs.open(target, flags, 0o600), target, false);
 }
 
 /**
- * Writes a copy's chunks at their offsets: direct through `dst` while it is direct, and otherwise (a last chunk's tail
- * shorter than a block, or a device that refuses a direct write with EINVAL) through a second, buffered descriptor of
- * the same file, opened when first needed. Both write the same file: `dst`'s fdatasync makes all of it durable.
+ * Writes a copy's chunks at their offsets: direct through `file` while it is direct, and otherwise (a last chunk's
+ * tail shorter than a block, or a device that refuses a direct write with EINVAL) through a second, buffered
+ * descriptor of the same file, opened when first needed. Both write the same file: `file`'s fdatasync makes all of it
+ * durable.
  */
 export class TargetWriter {
-  /** Where what is not written direct goes: `dst` itself when it was opened buffered, else a second descriptor. */
+  /** Where what is not written direct goes: `file` itself when it was opened buffered, else a second descriptor. */
   private buffered: fs.FileHandle | null;
 
   constructor(
-    private readonly dst: fs.FileHandle,
+    /** The target, the caller's to sync and close. */
+    readonly file: fs.FileHandle,
     private readonly target: string,
-    private direct: boolean,
+    private isDirect: boolean,
   ) {
-    this.buffered = direct ? null : dst;
+    this.buffered = isDirect ? null : file;
+  }
+
+  /** Whether chunks still go direct (false once a direct write was refused): they must then be whole. */
+  get direct(): boolean {
+    return this.isDirect;
   }
 
   async write(bytes: Buffer, position: number): Promise<void> {
     let done = 0;
-    if (this.direct) {
+    if (this.isDirect) {
       try {
-        done = await writeAt(this.dst, bytes.subarray(0, bytes.length - (bytes.length % ALIGN)), position);
+        done = await writeAt(this.file, bytes.subarray(0, bytes.length - (bytes.length % ALIGN)), position);
       } catch (e) {
         // Any other error is the disk's (ENOSPC, EIO), reported as it is. EINVAL: the device wants another alignment;
         // this chunk and the rest go through the cache.
         if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-        this.direct = false;
+        this.isDirect = false;
         done = 0;
       }
     }
@@ -84,11 +94,11 @@ export class TargetWriter {
     }
   }
 
-  /** Closes the second descriptor, if one was opened (`dst` stays the caller's). */
+  /** Closes the second descriptor, if one was opened (`file` stays the caller's). */
   async close(): Promise<void> {
     const b = this.buffered;
     this.buffered = null;
-    if (b && b !== this.dst) await b.close();
+    if (b && b !== this.file) await b.close();
   }
 }
 

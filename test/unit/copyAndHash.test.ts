@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
-import { alignedBuffers, createDirect, DIRECT_FROM, TargetWriter } from '../../daemon/recorder/directTarget.ts';
+import { alignedBuffers, createTarget, DIRECT_FROM } from '../../daemon/recorder/directTarget.ts';
 import { DIGEST_THREAD_SOURCE, DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
 import { PACKAGE_ROOT } from '../../daemon/packageRoot.ts';
 import { sampleMedia } from '../../scripts/media.ts';
@@ -427,19 +427,19 @@ describe('copyAndHash of a large recording, written around the page cache (O_DIR
 
   it('a direct write the device refuses (EINVAL: here an offset off its blocks) goes through the cache, and so does the rest', async () => {
     const target = path.join(dir, 'w.bin');
-    const dst = await createDirect(target);
-    expect(dst).not.toBeNull();
+    const writer = await createTarget(target, true);
+    expect(writer.direct).toBe(true);
+    const dst = writer.file;
     const [buf] = alignedBuffers(1 << 20)!;
     randomBytes(3 * 8192).copy(buf);
-    const writer = new TargetWriter(dst!, target, true);
     try {
       await writer.write(buf.subarray(0, 8192), 0); // direct
       await writer.write(buf.subarray(8192, 16384), 8192 + 100); // refused direct: buffered, at its offset
       await writer.write(buf.subarray(16384, 24576), 16384 + 100); // buffered from now on
-      await dst!.datasync();
+      await dst.datasync();
     } finally {
       await writer.close();
-      await dst!.close();
+      await dst.close();
     }
     const want = Buffer.concat([buf.subarray(0, 8192), Buffer.alloc(100), buf.subarray(8192, 24576)]);
     expect((await fs.readFile(target)).equals(want)).toBe(true);
