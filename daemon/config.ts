@@ -8,7 +8,8 @@ import { parsePublicKey } from './custody/keys.ts';
 import { CodedError } from '../drivers/errors.ts';
 
 import { PACKAGE_ROOT } from './packageRoot.ts';
-import { parseYaml } from './yamlParse.ts';
+import { parseWithCache } from './parsedConfigCache.ts';
+import { parseYaml, yamlParserId } from './yamlParse.ts';
 
 export { PACKAGE_ROOT };
 export const DEFAULT_CONFIG_FILE = path.join(PACKAGE_ROOT, 'config', 'default.yaml');
@@ -268,7 +269,11 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
   return config;
 }
 
-export function loadConfig(file: string): LoadedConfig {
+/**
+ * Reads, parses and validates the config file. `parseCache`: take the YAML parse from the user's cache when the text
+ * is the one cached (dockctl; see daemon/parsedConfigCache.ts). The daemon parses the file itself.
+ */
+export function loadConfig(file: string, { parseCache = false } = {}): LoadedConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -277,7 +282,7 @@ export function loadConfig(file: string): LoadedConfig {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseCache ? parseWithCache(path.resolve(file), text, yamlParserId(), parseYaml) : parseYaml(text);
   } catch (e) {
     throw new ConfigError(`config: ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

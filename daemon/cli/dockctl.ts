@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
         csv: { type: 'boolean' },
       },
     });
-    const { config } = loadConfig(file);
+    const { config } = loadConfig(file, { parseCache: true });
     switch (command) {
       case 'status':
         return await (await import('./statusCommand.ts')).status(config, Boolean(values.json), Boolean(values.watch));

@@ -102,12 +102,16 @@ export class DaemonProcess {
   }
 }
 
-export function runDockctl(configFile: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runDockctl(
+  configFile: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [DOCKCTL_BIN, '--config', configFile, ...args],
-      { timeout: 120_000, maxBuffer: 32 << 20 },
+      { timeout: 120_000, maxBuffer: 32 << 20, env },
       (err, stdout, stderr) => {
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
       },

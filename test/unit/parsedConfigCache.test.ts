@@ -1,0 +1,193 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { loadConfig } from '../../daemon/config.ts';
+import { parseWithCache } from '../../daemon/parsedConfigCache.ts';
+import { parseYaml, yamlParserId } from '../../daemon/yamlParse.ts';
+import { runDockctl, tempDir } from '../helpers/daemon.ts';
+
+let dir: string;
+let cacheHome: string;
+let entry: string;
+const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, HOME: process.env.HOME };
+
+beforeEach(async () => {
+  dir = await tempDir();
+  cacheHome = path.join(dir, 'cache');
+  entry = path.join(cacheHome, 'dockd', 'parsed-config.json');
+  process.env.XDG_CACHE_HOME = cacheHome;
+});
+
+afterEach(async () => {
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** yaml's parse, counting its calls: whether the cache answered is whether the parser ran. */
+function countingParser(): { parse: (text: string) => unknown; calls: () => number } {
+  let calls = 0;
+  return {
+    parse: (text) => {
+      calls++;
+      return parseYaml(text);
+    },
+    calls: () => calls,
+  };
+}
+
+const TEXT = 'station: { id: dock-01 }\ndock:\n  bays: [{ id: "1", tty: a }]\nn: 12.5\nflag: true\nnone: ~\n';
+
+describe('the parse cache of dockctl', () => {
+  it('answers the same text of the same file by the same parser without parsing it again', async () => {
+    const p = countingParser();
+    const first = parseWithCache('/etc/dockd/a.yaml', TEXT, 'yaml 1', p.parse);
+    expect(p.calls()).toBe(1);
+    const st = await fs.stat(entry);
+    expect(st.mode & 0o777).toBe(0o600);
+    expect((await fs.stat(path.dirname(entry))).mode & 0o777).toBe(0o700);
+    const second = parseWithCache('/etc/dockd/a.yaml', TEXT, 'yaml 1', p.parse);
+    expect(p.calls()).toBe(1);
+    expect(second).toEqual(first);
+    expect(second).toEqual({
+      station: { id: 'dock-01' },
+      dock: { bays: [{ id: '1', tty: 'a' }] },
+      n: 12.5,
+      flag: true,
+      none: null,
+    });
+  });
+
+  it('parses again when the text, the file or the parser differs, and keeps only the last', async () => {
+    const p = countingParser();
+    parseWithCache('/etc/dockd/a.yaml', TEXT, 'yaml 1', p.parse);
+    expect(parseWithCache('/etc/dockd/a.yaml', TEXT.replace('dock-01', 'dock-02'), 'yaml 1', p.parse)).toMatchObject({
+      station: { id: 'dock-02' },
+    });
+    expect(p.calls()).toBe(2);
+    parseWithCache('/etc/dockd/b.yaml', TEXT, 'yaml 1', p.parse);
+    expect(p.calls()).toBe(3);
+    parseWithCache('/etc/dockd/b.yaml', TEXT, 'yaml 2', p.parse);
+    expect(p.calls()).toBe(4);
+    parseWithCache('/etc/dockd/b.yaml', TEXT, 'yaml 2', p.parse);
+    expect(p.calls()).toBe(4);
+    expect(await fs.readdir(path.dirname(entry))).toEqual(['parsed-config.json']);
+  });
+
+  it("does not trust an entry others may write, that is not its user's own, or that is a link", async () => {
+    const p = countingParser();
+    parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse);
+    // A planted entry for the same text with another document: it must not be believed.
+    const planted = JSON.parse(await fs.readFile(entry, 'utf8'));
+    planted.doc = { station: { id: 'planted' } };
+    const plant = async (mode: number) => {
+      await fs.rm(entry, { force: true });
+      await fs.writeFile(entry, JSON.stringify(planted), { mode });
+      await fs.chmod(entry, mode);
+    };
+    await plant(0o600);
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'planted' } }); // own: used
+    await plant(0o620);
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
+    await plant(0o602);
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
+    if (process.getuid?.() === 0) {
+      await plant(0o600);
+      await fs.chown(entry, 65534, 65534);
+      expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
+    }
+    await plant(0o600);
+    await fs.rename(entry, path.join(dir, 'elsewhere.json'));
+    await fs.symlink(path.join(dir, 'elsewhere.json'), entry);
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
+    await fs.rm(entry);
+    await fs.writeFile(entry, '{"format": 1, "file": "/a.yaml", "te', { mode: 0o600 });
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
+  });
+
+  it('caches no parse that JSON would change', async () => {
+    for (const text of ['n: .inf\n', 'n: .nan\n', 'n: -0.0\n', '__proto__: { a: 1 }\n']) {
+      const p = countingParser();
+      await fs.rm(entry, { force: true });
+      const doc = parseWithCache('/a.yaml', text, 'yaml 1', p.parse);
+      expect(doc).toEqual(parseYaml(text));
+      await expect(fs.stat(entry), text).rejects.toMatchObject({ code: 'ENOENT' });
+      parseWithCache('/a.yaml', text, 'yaml 1', p.parse);
+      expect(p.calls(), text).toBe(2);
+    }
+  });
+
+  it('parses without a cache when there is no place for one, or it cannot be written', async () => {
+    const p = countingParser();
+    delete process.env.XDG_CACHE_HOME;
+    delete process.env.HOME;
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ n: 12.5 });
+    process.env.XDG_CACHE_HOME = 'relative/cache'; // the XDG rule: a relative path is ignored
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ n: 12.5 });
+    await expect(fs.stat('relative')).rejects.toMatchObject({ code: 'ENOENT' });
+    const file = path.join(dir, 'a-file');
+    await fs.writeFile(file, '');
+    process.env.XDG_CACHE_HOME = file; // not a directory
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ n: 12.5 });
+    process.env.HOME = dir;
+    delete process.env.XDG_CACHE_HOME;
+    parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse);
+    expect(p.calls()).toBe(4);
+    await fs.stat(path.join(dir, '.cache', 'dockd', 'parsed-config.json'));
+  });
+
+  it('is only the parse: a config from a cached parse is validated again, with secrets read anew', async () => {
+    const file = path.join(dir, 'dockd.yaml');
+    await fs.writeFile(
+      file,
+      stringify({
+        station: { id: 'dock-07' },
+        storage: { dir: 'store' },
+        dock: { mountRoots: ['dock'], recorderPassword: { env: 'DOCKD_TEST_RECORDER_PASSWORD' } },
+        hq: { tus: { endpoint: 'https://hq.example.org/files/' }, mqtt: { url: 'mqtts://hq.example.org:8883' } },
+      }),
+    );
+    process.env.DOCKD_TEST_RECORDER_PASSWORD = 'first';
+    try {
+      expect(loadConfig(file, { parseCache: true }).config.dock.recorderPassword).toBe('first');
+      const cached = JSON.parse(await fs.readFile(entry, 'utf8'));
+      expect(cached).toMatchObject({ file, parser: yamlParserId() });
+      expect(yamlParserId()).toMatch(/^yaml \d+\.\d+\.\d+/);
+      process.env.DOCKD_TEST_RECORDER_PASSWORD = 'second';
+      const again = loadConfig(file, { parseCache: true }).config;
+      expect(again.dock.recorderPassword).toBe('second');
+      expect(again.dock.concurrency).toBeGreaterThan(0); // defaults filled again
+      expect(again.storage.dir).toBe(path.join(process.cwd(), 'store'));
+    } finally {
+      delete process.env.DOCKD_TEST_RECORDER_PASSWORD;
+    }
+  });
+});
+
+describe('dockctl with its parse cache', () => {
+  it('reads an edited config at once, and a broken one is still an error', async () => {
+    const file = path.join(dir, 'dockd.yaml');
+    const doc = {
+      station: { id: 'dock-31' },
+      storage: { dir: path.join(dir, 'store') },
+      dock: { mountRoots: [path.join(dir, 'dock')] },
+      hq: { tus: { endpoint: 'https://hq.example.org/files/' }, mqtt: { url: 'mqtts://hq.example.org:8883' } },
+    };
+    await fs.writeFile(file, stringify(doc));
+    const env = { ...process.env, XDG_CACHE_HOME: cacheHome };
+    // Without a catalog, dockctl status names the config's store: enough to see which config it read.
+    const first = await runDockctl(file, ['status'], env);
+    expect(first.stderr).toContain(path.join(dir, 'store', 'catalog.sqlite'));
+    expect(JSON.parse(await fs.readFile(entry, 'utf8')).file).toBe(file);
+    await fs.writeFile(file, stringify({ ...doc, storage: { dir: path.join(dir, 'other') } }));
+    const second = await runDockctl(file, ['status'], env);
+    expect(second.stderr).toContain(path.join(dir, 'other', 'catalog.sqlite'));
+    await fs.writeFile(file, `${stringify(doc)}station: [\n`);
+    const broken = await runDockctl(file, ['status'], env);
+    expect(broken.code).not.toBe(0);
+    expect(broken.stderr).toMatch(/is not valid YAML/);
+  });
+});
