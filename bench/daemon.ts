@@ -9,7 +9,7 @@
  *   c       BENCH_BAYS (default "8", a list: "8,32") volumes like (b), each of another recorder with content of its
  *           own, docked at once, against `cp -r` + `sync` of all (BENCH_SAME_VOLUMES=1: (b)'s volume in every bay);
  *   sm3     (a) and (b) with integrity.algorithms [sha256, sm3], against the slower of `cp -r` + `sync` and
- *           `openssl dgst -sm3` of the same files (one core);
+ *           `openssl dgst -sm3` of the same files (one core); sm3a, sm3b: one of the two;
  *   redock  (b) docked again once it is stored, against `sha256sum` of the same files.
  * BENCH_CONCURRENCY sets dock.concurrency (default: one slot per volume, at most 16); BENCH_STAGGER_MS docks the
  * volumes one after another, that far apart (time to safe then counts from the first).
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   const servers: Servers = { broker, tus };
   const srcA = path.join(root, 'src-a');
   const srcB = path.join(root, 'src-b');
-  if (chosen.has('a') || chosen.has('sm3')) await bigVolume(srcA, sizeMb);
+  if (chosen.has('a') || chosen.has('sm3') || chosen.has('sm3a')) await bigVolume(srcA, sizeMb);
   await shiftVolume(srcB);
   // (c): the other bays' recorders, each with a day of its own (BENCH_SAME_VOLUMES=1: srcB in every bay, as the
   // bench did before December 2026: then all but one bay's recordings are duplicates of the first's).
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
           baseline: 'cp -r + sync' as const,
         }))
       : []),
-    ...(chosen.has('sm3')
+    ...(chosen.has('sm3') || chosen.has('sm3a')
       ? [
           {
             name: `(sm3) (a) with SM3 too`,
@@ -155,6 +155,10 @@ async function main(): Promise<void> {
             baseline: 'max(cp -r + sync, openssl sm3)' as const,
             options: { config: SM3 },
           },
+        ]
+      : []),
+    ...(chosen.has('sm3') || chosen.has('sm3b')
+      ? [
           {
             name: `(sm3) (b) with SM3 too`,
             sources: [srcB],
