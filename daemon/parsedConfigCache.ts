@@ -11,7 +11,9 @@ import path from 'node:path';
  * when it is a regular file of this user's own that nobody else may write (a planted entry would be a planted
  * config). It keeps only what JSON carries exactly: a parse with anything else (`.inf`, -0, a `__proto__` key) is not
  * cached. One entry per user: the last config read, so that many configs (tests, several stations) leave one file.
- * Any failure to read or write it is a miss, never an error.
+ * Any failure to read or write it is a miss, never an error. The entry holds the config's text: a secret written in
+ * the config itself (not through `env:` or `file:`) is then in it too, readable by the same user only;
+ * DOCKD_CONFIG_CACHE=0 turns the cache off.
  */
 export function parseWithCache(file: string, text: string, parserId: string, parse: (text: string) => unknown): unknown {
   const entryFile = cacheEntryFile();
@@ -26,7 +28,9 @@ export function parseWithCache(file: string, text: string, parserId: string, par
   return doc;
 }
 
+/** Where the entry is, or null for no cache (DOCKD_CONFIG_CACHE=0, or neither variable holds an absolute path). */
 function cacheEntryFile(): string | null {
+  if (process.env.DOCKD_CONFIG_CACHE === '0') return null;
   const base = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
   return path.isAbsolute(base) ? path.join(base, 'dockd', 'parsed-config.json') : null;
 }

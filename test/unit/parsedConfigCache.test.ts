@@ -10,7 +10,11 @@ import { runDockctl, tempDir } from '../helpers/daemon.ts';
 let dir: string;
 let cacheHome: string;
 let entry: string;
-const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, HOME: process.env.HOME };
+const saved = {
+  XDG_CACHE_HOME: process.env.XDG_CACHE_HOME,
+  HOME: process.env.HOME,
+  DOCKD_CONFIG_CACHE: process.env.DOCKD_CONFIG_CACHE,
+};
 
 beforeEach(async () => {
   dir = await tempDir();
@@ -122,6 +126,10 @@ describe('the parse cache of dockctl', () => {
 
   it('parses without a cache when there is no place for one, or it cannot be written', async () => {
     const p = countingParser();
+    process.env.DOCKD_CONFIG_CACHE = '0'; // turned off
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ n: 12.5 });
+    await expect(fs.stat(entry)).rejects.toMatchObject({ code: 'ENOENT' });
+    delete process.env.DOCKD_CONFIG_CACHE;
     delete process.env.XDG_CACHE_HOME;
     delete process.env.HOME;
     expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ n: 12.5 });
@@ -135,7 +143,7 @@ describe('the parse cache of dockctl', () => {
     process.env.HOME = dir;
     delete process.env.XDG_CACHE_HOME;
     parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse);
-    expect(p.calls()).toBe(4);
+    expect(p.calls()).toBe(5);
     await fs.stat(path.join(dir, '.cache', 'dockd', 'parsed-config.json'));
   });
 
