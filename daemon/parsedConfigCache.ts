@@ -46,7 +46,8 @@ interface Entry {
 function readEntry(entryFile: string): Entry | null {
   let fd: number;
   try {
-    fd = openSync(entryFile, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: something other than a regular file there (a FIFO) must not hang dockctl; it is refused below.
+    fd = openSync(entryFile, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return null;
   }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -108,6 +109,9 @@ describe('the parse cache of dockctl', () => {
     await fs.symlink(path.join(dir, 'elsewhere.json'), entry);
     expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
     await fs.rm(entry);
+    execFileSync('mkfifo', ['-m', '600', entry]); // would block a plain open for reading
+    expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
+    await fs.rm(entry, { force: true });
     await fs.writeFile(entry, '{"format": 1, "file": "/a.yaml", "te', { mode: 0o600 });
     expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ station: { id: 'dock-01' } });
   });
