@@ -1,22 +1,34 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, constants, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 
 /**
- * dockctl's cache of the config file's YAML parse, one entry per user: `$XDG_CACHE_HOME/dockd/parsed-config.json`,
- * else `~/.cache/dockd/`. Starting yaml's modules and running its parser cold was ≈ 20 ms of every `dockctl status`
+ * dockctl's cache of the config file's YAML parse, per user and config file: `$XDG_CACHE_HOME/dockd/`, else
+ * `~/.cache/dockd/`, one `parsed-config-<hash of the file's path>.json` per config, the 8 last written kept. Starting yaml's modules and running its parser cold was ≈ 20 ms of every `dockctl status`
  * (README, Performance, eleventh round); reading this entry takes well under one.
  *
  * Only the parse is kept. Validation — defaults, secrets from the environment and from files, paths — runs every
  * time. The entry is used when it holds the same file name, the very same text and the same parser's version, and
  * when it is a regular file of this user's own that nobody else may write (a planted entry would be a planted
  * config). It keeps only what JSON carries exactly: a parse with anything else (`.inf`, -0, a `__proto__` key) is not
- * cached. One entry per user: the last config read, so that many configs (tests, several stations) leave one file.
+ * cached. Eight entries: an admin's few configs each keep theirs, and many (tests) leave no more than eight files.
  * Any failure to read or write it is a miss, never an error. The entry holds the config's text: a secret written in
  * the config itself (not through `env:` or `file:`) is then in it too, readable by the same user only;
  * DOCKD_CONFIG_CACHE=0 turns the cache off.
  */
 export function parseWithCache(file: string, text: string, parserId: string, parse: (text: string) => unknown): unknown {
-  const entryFile = cacheEntryFile();
+  const entryFile = parseCacheEntry(file);
   if (!entryFile) return parse(text);
   const key = { format: 1, file, parser: parserId, text };
   const hit = readEntry(entryFile);
@@ -24,15 +36,42 @@ export function parseWithCache(file: string, text: string, parserId: string, par
     return hit.doc;
   }
   const doc = parse(text);
-  if (exactInJson(doc)) writeEntry(entryFile, JSON.stringify({ ...key, doc }));
+  if (exactInJson(doc) && writeEntry(entryFile, JSON.stringify({ ...key, doc }))) keepNewest(path.dirname(entryFile));
   return doc;
 }
 
-/** Where the entry is, or null for no cache (DOCKD_CONFIG_CACHE=0, or neither variable holds an absolute path). */
-function cacheEntryFile(): string | null {
+/** How many configs keep an entry. */
+export const PARSE_CACHE_ENTRIES = 8;
+const ENTRY = /^parsed-config-[0-9a-f]{16}\.json$/;
+
+/**
+ * The entry of config file `file` (an absolute path), or null for no cache (DOCKD_CONFIG_CACHE=0, or neither variable
+ * holds an absolute path). The entry itself holds the path: two paths of the same hash just take turns.
+ */
+export function parseCacheEntry(file: string): string | null {
   if (process.env.DOCKD_CONFIG_CACHE === '0') return null;
   const base = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
-  return path.isAbsolute(base) ? path.join(base, 'dockd', 'parsed-config.json') : null;
+  return path.isAbsolute(base) ? path.join(base, 'dockd', `parsed-config-${fnv64(file)}.json`) : null;
+}
+
+/** 64-bit FNV-1a of the string's UTF-16 code units, in hex: a name, not a check (node:crypto costs ≈ 6 ms to load). */
+function fnv64(s: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (let i = 0; i < s.length; i++) h = ((h ^ BigInt(s.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, '0');
+}
+
+/** Removes all but the PARSE_CACHE_ENTRIES newest entries (after a write, so only when a config's text changed). */
+function keepNewest(dir: string): void {
+  try {
+    const entries = readdirSync(dir)
+      .filter((n) => ENTRY.test(n))
+      .map((n) => ({ file: path.join(dir, n), at: lstatSync(path.join(dir, n)).mtimeMs }))
+      .sort((a, b) => b.at - a.at);
+    for (const old of entries.slice(PARSE_CACHE_ENTRIES)) rmSync(old.file, { force: true });
+  } catch {
+    // another dockctl pruned at the same time: nothing lost, it is a cache
+  }
 }
 
 interface Entry {
@@ -63,7 +102,8 @@ function readEntry(entryFile: string): Entry | null {
   }
 }
 
-function writeEntry(entryFile: string, json: string): void {
+/** Writes the entry atomically; whether it was written. */
+function writeEntry(entryFile: string, json: string): boolean {
   const tmp = `${entryFile}.${process.pid}.tmp`;
   try {
     mkdirSync(path.dirname(entryFile), { recursive: true, mode: 0o700 });
@@ -74,12 +114,14 @@ function writeEntry(entryFile: string, json: string): void {
       closeSync(fd);
     }
     renameSync(tmp, entryFile);
+    return true;
   } catch {
     try {
       rmSync(tmp, { force: true });
     } catch {
       // nothing was created
     }
+    return false;
   }
 }
 

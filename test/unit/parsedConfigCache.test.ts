@@ -4,13 +4,15 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../daemon/config.ts';
-import { parseWithCache } from '../../daemon/parsedConfigCache.ts';
+import { PARSE_CACHE_ENTRIES, parseCacheEntry, parseWithCache } from '../../daemon/parsedConfigCache.ts';
 import { parseYaml, yamlParserId } from '../../daemon/yamlParse.ts';
 import { runDockctl, tempDir } from '../helpers/daemon.ts';
 
 let dir: string;
 let cacheHome: string;
-let entry: string;
+let cacheDir: string;
+/** The cache entry of config file `file` (under this test's XDG_CACHE_HOME). */
+const entryOf = (file: string) => parseCacheEntry(file)!;
 const saved = {
   XDG_CACHE_HOME: process.env.XDG_CACHE_HOME,
   HOME: process.env.HOME,
@@ -20,7 +22,7 @@ const saved = {
 beforeEach(async () => {
   dir = await tempDir();
   cacheHome = path.join(dir, 'cache');
-  entry = path.join(cacheHome, 'dockd', 'parsed-config.json');
+  cacheDir = path.join(cacheHome, 'dockd');
   process.env.XDG_CACHE_HOME = cacheHome;
 });
 
@@ -51,9 +53,11 @@ describe('the parse cache of dockctl', () => {
     const p = countingParser();
     const first = parseWithCache('/etc/dockd/a.yaml', TEXT, 'yaml 1', p.parse);
     expect(p.calls()).toBe(1);
-    const st = await fs.stat(entry);
-    expect(st.mode & 0o777).toBe(0o600);
-    expect((await fs.stat(path.dirname(entry))).mode & 0o777).toBe(0o700);
+    const entry = entryOf('/etc/dockd/a.yaml');
+    expect(path.dirname(entry)).toBe(cacheDir);
+    expect(path.basename(entry)).toMatch(/^parsed-config-[0-9a-f]{16}\.json$/);
+    expect((await fs.stat(entry)).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(cacheDir)).mode & 0o777).toBe(0o700);
     const second = parseWithCache('/etc/dockd/a.yaml', TEXT, 'yaml 1', p.parse);
     expect(p.calls()).toBe(1);
     expect(second).toEqual(first);
@@ -66,7 +70,7 @@ describe('the parse cache of dockctl', () => {
     });
   });
 
-  it('parses again when the text, the file or the parser differs, and keeps only the last', async () => {
+  it('parses again when the text, the file or the parser differs', async () => {
     const p = countingParser();
     parseWithCache('/etc/dockd/a.yaml', TEXT, 'yaml 1', p.parse);
     expect(parseWithCache('/etc/dockd/a.yaml', TEXT.replace('dock-01', 'dock-02'), 'yaml 1', p.parse)).toMatchObject({
@@ -79,11 +83,39 @@ describe('the parse cache of dockctl', () => {
     expect(p.calls()).toBe(4);
     parseWithCache('/etc/dockd/b.yaml', TEXT, 'yaml 2', p.parse);
     expect(p.calls()).toBe(4);
-    expect(await fs.readdir(path.dirname(entry))).toEqual(['parsed-config.json']);
+    // A planted entry of another file under this file's name is not this file's parse.
+    await fs.copyFile(entryOf('/etc/dockd/b.yaml'), `${entryOf('/etc/dockd/c.yaml')}.tmp`);
+    await fs.rename(`${entryOf('/etc/dockd/c.yaml')}.tmp`, entryOf('/etc/dockd/c.yaml'));
+    parseWithCache('/etc/dockd/c.yaml', TEXT, 'yaml 2', p.parse);
+    expect(p.calls()).toBe(5);
+  });
+
+  it('keeps an entry for each of a few configs, and the newest eight of many', async () => {
+    const p = countingParser();
+    // Two configs in turn (a station's and a test one, or the bench's two catalogs): each parsed once.
+    for (let i = 0; i < 3; i++) {
+      parseWithCache('/etc/dockd/station.yaml', TEXT, 'yaml 1', p.parse);
+      parseWithCache('/tmp/other.yaml', TEXT, 'yaml 1', p.parse);
+    }
+    expect(p.calls()).toBe(2);
+    // Then ten more: the two first are the oldest and go; the cache holds eight.
+    for (let i = 0; i < 10; i++) {
+      parseWithCache(`/tmp/config-${i}.yaml`, TEXT, 'yaml 1', p.parse);
+      await new Promise((r) => setTimeout(r, 5)); // distinct modification times
+    }
+    const left = await fs.readdir(cacheDir);
+    expect(left).toHaveLength(PARSE_CACHE_ENTRIES);
+    expect(left.sort()).toEqual(Array.from({ length: 8 }, (_, i) => path.basename(entryOf(`/tmp/config-${i + 2}.yaml`))).sort());
+    await fs.writeFile(path.join(cacheDir, 'notes.txt'), 'not an entry'); // what is not an entry is left alone
+    parseWithCache('/etc/dockd/station.yaml', TEXT, 'yaml 1', p.parse);
+    expect(p.calls()).toBe(13);
+    expect(await fs.readdir(cacheDir)).toHaveLength(PARSE_CACHE_ENTRIES + 1);
+    await fs.stat(path.join(cacheDir, 'notes.txt'));
   });
 
   it("does not trust an entry others may write, that is not its user's own, or that is a link", async () => {
     const p = countingParser();
+    const entry = entryOf('/a.yaml');
     parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse);
     // A planted entry for the same text with another document: it must not be believed.
     const planted = JSON.parse(await fs.readFile(entry, 'utf8'));
@@ -117,6 +149,7 @@ describe('the parse cache of dockctl', () => {
   });
 
   it('caches no parse that JSON would change', async () => {
+    const entry = entryOf('/a.yaml');
     for (const text of ['n: .inf\n', 'n: .nan\n', 'n: -0.0\n', '__proto__: { a: 1 }\n']) {
       const p = countingParser();
       await fs.rm(entry, { force: true });
@@ -130,7 +163,9 @@ describe('the parse cache of dockctl', () => {
 
   it('parses without a cache when there is no place for one, or it cannot be written', async () => {
     const p = countingParser();
+    const entry = entryOf('/a.yaml');
     process.env.DOCKD_CONFIG_CACHE = '0'; // turned off
+    expect(parseCacheEntry('/a.yaml')).toBeNull();
     expect(parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse)).toMatchObject({ n: 12.5 });
     await expect(fs.stat(entry)).rejects.toMatchObject({ code: 'ENOENT' });
     delete process.env.DOCKD_CONFIG_CACHE;
@@ -148,7 +183,8 @@ describe('the parse cache of dockctl', () => {
     delete process.env.XDG_CACHE_HOME;
     parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse);
     expect(p.calls()).toBe(5);
-    await fs.stat(path.join(dir, '.cache', 'dockd', 'parsed-config.json'));
+    expect(entryOf('/a.yaml')).toBe(path.join(dir, '.cache', 'dockd', path.basename(entry)));
+    await fs.stat(entryOf('/a.yaml'));
   });
 
   it('is only the parse: a config from a cached parse is validated again, with secrets read anew', async () => {
@@ -165,7 +201,7 @@ describe('the parse cache of dockctl', () => {
     process.env.DOCKD_TEST_RECORDER_PASSWORD = 'first';
     try {
       expect(loadConfig(file, { parseCache: true }).config.dock.recorderPassword).toBe('first');
-      const cached = JSON.parse(await fs.readFile(entry, 'utf8'));
+      const cached = JSON.parse(await fs.readFile(entryOf(file), 'utf8'));
       expect(cached).toMatchObject({ file, parser: yamlParserId() });
       expect(yamlParserId()).toMatch(/^yaml \d+\.\d+\.\d+/);
       process.env.DOCKD_TEST_RECORDER_PASSWORD = 'second';
@@ -193,7 +229,7 @@ describe('dockctl with its parse cache', () => {
     // Without a catalog, dockctl status names the config's store: enough to see which config it read.
     const first = await runDockctl(file, ['status'], env);
     expect(first.stderr).toContain(path.join(dir, 'store', 'catalog.sqlite'));
-    expect(JSON.parse(await fs.readFile(entry, 'utf8')).file).toBe(file);
+    expect(JSON.parse(await fs.readFile(entryOf(file), 'utf8')).file).toBe(file);
     await fs.writeFile(file, stringify({ ...doc, storage: { dir: path.join(dir, 'other') } }));
     const second = await runDockctl(file, ['status'], env);
     expect(second.stderr).toContain(path.join(dir, 'other', 'catalog.sqlite'));
