@@ -15,8 +15,9 @@ import path from 'node:path';
 
 /**
  * dockctl's cache of the config file's YAML parse, per user and config file: `$XDG_CACHE_HOME/dockd/`, else
- * `~/.cache/dockd/`, one `parsed-config-<hash of the file's path>.json` per config, the 8 last written kept. Starting yaml's modules and running its parser cold was ≈ 20 ms of every `dockctl status`
- * (README, Performance, eleventh round); reading this entry takes well under one.
+ * `~/.cache/dockd/`, one `parsed-config-<hash of the file's path>.json` per config, the 8 last written kept.
+ * Starting yaml's modules and running its parser cold was 6–20 ms of every `dockctl status` (README, Performance,
+ * eleventh round); reading an entry takes well under one.
  *
  * Only the parse is kept. Validation — defaults, secrets from the environment and from files, paths — runs every
  * time. The entry is used when it holds the same file name, the very same text and the same parser's version, and
