@@ -4,13 +4,28 @@ import type * as Yaml from 'yaml';
 let yaml: typeof Yaml | undefined;
 
 /**
- * The yaml package, loaded when first needed: `dockctl` usually finds the config's parse in its cache
- * (daemon/parsedConfigCache.ts) and then never starts yaml's 74 modules. In the bundles (CommonJS) esbuild makes
+ * `require(id)` as this module is built: in dockd's bundles (CommonJS, scripts/build.mjs) esbuild makes
  * require('yaml') the bundled copy; from the sources and the plain build (ES modules) there is no `require`, and the
- * package is loaded from node_modules.
+ * package is loaded from node_modules. An ES module bundle (the hardware-in-the-loop guest's, test/hil/dockdBundle.ts)
+ * has a `require` that throws ("Dynamic require of … is not supported"): node_modules then too.
+ */
+function load<T>(id: 'yaml' | 'yaml/package.json'): T {
+  if (typeof require === 'function') {
+    try {
+      return (id === 'yaml' ? require('yaml') : require('yaml/package.json')) as T;
+    } catch {
+      // an ES module bundle's stand-in for require
+    }
+  }
+  return createRequire(import.meta.url)(id) as T;
+}
+
+/**
+ * The yaml package, loaded when first needed: `dockctl` usually finds the config's parse in its cache
+ * (daemon/parsedConfigCache.ts) and then never starts yaml's 74 modules.
  */
 function yamlLibrary(): typeof Yaml {
-  yaml ??= (typeof require === 'function' ? require('yaml') : createRequire(import.meta.url)('yaml')) as typeof Yaml;
+  yaml ??= load<typeof Yaml>('yaml');
   return yaml;
 }
 
@@ -21,8 +36,5 @@ export function parseYaml(text: string): unknown {
 
 /** Which parser `parseYaml` is, for a cache of its results: the yaml package's version (bundled with the parser). */
 export function yamlParserId(): string {
-  const pkg = (
-    typeof require === 'function' ? require('yaml/package.json') : createRequire(import.meta.url)('yaml/package.json')
-  ) as { version: string };
-  return `yaml ${pkg.version}`;
+  return `yaml ${load<{ version: string }>('yaml/package.json').version}`;
 }
