@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { validateConfig as validateSchema } from './configValidator.ts';
 import { checkHttpConfig, type HttpConfig } from './httpConfig.ts';
-import { parsePublicKey } from './custody/keys.ts';
+import { ed25519PublicKeyPem } from './custody/keys.ts';
 import { CodedError } from '../drivers/errors.ts';
 
 import { PACKAGE_ROOT } from './packageRoot.ts';
@@ -248,7 +248,7 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
     // Public, so not remembered for redaction; read like a secret because it usually lives in a file.
     const text = resolveSecret('hq.receiptKey', receiptKey, baseDir, false);
     try {
-      config.hq.receiptKey = parsePublicKey(text).export({ type: 'spki', format: 'pem' }).toString();
+      config.hq.receiptKey = ed25519PublicKeyPem(text);
     } catch (e) {
       throw new ConfigError(`config: hq.receiptKey: ${(e as Error).message.split('\n')[0]}`);
     }

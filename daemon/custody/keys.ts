@@ -47,6 +47,29 @@ export function parsePublicKey(text: string): KeyObject {
   return key;
 }
 
+/**
+ * The base64 of an Ed25519 SubjectPublicKeyInfo (RFC 8410): its fixed 12-byte DER header (SEQUENCE, the algorithm
+ * 1.3.101.112, BIT STRING), then the 32 bytes of the key.
+ */
+const ED25519_SPKI_BASE64 = /^MCowBQYDK2VwAyEA[A-Za-z0-9+/]{43}=$/;
+
+/**
+ * An Ed25519 public key (PEM, or base64 of its SPKI DER form) as the PEM that crypto's `export()` gives, for the
+ * config. A key in the canonical form — `BEGIN PUBLIC KEY` armour (or none) around the 60 characters of its SPKI DER
+ * — is checked by its fixed layout, without loading node:crypto (≈ 10 ms and 40 of Node's modules on Node 24, paid
+ * by every `dockctl` command): crypto accepts every such key, since any 32 bytes are an Ed25519 public key to OpenSSL.
+ * Anything else goes through crypto, which accepts it or says what is wrong (`parsePublicKey`).
+ */
+export function ed25519PublicKeyPem(text: string): string {
+  const trimmed = text.trim();
+  const armoured = /^-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=]+)\r?\n-----END PUBLIC KEY-----$/.exec(trimmed);
+  const body = armoured ? armoured[1] : trimmed;
+  // Canonical base64 only (the unused low bits of the last character zero): crypto's decoder then reads the same bytes.
+  if (ED25519_SPKI_BASE64.test(body) && Buffer.from(body, 'base64').toString('base64') === body)
+    return `-----BEGIN PUBLIC KEY-----\n${body}\n-----END PUBLIC KEY-----\n`;
+  return parsePublicKey(text).export({ type: 'spki', format: 'pem' }).toString();
+}
+
 /** Writes `text` to `file` only if it does not exist yet: temp + fsync + link, so a reader never sees half a key. */
 function writeOnce(file: string, text: string, mode: number): boolean {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;

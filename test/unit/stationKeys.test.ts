@@ -3,12 +3,13 @@
  * when readable by others or when its public half was replaced), hq.receiptKey read like a secret (inline, {file},
  * {env}) and refused when it is not an Ed25519 public key, and the receipt signature over {stationId, sha256, ok, at}.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../daemon/config.ts';
 import {
+  ed25519PublicKeyPem,
   KeyError,
   openStationKey,
   parsePublicKey,
@@ -121,6 +122,64 @@ describe('hq.receiptKey', () => {
     expect(() => validateConfig(doc({ file: 'missing.pub' }), dir)).toThrow(
       /hq\.receiptKey: cannot read secret file missing\.pub: ENOENT/,
     );
+  });
+});
+
+describe("ed25519PublicKeyPem (the config's receipt key without loading node:crypto when it is canonical)", () => {
+  /** What crypto makes of `text`: the key's PEM, or parsePublicKey's error. */
+  const outcome = (f: (t: string) => string, text: string) => {
+    try {
+      return { pem: f(text) };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  };
+  const viaCrypto = (t: string) => parsePublicKey(t).export({ type: 'spki', format: 'pem' }).toString();
+  const HEADER = Buffer.from('302a300506032b6570032100', 'hex');
+  const armour = (b64: string, eol = '\n') => `-----BEGIN PUBLIC KEY-----${eol}${b64}${eol}-----END PUBLIC KEY-----${eol}`;
+
+  it('gives what crypto gives for every Ed25519 key, in every form a config holds it', () => {
+    const keys = [Buffer.alloc(32, 0), Buffer.alloc(32, 0xff), ...Array.from({ length: 200 }, () => randomBytes(32))];
+    keys.push(generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(12));
+    for (const k of keys) {
+      const b64 = Buffer.concat([HEADER, k]).toString('base64');
+      for (const text of [armour(b64), armour(b64, '\r\n'), `  ${armour(b64)}\n\n`, b64, `${b64}\n`]) {
+        const expected = viaCrypto(text);
+        expect(expected).toBe(armour(b64)); // the canonical PEM: what the fast path returns without crypto
+        expect(ed25519PublicKeyPem(text), text).toBe(expected);
+      }
+    }
+  });
+
+  it('leaves every other text to crypto: the same key or the same error as parsePublicKey', () => {
+    const good = Buffer.concat([HEADER, randomBytes(32)]);
+    const b64 = good.toString('base64');
+    const last = b64.length - 2; // the last character before "=": its two low bits are unused
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const nonCanonical = `${b64.slice(0, last)}${alphabet[alphabet.indexOf(b64[last]) | 1]}=`;
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' });
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' });
+    const ed448 = generateKeyPairSync('ed448').publicKey.export({ type: 'spki', format: 'pem' });
+    const priv = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const texts = [
+      String(rsa),
+      String(ec),
+      String(ed448),
+      priv,
+      'not a key',
+      '',
+      armour(nonCanonical),
+      nonCanonical,
+      armour(b64).replace('PUBLIC KEY', 'public key'),
+      armour(`${b64.slice(0, 30)}\n${b64.slice(30)}`), // the body over two lines
+      armour(b64.replace(/=$/, '')), // no padding
+      Buffer.concat([HEADER, randomBytes(31)]).toString('base64'),
+      Buffer.concat([HEADER, randomBytes(33)]).toString('base64'),
+      Buffer.concat([Buffer.from('302a300506032b6571032100', 'hex'), randomBytes(32)]).toString('base64'), // 1.3.101.113
+      `${b64.slice(0, 20)}*${b64.slice(21)}`,
+    ];
+    for (const text of texts) expect(outcome(ed25519PublicKeyPem, text), text).toEqual(outcome(viaCrypto, text));
+    expect(outcome(ed25519PublicKeyPem, nonCanonical)).toEqual({ pem: armour(b64) }); // crypto reads the same key
   });
 });
 
