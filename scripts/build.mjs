@@ -73,17 +73,31 @@ try {
     supported: { 'dynamic-import': false },
     logLevel: 'warning',
     plugins: [withBuiltValidator],
+    absWorkingDir: root,
+    metafile: true, // its inputs: the source files bin/load.js checks before it runs the bundle
   };
-  await build({ ...options, entryPoints: { dockd: path.join(root, 'daemon/main.ts') } });
+  const inputs = {};
+  const dockd = await build({ ...options, entryPoints: { dockd: path.join(root, 'daemon/main.ts') } });
+  inputs['dockd.cjs'] = dockd.metafile.inputs;
   // dockctl without comments or indentation: a third less to read and deserialise at each start, and ASCII only.
   // esbuild escapes what is not ASCII in strings but leaves it in comments and regular expressions; one character
   // outside ASCII makes V8 hold the whole source as a two-byte string. Reading the bundle, compiling it with its code
   // cache and starting its modules: 37 → 20 ms here (README, Performance, sixth round). The daemon's bundle keeps its
   // lines, so that the stack traces in its log point at one. test/runtime/bundle.test.ts keeps dockctl's ASCII.
-  await build({ ...options, entryPoints: { dockctl: path.join(root, 'daemon/cli/dockctl.ts') }, minifyWhitespace: true });
+  const dockctl = await build({
+    ...options,
+    entryPoints: { dockctl: path.join(root, 'daemon/cli/dockctl.ts') },
+    minifyWhitespace: true,
+  });
+  inputs['dockctl.cjs'] = dockctl.metafile.inputs;
+  // The last two lines: the bundle's source files (paths from the root, the schema always among them: the validator
+  // generated from it is read from dist/), then the SHA-256 of all above it.
   for (const name of ['dockd.cjs', 'dockctl.cjs']) {
     const file = path.join(bundleDir, name);
-    const code = readFileSync(file, 'utf8');
+    const sources = Object.keys(inputs[name]).filter((p) => /^(daemon|drivers|config)\//.test(p));
+    if (!sources.includes('config/schema.json')) sources.push('config/schema.json');
+    if (sources.some((p) => /[,\n]/.test(p))) throw new Error(`a source path with a comma or a newline: ${sources}`);
+    const code = `${readFileSync(file, 'utf8')}//# dockd-bundle-inputs=${sources.join(',')}\n`;
     writeFileSync(file, `${code}//# dockd-bundle-sha256=${createHash('sha256').update(code).digest('hex')}\n`);
   }
 } catch (e) {
