@@ -79,6 +79,9 @@ export interface CatalogTotals {
   uploadedBytes: number;
 }
 
+/** The WHERE is the partial index files_pending's own (schema 13): the sum reads that index alone, not the rows. */
+export const BYTES_PENDING_SQL = `SELECT COALESCE(SUM(size - upload_offset), 0) b FROM files WHERE state IN ('ready', 'uploading', 'needs-annotation', 'stored')`;
+
 /**
  * The catalog's read side: every query the daemon, dockctl and the page run, by name. Writes are in Catalog, which
  * extends this; the database handle stays inside the store.
@@ -180,13 +183,9 @@ export class CatalogReads {
     return out;
   }
 
+  /** Bytes of recordings not yet uploaded. */
   bytesPending(): number {
-    const r = this.db
-      .prepare(
-        `SELECT COALESCE(SUM(size - upload_offset), 0) b FROM files WHERE state IN ('ready', 'uploading', 'needs-annotation', 'stored')`,
-      )
-      .get() as { b: number };
-    return r.b;
+    return (this.db.prepare(BYTES_PENDING_SQL).get() as { b: number }).b;
   }
 
   /**

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
 import { Catalog, type FileFields, type SourceSighting } from '../../daemon/store/catalog.ts';
+import { BYTES_PENDING_SQL } from '../../daemon/store/catalogReads.ts';
 import { ObjectStore, ObjectStoreError } from '../../daemon/store/objects.ts';
 import { SCHEMA_VERSION } from '../../daemon/store/schema.ts';
 import type { StationEvent } from '../../daemon/status/stationEvents.ts';
@@ -504,6 +505,27 @@ describe('Catalog', () => {
       });
       expect(catalog.bytesPending()).toBe(1000 + 300);
       expect(catalog.get(a)!.state).toBe('stored');
+    });
+
+    it('sums the bytes still to upload from the partial index alone (schema 13), in every state not yet uploaded', () => {
+      const a = stored(sha('a'), { source_path: 'a', size: 1000 });
+      const b = stored(sha('b'), { source_path: 'b', size: 500 });
+      catalog.transition(b, 'needs-annotation');
+      const c = stored(sha('c'), { source_path: 'c', size: 70 });
+      catalog.transition(c, 'ready');
+      const d = stored(sha('d'), { source_path: 'd', size: 9000 });
+      catalog.transition(d, 'uploading', { upload_offset: 8000 });
+      catalog.transition(stored(sha('e'), { source_path: 'e', size: 4 }), 'uploaded');
+      expect(catalog.bytesPending()).toBe(1000 + 500 + 70 + 1000);
+      catalog.transition(a, 'uploading', { upload_offset: 1000 });
+      expect(catalog.bytesPending()).toBe(500 + 70 + 1000);
+      const db = new Database(path.join(dir, 'store', 'catalog.sqlite'), { readonly: true });
+      try {
+        const plan = db.prepare(`EXPLAIN QUERY PLAN ${BYTES_PENDING_SQL}`).all() as { detail: string }[];
+        expect(plan.map((p) => p.detail).join(' ')).toMatch(/COVERING INDEX files_pending/);
+      } finally {
+        db.close();
+      }
     });
 
     it('keeps the counts per state right through every kind of change (they are kept, not counted, since schema 11)', () => {
