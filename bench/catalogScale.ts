@@ -7,7 +7,8 @@
  * daemon's RSS once started; `dockctl status` also on an empty catalog, both interleaved with `node -e 0` (Node's own
  * start, the part of any command no code of ours can save). Issue 14's goals: start ≤ 2 s whatever the history, status
  * and /api/state ≤ 100 ms, status on a small catalog ≤ 150 ms, memory flat in the catalog's size. The catalog is kept
- * in DIR (default .cache/bench-catalog-N) for the next run.
+ * in DIR (default .cache/bench-catalog-N) for the next run. It runs on the Node that runs it: `npm run bench` runs it
+ * on the machine's Node, then on the station's (Node 24, `bash .ci/node-lts --exec npx tsx bench/catalogScale.ts`).
  */
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
@@ -246,21 +247,18 @@ async function main(): Promise<void> {
       mqttUrl: broker.url,
       extra: { storage: { dir: smallStore }, station: { id: 'bench-small' } },
     });
-    const startUps: [string, () => Promise<unknown>][] = [
-      ["node -e 0 (Node's own start)", () => timedCpu([process.execPath, '-e', '0'])],
-      ['dockctl status', () => dockctl(world.configFile, ['status'])],
-      ['dockctl status, empty catalog', () => dockctl(small.configFile, ['status'])],
+    const startUps: [string, string[]][] = [
+      ["node -e 0 (Node's own start)", [process.execPath, '-e', '0']],
+      ['dockctl status', [process.execPath, DOCKCTL_BIN, '--config', world.configFile, 'status']],
+      ['dockctl status, empty catalog', [process.execPath, DOCKCTL_BIN, '--config', small.configFile, 'status']],
     ];
-    const startUpTimes = startUps.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
-    for (let i = 0; i < Math.max(runs, 10); i++)
-      for (const [k, [, fn]] of startUps.entries()) {
-        commandCpu.length = 0;
-        startUpTimes[k].wall.push(await timed(fn));
-        startUpTimes[k].cpu.push(commandCpu[0]);
-      }
-    const nodeWall = median(startUpTimes[0].wall);
+    const timer = path.join(PACKAGE_ROOT, 'bench', 'commandTimes.mjs');
+    const rounds = String(Math.max(runs, 10));
+    const { stdout } = await run(process.execPath, [timer, rounds, JSON.stringify(startUps.map(([, argv]) => argv))]);
+    const startUpTimes = JSON.parse(stdout) as { wall: number[][]; cpu: number[][] };
+    const nodeWall = median(startUpTimes.wall[0]);
     for (const [k, [what]] of startUps.entries()) {
-      const { wall, cpu } = startUpTimes[k];
+      const [wall, cpu] = [startUpTimes.wall[k], startUpTimes.cpu[k]];
       const above = k ? `, ${ms(median(wall) - nodeWall)} above node -e 0` : '';
       say(what, `${ms(median(wall))}, ${ms(median(cpu))} CPU (median of ${wall.length}, interleaved${above})`);
     }
@@ -285,7 +283,7 @@ async function main(): Promise<void> {
     await broker.stop();
   }
   process.stdout.write(
-    `\na catalog of ${rows.toLocaleString('en')} recordings (${sizeMb.toFixed(0)} MiB) under the real daemon` +
+    `\na catalog of ${rows.toLocaleString('en')} recordings (${sizeMb.toFixed(0)} MiB) under the real daemon on Node ${process.versions.node}` +
       ` (goals: start ≤ 2 s, status and /api/state ≤ 100 ms, status on a small catalog ≤ 150 ms, memory flat):\n${lines.join('\n')}\n`,
   );
 }
