@@ -139,17 +139,16 @@ async function loadEntry(rel) {
  * Runs the entry `rel`'s main(argv). The exit code is main's; 1, with the error, when it fails; 13 when it never
  * settles (what an unsettled top-level await exits with: a failure to systemd). `exitAtOnce`: exit as soon as main
  * returns, even with a handle still open (the daemon: a failed start-up must never leave half a daemon running).
- * Otherwise the process exits as soon as nothing is left that would keep it running (no handle, request or timer
- * holding the event loop; Node's standard output and error are synchronous on Linux): left to itself, Node first
- * waits for V8's background work and runs the garbage collection it scheduled, ≈ 5 ms of every `dockctl` command.
+ * Otherwise the process exits when main returns, if nothing is left that would keep it running (no handle, request
+ * or timer holding the event loop; Node's standard output and error are synchronous on Linux; main awaits its own
+ * work): left to itself, Node would first run the garbage collection V8 scheduled and wait for V8's background work,
+ * 2–6 ms of every `dockctl` command (on Node 24, from main's return to the `exit` event).
  */
 function runEntry(rel, { exitAtOnce = false } = {}) {
   const end = (code) => {
     if (exitAtOnce) process.exit(code);
     process.exitCode = code;
-    setImmediate(() => {
-      if (process.getActiveResourcesInfo().length === 0) process.exit();
-    });
+    if (process.getActiveResourcesInfo().length === 0) process.exit();
   };
   process.exitCode = 13;
   loadEntry(rel)
