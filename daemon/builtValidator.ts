@@ -24,3 +24,11 @@ export function builtValidator(): BuiltValidator | null {
     return null;
   }
 }
+
+/**
+ * The SHA-256 of the built validator's code, which the build writes into the bundles (scripts/build.mjs); null from the
+ * sources and the plain build.
+ */
+export function builtValidatorId(): string | null {
+  return null;
+}

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { nodeCrypto } from './nodeCrypto.ts';
 import path from 'node:path';
 import type { ErrorObject } from 'ajv';
-import { validateConfig as validateSchema } from './configValidator.ts';
+import { validateConfig as validateSchema, validatorId } from './configValidator.ts';
 import { checkHttpConfig, type HttpConfig } from './httpConfig.ts';
 import { ed25519PublicKeyPem } from './custody/keys.ts';
 import { CodedError } from '../drivers/errors.ts';
@@ -123,8 +123,6 @@ export class ConfigError extends CodedError<'CONFIG_INVALID'> {
   }
 }
 
-const validate = validateSchema;
-
 function keyPath(err: ErrorObject): string {
   const base = err.instancePath.split('/').filter(Boolean).join('.');
   const join = (k: string) => (base ? `${base}.${k}` : k);
@@ -187,14 +185,31 @@ function checkBrokerList(config: Config, brokers: [string, string][]): void {
 
 /** Validates a parsed document, fills defaults and resolves paths; throws ConfigError with one line. */
 export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
+  return completeConfig(schemaChecked(doc), baseDir);
+}
+
+/**
+ * A copy of the parsed document checked against the schema, its defaults filled in: what depends only on the text and
+ * the validator (dockctl caches it, see loadConfig). Throws ConfigError with one line.
+ */
+function schemaChecked(doc: unknown): Record<string, unknown> {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
     throw new ConfigError('config: the document must be a mapping of keys');
-  const copy = structuredClone(doc);
-  if (!validate(copy)) {
-    const err = validate.errors!.find((e) => e.keyword === 'additionalProperties') ?? validate.errors![0];
+  const copy = structuredClone(doc) as Record<string, unknown>;
+  const checked = validateSchema(copy);
+  if (!checked.ok) {
+    const err = checked.errors.find((e) => e.keyword === 'additionalProperties') ?? checked.errors[0];
     throw new ConfigError(`config: ${keyPath(err)}: ${describe(err)}`);
   }
-  const config = copy as unknown as Config;
+  return copy;
+}
+
+/**
+ * The rest of validation, on a document the schema has checked: the checks a schema cannot make, secrets read (from
+ * the environment and files, at every call), paths resolved against `baseDir`.
+ */
+function completeConfig(checked: Record<string, unknown>, baseDir: string): Config {
+  const config = checked as unknown as Config;
   // A canonical zone is looked up in the list (cheap); anything else (an alias) is tried with a formatter, which costs
   // tens of milliseconds of ICU set-up at every dockctl command.
   const tz = config.station.timeZone;
@@ -270,8 +285,10 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
 }
 
 /**
- * Reads, parses and validates the config file. `parseCache`: take the YAML parse from the user's cache when the text
- * is the one cached (dockctl; see daemon/parsedConfigCache.ts). The daemon parses the file itself.
+ * Reads, parses and validates the config file. `parseCache`: take the parse, as the schema checked it with its
+ * defaults, from the user's cache when the text and the validator are the ones cached (dockctl; see
+ * daemon/parsedConfigCache.ts): then neither yaml nor the validator is loaded. The checks beyond the schema, secrets and
+ * paths are worked out every time. The daemon parses and checks the file itself.
  */
 export function loadConfig(file: string, { parseCache = false } = {}): LoadedConfig {
   let text: string;
@@ -280,14 +297,20 @@ export function loadConfig(file: string, { parseCache = false } = {}): LoadedCon
   } catch (e) {
     throw new ConfigError(`config: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  let doc: unknown;
-  try {
-    doc = parseCache ? parseWithCache(path.resolve(file), text, yamlParserId(), parseYaml) : parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(`config: ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-  }
+  const parseAndCheck = (t: string) => {
+    let doc: unknown;
+    try {
+      doc = parseYaml(t);
+    } catch (e) {
+      throw new ConfigError(`config: ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+    return schemaChecked(doc);
+  };
+  const checked = parseCache
+    ? (parseWithCache(path.resolve(file), text, `${yamlParserId()}; ${validatorId()}`, parseAndCheck) as Record<string, unknown>)
+    : parseAndCheck(text);
   const baseDir = path.resolve(file) === DEFAULT_CONFIG_FILE ? PACKAGE_ROOT : process.cwd();
-  const config = validateConfig(doc, baseDir);
+  const config = completeConfig(checked, baseDir);
   let sha256: string | undefined;
   let unhashed: string | null = text; // let go once hashed (it may hold secrets)
   return {

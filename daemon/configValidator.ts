@@ -1,6 +1,7 @@
+import type { ErrorObject } from 'ajv';
 import { createRequire } from 'node:module';
 import schema from '../config/schema.json' with { type: 'json' };
-import { builtValidator, type ConfigValidator } from './builtValidator.ts';
+import { builtValidator, builtValidatorId, type ConfigValidator } from './builtValidator.ts';
 import { nodeCrypto } from './nodeCrypto.ts';
 
 // allErrors: so that an unknown key (a typo) is reported rather than the required key it was meant to be.
@@ -24,4 +25,22 @@ export function schemaDigest(): string {
   return nodeCrypto().createHash('sha256').update(JSON.stringify(schema)).digest('hex');
 }
 
-export const validateConfig: ConfigValidator = loadValidator();
+let validator: ConfigValidator | undefined;
+
+/** Validates `data` against the config schema (filling in its defaults); the validator is loaded at the first call. */
+export function validateConfig(data: unknown): { ok: true } | { ok: false; errors: ErrorObject[] } {
+  validator ??= loadValidator();
+  return validator(data) ? { ok: true } : { ok: false, errors: validator.errors ?? [] };
+}
+
+/**
+ * What a validated config depends on besides its text: the validator the build generated (the digest of its code,
+ * which holds the schema's defaults and the Ajv that generated it), else the schema and Ajv's version. dockctl's cache
+ * keeps a config's validated form under it (daemon/parsedConfigCache.ts).
+ */
+export function validatorId(): string {
+  const built = builtValidatorId();
+  if (built) return `validator ${built}`;
+  const ajv = createRequire(import.meta.url)('ajv/package.json') as { version: string };
+  return `schema ${schemaDigest()} ajv ${ajv.version} ${JSON.stringify(AJV_OPTIONS)}`;
+}

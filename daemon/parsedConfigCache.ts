@@ -14,15 +14,17 @@ import {
 import path from 'node:path';
 
 /**
- * dockctl's cache of the config file's YAML parse, per user and config file: `$XDG_CACHE_HOME/dockd/`, else
+ * dockctl's cache of the config file's parse, per user and config file: `$XDG_CACHE_HOME/dockd/`, else
  * `~/.cache/dockd/`, one `parsed-config-<hash of the file's path>.json` per config, the 8 last written kept.
  * Starting yaml's modules and running its parser cold was 6–20 ms of every `dockctl status` (README, Performance,
- * eleventh round); reading an entry takes well under one.
+ * eleventh round), loading the schema's validator 3–4 ms more (twelfth round); reading an entry takes well under one.
  *
- * Only the parse is kept. Validation — defaults, secrets from the environment and from files, paths — runs every
- * time. The entry is used when it holds the same file name, the very same text and the same parser's version, and
- * when it is a regular file of this user's own that nobody else may write (a planted entry would be a planted
- * config). It keeps only what JSON carries exactly: a parse with anything else (`.inf`, -0, a `__proto__` key) is not
+ * What `parse` returns is kept: for loadConfig, the YAML parse as the schema checked it, with the schema's defaults.
+ * The rest of validation — the checks a schema cannot make, secrets from the environment and from files, paths —
+ * runs every time. The entry is used when it holds the same file name, the very same text and the same `parserId`
+ * (for loadConfig: yaml's version and the validator's digest), and when it is a regular file of this user's own that
+ * nobody else may write (a planted entry would be a planted config). Nothing is kept when `parse` throws (a config
+ * that is not valid YAML, or that the schema refuses, is refused again at the next command). It keeps only what JSON carries exactly: a parse with anything else (`.inf`, -0, a `__proto__` key) is not
  * cached. Eight entries: an admin's few configs each keep theirs, and many (tests) leave no more than eight files.
  * Any failure to read or write it is a miss, never an error. The entry holds the config's text: a secret written in
  * the config itself (not through `env:` or `file:`) is then in it too, readable by the same user only;
@@ -31,7 +33,8 @@ import path from 'node:path';
 export function parseWithCache(file: string, text: string, parserId: string, parse: (text: string) => unknown): unknown {
   const entryFile = parseCacheEntry(file);
   if (!entryFile) return parse(text);
-  const key = { format: 1, file, parser: parserId, text };
+  // format 2: the parse as the schema checked it (format 1 held the bare parse)
+  const key = { format: 2, file, parser: parserId, text };
   const hit = readEntry(entryFile);
   if (hit && hit.format === key.format && hit.file === file && hit.parser === parserId && hit.text === text) {
     return hit.doc;

@@ -40,15 +40,27 @@ rmSync(path.join(dist, 'vendor'), { recursive: true, force: true }); // yaml alo
 const bundleDir = path.join(dist, 'bundle');
 // The bundles hold the validator generated above (daemon/builtValidator.ts is replaced by a module requiring it), so
 // that it is compiled from their code cache; built together, they need no check of the schema's digest.
+// builtValidatorId() gives the digest of the validator's code: dockctl's parse cache keeps a config as this validator
+// checked it (daemon/parsedConfigCache.ts).
+const validatorId = createHash('sha256').update(validator).digest('hex');
 const withBuiltValidator = {
   name: 'built-validator',
   setup(b) {
     b.onLoad({ filter: /[\\/]daemon[\\/]builtValidator\.ts$/ }, () => ({
       contents:
-        "export function builtValidator() { return { default: require('./validateConfig.cjs').default, schemaSha: null }; }",
+        "export function builtValidator() { return { default: require('./validateConfig.cjs').default, schemaSha: null }; }\n" +
+        `export function builtValidatorId() { return ${JSON.stringify(validatorId)}; }`,
       resolveDir: path.join(dist, 'config'),
       loader: 'js',
     }));
+  },
+};
+// dockctl's bundle requires the validator from dist/config/ when a config is not in its parse cache: in the bundle it
+// was 155 KB of 350 to read, and of the code cache to load, at every command.
+const validatorOutside = {
+  name: 'validator-outside',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/validateConfig\.cjs$/ }, () => ({ path: '../config/validateConfig.cjs', external: true }));
   },
 };
 // yaml's package.json into dockctl's bundle, though yaml is external there (esbuild makes a package's subpaths external
@@ -99,7 +111,7 @@ try {
     // yaml (171 KB, a third of the bundle) from node_modules, when a config's parse is not in dockctl's cache: every
     // command read it with the bundle, and most never run it. Its package.json (the parser's version) stays bundled.
     external: [...options.external, 'yaml'],
-    plugins: [...options.plugins, yamlVersionBundled],
+    plugins: [...options.plugins, yamlVersionBundled, validatorOutside],
   });
   inputs['dockctl.cjs'] = dockctl.metafile.inputs;
   // The last two lines: the bundle's source files (paths from the root, the schema always among them: the validator

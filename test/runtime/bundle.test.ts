@@ -3,7 +3,8 @@
  * comment or a regular expression that esbuild leaves as written, makes V8 hold the whole source as a two-byte string,
  * ≈ 8 ms more at every `dockctl` start on the development machine. Write such a character as \uXXXX in a regular
  * expression (comments are dropped from this bundle). And `dockctl status`, on a station's config with its receipt key,
- * loads none of node:crypto (≈ 10 ms and some 40 of Node's modules on Node 24).
+ * loads none of node:crypto (≈ 10 ms and some 40 of Node's modules on Node 24), and once the config is in dockctl's
+ * cache, neither yaml nor the schema's validator.
  */
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -28,18 +29,27 @@ describe("dockctl's bundle", () => {
       const world = await makeWorld(dir, { tusEndpoint: 'http://127.0.0.1:9/files/', mqttUrl: 'mqtt://127.0.0.1:9' });
       expect(world.config.hq).toHaveProperty('receiptKey');
       Catalog.open(world.storeDir).close();
-      // Node's own list of the modules it loaded, as dockctl exits.
+      // Node's own list of the modules it loaded, and the files required, as dockctl exits.
       const preload = path.join(dir, 'modules.cjs');
       const list = path.join(dir, 'modules.txt');
       await fs.writeFile(
         preload,
-        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));`,
+        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, [...process.moduleLoadList, ...Object.keys(require.cache)].join('\\n')));`,
       );
-      const r = await runDockctl(world.configFile, ['status'], { ...process.env, NODE_OPTIONS: `--require ${preload}` });
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      expect(r.stdout).toContain('test-st');
-      const loaded = (await fs.readFile(list, 'utf8')).split('\n');
+      const env = { ...process.env, NODE_OPTIONS: `--require ${preload}`, XDG_CACHE_HOME: path.join(dir, 'cache') };
+      const statusLoads = async () => {
+        const r = await runDockctl(world.configFile, ['status'], env);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout).toContain('test-st');
+        return (await fs.readFile(list, 'utf8')).split('\n');
+      };
+      const validatorOrYaml = (m: string) => /dist\/config\/validateConfig\.cjs$|node_modules\/yaml\//.test(m);
+      // The config's first use: parsed and checked, with yaml and the validator from dist/config/.
+      expect((await statusLoads()).filter(validatorOrYaml).length).toBeGreaterThanOrEqual(2);
+      // Then from dockctl's cache: neither.
+      const loaded = await statusLoads();
+      expect(loaded.filter(validatorOrYaml)).toEqual([]);
       expect(loaded).toContain('NativeModule fs'); // the list is the one Node keeps
       expect(loaded.filter((m) => /^NativeModule (crypto|internal\/crypto\/)/.test(m))).toEqual([]);
       // A bad key is still refused by name.

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../daemon/config.ts';
+import { validatorId } from '../../daemon/configValidator.ts';
 import { PARSE_CACHE_ENTRIES, parseCacheEntry, parseWithCache } from '../../daemon/parsedConfigCache.ts';
 import { parseYaml, yamlParserId } from '../../daemon/yamlParse.ts';
 import { runDockctl, tempDir } from '../helpers/daemon.ts';
@@ -187,7 +188,7 @@ describe('the parse cache of dockctl', () => {
     await fs.stat(entryOf('/a.yaml'));
   });
 
-  it('is only the parse: a config from a cached parse is validated again, with secrets read anew', async () => {
+  it('keeps the parse as the schema checked it; the other checks, secrets and paths are worked out again', async () => {
     const file = path.join(dir, 'dockd.yaml');
     await fs.writeFile(
       file,
@@ -202,8 +203,13 @@ describe('the parse cache of dockctl', () => {
     try {
       expect(loadConfig(file, { parseCache: true }).config.dock.recorderPassword).toBe('first');
       const cached = JSON.parse(await fs.readFile(entryOf(file), 'utf8'));
-      expect(cached).toMatchObject({ file, parser: yamlParserId() });
+      expect(cached).toMatchObject({ format: 2, file, parser: `${yamlParserId()}; ${validatorId()}` });
       expect(yamlParserId()).toMatch(/^yaml \d+\.\d+\.\d+/);
+      expect(validatorId()).toMatch(/^(validator [0-9a-f]{64}|schema [0-9a-f]{64} ajv \d+\.\d+\.\d+ )/);
+      // the schema's defaults are in it; the secret is not (only its reference), nor the resolved paths
+      expect(cached.doc.dock).toMatchObject({ concurrency: 2, recorderPassword: { env: 'DOCKD_TEST_RECORDER_PASSWORD' } });
+      expect(cached.doc.storage.dir).toBe('store');
+      expect(JSON.stringify(cached)).not.toContain('first');
       process.env.DOCKD_TEST_RECORDER_PASSWORD = 'second';
       const again = loadConfig(file, { parseCache: true }).config;
       expect(again.dock.recorderPassword).toBe('second');
@@ -212,6 +218,24 @@ describe('the parse cache of dockctl', () => {
     } finally {
       delete process.env.DOCKD_TEST_RECORDER_PASSWORD;
     }
+  });
+
+  it('keeps nothing for a config the schema refuses, or one whose other checks fail: refused again each time', async () => {
+    const file = path.join(dir, 'dockd.yaml');
+    const good = {
+      station: { id: 'dock-08' },
+      storage: { dir: 'store' },
+      dock: { mountRoots: ['dock'] },
+      hq: { tus: { endpoint: 'https://hq.example.org/files/' }, mqtt: { url: 'mqtts://hq.example.org:8883' } },
+    };
+    await fs.writeFile(file, stringify({ ...good, dock: { mountRoots: ['dock'], concurency: 3 } }));
+    for (let i = 0; i < 2; i++)
+      expect(() => loadConfig(file, { parseCache: true })).toThrow(/config: dock.concurency: unknown key/);
+    await expect(fs.stat(entryOf(file))).rejects.toThrow(/ENOENT/);
+    // Beyond the schema: the time zone is checked at every load, from a cached parse too.
+    await fs.writeFile(file, stringify({ ...good, station: { id: 'dock-08', timeZone: 'Mars/Olympus' } }));
+    for (let i = 0; i < 2; i++) expect(() => loadConfig(file, { parseCache: true })).toThrow(/unknown time zone "Mars\/Olympus"/);
+    expect(JSON.parse(await fs.readFile(entryOf(file), 'utf8')).doc.station.timeZone).toBe('Mars/Olympus');
   });
 });
 
