@@ -24,8 +24,9 @@ import path from 'node:path';
  * runs every time. The entry is used when it holds the same file name, the very same text and the same `parserId`
  * (for loadConfig: yaml's version and the validator's digest), and when it is a regular file of this user's own that
  * nobody else may write (a planted entry would be a planted config). Nothing is kept when `parse` throws (a config
- * that is not valid YAML, or that the schema refuses, is refused again at the next command). It keeps only what JSON carries exactly: a parse with anything else (`.inf`, -0, a `__proto__` key) is not
- * cached. Eight entries: an admin's few configs each keep theirs, and many (tests) leave no more than eight files.
+ * that is not valid YAML, or that the schema refuses, is refused again at the next command). It keeps only what JSON
+ * carries exactly: a parse with anything else (`.inf`, -0, a `__proto__` key) is not cached. Eight entries: an
+ * admin's few configs each keep theirs, and many (tests) leave no more than eight files.
  * Any failure to read or write it is a miss, never an error. The entry holds the config's text: a secret written in
  * the config itself (not through `env:` or `file:`) is then in it too, readable by the same user only;
  * DOCKD_CONFIG_CACHE=0 turns the cache off.

@@ -38,10 +38,10 @@ rmSync(path.join(dist, 'vendor'), { recursive: true, force: true }); // yaml alo
 // and what finds its files at run time. The last line carries the bundle's SHA-256, which names its code cache.
 // esbuild comes with tsx; without it dockd runs from the plain build in dist/.
 const bundleDir = path.join(dist, 'bundle');
-// The bundles hold the validator generated above (daemon/builtValidator.ts is replaced by a module requiring it), so
-// that it is compiled from their code cache; built together, they need no check of the schema's digest.
-// builtValidatorId() gives the digest of the validator's code: dockctl's parse cache keeps a config as this validator
-// checked it (daemon/parsedConfigCache.ts).
+// daemon/builtValidator.ts is replaced by a module requiring the validator generated above: the daemon's bundle holds
+// it, so that it is compiled from its code cache; dockctl's requires it from dist/config/ (validatorOutside). Built
+// together, they need no check of the schema's digest. builtValidatorId() gives the digest of the validator's code:
+// dockctl's parse cache keeps a config as this validator checked it (daemon/parsedConfigCache.ts).
 const validatorId = createHash('sha256').update(validator).digest('hex');
 const withBuiltValidator = {
   name: 'built-validator',
