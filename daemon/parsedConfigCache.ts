@@ -48,6 +48,10 @@ export function parseWithCache(file: string, text: string, parserId: string, par
 /** How many configs keep an entry. */
 export const PARSE_CACHE_ENTRIES = 8;
 const ENTRY = /^parsed-config-[0-9a-f]{16}\.json$/;
+/** An entry being written (writeEntry's temporary name), or left behind by a dockctl killed while it wrote. */
+const PARTIAL = /^parsed-config-[0-9a-f]{16}\.json\.\d+\.tmp$/;
+/** A temporary entry older than this was left behind: no dockctl takes a minute to write a few KB. */
+const PARTIAL_STALE_MS = 60_000;
 
 /**
  * The entry of config file `file` (an absolute path), or null for no cache (DOCKD_CONFIG_CACHE=0, or neither variable
@@ -66,14 +70,20 @@ function fnv64(s: string): string {
   return h.toString(16).padStart(16, '0');
 }
 
-/** Removes all but the PARSE_CACHE_ENTRIES newest entries (after a write, so only when a config's text changed). */
+/**
+ * Removes all but the PARSE_CACHE_ENTRIES newest entries, and temporary entries a killed dockctl left (after a write,
+ * so only when a config's text changed).
+ */
 function keepNewest(dir: string): void {
   try {
-    const entries = readdirSync(dir)
+    const names = readdirSync(dir);
+    const entries = names
       .filter((n) => ENTRY.test(n))
       .map((n) => ({ file: path.join(dir, n), at: lstatSync(path.join(dir, n)).mtimeMs }))
       .sort((a, b) => b.at - a.at);
     for (const old of entries.slice(PARSE_CACHE_ENTRIES)) rmSync(old.file, { force: true });
+    for (const n of names.filter((n) => PARTIAL.test(n)))
+      if (Date.now() - lstatSync(path.join(dir, n)).mtimeMs > PARTIAL_STALE_MS) rmSync(path.join(dir, n), { force: true });
   } catch {
     // another dockctl pruned at the same time: nothing lost, it is a cache
   }

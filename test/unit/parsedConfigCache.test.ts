@@ -114,6 +114,20 @@ describe('the parse cache of dockctl', () => {
     await fs.stat(path.join(cacheDir, 'notes.txt'));
   });
 
+  it('removes the temporary entry a killed dockctl left, once it is a minute old, not one being written', async () => {
+    const p = countingParser();
+    parseWithCache('/a.yaml', TEXT, 'yaml 1', p.parse);
+    const left = `${entryOf('/a.yaml')}.4242.tmp`;
+    const writing = `${entryOf('/b.yaml')}.4243.tmp`;
+    await fs.writeFile(left, '{"format":');
+    await fs.writeFile(writing, '{"format":');
+    const past = new Date(Date.now() - 61_000);
+    await fs.utimes(left, past, past);
+    parseWithCache('/a.yaml', TEXT.replace('dock-01', 'dock-09'), 'yaml 1', p.parse); // a write, then the pruning
+    await expect(fs.stat(left)).rejects.toThrow(/ENOENT/);
+    await fs.stat(writing);
+  });
+
   it("does not trust an entry others may write, that is not its user's own, or that is a link", async () => {
     const p = countingParser();
     const entry = entryOf('/a.yaml');
