@@ -23,7 +23,7 @@ describe("dockctl's bundle", () => {
     expect(code).toMatch(/\/\/# dockd-bundle-sha256=[0-9a-f]{64}\n$/);
   });
 
-  it('runs `dockctl status` on a config with hq.receiptKey without loading node:crypto', async () => {
+  it('runs `dockctl status` without node:crypto (hq.receiptKey set), and from its cache without yaml or the validator', async () => {
     const dir = await tempDir('dockd-status-modules-');
     try {
       const world = await makeWorld(dir, { tusEndpoint: 'http://127.0.0.1:9/files/', mqttUrl: 'mqtt://127.0.0.1:9' });
