@@ -4,9 +4,10 @@ import type * as Yaml from 'yaml';
 let yaml: typeof Yaml | undefined;
 
 /**
- * `require(id)` as this module is built: in dockd's bundles (CommonJS, scripts/build.mjs) esbuild makes
- * require('yaml') the bundled copy; from the sources and the plain build (ES modules) there is no `require`, and the
- * package is loaded from node_modules. An ES module bundle (the hardware-in-the-loop guest's, test/hil/dockdBundle.ts)
+ * `require(id)` as this module is built: in the daemon's bundle (CommonJS, scripts/build.mjs) esbuild makes both the
+ * bundled copies; in dockctl's, yaml is left out and `require('yaml')` loads it from node_modules, while its
+ * package.json is bundled; from the sources and the plain build (ES modules) there is no `require`, and the package is
+ * loaded from node_modules. An ES module bundle (the hardware-in-the-loop guest's, test/hil/dockdBundle.ts)
  * has a `require` that throws ("Dynamic require of … is not supported"): node_modules then too.
  */
 function load<T>(id: 'yaml' | 'yaml/package.json'): T {
@@ -34,7 +35,11 @@ export function parseYaml(text: string): unknown {
   return yamlLibrary().parse(text);
 }
 
-/** Which parser `parseYaml` is, for a cache of its results: the yaml package's version (bundled with the parser). */
+/**
+ * Which parser `parseYaml` is, for a cache of its results: the yaml package's version, as the build found it (dockctl's
+ * bundle holds the package.json of the yaml it loads from node_modules: installing another yaml means building again,
+ * as `npm start` and `npm test` do).
+ */
 export function yamlParserId(): string {
   return `yaml ${load<{ version: string }>('yaml/package.json').version}`;
 }
