@@ -64,7 +64,8 @@ export interface CopyOptions {
   extraDigests?: string[];
   /**
    * Leave the final fdatasync to the caller (group commit syncs many targets at once): the target is returned open in
-   * `unsynced`. A writeback error seen during the copy still fails it here.
+   * `unsynced`, its mode already 0444 as its object's will be (the store then has no chmod to do). A writeback error
+   * seen during the copy still fails it here.
    */
   deferSync?: boolean;
   /** The digest threads for `extraDigests` (default: the process's). */
@@ -232,6 +233,10 @@ async function copyOnce(
       } catch (e) {
         throw new CopyError('TARGET_IO', `syncing ${target}: ${(e as Error).message}`, e);
       }
+      if (opts.deferSync)
+        await dst.chmod(0o444).catch((e: Error) => {
+          throw new CopyError('TARGET_IO', `making ${target} read-only: ${e.message}`, e);
+        });
     }
     const digests = extra ? await extra.digest() : {};
     const result: CopyResult = { sha256: hash.digest('hex'), size: total, mtimeMs: Math.trunc(before.mtimeMs), digests };

@@ -23,7 +23,7 @@ import { systemClock } from '../clock.ts';
  * target created new (O_EXCL, 0600), every byte written hashed, the source's size and mtime the same after as before
  * and exactly that many bytes read. Calls are synchronous here (the thread is the copy's own): a small file costs a
  * dozen system calls and no hand-over to libuv's pool for each. With `deferSync` the target stays open and its fd
- * goes back (file descriptors are the process's, not the thread's).
+ * goes back (file descriptors are the process's, not the thread's), its mode already 0444 (see CopyOptions.deferSync).
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
@@ -107,11 +107,13 @@ function copy(job) {
     }
     if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) return { error: { kind: 'SOURCE_CHANGED' } };
     if (total !== before.size) return { error: { kind: 'SOURCE_SHORT', read: total, listed: before.size } };
-    if (dst >= 0 && !job.deferSync) {
+    if (dst >= 0) {
       try {
-        fs.fdatasyncSync(dst);
+        // A deferred target goes back read-only, as its object will be (here: no round trip through libuv's pool).
+        if (job.deferSync) fs.fchmodSync(dst, 0o444);
+        else fs.fdatasyncSync(dst);
       } catch (e) {
-        return { error: failure('sync', e) };
+        return { error: failure(job.deferSync ? 'mode' : 'sync', e) };
       }
     }
     const [sha256, ...extra] = hashes.map((h) => h.digest('hex'));
@@ -152,7 +154,7 @@ parentPort.on('message', (job) => {
 `;
 
 type Failure =
-  | { kind: 'source' | 'digest' | 'create' | 'write' | 'sync'; errno: string | null; message: string }
+  | { kind: 'source' | 'digest' | 'create' | 'write' | 'sync' | 'mode'; errno: string | null; message: string }
   | { kind: 'SOURCE_NOT_REGULAR' | 'SOURCE_CHANGED' | 'ABORTED' }
   | { kind: 'SOURCE_SHORT'; read: number; listed: number };
 
@@ -216,6 +218,8 @@ function copyError(f: Failure, source: string, target: string | null): Error {
       return new CopyError('TARGET_IO', `writing ${target}: ${f.message}`, withErrno(f.message, f.errno));
     case 'sync':
       return new CopyError('TARGET_IO', `syncing ${target}: ${f.message}`, withErrno(f.message, f.errno));
+    case 'mode':
+      return new CopyError('TARGET_IO', `making ${target} read-only: ${f.message}`, withErrno(f.message, f.errno));
     case 'SOURCE_NOT_REGULAR':
       return new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
     case 'SOURCE_CHANGED':

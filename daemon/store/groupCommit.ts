@@ -4,7 +4,7 @@ import { fsyncDir, ObjectStoreError, type ObjectStore } from './objects.ts';
 /** A recording copied into a temp file of the store and hashed, its data not yet known to be on disk. */
 export interface StagedCopy extends CopyToFinish {
   tempPath: string;
-  /** The temp file, still open: its fdatasync is the batch's. */
+  /** The temp file, still open and mode 0444 already (CopyOptions.deferSync): its fdatasync is the batch's. */
   file: { datasync(): Promise<void>; close(): Promise<void> };
   size: number;
 }
@@ -18,6 +18,8 @@ interface Waiting {
   copy: StagedCopy;
   resolve: (c: Committed) => void;
   reject: (e: Error) => void;
+  /** Step 1 for this copy, begun when it was staged: whether its data is on disk (else it was rejected). */
+  synced: Promise<boolean>;
 }
 
 /** A batch is written once it holds this many files or bytes, or when a recorder has nothing more to copy (flush). */
@@ -28,7 +30,9 @@ export const BATCH_BYTES = 64 << 20;
  * Group commit for copies into the store. A copy is `stored` only once its bytes and its name are durable and its
  * hash is in the catalog; doing that per file (fdatasync, rename, directory fsync, a catalog commit) costs more than
  * copying a small clip. Copies that finish together are committed as one batch, in this order:
- * 1. every temp file fdatasynced (issued together, so the filesystem commits them in one journal transaction);
+ * 1. every temp file fdatasynced: each one's begins when it is staged, while the batch fills, so that the batch waits
+ *    only for the last ones (the fdatasyncs under way share a journal commit: bin/dockd.js gives libuv's pool 64
+ *    threads; with 4, a journalled ext4 committed 4 at a time, and the renames of step 2 waited behind them);
  * 2. each renamed to its content address (an object's name is only ever given to bytes already on disk, so after a
  *    crash at any instant any object file is whole: a later copy of that content may keep it);
  * 3. every directory touched (and those created) fsynced once;
@@ -36,15 +40,16 @@ export const BATCH_BYTES = 64 << 20;
  * Only then are the copies' promises resolved. Copies arriving meanwhile form the next batch, which starts its step 1
  * once this one is past it: its data goes to disk while this one is renamed, synced and catalogued (steps 2–4 of one
  * batch after another's, in order). Before, a batch waited for the whole of the one before; at the end of a dock the
- * last copies then waited ≈ 0.1 s for a batch they had no part in.
+ * last copies then waited ≈ 0.1 s for a batch they had no part in. A flushed batch (a recorder has nothing more to
+ * copy) starts its step 1 at once, beside any batch still syncing.
  */
 export class GroupCommit {
   private pending: Waiting[] = [];
   private pendingBytes = 0;
   private flushWanted = false;
-  /** The batch in step 1 (its data synced), if any: the next batch starts once it is past it. */
-  private syncing = false;
-  /** Batches past step 1 and not yet done: at most one waits while another is in steps 2–4. */
+  /** Batches in step 1 (their data synced): the next batch starts once none is, unless it is flushed. */
+  private syncing = 0;
+  /** Batches past step 1 and not yet done: at most one waits while another is in steps 2–4 (more, when flushed). */
   private placing = 0;
   /** Steps 2–4 of the batches, one after the other in the order they were formed. */
   private placed: Promise<void> = Promise.resolve();
@@ -58,7 +63,7 @@ export class GroupCommit {
   /** Resolves once `copy` is durable and catalogued (or rejects: its temp file is then the caller's to remove). */
   commit(copy: StagedCopy): Promise<Committed> {
     return new Promise<Committed>((resolve, reject) => {
-      this.pending.push({ copy, resolve, reject });
+      this.pending.push({ copy, resolve, reject, synced: this.syncOne(copy, reject) });
       this.pendingBytes += copy.size;
       this.kick();
     });
@@ -72,15 +77,20 @@ export class GroupCommit {
   }
 
   private kick(): void {
-    if (this.syncing || this.placing > 1 || !this.pending.length) return;
-    if (!this.flushWanted && this.pending.length < this.limits.files && this.pendingBytes < this.limits.bytes) return;
+    if (!this.pending.length) return;
+    // A flushed batch starts at once: nothing more is coming for it to wait for (at the end of a dock, the last
+    // copies are what the officer waits for). Else a batch waits for the one syncing and fills meanwhile.
+    if (!this.flushWanted) {
+      if (this.syncing || this.placing > 1) return;
+      if (this.pending.length < this.limits.files && this.pendingBytes < this.limits.bytes) return;
+    }
     const batch = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
     this.flushWanted = false;
-    this.syncing = true;
+    this.syncing++;
     const synced = this.sync(batch).finally(() => {
-      this.syncing = false;
+      this.syncing--;
       this.placing++;
       this.kick();
     });
@@ -96,21 +106,22 @@ export class GroupCommit {
       });
   }
 
+  /** Step 1 for one copy: its data on disk, and its temp file closed; false (and the copy rejected) when it failed. */
+  private async syncOne(copy: StagedCopy, reject: (e: Error) => void): Promise<boolean> {
+    try {
+      await copy.file.datasync();
+      return true;
+    } catch (e) {
+      reject(new ObjectStoreError('OBJECT_IO', `syncing ${copy.tempPath}: ${(e as Error).message}`, { cause: e }));
+      return false;
+    } finally {
+      await copy.file.close().catch(() => {});
+    }
+  }
+
   /** Step 1: every copy's data on disk; which of them were. */
   private sync(batch: Waiting[]): Promise<boolean[]> {
-    return Promise.all(
-      batch.map(async (w) => {
-        try {
-          await w.copy.file.datasync();
-          return true;
-        } catch (e) {
-          w.reject(new ObjectStoreError('OBJECT_IO', `syncing ${w.copy.tempPath}: ${(e as Error).message}`, { cause: e }));
-          return false;
-        } finally {
-          await w.copy.file.close().catch(() => {});
-        }
-      }),
-    );
+    return Promise.all(batch.map((w) => w.synced));
   }
 
   /** Steps 2–4 for the copies whose data is on disk (`synced`). */
@@ -130,7 +141,8 @@ export class GroupCommit {
       [...byContent.values()].map(async (same) => {
         for (const w of same) {
           try {
-            for (const d of await this.objects.place(w.copy.tempPath, w.copy.sha256, w.copy.size)) dirs.add(d);
+            for (const d of await this.objects.place(w.copy.tempPath, w.copy.sha256, w.copy.size, { readOnly: true }))
+              dirs.add(d);
             placed.push(w);
           } catch (e) {
             w.reject(e as Error);

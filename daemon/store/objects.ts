@@ -71,9 +71,10 @@ export class ObjectStore {
    * Moves a fully written, fdatasynced temp file to its content address, and returns the directories to fsync before
    * the object may be called stored: its own and those above it, up to the objects directory. When the object is already there (the same
    * content seen before, or a crash before the catalog row) the existing object is kept, checked by size, and the temp
-   * file dropped; its directory is still returned, as its name may not be durable yet.
+   * file dropped; its directory is still returned, as its name may not be durable yet. `readOnly`: the temp file's mode
+   * is 0444 already (a copy's deferred target), so no chmod.
    */
-  async place(tempPath: string, sha256: string, size: number): Promise<string[]> {
+  async place(tempPath: string, sha256: string, size: number, opts: { readOnly?: boolean } = {}): Promise<string[]> {
     const target = this.pathOf(sha256);
     const parent = path.dirname(target);
     await fs.mkdir(parent, { recursive: true });
@@ -87,7 +88,7 @@ export class ObjectStore {
         throw new ObjectStoreError('OBJECT_CONFLICT', `object ${sha256} exists with size ${existing.size}, expected ${size}`);
       return dirs;
     }
-    await fs.chmod(tempPath, 0o444);
+    if (!opts.readOnly) await fs.chmod(tempPath, 0o444);
     await fs.rename(tempPath, target);
     return dirs;
   }

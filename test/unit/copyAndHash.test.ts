@@ -232,13 +232,17 @@ describe.each(IMPLS)('copyAndHash $name', ({ name, copy, progressStep }) => {
     expect((await fs.readFile(path.join(dir, 'dst.bin'))).equals(bytes)).toBe(true);
   });
 
-  it('leaves the target open and unsynced for the caller with deferSync, the bytes already in it', async () => {
+  it('leaves the target open, unsynced and read-only for the caller with deferSync, the bytes already in it', async () => {
     const bytes = randomBytes(2 * MiB + 7);
     const src = await source('src.bin', bytes);
     const dst = path.join(dir, 'dst.bin');
     const fdsBefore = (await fs.readdir('/proc/self/fd')).length;
     const r = await copy(src, dst, { deferSync: true });
     expect(r.unsynced).toBeDefined();
+    // Mode 0444 as its object's will be (the store renames it without a chmod); a plain copy's target stays 0600.
+    expect((await fs.stat(dst)).mode & 0o777).toBe(0o444);
+    await copy(src, path.join(dir, 'plain.bin'));
+    expect((await fs.stat(path.join(dir, 'plain.bin'))).mode & 0o777).toBe(0o600);
     expect((await fs.readdir('/proc/self/fd')).length).toBe(fdsBefore + 1);
     await r.unsynced!.datasync();
     await r.unsynced!.close();
@@ -385,7 +389,7 @@ describe('copyAndHash of a large recording, written around the page cache (O_DIR
     expect(r.size).toBe(size);
     expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
     expect(await sha256sum(dst)).toBe(r.sha256);
-    expect((await fs.stat(dst)).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(dst)).mode & 0o777).toBe(0o444);
     expect((await fs.readFile(src)).equals(bytes)).toBe(true);
   });
 
@@ -418,7 +422,7 @@ describe('copyAndHash of a large recording, written around the page cache (O_DIR
       expect(fdsOpen).toBe(1);
       expect(copied.equals(bytes)).toBe(true);
       expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
-      expect((await fs.stat(dst)).mode & 0o777).toBe(0o600);
+      expect((await fs.stat(dst)).mode & 0o777).toBe(0o444);
       expect(await fs.readdir(ram)).toEqual(['dst.bin']);
     } finally {
       await unmount(ram);

@@ -122,6 +122,64 @@ describe('GroupCommit (real files, real SQLite)', () => {
     expect(results.map((r) => catalog.get(r.fileId)!.state)).toEqual(['stored', 'stored', 'stored']);
   });
 
+  it("a copy's data starts for the disk when it is staged, while its batch is still filling", async () => {
+    const commits = new GroupCommit(store, catalog, { files: 3, bytes: 1 << 30 });
+    const staged = await stage('early.mp4', randomBytes(50_000));
+    const file = staged.file;
+    let syncs = 0;
+    let closed = false;
+    staged.file = {
+      datasync: () => {
+        syncs++;
+        return file.datasync();
+      },
+      close: async () => {
+        closed = true;
+        await file.close();
+      },
+    };
+    let settled = false;
+    const done = commits.commit(staged).finally(() => {
+      settled = true;
+    });
+    // At once, not when the batch is formed: at the end of a dock only the last copies' data is left to write.
+    expect(syncs).toBe(1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(true);
+    expect(settled).toBe(false);
+    expect(catalog.get(staged.fileId)!.state).toBe('copying');
+    commits.flush();
+    expect((await done).duplicate).toBe(false);
+    expect(syncs).toBe(1);
+    expect(catalog.get(staged.fileId)!.state).toBe('stored');
+  });
+
+  it('a copy whose data cannot be synced fails alone, its temp file closed and left to the caller; the rest of its batch is stored', async () => {
+    const good = await stage('good.mp4', randomBytes(10_000));
+    const bad = await stage('bad.mp4', randomBytes(20_000));
+    const file = bad.file;
+    let closed = false;
+    bad.file = {
+      datasync: async () => {
+        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      },
+      close: async () => {
+        closed = true;
+        await file.close();
+      },
+    };
+    const commits = new GroupCommit(store, catalog, { files: 2, bytes: 1 << 30 });
+    const [g, b] = await Promise.allSettled([commits.commit(good), commits.commit(bad)]);
+    expect(g.status).toBe('fulfilled');
+    expect(catalog.get(good.fileId)!.state).toBe('stored');
+    expect(b.status).toBe('rejected');
+    expect((b as PromiseRejectedResult).reason).toMatchObject({ code: 'OBJECT_IO' });
+    expect(closed).toBe(true);
+    expect(catalog.get(bad.fileId)!.state).toBe('copying');
+    expect(await store.exists(bad.sha256)).toBe(false);
+    expect(await fs.readdir(store.tmpDir)).toEqual([path.basename(bad.tempPath)]);
+  });
+
   it('a crash before the batch commits leaves nothing taken as stored; the recording is copied again and stored', async () => {
     const bytes = randomBytes(2_000_000);
     const staged = [await stage('clip.mp4', bytes), await stage('photo.jpg', randomBytes(50_000))];
