@@ -46,6 +46,23 @@ describe('GroupCommit (real files, real SQLite)', () => {
     };
   }
 
+  /** Counts `staged`'s syncs and sees it closed; `datasync` stands in for the real one (a failing disk). */
+  function watchFile(staged: StagedCopy, datasync?: () => Promise<void>): { syncs: number; closed: boolean } {
+    const file = staged.file;
+    const seen = { syncs: 0, closed: false };
+    staged.file = {
+      datasync: () => {
+        seen.syncs++;
+        return datasync ? datasync() : file.datasync();
+      },
+      close: async () => {
+        seen.closed = true;
+        await file.close();
+      },
+    };
+    return seen;
+  }
+
   /** What the controller does at start after a crash: a fresh catalog connection, interrupted copies and temp files gone. */
   async function restart(): Promise<{ rows: number; tempFiles: number }> {
     catalog.close();
@@ -125,56 +142,36 @@ describe('GroupCommit (real files, real SQLite)', () => {
   it("a copy's data starts for the disk when it is staged, while its batch is still filling", async () => {
     const commits = new GroupCommit(store, catalog, { files: 3, bytes: 1 << 30 });
     const staged = await stage('early.mp4', randomBytes(50_000));
-    const file = staged.file;
-    let syncs = 0;
-    let closed = false;
-    staged.file = {
-      datasync: () => {
-        syncs++;
-        return file.datasync();
-      },
-      close: async () => {
-        closed = true;
-        await file.close();
-      },
-    };
+    const seen = watchFile(staged);
     let settled = false;
     const done = commits.commit(staged).finally(() => {
       settled = true;
     });
     // At once, not when the batch is formed: at the end of a dock only the last copies' data is left to write.
-    expect(syncs).toBe(1);
+    expect(seen.syncs).toBe(1);
     await new Promise((r) => setTimeout(r, 50));
-    expect(closed).toBe(true);
+    expect(seen.closed).toBe(true);
     expect(settled).toBe(false);
     expect(catalog.get(staged.fileId)!.state).toBe('copying');
     commits.flush();
     expect((await done).duplicate).toBe(false);
-    expect(syncs).toBe(1);
+    expect(seen.syncs).toBe(1);
     expect(catalog.get(staged.fileId)!.state).toBe('stored');
   });
 
   it('a copy whose data cannot be synced fails alone, its temp file closed and left to the caller; the rest of its batch is stored', async () => {
     const good = await stage('good.mp4', randomBytes(10_000));
     const bad = await stage('bad.mp4', randomBytes(20_000));
-    const file = bad.file;
-    let closed = false;
-    bad.file = {
-      datasync: async () => {
-        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      },
-      close: async () => {
-        closed = true;
-        await file.close();
-      },
-    };
+    const seen = watchFile(bad, async () => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    });
     const commits = new GroupCommit(store, catalog, { files: 2, bytes: 1 << 30 });
     const [g, b] = await Promise.allSettled([commits.commit(good), commits.commit(bad)]);
     expect(g.status).toBe('fulfilled');
     expect(catalog.get(good.fileId)!.state).toBe('stored');
     expect(b.status).toBe('rejected');
     expect((b as PromiseRejectedResult).reason).toMatchObject({ code: 'OBJECT_IO' });
-    expect(closed).toBe(true);
+    expect(seen.closed).toBe(true);
     expect(catalog.get(bad.fileId)!.state).toBe('copying');
     expect(await store.exists(bad.sha256)).toBe(false);
     expect(await fs.readdir(store.tmpDir)).toEqual([path.basename(bad.tempPath)]);
