@@ -2,12 +2,14 @@
  * `npm run bench` (second part): time to safe to undock through the real daemon — from a volume appearing under the
  * mount root to dockd's own "recorder safe to undock" log line — against the command-line tools doing the same work
  * in the same run. The daemon runs with a real tus server and MQTT broker (it uploads while it copies, as at a station).
- * Scenarios (BENCH_SCENARIOS, default "a,b,c,sm3,redock"):
+ * Scenarios (BENCH_SCENARIOS, default "a,b,c,cl,sm3,redock"):
  *   a       one clip of BENCH_SIZE_MB (default 1024), against `cp -r` + `sync`, and against the copy-and-hash floor
  *           (`cp -r` beside `openssl dgst -sha256` on every core, then `sync`: see copyAndHashFloor), as are b and c;
  *   b       200 clips of 1–2 MB, 50 photos, 20 sound files, against `cp -r` + `sync`;
  *   c       BENCH_BAYS (default "8", a list: "8,32") volumes like (b), each of another recorder with content of its
  *           own, docked at once, against `cp -r` + `sync` of all (BENCH_SAME_VOLUMES=1: (b)'s volume in every bay);
+ *   cl      BENCH_BAYS volumes of one clip of BENCH_LARGE_MB (default 256) each, every clip of its own, docked at
+ *           once, against `cp -r` + `sync` of all: as many large copies at once as dock.concurrency lets run (peak RSS);
  *   sm3     (a) and (b) with integrity.algorithms [sha256, sm3], against the slower of `cp -r` + `sync` and
  *           `openssl dgst -sm3` of the same files (one core); sm3a, sm3b: one of the two;
  *   redock  (b) docked again once it is stored, against `sha256sum` of the same files.
@@ -32,11 +34,12 @@ import { bigVolume, shiftVolume } from './volumes.ts';
 const run = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
+const largeMb = Number(process.env.BENCH_LARGE_MB ?? 256);
 const list = (s: string) => s.split(',').map((x) => x.trim());
 const bays = list(process.env.BENCH_BAYS ?? '8')
   .map(Number)
   .filter((n) => n > 0);
-const chosen = new Set(list(process.env.BENCH_SCENARIOS ?? 'a,b,c,sm3,redock'));
+const chosen = new Set(list(process.env.BENCH_SCENARIOS ?? 'a,b,c,cl,sm3,redock'));
 const root = process.env.BENCH_DIR ?? path.join(PACKAGE_ROOT, '.cache', 'bench-daemon');
 const SM3 = { integrity: { algorithms: ['sha256', 'sm3'] } };
 
@@ -136,6 +139,12 @@ async function main(): Promise<void> {
       bayVolumes.push(path.join(root, `src-c${i}`));
       await shiftVolume(bayVolumes[i], i);
     }
+  const largeVolumes: string[] = [];
+  if (chosen.has('cl'))
+    for (let i = 0; i < Math.max(0, ...bays); i++) {
+      largeVolumes.push(path.join(root, `src-cl${i}`));
+      await bigVolume(largeVolumes[i], largeMb, i + 1);
+    }
   const B = '200 clips + 50 photos + 20 sound files';
   const scenarios: Scenario[] = [
     ...(chosen.has('a') ? [{ name: `(a) one ${sizeMb} MiB clip`, sources: [srcA], baseline: 'cp -r + sync' as const }] : []),
@@ -144,6 +153,13 @@ async function main(): Promise<void> {
       ? bays.map((n) => ({
           name: `(c) ${n} volumes like (b) at once`,
           sources: sameVolumes ? Array.from({ length: n }, () => srcB) : bayVolumes.slice(0, n),
+          baseline: 'cp -r + sync' as const,
+        }))
+      : []),
+    ...(chosen.has('cl')
+      ? bays.map((n) => ({
+          name: `(c) ${n} volumes of one ${largeMb} MiB clip`,
+          sources: largeVolumes.slice(0, n),
           baseline: 'cp -r + sync' as const,
         }))
       : []),

@@ -36,10 +36,22 @@ export async function shiftVolume(dir: string, recorder = 0): Promise<void> {
   await Promise.all(jobs);
 }
 
-/** One large clip. */
-export async function bigVolume(dir: string, sizeMb: number): Promise<void> {
+/**
+ * One large clip. `recorder` numbers the volume, as for shiftVolume: from 1 on, the clip has a serial of its own and its
+ * index written into its middle (content of its own, same size and container).
+ */
+export async function bigVolume(dir: string, sizeMb: number, recorder = 0): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
-  const target = path.join(dir, '012345_1234567_20261128080000_0001.mp4');
+  const target = path.join(dir, `012345_${1234567 + recorder}_20261128080000_0001.mp4`);
   await fs.copyFile(await largeClip(sizeMb), target);
+  if (recorder) {
+    const f = await fs.open(target, 'r+');
+    try {
+      const { size } = await f.stat();
+      await f.write(Buffer.from(`dockd-bench-${recorder}-${Math.random()}`), 0, undefined, Math.floor(size / 2));
+    } finally {
+      await f.close();
+    }
+  }
   await fs.utimes(target, RECORDED, RECORDED);
 }

@@ -58,7 +58,10 @@ export class RecorderWipe {
         if (this.passedOver.has(rec.relPath)) continue;
         const file = this.archivedCopyOf(rec, serial);
         if (!file) continue;
-        const now = await copyAndHash(rec.absPath, null, { signal }).catch((e: Error) => e);
+        const now = await copyAndHash(rec.absPath, null, {
+          signal,
+          copiesAtOnce: this.deps.config.dock.concurrency,
+        }).catch((e: Error) => e);
         if (signal.aborted) break;
         if (now instanceof Error) {
           this.failed(file, rec, serial, volume?.method ?? null, `cannot re-hash it before deleting: ${now.message}`);

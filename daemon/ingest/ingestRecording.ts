@@ -49,7 +49,13 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
 
   const known = catalog.findKnownSource(sighting);
   if (known) {
-    const r = await copyRecording(rec.size, rec.absPath, null, { onBytes, signal }, ctx.threads);
+    const r = await copyRecording(
+      rec.size,
+      rec.absPath,
+      null,
+      { onBytes, signal, copiesAtOnce: ctx.config.dock.concurrency },
+      ctx.threads,
+    );
     if (r.sha256 === known.sha256) {
       catalog.addSighting(known.id, { ...sighting, mtimeMs: r.mtimeMs }, false);
       const annotated = rec.sidecarPath && (await annotateFromLateSidecar(catalog, ctx.log, known, rec.sidecarPath, rec.relPath));
@@ -127,6 +133,7 @@ export async function ingestOne(ctx: SessionContext, options: IngestOneOptions):
         signal,
         extraDigests: ctx.config.integrity.algorithms.filter((a) => a !== 'sha256'),
         deferSync: true,
+        copiesAtOnce: ctx.config.dock.concurrency,
       },
       ctx.threads,
     );

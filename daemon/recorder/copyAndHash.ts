@@ -8,6 +8,20 @@ import { CodedError } from '../../drivers/errors.ts';
 
 const CHUNK = 4 << 20;
 const MIN_CHUNK = 64 << 10;
+/**
+ * What the buffers of every large copy running at once may take together (two chunks each). Each recorder copies one
+ * large recording at a time, so as many run at once as dock.concurrency lets recorders copy.
+ */
+const LARGE_COPIES_BUFFERS = 32 << 20;
+
+/**
+ * The chunk of a large copy when up to `copiesAtOnce` run at once: CHUNK for one or two, less for more (1 MiB each at
+ * 16 bays), in whole 64 KiB (direct writes need aligned buffers), never under 256 KiB.
+ */
+export function chunkFor(copiesAtOnce: number): number {
+  const share = Math.floor(LARGE_COPIES_BUFFERS / (2 * Math.max(1, copiesAtOnce)) / MIN_CHUNK) * MIN_CHUNK;
+  return Math.min(CHUNK, Math.max(4 * MIN_CHUNK, share));
+}
 const SYNC_EVERY = 64 << 20;
 
 export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
@@ -70,6 +84,8 @@ export interface CopyOptions {
   deferSync?: boolean;
   /** The digest threads for `extraDigests` (default: the process's). */
   digestWorkers?: DigestWorkers;
+  /** How many large copies may run at once in this process (dock.concurrency; default 2): see chunkFor. */
+  copiesAtOnce?: number;
 }
 
 /** `onBytes` as a copy made again from the start reports it: never below what was already reported. */
@@ -145,7 +161,7 @@ async function copyOnce(
     if (!before.isFile()) throw new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
     // A file smaller than a chunk gets buffers its size (a day's photos and short clips: memory stays flat with many
     // recorders copying at once); reading to the end still takes one more read, which returns 0.
-    const chunk = Math.min(CHUNK, Math.max(MIN_CHUNK, before.size));
+    const chunk = Math.min(chunkFor(opts.copiesAtOnce ?? 2), Math.max(MIN_CHUNK, before.size));
     // A large file is written direct (see directTarget.ts), from buffers aligned for it.
     const aligned = target && before.size >= DIRECT_FROM ? alignedBuffers(chunk) : null;
     if (target) {

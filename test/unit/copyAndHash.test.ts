@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CopyError, copyAndHash } from '../../daemon/recorder/copyAndHash.ts';
+import { chunkFor, CopyError, copyAndHash, type CopyOptions } from '../../daemon/recorder/copyAndHash.ts';
 import { CopyWorkers, copyWorkers } from '../../daemon/recorder/copyWorkers.ts';
 import { alignedBuffers, createTarget, DIRECT_FROM } from '../../daemon/recorder/directTarget.ts';
 import { DIGEST_THREAD_SOURCE, DigestWorkers } from '../../daemon/recorder/digestWorkers.ts';
@@ -359,7 +359,7 @@ describe('copyAndHash of a large recording, written around the page cache (O_DIR
   });
 
   /** Copies `bytes` (from a file in `dir`) to `dst` with deferSync; the target's bytes, whether it was direct, and the fds left. */
-  async function copyDeferred(bytes: Buffer, dst: string, opts: { extraDigests?: string[] } = {}) {
+  async function copyDeferred(bytes: Buffer, dst: string, opts: CopyOptions = {}) {
     const src = path.join(dir, 'src.bin');
     await fs.writeFile(src, bytes);
     const fdsBefore = (await fs.readdir('/proc/self/fd')).length;
@@ -391,6 +391,33 @@ describe('copyAndHash of a large recording, written around the page cache (O_DIR
     expect(await sha256sum(dst)).toBe(r.sha256);
     expect((await fs.stat(dst)).mode & 0o777).toBe(0o444);
     expect((await fs.readFile(src)).equals(bytes)).toBe(true);
+  });
+
+  it('with 16 bays copying large recordings at once, each copy reads and writes direct in 1 MiB chunks, exactly', async () => {
+    const size = 40 * MiB + 4097;
+    const bytes = randomBytes(size);
+    const progress: number[] = [];
+    const { r, direct, copied } = await copyDeferred(bytes, path.join(dir, 'dst.bin'), {
+      copiesAtOnce: 16,
+      onBytes: (n) => progress.push(n),
+    });
+    expect(direct).toBe(true);
+    expect(progress.length).toBe(Math.ceil(size / MiB));
+    expect(progress.slice(0, 3)).toEqual([MiB, 2 * MiB, 3 * MiB]);
+    expect(progress.at(-1)).toBe(size);
+    expect(copied.equals(bytes)).toBe(true);
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+
+  it('the buffers of every large copy at once stay within 32 MiB together, in whole 64 KiB chunks of 256 KiB to 4 MiB', () => {
+    expect(chunkFor(1)).toBe(4 * MiB);
+    expect(chunkFor(2)).toBe(4 * MiB);
+    expect(chunkFor(16)).toBe(MiB);
+    for (let n = 1; n <= 64; n++) {
+      expect(chunkFor(n) % (64 << 10)).toBe(0);
+      expect(chunkFor(n)).toBeGreaterThanOrEqual(256 << 10);
+      expect(2 * n * chunkFor(n)).toBeLessThanOrEqual(32 * MiB);
+    }
   });
 
   it('writes a file just under the threshold through the cache, as before', async () => {
