@@ -10,6 +10,8 @@
  *           own, docked at once, against `cp -r` + `sync` of all (BENCH_SAME_VOLUMES=1: (b)'s volume in every bay);
  *   cl      BENCH_BAYS volumes of one clip of BENCH_LARGE_MB (default 256) each, every clip of its own, docked at
  *           once, against `cp -r` + `sync` of all: as many large copies at once as dock.concurrency lets run (peak RSS);
+ *           clsm3: the same with integrity.algorithms [sha256, sm3], against the slower of that and `openssl dgst -sm3`
+ *           (not in the default list);
  *   sm3     (a) and (b) with integrity.algorithms [sha256, sm3], against the slower of `cp -r` + `sync` and
  *           `openssl dgst -sm3` of the same files (one core); sm3a, sm3b: one of the two;
  *   redock  (b) docked again once it is stored, against `sha256sum` of the same files.
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
       await shiftVolume(bayVolumes[i], i);
     }
   const largeVolumes: string[] = [];
-  if (chosen.has('cl'))
+  if (chosen.has('cl') || chosen.has('clsm3'))
     for (let i = 0; i < Math.max(0, ...bays); i++) {
       largeVolumes.push(path.join(root, `src-cl${i}`));
       await bigVolume(largeVolumes[i], largeMb, i + 1);
@@ -161,6 +163,14 @@ async function main(): Promise<void> {
           name: `(c) ${n} volumes of one ${largeMb} MiB clip`,
           sources: largeVolumes.slice(0, n),
           baseline: 'cp -r + sync' as const,
+        }))
+      : []),
+    ...(chosen.has('clsm3')
+      ? bays.map((n) => ({
+          name: `(c) ${n} volumes of one ${largeMb} MiB clip, SM3 too`,
+          sources: largeVolumes.slice(0, n),
+          baseline: 'max(cp -r + sync, openssl sm3)' as const,
+          options: { config: SM3 },
         }))
       : []),
     ...(chosen.has('sm3') || chosen.has('sm3a')

@@ -9,15 +9,16 @@ import { CodedError } from '../../drivers/errors.ts';
 const CHUNK = 4 << 20;
 const MIN_CHUNK = 64 << 10;
 /**
- * What the buffers of every large copy running at once may take together (two chunks each; with an extra digest such as
- * SM3, up to twice that, for the chunks handed to its thread). Each recorder copies one large recording at a time, so as
- * many run at once as dock.concurrency lets recorders copy. 16 copies with 4 MiB chunks took a daemon to 316 MB.
+ * What the buffers of every large copy running at once may take together: two chunks each, and two more with an extra
+ * digest such as SM3 (the chunks handed to its thread). Each recorder copies one large recording at a time, so as many
+ * run at once as dock.concurrency lets recorders copy. 16 copies with 4 MiB chunks took a daemon to 316 MB.
  */
 const LARGE_COPIES_BUFFERS = 32 << 20;
 
 /**
- * The chunk of a large copy when up to `copiesAtOnce` run at once: CHUNK for one or two, less for more (1 MiB each at
- * 16 bays), in whole 64 KiB (direct writes need aligned buffers), never under 256 KiB.
+ * The chunk of a large copy when up to `copiesAtOnce` run at once (counted twice each with an extra digest): CHUNK for
+ * one or two, less for more (1 MiB each at 16 bays, 512 KiB with SM3), in whole 64 KiB (direct writes need aligned
+ * buffers), never under 256 KiB.
  */
 export function chunkFor(copiesAtOnce: number): number {
   const share = Math.floor(LARGE_COPIES_BUFFERS / (2 * Math.max(1, copiesAtOnce)) / MIN_CHUNK) * MIN_CHUNK;
@@ -162,7 +163,8 @@ async function copyOnce(
     if (!before.isFile()) throw new CopyError('SOURCE_NOT_REGULAR', `${source} is not a regular file`);
     // A file smaller than a chunk gets buffers its size (a day's photos and short clips: memory stays flat with many
     // recorders copying at once); reading to the end still takes one more read, which returns 0.
-    const chunk = Math.min(chunkFor(opts.copiesAtOnce ?? 2), Math.max(MIN_CHUNK, before.size));
+    const buffersOf = (opts.copiesAtOnce ?? 2) * (opts.extraDigests?.length ? 2 : 1);
+    const chunk = Math.min(chunkFor(buffersOf), Math.max(MIN_CHUNK, before.size));
     // A large file is written direct (see directTarget.ts), from buffers aligned for it.
     const aligned = target && before.size >= DIRECT_FROM ? alignedBuffers(chunk) : null;
     if (target) {

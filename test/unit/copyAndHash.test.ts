@@ -409,6 +409,24 @@ describe('copyAndHash of a large recording, written around the page cache (O_DIR
     expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
   });
 
+  it('with SM3 too at 16 bays, half that (512 KiB: its thread holds chunks of its own), both digests exact', async () => {
+    const size = 40 * MiB + 4097;
+    const bytes = randomBytes(size);
+    const progress: number[] = [];
+    const { r, direct, copied, src } = await copyDeferred(bytes, path.join(dir, 'dst.bin'), {
+      copiesAtOnce: 16,
+      extraDigests: ['sm3'],
+      onBytes: (n) => progress.push(n),
+    });
+    expect(direct).toBe(true);
+    expect(progress.length).toBe(Math.ceil(size / (MiB / 2)));
+    expect(progress[0]).toBe(MiB / 2);
+    expect(copied.equals(bytes)).toBe(true);
+    expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+    const { stdout } = await run('openssl', ['dgst', '-sm3', '-r', src]);
+    expect(r.digests.sm3).toBe(stdout.split(' ')[0]);
+  });
+
   it('the buffers of every large copy at once stay within 32 MiB together, in whole 64 KiB chunks of 256 KiB to 4 MiB', () => {
     expect(chunkFor(1)).toBe(4 * MiB);
     expect(chunkFor(2)).toBe(4 * MiB);
