@@ -8,6 +8,7 @@ import { CodedError } from '../../drivers/errors.ts';
 
 const CHUNK = 4 << 20;
 const MIN_CHUNK = 64 << 10;
+const SYNC_EVERY = 64 << 20;
 /**
  * What the buffers of every large copy running at once may take together: two chunks each, and two more with an extra
  * digest such as SM3 (the chunks handed to its thread). Each recorder copies one large recording at a time, so as many
@@ -24,7 +25,6 @@ export function chunkFor(copiesAtOnce: number): number {
   const share = Math.floor(LARGE_COPIES_BUFFERS / (2 * Math.max(1, copiesAtOnce)) / MIN_CHUNK) * MIN_CHUNK;
   return Math.min(CHUNK, Math.max(4 * MIN_CHUNK, share));
 }
-const SYNC_EVERY = 64 << 20;
 
 export type CopyErrorCode = 'SOURCE_GONE' | 'SOURCE_CHANGED' | 'SOURCE_SHORT' | 'SOURCE_NOT_REGULAR' | 'SOURCE_IO' | 'TARGET_IO';
 
