@@ -13,6 +13,22 @@ import type { Intake } from './intake.ts';
 
 const PROBE_RETRY_CHECK_MS = 2000;
 
+/**
+ * The longest a stored file waits for its verification while recorders copy: then one probe runs beside the copies. A
+ * station whose bays never stop copying would otherwise verify, and so upload, nothing until they did.
+ */
+export const PROBE_MAX_WAIT_MS = 60_000;
+
+/**
+ * Whether the first waiting verification may start: a free probe slot and no recorder copying (copies first: the
+ * officer waits for copies, nobody waits for a probe), or, beside the copies, one probe at a time for a file that has
+ * waited PROBE_MAX_WAIT_MS.
+ */
+export function probeMayStart(s: { running: number; slots: number; copying: boolean; waitedMs: number }): boolean {
+  if (s.running >= s.slots) return false;
+  return !s.copying || (s.running === 0 && s.waitedMs >= PROBE_MAX_WAIT_MS);
+}
+
 interface Session {
   controller: AbortController;
   done: Promise<void>;
@@ -22,6 +38,8 @@ interface Session {
 interface ProbeWaiter {
   id: number;
   what: string | null;
+  /** When it was queued (the station clock, ms). */
+  queuedAtMs: number;
   resolve: (row: FileRow) => void;
   reject: (e: unknown) => void;
 }
@@ -135,15 +153,15 @@ export class DockService implements Service {
   private verifyNow(id: number, what: string | null): Promise<FileRow> {
     this.probing.add(id);
     return new Promise<FileRow>((resolve, reject) => {
-      this.probeQueue.push({ id, what, resolve, reject });
+      this.probeQueue.push({ id, what, queuedAtMs: this.deps.now().getTime(), resolve, reject });
       this.pumpProbes();
     }).finally(() => this.probing.delete(id));
   }
 
   /**
-   * Starts waiting probes while there is a free slot and no recorder is copying (copies first: the officer waits for
-   * copies, nobody waits for a probe; a copy paused for disk space does not count, as the verdicts it waits for are
-   * what frees space). Stopping: what waits is answered with its row as it is (`stored`, verified at the next start).
+   * Starts waiting probes as probeMayStart lets them (a copy paused for disk space does not count as copying, as the
+   * verdicts it waits for are what frees space). Stopping: what waits is answered with its row as it is (`stored`,
+   * verified at the next start).
    */
   private pumpProbes(): void {
     if (this.stopping) {
@@ -156,7 +174,15 @@ export class DockService implements Service {
       }
       return;
     }
-    while (this.probeQueue.length && this.probesRunning < this.probeSlots && !this.copying()) {
+    while (
+      this.probeQueue.length &&
+      probeMayStart({
+        running: this.probesRunning,
+        slots: this.probeSlots,
+        copying: this.copying(),
+        waitedMs: this.deps.now().getTime() - this.probeQueue[0].queuedAtMs,
+      })
+    ) {
       const p = this.probeQueue.shift()!;
       this.probesRunning++;
       classifyStored(this.deps, p.id)
