@@ -59,7 +59,11 @@ function inputsUnchanged(inputs, built) {
 }
 
 // The entries scripts/build.mjs bundles (CommonJS, one file each).
-const BUNDLES = { 'daemon/main.ts': 'dockd.cjs', 'daemon/cli/dockctl.ts': 'dockctl.cjs' };
+const BUNDLES = {
+  'daemon/main.ts': 'dockd.cjs',
+  'daemon/cli/dockctl.ts': 'dockctl.cjs',
+  'daemon/cli/statusEntry.ts': 'dockctl-status.cjs',
+};
 const STALE = Symbol('stale');
 // The bundle's last two lines (scripts/build.mjs): the source files it was built from, then its SHA-256.
 const BUNDLE_TRAILER = /\/\/# dockd-bundle-inputs=([^\n]*)\n\/\/# dockd-bundle-sha256=([0-9a-f]{64})\n$/;

@@ -189,8 +189,9 @@ export function validateConfig(doc: unknown, baseDir = process.cwd()): Config {
 }
 
 /**
- * A copy of the parsed document checked against the schema, its defaults filled in: what depends only on the text and
- * the validator (dockctl caches it, see loadConfig). Throws ConfigError with one line.
+ * A copy of the parsed document checked against the schema, its defaults filled in, and its time zone checked: what
+ * depends only on the text, the validator and ICU's zones (dockctl caches it, see loadConfig). Throws ConfigError with
+ * one line.
  */
 function schemaChecked(doc: unknown): Record<string, unknown> {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
@@ -201,7 +202,23 @@ function schemaChecked(doc: unknown): Record<string, unknown> {
     const err = checked.errors.find((e) => e.keyword === 'additionalProperties') ?? checked.errors[0];
     throw new ConfigError(`config: ${keyPath(err)}: ${describe(err)}`);
   }
+  checkTimeZone((copy as { station: { timeZone?: string } }).station.timeZone);
   return copy;
+}
+
+/**
+ * station.timeZone must be a zone this runtime's ICU knows. It depends only on the text and on ICU's data, so it is
+ * part of what dockctl caches (the parser id names both): the list alone costs ≈ 2 ms of every `dockctl` command. A
+ * canonical zone is looked up in the list; anything else (an alias) is tried with a formatter, which costs tens of
+ * milliseconds of ICU set-up.
+ */
+function checkTimeZone(tz: string | undefined): void {
+  if (!tz || Intl.supportedValuesOf('timeZone').includes(tz)) return;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+  } catch {
+    throw new ConfigError(`config: station.timeZone: unknown time zone "${tz}"`);
+  }
 }
 
 /**
@@ -210,16 +227,6 @@ function schemaChecked(doc: unknown): Record<string, unknown> {
  */
 function completeConfig(checked: Record<string, unknown>, baseDir: string): Config {
   const config = checked as unknown as Config;
-  // A canonical zone is looked up in the list (cheap); anything else (an alias) is tried with a formatter, which costs
-  // tens of milliseconds of ICU set-up at every dockctl command.
-  const tz = config.station.timeZone;
-  if (tz && !Intl.supportedValuesOf('timeZone').includes(tz)) {
-    try {
-      new Intl.DateTimeFormat('en', { timeZone: tz });
-    } catch {
-      throw new ConfigError(`config: station.timeZone: unknown time zone "${config.station.timeZone}"`);
-    }
-  }
   const serials = new Set<string>();
   config.devices.forEach((d, i) => {
     if (serials.has(d.serial)) throw new ConfigError(`config: devices.${i}.serial: duplicate serial "${d.serial}"`);
@@ -286,9 +293,9 @@ function completeConfig(checked: Record<string, unknown>, baseDir: string): Conf
 
 /**
  * Reads, parses and validates the config file. `parseCache`: take the parse, as the schema checked it with its
- * defaults, from the user's cache when the text and the validator are the ones cached (dockctl; see
- * daemon/parsedConfigCache.ts): then neither yaml nor the validator is loaded. The checks beyond the schema, secrets and
- * paths are worked out every time. The daemon parses and checks the file itself.
+ * defaults, from the user's cache when the text, the validator and ICU's version are the ones cached (dockctl; see
+ * daemon/parsedConfigCache.ts): then neither yaml nor the validator is loaded. The other checks beyond the schema,
+ * secrets and paths are worked out every time. The daemon parses and checks the file itself.
  */
 export function loadConfig(file: string, { parseCache = false } = {}): LoadedConfig {
   let text: string;
@@ -307,7 +314,12 @@ export function loadConfig(file: string, { parseCache = false } = {}): LoadedCon
     return schemaChecked(doc);
   };
   const checked = parseCache
-    ? (parseWithCache(path.resolve(file), text, `${yamlParserId()}; ${validatorId()}`, parseAndCheck) as Record<string, unknown>)
+    ? (parseWithCache(
+        path.resolve(file),
+        text,
+        `${yamlParserId()}; ${validatorId()}; icu ${process.versions.icu} tz ${process.versions.tz}`,
+        parseAndCheck,
+      ) as Record<string, unknown>)
     : parseAndCheck(text);
   const baseDir = path.resolve(file) === DEFAULT_CONFIG_FILE ? PACKAGE_ROOT : process.cwd();
   const config = completeConfig(checked, baseDir);

@@ -106,17 +106,21 @@ try {
   // lines, so that the stack traces in its log point at one. test/runtime/bundle.test.ts keeps dockctl's ASCII.
   const dockctl = await build({
     ...options,
-    entryPoints: { dockctl: path.join(root, 'daemon/cli/dockctl.ts') },
+    // `dockctl status` has a bundle of its own (daemon/cli/statusEntry.ts): half of dockctl's, for the command run most.
+    entryPoints: {
+      dockctl: path.join(root, 'daemon/cli/dockctl.ts'),
+      'dockctl-status': path.join(root, 'daemon/cli/statusEntry.ts'),
+    },
     minifyWhitespace: true,
     // yaml (171 KB, a third of the bundle) from node_modules, when a config's parse is not in dockctl's cache: every
     // command read it with the bundle, and most never run it. Its package.json (the parser's version) stays bundled.
     external: [...options.external, 'yaml'],
     plugins: [...options.plugins, yamlVersionBundled, validatorOutside],
   });
-  inputs['dockctl.cjs'] = dockctl.metafile.inputs;
+  for (const [out, { inputs: from }] of Object.entries(dockctl.metafile.outputs)) inputs[path.basename(out)] = from;
   // The last two lines: the bundle's source files (paths from the root, the schema always among them: the validator
   // generated from it is read from dist/), then the SHA-256 of all above it.
-  for (const name of ['dockd.cjs', 'dockctl.cjs']) {
+  for (const name of ['dockd.cjs', 'dockctl.cjs', 'dockctl-status.cjs']) {
     const file = path.join(bundleDir, name);
     const sources = Object.keys(inputs[name]).filter((p) => /^(daemon|drivers|config)\//.test(p));
     if (!sources.includes('config/schema.json')) sources.push('config/schema.json');

@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
-import { ConfigError, configFileFromArgs, loadConfig } from '../config.ts';
+import { configFileFromArgs, loadConfig } from '../config.ts';
+import { commandFailed, parseCommandArgs } from './commandLine.ts';
 import { POOL_COMMANDS, USAGE, UsageError } from './usage.ts';
 
 // Each command's module is imported when that command runs: `dockctl status` must not load what `verify`, `export`
@@ -19,31 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'user') return await (await import('./userCommands.ts')).runUserCommand(file, args);
     if (POOL_COMMANDS.includes(command)) return await (await import('./poolCommands.ts')).runPoolCommand(file, command, args);
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        json: { type: 'boolean' },
-        watch: { type: 'boolean' },
-        state: { type: 'string' },
-        'case-no': { type: 'string' },
-        purpose: { type: 'string' },
-        place: { type: 'string' },
-        collector: { type: 'string' },
-        'captured-at': { type: 'string' },
-        since: { type: 'string' },
-        to: { type: 'string' },
-        from: { type: 'string' },
-        officer: { type: 'string' },
-        after: { type: 'string' },
-        limit: { type: 'string' },
-        head: { type: 'string' },
-        'all-damaged': { type: 'boolean' },
-        by: { type: 'string' },
-        csv: { type: 'boolean' },
-      },
-    });
+    const { values, positionals } = parseCommandArgs(args);
     const { config } = loadConfig(file, { parseCache: true });
     switch (command) {
       case 'status':
@@ -111,14 +87,6 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command ${command}`);
     }
   } catch (e) {
-    // UsageError covers the commands' own (PoolUsageError, HeadFileError): the message alone; a bad option adds the usage.
-    if (e instanceof UsageError || e instanceof ConfigError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(
-        `dockctl: ${(e as Error).message}\n${e instanceof UsageError || e instanceof ConfigError ? '' : `${USAGE}\n`}`,
-      );
-      return 2;
-    }
-    process.stderr.write(`dockctl: ${(e as Error).message}\n`);
-    return 1;
+    return commandFailed(e);
   }
 }

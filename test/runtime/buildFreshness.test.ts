@@ -40,8 +40,23 @@ function dockctlHelp(root: string): Promise<{ code: number; stdout: string; stde
   });
 }
 
-const codeCaches = async (root: string) =>
-  (await fs.readdir(path.join(root, 'dist', 'bundle'))).filter((f) => f.startsWith('dockctl.cjs.') && f.endsWith('.v8cache'));
+const codeCaches = async (root: string, bundle = 'dockctl.cjs') =>
+  (await fs.readdir(path.join(root, 'dist', 'bundle'))).filter((f) => f.startsWith(`${bundle}.`) && f.endsWith('.v8cache'));
+
+/** `dockctl --config <a file that is not there> status` in the tree `root`: it fails on the config, after its entry ran. */
+function dockctlStatus(root: string): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    delete env.DOCKD_FROM_SOURCE;
+    delete env.DOCKD_CODE_CACHE;
+    execFile(
+      process.execPath,
+      [path.join(root, 'bin', 'dockctl.js'), '--config', path.join(root, 'nowhere.yaml'), 'status'],
+      { env, timeout: 60_000 },
+      (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+    );
+  });
+}
 
 /** Rewrites `file` in place (same inode, so its directory's time does not change), its time now. */
 async function editInPlace(file: string, edit: (text: string) => string): Promise<void> {
@@ -95,6 +110,18 @@ describe('which build dockctl runs', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('usage.ts');
     expect(await codeCaches(root)).toEqual([]);
+  });
+
+  it('runs `dockctl status` from its own bundle, and from the sources once a source file of that bundle is edited', async () => {
+    const root = await copyTree(dir);
+    const r = await dockctlStatus(root);
+    expect([r.code, r.stderr]).toEqual([2, `dockctl: config: cannot read ${path.join(root, 'nowhere.yaml')}: ENOENT\n`]);
+    expect(await codeCaches(root, 'dockctl-status.cjs')).toHaveLength(1);
+    expect(await codeCaches(root)).toEqual([]);
+    const edited = await copyTree(dir);
+    await editInPlace(path.join(edited, 'daemon', 'cli', 'statusView.ts'), (t) => `${t}\n`);
+    expect((await dockctlStatus(edited)).code).toBe(2);
+    expect(await codeCaches(edited, 'dockctl-status.cjs')).toEqual([]);
   });
 
   it('runs the sources when the config schema changed (the validator in the bundle is made from it)', async () => {

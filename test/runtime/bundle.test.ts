@@ -6,21 +6,49 @@
  * loads none of node:crypto (≈ 10 ms and some 40 of Node's modules on Node 24), and once the config is in dockctl's
  * cache, neither yaml nor the schema's validator.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../daemon/config.ts';
 import { Catalog } from '../../daemon/store/catalog.ts';
-import { makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
+import { DOCKCTL_BIN, makeWorld, runDockctl, tempDir } from '../helpers/daemon.ts';
 
 describe("dockctl's bundle", () => {
-  it('is ASCII only', () => {
-    const file = path.join(PACKAGE_ROOT, 'dist', 'bundle', 'dockctl.cjs');
-    const code = readFileSync(file, 'utf8'); // missing: run `npm run build`
-    const at = code.search(/[\u0080-\uffff]/);
-    expect(at === -1 ? null : code.slice(Math.max(0, at - 80), at + 20)).toBeNull();
-    expect(code).toMatch(/\/\/# dockd-bundle-sha256=[0-9a-f]{64}\n$/);
+  it('is ASCII only, and so is the bundle of `dockctl status`', () => {
+    for (const name of ['dockctl.cjs', 'dockctl-status.cjs']) {
+      const code = readFileSync(path.join(PACKAGE_ROOT, 'dist', 'bundle', name), 'utf8'); // missing: `npm run build`
+      const at = code.search(/[\u0080-\uffff]/);
+      expect(at === -1 ? null : `${name}: ${code.slice(Math.max(0, at - 80), at + 20)}`).toBeNull();
+      expect(code).toMatch(/\/\/# dockd-bundle-sha256=[0-9a-f]{64}\n$/);
+    }
+  });
+
+  it('runs `dockctl status` from its own entry, which reads the command line as dockctl does', async () => {
+    const dir = await tempDir('dockd-status-entry-');
+    try {
+      const world = await makeWorld(dir, { tusEndpoint: 'http://127.0.0.1:9/files/', mqttUrl: 'mqtt://127.0.0.1:9' });
+      Catalog.open(world.storeDir).close();
+      const bogus = await runDockctl(world.configFile, ['status', '--bogus']);
+      expect(bogus.code).toBe(2);
+      expect(bogus.stderr).toMatch(/^dockctl: Unknown option '--bogus'[^\n]*\nusage: dockctl \[--config FILE\] <command>\n/);
+      const both = await runDockctl(world.configFile, ['status', '--json', '--watch']);
+      expect([both.code, both.stderr]).toEqual([2, 'dockctl: status: --watch and --json do not go together\n']);
+      // the config named after the command, and an option another command reads (ignored, as dockctl does)
+      const after = await new Promise<{ code: number; stdout: string }>((resolve) =>
+        execFile(process.execPath, [DOCKCTL_BIN, 'status', '--limit', '5', '--config', world.configFile, '--json'], (e, stdout) =>
+          resolve({ code: e ? 1 : 0, stdout }),
+        ),
+      );
+      expect(after.code).toBe(0);
+      expect(JSON.parse(after.stdout).stationId).toBe('test-st');
+      const missing = await runDockctl(path.join(dir, 'nowhere.yaml'), ['status']);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/^dockctl: config: cannot read .*nowhere\.yaml: ENOENT\n$/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs `dockctl status` without node:crypto (hq.receiptKey set), and from its cache without yaml or the validator', async () => {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../daemon/config.ts';
 import { validatorId } from '../../daemon/configValidator.ts';
-import { PARSE_CACHE_ENTRIES, parseCacheEntry, parseWithCache } from '../../daemon/parsedConfigCache.ts';
+import { fnv64, PARSE_CACHE_ENTRIES, parseCacheEntry, parseWithCache } from '../../daemon/parsedConfigCache.ts';
 import { parseYaml, yamlParserId } from '../../daemon/yamlParse.ts';
 import { runDockctl, tempDir } from '../helpers/daemon.ts';
 
@@ -50,6 +50,21 @@ function countingParser(): { parse: (text: string) => unknown; calls: () => numb
 const TEXT = 'station: { id: dock-01 }\ndock:\n  bays: [{ id: "1", tty: a }]\nn: 12.5\nflag: true\nnone: ~\n';
 
 describe('the parse cache of dockctl', () => {
+  it("names an entry by FNV-1a 64 of the config's path, as it always did (an upgrade keeps the entries)", () => {
+    // the published FNV-1a 64 vectors (ASCII: one byte per UTF-16 unit), then BigInt arithmetic, the earlier form
+    expect([fnv64(''), fnv64('a'), fnv64('foobar')]).toEqual(['cbf29ce484222325', 'af63dc4c8601ec8c', '85944171f73967e8']);
+    const bigint = (s: string) => {
+      let h = 0xcbf29ce484222325n;
+      for (let i = 0; i < s.length; i++) h = ((h ^ BigInt(s.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
+      return h.toString(16).padStart(16, '0');
+    };
+    for (const name of ['/etc/dockd/dockd.yaml', '/srv/采集站/配置.yaml', '\uffff'.repeat(40), 'x'.repeat(4096)])
+      expect(fnv64(name)).toBe(bigint(name));
+    expect(path.basename(parseCacheEntry('/etc/dockd/dockd.yaml')!)).toBe(
+      `parsed-config-${bigint('/etc/dockd/dockd.yaml')}.json`,
+    );
+  });
+
   it('answers the same text of the same file by the same parser without parsing it again', async () => {
     const p = countingParser();
     const first = parseWithCache('/etc/dockd/a.yaml', TEXT, 'yaml 1', p.parse);
@@ -217,7 +232,9 @@ describe('the parse cache of dockctl', () => {
     try {
       expect(loadConfig(file, { parseCache: true }).config.dock.recorderPassword).toBe('first');
       const cached = JSON.parse(await fs.readFile(entryOf(file), 'utf8'));
-      expect(cached).toMatchObject({ format: 2, file, parser: `${yamlParserId()}; ${validatorId()}` });
+      // ICU's versions too: the time zone checked by one runtime's zones is checked again by another's
+      const parser = `${yamlParserId()}; ${validatorId()}; icu ${process.versions.icu} tz ${process.versions.tz}`;
+      expect(cached).toMatchObject({ format: 2, file, parser });
       expect(yamlParserId()).toMatch(/^yaml \d+\.\d+\.\d+/);
       expect(validatorId()).toMatch(/^(validator [0-9a-f]{64}|schema [0-9a-f]{64} ajv \d+\.\d+\.\d+ )/);
       // the schema's defaults are in it; the secret is not (only its reference), nor the resolved paths
@@ -246,10 +263,15 @@ describe('the parse cache of dockctl', () => {
     for (let i = 0; i < 2; i++)
       expect(() => loadConfig(file, { parseCache: true })).toThrow(/config: dock.concurency: unknown key/);
     await expect(fs.stat(entryOf(file))).rejects.toThrow(/ENOENT/);
-    // Beyond the schema: the time zone is checked at every load, from a cached parse too.
+    // A time zone this runtime's ICU does not know: checked with the schema, so nothing is kept either.
     await fs.writeFile(file, stringify({ ...good, station: { id: 'dock-08', timeZone: 'Mars/Olympus' } }));
     for (let i = 0; i < 2; i++) expect(() => loadConfig(file, { parseCache: true })).toThrow(/unknown time zone "Mars\/Olympus"/);
-    expect(JSON.parse(await fs.readFile(entryOf(file), 'utf8')).doc.station.timeZone).toBe('Mars/Olympus');
+    await expect(fs.stat(entryOf(file))).rejects.toThrow(/ENOENT/);
+    // Beyond the schema and the zone: checked at every load, from a cached parse too.
+    const twice = { serial: '7', officerId: '1' };
+    await fs.writeFile(file, stringify({ ...good, devices: [twice, twice] }));
+    for (let i = 0; i < 2; i++) expect(() => loadConfig(file, { parseCache: true })).toThrow(/duplicate serial "7"/);
+    expect(JSON.parse(await fs.readFile(entryOf(file), 'utf8')).doc.devices).toHaveLength(2);
   });
 });
 
