@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { PACKAGE_ROOT } from '../packageRoot.ts';
 
 let addon: string | undefined | null = null;
 
@@ -13,13 +14,18 @@ let addon: string | undefined | null = null;
 export function sqliteAddon(): string | undefined {
   if (addon === null) {
     addon = undefined;
-    try {
-      // its main module is lib/index.js: the package is the directory above
-      const pkg = path.dirname(path.dirname(createRequire(import.meta.url).resolve('better-sqlite3')));
-      addon = ['Release', 'Debug'].map((b) => path.join(pkg, 'build', b, 'better_sqlite3.node')).find((f) => existsSync(f));
-    } catch {
-      // not resolvable from here: better-sqlite3's own search
-    }
+    // First where npm puts it, the package's own node_modules: the nearest node_modules above these modules and the
+    // bundles, so what resolving the package finds there too, without its ≈ 0.7 ms of lookups at every dockctl command.
+    const release = (pkg: string) =>
+      ['Release', 'Debug'].map((b) => path.join(pkg, 'build', b, 'better_sqlite3.node')).find((f) => existsSync(f));
+    addon = release(path.join(PACKAGE_ROOT, 'node_modules', 'better-sqlite3'));
+    if (addon === undefined)
+      try {
+        // its main module is lib/index.js: the package is the directory above
+        addon = release(path.dirname(path.dirname(createRequire(import.meta.url).resolve('better-sqlite3'))));
+      } catch {
+        // not resolvable from here: better-sqlite3's own search
+      }
   }
   return addon;
 }
