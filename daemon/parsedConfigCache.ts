@@ -23,8 +23,8 @@ import path from 'node:path';
  * (and its time zone checked against ICU's list). The rest of validation — the other checks a schema cannot make,
  * secrets from the environment and from files, paths — runs every time. The entry is used when it holds the same file
  * name, the very same text and the same `parserId` (for loadConfig: yaml's version, the validator's digest and ICU's
- * versions), and when it is a regular file of this user's own that
- * nobody else may write (a planted entry would be a planted config). Nothing is kept when `parse` throws (a config
+ * versions), and when it is a regular file of this user's own that nobody else may write (a planted entry would be a
+ * planted config). Nothing is kept when `parse` throws (a config
  * that is not valid YAML, or that the schema refuses, is refused again at the next command). It keeps only what JSON
  * carries exactly: a parse with anything else (`.inf`, -0, a `__proto__` key) is not cached. Eight entries: an
  * admin's few configs each keep theirs, and many (tests) leave no more than eight files.
