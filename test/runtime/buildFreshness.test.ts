@@ -26,37 +26,24 @@ async function copyTree(dir: string): Promise<string> {
   return root;
 }
 
-function dockctlHelp(root: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** `bin/dockctl.js ARGS` in the tree `root`, as a station runs it (no variable that picks the sources or the cache). */
+function dockctlIn(root: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const env = { ...process.env };
     delete env.DOCKD_FROM_SOURCE;
     delete env.DOCKD_CODE_CACHE;
-    execFile(
-      process.execPath,
-      [path.join(root, 'bin', 'dockctl.js'), '--help'],
-      { env, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(process.execPath, [path.join(root, 'bin', 'dockctl.js'), ...args], { env, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
+
+const dockctlHelp = (root: string) => dockctlIn(root, ['--help']);
+/** `dockctl --config <a file that is not there> status`: it fails on the config, after its entry ran. */
+const dockctlStatus = (root: string) => dockctlIn(root, ['--config', path.join(root, 'nowhere.yaml'), 'status']);
 
 const codeCaches = async (root: string, bundle = 'dockctl.cjs') =>
   (await fs.readdir(path.join(root, 'dist', 'bundle'))).filter((f) => f.startsWith(`${bundle}.`) && f.endsWith('.v8cache'));
-
-/** `dockctl --config <a file that is not there> status` in the tree `root`: it fails on the config, after its entry ran. */
-function dockctlStatus(root: string): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const env = { ...process.env };
-    delete env.DOCKD_FROM_SOURCE;
-    delete env.DOCKD_CODE_CACHE;
-    execFile(
-      process.execPath,
-      [path.join(root, 'bin', 'dockctl.js'), '--config', path.join(root, 'nowhere.yaml'), 'status'],
-      { env, timeout: 60_000 },
-      (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
-    );
-  });
-}
 
 /** Rewrites `file` in place (same inode, so its directory's time does not change), its time now. */
 async function editInPlace(file: string, edit: (text: string) => string): Promise<void> {
