@@ -25,7 +25,7 @@ import { systemClock } from '../clock.ts';
  * dozen system calls and no hand-over to libuv's pool for each. With `deferSync` the target stays open and its fd
  * goes back (file descriptors are the process's, not the thread's), its mode already 0444 (see CopyOptions.deferSync).
  */
-const WORKER_SOURCE = `
+export const COPY_THREAD_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
@@ -319,7 +319,7 @@ export class CopyWorkers {
 
   constructor(
     private readonly size = Math.min(4, 2 * os.availableParallelism()),
-    private readonly source = WORKER_SOURCE,
+    private readonly source = COPY_THREAD_SOURCE,
     nowMs: () => number = systemClock.ms,
   ) {
     this.rest = new ThreadRest({ threads: 'copy threads', meanwhile: 'copies run on the main thread' }, nowMs);
