@@ -13,12 +13,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const { file, rest } = configFileFromArgs(argv);
     if (rest[0] !== 'status') throw new UsageError(`this entry runs dockctl status only, not ${rest[0] ?? 'nothing'}`);
-    const args = rest.slice(1);
-    // `status`, `status --json`, `status --watch`: read here, as parseArgs reads them. Node loads parseArgs's own
-    // module at its first use, ≈ 1.5 ms of a command that takes 15–20 ms beyond Node's start; anything else goes to it.
-    const { values } = args.every((a) => a === '--json' || a === '--watch')
-      ? { values: { json: args.includes('--json'), watch: args.includes('--watch') } }
-      : parseCommandArgs(args);
+    const { values } = parseCommandArgs(rest.slice(1));
     const { config } = loadConfig(file, { parseCache: true });
     return await status(config, Boolean(values.json), Boolean(values.watch));
   } catch (e) {
